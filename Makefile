@@ -1,0 +1,70 @@
+# pgdr — the two commands a new user needs: `make demo` and `make test`. Both install what is
+# missing first (as root through apt-get; otherwise they print the packages to install).
+
+SHELL := /bin/bash
+PREFIX ?= /usr/local
+CARGO ?= cargo
+TOOLS := hba-edit conf-edit wal-archive snap-take snap-prune snap-clone repl-lag
+# Debian/Ubuntu packages: the PostgreSQL server (initdb, pg_ctl, pg_basebackup, pg_waldump),
+# zfs-fuse (a real ZFS pool on a file), btrfs-progs, mandoc (man page lint), util-linux.
+APT_PACKAGES := postgresql zfs-fuse btrfs-progs mandoc util-linux procps
+
+.PHONY: all deps build release test lint unit man man-check bench demo install clean
+
+all: build
+
+deps:
+	@missing=""; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || missing="$$missing postgresql"; \
+	command -v zfs-fuse >/dev/null || command -v zpool >/dev/null || missing="$$missing zfs-fuse"; \
+	command -v mkfs.btrfs >/dev/null || missing="$$missing btrfs-progs"; \
+	command -v mandoc >/dev/null || missing="$$missing mandoc"; \
+	command -v runuser >/dev/null || missing="$$missing util-linux"; \
+	command -v pgrep >/dev/null || missing="$$missing procps"; \
+	if [ -z "$$missing" ]; then echo "deps: everything is installed"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "deps: installing$$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	else echo "deps: missing packages; as root run: apt-get install -y$$missing"; exit 1; fi
+	@command -v $(CARGO) >/dev/null || { echo "deps: cargo (Rust) is required: https://rustup.rs"; exit 1; }
+
+build: deps
+	$(CARGO) build --workspace --bins
+
+release: deps
+	$(CARGO) build --release --bins
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+unit:
+	$(CARGO) test --workspace --no-fail-fast
+
+# Every test: formatting, lints, unit and integration tests on real PostgreSQL, ZFS and
+# btrfs, and the man pages checked against the code.
+test: deps lint unit man-check
+
+man:
+	$(CARGO) run -q -p pgdr-docgen -- write man/man1
+
+man-check:
+	$(CARGO) run -q -p pgdr-docgen -- check man/man1
+	@if command -v mandoc >/dev/null; then \
+	  for f in man/man1/*.1; do [ -e "$$f" ] || continue; mandoc -T lint -W warning "$$f" || exit 1; done; fi
+
+bench: deps release
+	@bash tests/bench/run.sh
+
+demo: deps release
+	@if [ -x tests/demo/demo.sh ]; then bash tests/demo/demo.sh; \
+	else echo "demo: the disaster-recovery drill needs every tool; it is not built yet (issue: make demo)"; exit 1; fi
+
+install: release
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
+	for t in $(TOOLS); do [ -x target/release/$$t ] && install -m 0755 target/release/$$t $(DESTDIR)$(PREFIX)/bin/ || true; done
+	for f in man/man1/*.1; do [ -e "$$f" ] && install -m 0644 $$f $(DESTDIR)$(PREFIX)/share/man/man1/ || true; done
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,809 @@
+//! PostgreSQL connections made the way libpq makes them: a conninfo string or a URI from `-d`,
+//! then the PG* environment variables, then libpq's defaults, then the password file.
+//!
+//! Passwords never leave this module in clear: [`ConnParams`]'s `Display` and
+//! [`redact_conninfo`] show them as `********`.
+
+use crate::error::{Error, Result};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// What a password looks like in any output.
+pub const MASK: &str = "********";
+
+/// libpq keywords we accept; others are refused as libpq does ("invalid connection option").
+const KEYWORDS: &[&str] = &[
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "passfile",
+    "connect_timeout",
+    "application_name",
+    "fallback_application_name",
+    "options",
+    "sslmode",
+    "target_session_attrs",
+    "keepalives",
+    "keepalives_idle",
+    "keepalives_interval",
+    "keepalives_count",
+    "channel_binding",
+    "client_encoding",
+    "replication",
+    "load_balance_hosts",
+];
+
+/// (environment variable, keyword), as in libpq's PQconninfoOptions.
+const ENV_VARS: &[(&str, &str)] = &[
+    ("PGHOST", "host"),
+    ("PGHOSTADDR", "hostaddr"),
+    ("PGPORT", "port"),
+    ("PGDATABASE", "dbname"),
+    ("PGUSER", "user"),
+    ("PGPASSWORD", "password"),
+    ("PGPASSFILE", "passfile"),
+    ("PGCONNECT_TIMEOUT", "connect_timeout"),
+    ("PGAPPNAME", "application_name"),
+    ("PGSSLMODE", "sslmode"),
+    ("PGOPTIONS", "options"),
+    ("PGTARGETSESSIONATTRS", "target_session_attrs"),
+    ("PGCHANNELBINDING", "channel_binding"),
+    ("PGCLIENTENCODING", "client_encoding"),
+];
+
+/// Debian's libpq looks here when no host is given (upstream's default is /tmp).
+pub const DEFAULT_SOCKET_DIRS: &[&str] = &["/var/run/postgresql", "/tmp"];
+
+/// Resolved connection parameters (libpq keywords → values).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ConnParams {
+    params: BTreeMap<String, String>,
+}
+
+impl fmt::Debug for ConnParams {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ConnParams({self})")
+    }
+}
+
+impl fmt::Display for ConnParams {
+    /// A conninfo string with the password masked.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for (k, v) in &self.params {
+            if k == "password" || k == "passfile" {
+                continue;
+            }
+            if !first {
+                f.write_str(" ")?;
+            }
+            first = false;
+            write!(f, "{k}={}", quote_value(v))?;
+        }
+        if self.params.contains_key("password") {
+            write!(f, " password={MASK}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Quotes a conninfo value when it needs it.
+pub fn quote_value(v: &str) -> String {
+    if !v.is_empty()
+        && !v
+            .chars()
+            .any(|c| c.is_whitespace() || c == '\'' || c == '\\')
+    {
+        return v.to_string();
+    }
+    format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+impl ConnParams {
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.params.get(key).map(String::as_str)
+    }
+    pub fn set(&mut self, key: &str, value: impl Into<String>) {
+        self.params.insert(key.to_string(), value.into());
+    }
+    pub fn remove(&mut self, key: &str) {
+        self.params.remove(key);
+    }
+
+    /// Parses `-d`: a `postgres://`/`postgresql://` URI, a `key=value` conninfo string, or
+    /// (like libpq) a bare database name.
+    pub fn parse(s: &str) -> Result<ConnParams> {
+        let params = if s.starts_with("postgresql://") || s.starts_with("postgres://") {
+            parse_uri(s)?
+        } else if s.contains('=') {
+            parse_conninfo(s)?
+        } else {
+            BTreeMap::from([("dbname".to_string(), s.to_string())])
+        };
+        for k in params.keys() {
+            if !KEYWORDS.contains(&k.as_str()) {
+                return Err(Error::usage("invalid connection string")
+                    .because(format!("invalid connection option \"{k}\"")));
+            }
+        }
+        Ok(ConnParams { params })
+    }
+
+    /// `-d` (if any) completed from the PG* environment and libpq's defaults, with the
+    /// password looked up in the password file when none was given.
+    pub fn resolve(dsn: Option<&str>) -> Result<ConnParams> {
+        Self::resolve_with(dsn, &|k| std::env::var(k).ok())
+    }
+
+    /// [`ConnParams::resolve`] with an explicit environment (for tests).
+    pub fn resolve_with(
+        dsn: Option<&str>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<ConnParams> {
+        let mut p = match dsn {
+            Some(s) => Self::parse(s)?,
+            None => ConnParams::default(),
+        };
+        for (var, key) in ENV_VARS {
+            if !p.params.contains_key(*key) {
+                if let Some(v) = env(var).filter(|v| !v.is_empty()) {
+                    p.set(key, v);
+                }
+            }
+        }
+        if !p.params.contains_key("host") && !p.params.contains_key("hostaddr") {
+            let dir = DEFAULT_SOCKET_DIRS
+                .iter()
+                .find(|d| Path::new(d).is_dir())
+                .unwrap_or(&DEFAULT_SOCKET_DIRS[0]);
+            p.set("host", *dir);
+        }
+        if !p.params.contains_key("port") {
+            p.set("port", "5432");
+        }
+        if !p.params.contains_key("user") {
+            let name = crate::owner::current_user()
+                .map(|u| u.name)
+                .ok_or_else(|| {
+                    Error::failed("cannot work out the user name")
+                        .because("no -d user= and no PGUSER")
+                })?;
+            p.set("user", name);
+        }
+        if !p.params.contains_key("dbname") {
+            let user = p.params["user"].clone();
+            p.set("dbname", user);
+        }
+        if !p.params.contains_key("password") {
+            let home = env("HOME")
+                .map(PathBuf::from)
+                .or_else(|| crate::owner::current_user().map(|u| u.home));
+            let file = p
+                .get("passfile")
+                .map(PathBuf::from)
+                .or_else(|| home.map(|h| h.join(".pgpass")));
+            if let Some(file) = file {
+                if let Some(pw) = pgpass_lookup(&file, &p)? {
+                    p.set("password", pw);
+                }
+            }
+        }
+        Ok(p)
+    }
+
+    /// The first host, for matching and messages.
+    fn first(&self, key: &str) -> Option<&str> {
+        self.get(key).and_then(|h| h.split(',').next())
+    }
+
+    /// Builds the client configuration.
+    pub fn to_config(&self) -> Result<postgres::Config> {
+        let mut c = postgres::Config::new();
+        let bad = |what: &str, v: &str| {
+            Error::usage("invalid connection string")
+                .because(format!("invalid {what} value \"{v}\""))
+        };
+        if let Some(hosts) = self.get("host") {
+            for h in hosts.split(',') {
+                if h.starts_with('/') {
+                    c.host_path(h);
+                } else {
+                    c.host(h);
+                }
+            }
+        }
+        if let Some(addrs) = self.get("hostaddr") {
+            for a in addrs.split(',') {
+                c.hostaddr(a.parse().map_err(|_| bad("hostaddr", a))?);
+            }
+        }
+        if let Some(ports) = self.get("port") {
+            for port in ports.split(',') {
+                c.port(port.parse().map_err(|_| bad("port", port))?);
+            }
+        }
+        if let Some(u) = self.get("user") {
+            c.user(u);
+        }
+        if let Some(d) = self.get("dbname") {
+            c.dbname(d);
+        }
+        if let Some(pw) = self.get("password") {
+            c.password(pw);
+        }
+        if let Some(o) = self.get("options") {
+            c.options(o);
+        }
+        let app = self
+            .get("application_name")
+            .or(self.get("fallback_application_name"))
+            .unwrap_or("pgdr");
+        c.application_name(app);
+        if let Some(t) = self.get("connect_timeout") {
+            let secs: i64 = t.trim().parse().map_err(|_| bad("connect_timeout", t))?;
+            // libpq: zero or negative means wait forever; 1 is raised to 2.
+            if secs > 0 {
+                c.connect_timeout(Duration::from_secs(secs.max(2) as u64));
+            }
+        }
+        if let Some(m) = self.get("sslmode") {
+            use postgres::config::SslMode;
+            c.ssl_mode(match m {
+                "disable" => SslMode::Disable,
+                "allow" | "prefer" => SslMode::Prefer,
+                "require" | "verify-ca" | "verify-full" => {
+                    return Err(Error::failed("cannot connect")
+                        .because(format!(
+                            "sslmode={m} needs TLS, which this build of pgdr does not include"
+                        ))
+                        .hint("use sslmode=prefer or disable, or a local socket"))
+                }
+                other => return Err(bad("sslmode", other)),
+            });
+        }
+        if let Some(t) = self.get("target_session_attrs") {
+            use postgres::config::TargetSessionAttrs;
+            c.target_session_attrs(match t {
+                "any" => TargetSessionAttrs::Any,
+                "read-write" => TargetSessionAttrs::ReadWrite,
+                "read-only" => TargetSessionAttrs::ReadOnly,
+                other => return Err(bad("target_session_attrs", other)),
+            });
+        }
+        Ok(c)
+    }
+
+    /// Connects, with an error that names the server but never the password.
+    pub fn connect(&self) -> Result<postgres::Client> {
+        let config = self.to_config()?;
+        config.connect(postgres::NoTls).map_err(|e| {
+            Error::failed(format!("cannot connect to {}", self.describe()))
+                .because(redact_text(&error_text(&e), self.get("password")))
+        })
+    }
+
+    /// `host=… port=… user=… dbname=…` for messages (no password).
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        for k in ["host", "hostaddr", "port", "user", "dbname"] {
+            if let Some(v) = self.get(k) {
+                parts.push(format!("{k}={}", quote_value(v)));
+            }
+        }
+        parts.join(" ")
+    }
+}
+
+/// Resolves and connects in one step: the usual thing a tool does with `-d`.
+pub fn connect(dsn: Option<&str>) -> Result<postgres::Client> {
+    ConnParams::resolve(dsn)?.connect()
+}
+
+/// A database error's full text: message, DETAIL and HINT on one line.
+pub fn error_text(e: &postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut s = format!("{}: {}", db.severity(), db.message());
+        if let Some(d) = db.detail() {
+            s.push_str(&format!(" DETAIL: {d}"));
+        }
+        if let Some(h) = db.hint() {
+            s.push_str(&format!(" HINT: {h}"));
+        }
+        return s;
+    }
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(inner) = src {
+        let t = inner.to_string();
+        if !s.contains(&t) {
+            s.push_str(&format!(": {t}"));
+        }
+        src = inner.source();
+    }
+    crate::error::clean_io_message(&s)
+}
+
+fn redact_text(s: &str, password: Option<&str>) -> String {
+    match password {
+        Some(pw) if !pw.is_empty() => s.replace(pw, MASK),
+        _ => s.to_string(),
+    }
+}
+
+fn parse_conninfo(s: &str) -> Result<BTreeMap<String, String>> {
+    let bad = |why: String| Error::usage("invalid connection string").because(why);
+    let mut out = BTreeMap::new();
+    let mut chars = s.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        if chars.peek().is_none() {
+            break;
+        }
+        let mut key = String::new();
+        while let Some(&c) = chars.peek() {
+            if c == '=' || c.is_whitespace() {
+                break;
+            }
+            key.push(c);
+            chars.next();
+        }
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        if chars.next() != Some('=') {
+            return Err(bad(format!("missing \"=\" after \"{key}\"")));
+        }
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let mut value = String::new();
+        if chars.peek() == Some(&'\'') {
+            chars.next();
+            let mut closed = false;
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => {
+                        if let Some(n) = chars.next() {
+                            value.push(n);
+                        }
+                    }
+                    '\'' => {
+                        closed = true;
+                        break;
+                    }
+                    _ => value.push(c),
+                }
+            }
+            if !closed {
+                return Err(bad("unterminated quoted string".into()));
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c.is_whitespace() {
+                    break;
+                }
+                chars.next();
+                if c == '\\' {
+                    if let Some(n) = chars.next() {
+                        value.push(n);
+                    }
+                } else {
+                    value.push(c);
+                }
+            }
+        }
+        out.insert(key, value);
+    }
+    Ok(out)
+}
+
+fn percent_decode(s: &str) -> Result<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            match hex {
+                Some(b) => {
+                    out.push(b);
+                    i += 3;
+                    continue;
+                }
+                None => {
+                    return Err(Error::usage("invalid connection URI")
+                        .because(format!("invalid percent-encoded token \"{s}\"")))
+                }
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8(out).map_err(|_| {
+        Error::usage("invalid connection URI").because("percent-decoded text is not UTF-8")
+    })
+}
+
+/// `postgresql://[user[:password]@][host][:port][,...][/dbname][?param=value&...]`
+fn parse_uri(s: &str) -> Result<BTreeMap<String, String>> {
+    let rest = s
+        .strip_prefix("postgresql://")
+        .or_else(|| s.strip_prefix("postgres://"))
+        .unwrap_or(s);
+    let mut out = BTreeMap::new();
+    let (main, query) = match rest.split_once('?') {
+        Some((m, q)) => (m, Some(q)),
+        None => (rest, None),
+    };
+    let (authority, path) = match main.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (main, None),
+    };
+    let hostpart = match authority.rsplit_once('@') {
+        Some((userinfo, h)) => {
+            let (u, pw) = match userinfo.split_once(':') {
+                Some((u, pw)) => (u, Some(pw)),
+                None => (userinfo, None),
+            };
+            if !u.is_empty() {
+                out.insert("user".into(), percent_decode(u)?);
+            }
+            if let Some(pw) = pw {
+                out.insert("password".into(), percent_decode(pw)?);
+            }
+            h
+        }
+        None => authority,
+    };
+    let (mut hosts, mut ports) = (Vec::new(), Vec::new());
+    for hp in hostpart.split(',').filter(|x| !x.is_empty()) {
+        let (h, p) = if let Some(rest) = hp.strip_prefix('[') {
+            let (h, after) = rest.split_once(']').ok_or_else(|| {
+                Error::usage("invalid connection URI").because(format!("missing \"]\" in \"{hp}\""))
+            })?;
+            (h.to_string(), after.strip_prefix(':').map(str::to_string))
+        } else {
+            match hp.split_once(':') {
+                Some((h, p)) => (percent_decode(h)?, Some(p.to_string())),
+                None => (percent_decode(hp)?, None),
+            }
+        };
+        hosts.push(h);
+        ports.push(p.unwrap_or_default());
+    }
+    if hosts.iter().any(|h| !h.is_empty()) {
+        out.insert("host".into(), hosts.join(","));
+    }
+    if ports.iter().any(|p| !p.is_empty()) {
+        out.insert("port".into(), ports.join(","));
+    }
+    if let Some(db) = path.filter(|p| !p.is_empty()) {
+        out.insert("dbname".into(), percent_decode(db)?);
+    }
+    if let Some(q) = query {
+        for kv in q.split('&').filter(|x| !x.is_empty()) {
+            let (k, v) = kv.split_once('=').ok_or_else(|| {
+                Error::usage("invalid connection URI").because(format!(
+                    "missing key/value separator \"=\" in URI query parameter \"{kv}\""
+                ))
+            })?;
+            let k = percent_decode(k)?;
+            // libpq accepts ssl=true as sslmode=require.
+            let (k, v) = if k == "ssl" && v == "true" {
+                ("sslmode".to_string(), "require".to_string())
+            } else {
+                (k, percent_decode(v)?)
+            };
+            out.insert(k, v);
+        }
+    }
+    Ok(out)
+}
+
+/// Masks the password in a conninfo string or URI found in free text (`primary_conninfo`).
+pub fn redact_conninfo(s: &str) -> String {
+    if s.starts_with("postgresql://") || s.starts_with("postgres://") {
+        let scheme_end = s.find("://").map(|i| i + 3).unwrap_or(0);
+        let rest = &s[scheme_end..];
+        let auth_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let mut out = String::from(&s[..scheme_end]);
+        let authority = &rest[..auth_end];
+        match authority.rsplit_once('@') {
+            Some((ui, host)) => match ui.split_once(':') {
+                Some((u, _)) => out.push_str(&format!("{u}:{MASK}@{host}")),
+                None => out.push_str(authority),
+            },
+            None => out.push_str(authority),
+        }
+        let tail = &rest[auth_end..];
+        // A password= query parameter, too.
+        let mut parts = Vec::new();
+        for (i, seg) in tail.split('&').enumerate() {
+            let (prefix, kv) = if i == 0 {
+                match seg.split_once('?') {
+                    Some((p, kv)) => (format!("{p}?"), kv),
+                    None => (String::new(), seg),
+                }
+            } else {
+                (String::new(), seg)
+            };
+            if kv.starts_with("password=") {
+                parts.push(format!("{prefix}password={MASK}"));
+            } else if i == 0 && prefix.is_empty() {
+                parts.push(seg.to_string());
+            } else {
+                parts.push(format!("{prefix}{kv}"));
+            }
+        }
+        out.push_str(&parts.join("&"));
+        return out;
+    }
+    // key=value form: find password = value, quoted or not, and replace the value only.
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(pos) = find_keyword(rest, "password") {
+        let after_key = &rest[pos + "password".len()..];
+        let trimmed = after_key.trim_start();
+        let Some(after_eq) = trimmed.strip_prefix('=') else {
+            out.push_str(&rest[..pos + "password".len()]);
+            rest = after_key;
+            continue;
+        };
+        let value_start = after_eq.trim_start();
+        let consumed_before_value = rest.len() - value_start.len();
+        out.push_str(&rest[..consumed_before_value]);
+        let value_len = conninfo_value_len(value_start);
+        out.push_str(MASK);
+        rest = &value_start[value_len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The position of `kw` as a whole keyword (start of text or after whitespace).
+fn find_keyword(s: &str, kw: &str) -> Option<usize> {
+    let mut from = 0;
+    while let Some(i) = s[from..].find(kw) {
+        let at = from + i;
+        let ok_before = at == 0 || s[..at].ends_with(char::is_whitespace);
+        let after = s[at + kw.len()..].trim_start();
+        if ok_before && after.starts_with('=') {
+            return Some(at);
+        }
+        from = at + kw.len();
+    }
+    None
+}
+
+fn conninfo_value_len(v: &str) -> usize {
+    let mut it = v.char_indices().peekable();
+    if v.starts_with('\'') {
+        it.next();
+        while let Some((i, c)) = it.next() {
+            match c {
+                '\\' => {
+                    it.next();
+                }
+                '\'' => return i + 1,
+                _ => {}
+            }
+        }
+        return v.len();
+    }
+    while let Some((i, c)) = it.next() {
+        if c.is_whitespace() {
+            return i;
+        }
+        if c == '\\' {
+            it.next();
+        }
+    }
+    v.len()
+}
+
+/// libpq's password file: `hostname:port:database:username:password`, `*` matching anything,
+/// `\` escaping `:` and `\`. Ignored (as libpq does, with a warning) when it is not a plain
+/// file or is readable or writable by group or others.
+pub fn pgpass_lookup(file: &Path, p: &ConnParams) -> Result<Option<String>> {
+    let meta = match std::fs::metadata(file) {
+        Ok(m) => m,
+        Err(_) => return Ok(None),
+    };
+    if !meta.is_file() {
+        eprintln!(
+            "WARNING: password file \"{}\" is not a plain file",
+            file.display()
+        );
+        return Ok(None);
+    }
+    if meta.mode() & 0o077 != 0 {
+        eprintln!(
+            "WARNING: password file \"{}\" has group or world access; permissions should be u=rw (0600) or less",
+            file.display()
+        );
+        return Ok(None);
+    }
+    let Ok(text) = std::fs::read_to_string(file) else {
+        return Ok(None);
+    };
+    let host = p
+        .first("host")
+        .or(p.first("hostaddr"))
+        .unwrap_or("localhost");
+    // A socket in the default directory is matched as "localhost", as libpq does.
+    let host = if host.is_empty() || DEFAULT_SOCKET_DIRS.contains(&host) {
+        "localhost"
+    } else {
+        host
+    };
+    let port = p.first("port").unwrap_or("5432");
+    let db = p.get("dbname").unwrap_or("");
+    let user = p.get("user").unwrap_or("");
+    for line in text.lines() {
+        let line = line.trim_end_matches('\r');
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        let fields = split_pgpass(line);
+        if fields.len() < 5 {
+            continue;
+        }
+        let m = |pat: &str, v: &str| pat == "*" || pat == v;
+        if m(&fields[0], host) && m(&fields[1], port) && m(&fields[2], db) && m(&fields[3], user) {
+            return Ok(Some(fields[4..].join(":")));
+        }
+    }
+    Ok(None)
+}
+
+fn split_pgpass(line: &str) -> Vec<String> {
+    let mut fields = vec![String::new()];
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                if let Some(n) = chars.next() {
+                    fields.last_mut().expect("non-empty").push(n);
+                }
+            }
+            ':' if fields.len() < 5 => fields.push(String::new()),
+            _ => fields.last_mut().expect("non-empty").push(c),
+        }
+    }
+    fields
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn conninfo_with_quotes() {
+        let p =
+            ConnParams::parse("host=/tmp port = 5433 user=u password='a b\\'c' dbname=x").unwrap();
+        assert_eq!(p.get("host"), Some("/tmp"));
+        assert_eq!(p.get("port"), Some("5433"));
+        assert_eq!(p.get("password"), Some("a b'c"));
+        assert!(!p.to_string().contains("a b"));
+        assert!(p.to_string().contains("password=********"));
+    }
+
+    #[test]
+    fn bad_conninfo() {
+        assert_eq!(
+            ConnParams::parse("host=x bogus=1").unwrap_err().exit_code(),
+            2
+        );
+        assert!(ConnParams::parse("host").is_ok()); // a bare word is a dbname
+        assert!(ConnParams::parse("host=x port").is_err());
+        assert!(ConnParams::parse("password='abc").is_err());
+    }
+
+    #[test]
+    fn uri_forms() {
+        let p = ConnParams::parse(
+            "postgresql://us%40r:p%3Ass@db.example:5433/my%20db?sslmode=disable&application_name=a",
+        )
+        .unwrap();
+        assert_eq!(p.get("user"), Some("us@r"));
+        assert_eq!(p.get("password"), Some("p:ss"));
+        assert_eq!(p.get("host"), Some("db.example"));
+        assert_eq!(p.get("port"), Some("5433"));
+        assert_eq!(p.get("dbname"), Some("my db"));
+        assert_eq!(p.get("sslmode"), Some("disable"));
+        let p = ConnParams::parse("postgres://[::1]:5444,h2/db").unwrap();
+        assert_eq!(p.get("host"), Some("::1,h2"));
+        assert_eq!(p.get("port"), Some("5444,"));
+        let p = ConnParams::parse("postgresql:///db?host=%2Fvar%2Frun%2Fpostgresql").unwrap();
+        assert_eq!(p.get("host"), Some("/var/run/postgresql"));
+    }
+
+    #[test]
+    fn env_fills_gaps_only() {
+        let env = |k: &str| match k {
+            "PGPORT" => Some("6000".to_string()),
+            "PGUSER" => Some("envuser".to_string()),
+            "PGHOST" => Some("/sock".to_string()),
+            "PGPASSFILE" => Some("/nonexistent".to_string()),
+            _ => None,
+        };
+        let p = ConnParams::resolve_with(Some("user=me"), &env).unwrap();
+        assert_eq!(p.get("user"), Some("me"));
+        assert_eq!(p.get("port"), Some("6000"));
+        assert_eq!(p.get("host"), Some("/sock"));
+        assert_eq!(p.get("dbname"), Some("me"));
+        let p = ConnParams::resolve_with(None, &no_env).unwrap();
+        assert_eq!(p.get("port"), Some("5432"));
+    }
+
+    #[test]
+    fn pgpass_rules() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("pgpass");
+        std::fs::write(
+            &f,
+            "# comment\nother:5432:*:u:wrong\nlocalhost:5433:*:u:sock\\:pw\n*:*:db\\:x:*:any\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let p = ConnParams::parse("host=/var/run/postgresql port=5433 user=u dbname=d").unwrap();
+        assert_eq!(pgpass_lookup(&f, &p).unwrap().as_deref(), Some("sock:pw"));
+        let p = ConnParams::parse("host=h port=1 user=z dbname=db:x").unwrap();
+        assert_eq!(pgpass_lookup(&f, &p).unwrap().as_deref(), Some("any"));
+        let p = ConnParams::parse("host=h port=1 user=z dbname=nope").unwrap();
+        assert_eq!(pgpass_lookup(&f, &p).unwrap(), None);
+        // World-readable: ignored, as libpq does.
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let p = ConnParams::parse("host=h port=1 user=z dbname=db:x").unwrap();
+        assert_eq!(pgpass_lookup(&f, &p).unwrap(), None);
+    }
+
+    #[test]
+    fn resolve_reads_passfile() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("pgpass");
+        std::fs::write(&f, "*:*:*:*:secret\n").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let path = f.to_string_lossy().into_owned();
+        let env = move |k: &str| (k == "PGPASSFILE").then(|| path.clone());
+        let p = ConnParams::resolve_with(Some("host=h user=u"), &env).unwrap();
+        assert_eq!(p.get("password"), Some("secret"));
+        assert!(!format!("{p}").contains("secret"));
+        assert!(!format!("{p:?}").contains("secret"));
+    }
+
+    #[test]
+    fn redaction_in_free_text() {
+        assert_eq!(
+            redact_conninfo("host=p user=r password=s3cret application_name=x"),
+            "host=p user=r password=******** application_name=x"
+        );
+        assert_eq!(
+            redact_conninfo("user=r password = 'a b\\'c' port=1"),
+            "user=r password = ******** port=1"
+        );
+        assert_eq!(
+            redact_conninfo("postgresql://u:pw@h:5432/db?password=x&sslmode=disable"),
+            "postgresql://u:********@h:5432/db?password=********&sslmode=disable"
+        );
+        assert_eq!(
+            redact_conninfo("host=p passwordless=1"),
+            "host=p passwordless=1"
+        );
+    }
+}

@@ -1,0 +1,24 @@
+//! Unified diffs for `--dry-run`.
+
+/// A unified diff of `old` → `new`, labelled with the file's path; empty when equal.
+pub fn unified(old: &str, new: &str, path: &str) -> String {
+    if old == new {
+        return String::new();
+    }
+    similar::TextDiff::from_lines(old, new)
+        .unified_diff()
+        .context_radius(3)
+        .header(&format!("a/{path}"), &format!("b/{path}"))
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn shows_changed_line() {
+        let d = super::unified("a\nb\nc\n", "a\nB\nc\n", "f");
+        assert!(d.starts_with("--- a/f\n+++ b/f\n@@ -1,3 +1,3 @@\n"), "{d}");
+        assert!(d.contains("\n-b\n+B\n"));
+        assert_eq!(super::unified("x", "x", "f"), "");
+    }
+}

@@ -1,0 +1,28 @@
+//! pgdr-core: what every pgdr tool shares.
+//!
+//! The runner ([`runner::main`]) parses arguments with clap, calls the tool, prints exactly one
+//! JSON document on success and one stderr line on failure, and maps errors to exit codes.
+//! Around it: atomic file replacement ([`fsx`]), locks ([`lock`]), signal clean-up
+//! ([`signals`]), PostgreSQL connections as libpq makes them ([`conn`]), running commands as a
+//! data directory's owner ([`owner`]), units and LSNs, and man-page rendering ([`man`]).
+
+pub mod conn;
+pub mod diff;
+pub mod error;
+pub mod fsx;
+pub mod input;
+pub mod lock;
+pub mod lsn;
+pub mod man;
+pub mod owner;
+pub mod pgbin;
+pub mod runner;
+pub mod signals;
+pub mod units;
+
+pub use error::{Context, Error, ErrorKind, Result};
+pub use lsn::Lsn;
+pub use runner::{Outcome, OutputArgs, ToolArgs};
+
+/// The version every tool reports (the workspace version).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,138 @@
+//! Running things as the data directory's owner: PostgreSQL refuses to run as root.
+
+use crate::error::{clean_io_message, Error, Result};
+use std::ffi::CStr;
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// An OS user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub uid: u32,
+    pub gid: u32,
+    pub name: String,
+    pub home: PathBuf,
+}
+
+/// The user with this uid, from the password database.
+pub fn user_by_uid(uid: u32) -> Option<User> {
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: buffers are valid for the sizes given; getpwuid_r writes only into them.
+    let rc = unsafe {
+        libc::getpwuid_r(
+            uid,
+            &mut pwd,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    if rc != 0 || result.is_null() {
+        return None;
+    }
+    // SAFETY: on success pw_name and pw_dir point to NUL-terminated strings inside `buf`.
+    let (name, home) = unsafe {
+        (
+            CStr::from_ptr(pwd.pw_name).to_string_lossy().into_owned(),
+            CStr::from_ptr(pwd.pw_dir).to_string_lossy().into_owned(),
+        )
+    };
+    Some(User {
+        uid,
+        gid: pwd.pw_gid,
+        name,
+        home: PathBuf::from(home),
+    })
+}
+
+/// The user this process runs as (effective uid).
+pub fn current_user() -> Option<User> {
+    // SAFETY: geteuid cannot fail.
+    user_by_uid(unsafe { libc::geteuid() })
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The owner of `path` (a data directory), with a clear refusal when that is root.
+pub fn data_dir_owner(path: &Path) -> Result<User> {
+    let meta = std::fs::metadata(path).map_err(|e| {
+        Error::failed(format!("cannot inspect {}", path.display()))
+            .because(clean_io_message(&e.to_string()))
+    })?;
+    if meta.uid() == 0 {
+        return Err(
+            Error::failed(format!("{} is owned by root", path.display()))
+                .because("PostgreSQL refuses to run as root")
+                .hint("chown the data directory to the postgres OS user"),
+        );
+    }
+    Ok(user_by_uid(meta.uid()).unwrap_or(User {
+        uid: meta.uid(),
+        gid: meta.gid(),
+        name: meta.uid().to_string(),
+        home: PathBuf::from("/"),
+    }))
+}
+
+/// A command that runs as `user` when we are root (and as ourselves otherwise), with that
+/// user's HOME, USER and LOGNAME, from a directory the user can enter.
+pub fn command_as(user: &User, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut cmd = Command::new(program);
+    if is_root() && user.uid != 0 {
+        // std drops the supplementary groups (setgroups(0)) before setuid when root.
+        cmd.uid(user.uid).gid(user.gid);
+        cmd.env("HOME", &user.home)
+            .env("USER", &user.name)
+            .env("LOGNAME", &user.name)
+            .current_dir("/");
+    }
+    cmd
+}
+
+/// Changes the owner of `path` and everything below it (as root), without following symlinks.
+pub fn chown_tree(path: &Path, uid: u32, gid: u32) -> Result<()> {
+    fn walk(p: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
+        std::os::unix::fs::lchown(p, Some(uid), Some(gid))?;
+        let meta = std::fs::symlink_metadata(p)?;
+        if meta.is_dir() {
+            for e in std::fs::read_dir(p)? {
+                walk(&e?.path(), uid, gid)?;
+            }
+        }
+        Ok(())
+    }
+    walk(path, uid, gid).map_err(|e| {
+        Error::failed(format!("cannot change the owner of {}", path.display()))
+            .because(clean_io_message(&e.to_string()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn current_user_is_known() {
+        let u = current_user().unwrap();
+        assert!(!u.name.is_empty());
+    }
+
+    #[test]
+    fn root_owned_data_dir_is_refused_when_root() {
+        if !is_root() {
+            return; // only root can own a dir as root here; nothing to check
+        }
+        let d = std::env::temp_dir();
+        let e = data_dir_owner(&d).err();
+        if std::fs::metadata(&d).unwrap().uid() == 0 {
+            assert!(e.unwrap().to_string().contains("refuses to run as root"));
+        }
+    }
+}

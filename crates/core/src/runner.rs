@@ -1,0 +1,180 @@
+//! The runner: `main()` of every tool is one call to [`main`].
+
+use crate::error::{Error, Result};
+use crate::signals;
+use serde_json::{Map, Value};
+use std::io::Write;
+use std::process::ExitCode;
+
+/// Flags every tool has.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct OutputArgs {
+    /// Indent the JSON output.
+    #[arg(long, global = true)]
+    pub pretty: bool,
+}
+
+/// A tool's parsed arguments: clap derive plus access to the shared output flags.
+pub trait ToolArgs: clap::Parser {
+    fn output_args(&self) -> &OutputArgs;
+}
+
+/// What a successful (or reporting) run produces.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    body: Body,
+    /// The exit code with the document (a `check` that found errors prints its report and exits 1).
+    pub code: u8,
+}
+
+#[derive(Debug, Clone)]
+enum Body {
+    Json(Map<String, Value>),
+    /// Non-JSON output asked for explicitly (repl-lag --format prometheus).
+    Text(String),
+}
+
+impl Outcome {
+    /// A JSON document; `doc` must serialize to an object.
+    pub fn json(doc: impl serde::Serialize) -> Result<Outcome> {
+        match serde_json::to_value(doc) {
+            Ok(Value::Object(map)) => Ok(Outcome {
+                body: Body::Json(map),
+                code: 0,
+            }),
+            Ok(_) => Err(Error::failed("internal error").because("output is not a JSON object")),
+            Err(e) => Err(Error::failed("internal error: cannot serialize output").because(e)),
+        }
+    }
+    pub fn text(text: String) -> Outcome {
+        Outcome {
+            body: Body::Text(text),
+            code: 0,
+        }
+    }
+    pub fn with_code(mut self, code: u8) -> Outcome {
+        self.code = code;
+        self
+    }
+    /// The JSON body, for tests and for tools that call each other as libraries.
+    pub fn doc(&self) -> Option<&Map<String, Value>> {
+        match &self.body {
+            Body::Json(m) => Some(m),
+            Body::Text(_) => None,
+        }
+    }
+}
+
+/// Renders the document with `"tool"` and `"version"` first.
+pub fn render(tool: &str, outcome: &Outcome, pretty: bool) -> String {
+    match &outcome.body {
+        Body::Text(t) => t.clone(),
+        Body::Json(map) => {
+            let mut full = Map::new();
+            full.insert("tool".into(), Value::String(tool.into()));
+            full.insert("version".into(), Value::String(crate::VERSION.into()));
+            for (k, v) in map {
+                if k != "tool" && k != "version" {
+                    full.insert(k.clone(), v.clone());
+                }
+            }
+            let v = Value::Object(full);
+            let mut s = if pretty {
+                serde_json::to_string_pretty(&v)
+            } else {
+                serde_json::to_string(&v)
+            }
+            .expect("a serde_json::Value always serializes");
+            s.push('\n');
+            s
+        }
+    }
+}
+
+/// Prints one problem line on stderr: `TOOL: message`.
+pub fn report_error(tool: &str, err: &Error) {
+    if !err.quiet {
+        // A closed stderr is not worth dying over.
+        let _ = writeln!(std::io::stderr(), "{tool}: {err}");
+    }
+}
+
+/// The whole of a tool's `main()`.
+pub fn main<A: ToolArgs>(tool: &'static str, run: fn(A) -> Result<Outcome>) -> ExitCode {
+    signals::install(tool);
+    let args = match A::try_parse() {
+        Ok(a) => a,
+        Err(e) => return ExitCode::from(clap_exit(tool, e)),
+    };
+    let pretty = args.output_args().pretty;
+    match run(args) {
+        Ok(outcome) => {
+            let text = render(tool, &outcome, pretty);
+            write_stdout(text.as_bytes());
+            ExitCode::from(outcome.code)
+        }
+        Err(err) => {
+            report_error(tool, &err);
+            ExitCode::from(err.exit_code())
+        }
+    }
+}
+
+/// Writes the document in one go; a closed pipe ends the run quietly (the work is done by now).
+fn write_stdout(bytes: &[u8]) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(bytes).and_then(|_| out.flush());
+}
+
+/// Help and version go to stdout with exit 0; every other parse error is one line, exit 2.
+fn clap_exit(tool: &str, e: clap::Error) -> u8 {
+    use clap::error::ErrorKind as K;
+    match e.kind() {
+        K::DisplayHelp | K::DisplayVersion => {
+            write_stdout(e.render().to_string().as_bytes());
+            0
+        }
+        _ => {
+            let rendered = e.render().to_string();
+            let first = if e.kind() == K::DisplayHelpOnMissingArgumentOrSubcommand {
+                "a subcommand or argument is required"
+            } else {
+                rendered
+                    .lines()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("invalid arguments")
+            }
+            .trim()
+            .trim_start_matches("error: ")
+            .to_string();
+            report_error(
+                tool,
+                &Error::usage("usage error")
+                    .because(first)
+                    .hint(format!("see '{tool} --help'")),
+            );
+            2
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn tool_and_version_come_first() {
+        let o = Outcome::json(json!({"a": 1, "tool": "x"})).unwrap();
+        let s = render("hba-edit", &o, false);
+        assert!(s.starts_with(r#"{"tool":"hba-edit","version":""#), "{s}");
+        assert!(s.ends_with("\"a\":1}\n"));
+        let p = render("hba-edit", &o, true);
+        assert!(p.contains("\n  \"a\": 1"));
+    }
+
+    #[test]
+    fn non_object_is_refused() {
+        assert!(Outcome::json(json!([1])).is_err());
+    }
+}
