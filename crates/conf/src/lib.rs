@@ -3,5 +3,8 @@
 //! need; postgresql.auto.conf written exactly as `ALTER SYSTEM` writes it ([`auto`]).
 
 pub mod auto;
+pub mod catalog;
+pub mod edit;
 pub mod lex;
+pub mod load;
 pub mod parse;

@@ -1,0 +1,388 @@
+//! The files PostgreSQL reads, in its order (guc-file.l `ParseConfigFile`, `ParseConfigFp`,
+//! conffiles.c `ParseConfigDirectory`, guc.c `ProcessConfigFileInternal`): includes processed
+//! in place, relative paths against the including file's directory, at most 10 levels, then
+//! postgresql.auto.conf. The result has the rows of the `pg_file_settings` view.
+
+use crate::parse::{self, IncludeKind, Kind};
+use pgdr_core::{Error, Result};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// `CONF_FILE_MAX_DEPTH`.
+pub const MAX_DEPTH: u32 = 10;
+
+/// One row of `pg_file_settings`: a setting, or an error (then `name` is usually `None`).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Entry {
+    pub seqno: u32,
+    pub name: Option<String>,
+    pub setting: Option<String>,
+    pub file: String,
+    pub line: u32,
+    pub applied: bool,
+    pub error: Option<String>,
+    /// An earlier occurrence that a later one overrides.
+    #[serde(skip)]
+    pub ignore: bool,
+}
+
+/// Everything read.
+#[derive(Debug, Clone, Default)]
+pub struct Loaded {
+    pub entries: Vec<Entry>,
+    /// Every file read, by the path PostgreSQL names it, with its parse.
+    pub files: BTreeMap<String, parse::File>,
+    /// False when a file could not be read or has a syntax error.
+    pub ok: bool,
+}
+
+impl Loaded {
+    /// The winning entry for `name` (the last occurrence), if any.
+    pub fn effective(&self, name: &str) -> Option<&Entry> {
+        self.entries
+            .iter()
+            .rev()
+            .find(|e| e.error.is_none() && e.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(name)))
+    }
+
+    /// Error rows.
+    pub fn errors(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.iter().filter(|e| e.error.is_some())
+    }
+}
+
+/// PostgreSQL's `canonicalize_path` for Unix paths: no `//`, no `.` components, `..`
+/// applied textually, no trailing slash.
+pub fn canonicalize(path: &str) -> String {
+    let absolute = path.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => match parts.last() {
+                Some(&p) if p != ".." => {
+                    parts.pop();
+                }
+                _ if absolute => {}
+                _ => parts.push(".."),
+            },
+            _ => parts.push(c),
+        }
+    }
+    let joined = parts.join("/");
+    match (absolute, joined.is_empty()) {
+        (true, _) => format!("/{joined}"),
+        (false, true) => ".".into(),
+        (false, false) => joined,
+    }
+}
+
+/// `AbsoluteConfigLocation`: an absolute path is kept as written; a relative one is joined to
+/// the calling file's directory and canonicalized.
+pub fn absolute_location(location: &str, calling_file: &str) -> String {
+    if location.starts_with('/') {
+        return location.to_string();
+    }
+    let dir = match calling_file.rfind('/') {
+        Some(0) => "/",
+        Some(i) => &calling_file[..i],
+        None => ".",
+    };
+    canonicalize(&format!("{dir}/{location}"))
+}
+
+/// Reads a file for parsing. Invalid UTF-8 is refused (exit 2): conf-edit edits text.
+pub fn read(path: &str) -> std::result::Result<String, ReadError> {
+    match std::fs::read(path) {
+        Ok(b) => String::from_utf8(b).map_err(|e| {
+            ReadError::Utf8(
+                Error::usage(format!("cannot read {path}"))
+                    .because(format!("invalid UTF-8 at byte {}", e.utf8_error().valid_up_to())),
+            )
+        }),
+        Err(e) => Err(ReadError::Io(e)),
+    }
+}
+
+pub enum ReadError {
+    Io(std::io::Error),
+    Utf8(Error),
+}
+
+struct Loader {
+    out: Loaded,
+}
+
+impl Loader {
+    fn push(&mut self, mut e: Entry) {
+        e.seqno = self.out.entries.len() as u32 + 1;
+        self.out.entries.push(e);
+    }
+
+    fn error(&mut self, msg: String, file: &str, line: u32) {
+        self.push(Entry {
+            seqno: 0,
+            name: None,
+            setting: None,
+            file: file.into(),
+            line,
+            applied: false,
+            error: Some(msg),
+            ignore: true,
+        });
+    }
+
+    /// `ParseConfigFile`; `calling` is the including file and line.
+    fn file(
+        &mut self,
+        path: &str,
+        strict: bool,
+        calling: Option<(&str, u32)>,
+        depth: u32,
+    ) -> Result<bool> {
+        let (cfile, cline) = calling.unwrap_or(("", 0));
+        if path.trim_matches([' ', '\t', '\r', '\n']).is_empty() {
+            self.error("empty configuration file name".into(), cfile, cline);
+            return Ok(false);
+        }
+        if depth > MAX_DEPTH {
+            self.error("nesting depth exceeded".into(), cfile, cline);
+            return Ok(false);
+        }
+        let abs = match calling {
+            Some((c, _)) => absolute_location(path, c),
+            None => path.to_string(),
+        };
+        if calling.is_some_and(|(c, _)| c == abs) {
+            self.error("configuration file recursion".into(), cfile, cline);
+            return Ok(false);
+        }
+        let text = match read(&abs) {
+            Ok(t) => t,
+            Err(ReadError::Utf8(e)) => return Err(e),
+            Err(ReadError::Io(e)) if e.raw_os_error() == Some(21) => {
+                // fopen() works on a directory; flex then fails to read it.
+                self.error("input in flex scanner failed".into(), &abs, 1);
+                return Ok(false);
+            }
+            Err(_) if !strict => return Ok(true),
+            Err(_) => {
+                self.error(format!("could not open file \"{abs}\""), cfile, cline);
+                return Ok(false);
+            }
+        };
+        let parsed = self.out.files.entry(abs.clone()).or_insert_with(|| parse::parse(&text)).clone();
+        self.fp(&abs, &parsed, depth)
+    }
+
+    /// `ParseConfigFp`, stopping at the first syntax error as `pg_file_settings` does.
+    fn fp(&mut self, abs: &str, file: &parse::File, depth: u32) -> Result<bool> {
+        let mut ok = true;
+        for l in &file.lines {
+            match &l.kind {
+                Kind::Blank => {}
+                Kind::Setting { name, value, .. } => self.push(Entry {
+                    seqno: 0,
+                    name: Some(name.clone()),
+                    setting: Some(value.clone()),
+                    file: abs.into(),
+                    line: l.number,
+                    applied: false,
+                    error: None,
+                    ignore: false,
+                }),
+                Kind::Include { kind, path } => {
+                    let at = Some((abs, l.number));
+                    let r = match kind {
+                        IncludeKind::Include => self.file(path, true, at, depth + 1)?,
+                        IncludeKind::IncludeIfExists => self.file(path, false, at, depth + 1)?,
+                        IncludeKind::IncludeDir => self.dir(path, abs, l.number, depth + 1)?,
+                    };
+                    ok &= r;
+                }
+                Kind::SyntaxError { report_line, .. } => {
+                    self.error("syntax error".into(), abs, *report_line);
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(ok)
+    }
+
+    /// `ParseConfigDirectory`: names ending in `.conf`, not starting with `.`, at least six
+    /// bytes, not directories, in strcmp order; the first failing file ends the directory.
+    fn dir(&mut self, dir: &str, calling: &str, line: u32, depth: u32) -> Result<bool> {
+        if dir.trim_matches([' ', '\t', '\r', '\n']).is_empty() {
+            self.error("empty configuration directory name".into(), calling, line);
+            return Ok(false);
+        }
+        let abs = absolute_location(dir, calling);
+        let rd = match std::fs::read_dir(&abs) {
+            Ok(rd) => rd,
+            Err(_) => {
+                self.error(format!("could not open directory \"{abs}\""), calling, line);
+                return Ok(false);
+            }
+        };
+        let mut names: Vec<String> = Vec::new();
+        for de in rd.flatten() {
+            let n = de.file_name();
+            let Some(n) = n.to_str() else { continue };
+            if n.len() < 6 || n.starts_with('.') || !n.ends_with(".conf") {
+                continue;
+            }
+            let full = canonicalize(&format!("{abs}/{n}"));
+            match std::fs::metadata(&full) {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => names.push(full),
+                Err(_) => {
+                    self.error(format!("could not stat file \"{full}\""), calling, line);
+                    return Ok(false);
+                }
+            }
+        }
+        names.sort();
+        for f in names {
+            if !self.file(&f, true, Some((calling, line)), depth)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// Knows which parameter names exist (a server's `pg_settings`, or `postgres --describe-config`).
+pub trait Names {
+    fn known(&self, name: &str) -> bool;
+}
+
+/// Loads `config` (an absolute path), then, when it read cleanly, `auto` (postgresql.auto.conf,
+/// read if it exists), and marks rows the way `ProcessConfigFileInternal` does: unknown names
+/// without a dot are errors (when `names` is given), earlier duplicates are ignored, and
+/// nothing counts as applied when anything failed.
+pub fn load(config: &str, auto: Option<&str>, names: Option<&dyn Names>) -> Result<Loaded> {
+    match read(config) {
+        Ok(_) => {}
+        Err(ReadError::Utf8(e)) => return Err(e),
+        Err(ReadError::Io(e)) => {
+            return Err(Error::failed(format!("cannot read {config}"))
+                .because(pgdr_core::error::clean_io_message(&e.to_string())))
+        }
+    }
+    let mut l = Loader {
+        out: Loaded::default(),
+    };
+    let mut ok = l.file(config, true, None, 0)?;
+    if ok {
+        if let Some(a) = auto {
+            ok = l.file(a, false, None, 0)?;
+        }
+    }
+    let mut out = l.out;
+    if ok {
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        for i in 0..out.entries.len() {
+            let Some(name) = out.entries[i].name.clone() else { continue };
+            if out.entries[i].error.is_some() {
+                continue;
+            }
+            let key = name.to_ascii_lowercase();
+            let known = names.map(|n| n.known(&key)).unwrap_or(true);
+            if known || seen.contains_key(&key) {
+                if seen.contains_key(&key) {
+                    // guc.c compares the earlier names with strcmp: only the same spelling is
+                    // marked ignored.
+                    for p in 0..i {
+                        if out.entries[p].name.as_deref() == Some(name.as_str()) {
+                            out.entries[p].ignore = true;
+                        }
+                    }
+                }
+                seen.insert(key, i);
+            } else if !name.contains('.') {
+                out.entries[i].error = Some("unrecognized configuration parameter".into());
+                ok = false;
+            } else {
+                seen.insert(key, i);
+            }
+        }
+        if ok {
+            for e in out.entries.iter_mut() {
+                e.applied = !e.ignore && e.error.is_none();
+            }
+        }
+    }
+    out.ok = ok;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        assert_eq!(canonicalize("/a//b/./c/../d/"), "/a/b/d");
+        assert_eq!(canonicalize("/.."), "/");
+        assert_eq!(absolute_location("x.conf", "/etc/pg/main.conf"), "/etc/pg/x.conf");
+        assert_eq!(absolute_location("../x.conf", "/etc/pg/main.conf"), "/etc/x.conf");
+        assert_eq!(absolute_location("/abs//x", "/etc/pg/main.conf"), "/abs//x");
+    }
+
+    fn write(dir: &Path, name: &str, text: &str) -> String {
+        let p = dir.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    }
+
+    #[test]
+    fn includes_in_place_and_last_wins() {
+        let d = tempfile::tempdir().unwrap();
+        let main = write(
+            d.path(),
+            "main.conf",
+            "work_mem = 1MB\ninclude 'a.conf'\ninclude_dir 'conf.d'\ninclude_if_exists 'none.conf'\nport = 5\n",
+        );
+        write(d.path(), "a.conf", "work_mem = 2MB\n");
+        write(d.path(), "conf.d/b.conf", "port = 1\n");
+        write(d.path(), "conf.d/B.conf", "port = 2\n");
+        write(d.path(), "conf.d/.h.conf", "port = 3\n");
+        write(d.path(), "conf.d/a.conf.bak", "port = 4\n");
+        let l = load(&main, None, None).unwrap();
+        assert!(l.ok);
+        let rows: Vec<_> = l
+            .entries
+            .iter()
+            .map(|e| (e.setting.clone().unwrap(), e.applied))
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                ("1MB".into(), false),
+                ("2MB".into(), true),
+                ("2".into(), false),
+                ("1".into(), false),
+                ("5".into(), true)
+            ]
+        );
+        assert_eq!(l.effective("WORK_MEM").unwrap().setting.as_deref(), Some("2MB"));
+    }
+
+    #[test]
+    fn errors_and_loops() {
+        let d = tempfile::tempdir().unwrap();
+        let main = write(d.path(), "main.conf", "a = 1\ninclude 'loop.conf'\nb = 2\n");
+        write(d.path(), "loop.conf", "include 'main.conf'\n");
+        let l = load(&main, None, None).unwrap();
+        assert!(!l.ok);
+        assert_eq!(l.errors().count(), 1);
+        assert_eq!(l.errors().next().unwrap().error.as_deref(), Some("nesting depth exceeded"));
+        let bad = write(d.path(), "bad.conf", "a = 1\nb = = 2\nc = 3\ninclude 'missing.conf'\n");
+        let l = load(&bad, Some("/nonexistent/auto.conf"), None).unwrap();
+        let errs: Vec<_> = l.errors().map(|e| (e.line, e.error.clone().unwrap())).collect();
+        assert_eq!(errs, vec![(2, "syntax error".to_string())]);
+        assert_eq!(l.entries.len(), 2);
+    }
+}
