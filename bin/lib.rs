@@ -10,5 +10,9 @@ pub struct Tool {
 
 /// Every tool this build contains.
 pub fn tools() -> Vec<Tool> {
-    vec![]
+    vec![Tool {
+        name: "conf-edit",
+        command: pgdr_conf::cli::command,
+        man: &pgdr_conf::cli::MAN,
+    }]
 }

@@ -144,7 +144,11 @@ const TIME: &[(&str, f64)] = &[
 /// The size of a pg_settings unit (`8kB`, `16MB`, `ms`, `min`) and its family.
 fn base_unit(unit: &str) -> Option<(f64, &'static [(&'static str, f64)])> {
     let digits: String = unit.chars().take_while(|c| c.is_ascii_digit()).collect();
-    let mult: f64 = if digits.is_empty() { 1.0 } else { digits.parse().ok()? };
+    let mult: f64 = if digits.is_empty() {
+        1.0
+    } else {
+        digits.parse().ok()?
+    };
     let rest = &unit[digits.len()..];
     for table in [MEMORY, TIME] {
         if let Some((_, f)) = table.iter().find(|(u, _)| *u == rest) {
@@ -161,7 +165,8 @@ fn leading_number(v: &str) -> Option<(f64, &str)> {
     let mut i = usize::from(matches!(b.first(), Some(b'+' | b'-')));
     let neg = b.first() == Some(&b'-');
     // Hex and octal integers, like strtol base 0.
-    if b.len() > i + 2 && b[i] == b'0' && (b[i + 1] | 0x20) == b'x' && b[i + 2].is_ascii_hexdigit() {
+    if b.len() > i + 2 && b[i] == b'0' && (b[i + 1] | 0x20) == b'x' && b[i + 2].is_ascii_hexdigit()
+    {
         let start = i + 2;
         let mut j = start;
         while j < b.len() && b[j].is_ascii_hexdigit() {
@@ -182,13 +187,19 @@ fn leading_number(v: &str) -> Option<(f64, &str)> {
         }
         let digits = &s[int_start..int_end];
         let n = if digits.len() > 1 && digits.starts_with('0') {
-            i64::from_str_radix(digits, 8).ok().map(|x| x as f64).unwrap_or(f64::NAN)
+            i64::from_str_radix(digits, 8)
+                .ok()
+                .map(|x| x as f64)
+                .unwrap_or(f64::NAN)
         } else {
             digits.parse::<f64>().ok()?
         };
         if n.is_nan() {
             // "08": strtol stops at the 8.
-            let oct: String = digits.chars().take_while(|c| ('0'..='7').contains(c)).collect();
+            let oct: String = digits
+                .chars()
+                .take_while(|c| ('0'..='7').contains(c))
+                .collect();
             let n = i64::from_str_radix(&oct, 8).unwrap_or(0) as f64;
             return Some((if neg { -n } else { n }, &s[int_start + oct.len()..]));
         }
@@ -217,6 +228,19 @@ fn leading_number(v: &str) -> Option<(f64, &str)> {
     }
     let n: f64 = s[..i].parse().ok()?;
     Some((n, &s[i..]))
+}
+
+/// `value` in the parameter's base unit (pg_settings.unit), when it parses.
+pub fn to_base_units(p: &Param, value: &str) -> Option<f64> {
+    let (n, rest) = leading_number(value)?;
+    let unit = rest.trim();
+    if unit.is_empty() {
+        return Some(n);
+    }
+    let (base, table) = base_unit(p.unit.as_deref()?)?;
+    let (_, f) = table.iter().find(|(u, _)| *u == unit)?;
+    let v = n * f / base;
+    Some(if p.vartype == "integer" { v.round() } else { v })
 }
 
 /// Checks `value` for `p`; returns the problem, if any.
@@ -252,13 +276,15 @@ pub fn check_value(p: &Param, value: &str) -> Option<String> {
                 match p.unit.as_deref().and_then(base_unit) {
                     Some((base, table)) => match table.iter().find(|(u, _)| *u == unit) {
                         Some((_, f)) => v = n * f / base,
-                        None => {
-                            return Some(format!(
-                                "invalid value for parameter \"{}\": \"{value}\" (valid units are {})",
-                                p.name,
-                                table.iter().map(|(u, _)| format!("\"{u}\"")).collect::<Vec<_>>().join(", ")
-                            ))
-                        }
+                        None => return Some(format!(
+                            "invalid value for parameter \"{}\": \"{value}\" (valid units are {})",
+                            p.name,
+                            table
+                                .iter()
+                                .map(|(u, _)| format!("\"{u}\""))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )),
                     },
                     None if p.unit.is_none() && p.min.is_some() && p.setting.is_none() => {
                         // Offline: the unit family is unknown; any unit name is accepted here

@@ -125,7 +125,9 @@ mod tests {
 
     #[test]
     fn in_place_keeps_bytes() {
-        let f = parse::parse("# top\nwork_mem = 4MB\t\t# per sort\nlisten_addresses = 'localhost' # x\n");
+        let f = parse::parse(
+            "# top\nwork_mem = 4MB\t\t# per sort\nlisten_addresses = 'localhost' # x\n",
+        );
         assert_eq!(
             set_in_line(&f, 2, "64MB").unwrap(),
             "work_mem = 64MB\t\t# per sort"
@@ -145,7 +147,10 @@ mod tests {
         let f = parse::parse("#wal_level = replica\t\t\t# minimal, replica, or logical\n  #archive_command = ''\t# cmd\n");
         assert_eq!(
             uncomment_candidate(&f, "WAL_LEVEL", "logical").unwrap(),
-            (1, "wal_level = logical\t\t\t# minimal, replica, or logical".into())
+            (
+                1,
+                "wal_level = logical\t\t\t# minimal, replica, or logical".into()
+            )
         );
         assert_eq!(
             uncomment_candidate(&f, "archive_command", "cp %p /a/%f").unwrap(),

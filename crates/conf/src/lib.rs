@@ -4,6 +4,7 @@
 
 pub mod auto;
 pub mod catalog;
+pub mod cli;
 pub mod edit;
 pub mod lex;
 pub mod load;

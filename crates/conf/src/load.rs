@@ -7,7 +7,6 @@ use crate::parse::{self, IncludeKind, Kind};
 use pgdr_core::{Error, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::path::Path;
 
 /// `CONF_FILE_MAX_DEPTH`.
 pub const MAX_DEPTH: u32 = 10;
@@ -40,10 +39,12 @@ pub struct Loaded {
 impl Loaded {
     /// The winning entry for `name` (the last occurrence), if any.
     pub fn effective(&self, name: &str) -> Option<&Entry> {
-        self.entries
-            .iter()
-            .rev()
-            .find(|e| e.error.is_none() && e.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(name)))
+        self.entries.iter().rev().find(|e| {
+            e.error.is_none()
+                && e.name
+                    .as_deref()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(name))
+        })
     }
 
     /// Error rows.
@@ -96,10 +97,10 @@ pub fn absolute_location(location: &str, calling_file: &str) -> String {
 pub fn read(path: &str) -> std::result::Result<String, ReadError> {
     match std::fs::read(path) {
         Ok(b) => String::from_utf8(b).map_err(|e| {
-            ReadError::Utf8(
-                Error::usage(format!("cannot read {path}"))
-                    .because(format!("invalid UTF-8 at byte {}", e.utf8_error().valid_up_to())),
-            )
+            ReadError::Utf8(Error::usage(format!("cannot read {path}")).because(format!(
+                "invalid UTF-8 at byte {}",
+                e.utf8_error().valid_up_to()
+            )))
         }),
         Err(e) => Err(ReadError::Io(e)),
     }
@@ -110,11 +111,13 @@ pub enum ReadError {
     Utf8(Error),
 }
 
-struct Loader {
+struct Loader<'a> {
     out: Loaded,
+    /// Texts to read instead of the disk (pending edits).
+    overlay: &'a BTreeMap<String, String>,
 }
 
-impl Loader {
+impl Loader<'_> {
     fn push(&mut self, mut e: Entry) {
         e.seqno = self.out.entries.len() as u32 + 1;
         self.out.entries.push(e);
@@ -158,7 +161,13 @@ impl Loader {
             self.error("configuration file recursion".into(), cfile, cline);
             return Ok(false);
         }
-        let text = match read(&abs) {
+        let text = match self
+            .overlay
+            .get(&abs)
+            .cloned()
+            .map(Ok)
+            .unwrap_or_else(|| read(&abs))
+        {
             Ok(t) => t,
             Err(ReadError::Utf8(e)) => return Err(e),
             Err(ReadError::Io(e)) if e.raw_os_error() == Some(21) => {
@@ -172,7 +181,12 @@ impl Loader {
                 return Ok(false);
             }
         };
-        let parsed = self.out.files.entry(abs.clone()).or_insert_with(|| parse::parse(&text)).clone();
+        let parsed = self
+            .out
+            .files
+            .entry(abs.clone())
+            .or_insert_with(|| parse::parse(&text))
+            .clone();
         self.fp(&abs, &parsed, depth)
     }
 
@@ -262,7 +276,21 @@ pub trait Names {
 /// without a dot are errors (when `names` is given), earlier duplicates are ignored, and
 /// nothing counts as applied when anything failed.
 pub fn load(config: &str, auto: Option<&str>, names: Option<&dyn Names>) -> Result<Loaded> {
-    match read(config) {
+    load_with(config, auto, names, &BTreeMap::new())
+}
+
+/// [`load`], reading `overlay` texts instead of the files they name.
+pub fn load_with(
+    config: &str,
+    auto: Option<&str>,
+    names: Option<&dyn Names>,
+    overlay: &BTreeMap<String, String>,
+) -> Result<Loaded> {
+    match overlay
+        .get(config)
+        .map(|_| Ok(String::new()))
+        .unwrap_or_else(|| read(config))
+    {
         Ok(_) => {}
         Err(ReadError::Utf8(e)) => return Err(e),
         Err(ReadError::Io(e)) => {
@@ -272,6 +300,7 @@ pub fn load(config: &str, auto: Option<&str>, names: Option<&dyn Names>) -> Resu
     }
     let mut l = Loader {
         out: Loaded::default(),
+        overlay,
     };
     let mut ok = l.file(config, true, None, 0)?;
     if ok {
@@ -283,7 +312,9 @@ pub fn load(config: &str, auto: Option<&str>, names: Option<&dyn Names>) -> Resu
     if ok {
         let mut seen: BTreeMap<String, usize> = BTreeMap::new();
         for i in 0..out.entries.len() {
-            let Some(name) = out.entries[i].name.clone() else { continue };
+            let Some(name) = out.entries[i].name.clone() else {
+                continue;
+            };
             if out.entries[i].error.is_some() {
                 continue;
             }
@@ -320,13 +351,20 @@ pub fn load(config: &str, auto: Option<&str>, names: Option<&dyn Names>) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn paths() {
         assert_eq!(canonicalize("/a//b/./c/../d/"), "/a/b/d");
         assert_eq!(canonicalize("/.."), "/");
-        assert_eq!(absolute_location("x.conf", "/etc/pg/main.conf"), "/etc/pg/x.conf");
-        assert_eq!(absolute_location("../x.conf", "/etc/pg/main.conf"), "/etc/x.conf");
+        assert_eq!(
+            absolute_location("x.conf", "/etc/pg/main.conf"),
+            "/etc/pg/x.conf"
+        );
+        assert_eq!(
+            absolute_location("../x.conf", "/etc/pg/main.conf"),
+            "/etc/x.conf"
+        );
         assert_eq!(absolute_location("/abs//x", "/etc/pg/main.conf"), "/abs//x");
     }
 
@@ -367,7 +405,10 @@ mod tests {
                 ("5".into(), true)
             ]
         );
-        assert_eq!(l.effective("WORK_MEM").unwrap().setting.as_deref(), Some("2MB"));
+        assert_eq!(
+            l.effective("WORK_MEM").unwrap().setting.as_deref(),
+            Some("2MB")
+        );
     }
 
     #[test]
@@ -378,10 +419,20 @@ mod tests {
         let l = load(&main, None, None).unwrap();
         assert!(!l.ok);
         assert_eq!(l.errors().count(), 1);
-        assert_eq!(l.errors().next().unwrap().error.as_deref(), Some("nesting depth exceeded"));
-        let bad = write(d.path(), "bad.conf", "a = 1\nb = = 2\nc = 3\ninclude 'missing.conf'\n");
+        assert_eq!(
+            l.errors().next().unwrap().error.as_deref(),
+            Some("nesting depth exceeded")
+        );
+        let bad = write(
+            d.path(),
+            "bad.conf",
+            "a = 1\nb = = 2\nc = 3\ninclude 'missing.conf'\n",
+        );
         let l = load(&bad, Some("/nonexistent/auto.conf"), None).unwrap();
-        let errs: Vec<_> = l.errors().map(|e| (e.line, e.error.clone().unwrap())).collect();
+        let errs: Vec<_> = l
+            .errors()
+            .map(|e| (e.line, e.error.clone().unwrap()))
+            .collect();
         assert_eq!(errs, vec![(2, "syntax error".to_string())]);
         assert_eq!(l.entries.len(), 2);
     }
