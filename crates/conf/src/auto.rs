@@ -114,6 +114,24 @@ pub fn apply(existing: &str, changes: &[(&str, Option<&str>)]) -> Result<String>
     Ok(render(&list))
 }
 
+/// Whether `changes` are already in effect in `existing`: each set name has exactly one entry
+/// with that value, each removed name none. ALTER SYSTEM would still move the entry to the end;
+/// `conf-edit --auto` leaves such a file alone so that a repeated run changes nothing.
+pub fn is_noop(existing: &str, changes: &[(&str, Option<&str>)]) -> Result<bool> {
+    let list = entries(existing)?;
+    Ok(changes.iter().all(|(name, value)| {
+        let same: Vec<&String> = list
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+            .collect();
+        match value {
+            Some(v) => same.len() == 1 && same[0] == v,
+            None => same.is_empty(),
+        }
+    }) && existing.starts_with(HEADER))
+}
+
 /// The file text for a list of entries.
 pub fn render(list: &[(String, String)]) -> String {
     let mut s = String::from(HEADER);

@@ -61,11 +61,12 @@ impl Catalog {
             );
         }
         // Hidden from --describe-config (GUC_NO_SHOW_ALL / internal) but known to the server.
-        for n in HIDDEN {
+        for (n, context) in HIDDEN {
             params.entry(n.to_string()).or_insert(Param {
                 name: n.to_string(),
-                context: "internal".into(),
-                vartype: "string".into(),
+                context: context.to_string(),
+                // Unknown type: the value is left to the server check.
+                vartype: String::new(),
                 ..Param::default()
             });
         }
@@ -76,40 +77,63 @@ impl Catalog {
     }
 }
 
-/// Parameters `--describe-config` leaves out that a file may still name.
-const HIDDEN: &[&str] = &[
-    "is_superuser",
-    "session_authorization",
-    "role",
-    "transaction_isolation",
-    "transaction_read_only",
-    "transaction_deferrable",
-    "seed",
-    "server_version",
-    "server_version_num",
-    "server_encoding",
-    "lc_collate",
-    "lc_ctype",
-    "block_size",
-    "segment_size",
-    "wal_block_size",
-    "wal_segment_size",
-    "max_function_args",
-    "max_index_keys",
-    "max_identifier_length",
-    "integer_datetimes",
-    "data_checksums",
-    "data_directory_mode",
-    "debug_assertions",
-    "in_hot_standby",
-    "shared_memory_size",
-    "shared_memory_size_in_huge_pages",
-    "ssl_library",
-    "sort_mem",
-    "vacuum_mem",
-    "force_parallel_mode",
-    "debug_parallel_query",
-    "standard_conforming_strings",
+/// Parameters `--describe-config` leaves out (developer options, `GUC_NO_SHOW_ALL`,
+/// `GUC_NOT_IN_SAMPLE`) that a file may still name; `internal` ones cannot be set at all.
+const HIDDEN: &[(&str, &str)] = &[
+    ("allow_in_place_tablespaces", "superuser"),
+    ("allow_system_table_mods", "superuser"),
+    ("application_name", "user"),
+    ("backtrace_functions", "superuser"),
+    ("debug_discard_caches", "superuser"),
+    ("force_parallel_mode", "user"),
+    ("debug_parallel_query", "user"),
+    ("ignore_checksum_failure", "superuser"),
+    ("ignore_invalid_pages", "postmaster"),
+    ("ignore_system_indexes", "backend"),
+    ("jit_debugging_support", "superuser-backend"),
+    ("jit_dump_bitcode", "superuser"),
+    ("jit_expressions", "user"),
+    ("jit_profiling_support", "superuser-backend"),
+    ("jit_tuple_deforming", "user"),
+    ("post_auth_delay", "backend"),
+    ("pre_auth_delay", "sighup"),
+    ("remove_temp_files_after_crash", "sighup"),
+    ("restrict_nonsystem_relation_kind", "user"),
+    ("trace_notify", "user"),
+    ("trace_recovery_messages", "sighup"),
+    ("trace_sort", "user"),
+    ("transaction_deferrable", "user"),
+    ("transaction_isolation", "user"),
+    ("transaction_read_only", "user"),
+    ("wal_consistency_checking", "superuser"),
+    ("zero_damaged_pages", "superuser"),
+    ("is_superuser", "internal"),
+    ("session_authorization", "user"),
+    ("role", "user"),
+    ("seed", "user"),
+    ("config_file", "postmaster"),
+    ("sort_mem", "user"),
+    ("vacuum_mem", "user"),
+    ("block_size", "internal"),
+    ("data_checksums", "internal"),
+    ("data_directory_mode", "internal"),
+    ("debug_assertions", "internal"),
+    ("in_hot_standby", "internal"),
+    ("integer_datetimes", "internal"),
+    ("lc_collate", "internal"),
+    ("lc_ctype", "internal"),
+    ("max_function_args", "internal"),
+    ("max_identifier_length", "internal"),
+    ("max_index_keys", "internal"),
+    ("segment_size", "internal"),
+    ("server_encoding", "internal"),
+    ("server_version", "internal"),
+    ("server_version_num", "internal"),
+    ("shared_memory_size", "internal"),
+    ("shared_memory_size_in_huge_pages", "internal"),
+    ("ssl_library", "internal"),
+    ("wal_block_size", "internal"),
+    ("wal_segment_size", "internal"),
 ];
 
 /// `parse_bool`: on/off/true/false/yes/no/1/0 or an unambiguous prefix, any case.
@@ -252,7 +276,16 @@ pub fn check_value(p: &Param, value: &str) -> Option<String> {
             }
         }
         "enum" => {
-            if !p.enumvals.is_empty() && !p.enumvals.iter().any(|e| e.eq_ignore_ascii_case(value)) {
+            // Hidden aliases guc_tables.c accepts but pg_settings does not list: boolean
+            // spellings where "on"/"off" are values, and wal_level's old names.
+            let has = |v: &str| p.enumvals.iter().any(|e| e == v);
+            let alias = (has("on") && has("off") && parse_bool(value).is_some())
+                || (p.name == "wal_level"
+                    && ["archive", "hot_standby"].contains(&value.to_ascii_lowercase().as_str()));
+            if !p.enumvals.is_empty()
+                && !alias
+                && !p.enumvals.iter().any(|e| e.eq_ignore_ascii_case(value))
+            {
                 return Some(format!(
                     "invalid value for parameter \"{}\": \"{value}\" (available values: {})",
                     p.name,
@@ -276,7 +309,8 @@ pub fn check_value(p: &Param, value: &str) -> Option<String> {
                 match p.unit.as_deref().and_then(base_unit) {
                     Some((base, table)) => match table.iter().find(|(u, _)| *u == unit) {
                         Some((_, f)) => v = n * f / base,
-                        None => return Some(format!(
+                        None => {
+                            return Some(format!(
                             "invalid value for parameter \"{}\": \"{value}\" (valid units are {})",
                             p.name,
                             table
@@ -284,7 +318,8 @@ pub fn check_value(p: &Param, value: &str) -> Option<String> {
                                 .map(|(u, _)| format!("\"{u}\""))
                                 .collect::<Vec<_>>()
                                 .join(", ")
-                        )),
+                        ))
+                        }
                     },
                     None if p.unit.is_none() && p.min.is_some() && p.setting.is_none() => {
                         // Offline: the unit family is unknown; any unit name is accepted here

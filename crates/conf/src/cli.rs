@@ -476,7 +476,11 @@ fn change(
             .iter()
             .map(|(n, v)| (n.as_str(), v.as_deref()))
             .collect();
-        let new = auto::apply(&old, &refs)?;
+        let new = if auto::is_noop(&old, &refs)? {
+            old.clone()
+        } else {
+            auto::apply(&old, &refs)?
+        };
         let after = auto::entries(&new)?;
         let new_file = parse::parse(&new);
         for (n, v) in &changes {
@@ -945,7 +949,11 @@ fn postgres_c(p: &Paths) -> Value {
         Ok(o) => {
             let errs: Vec<String> = String::from_utf8_lossy(&o.stderr)
                 .lines()
-                .map(|l| l.trim().to_string())
+                // "2026-01-01 00:00:00.000 UTC [123] LOG:  text" → "LOG: text"
+                .map(|l| {
+                    let l = l.split_once("] ").map(|(_, r)| r).unwrap_or(l);
+                    l.split_whitespace().collect::<Vec<_>>().join(" ")
+                })
                 .filter(|l| !l.is_empty())
                 .collect();
             json!({"ran": true, "errors": errs})
