@@ -72,10 +72,10 @@ pub fn validate(name: &str, value: Option<&str>) -> Result<()> {
             .because("a name is a letter followed by letters, digits or _, with at most one dot")
             .hint("custom parameters look like extension.name"));
     }
-    if DISALLOWED.contains(&lower.as_str()) {
+    if lower == "config_file" {
         return Err(
             Error::failed(format!("parameter \"{name}\" cannot be changed"))
-                .because("PostgreSQL does not allow it in postgresql.auto.conf"),
+                .because("PostgreSQL does not allow it in a configuration file"),
         );
     }
     if let Some(v) = value {
@@ -103,6 +103,12 @@ pub fn validate(name: &str, value: Option<&str>) -> Result<()> {
 pub fn apply(existing: &str, changes: &[(&str, Option<&str>)]) -> Result<String> {
     for (name, value) in changes {
         validate(name, *value)?;
+        if DISALLOWED.contains(&name.to_ascii_lowercase().as_str()) {
+            return Err(
+                Error::failed(format!("parameter \"{name}\" cannot be changed"))
+                    .because("PostgreSQL does not allow it in postgresql.auto.conf"),
+            );
+        }
     }
     let mut list = entries(existing)?;
     for (name, value) in changes {

@@ -270,10 +270,8 @@ pub fn to_base_units(p: &Param, value: &str) -> Option<f64> {
 /// Checks `value` for `p`; returns the problem, if any.
 pub fn check_value(p: &Param, value: &str) -> Option<String> {
     match p.vartype.as_str() {
-        "bool" | "boolean" => {
-            if parse_bool(value).is_none() {
-                return Some(format!("parameter \"{}\" requires a Boolean value", p.name));
-            }
+        "bool" | "boolean" if parse_bool(value).is_none() => {
+            return Some(format!("parameter \"{}\" requires a Boolean value", p.name));
         }
         "enum" => {
             // Hidden aliases guc_tables.c accepts but pg_settings does not list: boolean

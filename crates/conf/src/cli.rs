@@ -297,7 +297,6 @@ pub fn run(a: Args) -> Result<Outcome> {
                 check_name(n)?;
             }
             let l = load_tree(&p, None)?;
-            refuse_unreadable(&l)?;
             let mut settings = Map::new();
             for n in names {
                 let v = match l.effective(n) {
@@ -383,12 +382,6 @@ fn check_name(n: &str) -> Result<()> {
         Err(Error::usage(format!("invalid parameter name \"{n}\""))
             .because("a name is a letter followed by letters, digits or _, with at most one dot"))
     }
-}
-
-/// A tree whose top file cannot be read is an error (load() already failed); errors deeper
-/// in are reported by show/check, not here.
-fn refuse_unreadable(_l: &Loaded) -> Result<()> {
-    Ok(())
 }
 
 /// Turns `{"settings": {...}}` into changes.
@@ -481,7 +474,6 @@ fn change(
         } else {
             auto::apply(&old, &refs)?
         };
-        let after = auto::entries(&new)?;
         let new_file = parse::parse(&new);
         for (n, v) in &changes {
             let old_v = before
@@ -505,7 +497,6 @@ fn change(
                 (Some(_), None) => "removed",
                 (None, None) => "unchanged",
             };
-            let _ = &after;
             report.push(Change {
                 name: n.clone(),
                 action,
