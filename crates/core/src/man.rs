@@ -59,9 +59,11 @@ pub fn render(cmd: clap::Command, extra: &ManExtra) -> String {
         section(&mut out, title, body);
     }
     out.push_str(".SH EXAMPLES\n");
-    for (what, line) in extra.examples {
+    for (i, (what, line)) in extra.examples.iter().enumerate() {
+        // A paragraph macro right after .SH is redundant (mandoc -W warning).
+        let pp = if i == 0 { "" } else { ".PP\n" };
         out.push_str(&format!(
-            ".PP\n{}.PP\n.RS 4\n.nf\n{}.fi\n.RE\n",
+            "{pp}{}.PP\n.RS 4\n.nf\n{}.fi\n.RE\n",
             escape(what),
             escape(line)
         ));
