@@ -391,6 +391,7 @@ mod tests {
             ..Param::default()
         };
         assert!(check_value(&e, "LOGICAL").is_none());
-        assert!(check_value(&e, "archive").is_some());
+        assert!(check_value(&e, "archive").is_none());
+        assert!(check_value(&e, "bogus").is_some());
     }
 }
