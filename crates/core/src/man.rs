@@ -36,7 +36,9 @@ fn section(out: &mut String, title: &str, body: &str) {
 /// JSON OUTPUT, EXIT STATUS, the extra sections, EXAMPLES, and VERSION.
 pub fn render(cmd: clap::Command, extra: &ManExtra) -> String {
     let man = clap_mangen::Man::new(cmd.clone())
-        .date("")
+        // A fixed, parseable date: mandoc -W warning rejects a missing one, and a build date
+        // would make `make man-check` drift.
+        .date("2026-01-01")
         .source(format!("pgdr {}", crate::VERSION));
     let mut buf = Vec::new();
     man.render_title(&mut buf).expect("write to Vec");
