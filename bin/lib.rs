@@ -10,5 +10,9 @@ pub struct Tool {
 
 /// Every tool this build contains.
 pub fn tools() -> Vec<Tool> {
-    vec![]
+    vec![Tool {
+        name: "repl-lag",
+        command: pgdr_lag::cli::command,
+        man: &pgdr_lag::cli::MAN,
+    }]
 }
