@@ -34,9 +34,13 @@ fn section(out: &mut String, title: &str, body: &str) {
 
 /// Renders the whole page: NAME, SYNOPSIS, DESCRIPTION, OPTIONS, subcommands from clap, then
 /// JSON OUTPUT, EXIT STATUS, the extra sections, EXAMPLES, and VERSION.
+/// The date in every page's title line.
+pub const MAN_DATE: &str = "2026-11-21";
+
 pub fn render(cmd: clap::Command, extra: &ManExtra) -> String {
     let man = clap_mangen::Man::new(cmd.clone())
-        .date("")
+        // mandoc wants a date; a fixed one keeps the generated pages free of drift.
+        .date(MAN_DATE)
         .source(format!("pgdr {}", crate::VERSION));
     let mut buf = Vec::new();
     man.render_title(&mut buf).expect("write to Vec");
@@ -59,9 +63,11 @@ pub fn render(cmd: clap::Command, extra: &ManExtra) -> String {
         section(&mut out, title, body);
     }
     out.push_str(".SH EXAMPLES\n");
-    for (what, line) in extra.examples {
+    for (i, (what, line)) in extra.examples.iter().enumerate() {
+        // No paragraph macro right after .SH (mandoc -W warning flags it).
         out.push_str(&format!(
-            ".PP\n{}.PP\n.RS 4\n.nf\n{}.fi\n.RE\n",
+            "{}{}.PP\n.RS 4\n.nf\n{}.fi\n.RE\n",
+            if i == 0 { "" } else { ".PP\n" },
             escape(what),
             escape(line)
         ));
