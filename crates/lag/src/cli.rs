@@ -18,9 +18,7 @@ const DEFAULT_CONNECT_TIMEOUT: &str = "10";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
-    /// One JSON document.
     Json,
-    /// Prometheus text exposition format (node_exporter textfile collector).
     Prometheus,
 }
 
@@ -82,8 +80,8 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub max_archive_failures: Option<u32>,
 
-    /// Output format
-    #[arg(long, value_enum, default_value = "json")]
+    /// json (one document) or prometheus (text exposition format for node_exporter's textfile collector)
+    #[arg(long, value_enum, default_value = "json", hide_possible_values = true)]
     pub format: Format,
 
     #[command(flatten)]
