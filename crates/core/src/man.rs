@@ -32,11 +32,11 @@ fn section(out: &mut String, title: &str, body: &str) {
     out.push_str(&escape(body));
 }
 
-/// Renders the whole page: NAME, SYNOPSIS, DESCRIPTION, OPTIONS, subcommands from clap, then
-/// JSON OUTPUT, EXIT STATUS, the extra sections, EXAMPLES, and VERSION.
 /// The date in every page's title line.
 pub const MAN_DATE: &str = "2026-11-21";
 
+/// Renders the whole page: NAME, SYNOPSIS, DESCRIPTION, OPTIONS, subcommands from clap, then
+/// JSON OUTPUT, EXIT STATUS, the extra sections, EXAMPLES, and VERSION.
 pub fn render(cmd: clap::Command, extra: &ManExtra) -> String {
     let man = clap_mangen::Man::new(cmd.clone())
         // mandoc wants a date; a fixed one keeps the generated pages free of drift.
