@@ -333,6 +333,7 @@ mod tests {
         };
         Report {
             server: "host=x".into(),
+            instance: "x:5432".into(),
             status: Status::Ok,
             problems: vec![],
             server_version: None,
@@ -479,6 +480,7 @@ mod tests {
     fn standby_report(v: StandbyView) -> Report {
         Report {
             server: "s".into(),
+            instance: "s:5432".into(),
             status: Status::Ok,
             problems: vec![],
             server_version: None,

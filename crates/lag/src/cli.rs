@@ -149,7 +149,7 @@ pub fn run(args: Args) -> Result<Outcome> {
         let mut report = match read_server(t) {
             Ok(r) => r,
             Err(e) if single => return Err(unknown(e)),
-            Err(e) => Report::unknown(t.describe(), e.to_string()),
+            Err(e) => Report::unknown(t.describe(), crate::collect::instance(t), e.to_string()),
         };
         evaluate(&mut report, &th);
         reports.push(report);

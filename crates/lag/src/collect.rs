@@ -87,6 +87,22 @@ fn probe(client: &mut postgres::Client) -> Result<Probe> {
     })
 }
 
+/// `host:port` of the first host, to label metrics.
+pub fn instance(params: &ConnParams) -> String {
+    let first = |k: &str| {
+        params
+            .get(k)
+            .map(|v| v.split(',').next().unwrap_or("").to_string())
+    };
+    format!(
+        "{}:{}",
+        first("host")
+            .or_else(|| first("hostaddr"))
+            .unwrap_or_default(),
+        first("port").unwrap_or_default()
+    )
+}
+
 /// Connects and reads one server. Errors (cannot connect, a query refused) are the caller's
 /// UNKNOWN; a report's status is left for [`crate::check::evaluate`].
 pub fn read_server(params: &ConnParams) -> Result<Report> {
@@ -105,6 +121,7 @@ pub fn read_server(params: &ConnParams) -> Result<Report> {
     };
     Ok(Report {
         server: params.describe(),
+        instance: instance(params),
         status: Status::Ok,
         problems: Vec::new(),
         server_version: Some(p.version),

@@ -339,6 +339,9 @@ pub enum View {
 pub struct Report {
     /// The connection, password never included.
     pub server: String,
+    /// `host:port`, the Prometheus `server` label.
+    #[serde(skip)]
+    pub instance: String,
     pub status: Status,
     pub problems: Vec<Problem>,
     pub server_version: Option<String>,
@@ -352,9 +355,10 @@ pub struct Report {
 
 impl Report {
     /// A server that could not be checked at all (several -d: the others still are).
-    pub fn unknown(server: String, why: String) -> Report {
+    pub fn unknown(server: String, instance: String, why: String) -> Report {
         Report {
             server,
+            instance,
             status: Status::Unknown,
             problems: vec![Problem {
                 severity: Status::Unknown,

@@ -227,7 +227,7 @@ fn slot_metrics(e: &mut Exposition, server: &str, list: &[Slot]) {
 pub fn render(reports: &[Report]) -> String {
     let mut e = Exposition::default();
     for r in reports {
-        let server = r.server.as_str();
+        let server = r.instance.as_str();
         let sl = || -> Labels { vec![("server", server.to_string())] };
         e.gauge(
             "pgdr_repl_up",
