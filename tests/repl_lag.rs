@@ -444,13 +444,14 @@ fn a_stopped_primary_is_a_cut_stream_not_a_frozen_zero() {
     p.stop();
     let doc = eventually("the standby to report the cut stream", || {
         let (code, doc) = check(&s.conninfo(), &["--crit-bytes", "1GB"]);
-        (code == 2).then_some(doc)
+        (code == 2 && doc["caught_up"] == true).then_some(doc)
     });
     assert_eq!(doc["status"], "CRITICAL");
     let m = messages(&doc);
     assert!(m.contains("WAL receiver") && m.contains("cut"), "{m}");
     // Both positions froze together: the byte figure alone would have said "no lag".
     assert_eq!(doc["replay_lag_bytes"], 0);
+    assert_eq!(doc["replay_delay_seconds"], 0.0);
     // And the multi-server view of the pair: the primary cannot be reached.
     let out = lag(["-d", &p.conninfo(), "-d", &s.conninfo()]);
     assert_eq!(

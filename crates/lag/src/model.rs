@@ -137,6 +137,8 @@ impl Sender {
         };
         self.note = if !self.visible {
             Some(NOT_VISIBLE.to_string())
+        } else if self.replay_lsn.is_none() && self.kind != SenderKind::Backup {
+            Some("no reply from the standby yet: write, flush and replay positions unknown".into())
         } else if self.replay_lag_seconds.is_none()
             && self.flush_lag_seconds.is_none()
             && self.write_lag_seconds.is_none()
