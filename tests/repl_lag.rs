@@ -239,6 +239,23 @@ fn healthy_pair_from_both_sides_together_and_as_metrics() {
     );
     assert!(doc["wal_receiver"]["last_msg_receipt_age_seconds"].is_number());
 
+    // The query variants this server's catalogs can answer (13 to its own version) all run.
+    let own: i64 = p
+        .query_value("select current_setting('server_version_num')")
+        .unwrap()
+        .parse()
+        .unwrap();
+    for v in (130000..=own).step_by(10000) {
+        for (c, q) in [
+            (&p, pgdr_lag::sql::primary_batch(v, true)),
+            (&s, pgdr_lag::sql::standby_batch(v)),
+        ] {
+            c.client()
+                .simple_query(&q)
+                .unwrap_or_else(|e| panic!("version {v}: {e}\n{q}"));
+        }
+    }
+
     // Both at once, plus a server that is not there: one report each, the worst decides.
     let dead = format!(
         "host=127.0.0.1 port={} user=postgres connect_timeout=5",
