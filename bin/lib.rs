@@ -10,9 +10,16 @@ pub struct Tool {
 
 /// Every tool this build contains.
 pub fn tools() -> Vec<Tool> {
-    vec![Tool {
-        name: "conf-edit",
-        command: pgdr_conf::cli::command,
-        man: &pgdr_conf::cli::MAN,
-    }]
+    vec![
+        Tool {
+            name: "conf-edit",
+            command: pgdr_conf::cli::command,
+            man: &pgdr_conf::cli::MAN,
+        },
+        Tool {
+            name: "repl-lag",
+            command: pgdr_lag::cli::command,
+            man: &pgdr_lag::cli::MAN,
+        },
+    ]
 }

@@ -620,6 +620,11 @@ pub fn pgpass_lookup(file: &Path, p: &ConnParams) -> Result<Option<String>> {
         Err(_) => return Ok(None),
     };
     if !meta.is_file() {
+        // PGPASSFILE=/dev/null is the usual way to turn the file off: no warning for that.
+        use std::os::unix::fs::FileTypeExt;
+        if meta.file_type().is_char_device() {
+            return Ok(None);
+        }
         eprintln!(
             "WARNING: password file \"{}\" is not a plain file",
             file.display()

@@ -32,13 +32,15 @@ fn section(out: &mut String, title: &str, body: &str) {
     out.push_str(&escape(body));
 }
 
+/// The date in every page's title line.
+pub const MAN_DATE: &str = "2026-11-21";
+
 /// Renders the whole page: NAME, SYNOPSIS, DESCRIPTION, OPTIONS, subcommands from clap, then
 /// JSON OUTPUT, EXIT STATUS, the extra sections, EXAMPLES, and VERSION.
 pub fn render(cmd: clap::Command, extra: &ManExtra) -> String {
     let man = clap_mangen::Man::new(cmd.clone())
-        // A fixed, parseable date: mandoc -W warning rejects a missing one, and a build date
-        // would make `make man-check` drift.
-        .date("2026-01-01")
+        // mandoc wants a date; a fixed one keeps the generated pages free of drift.
+        .date(MAN_DATE)
         .source(format!("pgdr {}", crate::VERSION));
     let mut buf = Vec::new();
     man.render_title(&mut buf).expect("write to Vec");
@@ -62,10 +64,10 @@ pub fn render(cmd: clap::Command, extra: &ManExtra) -> String {
     }
     out.push_str(".SH EXAMPLES\n");
     for (i, (what, line)) in extra.examples.iter().enumerate() {
-        // A paragraph macro right after .SH is redundant (mandoc -W warning).
-        let pp = if i == 0 { "" } else { ".PP\n" };
+        // No paragraph macro right after .SH (mandoc -W warning flags it).
         out.push_str(&format!(
-            "{pp}{}.PP\n.RS 4\n.nf\n{}.fi\n.RE\n",
+            "{}{}.PP\n.RS 4\n.nf\n{}.fi\n.RE\n",
+            if i == 0 { "" } else { ".PP\n" },
             escape(what),
             escape(line)
         ));

@@ -1,0 +1,531 @@
+//! Thresholds → problems → status. Pure.
+//!
+//! Byte and time thresholds are independent ("any", not check_postgres's implicit "all"):
+//! a standby over either is reported. A figure that is null because the role cannot see it
+//! makes the verdict UNKNOWN, never OK.
+
+use crate::model::{
+    human_bytes, PrimaryView, Problem, Report, Sender, SenderKind, Slot, StandbyView, Status, View,
+    NOT_VISIBLE,
+};
+
+/// The limits given on the command line (None: not checked).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Thresholds {
+    pub warn_bytes: Option<u64>,
+    pub crit_bytes: Option<u64>,
+    pub warn_seconds: Option<f64>,
+    pub crit_seconds: Option<f64>,
+    pub min_standbys: Option<usize>,
+    pub max_archive_failures: Option<i64>,
+}
+
+impl Thresholds {
+    /// Refuses a warning limit above its critical one.
+    pub fn validate(&self) -> Result<(), String> {
+        if let (Some(w), Some(c)) = (self.warn_bytes, self.crit_bytes) {
+            if w > c {
+                return Err(format!("--warn-bytes ({w}) is above --crit-bytes ({c})"));
+            }
+        }
+        if let (Some(w), Some(c)) = (self.warn_seconds, self.crit_seconds) {
+            if w > c {
+                return Err(format!(
+                    "--warn-seconds ({w}) is above --crit-seconds ({c})"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn bytes(&self, what: &str, v: u64) -> Option<Problem> {
+        let over = |limit: Option<u64>| limit.filter(|&l| v > l);
+        let (severity, flag, limit) = if let Some(l) = over(self.crit_bytes) {
+            (Status::Critical, "--crit-bytes", l)
+        } else if let Some(l) = over(self.warn_bytes) {
+            (Status::Warning, "--warn-bytes", l)
+        } else {
+            return None;
+        };
+        Some(Problem {
+            severity,
+            message: format!(
+                "{what} is {} ({v} bytes), over {flag} {} ({limit} bytes)",
+                human_bytes(v),
+                human_bytes(limit)
+            ),
+        })
+    }
+
+    fn seconds(&self, what: &str, v: f64) -> Option<Problem> {
+        let over = |limit: Option<f64>| limit.filter(|&l| v > l);
+        let (severity, flag, limit) = if let Some(l) = over(self.crit_seconds) {
+            (Status::Critical, "--crit-seconds", l)
+        } else if let Some(l) = over(self.warn_seconds) {
+            (Status::Warning, "--warn-seconds", l)
+        } else {
+            return None;
+        };
+        Some(Problem {
+            severity,
+            message: format!("{what} is {v:.3} s, over {flag} {limit} s"),
+        })
+    }
+}
+
+fn problem(severity: Status, message: impl Into<String>) -> Problem {
+    Problem {
+        severity,
+        message: message.into(),
+    }
+}
+
+/// Fills `problems` and `status` of a report (a report without a view keeps its own).
+pub fn evaluate(report: &mut Report, th: &Thresholds) {
+    let user = report.user.clone().unwrap_or_else(|| "?".into());
+    let mut problems = Vec::new();
+    match &report.view {
+        Some(View::Primary(p)) => primary(p, th, &user, &mut problems),
+        Some(View::Standby(s)) => standby(s, th, &user, &mut problems),
+        None => problems = std::mem::take(&mut report.problems),
+    }
+    report.status = problems
+        .iter()
+        .fold(Status::Ok, |acc, p| acc.worst(p.severity));
+    report.problems = problems;
+}
+
+fn primary(p: &PrimaryView, th: &Thresholds, user: &str, out: &mut Vec<Problem>) {
+    senders(&p.standbys, th, user, out);
+    if let Some(min) = th.min_standbys {
+        let invisible = p.standbys.iter().any(|s| !s.visible);
+        match p.standbys_streaming {
+            Some(n) if n >= min => {}
+            Some(n) if !invisible => out.push(problem(
+                Status::Critical,
+                format!("{n} standby(s) streaming, fewer than --min-standbys {min}"),
+            )),
+            _ => out.push(problem(
+                Status::Unknown,
+                format!(
+                    "cannot count streaming standbys for --min-standbys {min}: the state of {} WAL sender(s) is {NOT_VISIBLE}",
+                    p.standbys.iter().filter(|s| !s.visible).count()
+                ),
+            )),
+        }
+    }
+    slots(&p.slots, th, out);
+    let a = &p.archiver;
+    if a.archive_mode == "off" {
+        if th.max_archive_failures.is_some() {
+            out.push(problem(
+                Status::Warning,
+                "archive_mode is off: no WAL is archived (--max-archive-failures cannot be checked)",
+            ));
+        }
+    } else if a.failing {
+        let streak = a.streak_upper_bound();
+        let what = format!(
+            "WAL archiving is failing: {} failed at {}{} ({} failure(s) since the statistics reset)",
+            a.last_failed_wal.as_deref().unwrap_or("?"),
+            a.last_failed_time.as_deref().unwrap_or("?"),
+            match &a.last_archived_time {
+                Some(t) => format!(", last success at {t}"),
+                None => ", no success since the statistics reset".into(),
+            },
+            a.failed_count.unwrap_or(0)
+        );
+        match th.max_archive_failures {
+            None => out.push(problem(Status::Warning, what)),
+            Some(max) if streak > max => out.push(problem(
+                Status::Critical,
+                format!("{what}, over --max-archive-failures {max}"),
+            )),
+            Some(_) => {}
+        }
+    }
+}
+
+/// Lags of physical standbys (on a primary, or cascaded from a standby).
+fn senders(list: &[Sender], th: &Thresholds, user: &str, out: &mut Vec<Problem>) {
+    let invisible = list.iter().filter(|s| !s.visible).count();
+    if invisible > 0 {
+        out.push(problem(
+            Status::Unknown,
+            format!(
+                "replication details of {invisible} WAL sender(s) are {NOT_VISIBLE}; role '{user}' cannot judge their lag"
+            ),
+        ));
+    }
+    for s in list.iter().filter(|s| s.kind == SenderKind::Physical) {
+        let label = s.label();
+        match s.state.as_deref() {
+            Some("streaming") => {}
+            Some(state) => out.push(problem(
+                Status::Warning,
+                format!("{label} is in state '{state}', not streaming"),
+            )),
+            None => {}
+        }
+        if let Some(b) = s.replay_lag_bytes {
+            out.extend(th.bytes(&format!("{label} replay lag"), b));
+        }
+        if let Some(t) = s.max_lag_seconds() {
+            out.extend(th.seconds(&format!("{label} replay lag"), t));
+        }
+    }
+}
+
+fn slots(list: &[Slot], th: &Thresholds, out: &mut Vec<Problem>) {
+    for s in list {
+        let name = &s.slot_name;
+        match s.wal_status.as_deref() {
+            Some("lost") => out.push(problem(
+                Status::Critical,
+                format!("slot '{name}' has lost WAL it needed (wal_status lost): its consumer cannot catch up"),
+            )),
+            Some("unreserved") => out.push(problem(
+                Status::Warning,
+                format!("slot '{name}' retains more than max_wal_size and max_slot_wal_keep_size allow (wal_status unreserved): WAL will be removed at the next checkpoint"),
+            )),
+            _ => {}
+        }
+        if s.wal_status.as_deref() != Some("lost") {
+            if let Some(r) = &s.invalidation_reason {
+                out.push(problem(
+                    Status::Critical,
+                    format!("slot '{name}' is invalidated ({r})"),
+                ));
+            } else if s.conflicting == Some(true) {
+                out.push(problem(
+                    Status::Critical,
+                    format!("slot '{name}' is invalidated (conflicting with recovery)"),
+                ));
+            }
+        }
+        // A temporary slot (pg_basebackup's) lives only as long as its session.
+        if s.temporary != Some(true) {
+            if let Some(b) = s.retained_bytes {
+                out.extend(th.bytes(&format!("WAL retained by slot '{name}'"), b));
+            }
+        }
+    }
+}
+
+fn standby(s: &StandbyView, th: &Thresholds, user: &str, out: &mut Vec<Problem>) {
+    match &s.wal_receiver {
+        None => match s.streaming_configured {
+            Some(false) => out.push(problem(
+                Status::Warning,
+                "no WAL receiver and primary_conninfo is empty: this standby replays only from the archive, so a cut feed cannot be seen",
+            )),
+            _ => out.push(problem(
+                Status::Critical,
+                "no WAL receiver is running: the stream from the primary is cut",
+            )),
+        },
+        Some(r) if !r.visible => out.push(problem(
+            Status::Unknown,
+            format!("WAL receiver status is {NOT_VISIBLE}; role '{user}' cannot tell a cut stream"),
+        )),
+        Some(r) => {
+            let status = r.status.as_deref().unwrap_or("?");
+            if status != "streaming" {
+                out.push(problem(
+                    Status::Critical,
+                    format!("WAL receiver is '{status}', not streaming: the stream from the primary is cut"),
+                ));
+            }
+            let timeout = s.wal_receiver_timeout_seconds.filter(|&t| t > 0.0);
+            match (r.last_msg_receipt_age_seconds, timeout) {
+                (Some(age), Some(t)) if age > t => out.push(problem(
+                    Status::Critical,
+                    format!("no message from the primary for {age:.1} s, over wal_receiver_timeout ({t} s): the stream is stalled"),
+                )),
+                _ => {}
+            }
+        }
+    }
+    if let Some(b) = s.replay_lag_bytes {
+        out.extend(th.bytes("replay lag (received, not yet replayed)", b));
+    }
+    if let Some(d) = s.replay_delay_seconds {
+        let delay = s.min_apply_delay_seconds.unwrap_or(0.0);
+        let beyond = (d - delay).max(0.0);
+        let what = if delay > 0.0 {
+            format!("replay delay beyond recovery_min_apply_delay ({delay} s)")
+        } else {
+            "replay delay".to_string()
+        };
+        out.extend(th.seconds(&what, beyond));
+    }
+    if s.replay_paused {
+        out.push(problem(
+            Status::Warning,
+            format!(
+                "WAL replay is {} (SELECT pg_wal_replay_resume() resumes it)",
+                s.pause_state.as_deref().unwrap_or("paused")
+            ),
+        ));
+    }
+    senders(&s.standbys, th, user, out);
+    slots(&s.slots, th, out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Archiver, Report, WalReceiver};
+    use pgdr_core::Lsn;
+
+    fn sender(state: Option<&str>, replay_lag: Option<u64>, secs: Option<f64>) -> Sender {
+        let mut s = Sender {
+            application_name: Some("s1".into()),
+            client_addr: Some("10.0.0.5".into()),
+            state: state.map(str::to_string),
+            sync_state: Some("async".into()),
+            sent_lag_bytes: None,
+            write_lag_bytes: None,
+            flush_lag_bytes: None,
+            replay_lag_bytes: None,
+            write_lag_seconds: None,
+            flush_lag_seconds: None,
+            replay_lag_seconds: secs,
+            slot: None,
+            kind: SenderKind::Unknown,
+            pid: Some(42),
+            user: None,
+            sent_lsn: None,
+            write_lsn: None,
+            flush_lsn: None,
+            replay_lsn: replay_lag.map(|b| Lsn(0x1000_0000 - b)),
+            feedback_age_seconds: None,
+            visible: false,
+            note: None,
+        };
+        s.compute(Lsn(0x1000_0000), None);
+        s
+    }
+
+    fn archiver(mode: &str, failing: bool, failed: i64, archived_time: Option<&str>) -> Archiver {
+        let mut a = Archiver {
+            last_archived_wal: None,
+            last_archived_time: archived_time.map(str::to_string),
+            failed_count: Some(failed),
+            last_failed_wal: failing.then(|| "000000010000000000000003".to_string()),
+            last_failed_time: failing.then(|| "2026-01-01T00:00:00+00:00".to_string()),
+            failing,
+            failures_since_last_success: None,
+            archived_count: Some(0),
+            stats_reset: None,
+            pending_segments: None,
+            archive_mode: mode.into(),
+        };
+        a.compute();
+        a
+    }
+
+    fn primary_report(standbys: Vec<Sender>, archiver: Archiver) -> Report {
+        let streaming = if standbys.iter().any(|s| !s.visible) {
+            None
+        } else {
+            Some(standbys.iter().filter(|s| s.is_streaming_standby()).count())
+        };
+        Report {
+            server: "host=x".into(),
+            instance: "x:5432".into(),
+            status: Status::Ok,
+            problems: vec![],
+            server_version: None,
+            checked_at: None,
+            user: Some("mon".into()),
+            can_read_all_stats: Some(true),
+            view: Some(View::Primary(Box::new(PrimaryView {
+                role: "primary",
+                server_lsn: Lsn(0x1000_0000),
+                standbys_streaming: streaming,
+                standbys,
+                slots: vec![],
+                archiver,
+            }))),
+        }
+    }
+
+    fn th() -> Thresholds {
+        Thresholds {
+            warn_bytes: Some(1 << 20),
+            crit_bytes: Some(16 << 20),
+            warn_seconds: Some(10.0),
+            crit_seconds: Some(60.0),
+            min_standbys: Some(1),
+            max_archive_failures: None,
+        }
+    }
+
+    #[test]
+    fn healthy_primary_is_ok() {
+        let mut r = primary_report(
+            vec![sender(Some("streaming"), Some(100), Some(0.002))],
+            archiver("on", false, 3, Some("t")),
+        );
+        evaluate(&mut r, &th());
+        assert_eq!(r.status, Status::Ok, "{:?}", r.problems);
+    }
+
+    #[test]
+    fn byte_and_time_limits() {
+        let mut r = primary_report(
+            vec![sender(Some("streaming"), Some(2 << 20), None)],
+            archiver("off", false, 0, None),
+        );
+        evaluate(&mut r, &th());
+        assert_eq!(r.status, Status::Warning);
+        assert!(r.problems[0].message.contains("--warn-bytes"));
+        let mut r = primary_report(
+            vec![sender(Some("streaming"), Some(0), Some(61.0))],
+            archiver("off", false, 0, None),
+        );
+        evaluate(&mut r, &th());
+        assert_eq!(r.status, Status::Critical);
+        assert!(r.problems[0].message.contains("--crit-seconds"));
+    }
+
+    #[test]
+    fn too_few_standbys_is_critical_and_blindness_unknown() {
+        let mut r = primary_report(vec![], archiver("off", false, 0, None));
+        evaluate(&mut r, &th());
+        assert_eq!(r.status, Status::Critical);
+        let mut r = primary_report(
+            vec![sender(None, None, None)],
+            archiver("off", false, 0, None),
+        );
+        evaluate(&mut r, &th());
+        assert_eq!(r.status, Status::Unknown, "{:?}", r.problems);
+        let v = serde_json::to_value(&r).unwrap();
+        assert!(v["standbys"][0]["replay_lag_bytes"].is_null());
+        assert_eq!(v["standbys"][0]["note"], NOT_VISIBLE);
+    }
+
+    #[test]
+    fn archiver_failures() {
+        // An old failure followed by successes is no alarm.
+        let mut r = primary_report(
+            vec![sender(Some("streaming"), Some(0), None)],
+            archiver("on", false, 5, Some("t")),
+        );
+        let strict = Thresholds {
+            max_archive_failures: Some(0),
+            ..th()
+        };
+        evaluate(&mut r, &strict);
+        assert_eq!(r.status, Status::Ok);
+        // Failing now.
+        let mut r = primary_report(
+            vec![sender(Some("streaming"), Some(0), None)],
+            archiver("on", true, 4, None),
+        );
+        evaluate(&mut r, &strict);
+        assert_eq!(r.status, Status::Critical);
+        let lenient = Thresholds {
+            max_archive_failures: Some(10),
+            ..th()
+        };
+        evaluate(&mut r, &lenient);
+        assert_eq!(r.status, Status::Ok, "{:?}", r.problems);
+        evaluate(&mut r, &Thresholds::default());
+        assert_eq!(r.status, Status::Warning);
+    }
+
+    fn standby_view(receiver: Option<WalReceiver>) -> StandbyView {
+        StandbyView {
+            role: "standby",
+            receive_lsn: Some(Lsn(100)),
+            replay_lsn: Some(Lsn(100)),
+            replay_lag_bytes: Some(0),
+            last_replay_time: None,
+            replay_delay_seconds: Some(0.0),
+            caught_up: true,
+            last_replay_age_seconds: Some(7200.0),
+            replay_paused: false,
+            pause_state: Some("not paused".into()),
+            min_apply_delay_seconds: Some(0.0),
+            streaming_configured: Some(true),
+            wal_receiver_timeout_seconds: Some(60.0),
+            wal_receiver: receiver,
+            standbys: vec![],
+            slots: vec![],
+        }
+    }
+
+    fn receiver(status: &str, age: f64) -> WalReceiver {
+        WalReceiver {
+            status: Some(status.into()),
+            pid: Some(1),
+            sender_host: None,
+            sender_port: None,
+            slot_name: None,
+            flushed_lsn: None,
+            written_lsn: None,
+            received_tli: None,
+            latest_end_lsn: None,
+            last_msg_send_time: None,
+            last_msg_receipt_time: None,
+            last_msg_receipt_age_seconds: Some(age),
+            latest_end_time: None,
+            visible: true,
+            note: None,
+        }
+    }
+
+    fn standby_report(v: StandbyView) -> Report {
+        Report {
+            server: "s".into(),
+            instance: "s:5432".into(),
+            status: Status::Ok,
+            problems: vec![],
+            server_version: None,
+            checked_at: None,
+            user: Some("mon".into()),
+            can_read_all_stats: Some(true),
+            view: Some(View::Standby(Box::new(v))),
+        }
+    }
+
+    #[test]
+    fn idle_standby_is_ok_and_a_cut_stream_is_critical() {
+        let mut r = standby_report(standby_view(Some(receiver("streaming", 12.0))));
+        evaluate(&mut r, &th());
+        assert_eq!(r.status, Status::Ok, "{:?}", r.problems);
+        for v in [
+            standby_view(None),
+            standby_view(Some(receiver("waiting", 1.0))),
+            standby_view(Some(receiver("streaming", 75.0))),
+        ] {
+            let mut r = standby_report(v);
+            evaluate(&mut r, &th());
+            assert_eq!(r.status, Status::Critical, "{:?}", r.problems);
+        }
+    }
+
+    #[test]
+    fn delayed_standby_does_not_page() {
+        let mut v = standby_view(Some(receiver("streaming", 1.0)));
+        v.min_apply_delay_seconds = Some(3600.0);
+        v.replay_delay_seconds = Some(3605.0);
+        v.caught_up = false;
+        let mut r = standby_report(v);
+        evaluate(&mut r, &th());
+        assert_eq!(r.status, Status::Ok, "{:?}", r.problems);
+    }
+
+    #[test]
+    fn warn_above_crit_is_refused() {
+        let t = Thresholds {
+            warn_bytes: Some(2),
+            crit_bytes: Some(1),
+            ..Default::default()
+        };
+        assert!(t.validate().is_err());
+        assert!(th().validate().is_ok());
+    }
+}

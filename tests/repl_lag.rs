@@ -1,0 +1,700 @@
+//! repl-lag against real primaries and streaming standbys.
+
+use pgdr_testkit::{free_port, tool, Cluster, ToolOutput};
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn lag<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(args: I) -> ToolOutput {
+    tool("repl-lag").args(args).run()
+}
+
+/// Runs repl-lag on one server and returns (exit code, document).
+fn check(conninfo: &str, extra: &[&str]) -> (i32, Value) {
+    let out = lag(["-d", conninfo].iter().chain(extra));
+    let code = out.code.expect("exit code");
+    assert!(
+        out.stderr.is_empty(),
+        "a report run writes nothing on stderr: {}",
+        out.stderr
+    );
+    (code, out.json())
+}
+
+fn lsn(v: &Value) -> u64 {
+    let s = v.as_str().unwrap_or_else(|| panic!("not an LSN: {v}"));
+    let (hi, lo) = s.split_once('/').unwrap();
+    (u64::from_str_radix(hi, 16).unwrap() << 32) | u64::from_str_radix(lo, 16).unwrap()
+}
+
+fn messages(doc: &Value) -> String {
+    doc["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| format!("{}: {}", p["severity"], p["message"].as_str().unwrap()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Repeats `f` until it returns Some, for up to `WAIT`.
+fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn wait_streaming(p: &Cluster, s: &Cluster) {
+    p.wait_for(
+        "select count(*) = 1 from pg_stat_replication where state = 'streaming' \
+         and replay_lsn = pg_current_wal_lsn()",
+        WAIT,
+    );
+    s.wait_for(
+        "select status = 'streaming' from pg_stat_wal_receiver",
+        WAIT,
+    );
+}
+
+/// Waits until the standby has replayed everything the primary has written so far.
+fn wait_replayed(p: &Cluster, s: &Cluster) {
+    let cur = p.query_value("select pg_current_wal_lsn()").unwrap();
+    s.wait_for(&format!("select pg_last_wal_replay_lsn() >= '{cur}'"), WAIT);
+}
+
+/// Parses the exposition with the prometheus-parse crate, checking that no line was
+/// silently skipped, and with Python's prometheus_client when it is installed.
+fn parse_prometheus(text: &str) -> prometheus_parse::Scrape {
+    let sample_lines = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .count();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+    assert_eq!(
+        scrape.samples.len(),
+        sample_lines,
+        "some sample lines were not understood:\n{text}"
+    );
+    for s in &scrape.samples {
+        assert!(
+            scrape.docs.contains_key(&s.metric),
+            "no HELP for {}",
+            s.metric
+        );
+        let value = match s.value {
+            prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Counter(v) => v,
+            ref other => panic!("{}: untyped or unexpected {other:?}", s.metric),
+        };
+        assert!(value.is_finite(), "{} = {value}", s.metric);
+        let unitless = [
+            "_up",
+            "_status",
+            "_problems",
+            "_in_recovery",
+            "_standbys_streaming",
+            "_streaming",
+            "_active",
+            "_wal_status",
+            "_failing",
+            "_paused",
+            "_total",
+            "_segments",
+        ];
+        assert!(
+            s.metric.ends_with("_bytes")
+                || s.metric.ends_with("_seconds")
+                || unitless.iter().any(|u| s.metric.ends_with(u)),
+            "metric without a unit: {}",
+            s.metric
+        );
+    }
+    let py = std::process::Command::new("python3")
+        .args(["-c", "import prometheus_client"])
+        .output();
+    if py.map(|o| o.status.success()).unwrap_or(false) {
+        let script = "import sys\n\
+from prometheus_client.parser import text_string_to_metric_families\n\
+n = sum(len(f.samples) for f in text_string_to_metric_families(sys.stdin.read()))\n\
+print(n)\n";
+        let mut child = std::process::Command::new("python3")
+            .args(["-c", script])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "prometheus_client refused the output: {}\n{text}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let n: usize = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+        assert_eq!(
+            n, sample_lines,
+            "prometheus_client read another sample count"
+        );
+    } else {
+        eprintln!("\n*** SKIPPED part of parse_prometheus: python3 prometheus_client is not installed (apt-get install python3-prometheus-client) ***\n");
+    }
+    scrape
+}
+
+fn sample<'a>(
+    scrape: &'a prometheus_parse::Scrape,
+    metric: &str,
+    labels: &[(&str, &str)],
+) -> Option<&'a prometheus_parse::Sample> {
+    scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == metric && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+}
+
+fn gauge(s: &prometheus_parse::Sample) -> f64 {
+    match s.value {
+        prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Counter(v) => v,
+        _ => panic!("not a gauge"),
+    }
+}
+
+#[test]
+fn healthy_pair_from_both_sides_together_and_as_metrics() {
+    let p = Cluster::start();
+    let s = p.standby();
+    p.execute("create table t(x int); insert into t select generate_series(1, 1000)");
+    wait_streaming(&p, &s);
+    wait_replayed(&p, &s);
+    let limits = [
+        "--warn-bytes",
+        "16MB",
+        "--crit-bytes",
+        "1GB",
+        "--warn-seconds",
+        "30",
+        "--crit-seconds",
+        "5m",
+        "--min-standbys",
+        "1",
+    ];
+
+    let (code, doc) = check(&p.conninfo(), &limits);
+    assert_eq!(code, 0, "{}", messages(&doc));
+    assert_eq!(doc["tool"], "repl-lag");
+    assert_eq!(doc["status"], "OK");
+    assert_eq!(doc["role"], "primary");
+    assert_eq!(doc["standbys_streaming"], 1);
+    let sb = &doc["standbys"][0];
+    assert_eq!(sb["application_name"], "standby");
+    assert_eq!(sb["state"], "streaming");
+    assert_eq!(sb["kind"], "physical");
+    assert_eq!(sb["visible"], true);
+    // Exact integers: the lag is the LSN difference, as the server computes it.
+    let server_lsn = lsn(&doc["server_lsn"]);
+    for stage in ["sent", "write", "flush", "replay"] {
+        let b = sb[format!("{stage}_lag_bytes")].as_u64().unwrap();
+        let pos = lsn(&sb[format!("{stage}_lsn")]);
+        assert_eq!(b, server_lsn.saturating_sub(pos), "{stage}");
+        let diff = p
+            .query_value(&format!(
+                "select greatest(pg_wal_lsn_diff('{}', '{}'), 0)",
+                doc["server_lsn"].as_str().unwrap(),
+                sb[format!("{stage}_lsn")].as_str().unwrap()
+            ))
+            .unwrap();
+        assert_eq!(diff, b.to_string());
+    }
+    let after = lsn(&serde_json::json!(p
+        .query_value("select pg_current_wal_lsn()")
+        .unwrap()));
+    assert!(server_lsn <= after);
+    assert!(doc["archiver"].is_object());
+    assert_eq!(doc["archiver"]["archive_mode"], "off");
+
+    let (code, doc) = check(&s.conninfo(), &limits);
+    assert_eq!(code, 0, "{}", messages(&doc));
+    assert_eq!(doc["role"], "standby");
+    assert_eq!(doc["wal_receiver"]["status"], "streaming");
+    assert_eq!(doc["caught_up"], true);
+    assert_eq!(doc["replay_delay_seconds"], 0.0);
+    let (rc, rp) = (lsn(&doc["receive_lsn"]), lsn(&doc["replay_lsn"]));
+    assert_eq!(
+        doc["replay_lag_bytes"].as_u64().unwrap(),
+        rc.saturating_sub(rp)
+    );
+    assert!(doc["wal_receiver"]["last_msg_receipt_age_seconds"].is_number());
+
+    // The query variants this server's catalogs can answer (13 to its own version) all run.
+    let own: i64 = p
+        .query_value("select current_setting('server_version_num')")
+        .unwrap()
+        .parse()
+        .unwrap();
+    for v in (130000..=own).step_by(10000) {
+        for (c, q) in [
+            (&p, pgdr_lag::sql::primary_batch(v, true)),
+            (&s, pgdr_lag::sql::standby_batch(v)),
+        ] {
+            c.client()
+                .simple_query(&q)
+                .unwrap_or_else(|e| panic!("version {v}: {e}\n{q}"));
+        }
+    }
+
+    // Both at once, plus a server that is not there: one report each, the worst decides.
+    let dead = format!(
+        "host=127.0.0.1 port={} user=postgres connect_timeout=5",
+        free_port()
+    );
+    let out = lag([
+        "-d",
+        &p.conninfo(),
+        "-d",
+        &s.conninfo(),
+        "-d",
+        &dead,
+        "--min-standbys",
+        "1",
+    ]);
+    let doc = out.json();
+    assert_eq!(out.code, Some(3), "{}", messages(&doc));
+    let reports = doc["reports"].as_array().unwrap();
+    assert_eq!(reports.len(), 3);
+    assert_eq!(reports[0]["role"], "primary");
+    assert_eq!(reports[0]["status"], "OK");
+    assert_eq!(reports[1]["role"], "standby");
+    assert_eq!(reports[1]["status"], "OK");
+    assert_eq!(reports[2]["status"], "UNKNOWN");
+    assert!(reports[2].get("role").is_none());
+    assert_eq!(doc["status"], "UNKNOWN");
+    assert!(
+        messages(&doc).contains("cannot connect"),
+        "{}",
+        messages(&doc)
+    );
+    // Two healthy servers: exit 0.
+    let out = lag(["-d", &p.conninfo(), "-d", &s.conninfo()]).ok();
+    assert_eq!(out.json()["status"], "OK");
+
+    // The same as metrics, read by real exposition-format parsers.
+    let out = lag([
+        "-d",
+        &p.conninfo(),
+        "-d",
+        &s.conninfo(),
+        "--format",
+        "prometheus",
+    ])
+    .ok();
+    assert!(out.stdout.starts_with("# HELP "), "{}", out.stdout);
+    let scrape = parse_prometheus(&out.stdout);
+    let pserver = format!("{}:{}", p.sockdir.display(), p.port);
+    let sserver = format!("{}:{}", s.sockdir.display(), s.port);
+    for server in [&pserver, &sserver] {
+        let up = sample(&scrape, "pgdr_repl_up", &[("server", server)]).expect("up");
+        assert_eq!(gauge(up), 1.0);
+    }
+    let replay = sample(
+        &scrape,
+        "pgdr_repl_standby_lag_bytes",
+        &[
+            ("server", &pserver),
+            ("application_name", "standby"),
+            ("stage", "replay"),
+        ],
+    )
+    .expect("per-standby replay lag");
+    assert!(gauge(replay) >= 0.0);
+    let rcv = sample(
+        &scrape,
+        "pgdr_repl_wal_receiver_streaming",
+        &[("server", &sserver)],
+    )
+    .expect("receiver");
+    assert_eq!(gauge(rcv), 1.0);
+    assert!(sample(
+        &scrape,
+        "pgdr_repl_replay_delay_seconds",
+        &[("server", &sserver)]
+    )
+    .is_some());
+}
+
+#[test]
+fn paused_replay_is_over_threshold_from_both_sides_and_a_stopped_standby_is_missed() {
+    let p = Cluster::start();
+    let s = p.standby();
+    p.execute("create table t(x int, pad text)");
+    wait_streaming(&p, &s);
+    wait_replayed(&p, &s);
+    s.execute("select pg_wal_replay_pause()");
+    s.wait_for("select pg_get_wal_replay_pause_state() = 'paused'", WAIT);
+    p.execute("insert into t select g, repeat('x', 200) from generate_series(1, 20000) g");
+    // Received and flushed by the standby, not replayed.
+    let cur = p.query_value("select pg_current_wal_lsn()").unwrap();
+    s.wait_for(
+        &format!("select pg_last_wal_receive_lsn() >= '{cur}'"),
+        WAIT,
+    );
+    p.wait_for(
+        &format!("select flush_lsn >= '{cur}' from pg_stat_replication"),
+        WAIT,
+    );
+    // Let the last replayed commit age past --crit-seconds 1.
+    std::thread::sleep(Duration::from_millis(1500));
+    let limits = [
+        "--warn-bytes",
+        "64kB",
+        "--crit-bytes",
+        "1MB",
+        "--crit-seconds",
+        "1",
+    ];
+
+    let (code, doc) = check(&p.conninfo(), &limits);
+    assert_eq!(code, 2, "{}", messages(&doc));
+    assert_eq!(doc["status"], "CRITICAL");
+    let sb = &doc["standbys"][0];
+    let replay = sb["replay_lag_bytes"].as_u64().unwrap();
+    assert!(replay > 1 << 20, "{sb}");
+    assert!(sb["flush_lag_bytes"].as_u64().unwrap() < replay, "{sb}");
+    assert_eq!(replay, lsn(&doc["server_lsn"]) - lsn(&sb["replay_lsn"]));
+    assert!(
+        messages(&doc).contains("--crit-bytes"),
+        "{}",
+        messages(&doc)
+    );
+
+    let (code, doc) = check(&s.conninfo(), &limits);
+    assert_eq!(code, 2, "{}", messages(&doc));
+    assert_eq!(doc["replay_paused"], true);
+    assert_eq!(doc["caught_up"], false);
+    let backlog = doc["replay_lag_bytes"].as_u64().unwrap();
+    assert!(backlog > 1 << 20, "{doc}");
+    assert_eq!(backlog, lsn(&doc["receive_lsn"]) - lsn(&doc["replay_lsn"]));
+    assert!(doc["replay_delay_seconds"].as_f64().unwrap() > 1.0, "{doc}");
+    let m = messages(&doc);
+    assert!(
+        m.contains("--crit-bytes") && m.contains("--crit-seconds"),
+        "{m}"
+    );
+    assert!(m.contains("paused"), "{m}");
+
+    // Resumed: healthy again.
+    s.execute("select pg_wal_replay_resume()");
+    wait_replayed(&p, &s);
+    let (code, doc) = check(&s.conninfo(), &limits);
+    assert_eq!(code, 0, "{}", messages(&doc));
+    eventually("the primary to see the standby caught up", || {
+        let (code, doc) = check(&p.conninfo(), &limits);
+        (code == 0).then_some(doc)
+    });
+
+    // The standby goes away: the primary misses it.
+    s.stop();
+    p.wait_for("select count(*) = 0 from pg_stat_replication", WAIT);
+    let (code, doc) = check(&p.conninfo(), &["--min-standbys", "1"]);
+    assert_eq!(code, 2, "{}", messages(&doc));
+    assert_eq!(doc["standbys_streaming"], 0);
+    assert!(
+        messages(&doc).contains("--min-standbys 1"),
+        "{}",
+        messages(&doc)
+    );
+    let (code, _) = check(&p.conninfo(), &[]);
+    assert_eq!(code, 0, "a lone primary without --min-standbys is fine");
+}
+
+#[test]
+fn an_idle_primary_is_no_alarm() {
+    let p = Cluster::start();
+    let s = p.standby();
+    p.execute("create table t(x int); insert into t values (1)");
+    wait_streaming(&p, &s);
+    wait_replayed(&p, &s);
+    // Idle for longer than --crit-seconds.
+    std::thread::sleep(Duration::from_secs(3));
+    let limits = [
+        "--warn-seconds",
+        "1",
+        "--crit-seconds",
+        "2",
+        "--crit-bytes",
+        "1MB",
+        "--min-standbys",
+        "1",
+    ];
+    let (code, doc) = check(&s.conninfo(), &limits);
+    assert_eq!(code, 0, "{}", messages(&doc));
+    assert_eq!(doc["replay_delay_seconds"], 0.0);
+    // The naive measure (now − last replayed commit) would have paged.
+    assert!(
+        doc["last_replay_age_seconds"].as_f64().unwrap() > 2.0,
+        "{doc}"
+    );
+    let (code, doc) = check(&p.conninfo(), &limits);
+    assert_eq!(code, 0, "{}", messages(&doc));
+}
+
+#[test]
+fn a_stopped_primary_is_a_cut_stream_not_a_frozen_zero() {
+    let p = Cluster::start();
+    let s = p.standby();
+    p.execute("create table t(x int); insert into t values (1)");
+    wait_streaming(&p, &s);
+    wait_replayed(&p, &s);
+    p.stop();
+    let doc = eventually("the standby to report the cut stream", || {
+        let (code, doc) = check(&s.conninfo(), &["--crit-bytes", "1GB"]);
+        (code == 2 && doc["caught_up"] == true).then_some(doc)
+    });
+    assert_eq!(doc["status"], "CRITICAL");
+    let m = messages(&doc);
+    assert!(m.contains("WAL receiver") && m.contains("cut"), "{m}");
+    // Both positions froze together: the byte figure alone would have said "no lag".
+    assert_eq!(doc["replay_lag_bytes"], 0);
+    assert_eq!(doc["replay_delay_seconds"], 0.0);
+    // And the multi-server view of the pair: the primary cannot be reached.
+    let out = lag(["-d", &p.conninfo(), "-d", &s.conninfo()]);
+    assert_eq!(
+        out.code,
+        Some(2),
+        "CRITICAL outranks UNKNOWN: {}",
+        out.stdout
+    );
+}
+
+#[test]
+fn failing_archiver_and_a_slot_retaining_wal() {
+    let p = Cluster::builder()
+        .conf("archive_mode = on")
+        .conf("archive_command = 'false'")
+        .start();
+    p.execute("select pg_create_physical_replication_slot('keep', true)");
+    p.execute(
+        "create table t(x int, pad text); \
+         insert into t select g, repeat('x', 200) from generate_series(1, 20000) g",
+    );
+    p.execute("select pg_switch_wal()");
+    p.wait_for("select failed_count > 0 from pg_stat_archiver", WAIT);
+
+    // Failing now: a warning by default, critical past --max-archive-failures.
+    let (code, doc) = check(&p.conninfo(), &[]);
+    assert_eq!(code, 1, "{}", messages(&doc));
+    assert_eq!(doc["archiver"]["failing"], true);
+    assert!(doc["archiver"]["failed_count"].as_i64().unwrap() > 0);
+    assert!(doc["archiver"]["last_failed_wal"].is_string());
+    let (code, doc) = check(&p.conninfo(), &["--max-archive-failures", "0"]);
+    assert_eq!(code, 2, "{}", messages(&doc));
+    assert!(
+        messages(&doc).contains("archiving is failing"),
+        "{}",
+        messages(&doc)
+    );
+    let (code, doc) = check(&p.conninfo(), &["--max-archive-failures", "1000000"]);
+    assert_eq!(code, 0, "{}", messages(&doc));
+
+    // The slot keeps WAL: exact bytes, over the limit.
+    let (code, doc) = check(
+        &p.conninfo(),
+        &["--crit-bytes", "1MB", "--max-archive-failures", "1000000"],
+    );
+    assert_eq!(code, 2, "{}", messages(&doc));
+    let slot = doc["slots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["slot_name"] == "keep")
+        .unwrap()
+        .clone();
+    assert_eq!(slot["active"], false);
+    assert_eq!(slot["wal_status"], "reserved");
+    let retained = slot["retained_bytes"].as_u64().unwrap();
+    assert!(retained > 1 << 20, "{slot}");
+    assert_eq!(
+        retained,
+        lsn(&doc["server_lsn"]) - lsn(&slot["restart_lsn"])
+    );
+    assert!(messages(&doc).contains("slot 'keep'"), "{}", messages(&doc));
+
+    let out = lag([
+        "-d",
+        &p.conninfo(),
+        "--format",
+        "prometheus",
+        "--crit-bytes",
+        "1MB",
+    ]);
+    assert_eq!(out.code, Some(2));
+    let scrape = parse_prometheus(&out.stdout);
+    let s = sample(
+        &scrape,
+        "pgdr_repl_slot_retained_bytes",
+        &[("slot_name", "keep")],
+    )
+    .expect("slot metric");
+    assert!(gauge(s) > (1 << 20) as f64);
+    let f = sample(&scrape, "pgdr_repl_archiver_failed_total", &[]).expect("archiver");
+    assert!(matches!(f.value, prometheus_parse::Value::Counter(v) if v > 0.0));
+    let st = sample(&scrape, "pgdr_repl_status", &[]).unwrap();
+    assert_eq!(gauge(st), 2.0);
+
+    // Archiving works again: past failures are not the current streak.
+    p.execute("alter system set archive_command = 'true'");
+    p.execute("select pg_reload_conf()");
+    p.execute("select pg_switch_wal()");
+    p.wait_for(
+        "select last_archived_time > last_failed_time from pg_stat_archiver",
+        WAIT,
+    );
+    let (code, doc) = check(&p.conninfo(), &["--max-archive-failures", "0"]);
+    assert_eq!(code, 0, "{}", messages(&doc));
+    assert_eq!(doc["archiver"]["failing"], false);
+    assert_eq!(doc["archiver"]["failures_since_last_success"], 0);
+    assert!(doc["archiver"]["failed_count"].as_i64().unwrap() > 0);
+}
+
+#[test]
+fn a_monitoring_role_with_and_without_pg_monitor_and_its_password() {
+    const PW: &str = "S3cret-pw-7";
+    let p = Cluster::builder()
+        .hba("host all mon 127.0.0.1/32 scram-sha-256")
+        .start();
+    p.execute(&format!("create role mon login password '{PW}'"));
+    let s = p.standby();
+    p.execute("create table t(x int); insert into t values (1)");
+    wait_streaming(&p, &s);
+    wait_replayed(&p, &s);
+    let dsn = |c: &Cluster| {
+        format!(
+            "host=127.0.0.1 port={} user=mon password={PW} dbname=postgres",
+            c.port
+        )
+    };
+    let uri = |c: &Cluster| format!("postgres://mon:{PW}@127.0.0.1:{}/postgres", c.port);
+    let no_secret = |o: &ToolOutput| {
+        assert!(
+            !o.stdout.contains(PW) && !o.stderr.contains(PW),
+            "password printed:\n{}\n{}",
+            o.stdout,
+            o.stderr
+        );
+    };
+
+    // Without pg_monitor: the rows are there, their figures are not: UNKNOWN, never 0 lag.
+    let out = lag(["-d", &dsn(&p), "--min-standbys", "1", "--crit-bytes", "1MB"]);
+    no_secret(&out);
+    assert_eq!(out.code, Some(3), "{}", out.stdout);
+    let doc = out.json();
+    assert_eq!(doc["status"], "UNKNOWN");
+    assert_eq!(doc["user"], "mon");
+    assert_eq!(doc["can_read_all_stats"], false);
+    let sb = &doc["standbys"][0];
+    assert_eq!(sb["visible"], false);
+    assert!(sb["replay_lag_bytes"].is_null(), "{sb}");
+    assert!(sb["write_lag_seconds"].is_null(), "{sb}");
+    assert!(sb["note"]
+        .as_str()
+        .unwrap()
+        .contains("not visible to this role"));
+    assert!(messages(&doc).contains("not visible to this role"));
+
+    let out = lag(["-d", &uri(&s)]);
+    no_secret(&out);
+    assert_eq!(out.code, Some(3), "{}", out.stdout);
+    let doc = out.json();
+    assert_eq!(doc["wal_receiver"]["visible"], false);
+    assert!(doc["wal_receiver"]["status"].is_null());
+    assert!(messages(&doc).contains("not visible to this role"));
+
+    let out = lag(["-d", &dsn(&p), "--format", "prometheus"]);
+    no_secret(&out);
+    assert_eq!(out.code, Some(3));
+    let scrape = parse_prometheus(&out.stdout);
+    assert!(
+        sample(&scrape, "pgdr_repl_standby_lag_bytes", &[]).is_none(),
+        "an invisible lag must not be exported as a number:\n{}",
+        out.stdout
+    );
+
+    // With pg_monitor: everything visible and healthy.
+    p.execute("grant pg_monitor to mon");
+    wait_replayed(&p, &s);
+    for target in [dsn(&p), uri(&p), dsn(&s), uri(&s)] {
+        let out = lag(["-d", &target]);
+        no_secret(&out);
+        let doc = out.json();
+        assert_eq!(out.code, Some(0), "{target}: {}", messages(&doc));
+        assert_eq!(doc["can_read_all_stats"], true);
+        assert!(!doc["server"].as_str().unwrap().contains(PW));
+    }
+
+    // A wrong password: UNKNOWN, one line, neither password shown.
+    let wrong = format!(
+        "host=127.0.0.1 port={} user=mon password=Wr0ng-{PW} dbname=postgres",
+        p.port
+    );
+    let out = lag(["-d", &wrong]);
+    no_secret(&out);
+    let out = out.expect_error(3, "repl-lag");
+    assert!(
+        out.stderr.contains("password authentication failed"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn no_server_bad_conninfo_and_bad_arguments_are_unknown() {
+    let port = free_port().to_string();
+    let out = lag([
+        "-d",
+        &format!("host=127.0.0.1 port={port} user=postgres password=hunter2-x"),
+    ])
+    .expect_error(3, "repl-lag");
+    assert!(out.stderr.contains("cannot connect"), "{}", out.stderr);
+    assert!(!out.stderr.contains("hunter2-x"), "{}", out.stderr);
+    let sockdir = tempfile::tempdir().unwrap();
+    lag([
+        "-d",
+        &format!(
+            "host={} port={port} user=postgres",
+            sockdir.path().display()
+        ),
+    ])
+    .expect_error(3, "repl-lag");
+    for bad in [
+        "host=/tmp bogus=1",
+        "host=/tmp port=abc",
+        "host='/tmp user=x",
+        "postgres://u:pw@host:5432/db?x",
+    ] {
+        lag(["-d", bad]).expect_error(3, "repl-lag");
+    }
+    for args in [
+        vec!["--warn-bytes", "1XB"],
+        vec!["--warn-bytes", "2MB", "--crit-bytes", "1MB"],
+        vec!["--warn-seconds", "10m", "--crit-seconds", "1m"],
+        vec!["--no-such-flag"],
+        vec!["--format", "nagios"],
+    ] {
+        lag(args).expect_error(3, "repl-lag");
+    }
+    let help = lag(["--help"]).ok();
+    assert!(help.stdout.contains("--crit-bytes"));
+}
