@@ -10,5 +10,16 @@ pub struct Tool {
 
 /// Every tool this build contains.
 pub fn tools() -> Vec<Tool> {
-    vec![]
+    vec![
+        Tool {
+            name: "snap-take",
+            command: pgdr_snap::cli_take::command,
+            man: &pgdr_snap::cli_take::MAN,
+        },
+        Tool {
+            name: "snap-prune",
+            command: pgdr_snap::cli_prune::command,
+            man: &pgdr_snap::cli_prune::MAN,
+        },
+    ]
 }

@@ -16,21 +16,21 @@ const OFF_CATVERSION: usize = 12;
 const OFF_STATE: usize = 16;
 const OFF_TIME: usize = 24;
 const OFF_CHECKPOINT: usize = 32;
-/// `checkPointCopy` starts at 40: redo, ThisTimeLineID, PrevTimeLineID, …, time at +64.
+/// `checkPointCopy` (88 bytes) starts at 40: redo, ThisTimeLineID, PrevTimeLineID, …, time at +64.
 const OFF_REDO: usize = 40;
 const OFF_TLI: usize = 48;
 const OFF_PREV_TLI: usize = 52;
 const OFF_CKPT_TIME: usize = 104;
-const OFF_MIN_RECOVERY: usize = 176;
-const OFF_MIN_RECOVERY_TLI: usize = 184;
-const OFF_BACKUP_START: usize = 192;
-const OFF_BACKUP_END: usize = 200;
-const OFF_BACKUP_END_REQUIRED: usize = 208;
-const OFF_WAL_LEVEL: usize = 212;
-const OFF_BLCKSZ: usize = 256;
-const OFF_XLOG_SEG_SIZE: usize = 268;
-const OFF_DATA_CHECKSUM: usize = 292;
-const OFF_CRC: usize = 328;
+const OFF_MIN_RECOVERY: usize = 136;
+const OFF_MIN_RECOVERY_TLI: usize = 144;
+const OFF_BACKUP_START: usize = 152;
+const OFF_BACKUP_END: usize = 160;
+const OFF_BACKUP_END_REQUIRED: usize = 168;
+const OFF_WAL_LEVEL: usize = 172;
+const OFF_BLCKSZ: usize = 216;
+const OFF_XLOG_SEG_SIZE: usize = 228;
+const OFF_DATA_CHECKSUM: usize = 252;
+const OFF_CRC: usize = 288;
 
 /// What pg_control says about a cluster.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
