@@ -106,6 +106,15 @@ impl CopyStore {
                 .canonicalize()
                 .map_err(io_err(&self.pgdata.join("pg_wal")))?;
             let mut stats = CopyStats::default();
+            // pg_control after pg_backup_stop: on a standby its minRecoveryPoint is then at
+            // or past the backup's end, which recovery waits for.
+            let _ = fs::remove_file(partial.join("global/pg_control"));
+            copy_entry(
+                &self.pgdata.join("global/pg_control"),
+                &partial.join("global/pg_control"),
+                &mut stats,
+                false,
+            )?;
             copy_tree(&src, &partial.join("pg_wal"), &mut stats, true)?;
             if !partial.join("pg_wal").join(wal_start).is_file() {
                 return Err(Error::failed("cannot complete the copy")
@@ -209,7 +218,22 @@ pub fn copy_data_dir(src: &Path, dst: &Path, skip_wal: bool) -> Result<CopyStats
         let e = e.map_err(io_err(src))?;
         let name = e.file_name();
         let n = name.to_string_lossy();
-        if SKIP_TOP.contains(&n.as_ref()) {
+        if SKIP_TOP.contains(&n.as_ref()) || (skip_wal && n == "global") {
+            if n == "global" {
+                // Copied now except pg_control, which finish_wal copies last.
+                make_dir_like(&e.path(), &dst.join(&name))?;
+                for g in fs::read_dir(e.path()).map_err(io_err(src))? {
+                    let g = g.map_err(io_err(src))?;
+                    if g.file_name() != "pg_control" {
+                        copy_entry(
+                            &g.path(),
+                            &dst.join("global").join(g.file_name()),
+                            &mut stats,
+                            true,
+                        )?;
+                    }
+                }
+            }
             continue;
         }
         let (s, d) = (e.path(), dst.join(&name));

@@ -447,12 +447,13 @@ fn read_registry(store: &Path) -> Result<Vec<CloneInfo>> {
     Ok(out)
 }
 
-/// Creates a directory (and parents) with mode 0700 for a store.
+/// Creates a store directory (and parents): 0711, so the data directory's owner can reach
+/// the snapshots and clones inside (each 0700 itself) without listing the store.
 pub(crate) fn ensure_private_dir(dir: &Path) -> Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
-        .mode(0o700)
+        .mode(0o711)
         .create(dir)
         .map_err(|e| {
             Error::failed(format!("cannot create {}", dir.display()))
