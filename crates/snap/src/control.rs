@@ -131,7 +131,7 @@ pub fn parse(bytes: &[u8]) -> Result<ControlData, String> {
     }
     let version = u32_at(bytes, OFF_VERSION);
     if !matches!(version, 1201 | 1300 | 1700) {
-        let hint = if version.swap_bytes() % 65536 == 0 || version > 100_000 {
+        let hint = if matches!(version.swap_bytes(), 1201 | 1300 | 1700) {
             " (written on a machine of another byte order?)"
         } else {
             ""

@@ -186,7 +186,7 @@ pub fn apply(items: &[Item], policy: &Policy, cal: &dyn Calendar) -> Vec<Verdict
 /// `7d`, `36h`, `90m`, `45s`: the largest unit that divides exactly.
 pub fn human_duration(secs: u64) -> String {
     for (unit, n) in [("w", 604_800), ("d", 86_400), ("h", 3600), ("m", 60)] {
-        if secs >= n && secs % n == 0 {
+        if secs >= n && secs.is_multiple_of(n) {
             return format!("{}{unit}", secs / n);
         }
     }
