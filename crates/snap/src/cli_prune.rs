@@ -51,8 +51,8 @@ pub struct Args {
     /// The data directory whose snapshots to prune.
     #[arg(long, short = 'D', value_name = "DIR")]
     pub pgdata: Option<PathBuf>,
-    /// Storage backend (default: detected from PGDATA).
-    #[arg(long, value_enum)]
+    /// Storage backend: zfs, btrfs or copy (default: detected from PGDATA).
+    #[arg(long, value_enum, hide_possible_values = true)]
     pub backend: Option<BackendKind>,
     /// Where btrfs and copy snapshots are kept (as given to snap-take).
     #[arg(long, value_name = "DIR")]
@@ -84,8 +84,8 @@ pub struct Args {
     /// Only consider snapshots with this label (others are left alone).
     #[arg(long, value_name = "L")]
     pub label: Option<String>,
-    /// Calendar periods in UTC (default) or the local time zone.
-    #[arg(long, value_enum, default_value = "utc")]
+    /// Calendar periods in utc (default) or the local time zone.
+    #[arg(long, value_enum, default_value = "utc", hide_possible_values = true)]
     pub tz: Tz,
     /// Print what would be destroyed; change nothing.
     #[arg(long)]

@@ -44,8 +44,8 @@ pub struct Args {
     /// Connection for backup mode (conninfo or URI; PG* variables and .pgpass apply).
     #[arg(long = "dbname", short = 'd', value_name = "CONNINFO")]
     pub dbname: Option<String>,
-    /// Storage backend (default: detected from PGDATA: zfs, btrfs, else copy).
-    #[arg(long, value_enum)]
+    /// Storage backend: zfs, btrfs or copy (default: detected from PGDATA: zfs, btrfs, else copy).
+    #[arg(long, value_enum, hide_possible_values = true)]
     pub backend: Option<BackendKind>,
     /// Where btrfs and copy snapshots are kept (default: .pgdr-snapshots/NAME beside the
     /// subvolume or data directory).
