@@ -17,6 +17,16 @@ pub fn tools() -> Vec<Tool> {
             man: &pgdr_conf::cli::MAN,
         },
         Tool {
+            name: "snap-take",
+            command: pgdr_snap::cli_take::command,
+            man: &pgdr_snap::cli_take::MAN,
+        },
+        Tool {
+            name: "snap-prune",
+            command: pgdr_snap::cli_prune::command,
+            man: &pgdr_snap::cli_prune::MAN,
+        },
+        Tool {
             name: "repl-lag",
             command: pgdr_lag::cli::command,
             man: &pgdr_lag::cli::MAN,
