@@ -7,7 +7,10 @@ CARGO ?= cargo
 TOOLS := hba-edit conf-edit wal-archive snap-take snap-prune snap-clone repl-lag
 # Debian/Ubuntu packages: the PostgreSQL server (initdb, pg_ctl, pg_basebackup, pg_waldump),
 # zfs-fuse (a real ZFS pool on a file), btrfs-progs, mandoc (man page lint), util-linux.
-APT_PACKAGES := postgresql zfs-fuse btrfs-progs mandoc util-linux procps
+# python3 and python3-prometheus-client: the demo reads JSON with python3, and repl-lag's test
+# checks its Prometheus output with the reference client's parser too.
+# make bench also needs the peers: pgbackrest and check-postgres.
+BENCH_PACKAGES := pgbackrest check-postgres
 
 .PHONY: all deps build release test lint unit man man-check bench demo install clean
 
@@ -21,6 +24,11 @@ deps:
 	command -v mandoc >/dev/null || missing="$$missing mandoc"; \
 	command -v runuser >/dev/null || missing="$$missing util-linux"; \
 	command -v pgrep >/dev/null || missing="$$missing procps"; \
+	command -v python3 >/dev/null || missing="$$missing python3"; \
+	{ /usr/bin/python3 -c 'import prometheus_client' || python3 -c 'import prometheus_client'; } 2>/dev/null || missing="$$missing python3-prometheus-client"; \
+	if [ "$(WITH_BENCH)" = 1 ]; then \
+	  command -v pgbackrest >/dev/null || missing="$$missing pgbackrest"; \
+	  command -v check_postgres.pl >/dev/null || command -v check_postgres >/dev/null || missing="$$missing check-postgres"; fi; \
 	if [ -z "$$missing" ]; then echo "deps: everything is installed"; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  echo "deps: installing$$missing"; \
@@ -54,7 +62,8 @@ man-check:
 	@if command -v mandoc >/dev/null; then \
 	  for f in man/man1/*.1; do [ -e "$$f" ] || continue; mandoc -T lint -W warning "$$f" || exit 1; done; fi
 
-bench: deps release
+bench: release
+	@$(MAKE) --no-print-directory deps WITH_BENCH=1
 	@bash tests/bench/run.sh
 
 demo: deps release

@@ -116,15 +116,20 @@ fn parse_prometheus(text: &str) -> prometheus_parse::Scrape {
             s.metric
         );
     }
-    let py = std::process::Command::new("python3")
-        .args(["-c", "import prometheus_client"])
-        .output();
-    if py.map(|o| o.status.success()).unwrap_or(false) {
+    // Debian's package installs for the system python, which may not be the first on PATH.
+    let python = ["/usr/bin/python3", "python3"].into_iter().find(|py| {
+        std::process::Command::new(py)
+            .args(["-c", "import prometheus_client"])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    });
+    if let Some(python) = python {
         let script = "import sys\n\
 from prometheus_client.parser import text_string_to_metric_families\n\
 n = sum(len(f.samples) for f in text_string_to_metric_families(sys.stdin.read()))\n\
 print(n)\n";
-        let mut child = std::process::Command::new("python3")
+        let mut child = std::process::Command::new(python)
             .args(["-c", script])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
