@@ -10,5 +10,9 @@ pub struct Tool {
 
 /// Every tool this build contains.
 pub fn tools() -> Vec<Tool> {
-    vec![]
+    vec![Tool {
+        name: "wal-archive",
+        command: pgdr_wal::cli::command,
+        man: &pgdr_wal::cli::MAN,
+    }]
 }
