@@ -86,7 +86,7 @@ fn cluster_from(backup: &Path, primary: &Cluster, conf: &str) -> Cluster {
     let log = root.path().join("log");
     fs::write(&log, "").unwrap();
     chown_to_pg_user(&log);
-    let mut c = Cluster {
+    let c = Cluster {
         root,
         data,
         sockdir,

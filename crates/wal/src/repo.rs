@@ -588,8 +588,7 @@ impl Repo {
                 }
             }
         }
-        s.files
-            .sort_by(|a, b| a.0.to_string().cmp(&b.0.to_string()));
+        s.files.sort_by_key(|f| f.0.to_string());
         Ok(s)
     }
 }
