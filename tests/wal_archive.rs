@@ -641,6 +641,38 @@ fn parallel_push_and_prune_lock() {
     let v = wa(&repo).arg("verify").run().ok().json();
     assert_eq!(v["files"], names.len() as u64, "{v}");
 
+    // get --prefetch: the next segments are decompressed, verified, into a spool beside pg_wal.
+    let data = dir.path().join("data");
+    fs::create_dir_all(data.join("pg_wal")).unwrap();
+    let dest = data.join("pg_wal/RECOVERYXLOG");
+    let g = wa(&repo)
+        .args(["get", "--prefetch", "2"])
+        .arg(&names[0])
+        .arg(&dest)
+        .run()
+        .ok()
+        .json();
+    assert_eq!(g["from_prefetch"], false);
+    let spooled = data.join("pgdr_wal_prefetch").join(&names[1]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !spooled.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "prefetch never spooled {}",
+            names[1]
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let g = wa(&repo)
+        .args(["get", "--prefetch", "2"])
+        .arg(&names[1])
+        .arg(&dest)
+        .run()
+        .ok()
+        .json();
+    assert_eq!(g["from_prefetch"], true, "{g}");
+    assert_eq!(sha(&dest), sha(&wal.join(&names[1])));
+
     // prune holds a lock: a second one fails with 75.
     let lock = repo.join("prune.lock");
     let f = fs::OpenOptions::new()
