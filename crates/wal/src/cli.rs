@@ -384,7 +384,7 @@ fn push_one(
     repo.ensure_dir(&dir)?;
     let target = repo.path_of(name);
     if target.exists() {
-        return compare_existing(repo, name, path, &target, false);
+        return compare_existing(repo, name, path, &target);
     }
     let (temp, header, stored) =
         repo.write_stored(&target, &first, &mut src, name.kind, compression, level)?;
@@ -399,7 +399,7 @@ fn push_one(
     }
     if !repo.publish(temp, &target)? {
         // Another push published the name first: the rule for duplicates decides.
-        return compare_existing(repo, name, path, &target, false);
+        return compare_existing(repo, name, path, &target);
     }
     Ok(PushReport {
         name: name.to_string(),
@@ -434,13 +434,7 @@ fn check_text_file(name: &WalName, first: &[u8], len: u64) -> Result<(), String>
 
 /// The name is taken: identical content is success once the archived copy is on disk;
 /// anything else is a refusal naming both checksums.
-fn compare_existing(
-    repo: &Repo,
-    name: &WalName,
-    path: &Path,
-    target: &Path,
-    _retry: bool,
-) -> Result<PushReport> {
+fn compare_existing(repo: &Repo, name: &WalName, path: &Path, target: &Path) -> Result<PushReport> {
     let damaged = |why: String| {
         Error::failed(format!(
             "{name} is already archived but the archived copy is damaged"
