@@ -135,5 +135,5 @@ wa = res["wal-archive"]
 print()
 print(f"{'ratio (wal-archive / peer)':<28} {'push':>6} {'get':>6} {'stored':>7}")
 for t in order[1:]:
-    print(f"{'vs ' + t:<28} {med(wa['push'])/med(res[t]['push']):6.2f} {med(wa['get'])/med(res[t]['get']):6.2f} {wa['stored']/max(1,res[t]['stored']):7.2f}")
+    print(f"{'vs ' + t:<28} {med(wa['push'])/med(res[t]['push']):6.2f} {med(wa['get'])/med(res[t]['get']):6.2f} {wa['stored']/max(1,res[t]['stored']):7.3f}")
 PY
