@@ -137,16 +137,10 @@ fn clap_exit(tool: &str, e: clap::Error) -> u8 {
         _ => {
             let rendered = e.render().to_string();
             let first = if e.kind() == K::DisplayHelpOnMissingArgumentOrSubcommand {
-                "a subcommand or argument is required"
+                "a subcommand or argument is required".to_string()
             } else {
-                rendered
-                    .lines()
-                    .find(|l| !l.trim().is_empty())
-                    .unwrap_or("invalid arguments")
-            }
-            .trim()
-            .trim_start_matches("error: ")
-            .to_string();
+                clap_message(&rendered)
+            };
             report_error(
                 tool,
                 &Error::usage("usage error")
@@ -158,10 +152,40 @@ fn clap_exit(tool: &str, e: clap::Error) -> u8 {
     }
 }
 
+/// The message of a rendered clap error on one line: "error: X:" followed by indented
+/// items ("  --pgdata <DIR>") becomes "X: --pgdata <DIR>"; tips and usage are dropped.
+fn clap_message(rendered: &str) -> String {
+    let mut lines = rendered.lines().filter(|l| !l.trim().is_empty());
+    let Some(head) = lines.next() else {
+        return "invalid arguments".into();
+    };
+    let mut msg = head.trim().trim_start_matches("error: ").to_string();
+    if msg.ends_with(':') {
+        let items: Vec<&str> = lines
+            .take_while(|l| l.starts_with("  ") && !l.trim_start().starts_with("tip:"))
+            .map(str::trim)
+            .collect();
+        msg.push(' ');
+        msg.push_str(&items.join(", "));
+    }
+    msg
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn clap_errors_become_one_line() {
+        let r = "error: the following required arguments were not provided:\n  --pgdata <DIR>\n  --name <N>\n\nUsage: snap-take --pgdata <DIR>\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            clap_message(r),
+            "the following required arguments were not provided: --pgdata <DIR>, --name <N>"
+        );
+        let r = "error: unexpected argument '--x' found\n\n  tip: to pass '--x' as a value, use '-- --x'\n\nUsage: t\n";
+        assert_eq!(clap_message(r), "unexpected argument '--x' found");
+    }
 
     #[test]
     fn tool_and_version_come_first() {
