@@ -6,7 +6,8 @@ PREFIX ?= /usr/local
 CARGO ?= cargo
 TOOLS := hba-edit conf-edit wal-archive snap-take snap-prune snap-clone repl-lag
 # Debian/Ubuntu packages: the PostgreSQL server (initdb, pg_ctl, pg_basebackup, pg_waldump),
-# zfs-fuse (a real ZFS pool on a file), btrfs-progs, mandoc (man page lint), util-linux.
+# zfs-fuse (a real ZFS pool on a file), btrfs-progs, mandoc (man page lint), util-linux;
+# libssl-dev and pkg-config to build TLS connections, openssl to make test certificates.
 # python3 and python3-prometheus-client: the demo reads JSON with python3, and repl-lag's test
 # checks its Prometheus output with the reference client's parser too.
 # make bench also needs the peers: pgbackrest and check-postgres.
@@ -25,6 +26,9 @@ deps:
 	command -v runuser >/dev/null || missing="$$missing util-linux"; \
 	command -v pgrep >/dev/null || missing="$$missing procps"; \
 	command -v python3 >/dev/null || missing="$$missing python3"; \
+	command -v openssl >/dev/null || missing="$$missing openssl"; \
+	command -v pkg-config >/dev/null || missing="$$missing pkg-config"; \
+	[ -e /usr/include/openssl/ssl.h ] || missing="$$missing libssl-dev"; \
 	{ /usr/bin/python3 -c 'import prometheus_client' || python3 -c 'import prometheus_client'; } 2>/dev/null || missing="$$missing python3-prometheus-client"; \
 	if [ "$(WITH_BENCH)" = 1 ]; then \
 	  command -v pgbackrest >/dev/null || missing="$$missing pgbackrest"; \

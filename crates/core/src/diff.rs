@@ -27,6 +27,9 @@ mod tests {
         assert!(d.contains("\n-b\n+B\n"));
         assert_eq!(super::unified("x", "x", "f"), "");
         let d = super::unified("a\n", "b\n", "/etc/pg_hba.conf");
-        assert!(d.starts_with("--- /etc/pg_hba.conf\n+++ /etc/pg_hba.conf\n"), "{d}");
+        assert!(
+            d.starts_with("--- /etc/pg_hba.conf\n+++ /etc/pg_hba.conf\n"),
+            "{d}"
+        );
     }
 }

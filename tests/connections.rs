@@ -1,0 +1,225 @@
+//! pgdr-core's libpq-style connections against a real server: sockets, TCP, passwords from
+//! the password file, URIs, PG* variables and every sslmode, with a self-signed certificate.
+
+use pgdr_core::conn::ConnParams;
+use pgdr_testkit::{chown_to_pg_user, Cluster};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const PASSWORD: &str = "pw:with\\colon s3cret";
+
+struct Tls {
+    cluster: Cluster,
+    cert: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+/// A server that only accepts TCP over TLS: scram for `pwuser`, trust for the rest.
+fn tls_cluster() -> Tls {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("server.crt"), dir.path().join("server.key"));
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-new",
+            "-x509",
+            "-days",
+            "2",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .args(["-addext", "subjectAltName=DNS:localhost"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl (apt-get install openssl)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cluster = Cluster::builder()
+        .hba("hostnossl all all 127.0.0.1/32 reject")
+        .hba("hostssl all pwuser 127.0.0.1/32 scram-sha-256")
+        .hba("hostssl all all 127.0.0.1/32 trust")
+        .init_only();
+    for (f, name) in [(&cert, "server.crt"), (&key, "server.key")] {
+        let to = cluster.data.join(name);
+        std::fs::copy(f, &to).unwrap();
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600)).unwrap();
+        chown_to_pg_user(&to);
+    }
+    cluster.append_conf("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+    let mut cluster = cluster;
+    cluster.start_server();
+    cluster.execute(&format!(
+        "create role pwuser login password '{}'",
+        PASSWORD.replace('\'', "''")
+    ));
+    Tls { cluster, cert, dir }
+}
+
+fn connect(dsn: &str) -> pgdr_core::Result<postgres::Client> {
+    // Nothing from this process's environment: only what the test passes.
+    ConnParams::resolve_with(Some(dsn), &|k| {
+        (k == "PGPASSFILE").then(|| "/dev/null".into())
+    })?
+    .connect()
+}
+
+fn uses_tls(c: &mut postgres::Client) -> bool {
+    c.query_one(
+        "select ssl from pg_stat_ssl where pid = pg_backend_pid()",
+        &[],
+    )
+    .unwrap()
+    .get(0)
+}
+
+fn passfile(dir: &Path, line: &str, mode: u32) -> PathBuf {
+    let f = dir.join(format!("pgpass-{mode:o}"));
+    std::fs::write(&f, format!("{line}\n")).unwrap();
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(mode)).unwrap();
+    f
+}
+
+#[test]
+fn sslmodes_behave_as_in_libpq() {
+    let t = tls_cluster();
+    let port = t.cluster.port;
+    // Unix socket: no TLS there, and none needed.
+    connect(&t.cluster.conninfo()).unwrap();
+    // No TLS over TCP: the server's hostnossl reject line answers.
+    let e = connect(&format!(
+        "host=127.0.0.1 port={port} user=postgres sslmode=disable"
+    ))
+    .err()
+    .expect("plain TCP must be rejected");
+    assert!(
+        e.to_string().contains("pg_hba.conf rejects connection"),
+        "{e}"
+    );
+    assert_eq!(e.exit_code(), 1);
+    // prefer (libpq's default) and require encrypt without checking the certificate.
+    for mode in ["", " sslmode=prefer", " sslmode=require"] {
+        let mut c = connect(&format!("host=127.0.0.1 port={port} user=postgres{mode}")).unwrap();
+        assert!(uses_tls(&mut c), "mode {mode:?}");
+    }
+    // verify-full: the chain and the host name.
+    let root = t.cert.display();
+    let mut c = connect(&format!(
+        "host=localhost port={port} user=postgres sslmode=verify-full sslrootcert={root}"
+    ))
+    .unwrap();
+    assert!(uses_tls(&mut c));
+    let e = connect(&format!(
+        "host=127.0.0.1 port={port} user=postgres sslmode=verify-full sslrootcert={root}"
+    ))
+    .err()
+    .expect("host name 127.0.0.1 is not in the certificate");
+    assert!(e.to_string().to_lowercase().contains("certificate"), "{e}");
+    // verify-ca ignores the name but needs the root certificate.
+    connect(&format!(
+        "host=127.0.0.1 port={port} user=postgres sslmode=verify-ca sslrootcert={root}"
+    ))
+    .unwrap();
+    let e = connect(&format!(
+        "host=127.0.0.1 port={port} user=postgres sslmode=verify-ca sslrootcert=/nonexistent/root.crt"
+    ))
+    .err()
+    .unwrap();
+    assert!(e.to_string().contains("root certificate file"), "{e}");
+    // require with a root file present behaves as verify-ca: a wrong CA fails.
+    let other = t.dir.path().join("other.crt");
+    let key = t.dir.path().join("other.key");
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-new",
+            "-x509",
+            "-days",
+            "2",
+            "-nodes",
+            "-subj",
+            "/CN=other",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let e = connect(&format!(
+        "host=localhost port={port} user=postgres sslmode=require sslrootcert={}",
+        other.display()
+    ))
+    .err()
+    .expect("a certificate from another CA must fail when a root file is given");
+    assert!(e.to_string().to_lowercase().contains("certificate"), "{e}");
+}
+
+#[test]
+fn passwords_from_the_password_file_and_never_shown() {
+    let t = tls_cluster();
+    let port = t.cluster.port;
+    let escaped = PASSWORD.replace('\\', "\\\\").replace(':', "\\:");
+    let good = passfile(
+        t.dir.path(),
+        &format!("localhost:{port}:*:pwuser:{escaped}"),
+        0o600,
+    );
+    let env_with = |file: PathBuf| {
+        move |k: &str| match k {
+            "PGPASSFILE" => Some(file.display().to_string()),
+            "PGHOST" => Some("localhost".into()),
+            "PGPORT" => Some(port.to_string()),
+            "PGUSER" => Some("pwuser".into()),
+            "PGDATABASE" => Some("postgres".into()),
+            "PGSSLMODE" => Some("require".into()),
+            _ => None,
+        }
+    };
+    // Everything from PG* variables and the password file.
+    let p = ConnParams::resolve_with(None, &env_with(good.clone())).unwrap();
+    assert!(!p.to_string().contains("s3cret"));
+    let mut c = p.connect().unwrap();
+    let who: String = c.query_one("select current_user", &[]).unwrap().get(0);
+    assert_eq!(who, "pwuser");
+    // A password file readable by others is ignored, as libpq does: authentication fails.
+    let open = passfile(t.dir.path(), &format!("*:*:*:pwuser:{escaped}"), 0o644);
+    let e = ConnParams::resolve_with(None, &env_with(open))
+        .unwrap()
+        .connect()
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("password"), "{e}");
+    // A wrong password in the URI: the error names the server, never the password.
+    let e = connect(&format!(
+        "postgresql://pwuser:not-the-s3cret@localhost:{port}/postgres?sslmode=require"
+    ))
+    .err()
+    .unwrap();
+    let msg = e.to_string();
+    assert!(!msg.contains("not-the-s3cret"), "{msg}");
+    assert!(msg.contains("password authentication failed"), "{msg}");
+    // The right one, percent-encoded in a URI.
+    let enc: String = PASSWORD
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    connect(&format!(
+        "postgresql://pwuser:{enc}@localhost:{port}/postgres?sslmode=require"
+    ))
+    .unwrap();
+}
