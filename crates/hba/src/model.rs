@@ -42,6 +42,16 @@ impl ConnType {
             ConnType::HostNoGssEnc => "hostnogssenc",
         }
     }
+    /// The kind bit of a connection described by this type: `host` is a plain TCP connection,
+    /// `hostssl` an SSL one, `hostgssenc` a GSS-encrypted one.
+    pub fn conn_kind(self) -> u8 {
+        match self {
+            ConnType::Local => 0,
+            ConnType::Host | ConnType::HostNoSsl | ConnType::HostNoGssEnc => 1,
+            ConnType::HostSsl => 2,
+            ConnType::HostGssEnc => 4,
+        }
+    }
     /// Which TCP connection kinds the type admits, as a bit set of (plain, ssl, gss-encrypted).
     pub fn tcp_kinds(self) -> u8 {
         const PLAIN: u8 = 1;
@@ -405,7 +415,12 @@ fn parse_fields(
                 || o.ldapsearchattribute
                 || o.ldapsearchfilter
             {
-                return Err("cannot mix options for simple bind and search+bind modes".into());
+                // 18 reworded the message; the rule is the same.
+                return Err(if version >= 18 {
+                    "cannot mix options for simple bind and search+bind modes".into()
+                } else {
+                    "cannot use ldapbasedn, ldapbinddn, ldapbindpasswd, ldapsearchattribute, ldapsearchfilter, or ldapurl together with ldapprefix".into()
+                });
             }
         } else if !o.ldapbasedn {
             return Err("authentication method \"ldap\" requires argument \"ldapbasedn\", \"ldapprefix\", or \"ldapsuffix\" to be set".into());
@@ -538,7 +553,8 @@ pub fn split_guc_list(val: &str) -> Option<Vec<String>> {
 
 /// Minimal `ldap_url_parse` (OpenLDAP): the parts PostgreSQL uses. Err is the server message.
 fn ldap_url(val: &str, o: &mut Opts) -> Result<(), String> {
-    let fail = || format!("could not parse LDAP URL \"{val}\": Bad parameter to an ldap routine");
+    // The server passes OpenLDAP's URL error code to ldap_err2string, hence the odd text.
+    let fail = || format!("could not parse LDAP URL \"{val}\": Time limit exceeded");
     let lower = val.to_ascii_lowercase();
     let scheme = ["ldap", "ldaps", "ldapi", "cldap"]
         .into_iter()
