@@ -10,5 +10,9 @@ pub struct Tool {
 
 /// Every tool this build contains.
 pub fn tools() -> Vec<Tool> {
-    vec![]
+    vec![Tool {
+        name: "hba-edit",
+        command: pgdr_hba::cli::command,
+        man: &pgdr_hba::cli::MAN,
+    }]
 }

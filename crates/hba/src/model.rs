@@ -433,10 +433,11 @@ fn parse_fields(
         let _ = o.ldapserver;
     }
     if method == "radius" {
-        let servers = o.radiusservers.ok_or(
+        // An empty list is NIL, which is what "not set" is in the server.
+        let servers = o.radiusservers.filter(|&n| n > 0).ok_or(
             "authentication method \"radius\" requires argument \"radiusservers\" to be set",
         )?;
-        let secrets = o.radiussecrets.ok_or(
+        let secrets = o.radiussecrets.filter(|&n| n > 0).ok_or(
             "authentication method \"radius\" requires argument \"radiussecrets\" to be set",
         )?;
         if servers == 0 {
