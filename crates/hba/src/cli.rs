@@ -761,7 +761,8 @@ fn apply(args: &Args, file: &Path, version: u32) -> Result<Outcome> {
                         replaced += 1;
                     }
                 } else {
-                    let at = point(old_index);
+                    // In the place of the first replaced line, below its comments.
+                    let at = doc.tok.records[olds[0].origin].start;
                     for (nr, _) in news {
                         insert_at(&doc, at, nr, &mut edits, &mut seq);
                         added += 1;
