@@ -19,7 +19,10 @@ fn hba(args: &[&str]) -> pgdr_testkit::ToolOutput {
 /// For runs that connect: an empty, regular password file (libpq warns about /dev/null, the
 /// kit's default, as "not a plain file").
 fn hba_connecting(args: &[&str], passfile: &Path) -> pgdr_testkit::ToolOutput {
-    tool("hba-edit").args(args).env("PGPASSFILE", passfile).run()
+    tool("hba-edit")
+        .args(args)
+        .env("PGPASSFILE", passfile)
+        .run()
 }
 
 fn unquote(s: &str) -> String {
@@ -176,9 +179,13 @@ fn compare_with_server(c: &Cluster, name: &str, text: &[u8]) -> usize {
         // with ssl = off) still loads.
         if row.kind.is_none() {
             server_rejects = true;
-            let e = errors
-                .get(&line)
-                .unwrap_or_else(|| panic!("{ctx}: server rejects it ({:?}); list: {:?}", row.error, rules.get(&line)));
+            let e = errors.get(&line).unwrap_or_else(|| {
+                panic!(
+                    "{ctx}: server rejects it ({:?}); list: {:?}",
+                    row.error,
+                    rules.get(&line)
+                )
+            });
             if let Some(msg) = &row.error {
                 if !msg.starts_with("hostssl record cannot match") {
                     assert_eq!(e["message"].as_str().unwrap(), msg, "{ctx}");
@@ -186,26 +193,58 @@ fn compare_with_server(c: &Cluster, name: &str, text: &[u8]) -> usize {
             }
             continue;
         }
-        let r = rules
-            .get(&line)
-            .unwrap_or_else(|| panic!("{ctx}: server accepts it; list says {:?}", errors.get(&line)));
+        let r = rules.get(&line).unwrap_or_else(|| {
+            panic!(
+                "{ctx}: server accepts it; list says {:?}",
+                errors.get(&line)
+            )
+        });
         assert_eq!(r["type"].as_str(), row.kind.as_deref(), "{ctx} type");
-        assert_eq!(Some(strings(&r["database"])), row.database, "{ctx} database");
+        assert_eq!(
+            Some(strings(&r["database"])),
+            row.database,
+            "{ctx} database"
+        );
         assert_eq!(Some(strings(&r["user"])), row.user, "{ctx} user");
-        assert_eq!(r["address"].as_str().map(str::to_string), row.address, "{ctx} address");
-        assert_eq!(r["netmask"].as_str().map(str::to_string), row.netmask, "{ctx} netmask");
-        assert_eq!(r["method"].as_str().map(str::to_string), row.method, "{ctx} method");
+        assert_eq!(
+            r["address"].as_str().map(str::to_string),
+            row.address,
+            "{ctx} address"
+        );
+        assert_eq!(
+            r["netmask"].as_str().map(str::to_string),
+            row.netmask,
+            "{ctx} netmask"
+        );
+        assert_eq!(
+            r["method"].as_str().map(str::to_string),
+            row.method,
+            "{ctx} method"
+        );
         if let Some(expected) = view_options(r) {
-            let got: BTreeSet<String> = row.options.clone().unwrap_or_default().into_iter().collect();
+            let got: BTreeSet<String> = row
+                .options
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .collect();
             assert_eq!(expected, got, "{ctx} options");
         }
     }
     for line in rules.keys().chain(errors.keys()) {
-        assert!(seen.contains(line), "{name}:{line}: the server shows no such line");
+        assert!(
+            seen.contains(line),
+            "{name}:{line}: the server shows no such line"
+        );
     }
     // check fails exactly when the server would refuse to load the file.
     let expect_fail = server_rejects || rows.iter().all(|r| r.kind.is_none());
-    assert_eq!(check.code, Some(if expect_fail { 1 } else { 0 }), "{name}: check {}", check.stdout);
+    assert_eq!(
+        check.code,
+        Some(if expect_fail { 1 } else { 0 }),
+        "{name}: check {}",
+        check.stdout
+    );
     rows.len()
 }
 
@@ -228,9 +267,35 @@ fn list_and_check_agree_with_pg_hba_file_rules() {
     assert!(total >= 60, "the corpus has only {total} lines");
     // Generated cases: every connection type with every address form and method.
     let mut gen = String::new();
-    for t in ["local", "host", "hostssl", "hostnossl", "hostgssenc", "hostnogssenc"] {
-        for a in ["", "10.0.0.0/8", "::1/128", "all", "samehost", "db.example", "10.1.2.3 255.255.0.0"] {
-            for m in ["trust", "reject", "md5", "scram-sha-256", "password", "peer", "ident", "gss", "cert", "pam"] {
+    for t in [
+        "local",
+        "host",
+        "hostssl",
+        "hostnossl",
+        "hostgssenc",
+        "hostnogssenc",
+    ] {
+        for a in [
+            "",
+            "10.0.0.0/8",
+            "::1/128",
+            "all",
+            "samehost",
+            "db.example",
+            "10.1.2.3 255.255.0.0",
+        ] {
+            for m in [
+                "trust",
+                "reject",
+                "md5",
+                "scram-sha-256",
+                "password",
+                "peer",
+                "ident",
+                "gss",
+                "cert",
+                "pam",
+            ] {
                 let a = if t == "local" { "" } else { a };
                 gen.push_str(&format!("{t} all all {a} {m}\n"));
             }
@@ -240,17 +305,31 @@ fn list_and_check_agree_with_pg_hba_file_rules() {
 }
 
 fn psql(c: &Cluster, host: &str, db: &str, user: &str, replication: bool) -> (bool, String) {
-    let mut conninfo = format!("host={host} port={} dbname={db} user={user} sslmode=disable", c.port);
+    let mut conninfo = format!(
+        "host={host} port={} dbname={db} user={user} sslmode=disable",
+        c.port
+    );
     if replication {
         conninfo.push_str(" replication=true");
     }
     let out = Command::new(c.bindir.join("psql"))
-        .args([conninfo.as_str(), "-XAtc", if replication { "IDENTIFY_SYSTEM" } else { "select 1" }])
+        .args([
+            conninfo.as_str(),
+            "-XAtc",
+            if replication {
+                "IDENTIFY_SYSTEM"
+            } else {
+                "select 1"
+            },
+        ])
         .env("PGPASSWORD", "pw")
         .env("PGCONNECT_TIMEOUT", "10")
         .output()
         .unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -258,7 +337,11 @@ fn match_names_the_rule_the_server_uses() {
     let ipv6 = std::net::TcpListener::bind("[::1]:0").is_ok();
     let mut c = Cluster::builder()
         .conf("log_connections = on")
-        .conf(if ipv6 { "listen_addresses = '127.0.0.1,::1'" } else { "listen_addresses = '127.0.0.1'" })
+        .conf(if ipv6 {
+            "listen_addresses = '127.0.0.1,::1'"
+        } else {
+            "listen_addresses = '127.0.0.1'"
+        })
         .start();
     c.execute(
         "CREATE ROLE grp; CREATE ROLE team;
@@ -311,9 +394,23 @@ host    postgres    all         samehost                password
     for (host, db, user) in cases {
         let replication = db == "replication";
         let log_before = c.log_text().len();
-        let (ok, err) = psql(&c, if host == "local" { &sock } else { host }, db, user, replication);
+        let (ok, err) = psql(
+            &c,
+            if host == "local" { &sock } else { host },
+            db,
+            user,
+            replication,
+        );
         let log = c.log_text()[log_before..].to_string();
-        let mut args = vec!["-f", path.to_str().unwrap(), "match", "--database", db, "--user", user];
+        let mut args = vec![
+            "-f",
+            path.to_str().unwrap(),
+            "match",
+            "--database",
+            db,
+            "--user",
+            user,
+        ];
         if host == "local" {
             args.extend(["--type", "local"]);
         } else {
@@ -341,9 +438,19 @@ host    postgres    all         samehost                password
         }
     }
     // Without --member-of, +grp depends on membership.
-    let m = hba(&["-f", path.to_str().unwrap(), "match", "--type", "local", "--database", "postgres", "--user", "carol"])
-        .ok()
-        .json();
+    let m = hba(&[
+        "-f",
+        path.to_str().unwrap(),
+        "match",
+        "--type",
+        "local",
+        "--database",
+        "postgres",
+        "--user",
+        "carol",
+    ])
+    .ok()
+    .json();
     assert_eq!(m["decided"], false, "{m}");
     assert_eq!(m["depends_on"][0]["line"], 4, "{m}");
 }
@@ -364,23 +471,63 @@ fn reload_puts_the_previous_file_back_when_the_server_rejects_it() {
     // oauth exists only from 18 on: told the wrong version, the tool accepts what the
     // server refuses.
     hba(&[
-        "-f", p, "--pg-version", "18", "add", "--type", "host", "--database", "all", "--user", "x",
-        "--address", "10.9.0.0/16", "--method", "oauth", "--option", "issuer=https://i",
-        "--option", "scope=openid", "--reload", "-d", &dsn,
+        "-f",
+        p,
+        "--pg-version",
+        "18",
+        "add",
+        "--type",
+        "host",
+        "--database",
+        "all",
+        "--user",
+        "x",
+        "--address",
+        "10.9.0.0/16",
+        "--method",
+        "oauth",
+        "--option",
+        "issuer=https://i",
+        "--option",
+        "scope=openid",
+        "--reload",
+        "-d",
+        &dsn,
     ])
     .expect_error(1, "hba-edit");
-    assert_eq!(std::fs::read(&path).unwrap(), before, "the previous file was not put back");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        before,
+        "the previous file was not put back"
+    );
     // A good change is written and reloaded: the loaded rules now reject that user.
     let out = hba(&[
-        "-f", p, "add", "--type", "local", "--database", "all", "--user", "blocked", "--method",
-        "reject", "--first", "--reload", "-d", &dsn,
+        "-f",
+        p,
+        "add",
+        "--type",
+        "local",
+        "--database",
+        "all",
+        "--user",
+        "blocked",
+        "--method",
+        "reject",
+        "--first",
+        "--reload",
+        "-d",
+        &dsn,
     ])
     .ok()
     .json();
     assert_eq!(out["reload"]["done"], true, "{out}");
     c.execute("CREATE ROLE blocked LOGIN");
     let err = postgres::Client::connect(
-        &format!("host={} port={} user=blocked dbname=postgres", c.sockdir.display(), c.port),
+        &format!(
+            "host={} port={} user=blocked dbname=postgres",
+            c.sockdir.display(),
+            c.port
+        ),
         postgres::NoTls,
     )
     .err()
@@ -391,11 +538,26 @@ fn reload_puts_the_previous_file_back_when_the_server_rejects_it() {
     let o = other.path().join("pg_hba.conf");
     std::fs::write(&o, "local all all trust\n").unwrap();
     hba(&[
-        "-f", o.to_str().unwrap(), "add", "--type", "local", "--database", "x", "--user", "y",
-        "--method", "reject", "--reload", "-d", &dsn,
+        "-f",
+        o.to_str().unwrap(),
+        "add",
+        "--type",
+        "local",
+        "--database",
+        "x",
+        "--user",
+        "y",
+        "--method",
+        "reject",
+        "--reload",
+        "-d",
+        &dsn,
     ])
     .expect_error(1, "hba-edit");
-    assert_eq!(std::fs::read_to_string(&o).unwrap(), "local all all trust\n");
+    assert_eq!(
+        std::fs::read_to_string(&o).unwrap(),
+        "local all all trust\n"
+    );
 }
 
 const SAMPLE: &str = "\
@@ -422,8 +584,19 @@ fn add_is_idempotent_placed_before_its_shadow_and_keeps_every_other_byte() {
     let p = sample_file(d.path());
     let f = p.to_str().unwrap();
     let add = [
-        "-f", f, "add", "--type", "host", "--database", "replication", "--user", "replicator",
-        "--address", "10.0.0.5", "--method", "scram-sha-256",
+        "-f",
+        f,
+        "add",
+        "--type",
+        "host",
+        "--database",
+        "replication",
+        "--user",
+        "replicator",
+        "--address",
+        "10.0.0.5",
+        "--method",
+        "scram-sha-256",
     ];
     let out = hba(&add).ok().json();
     assert_eq!(out["changed"], true);
@@ -441,26 +614,63 @@ fn add_is_idempotent_placed_before_its_shadow_and_keeps_every_other_byte() {
 
     // A rule that 0.0.0.0/0 would shadow goes just before it, above nothing it does not own.
     let out = hba(&[
-        "-f", f, "add", "--type", "host", "--database", "all", "--user", "app", "--address",
-        "10.1.0.0/16", "--method", "md5",
+        "-f",
+        f,
+        "add",
+        "--type",
+        "host",
+        "--database",
+        "all",
+        "--user",
+        "app",
+        "--address",
+        "10.1.0.0/16",
+        "--method",
+        "md5",
     ])
     .ok()
     .json();
     assert_eq!(out["line"], 7, "{out}");
     let text = std::fs::read_to_string(&p).unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines[6], "host    all             app             10.1.0.0/16             md5");
+    assert_eq!(
+        lines[6],
+        "host    all             app             10.1.0.0/16             md5"
+    );
     assert!(lines[7].contains("0.0.0.0/0"));
     // The server's verdict: the new rule is matched first for that client.
-    let m = hba(&["-f", f, "match", "--type", "host", "--database", "x", "--user", "app", "--address", "10.1.2.3"])
-        .ok()
-        .json();
+    let m = hba(&[
+        "-f",
+        f,
+        "match",
+        "--type",
+        "host",
+        "--database",
+        "x",
+        "--user",
+        "app",
+        "--address",
+        "10.1.2.3",
+    ])
+    .ok()
+    .json();
     assert_eq!(m["match"]["line"], 7, "{m}");
 
     // Same identity, other method: refused without --replace, replaced in place with it.
     let other = [
-        "-f", f, "add", "--type", "host", "--database", "all", "--user", "app", "--address",
-        "10.1.0.0/16", "--method", "scram-sha-256",
+        "-f",
+        f,
+        "add",
+        "--type",
+        "host",
+        "--database",
+        "all",
+        "--user",
+        "app",
+        "--address",
+        "10.1.0.0/16",
+        "--method",
+        "scram-sha-256",
     ];
     hba(&other).expect_error(1, "hba-edit");
     assert_eq!(std::fs::read_to_string(&p).unwrap(), text);
@@ -469,31 +679,109 @@ fn add_is_idempotent_placed_before_its_shadow_and_keeps_every_other_byte() {
     let out = hba(&with_replace).ok().json();
     assert_eq!(out["action"], "replaced");
     let replaced = std::fs::read_to_string(&p).unwrap();
-    assert_eq!(replaced.lines().nth(6), Some("host    all             app             10.1.0.0/16             scram-sha-256"));
+    assert_eq!(
+        replaced.lines().nth(6),
+        Some("host    all             app             10.1.0.0/16             scram-sha-256")
+    );
     assert_eq!(replaced.lines().count(), text.lines().count());
 
     // --dry-run shows a diff and writes nothing; remove takes it out again.
-    let out = hba(&["-f", f, "--dry-run", "remove", "--type", "host", "--database", "all", "--user", "app", "--address", "10.1.0.0/16"])
-        .ok()
-        .json();
-    assert!(out["diff"].as_str().unwrap().contains("-host    all             app"), "{out}");
+    let out = hba(&[
+        "-f",
+        f,
+        "--dry-run",
+        "remove",
+        "--type",
+        "host",
+        "--database",
+        "all",
+        "--user",
+        "app",
+        "--address",
+        "10.1.0.0/16",
+    ])
+    .ok()
+    .json();
+    assert!(
+        out["diff"]
+            .as_str()
+            .unwrap()
+            .contains("-host    all             app"),
+        "{out}"
+    );
     assert_eq!(std::fs::read_to_string(&p).unwrap(), replaced);
-    let out = hba(&["-f", f, "--backup", "remove", "--type", "host", "--database", "all", "--user", "app", "--address", "10.1.0.0/16"])
-        .ok()
-        .json();
+    let out = hba(&[
+        "-f",
+        f,
+        "--backup",
+        "remove",
+        "--type",
+        "host",
+        "--database",
+        "all",
+        "--user",
+        "app",
+        "--address",
+        "10.1.0.0/16",
+    ])
+    .ok()
+    .json();
     assert_eq!(out["removed"].as_array().unwrap().len(), 1);
-    assert_eq!(std::fs::read_to_string(out["backup"].as_str().unwrap()).unwrap(), replaced);
+    assert_eq!(
+        std::fs::read_to_string(out["backup"].as_str().unwrap()).unwrap(),
+        replaced
+    );
     assert_eq!(std::fs::read_to_string(&p).unwrap(), once);
-    let out = hba(&["-f", f, "remove", "--type", "host", "--database", "all", "--user", "app", "--address", "10.1.0.0/16"])
-        .ok()
-        .json();
+    let out = hba(&[
+        "-f",
+        f,
+        "remove",
+        "--type",
+        "host",
+        "--database",
+        "all",
+        "--user",
+        "app",
+        "--address",
+        "10.1.0.0/16",
+    ])
+    .ok()
+    .json();
     assert_eq!(out["changed"], false);
 
     // A rule the server would reject is refused before anything is written.
-    hba(&["-f", f, "add", "--type", "host", "--database", "all", "--user", "x", "--address", "10.0.0.0/8", "--method", "peer"])
-        .expect_error(2, "hba-edit");
-    hba(&["-f", f, "add", "--type", "host", "--database", "all", "--user", "x", "--address", "db.example.com/32", "--method", "md5"])
-        .expect_error(2, "hba-edit");
+    hba(&[
+        "-f",
+        f,
+        "add",
+        "--type",
+        "host",
+        "--database",
+        "all",
+        "--user",
+        "x",
+        "--address",
+        "10.0.0.0/8",
+        "--method",
+        "peer",
+    ])
+    .expect_error(2, "hba-edit");
+    hba(&[
+        "-f",
+        f,
+        "add",
+        "--type",
+        "host",
+        "--database",
+        "all",
+        "--user",
+        "x",
+        "--address",
+        "db.example.com/32",
+        "--method",
+        "md5",
+    ])
+    .expect_error(2, "hba-edit");
     assert_eq!(std::fs::read_to_string(&p).unwrap(), once);
 }
 
@@ -504,14 +792,23 @@ fn apply_makes_the_rules_equal_and_keeps_comments_of_kept_rules() {
     let f = p.to_str().unwrap();
     // list | apply on the same file changes nothing.
     let listed = hba(&["-f", f, "list"]).ok().stdout;
-    let out = tool("hba-edit").args(["-f", f, "apply", "-"]).stdin(listed.clone()).run().ok().json();
+    let out = tool("hba-edit")
+        .args(["-f", f, "apply", "-"])
+        .stdin(listed.clone())
+        .run()
+        .ok()
+        .json();
     assert_eq!(out["changed"], false, "{out}");
     assert_eq!(std::fs::read_to_string(&p).unwrap(), SAMPLE);
     // Another file gets exactly these rules.
     let new = d.path().join("new");
     std::fs::create_dir(&new).unwrap();
     let np = new.join("pg_hba.conf");
-    std::fs::write(&np, "# mine\nlocal all all trust # keep?\nhost all all ::1/128 scram-sha-256  # v6 stays\n").unwrap();
+    std::fs::write(
+        &np,
+        "# mine\nlocal all all trust # keep?\nhost all all ::1/128 scram-sha-256  # v6 stays\n",
+    )
+    .unwrap();
     let out = tool("hba-edit")
         .args(["-f", np.to_str().unwrap(), "apply", "-"])
         .stdin(listed.clone())
@@ -519,8 +816,14 @@ fn apply_makes_the_rules_equal_and_keeps_comments_of_kept_rules() {
         .ok()
         .json();
     assert_eq!(out["changed"], true, "{out}");
-    let a: Vec<Value> = serde_json::from_str::<Value>(&listed).unwrap()["rules"].as_array().unwrap().clone();
-    let b = hba(&["-f", np.to_str().unwrap(), "list"]).ok().json()["rules"].as_array().unwrap().clone();
+    let a: Vec<Value> = serde_json::from_str::<Value>(&listed).unwrap()["rules"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let b = hba(&["-f", np.to_str().unwrap(), "list"]).ok().json()["rules"]
+        .as_array()
+        .unwrap()
+        .clone();
     let strip = |v: &[Value]| -> Vec<Value> {
         v.iter()
             .map(|r| {
@@ -559,9 +862,24 @@ fn bad_inputs_fail_clearly_and_write_nothing() {
     let bad = d.path().join("bad.conf");
     std::fs::write(&bad, b"local all all trust\n\xff\xfe\n").unwrap();
     hba(&["-f", bad.to_str().unwrap(), "list"]).expect_error(2, "hba-edit");
-    hba(&["-f", bad.to_str().unwrap(), "add", "--type", "local", "--database", "a", "--user", "b", "--method", "trust"])
-        .expect_error(2, "hba-edit");
-    assert_eq!(std::fs::read(&bad).unwrap(), b"local all all trust\n\xff\xfe\n");
+    hba(&[
+        "-f",
+        bad.to_str().unwrap(),
+        "add",
+        "--type",
+        "local",
+        "--database",
+        "a",
+        "--user",
+        "b",
+        "--method",
+        "trust",
+    ])
+    .expect_error(2, "hba-edit");
+    assert_eq!(
+        std::fs::read(&bad).unwrap(),
+        b"local all all trust\n\xff\xfe\n"
+    );
     if !pgdr_testkit::is_root() {
         let unreadable = d.path().join("unreadable.conf");
         std::fs::write(&unreadable, "local all all trust\n").unwrap();
@@ -580,14 +898,51 @@ fn bad_inputs_fail_clearly_and_write_nothing() {
     let out = hba(&["-f", big.to_str().unwrap(), "list"]).ok().json();
     assert_eq!(out["errors"][0]["line"], 2);
     hba(&["-f", big.to_str().unwrap(), "check"]).expect_code(1);
-    hba(&["-f", big.to_str().unwrap(), "add", "--type", "local", "--database", "a", "--user", "b", "--method", "trust"])
-        .expect_error(1, "hba-edit");
+    hba(&[
+        "-f",
+        big.to_str().unwrap(),
+        "add",
+        "--type",
+        "local",
+        "--database",
+        "a",
+        "--user",
+        "b",
+        "--method",
+        "trust",
+    ])
+    .expect_error(1, "hba-edit");
     assert_eq!(std::fs::read_to_string(&big).unwrap(), text);
     // Usage errors.
-    hba(&["-f", big.to_str().unwrap(), "add", "--type", "bogus", "--database", "a", "--user", "b", "--method", "trust"])
+    hba(&[
+        "-f",
+        big.to_str().unwrap(),
+        "add",
+        "--type",
+        "bogus",
+        "--database",
+        "a",
+        "--user",
+        "b",
+        "--method",
+        "trust",
+    ])
+    .expect_error(2, "hba-edit");
+    hba(&[
+        "-f",
+        big.to_str().unwrap(),
+        "match",
+        "--type",
+        "host",
+        "--database",
+        "a",
+        "--user",
+        "b",
+    ])
+    .expect_error(2, "hba-edit");
+    tool("hba-edit")
+        .args(["list"])
+        .run()
         .expect_error(2, "hba-edit");
-    hba(&["-f", big.to_str().unwrap(), "match", "--type", "host", "--database", "a", "--user", "b"])
-        .expect_error(2, "hba-edit");
-    tool("hba-edit").args(["list"]).run().expect_error(2, "hba-edit");
     hba(&["-f", big.to_str().unwrap(), "--pg-version", "9", "list"]).expect_error(2, "hba-edit");
 }

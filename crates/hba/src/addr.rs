@@ -17,6 +17,12 @@ pub enum Numeric {
 
 /// `pg_getaddrinfo_all(str, NULL, {AI_NUMERICHOST, AF_UNSPEC})`.
 pub fn numeric_host(s: &str) -> Numeric {
+    // Fast path: a strict dotted quad (no leading zeros) reads the same in inet_aton.
+    if s.len() <= 15 && s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        if let Ok(v4) = s.parse::<Ipv4Addr>() {
+            return Numeric::Ip(IpAddr::V4(v4));
+        }
+    }
     let Ok(c) = CString::new(s) else {
         return Numeric::NotNumeric;
     };
@@ -78,6 +84,23 @@ unsafe fn sockaddr_ip(sa: *const libc::sockaddr) -> Option<IpAddr> {
 
 /// The address as `getnameinfo(NI_NUMERICHOST)` prints it (what `pg_hba_file_rules` shows).
 pub fn to_text(ip: &IpAddr) -> String {
+    // Dotted quads print the same everywhere; IPv6 has forms where libc and Rust differ.
+    if let IpAddr::V4(v4) = ip {
+        let mut s = String::with_capacity(15);
+        for (i, o) in v4.octets().iter().enumerate() {
+            if i > 0 {
+                s.push('.');
+            }
+            if *o >= 100 {
+                s.push((b'0' + o / 100) as char);
+            }
+            if *o >= 10 {
+                s.push((b'0' + (o / 10) % 10) as char);
+            }
+            s.push((b'0' + o % 10) as char);
+        }
+        return s;
+    }
     // SAFETY: sockaddr structs built here, buffer sized NI_MAXHOST.
     unsafe {
         let mut buf = [0 as libc::c_char; 1025];
@@ -235,7 +258,10 @@ mod tests {
             to_text(&ip("fe80::7a31:c1ff:0000:0000")),
             "fe80::7a31:c1ff:0:0"
         );
-        assert!(matches!(numeric_host("db.example.com"), Numeric::NotNumeric));
+        assert!(matches!(
+            numeric_host("db.example.com"),
+            Numeric::NotNumeric
+        ));
         assert!(matches!(numeric_host(".example.com"), Numeric::NotNumeric));
     }
 
@@ -249,12 +275,19 @@ mod tests {
         assert!(cidr_mask("8x", &v4).is_none());
         assert_eq!(to_text(&cidr_mask("+8", &v4).unwrap()), "255.0.0.0");
         let v6 = ip("::1");
-        assert_eq!(to_text(&cidr_mask("128", &v6).unwrap()), "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff");
+        assert_eq!(
+            to_text(&cidr_mask("128", &v6).unwrap()),
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"
+        );
         assert_eq!(prefix_len(&ip("255.255.255.0")), Some(24));
         assert_eq!(prefix_len(&ip("255.0.255.0")), None);
         assert_eq!(prefix_len(&ip("0.0.0.0")), Some(0));
         assert!(in_range(&ip("10.1.2.3"), &ip("10.9.9.9"), &ip("255.0.0.0")));
-        assert!(!in_range(&ip("::ffff:10.1.2.3"), &ip("10.0.0.0"), &ip("255.0.0.0")));
+        assert!(!in_range(
+            &ip("::ffff:10.1.2.3"),
+            &ip("10.0.0.0"),
+            &ip("255.0.0.0")
+        ));
     }
 }
 

@@ -102,27 +102,25 @@ fn check_db(rule: &Rule, c: &Conn, version: u32) -> Tri {
 
 /// `check_role`.
 fn check_role(rule: &Rule, c: &Conn, version: u32) -> Tri {
-    any(rule.users.iter().map(|t| match meaning(t, Field::User, version) {
-        Meaning::Member(role) => member(c, &role),
-        Meaning::Keyword(_) => Tri::Yes,
-        Meaning::Regex(s) => regex_match(rule, &s, &c.user),
-        Meaning::Name(n) => {
-            if n == c.user {
-                Tri::Yes
-            } else {
-                Tri::No
+    any(rule
+        .users
+        .iter()
+        .map(|t| match meaning(t, Field::User, version) {
+            Meaning::Member(role) => member(c, &role),
+            Meaning::Keyword(_) => Tri::Yes,
+            Meaning::Regex(s) => regex_match(rule, &s, &c.user),
+            Meaning::Name(n) => {
+                if n == c.user {
+                    Tri::Yes
+                } else {
+                    Tri::No
+                }
             }
-        }
-    }))
+        }))
 }
 
 /// Whether `rule` admits connection `c`.
-pub fn rule_matches(
-    rule: &Rule,
-    c: &Conn,
-    version: u32,
-    interfaces: &[(IpAddr, IpAddr)],
-) -> Tri {
+pub fn rule_matches(rule: &Rule, c: &Conn, version: u32, interfaces: &[(IpAddr, IpAddr)]) -> Tri {
     if (rule.conn == ConnType::Local) != (c.conn == ConnType::Local) {
         return Tri::No;
     }
@@ -222,15 +220,36 @@ pub fn first_match(
     out
 }
 
-fn covers_token(a: &Rule, b_tok: &Meaning, field: Field, version: u32) -> bool {
-    let a_toks: Vec<Meaning> = match field {
-        Field::Database => a.databases.iter(),
-        Field::User => a.users.iter(),
+/// The meanings of a rule's database and user entries, computed once.
+pub struct Sem {
+    pub dbs: Vec<Meaning>,
+    pub users: Vec<Meaning>,
+}
+
+impl Sem {
+    pub fn of(r: &Rule, version: u32) -> Sem {
+        Sem {
+            dbs: r
+                .databases
+                .iter()
+                .map(|t| meaning(t, Field::Database, version))
+                .collect(),
+            users: r
+                .users
+                .iter()
+                .map(|t| meaning(t, Field::User, version))
+                .collect(),
+        }
     }
-    .map(|t| meaning(t, field, version))
-    .collect();
+}
+
+fn is_all(m: &Meaning) -> bool {
+    matches!(m, Meaning::Keyword(k) if k == "all")
+}
+
+fn covers_token(a: &Rule, a_toks: &[Meaning], b_tok: &Meaning) -> bool {
     let replication = matches!(b_tok, Meaning::Keyword(k) if k == "replication");
-    if !replication && a_toks.iter().any(|m| matches!(m, Meaning::Keyword(k) if k == "all")) {
+    if !replication && a_toks.iter().any(is_all) {
         return true;
     }
     if a_toks.contains(b_tok) {
@@ -268,6 +287,10 @@ fn covers_address(a: &Option<Address>, b: &Option<Address>) -> bool {
 /// Whether every connection `b` admits is admitted by `a` (so `b` after `a` never matches).
 /// Only sure answers: membership, DNS and undecidable regexes never count as covering.
 pub fn covers(a: &Rule, b: &Rule, version: u32) -> bool {
+    covers_sem(a, &Sem::of(a, version), b, &Sem::of(b, version))
+}
+
+fn covers_sem(a: &Rule, asem: &Sem, b: &Rule, bsem: &Sem) -> bool {
     let types = if a.conn == ConnType::Local || b.conn == ConnType::Local {
         a.conn == b.conn
     } else {
@@ -275,12 +298,8 @@ pub fn covers(a: &Rule, b: &Rule, version: u32) -> bool {
     };
     types
         && covers_address(&a.address, &b.address)
-        && b.databases
-            .iter()
-            .all(|t| covers_token(a, &meaning(t, Field::Database, version), Field::Database, version))
-        && b.users
-            .iter()
-            .all(|t| covers_token(a, &meaning(t, Field::User, version), Field::User, version))
+        && bsem.dbs.iter().all(|t| covers_token(a, &asem.dbs, t))
+        && bsem.users.iter().all(|t| covers_token(a, &asem.users, t))
 }
 
 /// What identifies a rule for `add`/`remove`: type, database and user sets, address.
@@ -316,82 +335,180 @@ pub fn full_key(r: &Rule, version: u32) -> String {
     format!("{}|{}|{:?}", identity(r, version), r.method, options_key(r))
 }
 
-/// For each rule, the first earlier rule that covers it. Indexed by user and by network so a
-/// 100,000-line file is not compared pairwise.
-pub fn shadowed_by(rules: &[Rule], version: u32) -> Vec<Option<usize>> {
-    #[derive(Default)]
-    struct Index {
-        user_all: Vec<usize>,
-        by_user: HashMap<Meaning, Vec<usize>>,
-        local: Vec<usize>,
-        addr_other: Vec<usize>,
-        by_net: HashMap<(u32, u32, u128), Vec<usize>>,
+/// Earlier rules of one (type, database key, user key) bucket, by address.
+#[derive(Default)]
+struct Bucket {
+    /// Non-network addresses (all, names, samehost, samenet), odd masks, local rules.
+    other: Vec<usize>,
+    /// Prefix lengths present among its networks, per width.
+    lens: Vec<(u32, u32)>,
+}
+
+/// Lists of rule indexes kept as chains in one arena (most lists hold one rule).
+#[derive(Default)]
+struct Chains {
+    /// key → (first link, last link)
+    heads: HashMap<(usize, u32, u32, u128), (usize, usize)>,
+    /// (rule, next link or usize::MAX)
+    links: Vec<(usize, usize)>,
+}
+
+impl Chains {
+    fn push(&mut self, key: (usize, u32, u32, u128), rule: usize) {
+        let n = self.links.len();
+        self.links.push((rule, usize::MAX));
+        match self.heads.get_mut(&key) {
+            Some((_, tail)) => {
+                self.links[*tail].1 = n;
+                *tail = n;
+            }
+            None => {
+                self.heads.insert(key, (n, n));
+            }
+        }
     }
-    let mut ix = Index::default();
-    let empty: Vec<usize> = Vec::new();
+    fn iter(&self, key: &(usize, u32, u32, u128)) -> impl Iterator<Item = usize> + '_ {
+        let mut at = self.heads.get(key).map_or(usize::MAX, |h| h.0);
+        std::iter::from_fn(move || {
+            if at == usize::MAX {
+                return None;
+            }
+            let (rule, next) = self.links[at];
+            at = next;
+            Some(rule)
+        })
+    }
+}
+
+fn mask_of(w: u32, q: u32) -> u128 {
+    if q == 0 {
+        0
+    } else {
+        (u128::MAX >> (128 - w)) & !((1u128 << (w - q)) - 1)
+    }
+}
+
+/// For each rule, the first earlier rule that covers it. Earlier rules are indexed by type,
+/// database, user and network, so a 100,000-line file is not compared pairwise.
+pub fn shadowed_by(rules: &[Rule], version: u32) -> Vec<Option<usize>> {
+    let all = Meaning::Keyword("all".into());
+    let sems: Vec<Sem> = rules.iter().map(|r| Sem::of(r, version)).collect();
+    // Keyed by hashes of the entries: a collision only adds a candidate, which is checked.
+    let mut bucket_ids: HashMap<(ConnType, u64, u64), usize> = HashMap::new();
+    let mut buckets: Vec<Bucket> = Vec::new();
+    let mut nets = Chains::default();
+    let h = |m: &Meaning| {
+        use std::hash::{Hash, Hasher};
+        let mut s = std::collections::hash_map::DefaultHasher::new();
+        m.hash(&mut s);
+        s.finish()
+    };
+    let all_h = h(&all);
+    // Rules with too many entries to index by every (database, user) pair.
+    let mut wide: Vec<usize> = Vec::new();
+    const TYPES: [ConnType; 6] = [
+        ConnType::Local,
+        ConnType::Host,
+        ConnType::HostSsl,
+        ConnType::HostNoSsl,
+        ConnType::HostGssEnc,
+        ConnType::HostNoGssEnc,
+    ];
     let mut out = Vec::with_capacity(rules.len());
     for (i, r) in rules.iter().enumerate() {
-        // Candidate lists by user.
-        let first_user = r.users.first().map(|t| meaning(t, Field::User, version));
-        let mut by_user: Vec<&Vec<usize>> = vec![&ix.user_all];
-        if let Some(m) = &first_user {
-            by_user.push(ix.by_user.get(m).unwrap_or(&empty));
-        }
-        // Candidate lists by address.
-        let mut by_addr: Vec<&Vec<usize>> = Vec::new();
-        match &r.address {
-            None => by_addr.push(&ix.local),
-            Some(Address::Ip { addr: a, mask }) => {
-                by_addr.push(&ix.addr_other);
-                let (bits, w) = addr::bits(a);
-                match addr::prefix_len(mask) {
-                    Some(p) => {
-                        for q in 0..=p {
-                            let m = if q == 0 { 0 } else { (u128::MAX >> (128 - w)) & !((1u128 << (w - q)) - 1) };
-                            if let Some(v) = ix.by_net.get(&(w, q, bits & m)) {
-                                by_addr.push(v);
+        let sem = &sems[i];
+        let types: Vec<ConnType> = TYPES
+            .iter()
+            .copied()
+            .filter(|t| {
+                if r.conn == ConnType::Local || *t == ConnType::Local {
+                    *t == r.conn
+                } else {
+                    r.conn.tcp_kinds() & !t.tcp_kinds() == 0
+                }
+            })
+            .collect();
+        let d0 = sem.dbs.first().map_or(all_h, h);
+        let u0 = sem.users.first().map_or(all_h, h);
+        let dks: &[u64] = if d0 == all_h { &[d0] } else { &[all_h, d0] };
+        let uks: &[u64] = if u0 == all_h { &[u0] } else { &[all_h, u0] };
+        let mut best: Option<usize> = None;
+        let consider = |list: &mut dyn Iterator<Item = usize>, best: &mut Option<usize>| {
+            // Lists are in file order: the first cover in each is that list's answer.
+            for j in list {
+                if best.is_some_and(|b| j >= b) {
+                    break;
+                }
+                if covers_sem(&rules[j], &sems[j], r, sem) {
+                    *best = Some(j);
+                    break;
+                }
+            }
+        };
+        consider(&mut wide.iter().copied(), &mut best);
+        for t in &types {
+            for dk in dks {
+                for uk in uks {
+                    let Some(&bid) = bucket_ids.get(&(*t, *dk, *uk)) else {
+                        continue;
+                    };
+                    let b = &buckets[bid];
+                    consider(&mut b.other.iter().copied(), &mut best);
+                    if let Some(Address::Ip { addr: a, mask }) = &r.address {
+                        let (bits, w) = addr::bits(a);
+                        let (m, _) = addr::bits(mask);
+                        for &(lw, q) in &b.lens {
+                            // A shorter (or equal) prefix the rule's own mask includes.
+                            if lw == w && mask_of(w, q) & !m == 0 {
+                                let key = (bid, w, q, bits & mask_of(w, q));
+                                consider(&mut nets.iter(&key), &mut best);
                             }
                         }
                     }
-                    None => by_addr = by_user.clone(),
                 }
             }
-            Some(_) => by_addr.push(&ix.addr_other),
         }
-        let size = |l: &Vec<&Vec<usize>>| l.iter().map(|v| v.len()).sum::<usize>();
-        let lists = if size(&by_addr) < size(&by_user) {
-            by_addr
-        } else {
-            by_user
-        };
-        let mut cand: Vec<usize> = lists.into_iter().flatten().copied().collect();
-        cand.sort_unstable();
-        cand.dedup();
-        out.push(cand.into_iter().find(|&j| covers(&rules[j], r, version)));
+        out.push(best);
 
-        // Index rule i.
-        let users: Vec<Meaning> = r.users.iter().map(|t| meaning(t, Field::User, version)).collect();
-        if users.iter().any(|m| matches!(m, Meaning::Keyword(_))) {
-            ix.user_all.push(i);
+        // Index rule i under each (database, user) pair it has.
+        let dkeys: Vec<&Meaning> = if sem.dbs.iter().any(is_all) {
+            let mut v = vec![&all];
+            v.extend(sem.dbs.iter().filter(|m| !is_all(m)));
+            v
         } else {
-            for m in users {
-                let v = ix.by_user.entry(m).or_default();
-                if v.last() != Some(&i) {
-                    v.push(i);
+            sem.dbs.iter().collect()
+        };
+        let ukeys: Vec<&Meaning> = if sem.users.iter().any(is_all) {
+            vec![&all]
+        } else {
+            sem.users.iter().collect()
+        };
+        if dkeys.len() * ukeys.len() > 16 {
+            wide.push(i);
+            continue;
+        }
+        for dk in &dkeys {
+            for uk in &ukeys {
+                let bid = *bucket_ids.entry((r.conn, h(dk), h(uk))).or_insert_with(|| {
+                    buckets.push(Bucket::default());
+                    buckets.len() - 1
+                });
+                let b = &mut buckets[bid];
+                match &r.address {
+                    Some(Address::Ip { addr: a, mask }) => match addr::prefix_len(mask) {
+                        Some(p) => {
+                            let (bits, w) = addr::bits(a);
+                            let (m, _) = addr::bits(mask);
+                            nets.push((bid, w, p, bits & m), i);
+                            if !b.lens.contains(&(w, p)) {
+                                b.lens.push((w, p));
+                            }
+                        }
+                        None => b.other.push(i),
+                    },
+                    _ => b.other.push(i),
                 }
             }
-        }
-        match &r.address {
-            None => ix.local.push(i),
-            Some(Address::Ip { addr: a, mask }) => match addr::prefix_len(mask) {
-                Some(p) => {
-                    let (bits, w) = addr::bits(a);
-                    let (m, _) = addr::bits(mask);
-                    ix.by_net.entry((w, p, bits & m)).or_default().push(i);
-                }
-                None => ix.addr_other.push(i),
-            },
-            Some(_) => ix.addr_other.push(i),
         }
     }
     out
@@ -441,10 +558,9 @@ pub fn warnings(rules: &[Rule], version: u32) -> Vec<Warning> {
     let mut out = Vec::new();
     let shadow = shadowed_by(rules, version);
     for (i, r) in rules.iter().enumerate() {
-        let file = r.file.display().to_string();
         let mut warn = |kind: &'static str, message: String| {
             out.push(Warning {
-                file: file.clone(),
+                file: r.file.display().to_string(),
                 line: r.line,
                 kind,
                 message,
@@ -469,7 +585,7 @@ pub fn warnings(rules: &[Rule], version: u32) -> Vec<Warning> {
             }
         }
         let remote = r.conn != ConnType::Local && !is_loopback_only(&r.address);
-        let weak = matches!(r.method.as_str(), "trust" | "password" | "md5");
+        let weak = matches!(r.method, "trust" | "password" | "md5");
         if remote && r.method == "trust" {
             warn(
                 "trust_remote",
@@ -608,21 +724,63 @@ mod tests {
             "hostssl all all 0.0.0.0/0 scram-sha-256\nhostnossl all all 10.0.0.0/8 md5\nhost all all ::1/128 trust\n",
             15,
         );
-        assert_eq!(first_match(&r, &conn(ConnType::Host, "d", "u", Some("10.1.1.1")), 15, &[]).rule, Some(1));
-        assert_eq!(first_match(&r, &conn(ConnType::HostSsl, "d", "u", Some("10.1.1.1")), 15, &[]).rule, Some(0));
-        assert_eq!(first_match(&r, &conn(ConnType::Host, "d", "u", Some("::1")), 15, &[]).rule, Some(2));
-        assert_eq!(first_match(&r, &conn(ConnType::Host, "d", "u", Some("::ffff:10.1.1.1")), 15, &[]).rule, None);
-        assert_eq!(first_match(&r, &conn(ConnType::Local, "d", "u", None), 15, &[]).rule, None);
+        assert_eq!(
+            first_match(
+                &r,
+                &conn(ConnType::Host, "d", "u", Some("10.1.1.1")),
+                15,
+                &[]
+            )
+            .rule,
+            Some(1)
+        );
+        assert_eq!(
+            first_match(
+                &r,
+                &conn(ConnType::HostSsl, "d", "u", Some("10.1.1.1")),
+                15,
+                &[]
+            )
+            .rule,
+            Some(0)
+        );
+        assert_eq!(
+            first_match(&r, &conn(ConnType::Host, "d", "u", Some("::1")), 15, &[]).rule,
+            Some(2)
+        );
+        assert_eq!(
+            first_match(
+                &r,
+                &conn(ConnType::Host, "d", "u", Some("::ffff:10.1.1.1")),
+                15,
+                &[]
+            )
+            .rule,
+            None
+        );
+        assert_eq!(
+            first_match(&r, &conn(ConnType::Local, "d", "u", None), 15, &[]).rule,
+            None
+        );
     }
 
     #[test]
     fn regex_entries() {
         let r = rules("local \"/^db\\d{2,4}$\" all trust\n", 16);
-        assert_eq!(first_match(&r, &conn(ConnType::Local, "db123", "u", None), 16, &[]).rule, Some(0));
-        assert_eq!(first_match(&r, &conn(ConnType::Local, "db1", "u", None), 16, &[]).rule, None);
+        assert_eq!(
+            first_match(&r, &conn(ConnType::Local, "db123", "u", None), 16, &[]).rule,
+            Some(0)
+        );
+        assert_eq!(
+            first_match(&r, &conn(ConnType::Local, "db1", "u", None), 16, &[]).rule,
+            None
+        );
         // Before 16 it is a plain name.
         let r = rules("local /^db all trust\n", 15);
-        assert_eq!(first_match(&r, &conn(ConnType::Local, "/^db", "u", None), 15, &[]).rule, Some(0));
+        assert_eq!(
+            first_match(&r, &conn(ConnType::Local, "/^db", "u", None), 15, &[]).rule,
+            Some(0)
+        );
     }
 
     #[test]
@@ -632,21 +790,57 @@ mod tests {
             16,
         );
         let s = shadowed_by(&r, 16);
-        assert_eq!(s, vec![None, Some(0), None, None, Some(3), Some(0), Some(0)]);
+        assert_eq!(
+            s,
+            vec![None, Some(0), None, None, Some(3), Some(0), Some(0)]
+        );
         let w = warnings(&r, 16);
         assert!(w.iter().any(|w| w.kind == "duplicate" && w.line == 5));
         assert!(w.iter().any(|w| w.kind == "shadowed" && w.line == 2));
         assert!(w.iter().any(|w| w.kind == "open_to_world" && w.line == 1));
-        let r = rules("host all all 10.0.0.0/16 md5\nhost all all 10.0.0.0/8 md5\n", 16);
+        let r = rules(
+            "host all all 10.0.0.0/16 md5\nhost all all 10.0.0.0/8 md5\n",
+            16,
+        );
         assert_eq!(shadowed_by(&r, 16), vec![None, None]);
     }
 
     #[test]
     fn samehost_uses_interfaces() {
-        let r = rules("host all all samehost trust\nhost all all samenet md5\n", 15);
+        let r = rules(
+            "host all all samehost trust\nhost all all samenet md5\n",
+            15,
+        );
         let ifs = vec![("10.2.3.4".parse().unwrap(), "255.255.0.0".parse().unwrap())];
-        assert_eq!(first_match(&r, &conn(ConnType::Host, "d", "u", Some("10.2.3.4")), 15, &ifs).rule, Some(0));
-        assert_eq!(first_match(&r, &conn(ConnType::Host, "d", "u", Some("10.2.9.9")), 15, &ifs).rule, Some(1));
-        assert_eq!(first_match(&r, &conn(ConnType::Host, "d", "u", Some("10.3.9.9")), 15, &ifs).rule, None);
+        assert_eq!(
+            first_match(
+                &r,
+                &conn(ConnType::Host, "d", "u", Some("10.2.3.4")),
+                15,
+                &ifs
+            )
+            .rule,
+            Some(0)
+        );
+        assert_eq!(
+            first_match(
+                &r,
+                &conn(ConnType::Host, "d", "u", Some("10.2.9.9")),
+                15,
+                &ifs
+            )
+            .rule,
+            Some(1)
+        );
+        assert_eq!(
+            first_match(
+                &r,
+                &conn(ConnType::Host, "d", "u", Some("10.3.9.9")),
+                15,
+                &ifs
+            )
+            .rule,
+            None
+        );
     }
 }

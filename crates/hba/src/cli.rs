@@ -238,33 +238,46 @@ fn target(args: &Args) -> Result<(PathBuf, u32)> {
             match pv.and_then(|p| std::fs::read_to_string(p).ok()) {
                 Some(s) => {
                     let s = s.trim();
-                    s.split('.').next().and_then(|m| m.parse().ok()).ok_or_else(|| {
-                        Error::usage("cannot tell the PostgreSQL version")
-                            .because(format!("PG_VERSION beside the file says {s:?}"))
-                            .hint("pass --pg-version")
-                    })?
+                    s.split('.')
+                        .next()
+                        .and_then(|m| m.parse().ok())
+                        .ok_or_else(|| {
+                            Error::usage("cannot tell the PostgreSQL version")
+                                .because(format!("PG_VERSION beside the file says {s:?}"))
+                                .hint("pass --pg-version")
+                        })?
                 }
                 None => 15,
             }
         }
     };
     if !(12..=18).contains(&version) {
-        return Err(Error::usage(format!("unsupported PostgreSQL version {version}"))
-            .because("hba-edit knows the rules of PostgreSQL 12 to 17 (and 18)")
-            .hint("pass --pg-version"));
+        return Err(
+            Error::usage(format!("unsupported PostgreSQL version {version}"))
+                .because("hba-edit knows the rules of PostgreSQL 12 to 17 (and 18)")
+                .hint("pass --pg-version"),
+        );
     }
     Ok((file, version))
 }
 
 fn load(file: &Path, version: u32) -> Result<Doc> {
     let text = fsx::read_text(file)?;
-    Ok(Doc::parse(file, text, version, &lex::Disk, &crate::addr::resolves))
+    Ok(Doc::parse(
+        file,
+        text,
+        version,
+        &lex::Disk,
+        &crate::addr::resolves,
+    ))
 }
 
 fn errors_json(doc: &Doc) -> Vec<Value> {
     doc.errors
         .iter()
-        .map(|e| json!({"file": e.file.display().to_string(), "line": e.line, "message": e.message}))
+        .map(
+            |e| json!({"file": e.file.display().to_string(), "line": e.line, "message": e.message}),
+        )
         .collect()
 }
 
@@ -273,12 +286,22 @@ pub fn run(args: Args) -> Result<Outcome> {
     match &args.cmd {
         Cmd::List => {
             let doc = load(&file, version)?;
-            Outcome::json(json!({
-                "file": file.display().to_string(),
-                "pg_version": version,
-                "rules": doc.rules.iter().map(edit::rule_json).collect::<Vec<_>>(),
-                "errors": errors_json(&doc),
-            }))
+            #[derive(serde::Serialize)]
+            struct List<'a> {
+                file: String,
+                pg_version: u32,
+                rules: Vec<edit::RuleOut<'a>>,
+                errors: Vec<Value>,
+            }
+            let out = Outcome::json_serialized(List {
+                file: file.display().to_string(),
+                pg_version: version,
+                rules: doc.rules.iter().map(edit::RuleOut).collect(),
+                errors: errors_json(&doc),
+            });
+            // The process ends next: freeing a 100,000-rule document is wasted time.
+            std::mem::forget(doc);
+            out
         }
         Cmd::Check => check(&file, version),
         Cmd::Match(m) => do_match(&file, version, m),
@@ -306,15 +329,27 @@ fn check(file: &Path, version: u32) -> Result<Outcome> {
         }));
     }
     let warnings = analyze::warnings(&doc.rules, version);
+    let rules = doc.rules.len();
+    // The process ends next: freeing a 100,000-rule document is wasted time.
+    std::mem::forget(doc);
     let ok = errors.is_empty();
-    Ok(Outcome::json(json!({
-        "file": file.display().to_string(),
-        "pg_version": version,
-        "ok": ok,
-        "rules": doc.rules.len(),
-        "errors": errors,
-        "warnings": warnings,
-    }))?
+    #[derive(serde::Serialize)]
+    struct Check {
+        file: String,
+        pg_version: u32,
+        ok: bool,
+        rules: usize,
+        errors: Vec<Value>,
+        warnings: Vec<analyze::Warning>,
+    }
+    Ok(Outcome::json_serialized(Check {
+        file: file.display().to_string(),
+        pg_version: version,
+        ok,
+        rules,
+        errors,
+        warnings,
+    })?
     .with_code(if ok { 0 } else { 1 }))
 }
 
@@ -328,8 +363,10 @@ fn parse_type(s: &str) -> Result<ConnType> {
 fn do_match(file: &Path, version: u32, m: &MatchArgs) -> Result<Outcome> {
     let conn = parse_type(&m.conn)?;
     if matches!(conn, ConnType::HostNoSsl | ConnType::HostNoGssEnc) {
-        return Err(Error::usage(format!("--type {} describes no single connection", m.conn))
-            .hint("use host (TCP without SSL), hostssl or hostgssenc"));
+        return Err(
+            Error::usage(format!("--type {} describes no single connection", m.conn))
+                .hint("use host (TCP without SSL), hostssl or hostgssenc"),
+        );
     }
     let address = match (&m.address, conn) {
         (Some(_), ConnType::Local) => {
@@ -391,7 +428,12 @@ fn tokens(values: &[String]) -> Vec<lex::Token> {
     values.iter().flat_map(|v| lex::tokens_of(v)).collect()
 }
 
-fn new_rule(sel: &Selector, method: &str, options: &[String], comment: Option<String>) -> Result<NewRule> {
+fn new_rule(
+    sel: &Selector,
+    method: &str,
+    options: &[String],
+    comment: Option<String>,
+) -> Result<NewRule> {
     let conn = parse_type(&sel.conn)?;
     let address = match (&sel.address, conn) {
         (Some(_), ConnType::Local) => {
@@ -423,16 +465,18 @@ fn new_rule(sel: &Selector, method: &str, options: &[String], comment: Option<St
 }
 
 fn validate(nr: &NewRule, version: u32, file: &Path) -> Result<Rule> {
-    nr.validate(version, file).map_err(|why| {
-        Error::usage("PostgreSQL would reject this rule").because(why)
-    })
+    nr.validate(version, file)
+        .map_err(|why| Error::usage("PostgreSQL would reject this rule").because(why))
 }
 
 fn refuse_errors(doc: &Doc) -> Result<()> {
     if let Some(e) = doc.errors.first() {
-        return Err(Error::failed(format!("{} has lines PostgreSQL rejects", doc.path.display()))
-            .because(format!("{}:{}: {}", e.file.display(), e.line, e.message))
-            .hint("see 'hba-edit check'; 'hba-edit remove --line N' removes a line"));
+        return Err(Error::failed(format!(
+            "{} has lines PostgreSQL rejects",
+            doc.path.display()
+        ))
+        .because(format!("{}:{}: {}", e.file.display(), e.line, e.message))
+        .hint("see 'hba-edit check'; 'hba-edit remove --line N' removes a line"));
     }
     Ok(())
 }
@@ -449,7 +493,11 @@ fn line_ending(text: &str, end: usize) -> &str {
 }
 
 fn line_number_at(text: &str, at: usize) -> usize {
-    text.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1
+    text.as_bytes()[..at]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 fn add(args: &Args, file: &Path, version: u32, a: &AddArgs) -> Result<Outcome> {
@@ -459,7 +507,11 @@ fn add(args: &Args, file: &Path, version: u32, a: &AddArgs) -> Result<Outcome> {
     refuse_errors(&doc)?;
     let id = analyze::identity(&rule, version);
     let full = analyze::full_key(&rule, version);
-    if let Some(old) = doc.rules.iter().find(|r| analyze::identity(r, version) == id) {
+    if let Some(old) = doc
+        .rules
+        .iter()
+        .find(|r| analyze::identity(r, version) == id)
+    {
         if analyze::full_key(old, version) == full {
             return Outcome::json(json!({
                 "file": file.display().to_string(),
@@ -506,7 +558,11 @@ fn add(args: &Args, file: &Path, version: u32, a: &AddArgs) -> Result<Outcome> {
             "replaced": edit::rule_json(old),
         });
         let newdoc = reparse(&doc, &new_text);
-        if let Some(r) = newdoc.rules.iter().find(|r| r.line == rec.line && doc.is_own(r)) {
+        if let Some(r) = newdoc
+            .rules
+            .iter()
+            .find(|r| r.line == rec.line && doc.is_own(r))
+        {
             out["rule"] = edit::rule_json(r);
         }
         return commit(args, &doc, new_text, out);
@@ -541,7 +597,10 @@ fn add(args: &Args, file: &Path, version: u32, a: &AddArgs) -> Result<Outcome> {
     };
     let line = nr.render(&doc.layout_near(at));
     let new_text = doc.insert(&doc.text, at, &line);
-    let at_line = line_number_at(&new_text, at + usize::from(at > 0 && !doc.text[..at].ends_with('\n')));
+    let at_line = line_number_at(
+        &new_text,
+        at + usize::from(at > 0 && !doc.text[..at].ends_with('\n')),
+    );
     let newdoc = reparse(&doc, &new_text);
     let mut warnings = Vec::new();
     if let Some(idx) = newdoc
@@ -578,9 +637,9 @@ fn own_layout(doc: &Doc, r: &Rule) -> Layout {
             .tok
             .lines
             .iter()
-            .find(|l| l.origin == r.origin && l.file == doc.path)
+            .find(|l| l.origin == r.origin && *l.file == *doc.path)
         {
-            return Layout::of(l, r);
+            return Layout::of(l, r, &rec.text);
         }
     }
     doc.layout_near(rec.start)
@@ -588,25 +647,34 @@ fn own_layout(doc: &Doc, r: &Rule) -> Layout {
 
 fn record_for(doc: &Doc, line: usize, flag: &str) -> Result<usize> {
     doc.record_at_line(line).ok_or_else(|| {
-        Error::usage(format!("{flag} {line}: no rule starts on line {line} of {}", doc.path.display()))
-            .hint("see the line numbers in 'hba-edit list'")
+        Error::usage(format!(
+            "{flag} {line}: no rule starts on line {line} of {}",
+            doc.path.display()
+        ))
+        .hint("see the line numbers in 'hba-edit list'")
     })
 }
 
 fn reparse(doc: &Doc, text: &str) -> Doc {
-    Doc::parse(&doc.path, text.to_string(), doc.version, &lex::Disk, &crate::addr::resolves)
+    Doc::parse(
+        &doc.path,
+        text.to_string(),
+        doc.version,
+        &lex::Disk,
+        &crate::addr::resolves,
+    )
 }
 
 /// Byte range of a record, with the comment lines directly above it when they belong to it
 /// alone (nothing but a blank line, a comment or the end of the file follows the record).
 fn removal_range(doc: &Doc, rec: usize) -> (usize, usize) {
     let r = &doc.tok.records[rec];
-    let standalone = doc
-        .tok
-        .kinds
-        .get(rec + 1)
-        .is_none_or(|k| *k == Kind::Empty);
-    let start = if standalone { doc.offset_before(rec) } else { r.start };
+    let standalone = doc.tok.kinds.get(rec + 1).is_none_or(|k| *k == Kind::Empty);
+    let start = if standalone {
+        doc.offset_before(rec)
+    } else {
+        r.start
+    };
     (start, r.end)
 }
 
@@ -633,7 +701,11 @@ fn remove(args: &Args, file: &Path, version: u32, ra: &RemoveArgs) -> Result<Out
         // Any valid method will do: only the identity is compared.
         let probe = validate(&new_rule(&sel, "reject", &[], None)?, version, file)?;
         let id = analyze::identity(&probe, version);
-        for r in doc.rules.iter().filter(|r| analyze::identity(r, version) == id) {
+        for r in doc
+            .rules
+            .iter()
+            .filter(|r| analyze::identity(r, version) == id)
+        {
             if doc.is_own(r) {
                 ranges.push(removal_range(&doc, r.origin));
                 removed.push(edit::rule_json(r));
@@ -756,7 +828,11 @@ fn apply(args: &Args, file: &Path, version: u32) -> Result<Outcome> {
                         if nr.comment.is_none() {
                             nr.comment = o.comment.clone();
                         }
-                        let line = format!("{}{}", nr.render(&own_layout(&doc, o)), line_ending(&doc.text, rec.end));
+                        let line = format!(
+                            "{}{}",
+                            nr.render(&own_layout(&doc, o)),
+                            line_ending(&doc.text, rec.end)
+                        );
                         edits.push((rec.start, rec.end, usize::MAX, line));
                         replaced += 1;
                     }
@@ -777,7 +853,11 @@ fn apply(args: &Args, file: &Path, version: u32) -> Result<Outcome> {
         }
     }
     edits.sort_by_key(|e| (e.0, e.2));
-    let eol = if doc.text.contains("\r\n") { "\r\n" } else { "\n" };
+    let eol = if doc.text.contains("\r\n") {
+        "\r\n"
+    } else {
+        "\n"
+    };
     let mut new_text = String::with_capacity(doc.text.len());
     let mut pos = 0;
     for (s, e, _, text) in edits {
@@ -817,7 +897,11 @@ fn commit(args: &Args, doc: &Doc, new_text: String, mut out: Value) -> Result<Ou
         obj.insert("dry_run".into(), json!(true));
         obj.insert(
             "diff".into(),
-            json!(pgdr_core::diff::unified(&doc.text, &new_text, &path.display().to_string())),
+            json!(pgdr_core::diff::unified(
+                &doc.text,
+                &new_text,
+                &path.display().to_string()
+            )),
         );
         return Outcome::json(out);
     }
@@ -840,7 +924,10 @@ fn commit(args: &Args, doc: &Doc, new_text: String, mut out: Value) -> Result<Ou
     }
     if let Some(mut c) = client {
         let warnings = reload(&mut c, path, &doc.text)?;
-        obj.insert("reload".into(), json!({"done": true, "server_warnings": warnings}));
+        obj.insert(
+            "reload".into(),
+            json!({"done": true, "server_warnings": warnings}),
+        );
     }
     Outcome::json(out)
 }
@@ -860,9 +947,11 @@ fn check_hba_file(c: &mut postgres::Client, path: &Path) -> Result<()> {
         _ => Path::new(&server) == path,
     };
     if !same {
-        return Err(Error::failed("--reload: the server reads another pg_hba.conf")
-            .because(format!("its hba_file is {server}, not {}", path.display()))
-            .hint("pass -f with the server's file"));
+        return Err(
+            Error::failed("--reload: the server reads another pg_hba.conf")
+                .because(format!("its hba_file is {server}, not {}", path.display()))
+                .hint("pass -f with the server's file"),
+        );
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 
 use crate::lex::{self, AuthLine, Kind, Source, Token, Tokenized};
 use crate::model::{self, Address, Build, ConnType, LineError, Rule, DB_KEYWORDS};
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 /// A parsed pg_hba.conf and everything it includes.
@@ -26,12 +26,12 @@ impl Doc {
         src: &dyn Source,
         resolve: model::Resolver,
     ) -> Doc {
-        let tok = lex::tokenize(path, &text, version, src);
-        let mut rules = Vec::new();
+        let mut tok = lex::tokenize(path, &text, version, src);
+        let mut rules = Vec::with_capacity(tok.lines.len());
         let mut errors = Vec::new();
-        let mut line_rule = Vec::new();
-        for l in &tok.lines {
-            match model::parse_line(l, version, Build::default(), resolve) {
+        let mut line_rule = Vec::with_capacity(tok.lines.len());
+        for l in &mut tok.lines {
+            match model::parse_line_taking(l, version, Build::default(), resolve) {
                 Ok(r) => {
                     line_rule.push(Some(rules.len()));
                     rules.push(r);
@@ -55,7 +55,7 @@ impl Doc {
 
     /// Whether a rule is written in this file (not in an included one).
     pub fn is_own(&self, r: &Rule) -> bool {
-        r.file == self.path
+        *r.file == *self.path
     }
 
     /// The tokenized line of the top file for record `i`, if it is one.
@@ -64,7 +64,7 @@ impl Doc {
             .lines
             .iter()
             .zip(&self.line_rule)
-            .find(|(l, _)| l.origin == rec && l.file == self.path)
+            .find(|(l, _)| l.origin == rec && *l.file == *self.path)
             .map(|(l, r)| (l, *r))
     }
 
@@ -131,7 +131,7 @@ impl Doc {
                     continue;
                 }
                 if let Some((l, Some(r))) = self.line_of_record(i) {
-                    return Layout::of(l, &self.rules[r]);
+                    return Layout::of(l, &self.rules[r], &self.tok.records[i].text);
                 }
             }
         }
@@ -173,14 +173,18 @@ impl Default for Layout {
 fn visual(s: &str, byte: usize) -> usize {
     let mut col = 0;
     for c in s[..byte.min(s.len())].chars() {
-        col = if c == '\t' { (col / 8 + 1) * 8 } else { col + 1 };
+        col = if c == '\t' {
+            (col / 8 + 1) * 8
+        } else {
+            col + 1
+        };
     }
     col
 }
 
 impl Layout {
-    pub fn of(l: &AuthLine, r: &Rule) -> Layout {
-        let v: Vec<usize> = l.field_cols.iter().map(|&b| visual(&l.raw, b)).collect();
+    pub fn of(l: &AuthLine, r: &Rule, raw: &str) -> Layout {
+        let v: Vec<usize> = l.field_cols.iter().map(|&b| visual(raw, b)).collect();
         let mut cols = [None; 5];
         for (i, c) in cols.iter_mut().enumerate().take(3) {
             *c = v.get(i).copied();
@@ -198,7 +202,7 @@ impl Layout {
             }
         };
         cols[4] = v.get(method_field).copied();
-        let tabs = l.raw.contains('\t');
+        let tabs = raw.contains('\t');
         Layout { cols, tabs }
     }
 
@@ -290,31 +294,78 @@ pub fn token_from_json(s: &str) -> Token {
     Token::new(s, false)
 }
 
-/// A rule as `list` prints it.
-pub fn rule_json(r: &Rule) -> Value {
-    let (address, netmask) = match &r.address {
-        Some(a) => {
-            let (x, m) = a.view();
-            (Value::String(x), m.map_or(Value::Null, Value::String))
+/// A rule as `list` prints it, serialized straight from the parsed rule (no `Value` tree: a
+/// 100,000-line file must list fast).
+pub struct RuleOut<'a>(pub &'a Rule);
+
+struct Toks<'a>(&'a [Token]);
+
+impl serde::Serialize for Toks<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for t in self.0 {
+            if t.quoted && quote_matters(t) {
+                seq.serialize_element(&quote(&t.s))?;
+            } else {
+                seq.serialize_element(&t.s)?;
+            }
         }
-        None => (Value::Null, Value::Null),
-    };
-    let mut options = Map::new();
-    for (k, v) in &r.options {
-        options.insert(k.clone(), Value::String(v.clone()));
+        seq.end()
     }
-    json!({
-        "file": r.file.display().to_string(),
-        "line": r.line,
-        "type": r.conn.name(),
-        "database": r.databases.iter().map(token_json).collect::<Vec<_>>(),
-        "user": r.users.iter().map(token_json).collect::<Vec<_>>(),
-        "address": address,
-        "netmask": netmask,
-        "method": r.method,
-        "options": options,
-        "comment": r.comment,
-    })
+}
+
+struct Opts<'a>(&'a [(String, String)]);
+
+impl serde::Serialize for Opts<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        // A repeated option keeps its first place and its last value, as the server keeps
+        // the last assignment.
+        let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(self.0.len());
+        for (k, v) in self.0 {
+            match pairs.iter_mut().find(|(k2, _)| k2 == k) {
+                Some(p) => p.1 = v,
+                None => pairs.push((k, v)),
+            }
+        }
+        let mut m = s.serialize_map(Some(pairs.len()))?;
+        for (k, v) in pairs {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+impl serde::Serialize for RuleOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let r = self.0;
+        let (address, netmask) = match &r.address {
+            Some(a) => {
+                let (x, m) = a.view();
+                (Some(x), m)
+            }
+            None => (None, None),
+        };
+        let mut m = s.serialize_map(Some(10))?;
+        m.serialize_entry("file", &r.file.to_string_lossy())?;
+        m.serialize_entry("line", &r.line)?;
+        m.serialize_entry("type", r.conn.name())?;
+        m.serialize_entry("database", &Toks(&r.databases))?;
+        m.serialize_entry("user", &Toks(&r.users))?;
+        m.serialize_entry("address", &address)?;
+        m.serialize_entry("netmask", &netmask)?;
+        m.serialize_entry("method", &r.method)?;
+        m.serialize_entry("options", &Opts(&r.options))?;
+        m.serialize_entry("comment", &r.comment)?;
+        m.end()
+    }
+}
+
+/// A rule as `list` prints it, as a JSON value (for small documents).
+pub fn rule_json(r: &Rule) -> Value {
+    serde_json::to_value(RuleOut(r)).unwrap_or(Value::Null)
 }
 
 /// A rule to write: columns as text, before validation by the parser.
@@ -333,12 +384,7 @@ pub struct NewRule {
 impl NewRule {
     /// The line in the given layout.
     pub fn render(&self, layout: &Layout) -> String {
-        let list = |toks: &[Token]| {
-            toks.iter()
-                .map(render_token)
-                .collect::<Vec<_>>()
-                .join(",")
-        };
+        let list = |toks: &[Token]| toks.iter().map(render_token).collect::<Vec<_>>().join(",");
         let mut parts: Vec<(Option<usize>, String)> = vec![
             (Some(0), self.conn.clone()),
             (Some(1), list(&self.databases)),
@@ -364,7 +410,10 @@ impl NewRule {
     pub fn validate(&self, version: u32, path: &Path) -> Result<Rule, String> {
         for t in self.databases.iter().chain(&self.users) {
             if t.s.contains(['\n', '\r', '\0']) {
-                return Err(format!("invalid name {:?}: line breaks are not allowed", t.s));
+                return Err(format!(
+                    "invalid name {:?}: line breaks are not allowed",
+                    t.s
+                ));
             }
         }
         for (k, v) in &self.options {
@@ -574,6 +623,9 @@ mod tests {
             address_columns("10.0.0.0", Some("255.0.255.0")).unwrap(),
             ["10.0.0.0", "255.0.255.0"]
         );
-        assert_eq!(address_columns("10.0.0.0 255.0.0.0", None).unwrap(), ["10.0.0.0/8"]);
+        assert_eq!(
+            address_columns("10.0.0.0 255.0.0.0", None).unwrap(),
+            ["10.0.0.0/8"]
+        );
     }
 }

@@ -5,6 +5,7 @@
 //! File access goes through [`Source`] so the logic stays testable without a disk.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Pre-14 servers read lines into a fixed buffer of this size (`MAX_LINE` in hba.c).
 const PRE14_MAX_LINE: usize = 20480;
@@ -172,6 +173,27 @@ impl Cursor<'_> {
             c = self.get();
         }
         let start = self.p.saturating_sub(1);
+        // Most tokens have no quotes: then the token is a slice of the line.
+        let mut j = start;
+        while j < self.b.len() {
+            let b = self.b[j];
+            if b == 0 || is_blank(b) || b == b',' || b == b'#' || b == b'"' {
+                break;
+            }
+            j += 1;
+        }
+        let stop = self.b.get(j).copied().unwrap_or(0);
+        if j > start && stop != b'"' && c != b'"' {
+            let s = String::from_utf8_lossy(&self.b[start..j]).into_owned();
+            let comma = stop == b',';
+            if stop == b'#' {
+                self.comment = Some(j);
+                self.p = self.b.len();
+            } else {
+                self.p = j;
+            }
+            return Some((Token::new(s, false), comma, start));
+        }
         let mut buf: Vec<u8> = Vec::new();
         let (mut in_quote, mut was_quote, mut saw_quote) = (false, false, false);
         let mut initial_quote = false;
@@ -214,13 +236,12 @@ impl Cursor<'_> {
 /// One tokenized line (`TokenizedAuthLine`), from the top file or an included one.
 #[derive(Debug, Clone)]
 pub struct AuthLine {
-    pub file: PathBuf,
+    pub file: Arc<Path>,
     pub line: usize,
     pub fields: Vec<Vec<Token>>,
     /// Byte offset of each field in the record text (layout of neighbours for new lines).
     pub field_cols: Vec<usize>,
     pub err: Option<String>,
-    pub raw: String,
     /// Text after an unquoted `#`, trimmed.
     pub comment: Option<String>,
     /// Index of the top file's record this line comes from (an include directive for lines
@@ -298,7 +319,11 @@ impl Ctx<'_> {
         }
         self.src.read(path).map_err(|e| {
             (
-                format!("could not open file \"{}\": {}", path.display(), os_message(&e)),
+                format!(
+                    "could not open file \"{}\": {}",
+                    path.display(),
+                    os_message(&e)
+                ),
                 e.kind(),
             )
         })
@@ -312,7 +337,7 @@ impl Ctx<'_> {
         depth: usize,
         err: &mut Option<String>,
     ) -> (Vec<Token>, usize) {
-        let mut toks = Vec::new();
+        let mut toks = Vec::with_capacity(1);
         let mut first_col = None;
         loop {
             let Some((tok, comma, start)) = cur.next_token() else {
@@ -381,6 +406,8 @@ impl Ctx<'_> {
         mut kinds: Option<&mut Vec<Kind>>,
     ) -> Vec<Record> {
         let recs = records(text, self.version);
+        out.reserve(recs.len());
+        let file_arc: Arc<Path> = Arc::from(file);
         for (i, rec) in recs.iter().enumerate() {
             let origin = if depth == 0 { i } else { origin };
             let mut err: Option<String> = None;
@@ -395,8 +422,8 @@ impl Ctx<'_> {
                 p: 0,
                 comment: None,
             };
-            let mut fields: Vec<Vec<Token>> = Vec::new();
-            let mut cols = Vec::new();
+            let mut fields: Vec<Vec<Token>> = Vec::with_capacity(6);
+            let mut cols = Vec::with_capacity(6);
             while !cur.at_end() && err.is_none() {
                 let (f, col) = self.next_field(&mut cur, file, depth, &mut err);
                 if !f.is_empty() {
@@ -434,12 +461,11 @@ impl Ctx<'_> {
             }
             if kind == Kind::Line {
                 out.push(AuthLine {
-                    file: file.to_path_buf(),
+                    file: file_arc.clone(),
                     line: rec.line,
                     fields,
                     field_cols: cols,
                     err,
-                    raw: rec.text.clone(),
                     comment,
                     origin,
                 });
@@ -567,12 +593,7 @@ mod tests {
     }
 
     fn fields(line: &str) -> Vec<Vec<(String, bool)>> {
-        let t = tokenize(
-            Path::new("/d/pg_hba.conf"),
-            line,
-            16,
-            &Mem(HashMap::new()),
-        );
+        let t = tokenize(Path::new("/d/pg_hba.conf"), line, 16, &Mem(HashMap::new()));
         t.lines[0]
             .fields
             .iter()
@@ -594,7 +615,13 @@ mod tests {
         );
         assert_eq!(
             strs("local db1 ,db2 all peer"),
-            vec![vec!["local"], vec!["db1"], vec!["db2"], vec!["all"], vec!["peer"]]
+            vec![
+                vec!["local"],
+                vec!["db1"],
+                vec!["db2"],
+                vec!["all"],
+                vec!["peer"]
+            ]
         );
         assert_eq!(strs("local a,,b x")[1], vec!["a", "b"]);
         assert_eq!(strs("host all all 10.0.0.0/8 md5#c")[4], vec!["md5"]);
@@ -629,7 +656,10 @@ mod tests {
         assert_eq!(t.lines[1].line, 3);
         assert_eq!(t.lines[1].fields[1][0].s, "allall");
         assert_eq!(t.lines[2].line, 7);
-        assert_eq!(t.kinds, vec![Kind::Line, Kind::Line, Kind::Empty, Kind::Line]);
+        assert_eq!(
+            t.kinds,
+            vec![Kind::Line, Kind::Line, Kind::Empty, Kind::Line]
+        );
         // Before 14: no continuation.
         let t = tokenize(Path::new("/p"), text, 13, &Mem(HashMap::new()));
         assert_eq!(t.lines[0].fields.len(), 5);
@@ -647,12 +677,27 @@ mod tests {
     #[test]
     fn at_files_and_includes() {
         let mut m = HashMap::new();
-        m.insert(PathBuf::from("/d/admins"), "alice, bob # c\ncarol\n".to_string());
+        m.insert(
+            PathBuf::from("/d/admins"),
+            "alice, bob # c\ncarol\n".to_string(),
+        );
         m.insert(PathBuf::from("/d/my list"), "x".to_string());
-        m.insert(PathBuf::from("/d/inc.conf"), "local all all trust\n".to_string());
-        m.insert(PathBuf::from("/d/conf.d/b.conf"), "local b b trust\n".to_string());
-        m.insert(PathBuf::from("/d/conf.d/a.conf"), "local a a trust\n".to_string());
-        m.insert(PathBuf::from("/d/conf.d/.h.conf"), "local h h trust\n".to_string());
+        m.insert(
+            PathBuf::from("/d/inc.conf"),
+            "local all all trust\n".to_string(),
+        );
+        m.insert(
+            PathBuf::from("/d/conf.d/b.conf"),
+            "local b b trust\n".to_string(),
+        );
+        m.insert(
+            PathBuf::from("/d/conf.d/a.conf"),
+            "local a a trust\n".to_string(),
+        );
+        m.insert(
+            PathBuf::from("/d/conf.d/.h.conf"),
+            "local h h trust\n".to_string(),
+        );
         let src = Mem(m);
         let text = "local @admins,z @\"my list\" peer\nlocal \"@admins\" @ peer\ninclude \"inc.conf\"\ninclude_dir conf.d\ninclude_if_exists nope.conf\ninclude missing.conf\n";
         let t = tokenize(Path::new("/d/pg_hba.conf"), text, 16, &src);
@@ -661,7 +706,7 @@ mod tests {
         assert_eq!(t.lines[0].fields[2][0].s, "x");
         assert_eq!(t.lines[1].fields[1][0].s, "@admins");
         assert_eq!(t.lines[1].fields[2][0].s, "@");
-        assert_eq!(t.lines[2].file, PathBuf::from("/d/inc.conf"));
+        assert_eq!(&*t.lines[2].file, Path::new("/d/inc.conf"));
         assert_eq!(t.lines[2].origin, 2);
         assert_eq!(t.lines[3].fields[1][0].s, "a");
         assert_eq!(t.lines[4].fields[1][0].s, "b");
@@ -669,13 +714,25 @@ mod tests {
         assert!(t.lines[5].err.as_deref().unwrap().contains("missing.conf"));
         assert_eq!(
             t.kinds,
-            vec![Kind::Line, Kind::Line, Kind::Include, Kind::Include, Kind::Include, Kind::Line]
+            vec![
+                Kind::Line,
+                Kind::Line,
+                Kind::Include,
+                Kind::Include,
+                Kind::Include,
+                Kind::Line
+            ]
         );
         // Before 16 "include" is just a word.
         let t = tokenize(Path::new("/d/pg_hba.conf"), "include inc.conf\n", 15, &src);
         assert_eq!(t.kinds, vec![Kind::Line]);
         // A missing @file is an error of the line.
-        let t = tokenize(Path::new("/d/pg_hba.conf"), "local @nope all peer\n", 15, &src);
+        let t = tokenize(
+            Path::new("/d/pg_hba.conf"),
+            "local @nope all peer\n",
+            15,
+            &src,
+        );
         assert!(t.lines[0]
             .err
             .as_deref()

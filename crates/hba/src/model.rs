@@ -7,7 +7,8 @@
 use crate::addr::{self, Numeric};
 use crate::lex::{AuthLine, Token};
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::Path;
+use std::sync::Arc;
 
 /// The connection type column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -112,7 +113,7 @@ impl Address {
 /// A line the server accepts.
 #[derive(Debug, Clone)]
 pub struct Rule {
-    pub file: PathBuf,
+    pub file: Arc<Path>,
     pub line: usize,
     /// The record of the top file it comes from (an include directive for included rules).
     pub origin: usize,
@@ -121,7 +122,7 @@ pub struct Rule {
     pub users: Vec<Token>,
     pub address: Option<Address>,
     /// As the server names it (`ident` on `local` is `peer`).
-    pub method: String,
+    pub method: &'static str,
     /// name=value options as written, in order.
     pub options: Vec<(String, String)>,
     pub comment: Option<String>,
@@ -134,11 +135,10 @@ pub struct Rule {
 /// A line the server rejects.
 #[derive(Debug, Clone)]
 pub struct LineError {
-    pub file: PathBuf,
+    pub file: Arc<Path>,
     pub line: usize,
     pub origin: usize,
     pub message: String,
-    pub raw: String,
 }
 
 /// Which field a token is in (what is special differs).
@@ -237,12 +237,45 @@ pub fn parse_line(
         line: l.line,
         origin: l.origin,
         message: m,
-        raw: l.raw.clone(),
     };
     if let Some(e) = &l.err {
         return Err(err(e.clone()));
     }
-    parse_fields(l, version, build, resolve).map_err(err)
+    let mut r = parse_fields(l, version, build, resolve).map_err(err)?;
+    r.databases = l.fields[1].clone();
+    r.users = l.fields[2].clone();
+    Ok(r)
+}
+
+/// [`parse_line`] that moves the database and user lists out of the line instead of copying
+/// them (the line keeps its other fields, which is all the layout code reads).
+pub fn parse_line_taking(
+    l: &mut AuthLine,
+    version: u32,
+    build: Build,
+    resolve: Resolver,
+) -> Result<Rule, LineError> {
+    if let Some(e) = &l.err {
+        return Err(LineError {
+            file: l.file.clone(),
+            line: l.line,
+            origin: l.origin,
+            message: e.clone(),
+        });
+    }
+    match parse_fields(l, version, build, resolve) {
+        Ok(mut r) => {
+            r.databases = std::mem::take(&mut l.fields[1]);
+            r.users = std::mem::take(&mut l.fields[2]);
+            Ok(r)
+        }
+        Err(m) => Err(LineError {
+            file: l.file.clone(),
+            line: l.line,
+            origin: l.origin,
+            message: m,
+        }),
+    }
 }
 
 fn parse_fields(
@@ -277,7 +310,9 @@ fn parse_fields(
     for t in dbs {
         compile(t)?;
     }
-    let users = fields.next().ok_or("end-of-line before role specification")?;
+    let users = fields
+        .next()
+        .ok_or("end-of-line before role specification")?;
     for t in users {
         compile(t)?;
     }
@@ -317,13 +352,14 @@ fn parse_fields(
                 }
                 Numeric::Ip(ip) => match cidr {
                     Some(bits) => {
-                        let mask = addr::cidr_mask(bits, &ip).ok_or_else(|| {
-                            format!("invalid CIDR mask in address \"{}\"", t.s)
-                        })?;
+                        let mask = addr::cidr_mask(bits, &ip)
+                            .ok_or_else(|| format!("invalid CIDR mask in address \"{}\"", t.s))?;
                         Address::Ip { addr: ip, mask }
                     }
                     None => {
-                        let toks = fields.next().ok_or("end-of-line before netmask specification")?;
+                        let toks = fields
+                            .next()
+                            .ok_or("end-of-line before netmask specification")?;
                         if toks.len() > 1 {
                             return Err("multiple values specified for netmask".into());
                         }
@@ -357,7 +393,29 @@ fn parse_fields(
         return Err("multiple values specified for authentication type".into());
     }
     let written = toks[0].s.as_str();
-    let supported = match written {
+    const METHODS: &[&str] = &[
+        "trust",
+        "ident",
+        "peer",
+        "password",
+        "reject",
+        "md5",
+        "scram-sha-256",
+        "cert",
+        "gss",
+        "sspi",
+        "pam",
+        "bsd",
+        "ldap",
+        "radius",
+        "oauth",
+    ];
+    let known: &'static str = METHODS
+        .iter()
+        .find(|m| **m == written)
+        .copied()
+        .unwrap_or("");
+    let supported = match known {
         "trust" | "ident" | "peer" | "password" | "reject" | "md5" | "scram-sha-256" | "cert" => {
             true
         }
@@ -375,10 +433,10 @@ fn parse_fields(
             "invalid authentication method \"{written}\": not supported by this build"
         ));
     }
-    let method = if conn == ConnType::Local && written == "ident" {
+    let method = if conn == ConnType::Local && known == "ident" {
         "peer"
     } else {
-        written
+        known
     };
     if conn == ConnType::Local && method == "gss" {
         return Err("gssapi authentication is not supported on local sockets".into());
@@ -402,7 +460,16 @@ fn parse_fields(
                 ));
             };
             let (name, val) = (&t.s[..eq], &t.s[eq + 1..]);
-            auth_opt(name, val, conn, method, version, &mut o, &mut warning, resolve)?;
+            auth_opt(
+                name,
+                val,
+                conn,
+                method,
+                version,
+                &mut o,
+                &mut warning,
+                resolve,
+            )?;
             options.push((name.to_string(), val.to_string()));
         }
     }
@@ -426,9 +493,7 @@ fn parse_fields(
             return Err("authentication method \"ldap\" requires argument \"ldapbasedn\", \"ldapprefix\", or \"ldapsuffix\" to be set".into());
         }
         if version >= 11 && o.ldapsearchattribute && o.ldapsearchfilter {
-            return Err(
-                "cannot use ldapsearchattribute together with ldapsearchfilter".into(),
-            );
+            return Err("cannot use ldapsearchattribute together with ldapsearchfilter".into());
         }
         let _ = o.ldapserver;
     }
@@ -479,10 +544,11 @@ fn parse_fields(
         line: l.line,
         origin: l.origin,
         conn,
-        databases: dbs.clone(),
-        users: users.clone(),
+        // Filled by the caller (copied or moved).
+        databases: Vec::new(),
+        users: Vec::new(),
         address,
-        method: method.to_string(),
+        method,
         options,
         comment: l.comment.clone().filter(|c| !c.is_empty()),
         warning,
@@ -568,7 +634,9 @@ fn ldap_url(val: &str, o: &mut Opts) -> Result<(), String> {
     };
     if let Some(i) = hostport.rfind(':') {
         let port = &hostport[i + 1..];
-        if !hostport.ends_with(']') && (port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit())) {
+        if !hostport.ends_with(']')
+            && (port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()))
+        {
             return Err(fail());
         }
     }
@@ -584,7 +652,14 @@ fn ldap_url(val: &str, o: &mut Opts) -> Result<(), String> {
         if let Some(scope) = parts.next() {
             if !matches!(
                 scope.to_ascii_lowercase().as_str(),
-                "" | "base" | "one" | "onelevel" | "sub" | "subtree" | "subord" | "subordinate" | "children"
+                "" | "base"
+                    | "one"
+                    | "onelevel"
+                    | "sub"
+                    | "subtree"
+                    | "subord"
+                    | "subordinate"
+                    | "children"
             ) {
                 return Err(fail());
             }
@@ -767,7 +842,11 @@ fn auth_opt(
                 _ => {}
             }
         }
-        _ => return Err(format!("unrecognized authentication option name: \"{name}\"")),
+        _ => {
+            return Err(format!(
+                "unrecognized authentication option name: \"{name}\""
+            ))
+        }
     }
     Ok(())
 }
@@ -781,7 +860,9 @@ fn atoi(s: &str) -> i64 {
         _ => (false, t),
     };
     let digits: String = d.chars().take_while(char::is_ascii_digit).collect();
-    let v = digits.parse::<i64>().unwrap_or(if digits.is_empty() { 0 } else { i64::MAX });
+    let v = digits
+        .parse::<i64>()
+        .unwrap_or(if digits.is_empty() { 0 } else { i64::MAX });
     if neg {
         -v
     } else {
@@ -815,8 +896,14 @@ mod tests {
 
     #[test]
     fn appendix_a_errors() {
-        assert_eq!(e("local db1 ,db2 all peer"), "invalid authentication method \"all\"");
-        assert_eq!(e("local db1, all peer"), "end-of-line before authentication method");
+        assert_eq!(
+            e("local db1 ,db2 all peer"),
+            "invalid authentication method \"all\""
+        );
+        assert_eq!(
+            e("local db1, all peer"),
+            "end-of-line before authentication method"
+        );
         assert_eq!(
             e("host all all host.example.com/32 md5"),
             "specifying both host name and CIDR mask is invalid: \"host.example.com/32\""
@@ -854,7 +941,10 @@ mod tests {
             e("host all all 10.0.0.1 ffff:: md5"),
             "IP address and mask do not match"
         );
-        assert_eq!(e("local all all bsd"), "invalid authentication method \"bsd\": not supported by this build");
+        assert_eq!(
+            e("local all all bsd"),
+            "invalid authentication method \"bsd\": not supported by this build"
+        );
         assert_eq!(e("local all all ldap"), "authentication method \"ldap\" requires argument \"ldapbasedn\", \"ldapprefix\", or \"ldapsuffix\" to be set");
         assert_eq!(e("local all all md5 map=x"), "authentication option \"map\" is only valid for authentication methods ident, peer, gssapi, sspi, and cert");
     }
@@ -862,17 +952,30 @@ mod tests {
     #[test]
     fn accepted_forms() {
         let r = parse("host all all 10.1.2.3 255.255.255.255 md5", 16).unwrap();
-        assert_eq!(r.address.unwrap().view(), ("10.1.2.3".into(), Some("255.255.255.255".into())));
+        assert_eq!(
+            r.address.unwrap().view(),
+            ("10.1.2.3".into(), Some("255.255.255.255".into()))
+        );
         let r = parse("host all all 10.1.2.3/8 md5", 16).unwrap();
-        assert_eq!(r.address.unwrap().view(), ("10.1.2.3".into(), Some("255.0.0.0".into())));
+        assert_eq!(
+            r.address.unwrap().view(),
+            ("10.1.2.3".into(), Some("255.0.0.0".into()))
+        );
         let r = parse("host all all .example.com md5", 16).unwrap();
         assert_eq!(r.address, Some(Address::Hostname(".example.com".into())));
         assert_eq!(parse("local all all ident", 16).unwrap().method, "peer");
         let r = parse(r#"host "/^db\d{2,4}$" all ::1/128 trust"#, 16).unwrap();
         assert_eq!(r.regexes.len(), 1);
-        let r = parse("host all all ::1/128 radius radiusservers=\"a,b\" radiussecrets=x", 16).unwrap();
+        let r = parse(
+            "host all all ::1/128 radius radiusservers=\"a,b\" radiussecrets=x",
+            16,
+        )
+        .unwrap();
         assert_eq!(r.options[0], ("radiusservers".into(), "a,b".into()));
-        assert!(parse("host all all \"samehost\" md5", 16).unwrap().address == Some(Address::Hostname("samehost".into())));
+        assert!(
+            parse("host all all \"samehost\" md5", 16).unwrap().address
+                == Some(Address::Hostname("samehost".into()))
+        );
         assert!(parse("hostssl all all all cert clientname=DN map=m", 15).is_ok());
         assert!(parse("local all all ldap ldapurl=\"ldap://h/dc=x?uid?sub\"", 15).is_ok());
     }

@@ -72,9 +72,11 @@ fn balanced(p: &str) -> Result<(), &'static str> {
 }
 
 fn are_only(p: &str) -> bool {
-    ["(?=", "(?!", "(?<=", "(?<!", "\\m", "\\M", "\\y", "\\Y", "\\Z", "[[:<:]]", "[[:>:]]"]
-        .iter()
-        .any(|s| p.contains(s))
+    [
+        "(?=", "(?!", "(?<=", "(?<!", "\\m", "\\M", "\\y", "\\Y", "\\Z", "[[:<:]]", "[[:>:]]",
+    ]
+    .iter()
+    .any(|s| p.contains(s))
         || p.as_bytes()
             .windows(2)
             .any(|w| w[0] == b'\\' && (b'1'..=b'9').contains(&w[1]))
