@@ -238,6 +238,28 @@ pub fn interfaces() -> Vec<(IpAddr, IpAddr)> {
     out
 }
 
+/// Whether a host name resolves (`radiusservers` entries are looked up when the file loads).
+pub fn resolves(host: &str) -> bool {
+    if !matches!(numeric_host(host), Numeric::NotNumeric) {
+        return matches!(numeric_host(host), Numeric::Ip(_));
+    }
+    let Ok(c) = CString::new(host) else {
+        return false;
+    };
+    // SAFETY: plain libc call; the result is freed.
+    unsafe {
+        let mut hints: libc::addrinfo = std::mem::zeroed();
+        hints.ai_family = libc::AF_UNSPEC;
+        hints.ai_socktype = libc::SOCK_DGRAM;
+        let mut res: *mut libc::addrinfo = std::ptr::null_mut();
+        let rc = libc::getaddrinfo(c.as_ptr(), std::ptr::null(), &hints, &mut res);
+        if !res.is_null() {
+            libc::freeaddrinfo(res);
+        }
+        rc == 0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,27 +310,5 @@ mod tests {
             &ip("10.0.0.0"),
             &ip("255.0.0.0")
         ));
-    }
-}
-
-/// Whether a host name resolves (`radiusservers` entries are looked up when the file loads).
-pub fn resolves(host: &str) -> bool {
-    if !matches!(numeric_host(host), Numeric::NotNumeric) {
-        return matches!(numeric_host(host), Numeric::Ip(_));
-    }
-    let Ok(c) = CString::new(host) else {
-        return false;
-    };
-    // SAFETY: plain libc call; the result is freed.
-    unsafe {
-        let mut hints: libc::addrinfo = std::mem::zeroed();
-        hints.ai_family = libc::AF_UNSPEC;
-        hints.ai_socktype = libc::SOCK_DGRAM;
-        let mut res: *mut libc::addrinfo = std::ptr::null_mut();
-        let rc = libc::getaddrinfo(c.as_ptr(), std::ptr::null(), &hints, &mut res);
-        if !res.is_null() {
-            libc::freeaddrinfo(res);
-        }
-        rc == 0
     }
 }

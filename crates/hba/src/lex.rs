@@ -339,10 +339,7 @@ impl Ctx<'_> {
     ) -> (Vec<Token>, usize) {
         let mut toks = Vec::with_capacity(1);
         let mut first_col = None;
-        loop {
-            let Some((tok, comma, start)) = cur.next_token() else {
-                break;
-            };
+        while let Some((tok, comma, start)) = cur.next_token() {
             first_col.get_or_insert(start);
             if !tok.quoted && tok.s.len() > 1 && tok.s.starts_with('@') {
                 self.expand_file(&mut toks, file, &tok.s[1..], depth + 1, err);
