@@ -1,5 +1,8 @@
 //! Man pages from the same clap definitions as `--help`, with the sections clap cannot know.
 
+/// The date every page carries (see [`render`]).
+pub const MAN_DATE: &str = "2026-01-01";
+
 /// The hand-written parts of a tool's man page.
 #[derive(Debug, Clone, Copy)]
 pub struct ManExtra {
@@ -36,7 +39,9 @@ fn section(out: &mut String, title: &str, body: &str) {
 /// JSON OUTPUT, EXIT STATUS, the extra sections, EXAMPLES, and VERSION.
 pub fn render(cmd: clap::Command, extra: &ManExtra) -> String {
     let man = clap_mangen::Man::new(cmd.clone())
-        .date("")
+        // A fixed, valid date: mandoc lint rejects a missing one, and a build date would make
+        // the committed pages drift every day.
+        .date(MAN_DATE)
         .source(format!("pgdr {}", crate::VERSION));
     let mut buf = Vec::new();
     man.render_title(&mut buf).expect("write to Vec");
@@ -59,9 +64,11 @@ pub fn render(cmd: clap::Command, extra: &ManExtra) -> String {
         section(&mut out, title, body);
     }
     out.push_str(".SH EXAMPLES\n");
-    for (what, line) in extra.examples {
+    for (i, (what, line)) in extra.examples.iter().enumerate() {
+        // No paragraph macro right after .SH (mandoc lint warns).
         out.push_str(&format!(
-            ".PP\n{}.PP\n.RS 4\n.nf\n{}.fi\n.RE\n",
+            "{}{}.PP\n.RS 4\n.nf\n{}.fi\n.RE\n",
+            if i == 0 { "" } else { ".PP\n" },
             escape(what),
             escape(line)
         ));
