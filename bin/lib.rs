@@ -12,6 +12,11 @@ pub struct Tool {
 pub fn tools() -> Vec<Tool> {
     vec![
         Tool {
+            name: "hba-edit",
+            command: pgdr_hba::cli::command,
+            man: &pgdr_hba::cli::MAN,
+        },
+        Tool {
             name: "conf-edit",
             command: pgdr_conf::cli::command,
             man: &pgdr_conf::cli::MAN,

@@ -32,6 +32,8 @@ enum Body {
     Json(Map<String, Value>),
     /// Non-JSON output asked for explicitly (repl-lag --format prometheus).
     Text(String),
+    /// A JSON object already serialized compactly (large documents skip the `Value` tree).
+    Raw(String),
 }
 
 impl Outcome {
@@ -45,6 +47,20 @@ impl Outcome {
             Ok(_) => Err(Error::failed("internal error").because("output is not a JSON object")),
             Err(e) => Err(Error::failed("internal error: cannot serialize output").because(e)),
         }
+    }
+    /// Like [`Outcome::json`] for large documents: serialized once, straight from the
+    /// structs, without building a `serde_json::Value` tree. `doc` must not have the keys
+    /// `tool` or `version`.
+    pub fn json_serialized(doc: impl serde::Serialize) -> Result<Outcome> {
+        let s = serde_json::to_string(&doc)
+            .map_err(|e| Error::failed("internal error: cannot serialize output").because(e))?;
+        if !(s.starts_with('{') && s.ends_with('}')) {
+            return Err(Error::failed("internal error").because("output is not a JSON object"));
+        }
+        Ok(Outcome {
+            body: Body::Raw(s),
+            code: 0,
+        })
     }
     pub fn text(text: String) -> Outcome {
         Outcome {
@@ -60,7 +76,7 @@ impl Outcome {
     pub fn doc(&self) -> Option<&Map<String, Value>> {
         match &self.body {
             Body::Json(m) => Some(m),
-            Body::Text(_) => None,
+            Body::Text(_) | Body::Raw(_) => None,
         }
     }
 }
@@ -69,6 +85,34 @@ impl Outcome {
 pub fn render(tool: &str, outcome: &Outcome, pretty: bool) -> String {
     match &outcome.body {
         Body::Text(t) => t.clone(),
+        Body::Raw(raw) if !pretty => {
+            let rest = &raw[1..];
+            let mut s = String::with_capacity(raw.len() + tool.len() + 40);
+            s.push_str("{\"tool\":");
+            s.push_str(&Value::String(tool.into()).to_string());
+            s.push_str(",\"version\":");
+            s.push_str(&Value::String(crate::VERSION.into()).to_string());
+            if rest != "}" {
+                s.push(',');
+            }
+            s.push_str(rest);
+            s.push('\n');
+            s
+        }
+        Body::Raw(raw) => {
+            let map = match serde_json::from_str::<Value>(raw) {
+                Ok(Value::Object(m)) => m,
+                _ => Map::new(),
+            };
+            render(
+                tool,
+                &Outcome {
+                    body: Body::Json(map),
+                    code: outcome.code,
+                },
+                pretty,
+            )
+        }
         Body::Json(map) => {
             let mut full = Map::new();
             full.insert("tool".into(), Value::String(tool.into()));
@@ -195,6 +239,22 @@ mod tests {
         assert!(s.ends_with("\"a\":1}\n"));
         let p = render("hba-edit", &o, true);
         assert!(p.contains("\n  \"a\": 1"));
+    }
+
+    #[test]
+    fn serialized_documents_render_alike() {
+        let doc = json!({"a": [1, 2], "b": {"c": null}});
+        let fast = Outcome::json_serialized(&doc).unwrap();
+        let slow = Outcome::json(&doc).unwrap();
+        for pretty in [false, true] {
+            assert_eq!(render("t", &fast, pretty), render("t", &slow, pretty));
+        }
+        let empty = Outcome::json_serialized(json!({})).unwrap();
+        assert_eq!(
+            render("t", &empty, false),
+            render("t", &Outcome::json(json!({})).unwrap(), false)
+        );
+        assert!(Outcome::json_serialized(json!([1])).is_err());
     }
 
     #[test]
