@@ -10,9 +10,21 @@ pub struct Tool {
 
 /// Every tool this build contains.
 pub fn tools() -> Vec<Tool> {
-    vec![Tool {
-        name: "conf-edit",
-        command: pgdr_conf::cli::command,
-        man: &pgdr_conf::cli::MAN,
-    }]
+    vec![
+        Tool {
+            name: "conf-edit",
+            command: pgdr_conf::cli::command,
+            man: &pgdr_conf::cli::MAN,
+        },
+        Tool {
+            name: "snap-take",
+            command: pgdr_snap::cli_take::command,
+            man: &pgdr_snap::cli_take::MAN,
+        },
+        Tool {
+            name: "snap-prune",
+            command: pgdr_snap::cli_prune::command,
+            man: &pgdr_snap::cli_prune::MAN,
+        },
+    ]
 }

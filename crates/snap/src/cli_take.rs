@@ -1,0 +1,124 @@
+//! snap-take: a consistent snapshot of a data directory, with its metadata.
+
+use crate::backend::{Backend, BackendKind};
+use crate::take::{take, TakeOptions};
+use clap::Parser;
+use pgdr_core::{Error, Outcome, OutputArgs, Result, ToolArgs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+const AFTER_HELP: &str = "\
+Examples:
+  snap-take --pgdata /zpdata01/pg
+  snap-take --pgdata /zpdata01/pg --label nightly -d 'host=/var/run/postgresql user=postgres'
+  snap-take --pgdata /zpdata01/pg | snap-prune - --keep-hourly 24 --keep-daily 7";
+
+/// Take a consistent snapshot of a PostgreSQL data directory.
+#[derive(Debug, Parser)]
+#[command(
+    name = "snap-take",
+    version,
+    about = "Take a consistent snapshot of a PostgreSQL data directory",
+    long_about = "Take a consistent, self-describing snapshot of a PostgreSQL data directory on ZFS \
+(the dataset holding PGDATA, recursively with its child datasets), btrfs (a read-only snapshot \
+of its subvolume) or as a copy (reflinks where the filesystem has them).\n\n\
+Without -d the snapshot is one atomic, crash-consistent image: recovery from it replays WAL \
+like after a power loss. It is refused when pg_wal or a tablespace lives where the same \
+instant cannot cover it, and for the copy backend while the server runs. With -d, \
+pg_backup_start and pg_backup_stop (pg_start_backup/pg_stop_backup before PostgreSQL 15) \
+run in one session of snap-take's own around the snapshot, also on a standby, and the \
+returned backup label is kept with the snapshot so a clone can restore it.\n\n\
+The metadata (time, label, PostgreSQL version, system identifier, timeline, checkpoint and \
+redo LSN read from the snapshot's own pg_control, wal_start = the oldest WAL file a \
+recovery needs, and the backup label) is stored as the ZFS user property pgdr:meta, or as a \
+JSON file beside a btrfs or copy snapshot, and printed.",
+    after_help = AFTER_HELP
+)]
+pub struct Args {
+    /// The data directory to snapshot.
+    #[arg(long, short = 'D', env = "PGDATA", value_name = "DIR")]
+    pub pgdata: PathBuf,
+    /// A label appended to the snapshot name (letters, digits, '.', '_', '-').
+    #[arg(long, value_name = "L")]
+    pub label: Option<String>,
+    /// Connection for backup mode (conninfo or URI; PG* variables and .pgpass apply).
+    #[arg(long = "dbname", short = 'd', value_name = "CONNINFO")]
+    pub dbname: Option<String>,
+    /// Storage backend: zfs, btrfs or copy (default: detected from PGDATA: zfs, btrfs, else copy).
+    #[arg(long, value_enum, hide_possible_values = true)]
+    pub backend: Option<BackendKind>,
+    /// Where btrfs and copy snapshots are kept (default: .pgdr-snapshots/NAME beside the
+    /// subvolume or data directory).
+    #[arg(long, value_name = "DIR")]
+    pub snapshot_dir: Option<PathBuf>,
+    /// Wait up to this many seconds for another run on the same data directory.
+    #[arg(long, value_name = "SECONDS")]
+    pub wait_lock: Option<f64>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+impl ToolArgs for Args {
+    fn output_args(&self) -> &OutputArgs {
+        &self.output
+    }
+}
+
+pub fn command() -> clap::Command {
+    <Args as clap::CommandFactory>::command()
+}
+
+pub fn wait(w: Option<f64>) -> Result<Option<Duration>> {
+    match w {
+        None => Ok(None),
+        Some(s) if s.is_finite() && s >= 0.0 => Ok(Some(Duration::from_secs_f64(s))),
+        Some(s) => Err(Error::usage(format!("invalid --wait-lock {s}"))
+            .because("it must be a number of seconds, 0 or more")),
+    }
+}
+
+pub fn run(args: Args) -> Result<Outcome> {
+    if let Some(l) = &args.label {
+        crate::meta::check_label(l).map_err(|e| Error::usage("invalid --label").because(e))?;
+    }
+    let wait = wait(args.wait_lock)?;
+    let pgdata = crate::sys::check_data_dir(&args.pgdata)?;
+    let backend = Backend::detect(&pgdata, args.backend, args.snapshot_dir.as_deref())?;
+    let _lock = pgdr_core::lock::acquire(
+        &backend.lock_path(),
+        &format!("data directory {}", pgdata.display()),
+        wait,
+    )?;
+    let meta = take(
+        &backend,
+        &TakeOptions {
+            label: args.label.clone(),
+            dsn: args.dbname.clone(),
+            at: None,
+        },
+    )?;
+    Outcome::json(&meta)
+}
+
+pub static MAN: pgdr_core::man::ManExtra = pgdr_core::man::ManExtra {
+    exit_status: &[
+        (0, "The snapshot was taken and its metadata stored."),
+        (1, "It failed or was refused (not a data directory, no zfs/btrfs command, a layout one snapshot cannot cover, a snapshot name taken already, backup mode failed); nothing was left behind."),
+        (2, "Usage error: bad arguments."),
+        (75, "Another snap-take, snap-prune or snap-clone run holds the lock of this data directory (see --wait-lock)."),
+    ],
+    json_output: "The snapshot object: {\"snapshot\": \"pgdr-YYYYmmddTHHMMSSZ[-LABEL]\", \"created\", \"label\", \"pgdata\", \"backend\": \"zfs|btrfs|copy\", \"location\" (pool/ds@name, or the snapshot directory), \"pgdata_rel\" (where PGDATA is inside the snapshot root), \"members\" (zfs: [{\"dataset\", \"rel\"}]), \"tablespaces\" ([{\"oid\", \"target\", \"rel\"}]), \"pg_version\", \"system_identifier\" (a string), \"timeline\", \"checkpoint_lsn\", \"redo_lsn\", \"checkpoint_time\", \"wal_start\" (the oldest WAL file a recovery from it needs: the file of the redo LSN, or of the backup label's START WAL LOCATION), \"wal_segment_size\", \"method\": \"atomic|backup\", \"min_recovery_point\" (when set), \"backup\" (with -d: {\"backup_label\", \"tablespace_map\", \"start_lsn\", \"stop_lsn\", \"from_standby\"}), \"tool_version\"}.",
+    examples: &[
+        ("An atomic snapshot of a standby's data directory on ZFS, from cron:", "1 * * * * postgres snap-take --pgdata /zpdata01/pg --label hourly"),
+        ("Backup mode on a primary, keeping the backup label:", "snap-take --pgdata /var/lib/postgresql/15/main -d 'host=/var/run/postgresql user=postgres'"),
+        ("Take a snapshot, then apply retention and prune the WAL archive:", "snap-take --pgdata /zpdata01/pg | snap-prune - --keep-hourly 24 --keep-daily 7 | wal-archive prune - --repo /zpdata02/wal"),
+    ],
+    extra_sections: &[(
+        "CONSISTENCY",
+        "zfs: one 'zfs snapshot -r' of the dataset holding PGDATA covers it and every child dataset in one instant, so pg_wal and tablespaces may live in child datasets. Anything on another dataset, pool or filesystem is refused.\nbtrfs: snapshots are not recursive; pg_wal and tablespaces must be in the PGDATA subvolume.\ncopy: a copy takes time, so it is refused while the server runs unless -d is given; then pg_wal is copied after pg_backup_stop, so the copy holds every WAL file from wal_start to the backup's end.\nThe metadata is read from the snapshot's own global/pg_control (CRC-32C checked); with zfs-fuse, which has no .zfs directory, it is read from the live file when the checkpoint did not change across the snapshot, else through a temporary clone.",
+    )],
+};
+
+pub fn main() -> std::process::ExitCode {
+    pgdr_core::runner::main::<Args>("snap-take", run)
+}

@@ -1,0 +1,227 @@
+//! `global/pg_control` read without the server: the fields a snapshot needs, CRC-32C checked.
+//!
+//! Layout of `ControlFileData` (src/include/catalog/pg_control.h) for PG_CONTROL_VERSION 1201
+//! (PG 12), 1300 (PG 13–16) and 1700 (PG 17). The fields read here sit at the same offsets in
+//! all three: PG 17 added `wal_level` to `CheckPoint` inside the padding after
+//! `fullPageWrites`, so nothing moved. x86-64/aarch64 alignment (8-byte int64).
+
+use pgdr_core::Lsn;
+
+/// The on-disk size PostgreSQL writes (PG_CONTROL_FILE_SIZE); the struct is at the start.
+pub const PG_CONTROL_FILE_SIZE: usize = 8192;
+
+const OFF_SYSID: usize = 0;
+const OFF_VERSION: usize = 8;
+const OFF_CATVERSION: usize = 12;
+const OFF_STATE: usize = 16;
+const OFF_TIME: usize = 24;
+const OFF_CHECKPOINT: usize = 32;
+/// `checkPointCopy` (88 bytes) starts at 40: redo, ThisTimeLineID, PrevTimeLineID, …, time at +64.
+const OFF_REDO: usize = 40;
+const OFF_TLI: usize = 48;
+const OFF_PREV_TLI: usize = 52;
+const OFF_CKPT_TIME: usize = 104;
+const OFF_MIN_RECOVERY: usize = 136;
+const OFF_MIN_RECOVERY_TLI: usize = 144;
+const OFF_BACKUP_START: usize = 152;
+const OFF_BACKUP_END: usize = 160;
+const OFF_BACKUP_END_REQUIRED: usize = 168;
+const OFF_WAL_LEVEL: usize = 172;
+const OFF_BLCKSZ: usize = 216;
+const OFF_XLOG_SEG_SIZE: usize = 228;
+const OFF_DATA_CHECKSUM: usize = 252;
+const OFF_CRC: usize = 288;
+
+/// What pg_control says about a cluster.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ControlData {
+    pub system_identifier: u64,
+    pub pg_control_version: u32,
+    pub catalog_version: u32,
+    /// "starting up", "shut down", "shut down in recovery", "shutting down",
+    /// "in crash recovery", "in archive recovery", "in production" (pg_controldata's words).
+    pub state: &'static str,
+    /// Last update of pg_control, seconds since the epoch.
+    pub time: i64,
+    pub checkpoint_lsn: Lsn,
+    pub redo_lsn: Lsn,
+    pub timeline: u32,
+    pub prev_timeline: u32,
+    /// The checkpoint's time stamp, seconds since the epoch.
+    pub checkpoint_time: i64,
+    pub min_recovery_point: Lsn,
+    pub min_recovery_point_timeline: u32,
+    pub backup_start: Lsn,
+    pub backup_end: Lsn,
+    pub backup_end_required: bool,
+    pub wal_level: i32,
+    pub block_size: u32,
+    pub wal_segment_size: u32,
+    pub data_checksum_version: u32,
+}
+
+impl ControlData {
+    /// The WAL file holding the checkpoint's redo point: the oldest one crash recovery reads.
+    pub fn redo_wal_file(&self) -> String {
+        self.redo_lsn
+            .wal_file_name(self.timeline, self.wal_segment_size as u64)
+    }
+    /// The PostgreSQL major version this pg_control format belongs to (the lowest one).
+    pub fn format_major(&self) -> u32 {
+        match self.pg_control_version {
+            1201 => 12,
+            1300 => 13,
+            _ => 17,
+        }
+    }
+}
+
+/// CRC-32C (Castagnoli), as PostgreSQL's `COMP_CRC32C`; reflected, init and xorout all ones.
+pub fn crc32c(data: &[u8]) -> u32 {
+    static TABLE: std::sync::OnceLock<[u32; 256]> = std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        let mut t = [0u32; 256];
+        for (i, slot) in t.iter_mut().enumerate() {
+            let mut c = i as u32;
+            for _ in 0..8 {
+                c = if c & 1 != 0 {
+                    (c >> 1) ^ 0x82F6_3B78
+                } else {
+                    c >> 1
+                };
+            }
+            *slot = c;
+        }
+        t
+    });
+    let mut crc = !0u32;
+    for &b in data {
+        crc = table[((crc ^ b as u32) & 0xFF) as usize] ^ (crc >> 8);
+    }
+    !crc
+}
+
+fn u32_at(b: &[u8], off: usize) -> u32 {
+    u32::from_le_bytes(b[off..off + 4].try_into().expect("4 bytes"))
+}
+fn u64_at(b: &[u8], off: usize) -> u64 {
+    u64::from_le_bytes(b[off..off + 8].try_into().expect("8 bytes"))
+}
+
+fn state_name(s: u32) -> &'static str {
+    match s {
+        0 => "starting up",
+        1 => "shut down",
+        2 => "shut down in recovery",
+        3 => "shutting down",
+        4 => "in crash recovery",
+        5 => "in archive recovery",
+        6 => "in production",
+        _ => "unrecognized status code",
+    }
+}
+
+/// Parses the bytes of a pg_control file. The error says why it cannot be trusted.
+pub fn parse(bytes: &[u8]) -> Result<ControlData, String> {
+    if bytes.len() < OFF_CRC + 4 {
+        return Err(format!(
+            "pg_control is {} bytes, too short to be one (expected {PG_CONTROL_FILE_SIZE})",
+            bytes.len()
+        ));
+    }
+    let version = u32_at(bytes, OFF_VERSION);
+    if !matches!(version, 1201 | 1300 | 1700) {
+        let hint = if matches!(version.swap_bytes(), 1201 | 1300 | 1700) {
+            " (written on a machine of another byte order?)"
+        } else {
+            ""
+        };
+        return Err(format!(
+            "unsupported pg_control version {version}{hint}; PostgreSQL 12 to 17 are supported"
+        ));
+    }
+    let stored = u32_at(bytes, OFF_CRC);
+    let computed = crc32c(&bytes[..OFF_CRC]);
+    if stored != computed {
+        return Err(format!(
+            "pg_control CRC mismatch (stored {stored:08X}, computed {computed:08X}): the file is torn or corrupt"
+        ));
+    }
+    let seg = u32_at(bytes, OFF_XLOG_SEG_SIZE);
+    if !(seg.is_power_of_two() && (1 << 20..=1 << 30).contains(&seg)) {
+        return Err(format!("pg_control has an invalid WAL segment size {seg}"));
+    }
+    Ok(ControlData {
+        system_identifier: u64_at(bytes, OFF_SYSID),
+        pg_control_version: version,
+        catalog_version: u32_at(bytes, OFF_CATVERSION),
+        state: state_name(u32_at(bytes, OFF_STATE)),
+        time: u64_at(bytes, OFF_TIME) as i64,
+        checkpoint_lsn: Lsn(u64_at(bytes, OFF_CHECKPOINT)),
+        redo_lsn: Lsn(u64_at(bytes, OFF_REDO)),
+        timeline: u32_at(bytes, OFF_TLI),
+        prev_timeline: u32_at(bytes, OFF_PREV_TLI),
+        checkpoint_time: u64_at(bytes, OFF_CKPT_TIME) as i64,
+        min_recovery_point: Lsn(u64_at(bytes, OFF_MIN_RECOVERY)),
+        min_recovery_point_timeline: u32_at(bytes, OFF_MIN_RECOVERY_TLI),
+        backup_start: Lsn(u64_at(bytes, OFF_BACKUP_START)),
+        backup_end: Lsn(u64_at(bytes, OFF_BACKUP_END)),
+        backup_end_required: bytes[OFF_BACKUP_END_REQUIRED] != 0,
+        wal_level: u32_at(bytes, OFF_WAL_LEVEL) as i32,
+        block_size: u32_at(bytes, OFF_BLCKSZ),
+        wal_segment_size: seg,
+        data_checksum_version: u32_at(bytes, OFF_DATA_CHECKSUM),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Builds a pg_control image with the given fields and a valid CRC.
+    pub(crate) fn image(version: u32, sysid: u64, redo: u64, ckpt: u64, tli: u32) -> Vec<u8> {
+        let mut b = vec![0u8; PG_CONTROL_FILE_SIZE];
+        b[OFF_SYSID..OFF_SYSID + 8].copy_from_slice(&sysid.to_le_bytes());
+        b[OFF_VERSION..OFF_VERSION + 4].copy_from_slice(&version.to_le_bytes());
+        b[OFF_STATE..OFF_STATE + 4].copy_from_slice(&6u32.to_le_bytes());
+        b[OFF_CHECKPOINT..OFF_CHECKPOINT + 8].copy_from_slice(&ckpt.to_le_bytes());
+        b[OFF_REDO..OFF_REDO + 8].copy_from_slice(&redo.to_le_bytes());
+        b[OFF_TLI..OFF_TLI + 4].copy_from_slice(&tli.to_le_bytes());
+        b[OFF_XLOG_SEG_SIZE..OFF_XLOG_SEG_SIZE + 4].copy_from_slice(&(16u32 << 20).to_le_bytes());
+        let crc = crc32c(&b[..OFF_CRC]);
+        b[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_le_bytes());
+        b
+    }
+
+    #[test]
+    fn crc32c_check_value() {
+        // The standard check value for CRC-32C.
+        assert_eq!(crc32c(b"123456789"), 0xE306_9283);
+    }
+
+    #[test]
+    fn parses_every_supported_version() {
+        for v in [1201, 1300, 1700] {
+            let b = image(v, 7_000_000_000_000_000_001, 0x2000028, 0x2000060, 3);
+            let c = parse(&b).unwrap();
+            assert_eq!(c.system_identifier, 7_000_000_000_000_000_001);
+            assert_eq!(c.redo_lsn.to_string(), "0/2000028");
+            assert_eq!(c.checkpoint_lsn.to_string(), "0/2000060");
+            assert_eq!(c.timeline, 3);
+            assert_eq!(c.state, "in production");
+            assert_eq!(c.redo_wal_file(), "000000030000000000000002");
+        }
+    }
+
+    #[test]
+    fn refuses_torn_short_and_foreign_files() {
+        let mut b = image(1300, 1, 0x2000028, 0x2000060, 1);
+        b[40] ^= 1;
+        assert!(parse(&b).unwrap_err().contains("CRC mismatch"));
+        assert!(parse(&b[..100]).unwrap_err().contains("too short"));
+        let b = image(1100, 1, 0x2000028, 0x2000060, 1);
+        assert!(parse(&b)
+            .unwrap_err()
+            .contains("unsupported pg_control version 1100"));
+    }
+}

@@ -1,0 +1,270 @@
+//! Taking a snapshot: atomic (crash-consistent) or in backup mode held in one session.
+
+use crate::backend::Backend;
+use crate::control::{self, ControlData};
+use crate::meta::{self, BackupInfo, SnapshotMeta};
+use crate::sys;
+use chrono::{DateTime, SubsecRound, Utc};
+use pgdr_core::{Error, Lsn, Result};
+use std::path::Path;
+
+/// What to take.
+#[derive(Debug, Clone, Default)]
+pub struct TakeOptions {
+    pub label: Option<String>,
+    /// A conninfo: backup mode (`pg_backup_start`/`pg_backup_stop`) around the snapshot.
+    pub dsn: Option<String>,
+    /// The time to name the snapshot by (now when None).
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// Reads and checks a pg_control file, retrying a read torn by a concurrent write.
+pub fn read_control(path: &Path) -> Result<ControlData> {
+    let mut last = String::new();
+    for _ in 0..5 {
+        let bytes = pgdr_core::fsx::read_bytes(path)?;
+        match control::parse(&bytes) {
+            Ok(c) => return Ok(c),
+            Err(e) => last = e,
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Err(Error::failed(format!("cannot use {}", path.display())).because(last))
+}
+
+fn same_checkpoint(a: &ControlData, b: &ControlData) -> bool {
+    a.system_identifier == b.system_identifier
+        && a.checkpoint_lsn == b.checkpoint_lsn
+        && a.redo_lsn == b.redo_lsn
+        && a.timeline == b.timeline
+}
+
+/// Whether the postmaster in `postmaster.pid` is alive.
+pub fn server_running(pgdata: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(pgdata.join("postmaster.pid")) else {
+        return false;
+    };
+    let Some(pid) = text
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse::<i32>().ok())
+    else {
+        return false;
+    };
+    // SAFETY: signal 0 only checks for existence.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// A backup-mode session: started before the snapshot, stopped after, on one connection.
+struct BackupSession {
+    client: postgres::Client,
+    new_names: bool,
+}
+
+impl BackupSession {
+    fn start(dsn: &str, label: &str, control: &ControlData) -> Result<BackupSession> {
+        let mut client = pgdr_core::conn::connect(Some(dsn))?;
+        let q = |c: &mut postgres::Client, sql: &str| -> Result<postgres::Row> {
+            c.query_one(sql, &[]).map_err(|e| {
+                Error::failed("backup mode failed").because(pgdr_core::conn::error_text(&e))
+            })
+        };
+        let num: i32 = q(
+            &mut client,
+            "SELECT current_setting('server_version_num')::int",
+        )?
+        .get(0);
+        if num < 120000 {
+            return Err(Error::failed("backup mode failed").because(format!(
+                "the server runs PostgreSQL {}; 12 or later is needed",
+                num / 10000
+            )));
+        }
+        // The server must be the one whose data directory we snapshot.
+        if let Ok(row) = client.query_one(
+            "SELECT system_identifier::text FROM pg_control_system()",
+            &[],
+        ) {
+            let sysid: String = row.get(0);
+            if sysid != control.system_identifier.to_string() {
+                return Err(Error::failed("refusing backup mode")
+                    .because(format!(
+                        "the server at -d has system identifier {sysid}, the data directory {}",
+                        control.system_identifier
+                    ))
+                    .hint("point -d at the server that runs on --pgdata"));
+            }
+        }
+        let new_names = num >= 150000;
+        let sql = if new_names {
+            "SELECT pg_backup_start($1, true)::text"
+        } else {
+            "SELECT pg_start_backup($1, true, false)::text"
+        };
+        client.query_one(sql, &[&label]).map_err(|e| {
+            Error::failed("cannot start backup mode").because(pgdr_core::conn::error_text(&e))
+        })?;
+        Ok(BackupSession { client, new_names })
+    }
+
+    /// (stop lsn, backup_label, tablespace_map).
+    fn stop(mut self) -> Result<(Lsn, String, Option<String>)> {
+        // wait_for_archive => false: the snapshot holds what it needs or the archive will; a
+        // cron job must not hang on a broken archive_command.
+        let sql = if self.new_names {
+            "SELECT lsn::text, labelfile, spcmapfile FROM pg_backup_stop(false)"
+        } else {
+            "SELECT lsn::text, labelfile, spcmapfile FROM pg_stop_backup(false, false)"
+        };
+        let row = self.client.query_one(sql, &[]).map_err(|e| {
+            Error::failed("cannot stop backup mode").because(pgdr_core::conn::error_text(&e))
+        })?;
+        let lsn: String = row.get(0);
+        let label: String = row.get(1);
+        let map: Option<String> = row.get(2);
+        let lsn = lsn
+            .parse::<Lsn>()
+            .map_err(|e| Error::failed("cannot stop backup mode").because(e))?;
+        Ok((lsn, label, map.filter(|m| !m.is_empty())))
+    }
+}
+
+/// Takes a snapshot of the backend's data directory and stores its metadata. On any failure
+/// after the snapshot exists, the snapshot is destroyed: nothing half-made stays behind.
+pub fn take(backend: &Backend, opts: &TakeOptions) -> Result<SnapshotMeta> {
+    let pgdata = backend.pgdata().to_path_buf();
+    let layout = sys::layout(&pgdata)?;
+    let tablespaces = backend.check_layout(&layout)?;
+    let pg_version = sys::pg_version(&pgdata)?;
+    let live_control = pgdata.join("global/pg_control");
+    let before = read_control(&live_control)?;
+    let copy_backend = matches!(backend, Backend::Copy(_));
+    if copy_backend && opts.dsn.is_none() && server_running(&pgdata) {
+        return Err(Error::failed(format!(
+            "cannot copy {} while its server runs",
+            pgdata.display()
+        ))
+        .because("a directory copy is not one instant, so it would not be consistent")
+        .hint("pass -d CONNINFO for backup mode, stop the server, or use zfs or btrfs"));
+    }
+    let created = opts.at.unwrap_or_else(Utc::now).trunc_subsecs(0);
+    let name = meta::snapshot_name(created, opts.label.as_deref());
+    if backend.exists(&name)? {
+        return Err(Error::failed(format!("snapshot {name} exists already"))
+            .hint("wait a second, or give another --label"));
+    }
+    let session = match &opts.dsn {
+        Some(dsn) => Some(BackupSession::start(dsn, &name, &before)?),
+        None => None,
+    };
+    let location = match backend {
+        Backend::Copy(c) if session.is_some() => c.create(&name, true)?,
+        _ => backend.create(&name)?,
+    };
+    let finish = || -> Result<SnapshotMeta> {
+        let backup = match session {
+            Some(s) => {
+                let (stop_lsn, label_text, map) = s.stop()?;
+                let label = crate::label::parse(&label_text)
+                    .map_err(|e| Error::failed("cannot read the backup label").because(e))?;
+                Some((stop_lsn, label_text, map, label))
+            }
+            None => None,
+        };
+        let location = match (backend, &backup) {
+            (Backend::Copy(c), Some((_, _, _, l))) => c.finish_wal(&name, &l.start_wal)?,
+            _ => location.clone(),
+        };
+        let ctl_bytes = match backend.read_in_snapshot(&name, "global/pg_control")? {
+            Some(b) => Some(b),
+            None => {
+                let after = read_control(&live_control)?;
+                if same_checkpoint(&before, &after) {
+                    None // unchanged across the snapshot, so it is the snapshot's
+                } else {
+                    Some(backend.read_via_clone(&name, "global/pg_control")?)
+                }
+            }
+        };
+        let ctl = match ctl_bytes {
+            Some(b) => control::parse(&b).map_err(|e| {
+                Error::failed("the snapshot's pg_control cannot be used").because(e)
+            })?,
+            None => before.clone(),
+        };
+        let mut wal_start = ctl.redo_wal_file();
+        let backup = backup.map(|(stop_lsn, label_text, map, label)| {
+            // The label's start is never after the snapshot's own redo point.
+            wal_start = label.start_wal.clone();
+            BackupInfo {
+                backup_label: label_text,
+                tablespace_map: map,
+                start_lsn: label.start_lsn,
+                stop_lsn,
+                from_standby: label.backup_from.as_deref() == Some("standby"),
+            }
+        });
+        let members = match backend {
+            Backend::Zfs(z) => z.members.clone(),
+            _ => Vec::new(),
+        };
+        let m = SnapshotMeta {
+            snapshot: name.clone(),
+            created,
+            label: opts.label.clone(),
+            pgdata: pgdata.clone(),
+            backend: backend.kind().name().to_string(),
+            location,
+            pgdata_rel: backend.pgdata_rel(),
+            members,
+            tablespaces,
+            pg_version,
+            system_identifier: ctl.system_identifier.to_string(),
+            timeline: ctl.timeline,
+            checkpoint_lsn: ctl.checkpoint_lsn,
+            redo_lsn: ctl.redo_lsn,
+            checkpoint_time: DateTime::from_timestamp(ctl.checkpoint_time, 0).unwrap_or_default(),
+            wal_start,
+            wal_segment_size: ctl.wal_segment_size as u64,
+            method: if backup.is_some() { "backup" } else { "atomic" }.into(),
+            min_recovery_point: (ctl.min_recovery_point.0 != 0).then_some(ctl.min_recovery_point),
+            backup,
+            tool_version: pgdr_core::VERSION.into(),
+        };
+        backend.set_meta(&m)?;
+        Ok(m)
+    };
+    match finish() {
+        Ok(m) => Ok(m),
+        Err(e) => {
+            rollback(backend, &name);
+            Err(e)
+        }
+    }
+}
+
+/// Removes a snapshot whose metadata could not be completed.
+fn rollback(backend: &Backend, name: &str) {
+    match backend {
+        Backend::Zfs(z) => {
+            let s = format!("{}@{name}", z.dataset);
+            let args: Vec<&str> = if z.members.len() > 1 {
+                vec!["destroy", "-r", &s]
+            } else {
+                vec!["destroy", &s]
+            };
+            let _ = sys::run("zfs", &args);
+        }
+        Backend::Btrfs(b) => {
+            let _ = sys::run(
+                "btrfs",
+                &["subvolume", "delete", &b.snap_path(name).to_string_lossy()],
+            );
+        }
+        Backend::Copy(c) => {
+            c.abandon(name);
+            let _ = c.remove_tree(&c.snap_path(name));
+        }
+    }
+}
