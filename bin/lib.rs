@@ -17,6 +17,11 @@ pub fn tools() -> Vec<Tool> {
             man: &pgdr_conf::cli::MAN,
         },
         Tool {
+            name: "wal-archive",
+            command: pgdr_wal::cli::command,
+            man: &pgdr_wal::cli::MAN,
+        },
+        Tool {
             name: "snap-take",
             command: pgdr_snap::cli_take::command,
             man: &pgdr_snap::cli_take::MAN,

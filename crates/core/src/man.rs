@@ -1,5 +1,9 @@
 //! Man pages from the same clap definitions as `--help`, with the sections clap cannot know.
 
+/// The date in every page's title line: fixed, so regenerated pages do not drift
+/// (`make man-check`), and a real date, so `mandoc -T lint -W warning` accepts it.
+pub const MAN_DATE: &str = "2026-01-01";
+
 /// The hand-written parts of a tool's man page.
 #[derive(Debug, Clone, Copy)]
 pub struct ManExtra {
@@ -36,9 +40,7 @@ fn section(out: &mut String, title: &str, body: &str) {
 /// JSON OUTPUT, EXIT STATUS, the extra sections, EXAMPLES, and VERSION.
 pub fn render(cmd: clap::Command, extra: &ManExtra) -> String {
     let man = clap_mangen::Man::new(cmd.clone())
-        // A fixed, parseable date: mandoc -W warning rejects a missing one, and a build date
-        // would make `make man-check` drift.
-        .date("2026-01-01")
+        .date(MAN_DATE)
         .source(format!("pgdr {}", crate::VERSION));
     let mut buf = Vec::new();
     man.render_title(&mut buf).expect("write to Vec");
@@ -62,7 +64,7 @@ pub fn render(cmd: clap::Command, extra: &ManExtra) -> String {
     }
     out.push_str(".SH EXAMPLES\n");
     for (i, (what, line)) in extra.examples.iter().enumerate() {
-        // A paragraph macro right after .SH is redundant (mandoc -W warning).
+        // mandoc warns about a paragraph macro right after .SH.
         let pp = if i == 0 { "" } else { ".PP\n" };
         out.push_str(&format!(
             "{pp}{}.PP\n.RS 4\n.nf\n{}.fi\n.RE\n",

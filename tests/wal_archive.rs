@@ -1,0 +1,709 @@
+//! wal-archive against real PostgreSQL 15: archiving under load, point-in-time recovery through
+//! restore_command, a promoted standby's timeline, and the faults the contract is about.
+
+use pgdr_testkit::{chown_to_pg_user, short_tempdir, tool, Cluster};
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const T: &str = "wal-archive";
+
+fn bin() -> PathBuf {
+    pgdr_testkit::bin_dir().join(T)
+}
+
+fn wa(repo: &Path) -> pgdr_testkit::ToolCommand {
+    tool(T).arg("--repo").arg(repo)
+}
+
+/// A primary archiving into `repo` with wal-archive.
+fn archiving_primary(repo: &Path, extra: &str) -> Cluster {
+    Cluster::builder()
+        .conf("archive_mode = on")
+        .conf(format!(
+            "archive_command = '{} push %p --repo {}{extra}'",
+            bin().display(),
+            repo.display()
+        ))
+        .conf("archive_timeout = 0")
+        .start()
+}
+
+fn wait_archived(c: &Cluster, name: &str) {
+    c.wait_for(
+        &format!("select coalesce(last_archived_wal >= '{name}', false) from pg_stat_archiver"),
+        Duration::from_secs(120),
+    );
+}
+
+/// Switches WAL and waits until the switched-from segment is archived; returns its name.
+fn switch_and_wait(c: &Cluster) -> String {
+    let name = c
+        .query_value("select pg_walfile_name(pg_switch_wal())")
+        .unwrap();
+    wait_archived(c, &name);
+    name
+}
+
+fn pgbench(c: &Cluster, args: &[&str]) {
+    let out = c
+        .cmd("pgbench")
+        .args([
+            "-h",
+            c.sockdir.to_str().unwrap(),
+            "-p",
+            &c.port.to_string(),
+            "-U",
+            "postgres",
+        ])
+        .args(args)
+        .arg("postgres")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pgbench: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A stopped copy of a base backup directory as a startable Cluster.
+fn cluster_from(backup: &Path, primary: &Cluster, conf: &str) -> Cluster {
+    let root = short_tempdir("pgdr-r");
+    let data = root.path().join("data");
+    let sockdir = root.path().join("s");
+    fs::create_dir(&sockdir).unwrap();
+    chown_to_pg_user(&sockdir);
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(backup)
+        .arg(&data)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let log = root.path().join("log");
+    fs::write(&log, "").unwrap();
+    chown_to_pg_user(&log);
+    let c = Cluster {
+        root,
+        data,
+        sockdir,
+        port: pgdr_testkit::free_port(),
+        bindir: primary.bindir.clone(),
+        owner: primary.owner.clone(),
+        log,
+    };
+    c.append_conf(&format!(
+        "\nport = {}\nunix_socket_directories = '{}'\n{conf}\n",
+        c.port,
+        c.sockdir.display()
+    ));
+    c
+}
+
+fn segment_names(v: &serde_json::Value, tli: u64) -> serde_json::Value {
+    v["timelines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["timeline"] == tli)
+        .cloned()
+        .unwrap_or(serde_json::Value::Null)
+}
+
+#[test]
+fn archive_under_load_pitr_and_promoted_standby() {
+    let dir = short_tempdir("pgdr-wa");
+    let repo = dir.path().join("repo");
+    let primary = archiving_primary(&repo, "");
+    primary.execute("create table t (id int primary key, note text)");
+    // A base backup whose WAL comes only from the archive.
+    let backup = dir.path().join("base");
+    pgdr_testkit::run_ok(
+        primary
+            .cmd("pg_basebackup")
+            .arg("-D")
+            .arg(&backup)
+            .args(["-X", "none", "-c", "fast", "-d"])
+            .arg(primary.conninfo()),
+    );
+    pgbench(&primary, &["-i", "-s", "2", "-q"]);
+    pgbench(&primary, &["-c", "2", "-t", "300", "-n"]);
+    primary.execute("insert into t select g, 'before' from generate_series(1, 100) g");
+    primary.execute("select pg_create_restore_point('drill')");
+    primary.execute("insert into t select g, 'after' from generate_series(101, 200) g");
+    let last = switch_and_wait(&primary);
+
+    // Every segment from the first to the last switched one is in the archive, intact.
+    let l = wa(&repo).arg("list").run().ok().json();
+    let t1 = segment_names(&l, 1);
+    assert_eq!(t1["first"], "000000010000000000000001", "{l}");
+    assert_eq!(t1["last"], last.as_str(), "{l}");
+    assert_eq!(t1["gaps"].as_array().unwrap().len(), 0, "{l}");
+    let count = t1["count"].as_u64().unwrap();
+    assert_eq!(count, u64::from_str_radix(&last[16..], 16).unwrap(), "{l}");
+    assert!(
+        !t1["backup"].as_array().unwrap().is_empty(),
+        "the .backup file: {l}"
+    );
+    assert!(
+        l["stored_bytes"].as_u64().unwrap() < l["bytes"].as_u64().unwrap() / 2,
+        "{l}"
+    );
+    let ready = fs::read_dir(primary.data.join("pg_wal/archive_status"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".ready")
+        })
+        .count();
+    assert_eq!(ready, 0);
+    let v = wa(&repo).arg("verify").run().ok().json();
+    assert_eq!(v["ok"], true, "{v}");
+    // Private repository.
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&repo), 0o700);
+    assert_eq!(mode(&repo.join("wal/00000001")), 0o700);
+    assert_eq!(mode(&repo.join("wal/00000001").join(&last)), 0o600);
+
+    // Point-in-time recovery from the base backup through restore_command.
+    let mut restored = cluster_from(
+        &backup,
+        &primary,
+        &format!(
+            "archive_mode = off\nrestore_command = '{} get %f %p --prefetch 4 --repo {}'\n\
+             recovery_target_name = 'drill'\nrecovery_target_timeline = '1'\n\
+             recovery_target_action = 'pause'",
+            bin().display(),
+            repo.display()
+        ),
+    );
+    fs::write(restored.data.join("recovery.signal"), "").unwrap();
+    chown_to_pg_user(&restored.data.join("recovery.signal"));
+    restored.start_server();
+    restored.wait_for(
+        "select pg_get_wal_replay_pause_state() = 'paused'",
+        Duration::from_secs(120),
+    );
+    assert_eq!(
+        restored.query_value("select count(*) from t").as_deref(),
+        Some("100")
+    );
+    assert_eq!(
+        restored
+            .query_value("select count(*) from t where note = 'after'")
+            .as_deref(),
+        Some("0")
+    );
+    assert_eq!(
+        restored
+            .query_value("select count(*) from pgbench_accounts")
+            .as_deref(),
+        Some("200000")
+    );
+    assert!(
+        !restored.data.join("pgdr_wal_prefetch").exists()
+            || restored.data.join("pgdr_wal_prefetch").is_dir()
+    );
+    drop(restored);
+
+    // A streaming standby, promoted: timeline 2 archived into the same repository.
+    let standby = primary.standby();
+    primary.execute("insert into t values (1000, 'streamed')");
+    standby.wait_for(
+        "select count(*) = 1 from t where id = 1000",
+        Duration::from_secs(60),
+    );
+    primary.stop();
+    standby.execute("select pg_promote()");
+    standby.wait_for("select not pg_is_in_recovery()", Duration::from_secs(60));
+    standby.execute("insert into t values (2000, 'timeline 2')");
+    let last2 = switch_and_wait(&standby);
+    assert!(last2.starts_with("00000002"), "{last2}");
+    // The history file is archived before any segment of its timeline.
+    wait_archived(&standby, &last2);
+    let l = wa(&repo).arg("--pretty").arg("list").run().ok().json();
+    assert_eq!(l["history"], serde_json::json!(["00000002.history"]), "{l}");
+    let t2 = segment_names(&l, 2);
+    assert_eq!(t2["parent"], 1, "{l}");
+    assert_eq!(t2["last"], last2.as_str(), "{l}");
+    assert_eq!(t2["gaps"].as_array().unwrap().len(), 0, "{l}");
+    let v = wa(&repo).arg("verify").run().ok().json();
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["timelines"].as_array().unwrap().len(), 2, "{v}");
+
+    // Removing a segment of timeline 1 below the switch point is a gap verify reports.
+    let second = format!("{}2", &t1["first"].as_str().unwrap()[..23]);
+    fs::rename(
+        repo.join("wal/00000001").join(&second),
+        dir.path().join("aside"),
+    )
+    .unwrap();
+    let out = wa(&repo).arg("verify").run().expect_code(1);
+    let v = out.json();
+    assert!(
+        v["problems"].to_string().contains("missing 1 segment"),
+        "{v}"
+    );
+    fs::rename(
+        dir.path().join("aside"),
+        repo.join("wal/00000001").join(&second),
+    )
+    .unwrap();
+
+    // prune: never .history; --dry-run changes nothing; then really.
+    let p = wa(&repo)
+        .args(["prune", "--dry-run", "--before"])
+        .arg(&last)
+        .run()
+        .ok()
+        .json();
+    assert!(p["removed_count"].as_u64().unwrap() >= count - 1, "{p}");
+    assert_eq!(wa(&repo).arg("list").run().ok().json()["files"], l["files"]);
+    let snap = serde_json::json!({"kept": [], "destroyed": [], "oldest_kept": {"snapshot": "pgdr-x", "wal_start": last}});
+    let p2 = wa(&repo)
+        .args(["prune", "-"])
+        .stdin_json(&snap)
+        .run()
+        .ok()
+        .json();
+    assert_eq!(p2["removed"], p["removed"], "{p2}");
+    let l = wa(&repo).arg("list").run().ok().json();
+    assert_eq!(segment_names(&l, 1)["first"], last.as_str(), "{l}");
+    assert_eq!(l["history"], serde_json::json!(["00000002.history"]));
+}
+
+/// Segments of a short-lived cluster, copied out of pg_wal: (dir, names, system id).
+fn make_segments(n: usize) -> (tempfile::TempDir, Vec<String>) {
+    let c = Cluster::start();
+    let mut names = Vec::new();
+    c.execute("create table x as select generate_series(1, 20000) g");
+    for _ in 0..n {
+        names.push(
+            c.query_value("select pg_walfile_name(pg_switch_wal())")
+                .unwrap(),
+        );
+        c.execute("insert into x select generate_series(1, 1000)");
+    }
+    let out = short_tempdir("pgdr-seg");
+    let wal = out.path().join("pg_wal");
+    fs::create_dir(&wal).unwrap();
+    for n in &names {
+        fs::copy(c.data.join("pg_wal").join(n), wal.join(n)).unwrap();
+    }
+    (out, names)
+}
+
+fn sha(path: &Path) -> String {
+    let out = Command::new("sha256sum").arg(path).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)[..64].to_string()
+}
+
+#[test]
+fn faults_duplicates_damage_and_foreign_wal() {
+    let (segs, names) = make_segments(2);
+    let (other, other_names) = make_segments(1);
+    let wal = segs.path().join("pg_wal");
+    let dir = short_tempdir("pgdr-wf");
+    let repo = dir.path().join("repo");
+    let seg = wal.join(&names[0]);
+
+    // First push creates the repository; a repeat is "already archived".
+    let r = wa(&repo).arg("push").arg(&seg).run().ok().json();
+    assert_eq!(r["file"]["already_archived"], false, "{r}");
+    assert_eq!(r["file"]["sha256"], sha(&seg));
+    let r = wa(&repo).arg("push").arg(&seg).run().ok().json();
+    assert_eq!(r["file"]["already_archived"], true, "{r}");
+    let stored = repo.join("wal/00000001").join(&names[0]);
+    let stored_bytes = fs::read(&stored).unwrap();
+
+    // A tampered segment under the archived name: refused, both checksums named, original kept.
+    let tdir = dir.path().join("tampered/pg_wal");
+    fs::create_dir_all(&tdir).unwrap();
+    let mut bytes = fs::read(&seg).unwrap();
+    bytes[100_000] ^= 0xFF;
+    fs::write(tdir.join(&names[0]), &bytes).unwrap();
+    let out = wa(&repo)
+        .arg("push")
+        .arg(tdir.join(&names[0]))
+        .run()
+        .expect_error(1, T);
+    assert!(out.stderr.contains(&sha(&seg)), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&sha(&tdir.join(&names[0]))),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(fs::read(&stored).unwrap(), stored_bytes);
+
+    // A header that disagrees with the name, and a foreign cluster's segment.
+    let wrong = tdir.join(&names[1]);
+    fs::copy(&seg, &wrong).unwrap();
+    let out = wa(&repo).arg("push").arg(&wrong).run().expect_error(1, T);
+    assert!(out.stderr.contains("page address"), "{}", out.stderr);
+    let foreign = other.path().join("pg_wal").join(&other_names[0]);
+    let out = wa(&repo).arg("push").arg(&foreign).run().expect_error(1, T);
+    assert!(out.stderr.contains("database system"), "{}", out.stderr);
+    assert_eq!(fs::read(&stored).unwrap(), stored_bytes);
+
+    // get: round trip, missing name, damaged copy.
+    let dest = dir.path().join("RECOVERYXLOG");
+    let g = wa(&repo)
+        .arg("get")
+        .arg(&names[0])
+        .arg(&dest)
+        .run()
+        .ok()
+        .json();
+    assert_eq!(g["sha256"], sha(&seg));
+    assert_eq!(fs::read(&dest).unwrap(), fs::read(&seg).unwrap());
+    fs::remove_file(&dest).unwrap();
+    wa(&repo)
+        .arg("get")
+        .arg("00000009.history")
+        .arg(&dest)
+        .run()
+        .expect_error(1, T);
+    assert!(!dest.exists());
+    let mut bad = stored_bytes.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0x55;
+    fs::write(&stored, &bad).unwrap();
+    wa(&repo)
+        .arg("get")
+        .arg(&names[0])
+        .arg(&dest)
+        .run()
+        .expect_error(126, T);
+    assert!(!dest.exists());
+    let leftovers: Vec<_> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("pgdr-tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let v = wa(&repo).arg("verify").run().expect_code(1).json();
+    assert!(v["problems"].to_string().contains(&names[0]), "{v}");
+    // Pushing the same content on top of a damaged copy is refused, not "already archived".
+    wa(&repo).arg("push").arg(&seg).run().expect_error(1, T);
+    fs::write(&stored, &bad[..1000]).unwrap();
+    wa(&repo)
+        .arg("get")
+        .arg(&names[0])
+        .arg(&dest)
+        .run()
+        .expect_error(126, T);
+    assert!(!dest.exists());
+    fs::write(&stored, &stored_bytes).unwrap();
+
+    // Unreadable repository → get is fatal; a repository writable by others is refused.
+    fs::set_permissions(&repo, fs::Permissions::from_mode(0o777)).unwrap();
+    let out = wa(&repo)
+        .arg("get")
+        .arg(&names[0])
+        .arg(&dest)
+        .run()
+        .expect_error(126, T);
+    assert!(
+        out.stderr.contains("writable by other users"),
+        "{}",
+        out.stderr
+    );
+    wa(&repo).arg("push").arg(&seg).run().expect_error(1, T);
+    fs::set_permissions(&repo, fs::Permissions::from_mode(0o700)).unwrap();
+    // A newer format is refused on open.
+    let meta = repo.join("pgdr-wal-archive.json");
+    let good = fs::read_to_string(&meta).unwrap();
+    fs::write(&meta, good.replace("\"version\": 1", "\"version\": 2")).unwrap();
+    let out = wa(&repo).arg("list").run().expect_error(1, T);
+    assert!(out.stderr.contains("version 2"), "{}", out.stderr);
+    fs::write(&meta, good).unwrap();
+
+    // lz4 and none round-trip too.
+    for c in ["lz4", "none"] {
+        let r2 = dir.path().join(format!("repo-{c}"));
+        let p = wa(&r2)
+            .args(["push", "--compress", c])
+            .arg(&seg)
+            .run()
+            .ok()
+            .json();
+        assert_eq!(p["file"]["compression"], c);
+        let d = dir.path().join(format!("out-{c}"));
+        wa(&r2).arg("get").arg(&names[0]).arg(&d).run().ok();
+        assert_eq!(sha(&d), sha(&seg));
+    }
+    wa(&repo)
+        .args(["push", "--compress", "lz4", "--level", "3"])
+        .arg(&seg)
+        .run()
+        .expect_error(2, T);
+
+    // stdin is a pipe that never closes: push still finishes.
+    let mut child = Command::new(bin())
+        .args(["push", "--repo"])
+        .arg(&repo)
+        .arg(wal.join(&names[1]))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _keep_open = child.stdin.take();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "push waited on stdin");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success());
+}
+
+#[test]
+fn concurrent_pushes_and_kill_9_never_tear_a_file() {
+    let (segs, names) = make_segments(1);
+    let seg = segs.path().join("pg_wal").join(&names[0]);
+    let dir = short_tempdir("pgdr-wc");
+    // A different segment under the same name: same header, other bytes later on.
+    let alt_dir = dir.path().join("alt/pg_wal");
+    fs::create_dir_all(&alt_dir).unwrap();
+    let mut alt = fs::read(&seg).unwrap();
+    alt[5_000_000] ^= 1;
+    let alt_seg = alt_dir.join(&names[0]);
+    fs::write(&alt_seg, &alt).unwrap();
+    let (sha_a, sha_b) = (sha(&seg), sha(&alt_seg));
+
+    for round in 0..3 {
+        let repo = dir.path().join(format!("repo{round}"));
+        // Create the repository first so all racers publish the same name.
+        wa(&repo).arg("push").arg(&seg).run().ok();
+        fs::remove_file(repo.join("wal/00000001").join(&names[0])).unwrap();
+        let kids: Vec<_> = (0..6)
+            .map(|i| {
+                let src = if i % 2 == 0 { &seg } else { &alt_seg };
+                let c = Command::new(bin())
+                    .args(["push", "--repo"])
+                    .arg(&repo)
+                    .arg(src)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                (i % 2 == 0, c)
+            })
+            .collect();
+        let results: Vec<(bool, i32)> = kids
+            .into_iter()
+            .map(|(a, c)| (a, c.wait_with_output().unwrap().status.code().unwrap()))
+            .collect();
+        let stored = wa(&repo)
+            .arg("get")
+            .arg(&names[0])
+            .arg(dir.path().join("g"))
+            .run()
+            .ok()
+            .json();
+        let winner_a = stored["sha256"] == sha_a;
+        assert!(winner_a || stored["sha256"] == sha_b);
+        for (is_a, code) in results {
+            assert_eq!(code, if is_a == winner_a { 0 } else { 1 }, "round {round}");
+        }
+    }
+
+    // kill -9 at many points of a push: the final name holds a whole file or nothing.
+    let repo = dir.path().join("repo-kill");
+    wa(&repo).arg("push").arg(&seg).run().ok();
+    let target = repo.join("wal/00000001").join(&names[0]);
+    for i in 0..25u64 {
+        let _ = fs::remove_file(&target);
+        let mut c = Command::new(bin())
+            .args(["push", "--repo"])
+            .arg(&repo)
+            .arg(&seg)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_micros(1000 + i * 2500));
+        let _ = c.kill();
+        let _ = c.wait();
+        if target.exists() {
+            let g = wa(&repo)
+                .arg("get")
+                .arg(&names[0])
+                .arg(dir.path().join("k"))
+                .run()
+                .ok()
+                .json();
+            assert_eq!(g["sha256"], sha_a, "kill {i}");
+        }
+        // And a new push after the kill always succeeds.
+        wa(&repo).arg("push").arg(&seg).run().ok();
+    }
+    let v = wa(&repo).arg("verify").run().ok().json();
+    assert_eq!(v["ok"], true, "{v}");
+}
+
+#[test]
+fn full_repository_fails_cleanly() {
+    if !pgdr_testkit::is_root() {
+        eprintln!("\n*** SKIPPED full_repository_fails_cleanly: mounting a tmpfs needs root ***\n");
+        return;
+    }
+    let (segs, names) = make_segments(2);
+    let wal = segs.path().join("pg_wal");
+    let dir = short_tempdir("pgdr-wt");
+    let mnt = dir.path().join("mnt");
+    fs::create_dir(&mnt).unwrap();
+    // Room for the first (compressed) segment, not for an uncompressed second one.
+    let probe = dir.path().join("probe");
+    let s = wa(&probe)
+        .arg("push")
+        .arg(wal.join(&names[0]))
+        .run()
+        .ok()
+        .json();
+    let room = s["file"]["stored_size"].as_u64().unwrap() + (1 << 20);
+    let st = Command::new("mount")
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            &format!("size={room},mode=0700"),
+            "tmpfs",
+        ])
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    struct Umount(PathBuf);
+    impl Drop for Umount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _u = Umount(mnt.clone());
+    let repo = mnt.join("repo");
+    wa(&repo).arg("push").arg(wal.join(&names[0])).run().ok();
+    let out = wa(&repo)
+        .args(["push", "--compress", "none"])
+        .arg(wal.join(&names[1]))
+        .run()
+        .expect_error(1, T);
+    assert!(out.stderr.contains("No space left"), "{}", out.stderr);
+    assert!(!repo.join("wal/00000001").join(&names[1]).exists());
+    let v = wa(&repo).arg("verify").run().ok().json();
+    assert_eq!(v["files"], 1, "{v}");
+    assert_eq!(v["temporary_files"], 0, "{v}");
+}
+
+#[test]
+fn parallel_push_and_prune_lock() {
+    let (segs, names) = make_segments(4);
+    let wal = segs.path().join("pg_wal");
+    let status = wal.join("archive_status");
+    fs::create_dir(&status).unwrap();
+    for n in &names {
+        fs::write(status.join(format!("{n}.ready")), "").unwrap();
+    }
+    let dir = short_tempdir("pgdr-wp");
+    let repo = dir.path().join("repo");
+    let r = wa(&repo)
+        .args(["push", "--parallel", "2"])
+        .arg(wal.join(&names[0]))
+        .run()
+        .ok()
+        .json();
+    assert_eq!(
+        r["parallel"]["pushed"].as_array().unwrap().len(),
+        names.len() - 1,
+        "{r}"
+    );
+    // PostgreSQL's status files are untouched.
+    for n in &names {
+        assert!(status.join(format!("{n}.ready")).exists());
+    }
+    for n in &names[1..] {
+        let r = wa(&repo).arg("push").arg(wal.join(n)).run().ok().json();
+        assert_eq!(r["acknowledged"], true, "{r}");
+        assert_eq!(r["file"]["already_archived"], true, "{r}");
+    }
+    // A changed source file is not trusted to an acknowledgement.
+    let v = wa(&repo).arg("verify").run().ok().json();
+    assert_eq!(v["files"], names.len() as u64, "{v}");
+
+    // get --prefetch: the next segments are decompressed, verified, into a spool beside pg_wal.
+    let data = dir.path().join("data");
+    fs::create_dir_all(data.join("pg_wal")).unwrap();
+    let dest = data.join("pg_wal/RECOVERYXLOG");
+    let g = wa(&repo)
+        .args(["get", "--prefetch", "2"])
+        .arg(&names[0])
+        .arg(&dest)
+        .run()
+        .ok()
+        .json();
+    assert_eq!(g["from_prefetch"], false);
+    let spooled = data.join("pgdr_wal_prefetch").join(&names[1]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !spooled.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "prefetch never spooled {}",
+            names[1]
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let g = wa(&repo)
+        .args(["get", "--prefetch", "2"])
+        .arg(&names[1])
+        .arg(&dest)
+        .run()
+        .ok()
+        .json();
+    assert_eq!(g["from_prefetch"], true, "{g}");
+    assert_eq!(sha(&dest), sha(&wal.join(&names[1])));
+
+    // prune holds a lock: a second one fails with 75.
+    let lock = repo.join("prune.lock");
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock)
+        .unwrap();
+    f.lock().unwrap();
+    wa(&repo)
+        .args(["prune", "--before"])
+        .arg(&names[2])
+        .run()
+        .expect_error(75, T);
+    wa(&repo)
+        .args(["prune", "--wait-lock", "0.2", "--before"])
+        .arg(&names[2])
+        .run()
+        .expect_error(75, T);
+    f.unlock().unwrap();
+    let p = wa(&repo)
+        .args(["prune", "--before"])
+        .arg(&names[2])
+        .run()
+        .ok()
+        .json();
+    assert_eq!(p["removed"], serde_json::json!([names[0], names[1]]), "{p}");
+    let k = wa(&repo)
+        .args(["prune", "--keep-days", "1"])
+        .run()
+        .ok()
+        .json();
+    assert_eq!(k["removed_count"], 0, "{k}");
+}
