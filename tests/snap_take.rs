@@ -411,3 +411,41 @@ fn bad_input_is_one_clear_line_and_changes_nothing() {
     assert_eq!(backend.list().unwrap(), vec![first]);
     let _ = &mut c;
 }
+
+#[test]
+fn an_interrupted_copy_leaves_nothing_behind() {
+    let c = Cluster::start();
+    pgbench_init(&c, 8);
+    c.stop();
+    let pgdata = c.data.canonicalize().unwrap();
+    let store = pgdata.parent().unwrap().join(".pgdr-snapshots");
+    let mut child = std::process::Command::new(pgdr_testkit::bin_dir().join("snap-take"))
+        .arg("--pgdata")
+        .arg(&c.data)
+        .args(["--backend", "copy"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the copy has started, then interrupt it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !store.join("data").exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(30));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    eprintln!("snap-take after SIGINT: {status:?}");
+    let left: Vec<_> = std::fs::read_dir(store.join("data"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    if status.code() == Some(0) {
+        // The copy won the race; then it must be complete and listed.
+        assert_eq!(left.len(), 2, "{left:?}");
+    } else {
+        assert_eq!(status.code(), Some(1));
+        assert!(left.is_empty(), "left behind: {left:?}");
+    }
+}

@@ -158,9 +158,19 @@ pub fn take(backend: &Backend, opts: &TakeOptions) -> Result<SnapshotMeta> {
         Some(dsn) => Some(BackupSession::start(dsn, &name, &before)?),
         None => None,
     };
-    let location = match backend {
-        Backend::Copy(c) if session.is_some() => c.create(&name, true)?,
-        _ => backend.create(&name)?,
+    // SIGINT/SIGTERM must not leave a snapshot without metadata or a partial copy: from
+    // here the signal only sets a flag; a copy polls it, and the snapshot is rolled back.
+    pgdr_core::signals::set_cooperative(true);
+    let created_at = match backend {
+        Backend::Copy(c) if session.is_some() => c.create(&name, true),
+        _ => backend.create(&name),
+    };
+    let location = match created_at {
+        Ok(l) => l,
+        Err(e) => {
+            pgdr_core::signals::set_cooperative(false);
+            return Err(e);
+        }
     };
     let finish = || -> Result<SnapshotMeta> {
         let backup = match session {
@@ -235,8 +245,15 @@ pub fn take(backend: &Backend, opts: &TakeOptions) -> Result<SnapshotMeta> {
         backend.set_meta(&m)?;
         Ok(m)
     };
-    match finish() {
-        Ok(m) => Ok(m),
+    let r = finish();
+    pgdr_core::signals::set_cooperative(false);
+    match r {
+        Ok(m) if !pgdr_core::signals::interrupted() => Ok(m),
+        Ok(_) => {
+            rollback(backend, &name);
+            Err(Error::failed("interrupted")
+                .because("the snapshot was removed again; nothing changed"))
+        }
         Err(e) => {
             rollback(backend, &name);
             Err(e)

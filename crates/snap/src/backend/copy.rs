@@ -289,6 +289,11 @@ fn make_dir_like(src: &Path, dst: &Path) -> Result<()> {
 }
 
 fn copy_entry(src: &Path, dst: &Path, stats: &mut CopyStats, tolerate: bool) -> Result<()> {
+    if pgdr_core::signals::interrupted() {
+        return Err(
+            Error::failed("interrupted").because("the partial copy was removed; nothing changed")
+        );
+    }
     let meta = match fs::symlink_metadata(src) {
         Ok(m) => m,
         Err(e) if tolerate && e.kind() == ErrorKind::NotFound => return Ok(()),
