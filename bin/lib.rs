@@ -31,5 +31,10 @@ pub fn tools() -> Vec<Tool> {
             command: pgdr_snap::cli_prune::command,
             man: &pgdr_snap::cli_prune::MAN,
         },
+        Tool {
+            name: "snap-clone",
+            command: pgdr_clone::cli::command,
+            man: &pgdr_clone::cli::MAN,
+        },
     ]
 }
