@@ -184,8 +184,18 @@ impl Server {
                 break;
             }
         }
-        let fatal = ["authentication", "pg_hba.conf", "password", "role \""];
-        if fatal.iter().any(|f| last.contains(f)) {
+        // Refused for good (authentication, pg_hba.conf, no such role), as opposed to
+        // "starting up" / "not yet accepting connections" / no socket yet.
+        let transient = [
+            "starting up",
+            "not yet accepting",
+            "not accepting connections",
+            "shutting down",
+            "in recovery mode",
+        ];
+        let refused = last.contains("fe_sendauth")
+            || (last.contains("FATAL") && !transient.iter().any(|t| last.contains(t)));
+        if refused {
             return Err(Error::failed("cannot connect to the clone")
                 .because(last)
                 .hint(

@@ -62,19 +62,18 @@ impl Target {
         }
     }
 
-    /// The postgresql.auto.conf changes: this target set, every other one cleared.
+    /// The postgresql.auto.conf changes: every other target cleared, then this one set.
+    /// The order matters: PostgreSQL's assign hooks apply the file in order and fail
+    /// ("multiple recovery targets specified") when a '' comes after a set target.
     pub fn settings(&self) -> Vec<(&'static str, String)> {
         let (name, value) = self.setting();
-        TARGET_PARAMS
+        let mut v: Vec<(&'static str, String)> = TARGET_PARAMS
             .iter()
-            .map(|p| {
-                if *p == name {
-                    (*p, value.clone())
-                } else {
-                    (*p, String::new())
-                }
-            })
-            .collect()
+            .filter(|p| **p != name)
+            .map(|p| (*p, String::new()))
+            .collect();
+        v.push((name, value));
+        v
     }
 }
 
@@ -249,6 +248,7 @@ mod tests {
         let t = Target::Time(Utc.with_ymd_and_hms(2026, 3, 21, 9, 28, 37).unwrap());
         let s = t.settings();
         assert_eq!(s.len(), 5);
+        assert_eq!(s[4].0, "recovery_target_time");
         assert!(s.contains(&(
             "recovery_target_time",
             "2026-03-21 09:28:37.000000+00".into()
