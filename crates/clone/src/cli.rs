@@ -161,7 +161,7 @@ pub fn run(args: Args) -> Result<Outcome> {
 enum Source {
     Name(String),
     Before(chrono::DateTime<Utc>),
-    Stdin(SnapshotMeta),
+    Stdin(Box<SnapshotMeta>),
 }
 
 fn parse_target(args: &Args) -> Result<Option<Target>> {
@@ -212,7 +212,7 @@ fn source(args: &Args) -> Result<Source> {
         let v = pgdr_core::input::read_stdin_json()?;
         let meta: SnapshotMeta = serde_json::from_value(v)
             .map_err(|e| Error::usage("stdin is not a snap-take snapshot object").because(e))?;
-        return Ok(Source::Stdin(meta));
+        return Ok(Source::Stdin(Box::new(meta)));
     }
     if let Some(n) = &args.snapshot {
         return Ok(Source::Name(n.clone()));
