@@ -538,6 +538,42 @@ fn failures(d: &mut Drill) {
     assert!(out.stderr.contains("pgdrbogussetting"), "{}", out.stderr);
     d.assert_nothing_left(None);
 
+    // SIGTERM while recovery waits for the archive: the run stops its server and rolls back.
+    let mut child = std::process::Command::new(pgdr_testkit::bin_dir().join(T))
+        .env("PGDR_CLONE_DIR", d.registry.path())
+        .args(d.clone_args())
+        .args([
+            "--snapshot",
+            &d.name("a"),
+            "--recovery-target-time",
+            &d.at("gap4"),
+        ])
+        .args([
+            "--name",
+            "interrupted",
+            "--restore-command",
+            "sleep 30; false",
+            "--start",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let reg = d.registry.path().join("interrupted.json");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !reg.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(out.stdout.is_empty());
+    assert!(err.contains("interrupted"), "{err}");
+    d.assert_nothing_left(None);
+
     // --destroy refuses what snap-clone did not make; a held name lock is exit 75.
     d.sc()
         .args(["--destroy", "someone-elses"])
