@@ -539,7 +539,7 @@ fn failures(d: &mut Drill) {
     d.assert_nothing_left(None);
 
     // SIGTERM while recovery waits for the archive: the run stops its server and rolls back.
-    let mut child = std::process::Command::new(pgdr_testkit::bin_dir().join(T))
+    let child = std::process::Command::new(pgdr_testkit::bin_dir().join(T))
         .env("PGDR_CLONE_DIR", d.registry.path())
         .args(d.clone_args())
         .args([
