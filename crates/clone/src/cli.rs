@@ -567,6 +567,7 @@ fn create(args: Args, started: Instant, wait_lock: Option<Duration>) -> Result<O
         registry::write(&rec)?;
         check_interrupt()?;
         let owner = pgdr_core::owner::data_dir_owner(&info.pgdata)?;
+        let mut plan_target = Some(target);
         let restore = match restore {
             Some(r) => Some(r),
             None => {
@@ -576,6 +577,12 @@ fn create(args: Args, started: Instant, wait_lock: Option<Duration>) -> Result<O
                 } else if target == Target::Immediate {
                     // Everything is in the snapshot's pg_wal; archive recovery still wants a
                     // command, and one that finds nothing sends it to pg_wal.
+                    if meta.min_recovery_point.is_none() && meta.backup.is_none() {
+                        // A crash image of a primary is consistent only at the end of its
+                        // pg_wal, and "immediate" stops one record later, which no archive
+                        // provides here: recover to the end and promote instead.
+                        plan_target = None;
+                    }
                     Some("false".into())
                 } else {
                     return Err(Error::failed("no WAL archive to recover from")
@@ -589,7 +596,7 @@ fn create(args: Args, started: Instant, wait_lock: Option<Duration>) -> Result<O
         let plan = Plan {
             clone: name.clone(),
             port,
-            target,
+            target: plan_target,
             action,
             restore_command: restore,
             socket_dir: sock.clone(),
@@ -778,7 +785,7 @@ pub static MAN: pgdr_core::man::ManExtra = pgdr_core::man::ManExtra {
         ),
         (
             "FILES",
-            "The clone's socket directory is pgdr_clone/ inside its data directory (or /tmp/pgdr-clone-NAME when that path would be too long for a Unix socket), holding server.log, the log of the server --start runs. With --start and no --repo or --restore-command, the restore_command of the copied configuration is kept; with none there, an immediate target uses 'false' (the snapshot's pg_wal holds what it needs) and any other target is refused.",
+            "The clone's socket directory is pgdr_clone/ inside its data directory (or /tmp/pgdr-clone-NAME when that path would be too long for a Unix socket), holding server.log, the log of the server --start runs. With --start and no --repo or --restore-command, the restore_command of the copied configuration is kept; with none there, an immediate target uses 'false' (the snapshot's pg_wal holds what it needs) and any other target is refused. A crash image of a primary is consistent only at the end of its pg_wal and PostgreSQL stops an immediate target one record later, so without an archive such a clone recovers to the end of its WAL and is promoted (state \"promoted\").",
         ),
     ],
 };

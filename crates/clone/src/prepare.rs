@@ -35,7 +35,8 @@ impl Action {
 pub struct Plan {
     pub clone: String,
     pub port: u16,
-    pub target: Target,
+    /// None: no target, recovery runs to the end of the WAL it has and promotes.
+    pub target: Option<Target>,
     pub action: Action,
     /// None keeps the restore_command the copied configuration has.
     pub restore_command: Option<String>,
@@ -69,8 +70,17 @@ pub fn settings(plan: &Plan) -> Vec<(String, Option<String>)> {
     set("recovery_min_apply_delay", "0".into());
     // Pause is only queryable with hot_standby.
     set("hot_standby", "on".into());
-    for (n, val) in plan.target.settings() {
-        set(n, val);
+    match &plan.target {
+        Some(t) => {
+            for (n, val) in t.settings() {
+                set(n, val);
+            }
+        }
+        None => {
+            for n in crate::target::TARGET_PARAMS {
+                set(n, String::new());
+            }
+        }
     }
     set("recovery_target_action", plan.action.name().into());
     set("recovery_target_timeline", "latest".into());
@@ -378,7 +388,7 @@ mod tests {
         Plan {
             clone: "drill".into(),
             port: 6543,
-            target: Target::Immediate,
+            target: Some(Target::Immediate),
             action: Action::Pause,
             restore_command: Some("wal-archive get %f %p --repo /a".into()),
             socket_dir: "/d/pgdr_clone".into(),

@@ -304,7 +304,7 @@ pub fn wait_reached(server: &mut Server, promote: bool, wait: Option<Duration>) 
             return Err(
                 Error::failed("the clone's server stopped during recovery").because(format!(
                     "postgres exited ({how}); server log: {}",
-                    server.log_tail(6)
+                    server.log_tail(14)
                 )),
             );
         }
