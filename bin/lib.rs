@@ -37,6 +37,11 @@ pub fn tools() -> Vec<Tool> {
             man: &pgdr_snap::cli_prune::MAN,
         },
         Tool {
+            name: "snap-clone",
+            command: pgdr_clone::cli::command,
+            man: &pgdr_clone::cli::MAN,
+        },
+        Tool {
             name: "repl-lag",
             command: pgdr_lag::cli::command,
             man: &pgdr_lag::cli::MAN,

@@ -52,6 +52,10 @@ pub struct SnapshotMeta {
     pub backup: Option<BackupInfo>,
     /// The pgdr version that took it.
     pub tool_version: String,
+    /// When the snapshot (and, in backup mode, pg_backup_stop) had completed: no commit in
+    /// its WAL is younger. snap-clone refuses recovery targets before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consistent_at: Option<DateTime<Utc>>,
 }
 
 /// A dataset of a ZFS snapshot set.
@@ -87,10 +91,12 @@ pub struct BackupInfo {
 }
 
 impl SnapshotMeta {
-    /// The point in time a restore from this snapshot is consistent at, at the latest: its
-    /// creation (an atomic image holds only WAL written before that instant).
+    /// The point in time a restore from this snapshot is consistent at, at the latest: when
+    /// it had completed (`created` is truncated to the second and taken before the snapshot,
+    /// so older metadata without `consistent_at` gets two seconds of margin).
     pub fn consistent_time(&self) -> DateTime<Utc> {
-        self.created
+        self.consistent_at
+            .unwrap_or(self.created + chrono::Duration::seconds(2))
     }
 }
 

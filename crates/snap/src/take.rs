@@ -241,6 +241,7 @@ pub fn take(backend: &Backend, opts: &TakeOptions) -> Result<SnapshotMeta> {
             min_recovery_point: (ctl.min_recovery_point.0 != 0).then_some(ctl.min_recovery_point),
             backup,
             tool_version: pgdr_core::VERSION.into(),
+            consistent_at: Some(Utc::now()),
         };
         backend.set_meta(&m)?;
         Ok(m)

@@ -1,0 +1,613 @@
+//! snap-clone on real PostgreSQL servers, a real zfs-fuse pool, a real btrfs loop mount and
+//! the copy backend: the seed drill (a primary archiving through wal-archive, a standby on
+//! the snapshot filesystem, rows in batches with recorded times, snapshots between batches)
+//! cloned to several target times; clones never touch production; every failure leaves no
+//! clone and no server behind.
+
+use pgdr_testkit::{skip_unless, tool, BtrfsMount, Cluster, ToolCommand, ZfsPool};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const T: &str = "snap-clone";
+
+/// The drill's moving parts.
+struct Drill {
+    primary: Cluster,
+    standby: Cluster,
+    _repo_dir: tempfile::TempDir,
+    repo: PathBuf,
+    registry: tempfile::TempDir,
+    /// (start, end) of each batch's commit, as the primary's clock saw them; batch i is
+    /// index i-1.
+    batches: Vec<(String, String)>,
+    /// Snapshot names by label.
+    snaps: Vec<(String, Value)>,
+    /// Times recorded for targets.
+    marks: Vec<(&'static str, String)>,
+    extra: Vec<String>,
+}
+
+const ROWS: i64 = 10;
+
+impl Drill {
+    fn sc(&self) -> ToolCommand {
+        tool(T).env("PGDR_CLONE_DIR", self.registry.path())
+    }
+
+    fn now(&self) -> String {
+        self.primary
+            .query_value("select clock_timestamp()::text")
+            .unwrap()
+    }
+
+    fn mark(&mut self, name: &'static str) {
+        std::thread::sleep(Duration::from_millis(300));
+        let t = self.now();
+        self.marks.push((name, t));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    fn at(&self, name: &str) -> String {
+        self.marks
+            .iter()
+            .find(|(n, _)| *n == name)
+            .unwrap()
+            .1
+            .clone()
+    }
+
+    fn batch(&mut self) {
+        let b = self.batches.len() as i64 + 1;
+        let start = self.now();
+        self.primary.execute(&format!(
+            "insert into t select {b}, g from generate_series(1, {ROWS}) g"
+        ));
+        let end = self.now();
+        self.batches.push((start, end));
+        self.standby.wait_for(
+            &format!("select count(*) = {} from t", b * ROWS),
+            Duration::from_secs(60),
+        );
+    }
+
+    fn snapshot(&mut self, label: &str) {
+        let mut t = tool("snap-take")
+            .arg("--pgdata")
+            .arg(&self.standby.data)
+            .args(["--label", label])
+            .args(&self.extra);
+        if self.extra.iter().any(|e| e == "copy") {
+            t = t.args(["-d", &self.standby.conninfo()]);
+        }
+        let doc = t.run().ok().json();
+        self.snaps.push((label.to_string(), doc));
+    }
+
+    fn snap(&self, label: &str) -> &Value {
+        &self.snaps.iter().find(|(l, _)| l == label).unwrap().1
+    }
+
+    fn name(&self, label: &str) -> String {
+        self.snap(label)["snapshot"].as_str().unwrap().to_string()
+    }
+
+    /// The batches whose commit had finished by `t` (a time recorded between batches).
+    fn expected(&self, t: &str) -> Vec<i64> {
+        let ts = |s: &str| pgdr_clone::target::parse_time(s).unwrap();
+        let t = ts(t);
+        let mut v = Vec::new();
+        for (i, (start, end)) in self.batches.iter().enumerate() {
+            assert!(
+                !(ts(start) <= t && t <= ts(end)),
+                "target {t} falls inside batch {}",
+                i + 1
+            );
+            if ts(end) <= t {
+                v.push(i as i64 + 1);
+            }
+        }
+        v
+    }
+
+    fn clone_args(&self) -> Vec<String> {
+        let mut v = vec![
+            "--pgdata".to_string(),
+            self.standby.data.display().to_string(),
+        ];
+        v.extend(self.extra.iter().cloned());
+        v
+    }
+
+    fn list(&self) -> Vec<Value> {
+        self.sc().arg("--list").run().ok().json()["clones"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    fn backend(&self) -> pgdr_snap::Backend {
+        let kind = self
+            .extra
+            .iter()
+            .any(|e| e == "copy")
+            .then_some(pgdr_snap::BackendKind::Copy);
+        let data = self.standby.data.canonicalize().unwrap();
+        pgdr_snap::Backend::detect(&data, kind, None).unwrap()
+    }
+
+    /// Nothing left: no record, no backend clone, no server on the port.
+    fn assert_nothing_left(&self, port: Option<u16>) {
+        assert!(self.list().is_empty(), "{:?}", self.list());
+        assert!(self.backend().clones().unwrap().is_empty());
+        if let Some(p) = port {
+            assert!(std::net::TcpStream::connect(("127.0.0.1", p)).is_err());
+        }
+        assert!(
+            !postgres_running_under(&clone_parent(&self.backend())),
+            "a server of a clone still runs"
+        );
+    }
+}
+
+/// Where the backend puts clones by default.
+fn clone_parent(b: &pgdr_snap::Backend) -> PathBuf {
+    match b {
+        pgdr_snap::Backend::Zfs(z) => {
+            let pool = z.dataset.split('/').next().unwrap().to_string();
+            let mp = std::process::Command::new("zfs")
+                .args(["get", "-H", "-o", "value", "mountpoint", &pool])
+                .output()
+                .unwrap();
+            PathBuf::from(String::from_utf8_lossy(&mp.stdout).trim()).join("pgdr-clones")
+        }
+        pgdr_snap::Backend::Btrfs(b) => b.store.join("clones"),
+        pgdr_snap::Backend::Copy(c) => c.store.join("clones"),
+    }
+}
+
+/// Whether a postgres process has its working directory below `dir`.
+fn postgres_running_under(dir: &Path) -> bool {
+    std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+        std::fs::read_link(e.path().join("cwd")).is_ok_and(|c| c.starts_with(dir))
+            && std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == "postgres")
+    })
+}
+
+fn rows(doc: &Value) -> (Vec<i64>, i64) {
+    let conn = format!(
+        "host={} port={} user=postgres dbname=postgres",
+        doc["socket_dir"].as_str().unwrap(),
+        doc["port"]
+    );
+    let mut c = postgres::Client::connect(&conn, postgres::NoTls).unwrap();
+    let batches: Vec<i64> = c
+        .query("select distinct batch::int8 from t order by 1", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let n: i64 = c.query_one("select count(*) from t", &[]).unwrap().get(0);
+    (batches, n)
+}
+
+/// The seed drill on the standby whose data directory is `dir`.
+fn drill(dir: &Path, extra: &[&str]) -> Drill {
+    let repo_dir = pgdr_testkit::short_tempdir("pgdr-cr-");
+    let repo = repo_dir.path().join("repo");
+    let wa = pgdr_testkit::bin_dir().join("wal-archive");
+    let primary = Cluster::builder()
+        .conf("archive_mode = on")
+        .conf(format!(
+            "archive_command = '{} push %p --repo {}'",
+            wa.display(),
+            repo.display()
+        ))
+        .start();
+    primary.execute("create table t (batch int, n int)");
+    let standby = primary.standby_in(Some(dir));
+    let mut d = Drill {
+        primary,
+        standby,
+        _repo_dir: repo_dir,
+        repo,
+        registry: tempfile::tempdir().unwrap(),
+        batches: vec![],
+        snaps: vec![],
+        marks: vec![],
+        extra: extra.iter().map(|s| s.to_string()).collect(),
+    };
+    d.batch(); // 1
+    d.mark("gap1");
+    d.snapshot("a");
+    d.mark("after_a");
+    d.batch(); // 2
+    d.mark("gap2");
+    d.batch(); // 3
+               // A restartpoint on the standby: its pg_control then says it is consistent past batch 3,
+               // so the immediate clone of b holds exactly batches 1-3.
+    d.primary.execute("checkpoint");
+    let lsn = d
+        .primary
+        .query_value("select pg_current_wal_lsn()")
+        .unwrap();
+    d.standby.wait_for(
+        &format!("select pg_last_wal_replay_lsn() >= '{lsn}'"),
+        Duration::from_secs(60),
+    );
+    d.standby.execute("checkpoint");
+    d.snapshot("b");
+    d.mark("after_b");
+    d.batch(); // 4
+    d.mark("gap4");
+    d.batch(); // 5
+    d.batch(); // 6: every target above has a later commit to stop at
+    let seg = d
+        .primary
+        .query_value("select pg_walfile_name(pg_switch_wal())")
+        .unwrap();
+    d.primary.wait_for(
+        &format!("select coalesce(last_archived_wal >= '{seg}', false) from pg_stat_archiver"),
+        Duration::from_secs(120),
+    );
+    d
+}
+
+fn archive_files(repo: &Path) -> Vec<String> {
+    let mut v: Vec<String> = walkdir(repo)
+        .into_iter()
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    v.sort();
+    v
+}
+
+fn walkdir(p: &Path) -> Vec<PathBuf> {
+    let mut out = vec![];
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd.flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                out.extend(walkdir(&path));
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+/// Clones to each target, checks the rows, destroys; then a promoted clone that must not
+/// touch production.
+fn seed_drill(d: &Drill) {
+    let repo = d.repo.display().to_string();
+    let cases: Vec<(&str, Vec<String>, Vec<i64>)> = vec![
+        // Just after snapshot a, picked by --before.
+        (
+            "just-after-a",
+            vec!["--before".into(), d.at("after_a")],
+            d.expected(&d.at("after_a")),
+        ),
+        // Inside the gap between batches 2 and 3: still snapshot a.
+        (
+            "gap2",
+            vec!["--before".into(), d.at("gap2")],
+            d.expected(&d.at("gap2")),
+        ),
+        // Far after snapshot a, named explicitly.
+        (
+            "a-to-gap4",
+            vec![
+                "--snapshot".into(),
+                d.name("a"),
+                "--recovery-target-time".into(),
+                d.at("gap4"),
+            ],
+            d.expected(&d.at("gap4")),
+        ),
+        // The same moment, from the newest snapshot before it (b).
+        (
+            "gap4",
+            vec!["--before".into(), d.at("gap4")],
+            d.expected(&d.at("gap4")),
+        ),
+        // Snapshot b's own moment.
+        (
+            "b-immediate",
+            vec!["--snapshot".into(), d.name("b")],
+            vec![1, 2, 3],
+        ),
+    ];
+    for (name, sel, want) in cases {
+        let out = d
+            .sc()
+            .args(d.clone_args())
+            .args(sel)
+            .args(["--name", name, "--repo", &repo, "--start", "--wait", "120"])
+            .run()
+            .ok();
+        let doc = out.json();
+        assert_eq!(doc["clone"], name);
+        assert_eq!(doc["recovery"]["state"], "paused", "{doc}");
+        assert!(doc["recovery"]["reached_lsn"].is_string(), "{doc}");
+        if name.starts_with("gap4") || name == "gap4" {
+            assert_eq!(doc["snapshot"], d.name("b").as_str(), "{doc}");
+        }
+        if name == "just-after-a" || name == "gap2" {
+            assert_eq!(doc["snapshot"], d.name("a").as_str(), "{doc}");
+        }
+        let (got, n) = rows(&doc);
+        assert_eq!(got, want, "{name}: {doc}");
+        assert_eq!(n, want.len() as i64 * ROWS, "{name}");
+        let listed = d.list();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0]["clone"], name);
+        assert_eq!(listed[0]["running"], true);
+        let gone = d.sc().args(["--destroy", name]).run().ok().json();
+        assert_eq!(gone["stopped"], true);
+        assert!(!Path::new(doc["path"].as_str().unwrap()).exists());
+    }
+    d.assert_nothing_left(None);
+
+    // A promoted clone writes on a new timeline: nothing reaches the archive, nothing
+    // connects to the primary.
+    let before = archive_files(&d.repo);
+    let senders = || {
+        d.primary
+            .query_value("select count(*) from pg_stat_activity where backend_type = 'walsender'")
+            .unwrap()
+    };
+    let senders_before = senders();
+    let doc = d
+        .sc()
+        .args(d.clone_args())
+        .args([
+            "--before",
+            &d.at("gap2"),
+            "--name",
+            "promoted",
+            "--repo",
+            &repo,
+        ])
+        .args(["--recovery-target-action", "promote", "--start"])
+        .run()
+        .ok()
+        .json();
+    assert_eq!(doc["recovery"]["state"], "promoted", "{doc}");
+    let (got, _) = rows(&doc);
+    assert_eq!(got, d.expected(&d.at("gap2")));
+    let conn = format!(
+        "host={} port={} user=postgres dbname=postgres",
+        doc["socket_dir"].as_str().unwrap(),
+        doc["port"]
+    );
+    let mut c = postgres::Client::connect(&conn, postgres::NoTls).unwrap();
+    c.batch_execute(
+        "insert into t select 99, g from generate_series(1, 1000) g; checkpoint; \
+         select pg_switch_wal(); insert into t values (99, 0); select pg_switch_wal();",
+    )
+    .unwrap();
+    let tl: i32 = c
+        .query_one("select timeline_id from pg_control_checkpoint()", &[])
+        .unwrap()
+        .get(0);
+    assert!(tl >= 2);
+    let conninfo: String = c
+        .query_one("select current_setting('primary_conninfo')", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(conninfo, "");
+    std::thread::sleep(Duration::from_secs(2));
+    let after = archive_files(&d.repo);
+    let new: Vec<&String> = after.iter().filter(|f| !before.contains(f)).collect();
+    assert!(
+        new.iter()
+            .all(|f| f.starts_with("00000001") && !f.contains(".history")),
+        "the clone archived into production: {new:?}"
+    );
+    assert_eq!(
+        senders(),
+        senders_before,
+        "the clone connected to the primary"
+    );
+    drop(c);
+    d.sc().args(["--destroy", "promoted"]).run().ok();
+    d.assert_nothing_left(None);
+}
+
+#[test]
+fn zfs_seed_drill() {
+    let pool = skip_unless!(ZfsPool::create("1G"));
+    let mnt = pool.create_dataset("pg");
+    let d = drill(&mnt.join("data"), &[]);
+    seed_drill(&d);
+}
+
+#[test]
+fn btrfs_seed_drill() {
+    let fs = skip_unless!(BtrfsMount::create("1G"));
+    let sub = fs.subvolume("pg");
+    let d = drill(&sub.join("data"), &[]);
+    seed_drill(&d);
+}
+
+#[test]
+fn copy_seed_drill_and_failures() {
+    let dir = pgdr_testkit::short_tempdir("pgdr-cc-");
+    let mut d = drill(&dir.path().join("data"), &["--backend", "copy"]);
+    // The copy is in backup mode: the clone gets the backup label back.
+    assert!(d.snap("a")["backup"]["backup_label"].is_string());
+    seed_drill(&d);
+    failures(&mut d);
+}
+
+/// Each failure: one line, exit 1, no clone, no server.
+fn failures(d: &mut Drill) {
+    let repo = d.repo.display().to_string();
+    // A target before the snapshot's consistent point: refused, naming the snapshot that
+    // would serve it.
+    let out = d
+        .sc()
+        .args(d.clone_args())
+        .args([
+            "--snapshot",
+            &d.name("b"),
+            "--recovery-target-time",
+            &d.at("gap2"),
+        ])
+        .args(["--name", "early", "--repo", &repo, "--start"])
+        .run()
+        .expect_error(1, T);
+    assert!(out.stderr.contains("consistent point"), "{}", out.stderr);
+    assert!(out.stderr.contains(&d.name("a")), "{}", out.stderr);
+    // Before every snapshot: nothing can serve it.
+    let out = d
+        .sc()
+        .args(d.clone_args())
+        .args([
+            "--before",
+            &d.at("gap1"),
+            "--name",
+            "early",
+            "--repo",
+            &repo,
+        ])
+        .run()
+        .expect_error(1, T);
+    assert!(out.stderr.contains("no snapshot"), "{}", out.stderr);
+    d.assert_nothing_left(None);
+
+    // Port taken.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let out = d
+        .sc()
+        .args(d.clone_args())
+        .args(["--snapshot", &d.name("a"), "--name", "porty", "--port"])
+        .arg(port.to_string())
+        .args(["--repo", &repo, "--start"])
+        .run()
+        .expect_error(1, T);
+    assert!(
+        out.stderr.contains(&format!("port {port}")),
+        "{}",
+        out.stderr
+    );
+    drop(l);
+    d.assert_nothing_left(None);
+
+    // Missing WAL: a restore_command that finds nothing, and a target past the snapshot's
+    // own WAL. PostgreSQL stops; the clone is rolled back with the log's reason.
+    let out = d
+        .sc()
+        .args(d.clone_args())
+        .args([
+            "--snapshot",
+            &d.name("a"),
+            "--recovery-target-time",
+            &d.at("gap4"),
+        ])
+        .args(["--name", "nowal", "--restore-command", "false", "--start"])
+        .run()
+        .expect_error(1, T);
+    assert!(out.stderr.contains("server log:"), "{}", out.stderr);
+    assert!(out.stderr.contains("recovery"), "{}", out.stderr);
+    d.assert_nothing_left(None);
+
+    // The server fails to start: the snapshot's configuration has a setting PostgreSQL
+    // rejects at startup.
+    let conf = d.standby.data.join("postgresql.conf");
+    let good = std::fs::read_to_string(&conf).unwrap();
+    std::fs::write(&conf, format!("{good}\npgdrbogussetting = 1\n")).unwrap();
+    d.snapshot("broken");
+    std::fs::write(&conf, good).unwrap();
+    let out = d
+        .sc()
+        .args(d.clone_args())
+        .args([
+            "--snapshot",
+            &d.name("broken"),
+            "--name",
+            "broken",
+            "--repo",
+            &repo,
+        ])
+        .args(["--start", "--wait", "60"])
+        .run()
+        .expect_error(1, T);
+    assert!(out.stderr.contains("pgdrbogussetting"), "{}", out.stderr);
+    d.assert_nothing_left(None);
+
+    // SIGTERM while recovery waits for the archive: the run stops its server and rolls back.
+    let child = std::process::Command::new(pgdr_testkit::bin_dir().join(T))
+        .env("PGDR_CLONE_DIR", d.registry.path())
+        .args(d.clone_args())
+        .args([
+            "--snapshot",
+            &d.name("a"),
+            "--recovery-target-time",
+            &d.at("gap4"),
+        ])
+        .args([
+            "--name",
+            "interrupted",
+            "--restore-command",
+            "sleep 30; false",
+            "--start",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let reg = d.registry.path().join("interrupted.json");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !reg.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(out.stdout.is_empty());
+    assert!(err.contains("interrupted"), "{err}");
+    d.assert_nothing_left(None);
+
+    // --destroy refuses what snap-clone did not make; a held name lock is exit 75.
+    d.sc()
+        .args(["--destroy", "someone-elses"])
+        .run()
+        .expect_error(1, T);
+    std::fs::create_dir_all(d.registry.path()).unwrap();
+    let _held =
+        pgdr_core::lock::acquire(&d.registry.path().join("locked.lock"), "test", None).unwrap();
+    d.sc()
+        .args(d.clone_args())
+        .args(["--snapshot", &d.name("a"), "--name", "locked"])
+        .run()
+        .expect_error(75, T);
+
+    // '-' takes snap-take's document; without --start the clone is only configured.
+    let doc = d.snap("b").to_string();
+    let out = d
+        .sc()
+        .args(["-", "--name", "piped", "--repo", &repo])
+        .stdin(doc)
+        .run()
+        .ok()
+        .json();
+    assert_eq!(out["recovery"]["state"], "configured");
+    assert_eq!(out["snapshot"], d.name("b").as_str());
+    let path = PathBuf::from(out["path"].as_str().unwrap());
+    assert!(path.join("recovery.signal").is_file());
+    assert!(!path.join("standby.signal").exists());
+    assert!(path.join("backup_label").is_file());
+    let auto = std::fs::read_to_string(path.join("postgresql.auto.conf")).unwrap();
+    assert!(auto.contains("archive_mode = 'off'"), "{auto}");
+    assert!(auto.contains("primary_conninfo = ''"), "{auto}");
+    // snap-prune sees the clone and keeps its snapshot.
+    assert!(d.backend().has_clones(&d.name("b")).unwrap());
+    d.sc().args(["--destroy", "piped"]).run().ok();
+    d.assert_nothing_left(None);
+}
