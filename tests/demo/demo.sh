@@ -31,6 +31,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 WORK=$(mktemp -d /tmp/pgdr-demo.XXXXXX)
 chmod 0755 "$WORK"
+if [ "$(id -u)" = 0 ]; then chown postgres: "$WORK"; fi
 POOL=""
 SOCK=$WORK/sock
 REPO=$WORK/archive
@@ -42,21 +43,32 @@ verdict="FAILED"
 cleanup() {
   set +e
   trap - EXIT INT TERM
-  snap-clone --destroy drill >/dev/null 2>&1
+  [ -n "${STANDBY:-}" ] && snap-clone --pgdata "$STANDBY" --destroy drill >/dev/null 2>&1
   for d in "$PRIMARY" "${STANDBY:-}"; do
     [ -n "$d" ] && [ -f "$d/postmaster.pid" ] && as_pg "$PGBIN/pg_ctl" -D "$d" -m immediate -w stop >/dev/null 2>&1
   done
-  [ -n "$POOL" ] && zpool destroy -f "$POOL" >/dev/null 2>&1
+  if [ -n "$POOL" ]; then
+    # zfs-fuse may call a dataset busy for a moment after its last user exits.
+    for _ in $(seq 20); do
+      zpool destroy -f "$POOL" >/dev/null 2>&1 && { rmdir "/$POOL" 2>/dev/null; POOL=""; break; }
+      sleep 0.5
+    done
+    if [ -n "$POOL" ]; then
+      echo "demo: could not destroy pool $POOL; its file is kept in $WORK (zpool destroy -f $POOL)" >&2
+      printf 'demo: %s\n' "$verdict" >&2
+      return
+    fi
+  fi
   rm -rf "$WORK"
-  [ -n "$POOL" ] && rmdir "/$POOL" 2>/dev/null
   printf 'demo: %s\n' "$verdict" >&2
 }
 trap cleanup EXIT
 trap 'verdict="INTERRUPTED: everything stopped and removed"; exit 130' INT TERM
 
 # --- the snapshot filesystem ----------------------------------------------------------------
+# PGDR_DEMO_BACKEND=copy forces the embedded default even where ZFS works.
 backend=copy
-if [ "$(id -u)" = 0 ] && command -v zpool >/dev/null; then
+if [ "${PGDR_DEMO_BACKEND:-auto}" != copy ] && [ "$(id -u)" = 0 ] && command -v zpool >/dev/null; then
   if [ -e /dev/zfs ] || command -v zfs-fuse >/dev/null; then
     if ! [ -e /dev/zfs ] && ! pgrep -x zfs-fuse >/dev/null; then
       zfs-fuse >/dev/null 2>&1 || true
@@ -80,9 +92,9 @@ else
   say "snapshot backend: copy (no working ZFS here; snap-take uses backup mode through -d)"
 fi
 
-mkdir -p "$SOCK" "$REPO"
-chmod 0700 "$REPO"
-if [ "$(id -u)" = 0 ]; then chown postgres: "$SOCK" "$REPO" "$(dirname "$STANDBY")"; fi
+mkdir -p "$SOCK" "$REPO" "$PRIMARY"
+chmod 0700 "$REPO" "$PRIMARY"
+if [ "$(id -u)" = 0 ]; then chown postgres: "$SOCK" "$REPO" "$PRIMARY" "$(dirname "$STANDBY")"; fi
 
 # --- 1. the primary -------------------------------------------------------------------------
 as_pg "$PGBIN/initdb" -D "$PRIMARY" -U postgres -A trust -E UTF8 --locale=C >/dev/null
@@ -153,7 +165,7 @@ PRUNED=$(snap-prune --pgdata "$STANDBY" --keep-last 5 | wal-archive prune - --re
 say "snap-prune --keep-last 5 | wal-archive prune -: $(python3 -c 'import json,sys; d=json.load(sys.stdin); print(len(d.get("removed", d.get("pruned", []))), "WAL files removed")' <<<"$PRUNED")"
 
 # --- 6. the point-in-time clone -----------------------------------------------------------------
-CLONE=$(snap-clone --before "$T" --recovery-target-time "$T" --name drill --repo "$REPO" --start --wait 120)
+CLONE=$(snap-clone --pgdata "$STANDBY" --before "$T" --recovery-target-time "$T" --name drill --repo "$REPO" --start --wait 120)
 CPORT=$(json port <<<"$CLONE")
 say "snap-clone: $(json clone <<<"$CLONE") from $(json snapshot <<<"$CLONE") on port $CPORT, recovery $(json recovery.state <<<"$CLONE") at $(json recovery.reached_time <<<"$CLONE") in $(json seconds <<<"$CLONE") s"
 
@@ -164,7 +176,7 @@ on_clone=$(counts "$CPORT")
 say "rows on the primary (batch count;): $on_primary"
 say "rows on the clone at T        : $on_clone"
 
-snap-clone --destroy drill >/dev/null
+snap-clone --pgdata "$STANDBY" --destroy drill >/dev/null
 say "snap-clone --destroy drill: clone stopped and removed"
 
 if [ "$on_primary" = "1 1000;2 1000;3 1000;" ] && [ "$on_clone" = "1 1000;2 1000;" ]; then
