@@ -421,6 +421,93 @@ fn zfs_seed_drill() {
     let mnt = pool.create_dataset("pg");
     let d = drill(&mnt.join("data"), &[]);
     seed_drill(&d);
+    zfs_discovery(&d, &pool);
+}
+
+/// Without --pgdata the snapshots are found across the imported pools: one data directory's
+/// snapshots serve --before and --snapshot; once a second data directory has snapshots,
+/// --before is a usage error naming both, while a snapshot name still picks one. (--backend
+/// zfs keeps the btrfs drill running beside this test out of the search.)
+fn zfs_discovery(d: &Drill, pool: &ZfsPool) {
+    let repo = d.repo.display().to_string();
+    let doc = d
+        .sc()
+        .args([
+            "--backend",
+            "zfs",
+            "--before",
+            &d.at("gap4"),
+            "--name",
+            "found",
+        ])
+        .args(["--repo", &repo, "--start", "--wait", "120"])
+        .run()
+        .ok()
+        .json();
+    assert_eq!(doc["snapshot"], d.name("b").as_str(), "{doc}");
+    assert_eq!(doc["recovery"]["state"], "paused", "{doc}");
+    assert_eq!(rows(&doc).0, d.expected(&d.at("gap4")), "{doc}");
+    d.sc().args(["--destroy", "found"]).run().ok();
+
+    let out = d
+        .sc()
+        .args(["--backend", "zfs", "--snapshot", "pgdr-20000101T000000Z"])
+        .args(["--name", "nothing", "--repo", &repo])
+        .run()
+        .expect_error(1, T);
+    assert!(
+        out.stderr.contains("pgdr-20000101T000000Z"),
+        "{}",
+        out.stderr
+    );
+
+    let mnt = pool.create_dataset("other");
+    let other = Cluster::builder().data_dir(mnt.join("data")).init_only();
+    tool("snap-take")
+        .arg("--pgdata")
+        .arg(&other.data)
+        .args(["--label", "other"])
+        .run()
+        .ok();
+    let out = d
+        .sc()
+        .args([
+            "--backend",
+            "zfs",
+            "--before",
+            &d.at("gap4"),
+            "--name",
+            "which",
+        ])
+        .args(["--repo", &repo])
+        .run()
+        .expect_error(2, T);
+    for dir in [&d.standby.data, &other.data] {
+        let dir = dir.canonicalize().unwrap().display().to_string();
+        assert!(out.stderr.contains(&dir), "{dir}: {}", out.stderr);
+    }
+    assert!(out.stderr.contains("--pgdata"), "{}", out.stderr);
+    let doc = d
+        .sc()
+        .args([
+            "--backend",
+            "zfs",
+            "--snapshot",
+            &d.name("a"),
+            "--name",
+            "byname",
+        ])
+        .args(["--repo", &repo])
+        .run()
+        .ok()
+        .json();
+    assert_eq!(doc["snapshot"], d.name("a").as_str(), "{doc}");
+    assert_eq!(doc["recovery"]["state"], "configured", "{doc}");
+    assert!(Path::new(doc["path"].as_str().unwrap())
+        .join("recovery.signal")
+        .is_file());
+    d.sc().args(["--destroy", "byname"]).run().ok();
+    d.assert_nothing_left(None);
 }
 
 #[test]

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 const AFTER_HELP: &str = "\
 Examples:
+  snap-clone --before '2026-03-21 17:28:37+08' --name drill --repo /zpdata02/wal --start \\
+      | jq .port
   snap-clone --pgdata /zpdata01/pg --before '2026-03-21 09:28:00+00' --name drill \\
       --repo /zpdata02/wal --start
   snap-clone --pgdata /zpdata01/pg --snapshot pgdr-20260321T090000Z --name qa --start \\
@@ -46,6 +48,12 @@ PostgreSQL major version, and snap-clone waits until recovery paused at the targ
 was promoted). A clone is one transaction: if any step fails, or SIGINT/SIGTERM arrives, \
 the server it started is stopped, the clone destroyed, and it exits 1 with the reason and \
 the end of the server log.\n\n\
+Without --pgdata, --snapshot and --before look for snap-take's snapshots on every \
+imported ZFS pool (the pgdr:meta property) and every mounted btrfs filesystem (snapshot \
+subvolumes with their metadata beside them), or only in --snapshot-dir when given. When the \
+snapshots found belong to one data directory, that one is used; snapshots of several data \
+directories are a usage error naming them (pass --pgdata). Copy snapshots have no \
+system-wide place: they need --pgdata or --snapshot-dir.\n\n\
 A target before a snapshot's consistent point is refused (PostgreSQL would stop with \
 \"requested recovery stop point is before consistent recovery point\"), naming the \
 snapshots that would serve it.",
@@ -62,13 +70,15 @@ pub struct Args {
     /// offset); unless another target is given, recover to it.
     #[arg(long, value_name = "TIME")]
     pub before: Option<String>,
-    /// The data directory whose snapshots to use (with --snapshot or --before).
+    /// The data directory whose snapshots to use (with --snapshot or --before; needed only
+    /// when snapshots of several data directories are found, or for copy snapshots).
     #[arg(long, short = 'D', env = "PGDATA", value_name = "DIR")]
     pub pgdata: Option<PathBuf>,
     /// Storage backend: zfs, btrfs or copy (default: detected from PGDATA).
     #[arg(long, value_enum, hide_possible_values = true)]
     pub backend: Option<BackendKind>,
-    /// Where btrfs and copy snapshots are kept (as given to snap-take).
+    /// Where btrfs and copy snapshots are kept (as given to snap-take); without --pgdata,
+    /// the only place searched.
     #[arg(long, value_name = "DIR")]
     pub snapshot_dir: Option<PathBuf>,
     /// The clone's name (letters, digits, '.', '_', '-').
@@ -238,13 +248,62 @@ fn backend_for(args: &Args, src: &Source) -> Result<Backend> {
         };
         return Backend::detect(&m.pgdata, Some(kind), store.as_deref());
     }
-    let pgdata = args.pgdata.as_ref().ok_or_else(|| {
-        Error::usage("no data directory")
-            .because("--snapshot and --before look for the snapshots of a data directory")
-            .hint("pass --pgdata DIR (or set PGDATA), or pipe in snap-take's output with '-'")
-    })?;
+    let Some(pgdata) = &args.pgdata else {
+        return discovered(args, src);
+    };
     let pgdata = pgdr_snap::sys::check_data_dir(pgdata)?;
     Backend::detect(&pgdata, args.backend, args.snapshot_dir.as_deref())
+}
+
+/// Without --pgdata: the one data directory whose snapshots snap-take's stores hold (every
+/// imported ZFS pool, every mounted btrfs filesystem, or the --snapshot-dir store). With
+/// --snapshot only the snapshots of that name count.
+fn discovered(args: &Args, src: &Source) -> Result<Backend> {
+    let d = pgdr_snap::backend::discover::discover(args.snapshot_dir.as_deref())?;
+    let mut found: Vec<_> = d
+        .found
+        .into_iter()
+        .filter(|f| !matches!(args.backend, Some(k) if k != f.kind))
+        .collect();
+    if let Source::Name(n) = src {
+        found.retain(|f| f.meta.snapshot == *n);
+    }
+    let mut dirs: Vec<(PathBuf, BackendKind, Option<PathBuf>)> = found
+        .into_iter()
+        .map(|f| (f.meta.pgdata, f.kind, f.store))
+        .collect();
+    dirs.sort_by(|a, b| a.0.cmp(&b.0));
+    dirs.dedup();
+    match dirs.as_slice() {
+        [(pgdata, kind, store)] => Backend::detect(pgdata, Some(*kind), store.as_deref()),
+        [] => {
+            let what = match src {
+                Source::Name(n) => format!("no snapshot {n} made by snap-take found"),
+                _ => "no snapshot made by snap-take found".into(),
+            };
+            let mut searched = match &args.snapshot_dir {
+                Some(s) => format!("{} has none", s.display()),
+                None => "no imported ZFS pool or mounted btrfs filesystem has one".into(),
+            };
+            for n in &d.notes {
+                searched.push_str("; ");
+                searched.push_str(n);
+            }
+            Err(Error::failed(what).because(searched).hint(
+                "pass --pgdata DIR (copy snapshots live beside their data directory, \
+                 found only through it or --snapshot-dir)",
+            ))
+        }
+        many => {
+            let mut names: Vec<String> = many.iter().map(|d| d.0.display().to_string()).collect();
+            names.dedup();
+            Err(Error::usage(format!(
+                "snapshots of several data directories: {}",
+                names.join(", ")
+            ))
+            .hint("pass --pgdata DIR to choose one"))
+        }
+    }
 }
 
 /// The path of the wal-archive binary: beside this one, else on PATH.
@@ -764,11 +823,12 @@ pub static MAN: pgdr_core::man::ManExtra = pgdr_core::man::ManExtra {
     exit_status: &[
         (0, "The clone was made (and with --start, recovery reached the target); or --list/--destroy succeeded."),
         (1, "It failed or was refused (no such snapshot, a target before the snapshot's consistent point, port taken, the server failed or stopped during recovery, --wait ran out, SIGINT/SIGTERM); the server it started was stopped and the clone destroyed. The message ends with the last lines of the server log."),
-        (2, "Usage error: bad arguments or a malformed snapshot object on stdin."),
+        (2, "Usage error: bad arguments, a malformed snapshot object on stdin, or (without --pgdata) snapshots of several data directories found."),
         (75, "Another snap-clone run holds the lock of this clone name, or snap-take/snap-prune holds the data directory's lock longer than --wait-lock (default 30 seconds for the latter)."),
     ],
     json_output: "A clone: {\"clone\", \"path\" (its data directory), \"port\", \"snapshot\", \"backend\", \"location\" (zfs dataset or directory), \"socket_dir\", \"log\", \"started\", \"recovery\": {\"target\" (RFC 3339 time, LSN or \"immediate\"), \"target_type\": \"time|lsn|immediate\", \"action\": \"pause|promote\", \"reached_lsn\" and \"reached_time\" (pg_last_wal_replay_lsn() and pg_last_xact_replay_timestamp() once reached; null without --start), \"state\": \"paused|promoted|configured\"}, \"seconds\"}.\n--list: {\"clones\": [{\"clone\", \"snapshot\", \"source_pgdata\", \"backend\", \"location\", \"path\", \"port\", \"socket_dir\", \"running\", \"pid\", \"exists\", \"state\": \"creating|ready\", \"created\", \"recovery\": {\"target\", \"target_type\", \"action\"}}]}.\n--destroy: {\"destroyed\", \"snapshot\", \"path\", \"location\", \"stopped\", \"existed\"}.",
     examples: &[
+        ("The port of a paused server as of 17:28:37 (+08), from the newest snapshot before it, wherever snap-take stored it (one data directory's snapshots on ZFS or btrfs):", "snap-clone --before '2026-03-21 17:28:37+08' --name drill --repo /zpdata02/wal --start | jq .port"),
         ("A paused, queryable server as of 09:28 from the newest snapshot before it and the wal-archive repository:", "snap-clone --pgdata /zpdata01/pg --before '2026-03-21T09:28:00Z' --name drill --repo /zpdata02/wal --start"),
         ("A read-write copy of a snapshot's own moment on port 6543:", "snap-clone --pgdata /zpdata01/pg --snapshot pgdr-20260321T090000Z --name qa --recovery-target-action promote --port 6543 --start"),
         ("Clone what snap-take just took:", "snap-take --pgdata /zpdata01/pg | snap-clone - --name latest --start"),

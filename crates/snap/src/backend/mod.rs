@@ -9,6 +9,7 @@
 
 pub mod btrfs;
 pub mod copy;
+pub mod discover;
 pub mod zfs;
 
 use crate::meta::{SnapshotMeta, Tablespace};
