@@ -290,8 +290,8 @@ fn discovered(args: &Args, src: &Source) -> Result<Backend> {
                 searched.push_str(n);
             }
             Err(Error::failed(what).because(searched).hint(
-                "pass --pgdata DIR (copy snapshots live beside their data directory, \
-                 found only through it or --snapshot-dir)",
+                "pass --pgdata DIR; copy snapshots live beside their data directory and are \
+                 found only through it or --snapshot-dir",
             ))
         }
         many => {
