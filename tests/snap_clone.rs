@@ -675,11 +675,25 @@ fn failures(d: &mut Drill) {
         .run()
         .expect_error(75, T);
 
+    d.sc()
+        .args(["-", "--name", "tiny", "--shared-buffers", "64kB"])
+        .stdin(d.snap("b").to_string())
+        .run()
+        .expect_error(2, T);
+
     // '-' takes snap-take's document; without --start the clone is only configured.
     let doc = d.snap("b").to_string();
     let out = d
         .sc()
-        .args(["-", "--name", "piped", "--repo", &repo])
+        .args([
+            "-",
+            "--name",
+            "piped",
+            "--repo",
+            &repo,
+            "--shared-buffers",
+            "256MB",
+        ])
         .stdin(doc)
         .run()
         .ok()
@@ -693,6 +707,8 @@ fn failures(d: &mut Drill) {
     let auto = std::fs::read_to_string(path.join("postgresql.auto.conf")).unwrap();
     assert!(auto.contains("archive_mode = 'off'"), "{auto}");
     assert!(auto.contains("primary_conninfo = ''"), "{auto}");
+    assert!(auto.contains("shared_buffers = '262144kB'"), "{auto}");
+    assert!(auto.contains(" --prefetch 4'"), "{auto}");
     // snap-prune sees the clone and keeps its snapshot.
     assert!(d.backend().has_clones(&d.name("b")).unwrap());
     d.sc().args(["--destroy", "piped"]).run().ok();
