@@ -230,6 +230,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn zfs_list_lines() {
+        let meta = serde_json::json!({
+            "snapshot": "pgdr-20260321T092837Z", "created": "2026-03-21T09:28:37Z",
+            "label": null, "pgdata": "/tank/pg/data", "backend": "zfs",
+            "location": "tank/pg@pgdr-20260321T092837Z", "pgdata_rel": "data",
+            "pg_version": 15, "system_identifier": "1", "timeline": 1,
+            "checkpoint_lsn": "0/1000028", "redo_lsn": "0/1000028",
+            "checkpoint_time": "2026-03-21T09:28:00Z", "wal_start": "000000010000000000000001",
+            "wal_segment_size": 16777216, "method": "atomic", "tool_version": "0.1.0"
+        })
+        .to_string();
+        let out = format!(
+            "tank/pg@pgdr-20260321T092837Z\t{meta}\n\
+             tank/pg@hourly\t-\n\
+             tank/pg/wal@pgdr-20260321T092837Z\t-\n\
+             backup/pg@pgdr-20260321T092837Z\t{meta}\n\
+             tank/pg@pgdr-20260321T100000Z\tnot json\n"
+        );
+        let v = parse_zfs_list(&out);
+        // A received copy elsewhere carries the same metadata under another name: skipped.
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].pgdata, PathBuf::from("/tank/pg/data"));
+    }
+
+    #[test]
     fn mountinfo_btrfs_entries() {
         let mi = "\
 22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
