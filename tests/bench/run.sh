@@ -38,7 +38,7 @@ for b in "${benches[@]}"; do
     code=${PIPESTATUS[0]}
   fi
   echo "== $b: exit $code after $(( $(date +%s) - s )) s"
-  last=$(grep -v '^[[:space:]]*$' "$out/log" | tail -1 | cut -c1-150)
+  last=$(grep -v '^[[:space:]]*$' "$out/log" | tail -1 | cut -c1-90)
   if [ "$code" = 124 ] || [ "$code" = 137 ]; then
     printf '%s\tfailed: timed out after %s s (BENCH_TIMEOUT)\t-\t-\t-\t-\t-\t-\n' "$name" "$TIMEOUT" >> "$PGDR_BENCH_ROWS"
   elif [ "$code" != 0 ]; then
