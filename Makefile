@@ -10,8 +10,9 @@ TOOLS := hba-edit conf-edit wal-archive snap-take snap-prune snap-clone repl-lag
 # libssl-dev and pkg-config to build TLS connections, openssl to make test certificates.
 # python3 and python3-prometheus-client: the demo reads JSON with python3, and repl-lag's test
 # checks its Prometheus output with the reference client's parser too.
-# make bench also needs the peers: pgbackrest and check-postgres.
-BENCH_PACKAGES := pgbackrest check-postgres
+# make bench also needs the peers: pgbackrest, check-postgres, postgresql-common (pg_conftool),
+# and bc and time (GNU time, for peak memory) to measure.
+BENCH_PACKAGES := pgbackrest check-postgres postgresql-common bc time
 
 .PHONY: all deps build release test lint unit man man-check bench demo install clean
 
@@ -32,7 +33,10 @@ deps:
 	{ /usr/bin/python3 -c 'import prometheus_client' || python3 -c 'import prometheus_client'; } 2>/dev/null || missing="$$missing python3-prometheus-client"; \
 	if [ "$(WITH_BENCH)" = 1 ]; then \
 	  command -v pgbackrest >/dev/null || missing="$$missing pgbackrest"; \
-	  command -v check_postgres.pl >/dev/null || command -v check_postgres >/dev/null || missing="$$missing check-postgres"; fi; \
+	  command -v check_postgres.pl >/dev/null || command -v check_postgres >/dev/null || missing="$$missing check-postgres"; \
+	  command -v pg_conftool >/dev/null || missing="$$missing postgresql-common"; \
+	  command -v bc >/dev/null || missing="$$missing bc"; \
+	  [ -x /usr/bin/time ] || missing="$$missing time"; fi; \
 	if [ -z "$$missing" ]; then echo "deps: everything is installed"; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  echo "deps: installing$$missing"; \
@@ -66,9 +70,13 @@ man-check:
 	@if command -v mandoc >/dev/null; then \
 	  for f in man/man1/*.1; do [ -e "$$f" ] || continue; mandoc -T lint -W warning "$$f" || exit 1; done; fi
 
-bench: release
+# Every benchmark of the tool issues (tests/bench/bench-*.sh) in one run, then one combined
+# table: pgdr's figure, the peer's, the ratio and the goal. Peers are installed first.
+# `make bench BENCH="snap repl-lag"` runs only those; knobs are in each script's header.
+bench:
 	@$(MAKE) --no-print-directory deps WITH_BENCH=1
-	@bash tests/bench/run.sh
+	$(CARGO) build --release --bins
+	@bash tests/bench/run.sh $(BENCH)
 
 demo: deps release
 	@if [ -x tests/demo/demo.sh ]; then bash tests/demo/demo.sh; \

@@ -5,6 +5,7 @@
 # change is three runs of it and one of conf-edit. Goal: conf-edit <= 0.2x pg_conftool.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. tests/bench/lib.sh
 BIN=${CONF_EDIT:-target/release/conf-edit}
 N=${N:-50}
 [ -x "$BIN" ] || { echo "bench-conf-edit: build first (cargo build --release)"; exit 1; }
@@ -50,3 +51,6 @@ ours=$(( (t1 - t0) / N / 1000 ))
 theirs=$(( (t2 - t1) / N / 1000 ))
 printf "%-44s %12s %14s %8s\n" "set 3 parameters in a stock postgresql.conf" "conf-edit" "pg_conftool" "ratio"
 printf "%-44s %10sus %12sus %8s\n" "(mean of $N runs, including one cp)" "$ours" "$theirs" "$(awk -v a="$ours" -v b="$theirs" 'BEGIN{printf "%.3fx", a/b}')"
+r=$(bench_ratio "$ours" "$theirs" 3)
+bench_row conf-edit "set 3 parameters, stock postgresql.conf (mean of $N)" "$ours us" "pg_conftool x3" "$theirs us" \
+  "$r" "<= 0.2x" "$(bench_le "${r%x}" 0.2)"

@@ -4,6 +4,7 @@
 # Needs a release build (make bench builds it) and check_postgres (Debian: check-postgres).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. tests/bench/lib.sh
 N=${N:-50}
 BIN=${REPL_LAG:-target/release/repl-lag}
 [ -x "$BIN" ] || { echo "bench-repl-lag: $BIN is missing (cargo build --release)"; exit 1; }
@@ -63,3 +64,8 @@ echo "check_postgres: $(check_postgres --action=hot_standby_delay --dbhost="$DIR
 printf '\n%-44s %14s %14s %8s\n' "one check process, mean of $N runs" "repl-lag (us)" "check_pg (us)" "ratio"
 awk -v a="$ours_p" -v b="$peer" 'BEGIN { printf "%-44s %14d %14d %7.3fx\n", "primary only (repl-lag) vs hot_standby_delay", a, b, a / b }'
 awk -v a="$ours_ps" -v b="$peer" 'BEGIN { printf "%-44s %14d %14d %7.3fx\n", "primary+standby (both tools see the pair)", a, b, a / b }'
+for pair in "primary only:$ours_p" "primary + standby:$ours_ps"; do
+  r=$(bench_ratio "${pair#*:}" "$peer" 3)
+  bench_row repl-lag "one check process, ${pair%%:*} (mean of $N)" "${pair#*:} us" "check_postgres hot_standby_delay" "$peer us" \
+    "$r" "<= 0.5x" "$(bench_le "${r%x}" 0.5)"
+done

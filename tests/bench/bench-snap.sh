@@ -5,6 +5,7 @@
 # Needs root (pools and loop mounts), a release build (make bench builds it).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. tests/bench/lib.sh
 BIN=$PWD/target/release
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 [ "$(id -u)" = 0 ] || { echo "bench-snap: needs root (zfs pool, btrfs loop mount); skipped"; exit 0; }
@@ -56,8 +57,11 @@ truncate -s 6G "$WORK/pool.img"
 if zpool create -f -m "/$POOL" "$POOL" "$WORK/pool.img" >/dev/null 2>&1; then
   for s in small big; do
     zfs create "$POOL/$s"; cp -a "$WORK/src/$s" "/$POOL/$s/data"
-    rows+=("zfs|snap-take $s ($(mb /$POOL/$s/data) MB)|$(time_take "/$POOL/$s/data")|-|-")
+    t=$(time_take "/$POOL/$s/data"); eval "t_$s=\$t"
+    rows+=("zfs|snap-take $s ($(mb /$POOL/$s/data) MB)|$t|-|-")
+    bench_row snap-take "zfs-fuse, $(mb /$POOL/$s/data) MB PGDATA (median of 3)" "$(bench_fmt "$t" 3) s" - - - "< 1 s" "$(bench_le "$t" 0.999)"
   done
+  bench_row snap-take "zfs-fuse, growth: big / small" "$(bench_ratio "$t_big" "$t_small")" - - - "flat (about 1x)" -
 else
   rows+=("zfs|unavailable (zpool create failed)|-|-|-")
 fi
@@ -65,8 +69,11 @@ fi
 truncate -s 6G "$WORK/btrfs.img"; mkfs.btrfs -q "$WORK/btrfs.img" >/dev/null 2>&1; mkdir -p "$WORK/btrfs"; mount -o loop "$WORK/btrfs.img" "$WORK/btrfs"
 for s in small big; do
   btrfs subvolume create "$WORK/btrfs/$s" >/dev/null; cp -a "$WORK/src/$s" "$WORK/btrfs/$s/data"
-  rows+=("btrfs|snap-take $s ($(mb $WORK/btrfs/$s/data) MB)|$(time_take "$WORK/btrfs/$s/data")|-|-")
+  t=$(time_take "$WORK/btrfs/$s/data"); eval "t_$s=\$t"
+  rows+=("btrfs|snap-take $s ($(mb $WORK/btrfs/$s/data) MB)|$t|-|-")
+  bench_row snap-take "btrfs, $(mb $WORK/btrfs/$s/data) MB PGDATA (median of 3)" "$(bench_fmt "$t" 3) s" - - - "< 1 s" "$(bench_le "$t" 0.999)"
 done
+bench_row snap-take "btrfs, growth: big / small" "$(bench_ratio "$t_big" "$t_small")" - - - "flat (about 1x)" -
 # copy backend vs cp -a, same directory, page cache warm for both.
 copy_vs_cp() { # fs-name pgdata
   local d=$1 name=$2 a t_cp t_take
@@ -76,6 +83,9 @@ copy_vs_cp() { # fs-name pgdata
   local size; size=$(mb "$d")
   rows+=("copy ($name)|snap-take --backend copy vs cp -a ($size MB)|$t_take|$t_cp|$(echo "$t_take / $t_cp" | bc -l)")
   rows+=("copy ($name)|MB/s: snap-take vs cp -a|$(echo "$size / $t_take" | bc -l)|$(echo "$size / $t_cp" | bc -l)|$(echo "$t_cp / $t_take" | bc -l)")
+  bench_row snap-take "--backend copy on $name, $size MB" \
+    "$(bench_fmt "$t_take") s = $(bench_fmt "$(echo "$size / $t_take" | bc -l)" 0) MB/s" "cp -a + sync" \
+    "$(bench_fmt "$t_cp") s = $(bench_fmt "$(echo "$size / $t_cp" | bc -l)" 0) MB/s" "$(bench_ratio "$t_take" "$t_cp")" "report MB/s vs cp -a" -
 }
 copy_vs_cp "$WORK/src/big" "ext4"
 copy_vs_cp "$WORK/btrfs/big/data" "btrfs, reflinks"

@@ -7,6 +7,7 @@
 # Knobs: BENCH_SEGMENTS (64), BENCH_ROUNDS (3).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. tests/bench/lib.sh
 BIN=$PWD/target/release/wal-archive
 [ -x "$BIN" ] || { echo "bench-wal-archive: build first: cargo build --release"; exit 1; }
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
@@ -136,4 +137,30 @@ print()
 print(f"{'ratio (wal-archive / peer)':<28} {'push':>6} {'get':>6} {'stored':>7}")
 for t in order[1:]:
     print(f"{'vs ' + t:<28} {med(wa['push'])/med(res[t]['push']):6.2f} {med(wa['get'])/med(res[t]['get']):6.2f} {wa['stored']/max(1,res[t]['stored']):7.3f}")
+
+# Rows for the combined table (tests/bench/run.sh): measurement, pgdr, peer, peer figure, ratio, goal, met.
+rows = []
+def row(m, ours, peer, theirs, ratio, goal, limit):
+    rows.append([m, ours, peer, theirs, f"{ratio:.2f}x", goal, "yes" if ratio <= limit else "no"])
+R = os.environ["ROUNDS"]
+for t, pg, gg in (("pgbackrest", 0.5, 0.5), ("durable cp", 1.0, None)):
+    if t not in res:
+        continue
+    name = "pgBackRest zst-1" if t == "pgbackrest" else "durable cp"
+    p, q = med(wa["push"]), med(res[t]["push"])
+    row(f"push {n} segments, 1 process each (median of {R})", f"{1000*p/n:.1f} ms/seg", name, f"{1000*q/n:.1f} ms/seg", p / q, f"<= {pg}x", pg)
+    if gg:
+        p, q = med(wa["get"]), med(res[t]["get"])
+        row(f"get {n} segments (median of {R})", f"{1000*p/n:.1f} ms/seg", name, f"{1000*q/n:.1f} ms/seg", p / q, f"<= {gg}x", gg)
+        row(f"stored bytes, {n} segments", f"{wa['stored']/2**20:.1f} MiB", name, f"{res[t]['stored']/2**20:.1f} MiB", wa["stored"] / max(1, res[t]["stored"]), "<= 1.0x", 1.0)
+if peaks.get("wal-archive"):
+    other = "pgbackrest" if "pgbackrest" in peaks else "durable cp"
+    rows.append(["peak memory of one push (max RSS)", f"{peaks['wal-archive']/1024:.1f} MiB", other, f"{peaks[other]/1024:.1f} MiB",
+                 f"{peaks['wal-archive']/max(1, peaks[other]):.2f}x", "<= 64 MiB", "yes" if peaks["wal-archive"] <= 64 * 1024 else "no"])
+with open(f"{W}/rows", "w") as f:
+    for r in rows:
+        f.write("\t".join(r) + "\n")
 PY
+while IFS=$'\t' read -r m ours peer theirs ratio goal met; do
+  bench_row wal-archive "$m" "$ours" "$peer" "$theirs" "$ratio" "$goal" "$met"
+done < "$W/rows"
