@@ -150,12 +150,7 @@ pub fn command() -> clap::Command {
 }
 
 fn seconds(what: &str, w: Option<f64>) -> Result<Option<Duration>> {
-    match w {
-        None => Ok(None),
-        Some(s) if s.is_finite() && s >= 0.0 => Ok(Some(Duration::from_secs_f64(s))),
-        Some(s) => Err(Error::usage(format!("invalid {what} {s}"))
-            .because("it must be a number of seconds, 0 or more")),
-    }
+    pgdr_core::lock::wait_duration(what, w)
 }
 
 fn rfc3339(t: chrono::DateTime<Utc>) -> String {

@@ -14,6 +14,16 @@ pub struct LockGuard {
     pub path: PathBuf,
 }
 
+/// `--wait-lock SECONDS` as a duration: a finite number, 0 or more (a usage error otherwise).
+pub fn wait_duration(flag: &str, secs: Option<f64>) -> Result<Option<Duration>> {
+    match secs {
+        None => Ok(None),
+        Some(s) if s.is_finite() && s >= 0.0 && s < 1e9 => Ok(Some(Duration::from_secs_f64(s))),
+        Some(s) => Err(Error::usage(format!("invalid {flag} {s}"))
+            .because("it must be a number of seconds, 0 or more")),
+    }
+}
+
 /// Takes the lock at `path` for `what` (used in the message). Without `wait` a held lock fails
 /// at once with exit 75; with it, retries until the time runs out.
 pub fn acquire(path: &Path, what: &str, wait: Option<Duration>) -> Result<LockGuard> {
@@ -73,6 +83,23 @@ mod tests {
         assert!(e.to_string().contains("after waiting"), "{e}");
         drop(g);
         acquire(&p, "target", None).unwrap();
+    }
+
+    #[test]
+    fn wait_durations() {
+        assert_eq!(wait_duration("--wait-lock", None).unwrap(), None);
+        assert_eq!(
+            wait_duration("--wait-lock", Some(1.5)).unwrap(),
+            Some(Duration::from_millis(1500))
+        );
+        for bad in [-1.0, f64::NAN, f64::INFINITY] {
+            assert_eq!(
+                wait_duration("--wait-lock", Some(bad))
+                    .unwrap_err()
+                    .exit_code(),
+                2
+            );
+        }
     }
 
     #[test]

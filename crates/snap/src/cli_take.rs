@@ -69,12 +69,7 @@ pub fn command() -> clap::Command {
 }
 
 pub fn wait(w: Option<f64>) -> Result<Option<Duration>> {
-    match w {
-        None => Ok(None),
-        Some(s) if s.is_finite() && s >= 0.0 => Ok(Some(Duration::from_secs_f64(s))),
-        Some(s) => Err(Error::usage(format!("invalid --wait-lock {s}"))
-            .because("it must be a number of seconds, 0 or more")),
-    }
+    pgdr_core::lock::wait_duration("--wait-lock", w)
 }
 
 pub fn run(args: Args) -> Result<Outcome> {

@@ -13,7 +13,6 @@ use std::fs::{self, File};
 use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// The exit code of `get` when a file is archived but cannot be read back intact. PostgreSQL
 /// treats a restore_command status above 125 as fatal and stops recovery, instead of taking
@@ -1169,7 +1168,7 @@ fn prune(root: &Path, a: PruneArgs) -> Result<Outcome> {
     let _lock = if a.dry_run {
         None
     } else {
-        let wait = a.wait_lock.map(|s| Duration::from_secs_f64(s.max(0.0)));
+        let wait = pgdr_core::lock::wait_duration("--wait-lock", a.wait_lock)?;
         Some(pgdr_core::lock::acquire(
             &root.join("prune.lock"),
             &format!("repository {}", root.display()),
