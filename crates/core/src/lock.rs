@@ -18,7 +18,7 @@ pub struct LockGuard {
 pub fn wait_duration(flag: &str, secs: Option<f64>) -> Result<Option<Duration>> {
     match secs {
         None => Ok(None),
-        Some(s) if s.is_finite() && s >= 0.0 && s < 1e9 => Ok(Some(Duration::from_secs_f64(s))),
+        Some(s) if (0.0..1e9).contains(&s) => Ok(Some(Duration::from_secs_f64(s))),
         Some(s) => Err(Error::usage(format!("invalid {flag} {s}"))
             .because("it must be a number of seconds, 0 or more")),
     }
