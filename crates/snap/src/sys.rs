@@ -91,6 +91,27 @@ pub struct Layout {
     pub tablespaces: Vec<(String, PathBuf, PathBuf)>,
 }
 
+impl Layout {
+    /// Runs a backend's "can one snapshot cover this?" check on pg_wal and every tablespace,
+    /// returning the tablespaces with their paths relative to what is snapshotted.
+    pub fn check_each(
+        &self,
+        check: impl Fn(&str, &Path) -> Result<String>,
+    ) -> Result<Vec<crate::meta::Tablespace>> {
+        check("pg_wal", &self.pg_wal)?;
+        self.tablespaces
+            .iter()
+            .map(|(oid, target, resolved)| {
+                Ok(crate::meta::Tablespace {
+                    oid: oid.clone(),
+                    target: target.clone(),
+                    rel: check(&format!("tablespace {oid}"), resolved)?,
+                })
+            })
+            .collect()
+    }
+}
+
 pub fn layout(pgdata: &Path) -> Result<Layout> {
     let wal_link = pgdata.join("pg_wal");
     let pg_wal = wal_link.canonicalize().map_err(|e| {

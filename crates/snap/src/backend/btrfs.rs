@@ -84,17 +84,7 @@ impl Btrfs {
             }
             Ok(sys::rel_to(p, &self.subvolume).unwrap_or_default())
         };
-        check("pg_wal", &layout.pg_wal)?;
-        let mut out = Vec::new();
-        for (oid, target, resolved) in &layout.tablespaces {
-            let rel = check(&format!("tablespace {oid}"), resolved)?;
-            out.push(Tablespace {
-                oid: oid.clone(),
-                target: target.clone(),
-                rel,
-            });
-        }
-        Ok(out)
+        layout.check_each(check)
     }
 
     pub fn snap_path(&self, name: &str) -> PathBuf {
@@ -127,14 +117,7 @@ impl Btrfs {
         clone: &str,
         target: Option<&Path>,
     ) -> Result<CloneInfo> {
-        let root = match target {
-            Some(t) => t.to_path_buf(),
-            None => {
-                let d = self.store.join("clones");
-                super::ensure_private_dir(&d)?;
-                d.join(clone)
-            }
-        };
+        let root = super::clone_root(&self.store, clone, target)?;
         sys::run(
             "btrfs",
             &[

@@ -169,14 +169,7 @@ impl CopyStore {
         clone: &str,
         target: Option<&Path>,
     ) -> Result<CloneInfo> {
-        let root = match target {
-            Some(t) => t.to_path_buf(),
-            None => {
-                let d = self.store.join("clones");
-                super::ensure_private_dir(&d)?;
-                d.join(clone)
-            }
-        };
+        let root = super::clone_root(&self.store, clone, target)?;
         let mut stats = CopyStats::default();
         if let Err(e) = copy_tree(&self.snap_path(&meta.snapshot), &root, &mut stats, false) {
             let _ = self.remove_tree(&root);

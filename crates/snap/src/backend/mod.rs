@@ -450,6 +450,18 @@ fn read_registry(store: &Path) -> Result<Vec<CloneInfo>> {
 
 /// Creates a store directory (and parents): 0711, so the data directory's owner can reach
 /// the snapshots and clones inside (each 0700 itself) without listing the store.
+/// Where a clone goes: the given target, else `STORE/clones/NAME` (the store's private dir).
+fn clone_root(store: &Path, clone: &str, target: Option<&Path>) -> Result<PathBuf> {
+    match target {
+        Some(t) => Ok(t.to_path_buf()),
+        None => {
+            let d = store.join("clones");
+            ensure_private_dir(&d)?;
+            Ok(d.join(clone))
+        }
+    }
+}
+
 pub(crate) fn ensure_private_dir(dir: &Path) -> Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()

@@ -139,17 +139,7 @@ impl Zfs {
             }
             Ok(sys::rel_to(p, &self.mountpoint).unwrap_or_default())
         };
-        check("pg_wal", &layout.pg_wal)?;
-        let mut out = Vec::new();
-        for (oid, target, resolved) in &layout.tablespaces {
-            let rel = check(&format!("tablespace {oid}"), resolved)?;
-            out.push(Tablespace {
-                oid: oid.clone(),
-                target: target.clone(),
-                rel,
-            });
-        }
-        Ok(out)
+        layout.check_each(check)
     }
 
     fn snap(&self, name: &str) -> String {
