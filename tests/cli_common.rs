@@ -123,3 +123,40 @@ fn failure_prints_nothing_on_stdout() {
         out.stderr
     );
 }
+
+#[test]
+fn password_in_dbname_is_not_in_the_process_title() {
+    // A server that accepts the TCP connection and never answers keeps the tool waiting
+    // while we read its command line as `ps` would.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut child = Command::new(pgdr_testkit::bin_dir().join("repl-lag"))
+        .arg("-d")
+        .arg(format!(
+            "host=127.0.0.1 port={port} user=u password=s3cretpw sslmode=disable connect_timeout=20"
+        ))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let cmdline = format!("/proc/{}/cmdline", child.id());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let seen = loop {
+        let text =
+            String::from_utf8_lossy(&std::fs::read(&cmdline).unwrap_or_default()).into_owned();
+        // Before the tool's first instruction has run, the kernel shows what we passed.
+        if text.contains("password=********") || std::time::Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    drop(listener);
+    assert!(
+        seen.contains("password=********"),
+        "command line never masked: {seen:?}"
+    );
+    assert!(!seen.contains("s3cretpw"), "{seen:?}");
+}

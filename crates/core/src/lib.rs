@@ -6,6 +6,7 @@
 //! ([`signals`]), PostgreSQL connections as libpq makes them ([`conn`]), running commands as a
 //! data directory's owner ([`owner`]), units and LSNs, and man-page rendering ([`man`]).
 
+pub mod argv;
 pub mod conn;
 pub mod diff;
 pub mod error;

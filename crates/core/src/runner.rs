@@ -145,10 +145,21 @@ pub fn report_error(tool: &str, err: &Error) {
 
 /// The whole of a tool's `main()`.
 pub fn main<A: ToolArgs>(tool: &'static str, run: fn(A) -> Result<Outcome>) -> ExitCode {
+    main_with_usage_code(tool, run, 2)
+}
+
+/// [`main`] for a tool whose usage errors exit with another code (repl-lag: 3, UNKNOWN, as
+/// monitoring plugins do).
+pub fn main_with_usage_code<A: ToolArgs>(
+    tool: &'static str,
+    run: fn(A) -> Result<Outcome>,
+    usage_code: u8,
+) -> ExitCode {
+    let argv = crate::argv::args_without_visible_passwords();
     signals::install(tool);
-    let args = match A::try_parse() {
+    let args = match A::try_parse_from(argv) {
         Ok(a) => a,
-        Err(e) => return ExitCode::from(clap_exit(tool, e)),
+        Err(e) => return ExitCode::from(clap_exit(tool, e, usage_code)),
     };
     let pretty = args.output_args().pretty;
     match run(args) {
@@ -170,8 +181,9 @@ fn write_stdout(bytes: &[u8]) {
     let _ = out.write_all(bytes).and_then(|_| out.flush());
 }
 
-/// Help and version go to stdout with exit 0; every other parse error is one line, exit 2.
-fn clap_exit(tool: &str, e: clap::Error) -> u8 {
+/// Help and version go to stdout with exit 0; every other parse error is one line, exit
+/// `usage_code` (2 for all tools but repl-lag).
+fn clap_exit(tool: &str, e: clap::Error, usage_code: u8) -> u8 {
     use clap::error::ErrorKind as K;
     match e.kind() {
         K::DisplayHelp | K::DisplayVersion => {
@@ -191,7 +203,7 @@ fn clap_exit(tool: &str, e: clap::Error) -> u8 {
                     .because(first)
                     .hint(format!("see '{tool} --help'")),
             );
-            2
+            usage_code
         }
     }
 }

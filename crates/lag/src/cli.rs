@@ -226,15 +226,6 @@ pg_basebackup and pg_rewind WAL senders and logical consumers are not counted as
 /// `main()` of repl-lag. Bad arguments exit 3 (UNKNOWN), as monitoring plugins do: a typo in
 /// a check must not page as CRITICAL (2).
 pub fn main() -> std::process::ExitCode {
-    use clap::error::ErrorKind as K;
-    let bad_args = matches!(
-        <Args as clap::Parser>::try_parse(),
-        Err(e) if !matches!(e.kind(), K::DisplayHelp | K::DisplayVersion)
-    );
-    let code = pgdr_core::runner::main::<Args>(TOOL, run);
-    if bad_args {
-        std::process::ExitCode::from(UNKNOWN)
-    } else {
-        code
-    }
+    // Bad arguments are UNKNOWN (3): a monitoring plugin's 2 would page as CRITICAL.
+    pgdr_core::runner::main_with_usage_code::<Args>(TOOL, run, UNKNOWN)
 }
