@@ -15,22 +15,15 @@ struct Tls {
     dir: tempfile::TempDir,
 }
 
-/// A server that only accepts TCP over TLS: scram for `pwuser`, trust for the rest.
-fn tls_cluster() -> Tls {
-    let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("server.crt"), dir.path().join("server.key"));
+/// A self-signed certificate for `cn` (with extra `openssl req` arguments) and its key.
+fn self_signed(dir: &Path, cn: &str, extra: &[&str]) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join(format!("{cn}.crt")), dir.join(format!("{cn}.key")));
+    let subject = format!("/CN={cn}");
     let out = Command::new("openssl")
         .args([
-            "req",
-            "-new",
-            "-x509",
-            "-days",
-            "2",
-            "-nodes",
-            "-subj",
-            "/CN=localhost",
+            "req", "-new", "-x509", "-days", "2", "-nodes", "-subj", &subject,
         ])
-        .args(["-addext", "subjectAltName=DNS:localhost"])
+        .args(extra)
         .arg("-keyout")
         .arg(&key)
         .arg("-out")
@@ -41,6 +34,17 @@ fn tls_cluster() -> Tls {
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    (cert, key)
+}
+
+/// A server that only accepts TCP over TLS: scram for `pwuser`, trust for the rest.
+fn tls_cluster() -> Tls {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(
+        dir.path(),
+        "localhost",
+        &["-addext", "subjectAltName=DNS:localhost"],
     );
     let cluster = Cluster::builder()
         .hba("hostnossl all all 127.0.0.1/32 reject")
@@ -134,26 +138,7 @@ fn sslmodes_behave_as_in_libpq() {
     .unwrap();
     assert!(e.to_string().contains("root certificate file"), "{e}");
     // require with a root file present behaves as verify-ca: a wrong CA fails.
-    let other = t.dir.path().join("other.crt");
-    let key = t.dir.path().join("other.key");
-    let out = Command::new("openssl")
-        .args([
-            "req",
-            "-new",
-            "-x509",
-            "-days",
-            "2",
-            "-nodes",
-            "-subj",
-            "/CN=other",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&other)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    let (other, _) = self_signed(t.dir.path(), "other", &[]);
     let e = connect(&format!(
         "host=localhost port={port} user=postgres sslmode=require sslrootcert={}",
         other.display()

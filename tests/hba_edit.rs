@@ -16,13 +16,24 @@ fn hba(args: &[&str]) -> pgdr_testkit::ToolOutput {
     tool("hba-edit").args(args).run()
 }
 
-/// For runs that connect: an empty, regular password file (libpq warns about /dev/null, the
-/// kit's default, as "not a plain file").
-fn hba_connecting(args: &[&str], passfile: &Path) -> pgdr_testkit::ToolOutput {
-    tool("hba-edit")
-        .args(args)
-        .env("PGPASSFILE", passfile)
-        .run()
+/// `-f F [FLAGS] CMD --type host --database all --user app --address 10.1.0.0/16 [EXTRA]`:
+/// the rule the editing test adds, replaces and removes.
+fn app_rule<'a>(f: &'a str, flags: &[&'a str], cmd: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec!["-f", f];
+    v.extend_from_slice(flags);
+    v.push(cmd);
+    v.extend_from_slice(&[
+        "--type",
+        "host",
+        "--database",
+        "all",
+        "--user",
+        "app",
+        "--address",
+        "10.1.0.0/16",
+    ]);
+    v.extend_from_slice(extra);
+    v
 }
 
 fn unquote(s: &str) -> String {
@@ -462,12 +473,6 @@ fn reload_puts_the_previous_file_back_when_the_server_rejects_it() {
     let p = path.to_str().unwrap();
     let before = std::fs::read(&path).unwrap();
     let dsn = c.conninfo();
-    let pass_dir = tempfile::tempdir().unwrap();
-    let passfile = pass_dir.path().join("pgpass");
-    std::fs::write(&passfile, "").unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&passfile, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let hba = |a: &[&str]| hba_connecting(a, &passfile);
     // oauth exists only from 18 on: told the wrong version, the tool accepts what the
     // server refuses.
     hba(&[
@@ -613,23 +618,9 @@ fn add_is_idempotent_placed_before_its_shadow_and_keeps_every_other_byte() {
     assert_eq!(std::fs::read_to_string(&p).unwrap(), once);
 
     // A rule that 0.0.0.0/0 would shadow goes just before it, above nothing it does not own.
-    let out = hba(&[
-        "-f",
-        f,
-        "add",
-        "--type",
-        "host",
-        "--database",
-        "all",
-        "--user",
-        "app",
-        "--address",
-        "10.1.0.0/16",
-        "--method",
-        "md5",
-    ])
-    .ok()
-    .json();
+    let out = hba(&app_rule(f, &[], "add", &["--method", "md5"]))
+        .ok()
+        .json();
     assert_eq!(out["line"], 7, "{out}");
     let text = std::fs::read_to_string(&p).unwrap();
     let lines: Vec<&str> = text.lines().collect();
@@ -657,24 +648,10 @@ fn add_is_idempotent_placed_before_its_shadow_and_keeps_every_other_byte() {
     assert_eq!(m["match"]["line"], 7, "{m}");
 
     // Same identity, other method: refused without --replace, replaced in place with it.
-    let other = [
-        "-f",
-        f,
-        "add",
-        "--type",
-        "host",
-        "--database",
-        "all",
-        "--user",
-        "app",
-        "--address",
-        "10.1.0.0/16",
-        "--method",
-        "scram-sha-256",
-    ];
+    let other = app_rule(f, &[], "add", &["--method", "scram-sha-256"]);
     hba(&other).expect_error(1, "hba-edit");
     assert_eq!(std::fs::read_to_string(&p).unwrap(), text);
-    let mut with_replace = other.to_vec();
+    let mut with_replace = other.clone();
     with_replace.push("--replace");
     let out = hba(&with_replace).ok().json();
     assert_eq!(out["action"], "replaced");
@@ -686,22 +663,7 @@ fn add_is_idempotent_placed_before_its_shadow_and_keeps_every_other_byte() {
     assert_eq!(replaced.lines().count(), text.lines().count());
 
     // --dry-run shows a diff and writes nothing; remove takes it out again.
-    let out = hba(&[
-        "-f",
-        f,
-        "--dry-run",
-        "remove",
-        "--type",
-        "host",
-        "--database",
-        "all",
-        "--user",
-        "app",
-        "--address",
-        "10.1.0.0/16",
-    ])
-    .ok()
-    .json();
+    let out = hba(&app_rule(f, &["--dry-run"], "remove", &[])).ok().json();
     assert!(
         out["diff"]
             .as_str()
@@ -710,43 +672,14 @@ fn add_is_idempotent_placed_before_its_shadow_and_keeps_every_other_byte() {
         "{out}"
     );
     assert_eq!(std::fs::read_to_string(&p).unwrap(), replaced);
-    let out = hba(&[
-        "-f",
-        f,
-        "--backup",
-        "remove",
-        "--type",
-        "host",
-        "--database",
-        "all",
-        "--user",
-        "app",
-        "--address",
-        "10.1.0.0/16",
-    ])
-    .ok()
-    .json();
+    let out = hba(&app_rule(f, &["--backup"], "remove", &[])).ok().json();
     assert_eq!(out["removed"].as_array().unwrap().len(), 1);
     assert_eq!(
         std::fs::read_to_string(out["backup"].as_str().unwrap()).unwrap(),
         replaced
     );
     assert_eq!(std::fs::read_to_string(&p).unwrap(), once);
-    let out = hba(&[
-        "-f",
-        f,
-        "remove",
-        "--type",
-        "host",
-        "--database",
-        "all",
-        "--user",
-        "app",
-        "--address",
-        "10.1.0.0/16",
-    ])
-    .ok()
-    .json();
+    let out = hba(&app_rule(f, &[], "remove", &[])).ok().json();
     assert_eq!(out["changed"], false);
 
     // A rule the server would reject is refused before anything is written.

@@ -39,14 +39,11 @@ impl Thresholds {
     }
 
     fn bytes(&self, what: &str, v: u64) -> Option<Problem> {
-        let over = |limit: Option<u64>| limit.filter(|&l| v > l);
-        let (severity, flag, limit) = if let Some(l) = over(self.crit_bytes) {
-            (Status::Critical, "--crit-bytes", l)
-        } else if let Some(l) = over(self.warn_bytes) {
-            (Status::Warning, "--warn-bytes", l)
-        } else {
-            return None;
-        };
+        let (severity, flag, limit) = exceeded(
+            v,
+            (self.crit_bytes, "--crit-bytes"),
+            (self.warn_bytes, "--warn-bytes"),
+        )?;
         Some(Problem {
             severity,
             message: format!(
@@ -58,14 +55,11 @@ impl Thresholds {
     }
 
     fn seconds(&self, what: &str, v: f64) -> Option<Problem> {
-        let over = |limit: Option<f64>| limit.filter(|&l| v > l);
-        let (severity, flag, limit) = if let Some(l) = over(self.crit_seconds) {
-            (Status::Critical, "--crit-seconds", l)
-        } else if let Some(l) = over(self.warn_seconds) {
-            (Status::Warning, "--warn-seconds", l)
-        } else {
-            return None;
-        };
+        let (severity, flag, limit) = exceeded(
+            v,
+            (self.crit_seconds, "--crit-seconds"),
+            (self.warn_seconds, "--warn-seconds"),
+        )?;
         Some(Problem {
             severity,
             message: format!("{what} is {v:.3} s, over {flag} {limit} s"),
@@ -270,6 +264,21 @@ fn standby(s: &StandbyView, th: &Thresholds, user: &str, out: &mut Vec<Problem>)
     }
     senders(&s.standbys, th, user, out);
     slots(&s.slots, th, out);
+}
+
+/// The first threshold (critical, then warning) that `v` is over, with its flag.
+fn exceeded<T: PartialOrd + Copy>(
+    v: T,
+    crit: (Option<T>, &'static str),
+    warn: (Option<T>, &'static str),
+) -> Option<(Status, &'static str, T)> {
+    let over =
+        |(limit, flag): (Option<T>, &'static str)| limit.filter(|&l| v > l).map(|l| (flag, l));
+    if let Some((flag, l)) = over(crit) {
+        Some((Status::Critical, flag, l))
+    } else {
+        over(warn).map(|(flag, l)| (Status::Warning, flag, l))
+    }
 }
 
 #[cfg(test)]
