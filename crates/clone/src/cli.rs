@@ -6,7 +6,7 @@ use crate::server::{self, Server};
 use crate::target::{self, Target};
 use chrono::{SecondsFormat, Utc};
 use clap::Parser;
-use pgdr_core::{Context, Error, Lsn, Outcome, OutputArgs, Result, ToolArgs};
+use pgdr_core::{Context, Error, Lsn, Outcome, OutputArgs, Result};
 use pgdr_snap::{Backend, BackendKind, SnapshotMeta};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -139,15 +139,7 @@ pub struct Args {
     pub output: OutputArgs,
 }
 
-impl ToolArgs for Args {
-    fn output_args(&self) -> &OutputArgs {
-        &self.output
-    }
-}
-
-pub fn command() -> clap::Command {
-    <Args as clap::CommandFactory>::command()
-}
+pgdr_core::tool_args!(Args);
 
 fn seconds(what: &str, w: Option<f64>) -> Result<Option<Duration>> {
     pgdr_core::lock::wait_duration(what, w)

@@ -7,7 +7,7 @@ use crate::load::{self, Loaded};
 use crate::{auto, parse};
 use clap::{Parser, Subcommand};
 use pgdr_core::fsx::{self, WriteOptions};
-use pgdr_core::{Error, Outcome, OutputArgs, Result, ToolArgs};
+use pgdr_core::{Error, Outcome, OutputArgs, Result};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -103,15 +103,7 @@ pub enum Cmd {
     Check,
 }
 
-impl ToolArgs for Args {
-    fn output_args(&self) -> &OutputArgs {
-        &self.output
-    }
-}
-
-pub fn command() -> clap::Command {
-    <Args as clap::CommandFactory>::command()
-}
+pgdr_core::tool_args!(Args);
 
 pub static MAN: pgdr_core::man::ManExtra = pgdr_core::man::ManExtra {
     exit_status: &[

@@ -19,6 +19,25 @@ pub trait ToolArgs: clap::Parser {
     fn output_args(&self) -> &OutputArgs;
 }
 
+/// For a tool's `Args` (a clap derive with an `output: OutputArgs` field): implements
+/// [`ToolArgs`] and defines `pub fn command() -> clap::Command`, the definition the man-page
+/// generator and the tests read.
+#[macro_export]
+macro_rules! tool_args {
+    ($args:ty) => {
+        impl $crate::ToolArgs for $args {
+            fn output_args(&self) -> &$crate::OutputArgs {
+                &self.output
+            }
+        }
+
+        /// The clap definition of this tool (the man page is generated from it).
+        pub fn command() -> clap::Command {
+            <$args as clap::CommandFactory>::command()
+        }
+    };
+}
+
 /// What a successful (or reporting) run produces.
 #[derive(Debug, Clone)]
 pub struct Outcome {

@@ -5,7 +5,7 @@ use crate::edit::{self, Doc, Layout, NewRule};
 use crate::lex::{self, Kind};
 use crate::model::{ConnType, Rule};
 use pgdr_core::fsx::{self, WriteOptions};
-use pgdr_core::{Error, Outcome, OutputArgs, Result, ToolArgs};
+use pgdr_core::{Error, Outcome, OutputArgs, Result};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
@@ -67,11 +67,7 @@ pub struct Args {
     pub cmd: Cmd,
 }
 
-impl ToolArgs for Args {
-    fn output_args(&self) -> &OutputArgs {
-        &self.output
-    }
-}
+pgdr_core::tool_args!(Args);
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Cmd {
@@ -207,10 +203,6 @@ check: {\"file\", \"pg_version\", \"ok\", \"rules\", \"errors\": [...], \"warnin
         "The build is assumed to have SSL, GSSAPI, PAM and LDAP, as Linux packages do. A hostssl line on a server with ssl = off loads, but the server reports that it cannot match; check cannot know the ssl setting. match treats --database replication as a physical replication connection.",
     )],
 };
-
-pub fn command() -> clap::Command {
-    <Args as clap::CommandFactory>::command()
-}
 
 pub fn main() -> std::process::ExitCode {
     pgdr_core::runner::main::<Args>("hba-edit", run)

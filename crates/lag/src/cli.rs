@@ -5,7 +5,7 @@ use crate::collect::read_server;
 use crate::model::{Problem, Report, Status};
 use pgdr_core::conn::ConnParams;
 use pgdr_core::man::ManExtra;
-use pgdr_core::{Error, ErrorKind, Outcome, OutputArgs, Result, ToolArgs};
+use pgdr_core::{Error, ErrorKind, Outcome, OutputArgs, Result};
 use serde_json::json;
 
 const TOOL: &str = "repl-lag";
@@ -96,15 +96,7 @@ fn duration(s: &str) -> std::result::Result<u64, String> {
     pgdr_core::units::parse_duration(s)
 }
 
-impl ToolArgs for Args {
-    fn output_args(&self) -> &OutputArgs {
-        &self.output
-    }
-}
-
-pub fn command() -> clap::Command {
-    <Args as clap::CommandFactory>::command()
-}
+pgdr_core::tool_args!(Args);
 
 fn unknown(e: Error) -> Error {
     e.kind(ErrorKind::Code(UNKNOWN))

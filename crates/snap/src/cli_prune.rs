@@ -4,7 +4,7 @@ use crate::backend::{Backend, BackendKind};
 use crate::meta::SnapshotMeta;
 use crate::retention::{self, Calendar, Item, Policy};
 use clap::Parser;
-use pgdr_core::{Error, Outcome, OutputArgs, Result, ToolArgs};
+use pgdr_core::{Error, Outcome, OutputArgs, Result};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
@@ -103,15 +103,7 @@ pub enum Tz {
     Local,
 }
 
-impl ToolArgs for Args {
-    fn output_args(&self) -> &OutputArgs {
-        &self.output
-    }
-}
-
-pub fn command() -> clap::Command {
-    <Args as clap::CommandFactory>::command()
-}
+pgdr_core::tool_args!(Args);
 
 fn duration(flag: &str, v: &Option<String>) -> Result<Option<u64>> {
     v.as_deref()

@@ -3,7 +3,7 @@
 use crate::backend::{Backend, BackendKind};
 use crate::take::{take, TakeOptions};
 use clap::Parser;
-use pgdr_core::{Error, Outcome, OutputArgs, Result, ToolArgs};
+use pgdr_core::{Error, Outcome, OutputArgs, Result};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -58,15 +58,7 @@ pub struct Args {
     pub output: OutputArgs,
 }
 
-impl ToolArgs for Args {
-    fn output_args(&self) -> &OutputArgs {
-        &self.output
-    }
-}
-
-pub fn command() -> clap::Command {
-    <Args as clap::CommandFactory>::command()
-}
+pgdr_core::tool_args!(Args);
 
 pub fn wait(w: Option<f64>) -> Result<Option<Duration>> {
     pgdr_core::lock::wait_duration("--wait-lock", w)

@@ -6,7 +6,7 @@ use crate::repo::{self, read_header, restore_into, temp_beside, Damage, Repo};
 use crate::stored::{hex, Compression, Header};
 use crate::walname::{Kind, WalName};
 use pgdr_core::error::clean_io_message;
-use pgdr_core::{Error, ErrorKind, Outcome, OutputArgs, Result, ToolArgs};
+use pgdr_core::{Error, ErrorKind, Outcome, OutputArgs, Result};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -55,11 +55,7 @@ pub struct Args {
     pub cmd: Cmd,
 }
 
-impl ToolArgs for Args {
-    fn output_args(&self) -> &OutputArgs {
-        &self.output
-    }
-}
+pgdr_core::tool_args!(Args);
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Cmd {
@@ -152,10 +148,6 @@ pub struct WorkerArgs {
     pub after: String,
     #[arg(long)]
     pub count: usize,
-}
-
-pub fn command() -> clap::Command {
-    <Args as clap::CommandFactory>::command()
 }
 
 pub fn main() -> std::process::ExitCode {
