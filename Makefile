@@ -55,6 +55,11 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
+# PGDR_REQUIRE_ALL=1: a test whose facility (zfs-fuse, btrfs, a PostgreSQL major, moto_server)
+# is missing fails instead of skipping; `make unit PGDR_REQUIRE_ALL=0` allows skips.
+PGDR_REQUIRE_ALL ?= 1
+export PGDR_REQUIRE_ALL
+
 unit:
 	$(CARGO) test --workspace --no-fail-fast
 

@@ -163,8 +163,8 @@ fn backup_mode_on_a_primary_keeps_the_label() {
         "{label}"
     );
     assert_eq!(b["from_standby"], false);
-    let start: pgdr_core::Lsn = b["start_lsn"].as_str().unwrap().parse().unwrap();
-    let stop: pgdr_core::Lsn = b["stop_lsn"].as_str().unwrap().parse().unwrap();
+    let start: pgdr_pgformat::Lsn = b["start_lsn"].as_str().unwrap().parse().unwrap();
+    let stop: pgdr_pgformat::Lsn = b["stop_lsn"].as_str().unwrap().parse().unwrap();
     assert!(start <= stop);
     assert!(label.contains(&format!("START WAL LOCATION: {start} ")));
     // The session ended the backup: another one can start at once.
@@ -184,7 +184,7 @@ fn pg_control_agrees_with_pg_controldata() {
     c.execute("create table t(x int); insert into t values (1); checkpoint");
     c.stop();
     let bytes = std::fs::read(c.data.join("global/pg_control")).unwrap();
-    let ctl = pgdr_snap::control::parse(&bytes).unwrap();
+    let ctl = pgdr_pgformat::control::parse(&bytes).unwrap();
     let out = pgdr_testkit::run_ok(c.cmd("pg_controldata").arg(&c.data).env("LC_ALL", "C"));
     let field = |k: &str| -> String {
         out.lines()

@@ -6,7 +6,8 @@ use crate::server::{self, Server};
 use crate::target::{self, Target};
 use chrono::{SecondsFormat, Utc};
 use clap::Parser;
-use pgdr_core::{Context, Error, Lsn, Outcome, OutputArgs, Result};
+use pgdr_core::{Context, Error, Outcome, OutputArgs, Result};
+use pgdr_pgformat::Lsn;
 use pgdr_snap::{Backend, BackendKind, SnapshotMeta};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -837,6 +838,7 @@ pub static MAN: pgdr_core::man::ManExtra = pgdr_core::man::ManExtra {
         (2, "Usage error: bad arguments, a malformed snapshot object on stdin, or (without --pgdata) snapshots of several data directories found."),
         (75, "Another snap-clone run holds the lock of this clone name, or snap-take/snap-prune holds the data directory's lock longer than --wait-lock (default 30 seconds for the latter)."),
     ],
+    documents: &[],
     json_output: "A clone: {\"clone\", \"path\" (its data directory), \"port\", \"snapshot\", \"backend\", \"location\" (zfs dataset or directory), \"socket_dir\", \"log\", \"started\", \"recovery\": {\"target\" (RFC 3339 time, LSN or \"immediate\"), \"target_type\": \"time|lsn|immediate\", \"action\": \"pause|promote\", \"reached_lsn\" and \"reached_time\" (pg_last_wal_replay_lsn() and pg_last_xact_replay_timestamp() once reached; null without --start), \"state\": \"paused|promoted|configured\"}, \"seconds\"}.\n--list: {\"clones\": [{\"clone\", \"snapshot\", \"source_pgdata\", \"backend\", \"location\", \"path\", \"port\", \"socket_dir\", \"running\", \"pid\", \"exists\", \"state\": \"creating|ready\", \"created\", \"recovery\": {\"target\", \"target_type\", \"action\"}}]}.\n--destroy: {\"destroyed\", \"snapshot\", \"path\", \"location\", \"stopped\", \"existed\"}.",
     examples: &[
         ("The port of a paused server as of 17:28:37 (+08), from the newest snapshot before it, wherever snap-take stored it (one data directory's snapshots on ZFS or btrfs):", "snap-clone --before '2026-03-21 17:28:37+08' --name drill --repo /zpdata02/wal --start | jq .port"),

@@ -8,7 +8,7 @@
 //! backup's stop LSN.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use pgdr_core::Lsn;
+use pgdr_pgformat::Lsn;
 use pgdr_snap::SnapshotMeta;
 
 /// Where recovery stops.

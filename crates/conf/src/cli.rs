@@ -111,6 +111,7 @@ pub static MAN: pgdr_core::man::ManExtra = pgdr_core::man::ManExtra {
         (1, "the operation failed or was refused and nothing was changed (a missing file, a file with a syntax error, a failed write or connection); check found problems"),
         (2, "usage error or malformed input: bad arguments, a name that is not a parameter name, a value with a newline, invalid UTF-8, malformed JSON on stdin"),
     ],
+    documents: &[],
     json_output: "get: {\"settings\": {NAME: {\"value\", \"file\", \"line\"} or null}}.\n\
 show: {\"settings\": {name: {\"value\", \"file\", \"line\"}}, \"entries\": [{\"seqno\", \"name\", \"setting\", \"file\", \"line\", \"applied\", \"error\"}] (the rows of pg_file_settings), \"errors\": [{\"file\", \"line\", \"name\", \"error\"}], \"files\": [...]}.\n\
 set, unset, apply: {\"changed\", \"dry_run\", \"changes\": [{\"name\", \"action\" (edited, uncommented, appended, commented_out, removed, unchanged), \"old\", \"new\", \"file\", \"line\"}], \"files\": [changed files], \"backups\", \"shadowed\": [{\"name\", \"file\", \"line\", \"value\"}] (a later file, such as postgresql.auto.conf, overrides the change), \"diff\" (with --dry-run), \"reload\" (with --reload: {\"applied\", \"pending_restart\", \"errors\"})}.\n\

@@ -4,16 +4,17 @@
 //! JSON document on success and one stderr line on failure, and maps errors to exit codes.
 //! Around it: atomic file replacement ([`fsx`]), locks ([`lock`]), signal clean-up
 //! ([`signals`]), PostgreSQL connections as libpq makes them ([`conn`]), running commands as a
-//! data directory's owner ([`owner`]), units and LSNs, and man-page rendering ([`man`]).
+//! data directory's owner ([`owner`]), units, and man-page rendering ([`man`]).
 
 pub mod argv;
+pub mod cli;
 pub mod conn;
 pub mod diff;
+pub mod doc;
 pub mod error;
 pub mod fsx;
 pub mod input;
 pub mod lock;
-pub mod lsn;
 pub mod man;
 pub mod owner;
 pub mod pgbin;
@@ -21,8 +22,8 @@ pub mod runner;
 pub mod signals;
 pub mod units;
 
+pub use doc::Document;
 pub use error::{Context, Error, ErrorKind, Result};
-pub use lsn::Lsn;
 pub use runner::{Outcome, OutputArgs, ToolArgs};
 
 /// The version every tool reports (the workspace version).

@@ -107,11 +107,22 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("x.lock");
         let g = acquire(&p, "target", None).unwrap();
+        let released = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = released.clone();
         let t = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(Duration::from_millis(300));
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
             drop(g);
         });
+        let start = std::time::Instant::now();
         acquire(&p, "target", Some(Duration::from_secs(5))).unwrap();
+        // It got the lock only after the holder let go, so it must have waited for it.
+        assert!(released.load(std::sync::atomic::Ordering::SeqCst));
+        assert!(
+            start.elapsed() >= Duration::from_millis(250),
+            "{:?}",
+            start.elapsed()
+        );
         t.join().unwrap();
     }
 }

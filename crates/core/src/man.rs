@@ -9,12 +9,217 @@ pub const MAN_DATE: &str = "2026-01-01";
 pub struct ManExtra {
     /// Exit codes and what each means.
     pub exit_status: &'static [(u8, &'static str)],
-    /// The JSON document(s) printed, in plain text.
+    /// What the JSON OUTPUT section says before the documents (may be empty).
     pub json_output: &'static str,
+    /// The documents the tool prints, each rendered from its type's schema: (when it is
+    /// printed, e.g. "push", and the schema).
+    pub documents: &'static [DocSection],
     /// (what it does, the command line).
     pub examples: &'static [(&'static str, &'static str)],
     /// Anything else worth a section: (title, text).
     pub extra_sections: &'static [(&'static str, &'static str)],
+}
+
+/// A document of the JSON OUTPUT section: a heading and the schema of its type.
+#[derive(Debug, Clone, Copy)]
+pub struct DocSection {
+    /// When the document is printed ("push", "--list", "a primary's report").
+    pub title: &'static str,
+    /// `schemars::schema_for!(T)`, as a function so the section can be a static.
+    pub schema: fn() -> schemars::Schema,
+}
+
+impl DocSection {
+    /// The section of document type `T`.
+    pub const fn of<T: schemars::JsonSchema>(title: &'static str) -> DocSection {
+        DocSection {
+            title,
+            schema: schema_of::<T>,
+        }
+    }
+}
+
+fn schema_of<T: schemars::JsonSchema>() -> schemars::Schema {
+    schemars::SchemaGenerator::default().into_root_schema_for::<T>()
+}
+
+/// One document: `.SS title`, then each field as a tagged paragraph (`key` (type): doc), nested
+/// objects indented under their field. Every document also has "tool" and "version".
+fn render_document(d: &DocSection) -> String {
+    let schema = (d.schema)();
+    let root = schema.as_value();
+    let mut out = format!(".SS \"{}\"\n", d.title.replace('"', "'"));
+    let mut intro = String::from("An object with \"tool\" and \"version\" first");
+    if let Some(desc) = root.get("description").and_then(|v| v.as_str()) {
+        intro.push_str(": ");
+        intro.push_str(&one_paragraph(desc));
+    } else {
+        intro.push('.');
+    }
+    out.push_str(&escape(&intro));
+    render_fields(&mut out, root, root, 0);
+    out
+}
+
+fn one_paragraph(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Follows `$ref` into `$defs`; unwraps `Option` (`anyOf [X, null]`).
+fn resolve<'a>(root: &'a serde_json::Value, s: &'a serde_json::Value) -> &'a serde_json::Value {
+    if let Some(r) = s.get("$ref").and_then(|r| r.as_str()) {
+        if let Some(name) = r.strip_prefix("#/$defs/") {
+            if let Some(def) = root.get("$defs").and_then(|d| d.get(name)) {
+                return resolve(root, def);
+            }
+        }
+    }
+    if let Some(any) = s
+        .get("anyOf")
+        .or_else(|| s.get("oneOf"))
+        .and_then(|a| a.as_array())
+    {
+        let non_null: Vec<_> = any
+            .iter()
+            .filter(|x| x.get("type").and_then(|t| t.as_str()) != Some("null"))
+            .collect();
+        if non_null.len() == 1 {
+            return resolve(root, non_null[0]);
+        }
+    }
+    s
+}
+
+fn nullable(s: &serde_json::Value) -> bool {
+    let null_type = |x: &serde_json::Value| match x.get("type") {
+        Some(serde_json::Value::String(t)) => t == "null",
+        Some(serde_json::Value::Array(ts)) => ts.iter().any(|t| t == "null"),
+        _ => false,
+    };
+    null_type(s)
+        || s.get("anyOf")
+            .or_else(|| s.get("oneOf"))
+            .and_then(|a| a.as_array())
+            .is_some_and(|a| a.iter().any(null_type))
+}
+
+/// A short type: string, integer, object, array of objects, "a" | "b", … or null.
+fn type_name(root: &serde_json::Value, s: &serde_json::Value) -> String {
+    let r = resolve(root, s);
+    let mut t = if let Some(e) = r.get("enum").and_then(|e| e.as_array()) {
+        e.iter()
+            .map(|v| v.to_string())
+            .collect::<Vec<_>>()
+            .join(" | ")
+    } else if let Some(c) = r.get("const") {
+        c.to_string()
+    } else if let Some(alts) = r
+        .get("oneOf")
+        .or_else(|| r.get("anyOf"))
+        .and_then(|a| a.as_array())
+    {
+        let names: Vec<String> = alts
+            .iter()
+            .filter(|x| x.get("type").and_then(|t| t.as_str()) != Some("null"))
+            .map(|x| type_name(root, x))
+            .collect();
+        names.join(" | ")
+    } else {
+        match r.get("type") {
+            Some(serde_json::Value::String(ty)) if ty == "array" => match r.get("items") {
+                Some(items) => format!("array of {}", plural(&type_name(root, items))),
+                None => "array".into(),
+            },
+            Some(serde_json::Value::String(ty))
+                if ty == "object"
+                    && r.get("properties").is_none()
+                    && r.get("additionalProperties").is_some_and(|a| a.is_object()) =>
+            {
+                let v = &r["additionalProperties"];
+                format!("object of NAME: {}", type_name(root, v))
+            }
+            Some(serde_json::Value::String(ty)) => ty.clone(),
+            Some(serde_json::Value::Array(ts)) => ts
+                .iter()
+                .filter_map(|t| t.as_str())
+                .filter(|t| *t != "null")
+                .collect::<Vec<_>>()
+                .join(" | "),
+            _ => "any".into(),
+        }
+    };
+    if nullable(s) || nullable(r) {
+        t.push_str(" or null");
+    }
+    t
+}
+
+fn plural(t: &str) -> String {
+    match t {
+        "string" => "strings".into(),
+        "integer" => "integers".into(),
+        "number" => "numbers".into(),
+        "object" => "objects".into(),
+        "boolean" => "booleans".into(),
+        _ => t.to_string(),
+    }
+}
+
+/// The object whose fields are listed under a field: the field's own object, or its array's
+/// items, or its map's values.
+fn nested_object<'a>(
+    root: &'a serde_json::Value,
+    s: &'a serde_json::Value,
+) -> Option<&'a serde_json::Value> {
+    let r = resolve(root, s);
+    if r.get("properties").is_some() {
+        return Some(r);
+    }
+    for key in ["items", "additionalProperties"] {
+        if let Some(inner) = r.get(key).filter(|v| v.is_object()) {
+            let i = resolve(root, inner);
+            if i.get("properties").is_some() {
+                return Some(i);
+            }
+        }
+    }
+    None
+}
+
+fn render_fields(
+    out: &mut String,
+    root: &serde_json::Value,
+    obj: &serde_json::Value,
+    depth: usize,
+) {
+    let Some(props) = obj.get("properties").and_then(|p| p.as_object()) else {
+        return;
+    };
+    if depth > 6 {
+        return;
+    }
+    for (key, s) in props {
+        let desc = s
+            .get("description")
+            .or_else(|| resolve(root, s).get("description"))
+            .and_then(|d| d.as_str())
+            .map(one_paragraph)
+            .unwrap_or_default();
+        out.push_str(&format!(".TP\n.B {}\n", key));
+        let mut body = format!("({})", type_name(root, s));
+        if !desc.is_empty() {
+            body.push(' ');
+            body.push_str(&desc);
+        }
+        out.push_str(&escape(&body));
+        if let Some(inner) = nested_object(root, s) {
+            if !std::ptr::eq(inner, obj) {
+                out.push_str(".RS\n");
+                render_fields(out, root, inner, depth + 1);
+                out.push_str(".RE\n");
+            }
+        }
+    }
 }
 
 fn escape(s: &str) -> String {
@@ -55,6 +260,9 @@ pub fn render(cmd: clap::Command, extra: &ManExtra) -> String {
     }
     let mut out = String::from_utf8(buf).expect("clap_mangen writes UTF-8");
     section(&mut out, "JSON OUTPUT", extra.json_output);
+    for d in extra.documents {
+        out.push_str(&render_document(d));
+    }
     out.push_str(".SH \"EXIT STATUS\"\n");
     for (code, meaning) in extra.exit_status {
         out.push_str(&format!(".TP\n.B {code}\n{}", escape(meaning)));
@@ -73,4 +281,75 @@ pub fn render(cmd: clap::Command, extra: &ManExtra) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A kept snapshot.
+    #[allow(dead_code)]
+    #[derive(schemars::JsonSchema)]
+    struct Kept {
+        /// Its name.
+        snapshot: String,
+        /// Why it is kept.
+        reasons: Vec<String>,
+    }
+
+    /// What was pruned.
+    #[allow(dead_code)]
+    #[derive(schemars::JsonSchema)]
+    struct Report {
+        /// Nothing was changed.
+        dry_run: bool,
+        /// Kept snapshots, newest first.
+        kept: Vec<Kept>,
+        /// The oldest kept one.
+        oldest_kept: Option<Kept>,
+        /// Per name.
+        sizes: std::collections::BTreeMap<String, u64>,
+        #[allow(clippy::enum_variant_names)]
+        state: State,
+    }
+
+    #[allow(dead_code)]
+    #[derive(schemars::JsonSchema)]
+    #[serde(rename_all = "lowercase")]
+    enum State {
+        Paused,
+        Promoted,
+    }
+
+    #[test]
+    fn documents_render_every_field_with_its_type_and_doc() {
+        let page = render_document(&DocSection::of::<Report>("snap-prune"));
+        assert!(page.starts_with(".SS \"snap-prune\"\n"), "{page}");
+        assert!(page.contains("What was pruned."), "{page}");
+        assert!(
+            page.contains(".B dry_run\n(boolean) Nothing was changed.\n"),
+            "{page}"
+        );
+        assert!(
+            page.contains(".B kept\n(array of objects) Kept snapshots, newest first.\n.RS\n"),
+            "{page}"
+        );
+        assert!(
+            page.contains(".B reasons\n(array of strings) Why it is kept.\n"),
+            "{page}"
+        );
+        assert!(
+            page.contains(".B oldest_kept\n(object or null) The oldest kept one.\n.RS\n"),
+            "{page}"
+        );
+        assert!(
+            page.contains(".B sizes\n(object of NAME: integer) Per name.\n"),
+            "{page}"
+        );
+        assert!(
+            page.contains(".B state\n(\"paused\" | \"promoted\")"),
+            "{page}"
+        );
+        assert_eq!(page.matches(".RS\n").count(), page.matches(".RE\n").count());
+    }
 }

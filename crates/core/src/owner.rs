@@ -125,14 +125,21 @@ mod tests {
     }
 
     #[test]
-    fn root_owned_data_dir_is_refused_when_root() {
-        if !is_root() {
-            return; // only root can own a dir as root here; nothing to check
+    fn root_owned_data_dir_is_refused_and_others_are_their_owners() {
+        // /proc/1 belongs to root on every Linux system, whoever runs the test.
+        let e = data_dir_owner(Path::new("/proc/1")).unwrap_err();
+        assert!(e.to_string().contains("refuses to run as root"), "{e}");
+        assert_eq!(e.exit_code(), 1);
+        let d = tempfile::tempdir().unwrap();
+        if is_root() {
+            // As root, a directory given to another user is that user's.
+            std::os::unix::fs::chown(d.path(), Some(65534), Some(65534)).unwrap();
+            assert_eq!(data_dir_owner(d.path()).unwrap().uid, 65534);
+        } else {
+            let me = current_user().unwrap();
+            let owner = data_dir_owner(d.path()).unwrap();
+            assert_eq!((owner.uid, owner.name), (me.uid, me.name));
         }
-        let d = std::env::temp_dir();
-        let e = data_dir_owner(&d).err();
-        if std::fs::metadata(&d).unwrap().uid() == 0 {
-            assert!(e.unwrap().to_string().contains("refuses to run as root"));
-        }
+        assert!(data_dir_owner(&d.path().join("missing")).is_err());
     }
 }

@@ -81,6 +81,10 @@ impl Outcome {
             code: 0,
         })
     }
+    /// A typed document (see [`crate::doc`]): serialized once, straight from the type.
+    pub fn document<T: crate::Document>(doc: &T) -> Result<Outcome> {
+        Self::json_serialized(doc)
+    }
     pub fn text(text: String) -> Outcome {
         Outcome {
             body: Body::Text(text),

@@ -181,6 +181,7 @@ pub static MAN: pgdr_core::man::ManExtra = pgdr_core::man::ManExtra {
         (1, "The operation failed or was refused and nothing was changed: the file is missing or unreadable, an edit conflicts with an existing rule (see --replace), the file has lines the server rejects, check found errors, or the server rejected the new file under --reload (the previous file was put back)."),
         (2, "Usage error or malformed input: bad arguments, a rule the server would reject, malformed JSON, a file that is not UTF-8."),
     ],
+    documents: &[],
     json_output: "list: {\"file\", \"pg_version\", \"rules\": [{\"file\", \"line\", \"type\", \"database\": [...], \"user\": [...], \"address\", \"netmask\", \"method\", \"options\": {...}, \"comment\"}], \"errors\": [{\"file\", \"line\", \"message\"}]}. Address and netmask are shown as pg_hba_file_rules shows them; a name whose quotes change its meaning (a quoted keyword, +name or @name) keeps its quotes.
 
 add: {\"file\", \"changed\", \"action\" (added, replaced, unchanged), \"line\", \"position\", \"rule\", \"warnings\"}.

@@ -285,7 +285,7 @@ fn exceeded<T: PartialOrd + Copy>(
 mod tests {
     use super::*;
     use crate::model::{Archiver, Report, WalReceiver};
-    use pgdr_core::Lsn;
+    use pgdr_pgformat::Lsn;
 
     fn sender(state: Option<&str>, replay_lag: Option<u64>, secs: Option<f64>) -> Sender {
         let mut s = Sender {

@@ -175,6 +175,7 @@ pub static MAN: ManExtra = ManExtra {
         (2, "CRITICAL: a limit --crit-* exceeded, fewer standbys than --min-standbys, a cut or stalled WAL stream on a standby, a slot that lost WAL, more archive failures than --max-archive-failures."),
         (3, "UNKNOWN: repl-lag cannot tell: bad arguments or connection string (monitoring plugins answer UNKNOWN here, not 2), a server that cannot be reached or refuses the queries, or a role that cannot see the replication columns (grant pg_monitor). With one server that cannot be reached, stdout is empty and stderr has one line."),
     ],
+    documents: &[],
     json_output: "With one server (one -d, or none: PG* variables), the document is that server's report:
 {\"tool\", \"version\", \"server\", \"status\", \"problems\": [{\"severity\", \"message\"}], \"server_version\", \"checked_at\", \"user\", \"can_read_all_stats\", \"role\", ...}.
 With several -d it is {\"tool\", \"version\", \"status\", \"problems\", \"reports\": [report, ...]}: \"status\" is the worst of the reports (OK < WARNING < UNKNOWN < CRITICAL), \"problems\" all their problems prefixed with the server, and a server that cannot be reached is a report with status UNKNOWN and no \"role\".

@@ -8,7 +8,8 @@ use crate::model::{
 };
 use crate::sql;
 use pgdr_core::conn::{error_text, ConnParams};
-use pgdr_core::{Error, Lsn, Result};
+use pgdr_core::{Error, Result};
+use pgdr_pgformat::Lsn;
 use postgres::{SimpleQueryMessage, SimpleQueryRow};
 use std::time::{Duration, Instant};
 

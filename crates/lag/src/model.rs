@@ -3,7 +3,7 @@
 //! Every figure a role cannot see stays `None` (JSON `null`) with a `note` saying why; it is
 //! never turned into a zero lag.
 
-use pgdr_core::Lsn;
+use pgdr_pgformat::Lsn;
 use serde::Serialize;
 
 /// A monitoring-plugin verdict.

@@ -276,6 +276,7 @@ pub static MAN: pgdr_core::man::ManExtra = pgdr_core::man::ManExtra {
         (2, "Usage error: bad arguments, no retention rule, malformed JSON on stdin."),
         (75, "Another snap-take, snap-prune or snap-clone run holds the lock of this data directory (see --wait-lock)."),
     ],
+    documents: &[],
     json_output: "{\"pgdata\", \"backend\", \"dry_run\", \"kept\": [{\"snapshot\", \"created\", \"label\", \"reasons\": [\"newest\", \"last snapshot\", \"hourly snapshot\", \"oldest daily snapshot\", \"within 2d\", \"in the 7d PITR window\", \"base of the 7d PITR window\", ...]}], \"destroyed\": [{\"snapshot\", \"created\", \"label\"}] (with --dry-run: what would be destroyed), \"skipped\": [{\"snapshot\", \"created\", \"label\", \"reason\"}] (the policy would destroy them but a clone depends on them), \"oldest_kept\": {\"snapshot\", \"created\", \"wal_start\", \"timeline\"} (the oldest snap-take snapshot that remains, of any label; null when none) }. Kept snapshots are listed newest first.",
     examples: &[
         ("Preview a policy:", "snap-prune --pgdata /zpdata01/pg --keep-hourly 24 --keep-daily 7 --dry-run"),

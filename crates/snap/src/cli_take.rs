@@ -94,6 +94,7 @@ pub static MAN: pgdr_core::man::ManExtra = pgdr_core::man::ManExtra {
         (2, "Usage error: bad arguments."),
         (75, "Another snap-take, snap-prune or snap-clone run holds the lock of this data directory (see --wait-lock)."),
     ],
+    documents: &[],
     json_output: "The snapshot object: {\"snapshot\": \"pgdr-YYYYmmddTHHMMSSZ[-LABEL]\", \"created\", \"label\", \"pgdata\", \"backend\": \"zfs|btrfs|copy\", \"location\" (pool/ds@name, or the snapshot directory), \"pgdata_rel\" (where PGDATA is inside the snapshot root), \"members\" (zfs: [{\"dataset\", \"rel\"}]), \"tablespaces\" ([{\"oid\", \"target\", \"rel\"}]), \"pg_version\", \"system_identifier\" (a string), \"timeline\", \"checkpoint_lsn\", \"redo_lsn\", \"checkpoint_time\", \"wal_start\" (the oldest WAL file a recovery from it needs: the file of the redo LSN, or of the backup label's START WAL LOCATION), \"wal_segment_size\", \"method\": \"atomic|backup\", \"min_recovery_point\" (when set), \"backup\" (with -d: {\"backup_label\", \"tablespace_map\", \"start_lsn\", \"stop_lsn\", \"from_standby\"}), \"tool_version\"}.",
     examples: &[
         ("An atomic snapshot of a standby's data directory on ZFS, from cron:", "1 * * * * postgres snap-take --pgdata /zpdata01/pg --label hourly"),

@@ -8,13 +8,11 @@
 //!   `destroy_clone(clone)`, `has_clones(name)`, `destroy(meta)`, `lock_path()`.
 //! - [`meta::SnapshotMeta`]: what each snapshot carries (LSNs, `wal_start`, backup label).
 //! - [`take::take`]: takes a snapshot; [`retention::apply`]: the pure retention policy.
-//! - [`control::parse`]: `global/pg_control` without the server.
+//! - PostgreSQL's formats (pg_control, backup_label) come from `pgdr-pgformat`.
 
 pub mod backend;
 pub mod cli_prune;
 pub mod cli_take;
-pub mod control;
-pub mod label;
 pub mod meta;
 pub mod retention;
 pub mod sys;

@@ -1,7 +1,7 @@
 //! What every snapshot carries, and snapshot names `pgdr-YYYYmmddTHHMMSSZ[-LABEL]`.
 
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
-use pgdr_core::Lsn;
+use pgdr_pgformat::Lsn;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 

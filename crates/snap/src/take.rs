@@ -1,11 +1,12 @@
 //! Taking a snapshot: atomic (crash-consistent) or in backup mode held in one session.
 
 use crate::backend::Backend;
-use crate::control::{self, ControlData};
 use crate::meta::{self, BackupInfo, SnapshotMeta};
 use crate::sys;
 use chrono::{DateTime, SubsecRound, Utc};
-use pgdr_core::{Error, Lsn, Result};
+use pgdr_core::{Error, Result};
+use pgdr_pgformat::control::{self, ControlData};
+use pgdr_pgformat::Lsn;
 use std::path::Path;
 
 /// What to take.
@@ -176,7 +177,7 @@ pub fn take(backend: &Backend, opts: &TakeOptions) -> Result<SnapshotMeta> {
         let backup = match session {
             Some(s) => {
                 let (stop_lsn, label_text, map) = s.stop()?;
-                let label = crate::label::parse(&label_text)
+                let label = pgdr_pgformat::backup_label::parse(&label_text)
                     .map_err(|e| Error::failed("cannot read the backup label").because(e))?;
                 Some((stop_lsn, label_text, map, label))
             }

@@ -26,17 +26,31 @@ impl std::fmt::Display for Unavailable {
 }
 
 /// Unwraps a `Result<T, Unavailable>`, or prints a loud SKIPPED line and returns from the test.
+/// Under `PGDR_REQUIRE_ALL=1` (what `make test`, and so CI, sets) a missing facility fails the
+/// test instead: cargo hides a skipped test's output, so a quiet pass would hide it.
 #[macro_export]
 macro_rules! skip_unless {
     ($e:expr) => {
         match $e {
             Ok(v) => v,
             Err(u) => {
+                if $crate::require_all() {
+                    panic!(
+                        "{}: {} (PGDR_REQUIRE_ALL=1: every facility must be here)",
+                        module_path!(),
+                        u
+                    );
+                }
                 eprintln!("\n*** SKIPPED {}: {} ***\n", module_path!(), u);
                 return;
             }
         }
     };
+}
+
+/// Whether `PGDR_REQUIRE_ALL=1`: then a test never skips for a missing facility.
+pub fn require_all() -> bool {
+    std::env::var_os("PGDR_REQUIRE_ALL").is_some_and(|v| v == "1")
 }
 
 /// Whether the tests run as root (then servers run as the `postgres` OS user).

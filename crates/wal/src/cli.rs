@@ -1,12 +1,12 @@
 //! The `wal-archive` command line: push, get, list, verify, prune.
 
-use crate::history;
-use crate::pagehdr;
 use crate::repo::{self, read_header, restore_into, temp_beside, Damage, Repo};
 use crate::stored::{hex, Compression, Header};
-use crate::walname::{Kind, WalName};
 use pgdr_core::error::clean_io_message;
 use pgdr_core::{Error, ErrorKind, Outcome, OutputArgs, Result};
+use pgdr_pgformat::history;
+use pgdr_pgformat::page_header;
+use pgdr_pgformat::wal_name::{Kind, WalName};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -202,8 +202,8 @@ fn read_prefix(f: &mut File, max: usize) -> io::Result<Vec<u8>> {
 /// The (system identifier, segment size) of a segment file, from its long page header.
 fn segment_identity(path: &Path) -> Option<(u64, u64)> {
     let mut f = File::open(path).ok()?;
-    let b = read_prefix(&mut f, pagehdr::LONG_HEADER_LEN).ok()?;
-    let h = pagehdr::parse(&b).ok()?;
+    let b = read_prefix(&mut f, page_header::LONG_HEADER_LEN).ok()?;
+    let h = page_header::parse(&b).ok()?;
     Some((h.system_identifier, h.seg_size as u64))
 }
 
@@ -288,9 +288,9 @@ fn open_repo_for_push(root: &Path, path: &Path, name: &WalName) -> Result<Repo> 
         // Let the regular checks explain what is wrong with the file.
         None if name.kind.is_wal() => Repo::open(root).or_else(|_| {
             let mut f = File::open(path).map_err(io_err(format!("cannot read {}", path.display())))?;
-            let b = read_prefix(&mut f, pagehdr::LONG_HEADER_LEN)
+            let b = read_prefix(&mut f, page_header::LONG_HEADER_LEN)
                 .map_err(io_err(format!("cannot read {}", path.display())))?;
-            Err(match pagehdr::parse(&b) {
+            Err(match page_header::parse(&b) {
                 Err(why) => Error::failed(format!("refusing {}", path.display())).because(why),
                 Ok(_) => Error::failed(format!("cannot create repository {}", root.display())),
             })
@@ -344,8 +344,8 @@ fn push_one(
     let first =
         read_prefix(&mut src, 8192).map_err(io_err(format!("cannot read {}", path.display())))?;
     if name.kind.is_wal() {
-        let h = pagehdr::parse(&first).map_err(refuse)?;
-        pagehdr::check_against_name(&h, name).map_err(refuse)?;
+        let h = page_header::parse(&first).map_err(refuse)?;
+        page_header::check_against_name(&h, name).map_err(refuse)?;
         if h.system_identifier != repo.sysid {
             return Err(refuse(format!(
                 "it belongs to database system {}, the repository to {}",
@@ -621,8 +621,8 @@ fn check_restored(repo: &Repo, name: &WalName, first: &[u8]) -> Result<(), Strin
     if !name.kind.is_wal() {
         return Ok(());
     }
-    let h = pagehdr::parse(first)?;
-    pagehdr::check_against_name(&h, name)?;
+    let h = page_header::parse(first)?;
+    page_header::check_against_name(&h, name)?;
     if h.system_identifier != repo.sysid {
         return Err(format!(
             "it belongs to database system {}, the repository to {}",
@@ -1253,6 +1253,7 @@ pub static MAN: pgdr_core::man::ManExtra = pgdr_core::man::ManExtra {
         (75, "prune: another prune holds the repository's lock (see --wait-lock)."),
         (126, "get only: the file is archived but cannot be read back intact (checksum mismatch, damaged or unreadable file, unreadable or missing repository, DEST cannot be written). Nothing is written to DEST. PostgreSQL treats a restore_command status above 125 as fatal and stops recovery instead of ending it early at the wrong point. No other command exits above 125."),
     ],
+    documents: &[],
     json_output: "\
 push: {\"repo\", \"file\": {\"name\", \"kind\" (segment, partial, backup, history), \"timeline\", \"already_archived\", \"size\", \"stored_size\", \"compression\", \"sha256\"}, \"acknowledged\" (true when an earlier --parallel push had stored it), \"parallel\": {\"pushed\": [file...], \"failed\": [{\"name\", \"error\"}]}}.
 get: {\"name\", \"dest\", \"size\", \"compression\", \"sha256\", \"from_prefetch\", \"prefetch\"}.

@@ -3,10 +3,10 @@
 //! (streamed: decompress, hash, compare).
 
 use crate::stored::{Compression, Header, HEADER_LEN};
-use crate::walname::{Kind, WalName};
 use pgdr_core::error::clean_io_message;
 use pgdr_core::signals::TempFile;
 use pgdr_core::{Error, Result};
+use pgdr_pgformat::wal_name::{Kind, WalName};
 use sha2::{Digest, Sha256};
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
@@ -128,7 +128,7 @@ impl Repo {
                 meta.system_identifier
             ))
         })?;
-        if !crate::walname::valid_seg_size(meta.wal_segment_size) {
+        if !pgdr_pgformat::wal_name::valid_seg_size(meta.wal_segment_size) {
             return Err(
                 Error::failed(format!("cannot open repository {}", root.display())).because(
                     format!(

@@ -14,7 +14,7 @@
 //! 64 4  CRC-32C of bytes 0..64 (u32 LE)
 //! ```
 
-use crate::walname::Kind;
+use pgdr_pgformat::wal_name::Kind;
 
 pub const MAGIC: &[u8; 8] = b"PGDRWAL\0";
 pub const HEADER_LEN: usize = 68;

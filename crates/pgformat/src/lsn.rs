@@ -3,8 +3,22 @@
 use std::fmt;
 use std::str::FromStr;
 
+/// An `XLogRecPtr` (src/include/access/xlogdefs.h): a byte position in the WAL stream.
+/// Serialised as PostgreSQL prints it, `16/B374D848`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Lsn(pub u64);
+
+impl schemars::JsonSchema for Lsn {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Lsn".into()
+    }
+    fn inline_schema() -> bool {
+        true
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "string", "description": "an LSN, as PostgreSQL prints it (16/B374D848)"})
+    }
+}
 
 impl fmt::Display for Lsn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -1,6 +1,6 @@
 //! The backup label `pg_backup_stop` returns (xlogbackup.c `build_backup_content`).
 
-use pgdr_core::Lsn;
+use crate::Lsn;
 
 /// The fields of a backup label a restore needs.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,7 +5,7 @@
 //! all three: PG 17 added `wal_level` to `CheckPoint` inside the padding after
 //! `fullPageWrites`, so nothing moved. x86-64/aarch64 alignment (8-byte int64).
 
-use pgdr_core::Lsn;
+use crate::Lsn;
 
 /// The on-disk size PostgreSQL writes (PG_CONTROL_FILE_SIZE); the struct is at the start.
 pub const PG_CONTROL_FILE_SIZE: usize = 8192;
@@ -66,39 +66,11 @@ impl ControlData {
         self.redo_lsn
             .wal_file_name(self.timeline, self.wal_segment_size as u64)
     }
-    /// The PostgreSQL major version this pg_control format belongs to (the lowest one).
-    pub fn format_major(&self) -> u32 {
-        match self.pg_control_version {
-            1201 => 12,
-            1300 => 13,
-            _ => 17,
-        }
-    }
 }
 
-/// CRC-32C (Castagnoli), as PostgreSQL's `COMP_CRC32C`; reflected, init and xorout all ones.
+/// CRC-32C (Castagnoli), as PostgreSQL's `COMP_CRC32C` (src/include/port/pg_crc32c.h).
 pub fn crc32c(data: &[u8]) -> u32 {
-    static TABLE: std::sync::OnceLock<[u32; 256]> = std::sync::OnceLock::new();
-    let table = TABLE.get_or_init(|| {
-        let mut t = [0u32; 256];
-        for (i, slot) in t.iter_mut().enumerate() {
-            let mut c = i as u32;
-            for _ in 0..8 {
-                c = if c & 1 != 0 {
-                    (c >> 1) ^ 0x82F6_3B78
-                } else {
-                    c >> 1
-                };
-            }
-            *slot = c;
-        }
-        t
-    });
-    let mut crc = !0u32;
-    for &b in data {
-        crc = table[((crc ^ b as u32) & 0xFF) as usize] ^ (crc >> 8);
-    }
-    !crc
+    crc32c::crc32c(data)
 }
 
 fn u32_at(b: &[u8], off: usize) -> u32 {

@@ -1,7 +1,7 @@
 //! Timeline history files (`TTTTTTTT.history`, src/backend/access/transam/timeline.c): one line
 //! per ancestor timeline, `parentTLI <tab> switchpoint <tab> reason`, `#` comments allowed.
 
-use pgdr_core::Lsn;
+use crate::Lsn;
 
 /// One ancestor: timeline `timeline` ended at `switchpoint`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

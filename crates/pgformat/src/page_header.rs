@@ -5,7 +5,7 @@
 //! `xlp_magic u16 @0, xlp_info u16 @2, xlp_tli u32 @4, xlp_pageaddr u64 @8, xlp_rem_len u32 @16,
 //! (pad to 24), xlp_sysid u64 @24, xlp_seg_size u32 @32, xlp_xlog_blcksz u32 @36`.
 
-use crate::walname::{valid_seg_size, WalName};
+use crate::wal_name::{valid_seg_size, WalName};
 
 /// Bytes needed to parse the long header.
 pub const LONG_HEADER_LEN: usize = 40;
