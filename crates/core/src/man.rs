@@ -49,13 +49,12 @@ fn render_document(d: &DocSection) -> String {
     let schema = (d.schema)();
     let root = schema.as_value();
     let mut out = format!(".SS \"{}\"\n", d.title.replace('"', "'"));
-    let mut intro = String::from("An object with \"tool\" and \"version\" first");
+    let mut intro = String::new();
     if let Some(desc) = root.get("description").and_then(|v| v.as_str()) {
-        intro.push_str(": ");
         intro.push_str(&one_paragraph(desc));
-    } else {
-        intro.push('.');
+        intro.push(' ');
     }
+    intro.push_str("Keys, after \"tool\" and \"version\":");
     out.push_str(&escape(&intro));
     render_fields(&mut out, root, root, 0);
     out

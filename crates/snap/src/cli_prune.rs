@@ -1,11 +1,12 @@
 //! snap-prune: a retention policy over snap-take's snapshots.
 
 use crate::backend::{Backend, BackendKind};
+use crate::doc::{KeptSnapshot, OldestKept, PruneReport, SkippedSnapshot, SnapshotRef};
 use crate::meta::SnapshotMeta;
 use crate::retention::{self, Calendar, Item, Policy};
 use clap::Parser;
 use pgdr_core::{Error, Outcome, OutputArgs, Result};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 const AFTER_HELP: &str = "\
@@ -147,8 +148,12 @@ fn target_from_doc(doc: &Value) -> Result<(PathBuf, Option<BackendKind>, Option<
     Ok((PathBuf::from(pgdata), kind, store))
 }
 
-fn brief(m: &SnapshotMeta) -> Value {
-    json!({"snapshot": m.snapshot, "created": m.created, "label": m.label})
+fn brief(m: &SnapshotMeta) -> SnapshotRef {
+    SnapshotRef {
+        snapshot: m.snapshot.clone(),
+        created: m.created,
+        label: m.label.clone(),
+    }
 }
 
 pub fn run(args: Args) -> Result<Outcome> {
@@ -226,15 +231,21 @@ pub fn run(args: Args) -> Result<Outcome> {
         // oldest first, so a failure part-way leaves the newest ones
         let m = by_name(&v.name);
         if v.keep() {
-            let mut b = brief(m);
-            b["reasons"] = json!(v.reasons);
-            kept.push(b);
+            kept.push(KeptSnapshot {
+                snapshot: m.snapshot.clone(),
+                created: m.created,
+                label: m.label.clone(),
+                reasons: v.reasons.iter().map(|r| r.to_string()).collect(),
+            });
             continue;
         }
         if backend.has_clones(&m.snapshot)? {
-            let mut b = brief(m);
-            b["reason"] = json!("a clone depends on it");
-            skipped.push(b);
+            skipped.push(SkippedSnapshot {
+                snapshot: m.snapshot.clone(),
+                created: m.created,
+                label: m.label.clone(),
+                reason: "a clone depends on it".into(),
+            });
             continue;
         }
         if !args.dry_run {
@@ -255,18 +266,24 @@ pub fn run(args: Args) -> Result<Outcome> {
     kept.reverse();
     // The oldest snapshot that still exists afterwards (of any label): WAL older than its
     // wal_start is no longer needed by any snapshot.
-    let oldest = all.iter().find(|m| !gone.contains(&m.snapshot)).map(|m| {
-        json!({"snapshot": m.snapshot, "created": m.created, "wal_start": m.wal_start, "timeline": m.timeline})
-    });
-    Outcome::json(json!({
-        "pgdata": pgdata,
-        "backend": backend.kind().name(),
-        "dry_run": args.dry_run,
-        "kept": kept,
-        "destroyed": destroyed,
-        "skipped": skipped,
-        "oldest_kept": oldest,
-    }))
+    let oldest_kept = all
+        .iter()
+        .find(|m| !gone.contains(&m.snapshot))
+        .map(|m| OldestKept {
+            snapshot: m.snapshot.clone(),
+            created: m.created,
+            wal_start: m.wal_start.clone(),
+            timeline: m.timeline,
+        });
+    Outcome::document(&PruneReport {
+        pgdata,
+        backend: backend.kind().name().into(),
+        dry_run: args.dry_run,
+        kept,
+        destroyed,
+        skipped,
+        oldest_kept,
+    })
 }
 
 pub static MAN: pgdr_core::man::ManExtra = pgdr_core::man::ManExtra {
@@ -276,8 +293,8 @@ pub static MAN: pgdr_core::man::ManExtra = pgdr_core::man::ManExtra {
         (2, "Usage error: bad arguments, no retention rule, malformed JSON on stdin."),
         (75, "Another snap-take, snap-prune or snap-clone run holds the lock of this data directory (see --wait-lock)."),
     ],
-    documents: &[],
-    json_output: "{\"pgdata\", \"backend\", \"dry_run\", \"kept\": [{\"snapshot\", \"created\", \"label\", \"reasons\": [\"newest\", \"last snapshot\", \"hourly snapshot\", \"oldest daily snapshot\", \"within 2d\", \"in the 7d PITR window\", \"base of the 7d PITR window\", ...]}], \"destroyed\": [{\"snapshot\", \"created\", \"label\"}] (with --dry-run: what would be destroyed), \"skipped\": [{\"snapshot\", \"created\", \"label\", \"reason\"}] (the policy would destroy them but a clone depends on them), \"oldest_kept\": {\"snapshot\", \"created\", \"wal_start\", \"timeline\"} (the oldest snap-take snapshot that remains, of any label; null when none) }. Kept snapshots are listed newest first.",
+    documents: &[pgdr_core::man::DocSection::of::<PruneReport>("snap-prune")],
+    json_output: "",
     examples: &[
         ("Preview a policy:", "snap-prune --pgdata /zpdata01/pg --keep-hourly 24 --keep-daily 7 --dry-run"),
         ("Keep point-in-time recovery possible for a week, plus monthly snapshots for half a year:", "snap-prune --pgdata /zpdata01/pg --pitr-window 7d --keep-monthly 6"),

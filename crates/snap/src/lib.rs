@@ -13,6 +13,7 @@
 pub mod backend;
 pub mod cli_prune;
 pub mod cli_take;
+pub mod doc;
 pub mod meta;
 pub mod retention;
 pub mod sys;
