@@ -115,6 +115,19 @@ impl ToolOutput {
         );
         doc
     }
+    /// The one JSON document on stdout as the producer's type `T` (a
+    /// `pgdr_core::Document`): `"tool"` must be one of `T`'s producers and every other key a
+    /// field of `T` (`deny_unknown_fields`), so the test locks the document's keys.
+    pub fn document<T: pgdr_core::Document>(&self) -> T {
+        let _ = self.json(); // exactly one document, newline-terminated
+        pgdr_core::doc::parse::<T>(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "not a {} document: {e}\n{}",
+                T::PRODUCERS.join("/"),
+                self.stdout
+            )
+        })
+    }
     /// Asserts a failure shape: empty stdout and exactly one `TOOL: …` line on stderr.
     pub fn expect_error(self, code: i32, tool: &str) -> Self {
         let s = self.expect_code(code);
