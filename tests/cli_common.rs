@@ -16,7 +16,7 @@ fn usage_code(name: &str) -> i32 {
 
 #[test]
 fn every_tool_is_built_and_listed_once() {
-    let tools = pgdr::tools();
+    let tools = pgdr_docgen::tools();
     assert!(!tools.is_empty());
     let mut names: Vec<_> = tools.iter().map(|t| t.name).collect();
     names.sort();
@@ -34,7 +34,7 @@ fn every_tool_is_built_and_listed_once() {
 
 #[test]
 fn help_has_examples_and_version_matches() {
-    for t in pgdr::tools() {
+    for t in pgdr_docgen::tools() {
         let help = tool(t.name).arg("--help").run().ok();
         assert!(
             help.stdout.contains("Usage:"),
@@ -57,7 +57,7 @@ fn help_has_examples_and_version_matches() {
 
 #[test]
 fn unknown_flag_is_one_line_usage_error() {
-    for t in pgdr::tools() {
+    for t in pgdr_docgen::tools() {
         tool(t.name)
             .arg("--no-such-flag")
             .run()
@@ -68,7 +68,7 @@ fn unknown_flag_is_one_line_usage_error() {
 #[test]
 fn man_pages_have_the_required_sections() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("man/man1");
-    for t in pgdr::tools() {
+    for t in pgdr_docgen::tools() {
         let page = std::fs::read_to_string(dir.join(format!("{}.1", t.name)))
             .unwrap_or_else(|e| panic!("man page of {}: {e}", t.name));
         for section in ["SYNOPSIS", "JSON OUTPUT", "EXIT STATUS", "EXAMPLES"] {

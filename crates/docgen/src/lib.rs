@@ -1,5 +1,7 @@
-//! The pgdr package: the seven tools' binaries live in `bin/`, each a call into its domain
-//! crate. This library is the one list of them, used by the man-page generator and the tests.
+//! pgdr-docgen: the one list of pgdr's tools (name, clap definition, man-page extras), and
+//! what is generated from it: the man pages (`pgdr-docgen write|check DIR`). The binaries in
+//! `bin/` are each a call into their domain crate; the tests of every tool (tests/cli_common.rs)
+//! walk this list too.
 
 /// A tool: its name, its clap definition and the hand-written parts of its man page.
 pub struct Tool {
