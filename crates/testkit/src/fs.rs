@@ -37,6 +37,48 @@ pub struct ZfsPool {
     pub name: String,
     pub mountpoint: PathBuf,
     _dir: tempfile::TempDir,
+    _machine: MachineZfsLock,
+}
+
+/// One test process at a time uses zfs-fuse's single daemon: several processes creating and
+/// destroying pools at once have wedged it (every open() hanging). Within a process, tests
+/// share the lock (as they always shared the daemon); the file lock is held while any of the
+/// process's pools exists.
+#[derive(Debug)]
+struct MachineZfsLock;
+
+static HOLDERS: std::sync::Mutex<Option<(std::fs::File, usize)>> = std::sync::Mutex::new(None);
+
+impl MachineZfsLock {
+    fn take() -> MachineZfsLock {
+        let mut h = HOLDERS.lock().unwrap_or_else(|p| p.into_inner());
+        match h.as_mut() {
+            Some((_, n)) => *n += 1,
+            None => {
+                let f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open("/tmp/pgdr-testkit-zfs.lock")
+                    .expect("open /tmp/pgdr-testkit-zfs.lock");
+                f.lock().expect("lock /tmp/pgdr-testkit-zfs.lock");
+                *h = Some((f, 1));
+            }
+        }
+        MachineZfsLock
+    }
+}
+
+impl Drop for MachineZfsLock {
+    fn drop(&mut self) {
+        let mut h = HOLDERS.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, n)) = h.as_mut() {
+            *n -= 1;
+            if *n == 0 {
+                *h = None; // closing the file releases the lock
+            }
+        }
+    }
 }
 
 impl ZfsPool {
@@ -52,6 +94,7 @@ impl ZfsPool {
                 "no zpool/zfs command (apt-get install zfs-fuse, or run make deps)".into(),
             ));
         }
+        let machine = MachineZfsLock::take();
         ensure_zfs_daemon()?;
         let dir = tempfile::Builder::new()
             .prefix("pgdr-zfs-")
@@ -76,6 +119,7 @@ impl ZfsPool {
                         name,
                         mountpoint,
                         _dir: dir,
+                        _machine: machine,
                     })
                 }
                 Err(e) => last = e,
