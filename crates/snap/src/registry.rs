@@ -101,14 +101,14 @@ impl Registry {
         }
         use std::os::unix::fs::DirBuilderExt;
         match std::fs::DirBuilder::new().mode(0o700).create(&self.dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(Error::failed(
-                self.cannot_create(),
-            )
-            .because(pgdr_core::error::clean_io_message(&e.to_string()))
-            .hint(format!(
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                return Err(Error::failed(self.cannot_create())
+                    .because(pgdr_core::error::clean_io_message(&e.to_string()))
+                    .hint(format!(
                 "create it once as root (install -d -o postgres -m 700 {}), or set PGDR_CLONE_DIR",
                 self.dir.display()
-            ))),
+            )))
+            }
             _ => {}
         }
         give_to(&self.dir, owner)
