@@ -225,7 +225,10 @@ pub static MAN: pgdr_core::man::ManExtra = pgdr_core::man::ManExtra {
         ("Keep point-in-time recovery possible for a week, plus monthly snapshots for half a year:", "snap-prune --pgdata /zpdata01/pg --pitr-window 7d --keep-monthly 6"),
         ("After snap-take, and before pruning the WAL archive to what the remaining snapshots need:", "snap-take --pgdata /zpdata01/pg | snap-prune - --keep-hourly 24 --keep-daily 7 | wal-archive prune - --repo /zpdata02/wal"),
     ],
-    extra_sections: &[],
+    extra_sections: &[(
+        "FILES",
+        "The lock is .lock in the snapshot store (.pgdr-snapshots/NAME beside the data directory, or --snapshot-dir), shared with snap-take and snap-clone, by root and the data directory's owner alike, and removed when the run ends (a dry run takes none). Which snapshots have clones comes from the host's clone registry, $PGDR_CLONE_DIR (default /var/lib/pgdr/clones), and for ZFS also from the datasets' origins.",
+    )],
 };
 
 pub fn main() -> std::process::ExitCode {
