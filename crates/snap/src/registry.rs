@@ -146,13 +146,20 @@ impl Registry {
         })
     }
 
-    /// Whether the record of `rec` was written by root or by the owner of the clone it
-    /// names: a record anyone else planted must never make root stop or remove something.
+    /// Whether the record of `rec` was written by root or by the owner of the clone it names
+    /// (its data directory, and for a copy, whose removal is a plain recursive delete, its
+    /// root too): a record anyone else planted must never make root stop or remove something.
+    /// (btrfs removes only a subvolume, zfs only a dataset carrying pgdr:clone.)
     pub fn trusted(&self, rec: &CloneRecord) -> bool {
         let uid = |p: &Path| std::fs::symlink_metadata(p).ok().map(|m| m.uid());
         match uid(&self.record_path(&rec.clone)) {
             Some(0) => true,
-            Some(u) => uid(&rec.root) == Some(u),
+            Some(u) => {
+                let path_ok = uid(&rec.path).is_none_or(|p| p == u);
+                let root_ok =
+                    rec.backend != BackendKind::Copy || uid(&rec.root).is_none_or(|r| r == u);
+                path_ok && root_ok && rec.path.starts_with(&rec.root)
+            }
             None => false,
         }
     }
