@@ -50,8 +50,8 @@ pub struct Args {
     /// Storage backend: zfs, btrfs or copy (default: detected from PGDATA: zfs, btrfs, else copy).
     #[arg(long, value_enum, hide_possible_values = true)]
     pub backend: Option<BackendKind>,
-    /// Where btrfs and copy snapshots are kept (default: .pgdr-snapshots/NAME beside the
-    /// subvolume or data directory).
+    /// The snapshot store: btrfs and copy snapshots, and every backend's lock (default:
+    /// .pgdr-snapshots/NAME beside the data directory, subvolume or dataset).
     #[arg(long, value_name = "DIR")]
     pub snapshot_dir: Option<PathBuf>,
     /// Wait up to this many seconds for another run on the same data directory.
@@ -95,7 +95,7 @@ pub static MAN: pgdr_core::man::ManExtra = pgdr_core::man::ManExtra {
     ],
     extra_sections: &[(
         "FILES",
-        "The snapshot store, .pgdr-snapshots/NAME beside the data directory (btrfs: beside its subvolume) or --snapshot-dir, holds btrfs and copy snapshots, their JSON sidecars, and .lock, the lock every snap-take, snap-prune and snap-clone run takes for these snapshots (removed when the run ends; created readable by all, so root's and the postgres user's runs share it). Created by root, the store and the sidecars belong to the data directory's owner.",
+        "The snapshot store, .pgdr-snapshots/NAME beside the data directory (btrfs: beside its subvolume; zfs: beside its dataset's mountpoint, so it is in no snapshot) or --snapshot-dir, holds btrfs and copy snapshots, their JSON sidecars, and .lock, the lock every snap-take, snap-prune and snap-clone run takes for these snapshots (removed when the run ends; created readable by all, so root's and the postgres user's runs share it). Created by root, the store and the sidecars belong to the data directory's owner.",
     ), (
         "CONSISTENCY",
         "PGDATA's filesystem is asked of the kernel (statfs) first: a zfs or btrfs command is run only when PGDATA is on ZFS or btrfs, so a broken zfs (no zfs-fuse daemon) never fails a snapshot of a data directory elsewhere.\nzfs: one 'zfs snapshot -r' of the dataset holding PGDATA covers it and every child dataset in one instant, so pg_wal and tablespaces may live in child datasets. Anything on another dataset, pool or filesystem is refused.\nbtrfs: snapshots are not recursive; pg_wal and tablespaces must be in the PGDATA subvolume.\ncopy: a copy takes time, so it is refused while the server runs unless -d is given; then pg_wal is copied after pg_backup_stop, so the copy holds every WAL file from wal_start to the backup's end.\nThe metadata is read from the snapshot's own global/pg_control (CRC-32C checked); with zfs-fuse, which has no .zfs directory, it is read from the live file when the checkpoint did not change across the snapshot, else through a temporary clone.",

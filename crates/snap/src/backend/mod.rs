@@ -1,10 +1,10 @@
 //! Snapshot backends behind one interface: zfs (the dataset holding PGDATA), btrfs (its
 //! subvolume) and copy (a directory copy with reflinks where the filesystem has them).
 //!
-//! Every backend has a snapshot store, a directory beside the data directory
-//! (`.pgdr-snapshots/NAME`, or `--snapshot-dir`): btrfs and copy keep their snapshots and
-//! metadata sidecars there, and every backend keeps its lock there, so the lock lives beside
-//! what it protects. Created by root, the store belongs to the data directory's owner, like
+//! Every backend has a snapshot store, `.pgdr-snapshots/NAME` beside the data directory
+//! (copy), its subvolume (btrfs) or its dataset's mountpoint (zfs), or `--snapshot-dir`:
+//! btrfs and copy keep their snapshots and metadata sidecars there, and every backend keeps
+//! its lock there, so the lock lives beside what it protects and never inside a snapshot. Created by root, the store belongs to the data directory's owner, like
 //! everything else of PostgreSQL's.
 //!
 //! Every snapshot carries a [`SnapshotMeta`]; only snapshots that carry one (made by

@@ -24,7 +24,8 @@ pub const PROP_CLONE: &str = "pgdr:clone";
 #[derive(Debug, Clone)]
 pub struct Zfs {
     pub pgdata: PathBuf,
-    /// The snapshot store: only the lock lives there (the snapshots are the dataset's).
+    /// The snapshot store (`.pgdr-snapshots/NAME` beside the dataset's mountpoint): only the
+    /// lock lives there (the snapshots are the dataset's).
     pub store: PathBuf,
     /// The dataset holding PGDATA.
     pub dataset: String,
@@ -111,9 +112,11 @@ impl Zfs {
             }
         }
         let openzfs = run("zfs", &["version"]).is_ok();
+        // Beside the dataset, as btrfs's beside its subvolume: inside it, the lock would be
+        // in every snapshot and clone.
         let store = match store {
             Some(s) => s.to_path_buf(),
-            None => super::default_store(pgdata)?,
+            None => super::default_store(&mountpoint)?,
         };
         Ok(Some(Zfs {
             pgdata: pgdata.to_path_buf(),
