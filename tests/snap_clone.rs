@@ -4,8 +4,10 @@
 //! cloned to several target times; clones never touch production; every failure leaves no
 //! clone and no server behind.
 
+use pgdr_clone::doc::{CloneList, CloneReport, DestroyReport, ListedClone};
+use pgdr_snap::registry::Registry;
+use pgdr_snap::SnapshotMeta;
 use pgdr_testkit::{skip_unless, tool, BtrfsMount, Cluster, ToolCommand, ZfsPool};
-use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -21,8 +23,8 @@ struct Drill {
     /// (start, end) of each batch's commit, as the primary's clock saw them; batch i is
     /// index i-1.
     batches: Vec<(String, String)>,
-    /// Snapshot names by label.
-    snaps: Vec<(String, Value)>,
+    /// Snapshots by label: the document snap-take printed, as printed and as read.
+    snaps: Vec<(String, String, SnapshotMeta)>,
     /// Times recorded for targets.
     marks: Vec<(&'static str, String)>,
     extra: Vec<String>,
@@ -80,16 +82,27 @@ impl Drill {
         if self.extra.iter().any(|e| e == "copy") {
             t = t.args(["-d", &self.standby.conninfo()]);
         }
-        let doc = t.run().ok().json();
-        self.snaps.push((label.to_string(), doc));
+        let out = t.run().ok();
+        let doc = out.document::<SnapshotMeta>();
+        self.snaps.push((label.to_string(), out.stdout, doc));
     }
 
-    fn snap(&self, label: &str) -> &Value {
-        &self.snaps.iter().find(|(l, _)| l == label).unwrap().1
+    fn snap(&self, label: &str) -> &SnapshotMeta {
+        &self.snaps.iter().find(|(l, _, _)| l == label).unwrap().2
+    }
+
+    /// snap-take's document of the snapshot, as it printed it.
+    fn snap_text(&self, label: &str) -> String {
+        self.snaps
+            .iter()
+            .find(|(l, _, _)| l == label)
+            .unwrap()
+            .1
+            .clone()
     }
 
     fn name(&self, label: &str) -> String {
-        self.snap(label)["snapshot"].as_str().unwrap().to_string()
+        self.snap(label).snapshot.clone()
     }
 
     /// The batches whose commit had finished by `t` (a time recorded between batches).
@@ -119,11 +132,19 @@ impl Drill {
         v
     }
 
-    fn list(&self) -> Vec<Value> {
-        self.sc().arg("--list").run().ok().json()["clones"]
-            .as_array()
-            .unwrap()
-            .clone()
+    fn list(&self) -> Vec<ListedClone> {
+        self.sc()
+            .arg("--list")
+            .run()
+            .ok()
+            .document::<CloneList>()
+            .clones
+    }
+
+    fn registry(&self) -> Registry {
+        Registry {
+            dir: self.registry.path().to_path_buf(),
+        }
     }
 
     fn backend(&self) -> pgdr_snap::Backend {
@@ -136,10 +157,22 @@ impl Drill {
         pgdr_snap::Backend::detect(&data, kind, None).unwrap()
     }
 
-    /// Nothing left: no record, no backend clone, no server on the port.
+    /// Nothing left: no record, no clone storage, no server on the port.
     fn assert_nothing_left(&self, port: Option<u16>) {
         assert!(self.list().is_empty(), "{:?}", self.list());
-        assert!(self.backend().clones().unwrap().is_empty());
+        assert!(self.registry().list().unwrap().is_empty());
+        let parent = clone_parent(&self.backend());
+        let left: Vec<_> = std::fs::read_dir(&parent)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert!(
+            left.is_empty(),
+            "clones left in {}: {left:?}",
+            parent.display()
+        );
         if let Some(p) = port {
             assert!(std::net::TcpStream::connect(("127.0.0.1", p)).is_err());
         }
@@ -174,11 +207,11 @@ fn postgres_running_under(dir: &Path) -> bool {
     })
 }
 
-fn rows(doc: &Value) -> (Vec<i64>, i64) {
+fn rows(doc: &CloneReport) -> (Vec<i64>, i64) {
     let conn = format!(
         "host={} port={} user=postgres dbname=postgres",
-        doc["socket_dir"].as_str().unwrap(),
-        doc["port"]
+        doc.socket_dir.display(),
+        doc.port
     );
     let mut c = postgres::Client::connect(&conn, postgres::NoTls).unwrap();
     let batches: Vec<i64> = c
@@ -326,26 +359,31 @@ fn seed_drill(d: &Drill) {
             .args(["--name", name, "--repo", &repo, "--start", "--wait", "120"])
             .run()
             .ok();
-        let doc = out.json();
-        assert_eq!(doc["clone"], name);
-        assert_eq!(doc["recovery"]["state"], "paused", "{doc}");
-        assert!(doc["recovery"]["reached_lsn"].is_string(), "{doc}");
+        let doc = out.document::<CloneReport>();
+        assert_eq!(doc.clone, name);
+        assert_eq!(doc.recovery.state, "paused", "{doc:?}");
+        assert!(doc.recovery.reached_lsn.is_some(), "{doc:?}");
         if name.starts_with("gap4") || name == "gap4" {
-            assert_eq!(doc["snapshot"], d.name("b").as_str(), "{doc}");
+            assert_eq!(doc.snapshot, d.name("b"), "{doc:?}");
         }
         if name == "just-after-a" || name == "gap2" {
-            assert_eq!(doc["snapshot"], d.name("a").as_str(), "{doc}");
+            assert_eq!(doc.snapshot, d.name("a"), "{doc:?}");
         }
         let (got, n) = rows(&doc);
-        assert_eq!(got, want, "{name}: {doc}");
+        assert_eq!(got, want, "{name}: {doc:?}");
         assert_eq!(n, want.len() as i64 * ROWS, "{name}");
         let listed = d.list();
         assert_eq!(listed.len(), 1);
-        assert_eq!(listed[0]["clone"], name);
-        assert_eq!(listed[0]["running"], true);
-        let gone = d.sc().args(["--destroy", name]).run().ok().json();
-        assert_eq!(gone["stopped"], true);
-        assert!(!Path::new(doc["path"].as_str().unwrap()).exists());
+        assert_eq!(listed[0].clone, name);
+        assert!(listed[0].running);
+        let gone = d
+            .sc()
+            .args(["--destroy", name])
+            .run()
+            .ok()
+            .document::<DestroyReport>();
+        assert!(gone.stopped);
+        assert!(!doc.path.exists());
     }
     d.assert_nothing_left(None);
 
@@ -372,14 +410,14 @@ fn seed_drill(d: &Drill) {
         .args(["--recovery-target-action", "promote", "--start"])
         .run()
         .ok()
-        .json();
-    assert_eq!(doc["recovery"]["state"], "promoted", "{doc}");
+        .document::<CloneReport>();
+    assert_eq!(doc.recovery.state, "promoted", "{doc:?}");
     let (got, _) = rows(&doc);
     assert_eq!(got, d.expected(&d.at("gap2")));
     let conn = format!(
         "host={} port={} user=postgres dbname=postgres",
-        doc["socket_dir"].as_str().unwrap(),
-        doc["port"]
+        doc.socket_dir.display(),
+        doc.port
     );
     let mut c = postgres::Client::connect(&conn, postgres::NoTls).unwrap();
     c.batch_execute(
@@ -445,10 +483,10 @@ fn zfs_discovery(d: &Drill, pool: &ZfsPool) {
     let ours = format!("{}/", pool.dataset("pg").split('/').next().unwrap());
     let foreign = foreign_pgdr_snapshots(&ours);
     if foreign.is_empty() {
-        let doc = found.ok().json();
-        assert_eq!(doc["snapshot"], d.name("b").as_str(), "{doc}");
-        assert_eq!(doc["recovery"]["state"], "paused", "{doc}");
-        assert_eq!(rows(&doc).0, d.expected(&d.at("gap4")), "{doc}");
+        let doc = found.ok().document::<CloneReport>();
+        assert_eq!(doc.snapshot, d.name("b"), "{doc:?}");
+        assert_eq!(doc.recovery.state, "paused", "{doc:?}");
+        assert_eq!(rows(&doc).0, d.expected(&d.at("gap4")), "{doc:?}");
         d.sc().args(["--destroy", "found"]).run().ok();
     } else {
         // Another pool of this machine has snap-take snapshots: the search must name both.
@@ -517,12 +555,10 @@ fn zfs_discovery(d: &Drill, pool: &ZfsPool) {
         .args(["--repo", &repo])
         .run()
         .ok()
-        .json();
-    assert_eq!(doc["snapshot"], d.name("a").as_str(), "{doc}");
-    assert_eq!(doc["recovery"]["state"], "configured", "{doc}");
-    assert!(Path::new(doc["path"].as_str().unwrap())
-        .join("recovery.signal")
-        .is_file());
+        .document::<CloneReport>();
+    assert_eq!(doc.snapshot, d.name("a"), "{doc:?}");
+    assert_eq!(doc.recovery.state, "configured", "{doc:?}");
+    assert!(doc.path.join("recovery.signal").is_file());
     d.sc().args(["--destroy", "byname"]).run().ok();
     d.assert_nothing_left(None);
 }
@@ -540,7 +576,7 @@ fn copy_seed_drill_and_failures() {
     let dir = pgdr_testkit::short_tempdir("pgdr-cc-");
     let mut d = drill(&dir.path().join("data"), &["--backend", "copy"]);
     // The copy is in backup mode: the clone gets the backup label back.
-    assert!(d.snap("a")["backup"]["backup_label"].is_string());
+    assert!(d.snap("a").backup.is_some());
     seed_drill(&d);
     failures(&mut d);
 }
@@ -615,7 +651,8 @@ fn failures(d: &mut Drill) {
     d.assert_nothing_left(None);
 
     // Missing WAL: a restore_command that finds nothing, and a target past the snapshot's
-    // own WAL. PostgreSQL stops; the clone is rolled back with the log's reason.
+    // own WAL. PostgreSQL stops; the clone is rolled back, and the one line says where the
+    // WAL it could get ends (SPEC --recovery-target latest: not the server's FATAL).
     let out = d
         .sc()
         .args(d.clone_args())
@@ -628,9 +665,15 @@ fn failures(d: &mut Drill) {
         .args(["--name", "nowal", "--restore-command", "false", "--start"])
         .run()
         .expect_error(1, T);
-    assert!(out.stderr.contains("server log:"), "{}", out.stderr);
-    assert!(out.stderr.contains("recovery"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("archived WAL ends at"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("recover"), "{}", out.stderr);
+    assert!(!out.stderr.contains("server log:"), "{}", out.stderr);
     d.assert_nothing_left(None);
+    latest(d);
 
     // The server fails to start: the snapshot's configuration has a setting PostgreSQL
     // rejects at startup.
@@ -698,8 +741,7 @@ fn failures(d: &mut Drill) {
         .run()
         .expect_error(1, T);
     std::fs::create_dir_all(d.registry.path()).unwrap();
-    let _held =
-        pgdr_core::lock::acquire(&d.registry.path().join("locked.lock"), "test", None).unwrap();
+    let _held = d.registry().lock("locked", None).unwrap();
     d.sc()
         .args(d.clone_args())
         .args(["--snapshot", &d.name("a"), "--name", "locked"])
@@ -708,12 +750,20 @@ fn failures(d: &mut Drill) {
 
     d.sc()
         .args(["-", "--name", "tiny", "--shared-buffers", "64kB"])
-        .stdin(d.snap("b").to_string())
+        .stdin(d.snap_text("b"))
         .run()
         .expect_error(2, T);
+    // '-' takes snap-take's document only: another tool's is a usage error naming it.
+    let out = d
+        .sc()
+        .args(["-", "--name", "foreign"])
+        .stdin(r#"{"tool":"snap-prune","version":"0.1.0"}"#)
+        .run()
+        .expect_error(2, T);
+    assert!(out.stderr.contains("snap-prune"), "{}", out.stderr);
 
     // '-' takes snap-take's document; without --start the clone is only configured.
-    let doc = d.snap("b").to_string();
+    let doc = d.snap_text("b");
     let out = d
         .sc()
         .args([
@@ -728,10 +778,10 @@ fn failures(d: &mut Drill) {
         .stdin(doc)
         .run()
         .ok()
-        .json();
-    assert_eq!(out["recovery"]["state"], "configured");
-    assert_eq!(out["snapshot"], d.name("b").as_str());
-    let path = PathBuf::from(out["path"].as_str().unwrap());
+        .document::<CloneReport>();
+    assert_eq!(out.recovery.state, "configured");
+    assert_eq!(out.snapshot, d.name("b"));
+    let path = out.path.clone();
     assert!(path.join("recovery.signal").is_file());
     assert!(!path.join("standby.signal").exists());
     assert!(path.join("backup_label").is_file());
@@ -741,7 +791,118 @@ fn failures(d: &mut Drill) {
     assert!(auto.contains("shared_buffers = '262144kB'"), "{auto}");
     assert!(auto.contains(" --prefetch 4'"), "{auto}");
     // snap-prune sees the clone and keeps its snapshot.
-    assert!(d.backend().has_clones(&d.name("b")).unwrap());
+    assert!(d.backend().has_clones(&d.registry(), &d.name("b")).unwrap());
     d.sc().args(["--destroy", "piped"]).run().ok();
     d.assert_nothing_left(None);
+}
+
+/// SPEC `--recovery-target latest`: everything the archive has, paused at its end (or
+/// promoted); a target after the last archived WAL is one readable line naming where the
+/// archive ends, and the clone is rolled back.
+fn latest(d: &Drill) {
+    let repo = d.repo.display().to_string();
+    let every: Vec<i64> = (1..=d.batches.len() as i64).collect();
+    for (name, action, state) in [
+        ("all", "pause", "paused"),
+        ("all-rw", "promote", "promoted"),
+    ] {
+        let doc = d
+            .sc()
+            .args(d.clone_args())
+            .args(["--snapshot", &d.name("a"), "--recovery-target", "latest"])
+            .args(["--recovery-target-action", action])
+            .args(["--name", name, "--repo", &repo, "--start", "--wait", "120"])
+            .run()
+            .ok()
+            .document::<CloneReport>();
+        assert_eq!(doc.recovery.target, "latest");
+        assert_eq!(doc.recovery.state, state, "{doc:?}");
+        let (got, n) = rows(&doc);
+        assert_eq!(got, every, "{name}: {doc:?}");
+        assert_eq!(n, every.len() as i64 * ROWS);
+        d.sc().args(["--destroy", name]).run().ok();
+    }
+    d.assert_nothing_left(None);
+    // After the last archived WAL: the primary's clock now is after every archived commit.
+    let after = d.now();
+    let out = d
+        .sc()
+        .args(d.clone_args())
+        .args(["--snapshot", &d.name("b"), "--recovery-target-time", &after])
+        .args([
+            "--name", "beyond", "--repo", &repo, "--start", "--wait", "120",
+        ])
+        .run()
+        .expect_error(1, T);
+    assert!(
+        out.stderr.contains("archived WAL ends at"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("last transaction at"), "{}", out.stderr);
+    assert!(
+        out.stderr.len() < 400,
+        "not one readable line: {}",
+        out.stderr
+    );
+    d.assert_nothing_left(None);
+}
+
+/// Issue 13: snap-clone needs no psql (the bin directory of other majors has none) and, run
+/// as root, watches its clone as the data directory's owner over the socket, so a clone whose
+/// pg_hba.conf allows local connections only by peer authentication works. The bin
+/// directory here holds only postgres and pg_ctl. (Before: "cannot run .../psql".)
+#[test]
+fn a_clone_needs_no_psql_and_peer_authentication_is_enough() {
+    let c = Cluster::start();
+    c.execute("create table t as select generate_series(1, 42) x; checkpoint");
+    c.stop();
+    std::fs::write(
+        c.data.join("pg_hba.conf"),
+        "local all all peer\nhost all all 127.0.0.1/32 trust\n",
+    )
+    .unwrap();
+    let snap = tool("snap-take")
+        .arg("-D")
+        .arg(&c.data)
+        .run()
+        .ok()
+        .document::<SnapshotMeta>();
+    let bin = tempfile::tempdir().unwrap();
+    let real = pgdr_core::pgbin::bindir(Some(snap.pg_version)).unwrap();
+    for p in ["postgres", "pg_ctl"] {
+        std::os::unix::fs::symlink(real.join(p), bin.path().join(p)).unwrap();
+    }
+    let reg = tempfile::tempdir().unwrap();
+    let doc = tool(T)
+        .env("PGDR_CLONE_DIR", reg.path())
+        .env("PGDR_PG_BINDIR", bin.path())
+        .arg("-D")
+        .arg(&c.data)
+        .args(["--snapshot", &snap.snapshot, "--name", "nopsql", "--start"])
+        .args(["--wait", "120"])
+        .run()
+        .ok()
+        .document::<CloneReport>();
+    assert_eq!(doc.recovery.state, "promoted", "{doc:?}");
+    let mut client = postgres::Client::connect(
+        &format!(
+            "host=127.0.0.1 port={} user=postgres dbname=postgres",
+            doc.port
+        ),
+        postgres::NoTls,
+    )
+    .unwrap();
+    let n: i64 = client
+        .query_one("select count(*) from t", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 42);
+    drop(client);
+    tool(T)
+        .env("PGDR_CLONE_DIR", reg.path())
+        .env("PGDR_PG_BINDIR", bin.path())
+        .args(["--destroy", "nopsql"])
+        .run()
+        .ok();
 }

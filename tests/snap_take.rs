@@ -4,8 +4,10 @@
 mod snap_support;
 
 use pgdr_snap::backend::Backend;
+use pgdr_snap::doc::PruneReport;
+use pgdr_snap::registry::Registry;
+use pgdr_snap::{BackendKind, SnapshotMeta};
 use pgdr_testkit::{skip_unless, tool, BtrfsMount, Cluster, ZfsPool};
-use serde_json::Value;
 use snap_support::*;
 use std::path::Path;
 use std::time::Duration;
@@ -29,7 +31,11 @@ fn primary_and_standby(dir: &Path) -> (Cluster, Cluster) {
 fn standby_under_load(standby: &Cluster, primary: &Cluster, extra: &[&str], backup_mode: bool) {
     let mut load = pgbench_load(primary, 30);
     std::thread::sleep(Duration::from_secs(2));
-    let mut docs = Vec::new();
+    let registry_dir = tempfile::tempdir().unwrap();
+    let registry = Registry {
+        dir: registry_dir.path().join("clones"),
+    };
+    let mut docs: Vec<SnapshotMeta> = Vec::new();
     for _ in 0..2 {
         let mut t = tool("snap-take")
             .arg("--pgdata")
@@ -38,21 +44,19 @@ fn standby_under_load(standby: &Cluster, primary: &Cluster, extra: &[&str], back
         if backup_mode {
             t = t.args(["-d", &standby.conninfo()]);
         }
-        let doc = t.run().ok().json();
+        let doc = t.run().ok().document::<SnapshotMeta>();
         docs.push(doc);
         std::thread::sleep(Duration::from_millis(1500));
     }
     let _ = load.kill();
     let _ = load.wait();
     let pgdata = standby.data.canonicalize().unwrap();
-    let store = docs[0]["location"]
-        .as_str()
-        .map(|l| Path::new(l).parent().unwrap().to_path_buf());
-    let kind = pgdr_snap::BackendKind::parse(docs[0]["backend"].as_str().unwrap());
+    let store = Some(Path::new(&docs[0].location).parent().unwrap().to_path_buf());
+    let kind = BackendKind::parse(&docs[0].backend);
     let backend = Backend::detect(
         &pgdata,
         kind,
-        if kind == Some(pgdr_snap::BackendKind::Zfs) {
+        if kind == Some(BackendKind::Zfs) {
             None
         } else {
             store.as_deref()
@@ -60,43 +64,42 @@ fn standby_under_load(standby: &Cluster, primary: &Cluster, extra: &[&str], back
     )
     .unwrap();
     for (i, doc) in docs.iter().enumerate() {
-        assert_eq!(doc["pgdata"], pgdata.to_str().unwrap());
-        assert_eq!(doc["method"], if backup_mode { "backup" } else { "atomic" });
-        let meta = backend.get(doc["snapshot"].as_str().unwrap()).unwrap();
-        assert_eq!(
-            serde_json::to_value(&meta).unwrap()["wal_start"],
-            doc["wal_start"]
-        );
+        assert_eq!(doc.pgdata, pgdata);
+        assert_eq!(doc.method, if backup_mode { "backup" } else { "atomic" });
+        let meta = backend.get(&doc.snapshot).unwrap();
+        assert_eq!(meta.wal_start, doc.wal_start);
+        // What snap-take printed is what it stored.
+        assert_eq!(&meta, doc);
         let clone = backend
-            .clone_snapshot(&meta, &format!("t{i}"), None)
+            .clone_snapshot(&registry, &meta, &format!("t{i}"), None)
             .unwrap();
         {
             let b = meta.backup.as_ref();
             let running = start_clone(
-                &clone.pgdata,
+                &clone.path,
                 b.map(|b| b.backup_label.as_str()),
                 b.and_then(|b| b.tablespace_map.as_deref()),
             );
             assert_consistent(&running, SCALE);
             if i == 0 {
                 // A snapshot with a clone is never destroyed: snap-prune reports it skipped.
-                let mut t = tool("snap-prune").arg("--pgdata").arg(&standby.data).args([
-                    "--keep-last",
-                    "1",
-                    "--dry-run",
-                ]);
+                let mut t = tool("snap-prune")
+                    .env("PGDR_CLONE_DIR", &registry.dir)
+                    .arg("--pgdata")
+                    .arg(&standby.data)
+                    .args(["--keep-last", "1", "--dry-run"]);
                 if let Some(s) = &store {
-                    if kind != Some(pgdr_snap::BackendKind::Zfs) {
+                    if kind != Some(BackendKind::Zfs) {
                         t = t.arg("--snapshot-dir").arg(s);
                     }
                 }
-                let out = t.run().ok().json();
-                assert_eq!(out["skipped"][0]["snapshot"], doc["snapshot"], "{out}");
-                assert_eq!(out["destroyed"].as_array().unwrap().len(), 0, "{out}");
+                let out = t.run().ok().document::<PruneReport>();
+                assert_eq!(out.skipped[0].snapshot, doc.snapshot, "{out:?}");
+                assert_eq!(out.destroyed.len(), 0, "{out:?}");
             }
         }
-        backend.destroy_clone(&format!("t{i}")).unwrap();
-        assert!(!backend.has_clones(&meta.snapshot).unwrap());
+        backend.destroy_clone(&registry, &format!("t{i}")).unwrap();
+        assert!(!backend.has_clones(&registry, &meta.snapshot).unwrap());
     }
 }
 
@@ -151,20 +154,19 @@ fn backup_mode_on_a_primary_keeps_the_label() {
         .args(["--label", "bk", "-d", &c.conninfo()])
         .run()
         .ok()
-        .json();
-    assert_eq!(doc["method"], "backup");
-    assert_eq!(doc["label"], "bk");
-    let b = &doc["backup"];
-    let label = b["backup_label"].as_str().unwrap();
-    let wal = doc["wal_start"].as_str().unwrap();
+        .document::<SnapshotMeta>();
+    assert_eq!(doc.method, "backup");
+    assert_eq!(doc.label.as_deref(), Some("bk"));
+    let b = doc.backup.as_ref().unwrap();
+    let label = b.backup_label.as_str();
+    let wal = doc.wal_start.as_str();
     assert!(label.contains(&format!("(file {wal})")), "{label} vs {wal}");
     assert!(
-        label.contains(&format!("LABEL: {}", doc["snapshot"].as_str().unwrap())),
+        label.contains(&format!("LABEL: {}", doc.snapshot)),
         "{label}"
     );
-    assert_eq!(b["from_standby"], false);
-    let start: pgdr_pgformat::Lsn = b["start_lsn"].as_str().unwrap().parse().unwrap();
-    let stop: pgdr_pgformat::Lsn = b["stop_lsn"].as_str().unwrap().parse().unwrap();
+    assert!(!b.from_standby);
+    let (start, stop) = (b.start_lsn, b.stop_lsn);
     assert!(start <= stop);
     assert!(label.contains(&format!("START WAL LOCATION: {start} ")));
     // The session ended the backup: another one can start at once.
@@ -173,7 +175,7 @@ fn backup_mode_on_a_primary_keeps_the_label() {
     let pgdata = c.data.canonicalize().unwrap();
     let meta = Backend::detect(&pgdata, None, None)
         .unwrap()
-        .get(doc["snapshot"].as_str().unwrap())
+        .get(&doc.snapshot)
         .unwrap();
     assert_eq!(meta.backup.unwrap().backup_label, label);
 }
@@ -251,11 +253,11 @@ fn pg_control_agrees_with_pg_controldata() {
         .args(["--backend", "copy"])
         .run()
         .ok()
-        .json();
-    assert_eq!(doc["checkpoint_lsn"], ctl.checkpoint_lsn.to_string());
-    assert_eq!(doc["system_identifier"], ctl.system_identifier.to_string());
-    assert_eq!(doc["wal_start"], ctl.redo_wal_file());
-    assert_eq!(doc["pg_version"], Value::from(c.query_value_version()));
+        .document::<SnapshotMeta>();
+    assert_eq!(doc.checkpoint_lsn, ctl.checkpoint_lsn);
+    assert_eq!(doc.system_identifier, ctl.system_identifier.to_string());
+    assert_eq!(doc.wal_start, ctl.redo_wal_file());
+    assert_eq!(doc.pg_version, c.query_value_version());
 }
 
 trait Version {
@@ -278,8 +280,8 @@ fn two_runs_at_once_one_exits_75() {
     c.stop();
     // Held by another run: exit 75 at once; with --wait-lock it waits for the release.
     let pgdata = c.data.canonicalize().unwrap();
-    let lock = pgdr_snap::backend::lock_path(&pgdata);
-    let guard = pgdr_core::lock::acquire(&lock, "test", None).unwrap();
+    let backend = Backend::detect(&pgdata, Some(BackendKind::Copy), None).unwrap();
+    let guard = backend.lock(None).unwrap();
     tool("snap-take")
         .arg("--pgdata")
         .arg(&c.data)
@@ -369,7 +371,7 @@ fn bad_input_is_one_clear_line_and_changes_nothing() {
         .expect_error(2, "snap-take");
     assert!(out.stderr.contains("invalid --label"), "{}", out.stderr);
     // A data directory that is not on ZFS, with --backend zfs.
-    if pgdr_snap::sys::have("zfs") {
+    if pgdr_snap::backend::run::have("zfs") {
         let out = tool("snap-take")
             .arg("--pgdata")
             .arg(&c.data)
@@ -395,21 +397,46 @@ fn bad_input_is_one_clear_line_and_changes_nothing() {
         "{}",
         out.stderr
     );
-    // A snapshot name taken already: nothing is changed, the first one stays.
-    c.stop();
-    let pgdata = c.data.canonicalize().unwrap();
-    let backend = Backend::detect(&pgdata, Some(pgdr_snap::BackendKind::Copy), None).unwrap();
-    let at = Some(chrono::Utc::now());
-    let opts = pgdr_snap::take::TakeOptions {
-        label: None,
-        dsn: None,
-        at,
-    };
-    let first = pgdr_snap::take::take(&backend, &opts).unwrap();
-    let e = pgdr_snap::take::take(&backend, &opts).unwrap_err();
-    assert!(e.to_string().contains("exists already"), "{e}");
-    assert_eq!(backend.list().unwrap(), vec![first]);
     let _ = &mut c;
+}
+
+/// SPEC "Names never collide": two snapshots taken in the same second (here: the same
+/// instant, which is what two runs within one second look like to the name) get two names,
+/// the second with milliseconds, and list in the order they were taken. (Before: the second
+/// run failed with "exists already (wait a second…)".)
+#[test]
+fn two_snapshots_in_the_same_second_get_two_names() {
+    let c = Cluster::builder().init_only();
+    let pgdata = c.data.canonicalize().unwrap();
+    let backend = Backend::detect(&pgdata, Some(BackendKind::Copy), None).unwrap();
+    let at = chrono::DateTime::parse_from_rfc3339("2026-03-21T09:28:37.250Z")
+        .unwrap()
+        .to_utc();
+    let opts = pgdr_snap::cmd::take::TakeOptions {
+        label: Some("x".into()),
+        dsn: None,
+        at: Some(at),
+    };
+    let first = pgdr_snap::cmd::take::take(&backend, &opts).unwrap();
+    let second = pgdr_snap::cmd::take::take(&backend, &opts).unwrap();
+    assert_eq!(first.snapshot, "pgdr-20260321T092837Z-x");
+    assert_eq!(second.snapshot, "pgdr-20260321T092837.251Z-x");
+    assert_eq!(backend.list().unwrap(), vec![first, second.clone()]);
+    // The old names and the new ones both read back.
+    assert!(pgdr_snap::meta::parse_name(&second.snapshot).is_some());
+    // And real runs back to back: every one succeeds, every name differs.
+    let mut names = std::collections::BTreeSet::new();
+    for _ in 0..3 {
+        let doc = tool("snap-take")
+            .arg("--pgdata")
+            .arg(&c.data)
+            .args(["--backend", "copy"])
+            .run()
+            .ok()
+            .document::<SnapshotMeta>();
+        names.insert(doc.snapshot);
+    }
+    assert_eq!(names.len(), 3);
 }
 
 #[test]
@@ -419,6 +446,7 @@ fn an_interrupted_copy_leaves_nothing_behind() {
     c.stop();
     let pgdata = c.data.canonicalize().unwrap();
     let store = pgdata.parent().unwrap().join(".pgdr-snapshots");
+    // The store's .lock goes with the run that took it.
     let mut child = std::process::Command::new(pgdr_testkit::bin_dir().join("snap-take"))
         .arg("--pgdata")
         .arg(&c.data)
@@ -448,4 +476,264 @@ fn an_interrupted_copy_leaves_nothing_behind() {
         assert_eq!(status.code(), Some(1));
         assert!(left.is_empty(), "left behind: {left:?}");
     }
+}
+
+/// Runs a tool binary in a mount namespace of its own where /run/zfs is an empty tmpfs: the
+/// real zfs command then finds no zfs-fuse daemon socket, exactly as on a host where zfs-fuse
+/// is installed but not running, while the daemon other tests use keeps running outside.
+fn without_zfs_daemon(
+    name: &str,
+    args: &[&std::ffi::OsStr],
+    env: &[(&str, &Path)],
+) -> pgdr_testkit::ToolOutput {
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args([
+        "-m",
+        "sh",
+        "-c",
+        "mount -t tmpfs none /run/zfs && exec \"$@\"",
+        "sh",
+    ])
+    .arg(pgdr_testkit::bin_dir().join(name))
+    .args(args)
+    .env_clear()
+    .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+    .env("LC_ALL", "C");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    pgdr_testkit::ToolOutput {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// SPEC "Probing for storage never fails a run on its own": with zfs installed and its
+/// daemon unreachable, snap-take, snap-prune and snap-clone work on a data directory on ext4
+/// (the kernel says so; no zfs command is run), and on a ZFS dataset the error says that
+/// PGDATA is on ZFS. (Before: "zfs list failed: connect: No such file or directory".)
+#[test]
+fn a_zfs_without_its_daemon_fails_only_data_directories_on_zfs() {
+    let pool = skip_unless!(ZfsPool::create("512M"));
+    let real_zfs = pgdr_snap::backend::run::have("zfs");
+    assert!(real_zfs, "ZfsPool exists, so zfs is installed");
+    // The namespace really has no daemon: the real zfs fails as on such a host.
+    let probe = std::process::Command::new("unshare")
+        .args(["-m", "sh", "-c", "mount -t tmpfs none /run/zfs && zfs list"])
+        .output()
+        .unwrap();
+    assert!(!probe.status.success());
+    assert!(
+        String::from_utf8_lossy(&probe.stderr).contains("connect"),
+        "{}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    let c = Cluster::builder().init_only();
+    let data = c.data.as_os_str();
+    let reg = tempfile::tempdir().unwrap();
+    let env = [("PGDR_CLONE_DIR", reg.path())];
+    let doc = without_zfs_daemon("snap-take", &["-D".as_ref(), data], &[])
+        .ok()
+        .document::<SnapshotMeta>();
+    assert_eq!(doc.backend, "copy");
+    let report = without_zfs_daemon(
+        "snap-prune",
+        &["-D".as_ref(), data, "--keep-last".as_ref(), "1".as_ref()],
+        &[],
+    )
+    .ok()
+    .document::<PruneReport>();
+    assert_eq!(report.kept[0].snapshot, doc.snapshot);
+    without_zfs_daemon(
+        "snap-clone",
+        &[
+            "-D".as_ref(),
+            data,
+            "--snapshot".as_ref(),
+            doc.snapshot.as_ref(),
+            "--name".as_ref(),
+            "nozfs".as_ref(),
+        ],
+        &env,
+    )
+    .ok();
+    without_zfs_daemon(
+        "snap-clone",
+        &["--destroy".as_ref(), "nozfs".as_ref()],
+        &env,
+    )
+    .ok();
+    // On ZFS the missing daemon matters, and the one line says where PGDATA is.
+    let mnt = pool.create_dataset("pg");
+    let z = Cluster::builder().data_dir(mnt.join("data")).init_only();
+    let out = without_zfs_daemon("snap-take", &["-D".as_ref(), z.data.as_os_str()], &[])
+        .expect_error(1, "snap-take");
+    assert!(out.stderr.contains("is on ZFS"), "{}", out.stderr);
+    assert!(out.stderr.contains("connect"), "{}", out.stderr);
+}
+
+/// As `user` (runuser), the tool `name` with `args`.
+fn as_user(
+    user: &str,
+    name: &str,
+    args: &[&std::ffi::OsStr],
+    env: &[(&str, &Path)],
+) -> pgdr_testkit::ToolOutput {
+    let mut cmd = std::process::Command::new("runuser");
+    cmd.args(["-u", user, "--", "env"]);
+    for (k, v) in env {
+        cmd.arg(format!("{k}={}", v.display()));
+    }
+    let out = cmd
+        .arg(pgdr_testkit::bin_dir().join(name))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("LC_ALL", "C")
+        .current_dir("/")
+        .output()
+        .unwrap();
+    pgdr_testkit::ToolOutput {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// SPEC "Locks live beside what they protect" and issue 18 item 11: root's snap-take on a
+/// fresh data directory leaves a store and sidecars the postgres user can use; root and the
+/// postgres user take one lock (in the store) and exclude each other; no run leaves a lock
+/// file behind; the clone registry is the host's, so root's clones are the postgres user's
+/// to list and destroy; --destroy of a clone that does not exist creates nothing.
+#[test]
+fn root_and_the_postgres_user_share_snapshots_locks_and_clones() {
+    assert!(pgdr_testkit::is_root(), "this test runs as root");
+    let c = Cluster::builder().init_only();
+    let data = c.data.canonicalize().unwrap();
+    let data_os = data.as_os_str();
+    let pg = pgdr_testkit::pg_user();
+    let root_doc = tool("snap-take")
+        .arg("-D")
+        .arg(&data)
+        .run()
+        .ok()
+        .document::<SnapshotMeta>();
+    let backend = Backend::detect(&data, None, None).unwrap();
+    let store = backend.store().to_path_buf();
+    use std::os::unix::fs::MetadataExt;
+    for p in [
+        store.parent().unwrap().to_path_buf(),
+        store.clone(),
+        store.join(format!("{}.json", root_doc.snapshot)),
+    ] {
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().uid(),
+            pg.uid,
+            "{} is root's",
+            p.display()
+        );
+    }
+    assert!(
+        !backend.lock_path().exists(),
+        "snap-take left its lock file"
+    );
+    // The postgres user's runs after root's.
+    let pg_doc = as_user("postgres", "snap-take", &["-D".as_ref(), data_os], &[])
+        .ok()
+        .document::<SnapshotMeta>();
+    assert_ne!(pg_doc.snapshot, root_doc.snapshot);
+    let report = as_user(
+        "postgres",
+        "snap-prune",
+        &["-D".as_ref(), data_os, "--keep-last".as_ref(), "5".as_ref()],
+        &[],
+    )
+    .ok()
+    .document::<PruneReport>();
+    assert_eq!(report.kept.len(), 2);
+    // One lock for both: held by root, the postgres user's run exits 75, and the other way.
+    let guard = backend.lock(None).unwrap();
+    as_user("postgres", "snap-take", &["-D".as_ref(), data_os], &[]).expect_error(75, "snap-take");
+    drop(guard);
+    assert!(!backend.lock_path().exists());
+    // A lock file left behind by a killed root run is no obstacle.
+    std::fs::File::create(backend.lock_path()).unwrap();
+    as_user("postgres", "snap-take", &["-D".as_ref(), data_os], &[]).ok();
+    // The clone registry is per host: root's clone is the postgres user's to list and
+    // destroy. Its parent is reachable for the postgres user, as /var/lib is.
+    let reg_parent = pgdr_testkit::short_tempdir("pgdr-reg-");
+    std::fs::set_permissions(
+        reg_parent.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let reg = reg_parent.path().join("clones");
+    let env = [("PGDR_CLONE_DIR", reg.as_path())];
+    tool("snap-clone")
+        .env("PGDR_CLONE_DIR", &reg)
+        .arg("-D")
+        .arg(&data)
+        .args(["--snapshot", &root_doc.snapshot, "--name", "roots"])
+        .run()
+        .ok()
+        .document::<pgdr_clone::doc::CloneReport>();
+    assert_eq!(std::fs::metadata(&reg).unwrap().uid(), pg.uid);
+    let listed = as_user("postgres", "snap-clone", &["--list".as_ref()], &env)
+        .ok()
+        .document::<pgdr_clone::doc::CloneList>();
+    assert_eq!(listed.clones.len(), 1);
+    assert_eq!(listed.clones[0].clone, "roots");
+    // snap-prune as postgres sees root's clone and keeps its snapshot.
+    let report = as_user(
+        "postgres",
+        "snap-prune",
+        &[
+            "-D".as_ref(),
+            data_os,
+            "--keep-last".as_ref(),
+            "1".as_ref(),
+            "--dry-run".as_ref(),
+        ],
+        &env,
+    )
+    .ok()
+    .document::<PruneReport>();
+    assert!(
+        report
+            .skipped
+            .iter()
+            .any(|s| s.snapshot == root_doc.snapshot),
+        "{report:?}"
+    );
+    let gone = as_user(
+        "postgres",
+        "snap-clone",
+        &["--destroy".as_ref(), "roots".as_ref()],
+        &env,
+    )
+    .ok()
+    .document::<pgdr_clone::doc::DestroyReport>();
+    assert!(gone.existed);
+    let left: Vec<_> = std::fs::read_dir(&reg)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "left in the registry: {left:?}");
+    // Destroying what does not exist leaves nothing: no lock file, no registry.
+    tool("snap-clone")
+        .env("PGDR_CLONE_DIR", &reg)
+        .args(["--destroy", "no-such-clone"])
+        .run()
+        .expect_error(1, "snap-clone");
+    assert!(std::fs::read_dir(&reg).unwrap().next().is_none());
+    let none = reg_parent.path().join("never");
+    tool("snap-clone")
+        .env("PGDR_CLONE_DIR", &none)
+        .args(["--destroy", "no-such-clone"])
+        .run()
+        .expect_error(1, "snap-clone");
+    assert!(!none.exists());
 }

@@ -1,17 +1,17 @@
-//! snap-clone: a running PostgreSQL at any point in time, from a snapshot and the WAL archive.
+//! snap-clone's command line: arguments (or snap-take's document) in, one document out. The
+//! operations are [`crate::create`], [`crate::list`] and [`crate::destroy`].
 
-use crate::prepare::{self, Action, Plan};
-use crate::registry::{self, Record};
-use crate::server::{self, Server};
+use crate::create::{CreateRequest, Source};
+use crate::doc::{CloneList, CloneReport, DestroyReport};
+use crate::prepare::{self, Action};
 use crate::target::{self, Target};
-use chrono::{SecondsFormat, Utc};
 use clap::Parser;
+use pgdr_core::cli::Stdin;
 use pgdr_core::{Context, Error, Outcome, OutputArgs, Result};
 use pgdr_pgformat::Lsn;
-use pgdr_snap::{Backend, BackendKind, SnapshotMeta};
-use serde_json::json;
+use pgdr_snap::registry::Registry;
+use pgdr_snap::{BackendKind, SnapshotMeta};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -21,6 +21,8 @@ Examples:
       --repo /zpdata02/wal --start
   snap-clone --pgdata /zpdata01/pg --snapshot pgdr-20260321T090000Z --name qa --start \\
       --recovery-target-action promote --port 6543
+  snap-clone --pgdata /zpdata01/pg --snapshot pgdr-20260321T090000Z --name all \\
+      --recovery-target latest --repo /zpdata02/wal --start
   snap-take --pgdata /zpdata01/pg | snap-clone - --name latest --start
   snap-clone --list
   snap-clone --destroy drill";
@@ -33,7 +35,8 @@ Examples:
     about = "Clone a snapshot into a running PostgreSQL at any point in time",
     long_about = "Clone a snapshot made by snap-take (a ZFS clone, a btrfs snapshot, or a copy \
 with reflinks) and make it a PostgreSQL server of its own that recovers to a target: the \
-snapshot's own moment (--recovery-target immediate, the default with --snapshot), a time \
+snapshot's own moment (--recovery-target immediate, the default with --snapshot), the end \
+of the archived WAL (--recovery-target latest: everything the archive has), a time \
 (--recovery-target-time, or --before T which also picks the newest snapshot consistent \
 before T) or an LSN, replaying WAL from the archive (--repo for a wal-archive repository, \
 whose next segments are prefetched while PostgreSQL replays, or --restore-command).\n\n\
@@ -46,7 +49,8 @@ recovery_target_timeline = latest and the restore_command; pg_wal and tablespace
 pointed into the clone; the backup label is restored when the snapshot has one.\n\n\
 With --start the server is started as the data directory's owner with the snapshot's \
 PostgreSQL major version, and snap-clone waits until recovery paused at the target (or \
-was promoted). A clone is one transaction: if any step fails, or SIGINT/SIGTERM arrives, \
+was promoted). It watches recovery over the clone's socket as the data directory's owner with \
+the PostgreSQL client library, so the major's bin directory needs no psql. A clone is one transaction: if any step fails, or SIGINT/SIGTERM arrives, \
 the server it started is stopped, the clone destroyed, and it exits 1 with the reason and \
 the end of the server log.\n\n\
 Without --pgdata, --snapshot and --before look for snap-take's snapshots on every \
@@ -62,8 +66,8 @@ snapshots that would serve it.",
 )]
 pub struct Args {
     /// '-' reads the snapshot object snap-take printed from stdin.
-    #[arg(value_name = "-")]
-    pub input: Option<String>,
+    #[arg(value_name = "-", value_parser = pgdr_core::cli::stdin_marker)]
+    pub input: Option<Stdin>,
     /// The snapshot to clone (by name).
     #[arg(long, value_name = "NAME")]
     pub snapshot: Option<String>,
@@ -97,8 +101,9 @@ pub struct Args {
     /// Recover to this LSN.
     #[arg(long, value_name = "L", group = "rtarget")]
     pub recovery_target_lsn: Option<String>,
-    /// 'immediate': stop as soon as the clone is consistent (the snapshot's moment).
-    #[arg(long, value_name = "immediate", group = "rtarget")]
+    /// 'immediate': stop as soon as the clone is consistent (the snapshot's moment);
+    /// 'latest': recover everything the archive has and stop at its end.
+    #[arg(long, value_name = "immediate|latest", group = "rtarget")]
     pub recovery_target: Option<String>,
     /// What to do at the target: pause (read-only, queryable; default) or promote.
     #[arg(
@@ -142,33 +147,6 @@ pub struct Args {
 
 pgdr_core::tool_args!(Args);
 
-fn seconds(what: &str, w: Option<f64>) -> Result<Option<Duration>> {
-    pgdr_core::lock::wait_duration(what, w)
-}
-
-fn rfc3339(t: chrono::DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
-}
-
-pub fn run(args: Args) -> Result<Outcome> {
-    let started = Instant::now();
-    let wait_lock = seconds("--wait-lock", args.wait_lock)?;
-    if args.list {
-        return list(&args);
-    }
-    if let Some(name) = &args.destroy {
-        return destroy(name, wait_lock);
-    }
-    create(args, started, wait_lock)
-}
-
-/// Which snapshot, as asked.
-enum Source {
-    Name(String),
-    Before(chrono::DateTime<Utc>),
-    Stdin(Box<SnapshotMeta>),
-}
-
 fn parse_target(args: &Args) -> Result<Option<Target>> {
     if let Some(t) = &args.recovery_target_time {
         let t = target::parse_time(t)
@@ -181,14 +159,13 @@ fn parse_target(args: &Args) -> Result<Option<Target>> {
             .map_err(|e| Error::usage("invalid --recovery-target-lsn").because(e))?;
         return Ok(Some(Target::Lsn(l)));
     }
-    if let Some(t) = &args.recovery_target {
-        if t != "immediate" {
-            return Err(Error::usage(format!("invalid --recovery-target {t:?}"))
-                .because("the only value is 'immediate'"));
-        }
-        return Ok(Some(Target::Immediate));
+    match args.recovery_target.as_deref() {
+        None => Ok(None),
+        Some("immediate") => Ok(Some(Target::Immediate)),
+        Some("latest") => Ok(Some(Target::Latest)),
+        Some(t) => Err(Error::usage(format!("invalid --recovery-target {t:?}"))
+            .because("the values are 'immediate' and 'latest'")),
     }
-    Ok(None)
 }
 
 fn source(args: &Args) -> Result<Source> {
@@ -209,15 +186,9 @@ fn source(args: &Args) -> Result<Source> {
             ))
         }
     }
-    if let Some(i) = &args.input {
-        if i != "-" {
-            return Err(Error::usage(format!("unexpected argument {i:?}"))
-                .hint("the only positional argument is '-' (a snap-take document on stdin)"));
-        }
-        let v = pgdr_core::input::read_stdin_json()?;
-        let meta: SnapshotMeta = serde_json::from_value(v)
-            .map_err(|e| Error::usage("stdin is not a snap-take snapshot object").because(e))?;
-        return Ok(Source::Stdin(Box::new(meta)));
+    if args.input.is_some() {
+        let meta = pgdr_core::doc::read_stdin::<SnapshotMeta>()?;
+        return Ok(Source::Document(Box::new(meta)));
     }
     if let Some(n) = &args.snapshot {
         return Ok(Source::Name(n.clone()));
@@ -226,79 +197,6 @@ fn source(args: &Args) -> Result<Source> {
     target::parse_time(b)
         .map(Source::Before)
         .map_err(|e| Error::usage("invalid --before").because(e))
-}
-
-/// The backend holding the snapshots: from the snap-take document, or --pgdata.
-fn backend_for(args: &Args, src: &Source) -> Result<Backend> {
-    if let Source::Stdin(m) = src {
-        let kind = BackendKind::parse(&m.backend).ok_or_else(|| {
-            Error::usage(format!(
-                "unknown backend {:?} in the snapshot object",
-                m.backend
-            ))
-        })?;
-        let store = match kind {
-            BackendKind::Zfs => None,
-            _ => Path::new(&m.location).parent().map(Path::to_path_buf),
-        };
-        return Backend::detect(&m.pgdata, Some(kind), store.as_deref());
-    }
-    let Some(pgdata) = &args.pgdata else {
-        return discovered(args, src);
-    };
-    let pgdata = pgdr_snap::sys::check_data_dir(pgdata)?;
-    Backend::detect(&pgdata, args.backend, args.snapshot_dir.as_deref())
-}
-
-/// Without --pgdata: the one data directory whose snapshots snap-take's stores hold (every
-/// imported ZFS pool, every mounted btrfs filesystem, or the --snapshot-dir store). With
-/// --snapshot only the snapshots of that name count.
-fn discovered(args: &Args, src: &Source) -> Result<Backend> {
-    let d = pgdr_snap::backend::discover::discover(args.snapshot_dir.as_deref())?;
-    let mut found: Vec<_> = d
-        .found
-        .into_iter()
-        .filter(|f| !matches!(args.backend, Some(k) if k != f.kind))
-        .collect();
-    if let Source::Name(n) = src {
-        found.retain(|f| f.meta.snapshot == *n);
-    }
-    let mut dirs: Vec<(PathBuf, BackendKind, Option<PathBuf>)> = found
-        .into_iter()
-        .map(|f| (f.meta.pgdata, f.kind, f.store))
-        .collect();
-    dirs.sort_by(|a, b| a.0.cmp(&b.0));
-    dirs.dedup();
-    match dirs.as_slice() {
-        [(pgdata, kind, store)] => Backend::detect(pgdata, Some(*kind), store.as_deref()),
-        [] => {
-            let what = match src {
-                Source::Name(n) => format!("no snapshot {n} made by snap-take found"),
-                _ => "no snapshot made by snap-take found".into(),
-            };
-            let mut searched = match &args.snapshot_dir {
-                Some(s) => format!("{} has none", s.display()),
-                None => "no imported ZFS pool or mounted btrfs filesystem has one".into(),
-            };
-            for n in &d.notes {
-                searched.push_str("; ");
-                searched.push_str(n);
-            }
-            Err(Error::failed(what).because(searched).hint(
-                "pass --pgdata DIR; copy snapshots live beside their data directory and are \
-                 found only through it or --snapshot-dir",
-            ))
-        }
-        many => {
-            let mut names: Vec<String> = many.iter().map(|d| d.0.display().to_string()).collect();
-            names.dedup();
-            Err(Error::usage(format!(
-                "snapshots of several data directories: {}",
-                names.join(", ")
-            ))
-            .hint("pass --pgdata DIR to choose one"))
-        }
-    }
 }
 
 /// The path of the wal-archive binary: beside this one, else on PATH.
@@ -325,50 +223,6 @@ fn wal_archive_bin() -> Result<PathBuf> {
         .hint("install wal-archive, or pass --restore-command"))
 }
 
-/// Whether a TCP port is free on every address (bound by nobody, listening or not).
-fn port_free(port: u16) -> bool {
-    use std::net::TcpListener;
-    if TcpListener::bind(("0.0.0.0", port)).is_err() {
-        return false;
-    }
-    match TcpListener::bind(("::", port)) {
-        Ok(_) => true,
-        Err(e) => e.kind() != std::io::ErrorKind::AddrInUse,
-    }
-}
-
-fn choose_port(given: Option<u16>, records: &[Record]) -> Result<u16> {
-    let taken_by_clone = |p: u16| records.iter().find(|r| r.port == p);
-    if let Some(p) = given {
-        if p == 0 {
-            return Err(Error::usage("invalid --port 0"));
-        }
-        if let Some(r) = taken_by_clone(p) {
-            return Err(Error::failed(format!("port {p} is taken"))
-                .because(format!("clone {} uses it", r.clone))
-                .hint("pick another --port, or leave it out for a free one"));
-        }
-        if !port_free(p) {
-            return Err(Error::failed(format!("port {p} is taken"))
-                .because("another program is bound to it")
-                .hint("pick another --port, or leave it out for a free one"));
-        }
-        return Ok(p);
-    }
-    // The kernel's choice (its ephemeral range): never a port a stopped production server
-    // is configured for, which a fixed range could hit.
-    for _ in 0..100 {
-        let p = std::net::TcpListener::bind(("0.0.0.0", 0))
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .context(|| "cannot find a free port".into())?;
-        if taken_by_clone(p).is_none() && port_free(p) {
-            return Ok(p);
-        }
-    }
-    Err(Error::failed("cannot find a free port").hint("pass --port N"))
-}
-
 /// --shared-buffers as PostgreSQL's setting, in kB, within what the server accepts (16
 /// pages of 8kB up to INT_MAX / 2 pages).
 fn shared_buffers_setting(s: &str) -> Result<String> {
@@ -392,10 +246,9 @@ fn restore_command(args: &Args) -> Result<Option<String>> {
     let Some(repo) = &args.repo else {
         return Ok(None);
     };
-    let repo = repo.canonicalize().map_err(|e| {
-        Error::failed(format!("cannot use --repo {}", repo.display()))
-            .because(pgdr_core::error::clean_io_message(&e.to_string()))
-    })?;
+    let repo = repo
+        .canonicalize()
+        .context(|| format!("cannot use --repo {}", repo.display()))?;
     if !repo.is_dir() {
         return Err(
             Error::failed(format!("cannot use --repo {}", repo.display()))
@@ -408,103 +261,29 @@ fn restore_command(args: &Args) -> Result<Option<String>> {
     )))
 }
 
-/// The restore_command the clone's own configuration sets ("" when none).
-fn configured_restore_command(
-    bindir: &Path,
-    owner: &pgdr_core::owner::User,
-    pgdata: &Path,
-) -> Result<String> {
-    let out = pgdr_core::owner::command_as(owner, bindir.join("postgres"))
-        .arg("-D")
-        .arg(pgdata)
-        .args(["-C", "restore_command"])
-        .output()
-        .context(|| format!("cannot run {}", bindir.join("postgres").display()))?;
-    if !out.status.success() {
-        return Err(
-            Error::failed("cannot read the clone's configuration").because(
-                String::from_utf8_lossy(&out.stderr)
-                    .lines()
-                    .next()
-                    .unwrap_or("postgres -C failed")
-                    .to_string(),
-            ),
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-/// The socket directory: inside the clone when the socket path fits the kernel's limit.
-fn socket_dir(pgdata: &Path, name: &str, port: u16) -> PathBuf {
-    let inside = pgdata.join("pgdr_clone");
-    let sock_len = inside.as_os_str().len() + format!("/.s.PGSQL.{port}").len();
-    if sock_len < 100 {
-        inside
-    } else {
-        PathBuf::from(format!("/tmp/pgdr-clone-{name}"))
-    }
-}
-
-/// What the transaction has done so far, to undo on failure.
-struct Undo<'a> {
-    backend: &'a Backend,
-    name: String,
-    cloned: bool,
-    server: Option<Server>,
-    socket_outside: Option<PathBuf>,
-}
-
-impl Undo<'_> {
-    /// Stops what it started, destroys the clone, forgets it. Cleanup failures are added to
-    /// the error (the original reason stays first).
-    fn rollback(&mut self, err: Error) -> Error {
-        let mut problems = Vec::new();
-        if let Some(s) = &mut self.server {
-            s.stop(false);
-        }
-        if self.cloned {
-            if let Err(e) = self.backend.destroy_clone(&self.name) {
-                problems.push(format!("the clone could not be destroyed: {e}"));
-            }
-        }
-        if let Some(d) = &self.socket_outside {
-            let _ = std::fs::remove_dir_all(d);
-        }
-        if problems.is_empty() {
-            if let Err(e) = registry::remove(&self.name) {
-                problems.push(format!("its record could not be removed: {e}"));
-            }
-        }
-        if problems.is_empty() {
-            return err;
-        }
-        let why = match &err.why {
-            Some(w) => format!("{w}; {}", problems.join("; ")),
-            None => problems.join("; "),
+/// Parses the arguments into one of the three operations, runs it, prints its document.
+pub fn run(args: Args) -> Result<Outcome> {
+    let wait_lock = pgdr_core::lock::wait_duration("--wait-lock", args.wait_lock)?;
+    let registry = Registry::host();
+    if args.list {
+        let source = match &args.pgdata {
+            Some(p) => Some(pgdr_snap::datadir::check_data_dir(p)?),
+            None => None,
         };
-        Error {
-            why: Some(why),
-            ..err
-        }
+        let doc: CloneList = crate::list::run(&registry, source.as_deref())?;
+        return Outcome::document(&doc);
     }
-}
-
-fn check_interrupt() -> Result<()> {
-    if pgdr_core::signals::interrupted() {
-        return Err(Error::failed("interrupted").because("SIGINT or SIGTERM arrived"));
+    if let Some(name) = &args.destroy {
+        let doc: DestroyReport = crate::destroy::run(&registry, name, wait_lock)?;
+        return Outcome::document(&doc);
     }
-    Ok(())
-}
-
-fn create(args: Args, started: Instant, wait_lock: Option<Duration>) -> Result<Outcome> {
     let name = args
         .name
         .clone()
         .ok_or_else(|| Error::usage("no clone name").hint("pass --name CLONE"))?;
-    pgdr_snap::meta::check_label(&name)
-        .map_err(|e| Error::usage(format!("invalid --name {name:?}")).because(e))?;
-    let wait = seconds("--wait", args.wait)?;
-    let explicit_target = parse_target(&args)?;
+    pgdr_snap::meta::check_label_arg("--name", &name)?;
+    let wait = pgdr_core::lock::wait_duration("--wait", args.wait)?;
+    let target = parse_target(&args)?;
     let src = source(&args)?;
     let restore = restore_command(&args)?;
     let shared_buffers = match &args.shared_buffers {
@@ -520,341 +299,55 @@ fn create(args: Args, started: Instant, wait_lock: Option<Duration>) -> Result<O
         ),
         None => None,
     };
-    let _name_lock = registry::lock(&name, wait_lock)?;
-    if registry::read(&name)?.is_some() {
-        return Err(
-            Error::failed(format!("a clone named {name} exists already"))
-                .hint("pick another --name, or snap-clone --destroy it first"),
-        );
-    }
-    let backend = backend_for(&args, &src)?;
-    // Held while the snapshot is chosen and cloned, so snap-prune cannot destroy it in
-    // between; afterwards the clone itself protects it.
-    let data_lock = pgdr_core::lock::acquire(
-        &backend.lock_path(),
-        &format!("data directory {}", backend.pgdata().display()),
-        Some(wait_lock.unwrap_or(Duration::from_secs(30))),
-    )?;
-    let snaps = backend.list()?;
-    let (meta, target) = match &src {
-        Source::Name(n) => (
-            backend.get(n)?,
-            explicit_target.unwrap_or(Target::Immediate),
-        ),
-        Source::Stdin(m) => (
-            backend.get(&m.snapshot)?,
-            explicit_target.unwrap_or(Target::Immediate),
-        ),
-        Source::Before(t) => {
-            let m = target::choose_before(&snaps, *t).cloned().ok_or_else(|| {
-                let why = match snaps.first() {
-                    Some(o) => format!(
-                        "the oldest, {}, is consistent at {}",
-                        o.snapshot,
-                        rfc3339(o.consistent_time())
-                    ),
-                    None => "it has no snapshots made by snap-take".into(),
-                };
-                Error::failed(format!(
-                    "no snapshot of {} is consistent before {}",
-                    backend.pgdata().display(),
-                    rfc3339(*t)
-                ))
-                .because(why)
-            })?;
-            (m, explicit_target.unwrap_or(Target::Time(*t)))
-        }
-    };
-    if let Err(reason) = target::check(&meta, &target) {
-        let serve = target::serving(&snaps, &target);
-        let hint = if serve.is_empty() {
-            "no snapshot of this data directory is that old; recover from a base backup".into()
-        } else {
-            format!(
-                "snapshots that would serve it: {}",
-                target::name_list(&serve, 5)
-            )
-        };
-        return Err(
-            Error::failed(format!("cannot clone {} to that target", meta.snapshot))
-                .because(reason)
-                .hint(hint),
-        );
-    }
-    if meta.pg_version < 12 {
-        return Err(
-            Error::failed(format!("cannot clone {}", meta.snapshot)).because(format!(
-                "it is PostgreSQL {}; snap-clone writes recovery settings the PostgreSQL 12+ way",
-                meta.pg_version
-            )),
-        );
-    }
-    let bindir = pgdr_core::pgbin::bindir(Some(meta.pg_version))?;
-    let records = registry::list()?;
-    let port = choose_port(args.port, &records)?;
-    let action = args.recovery_target_action.unwrap_or(Action::Pause);
-
-    pgdr_core::signals::set_cooperative(true);
-    let mut undo = Undo {
-        backend: &backend,
-        name: name.clone(),
-        cloned: false,
-        server: None,
-        socket_outside: None,
-    };
-    let result = (|| -> Result<serde_json::Value> {
-        check_interrupt()?;
-        let info = backend.clone_snapshot(&meta, &name, target_dir.as_deref())?;
-        undo.cloned = true;
-        let sock = socket_dir(&info.pgdata, &name, port);
-        if !sock.starts_with(&info.pgdata) {
-            undo.socket_outside = Some(sock.clone());
-        }
-        let log = sock.join("server.log");
-        let mut rec = Record {
-            clone: name.clone(),
-            snapshot: meta.snapshot.clone(),
-            source_pgdata: meta.pgdata.clone(),
-            backend: backend.kind().name().into(),
-            store: match &backend {
-                Backend::Btrfs(b) => Some(b.store.clone()),
-                Backend::Copy(c) => Some(c.store.clone()),
-                Backend::Zfs(_) => None,
-            },
-            location: info.location.clone(),
-            root: info.root.clone(),
-            path: info.pgdata.clone(),
-            port,
-            socket_dir: sock.clone(),
-            log: log.clone(),
-            pg_version: meta.pg_version,
-            created: Utc::now(),
-            target_type: target.kind().into(),
-            target: target.display(),
-            action: action.name().into(),
-            state: "creating".into(),
-        };
-        registry::write(&rec)?;
-        check_interrupt()?;
-        let owner = pgdr_core::owner::data_dir_owner(&info.pgdata)?;
-        let mut plan_target = Some(target);
-        let restore = match restore {
-            Some(r) => Some(r),
-            None => {
-                let configured = configured_restore_command(&bindir, &owner, &info.pgdata)?;
-                if !configured.is_empty() {
-                    None
-                } else if target == Target::Immediate {
-                    // Everything is in the snapshot's pg_wal; archive recovery still wants a
-                    // command, and one that finds nothing sends it to pg_wal.
-                    if meta.min_recovery_point.is_none() && meta.backup.is_none() {
-                        // A crash image of a primary is consistent only at the end of its
-                        // pg_wal, and "immediate" stops one record later, which no archive
-                        // provides here: recover to the end and promote instead.
-                        plan_target = None;
-                    }
-                    Some("false".into())
-                } else {
-                    return Err(Error::failed("no WAL archive to recover from")
-                        .because("the clone's configuration has no restore_command")
-                        .hint(
-                            "pass --repo DIR (a wal-archive repository) or --restore-command CMD",
-                        ));
-                }
-            }
-        };
-        let plan = Plan {
-            clone: name.clone(),
-            port,
-            target: plan_target,
-            action,
-            restore_command: restore,
-            socket_dir: sock.clone(),
-            pg_version: meta.pg_version,
-            shared_buffers: shared_buffers.clone(),
-        };
-        prepare::prepare(&info.pgdata, &info.root, &meta, &plan, &owner)?;
-        check_interrupt()?;
-        let mut reached = None;
-        if args.start {
-            let s = undo.server.insert(Server::new(
-                &info.pgdata,
-                &bindir,
-                &owner,
-                &sock,
-                port,
-                &log,
-                meta.pg_version,
-            ));
-            s.start()?;
-            reached = Some(server::wait_reached(s, action == Action::Promote, wait)?);
-        }
-        rec.state = "ready".into();
-        registry::write(&rec)?;
-        Ok(json!({
-            "clone": name,
-            "path": info.pgdata,
-            "port": port,
-            "snapshot": meta.snapshot,
-            "backend": backend.kind().name(),
-            "location": info.location,
-            "socket_dir": sock,
-            "log": log,
-            "started": args.start,
-            "recovery": {
-                "target": target.display(),
-                "target_type": target.kind(),
-                "action": action.name(),
-                "reached_lsn": reached.as_ref().and_then(|r| r.lsn.clone()),
-                "reached_time": reached.as_ref().and_then(|r| r.time.clone()),
-                "state": reached.as_ref().map(|r| r.state.clone()).unwrap_or_else(|| "configured".into()),
-            },
-        }))
-    })();
-    drop(data_lock);
-    match result {
-        Ok(mut doc) => {
-            if let Some(s) = undo.server.take() {
-                s.detach();
-            }
-            doc["seconds"] = json!((started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0);
-            Outcome::json(doc)
-        }
-        Err(e) => {
-            let e = match &undo.server {
-                Some(s) if !e.to_string().contains("server log:") => {
-                    let tail = s.log_tail(5);
-                    let why = match &e.why {
-                        Some(w) if !tail.is_empty() => format!("{w}; server log: {tail}"),
-                        Some(w) => w.clone(),
-                        None => format!("server log: {tail}"),
-                    };
-                    Error {
-                        why: Some(why),
-                        ..e
-                    }
-                }
-                _ => e,
-            };
-            Err(undo.rollback(e))
-        }
-    }
-}
-
-fn list(args: &Args) -> Result<Outcome> {
-    let filter = match &args.pgdata {
-        Some(p) => Some(pgdr_snap::sys::check_data_dir(p)?),
-        None => None,
-    };
-    let mut out = Vec::new();
-    for r in registry::list()? {
-        if filter.as_ref().is_some_and(|f| *f != r.source_pgdata) {
-            continue;
-        }
-        let pid = server::running_pid(&r.path);
-        out.push(json!({
-            "clone": r.clone,
-            "snapshot": r.snapshot,
-            "source_pgdata": r.source_pgdata,
-            "backend": r.backend,
-            "location": r.location,
-            "path": r.path,
-            "port": r.port,
-            "socket_dir": r.socket_dir,
-            "running": pid.is_some(),
-            "pid": pid,
-            "exists": r.path.is_dir(),
-            "state": r.state,
-            "created": rfc3339(r.created),
-            "recovery": {"target": r.target, "target_type": r.target_type, "action": r.action},
-        }));
-    }
-    Outcome::json(json!({ "clones": out }))
-}
-
-fn destroy(name: &str, wait_lock: Option<Duration>) -> Result<Outcome> {
-    pgdr_snap::meta::check_label(name)
-        .map_err(|e| Error::usage(format!("invalid --destroy {name:?}")).because(e))?;
-    let _lock = registry::lock(name, wait_lock)?;
-    let rec = registry::read(name)?.ok_or_else(|| {
-        Error::failed(format!("no clone named {name}"))
-            .because("snap-clone did not create it (it has no record in the clone registry)")
-            .hint("snap-clone --list shows the clones it made")
+    let doc: CloneReport = crate::create::run(&CreateRequest {
+        source: src,
+        pgdata: args.pgdata,
+        backend: args.backend,
+        snapshot_dir: args.snapshot_dir,
+        name,
+        target_dir,
+        port: args.port,
+        target,
+        action: args.recovery_target_action.unwrap_or(Action::Pause),
+        restore_command: restore,
+        shared_buffers,
+        start: args.start,
+        wait,
+        wait_lock,
+        registry,
     })?;
-    let kind = BackendKind::parse(&rec.backend).ok_or_else(|| {
-        Error::failed(format!(
-            "clone record {name} names backend {:?}",
-            rec.backend
-        ))
-    })?;
-    let backend = Backend::detect(&rec.source_pgdata, Some(kind), rec.store.as_deref())?;
-    let known = backend.clones()?.into_iter().any(|c| c.clone == name);
-    let mut stopped = false;
-    if server::running_pid(&rec.path).is_some() {
-        let owner = pgdr_core::owner::data_dir_owner(&rec.path)?;
-        let bindir = pgdr_core::pgbin::bindir(Some(rec.pg_version))?;
-        let mut s = Server::new(
-            &rec.path,
-            &bindir,
-            &owner,
-            &rec.socket_dir,
-            rec.port,
-            &rec.log,
-            rec.pg_version,
-        );
-        s.stop(true);
-        stopped = true;
-    }
-    let existed = known || rec.root.exists();
-    if known {
-        backend.destroy_clone(name)?;
-    } else if rec.root.exists() {
-        return Err(Error::failed(format!("cannot destroy clone {name}"))
-            .because(format!(
-                "{} exists but the {} backend does not list it as a clone snap-clone made",
-                rec.root.display(),
-                rec.backend
-            ))
-            .hint("remove it by hand if it is yours"));
-    }
-    if !rec.socket_dir.starts_with(&rec.path) {
-        let _ = std::fs::remove_dir_all(&rec.socket_dir);
-    }
-    registry::remove(name)?;
-    Outcome::json(json!({
-        "destroyed": name,
-        "snapshot": rec.snapshot,
-        "path": rec.path,
-        "location": rec.location,
-        "stopped": stopped,
-        "existed": existed,
-    }))
+    Outcome::document(&doc)
 }
 
 pub static MAN: pgdr_core::man::ManExtra = pgdr_core::man::ManExtra {
     exit_status: &[
         (0, "The clone was made (and with --start, recovery reached the target); or --list/--destroy succeeded."),
         (1, "It failed or was refused (no such snapshot, a target before the snapshot's consistent point, port taken, the server failed or stopped during recovery, --wait ran out, SIGINT/SIGTERM); the server it started was stopped and the clone destroyed. The message ends with the last lines of the server log."),
-        (2, "Usage error: bad arguments, a malformed snapshot object on stdin, or (without --pgdata) snapshots of several data directories found."),
-        (75, "Another snap-clone run holds the lock of this clone name, or snap-take/snap-prune holds the data directory's lock longer than --wait-lock (default 30 seconds for the latter)."),
+        (2, "Usage error: bad arguments, a document on stdin that is not snap-take's, or (without --pgdata) snapshots of several data directories found."),
+        (75, "Another snap-clone run holds the lock of this clone name, or snap-take/snap-prune holds the lock of the data directory's snapshots longer than --wait-lock (default 30 seconds for the latter)."),
     ],
-    documents: &[],
-    json_output: "A clone: {\"clone\", \"path\" (its data directory), \"port\", \"snapshot\", \"backend\", \"location\" (zfs dataset or directory), \"socket_dir\", \"log\", \"started\", \"recovery\": {\"target\" (RFC 3339 time, LSN or \"immediate\"), \"target_type\": \"time|lsn|immediate\", \"action\": \"pause|promote\", \"reached_lsn\" and \"reached_time\" (pg_last_wal_replay_lsn() and pg_last_xact_replay_timestamp() once reached; null without --start), \"state\": \"paused|promoted|configured\"}, \"seconds\"}.\n--list: {\"clones\": [{\"clone\", \"snapshot\", \"source_pgdata\", \"backend\", \"location\", \"path\", \"port\", \"socket_dir\", \"running\", \"pid\", \"exists\", \"state\": \"creating|ready\", \"created\", \"recovery\": {\"target\", \"target_type\", \"action\"}}]}.\n--destroy: {\"destroyed\", \"snapshot\", \"path\", \"location\", \"stopped\", \"existed\"}.",
+    documents: &[
+        pgdr_core::man::DocSection::of::<CloneReport>("a clone made"),
+        pgdr_core::man::DocSection::of::<CloneList>("--list"),
+        pgdr_core::man::DocSection::of::<DestroyReport>("--destroy"),
+    ],
+    json_output: "",
     examples: &[
         ("The port of a paused server as of 17:28:37 (+08), from the newest snapshot before it, wherever snap-take stored it (one data directory's snapshots on ZFS or btrfs):", "snap-clone --before '2026-03-21 17:28:37+08' --name drill --repo /zpdata02/wal --start | jq .port"),
         ("A paused, queryable server as of 09:28 from the newest snapshot before it and the wal-archive repository:", "snap-clone --pgdata /zpdata01/pg --before '2026-03-21T09:28:00Z' --name drill --repo /zpdata02/wal --start"),
         ("A read-write copy of a snapshot's own moment on port 6543:", "snap-clone --pgdata /zpdata01/pg --snapshot pgdr-20260321T090000Z --name qa --recovery-target-action promote --port 6543 --start"),
         ("Clone what snap-take just took:", "snap-take --pgdata /zpdata01/pg | snap-clone - --name latest --start"),
+        ("Everything the archive has, paused at its end:", "snap-clone --pgdata /zpdata01/pg --snapshot pgdr-20260321T090000Z --name all --recovery-target latest --repo /zpdata02/wal --start"),
         ("Every clone, then remove one:", "snap-clone --list --pretty; snap-clone --destroy drill"),
     ],
     extra_sections: &[
         (
             "CONSISTENT POINT",
-            "A recovery can only stop once the copy is consistent. For a time target that is the moment the snapshot had completed (consistent_at in its metadata; without it, two seconds after its name's time); for an LSN target the snapshot's checkpoint, a standby's minimum recovery point and a backup's stop LSN. --before T picks the newest snapshot consistent at or before T. A target before a snapshot's consistent point is refused, naming the snapshots that would serve it. A target beyond the end of the archive makes PostgreSQL stop with \"recovery ended before configured recovery target was reached\"; with --start that rolls the clone back.",
+            "A recovery can only stop once the copy is consistent. For a time target that is the moment the snapshot had completed (consistent_at in its metadata); for an LSN target the snapshot's checkpoint, a standby's minimum recovery point and a backup's stop LSN. --before T picks the newest snapshot consistent at or before T. A target before a snapshot's consistent point is refused, naming the snapshots that would serve it. A target beyond the end of the archive makes PostgreSQL stop (\"recovery ended before configured recovery target was reached\"); with --start the clone is rolled back and the one error line names where the archived WAL ends and its last transaction's time.\n--recovery-target latest recovers everything the archive (and the snapshot's pg_wal) holds. With the action pause the clone runs in standby mode without a primary until PostgreSQL waits for WAL the archive does not have, and snap-clone pauses it there (state paused, queryable; pg_promote() or pg_wal_replay_resume() ends recovery); with promote it ends recovery at the end of the WAL and opens read-write on a new timeline.",
         ),
         (
             "CLONE REGISTRY",
-            "Every clone has a JSON record in $PGDR_CLONE_DIR (default /var/lib/pgdr/clones for root, ${XDG_STATE_HOME:-~/.local/state}/pgdr/clones otherwise): name, snapshot, source data directory, backend and store, location, path, port, socket directory, log, target. NAME.lock beside it is the per-clone lock. The snapshot library records the clone too (the pgdr:clone property on the ZFS dataset, clones/NAME.json in the btrfs or copy store), which is how snap-prune skips snapshots that have clones. --destroy refuses a name without a record, and a path the backend does not list as its clone.",
+            "The clone registry is per host: every clone has a JSON record in $PGDR_CLONE_DIR (default /var/lib/pgdr/clones): name, snapshot, source data directory, backend and store, location, path, port, socket directory, log, target. Records (and the registry, when root creates it) belong to the clone's data directory owner, so root's clones are the postgres user's too and the other way round; a non-root user where the registry does not exist yet needs it created once by root. NAME.lock beside a record is the per-clone lock, gone when the run ends. snap-prune reads the same registry to skip snapshots that have clones (on ZFS it also skips any snapshot that is a dataset's origin); ZFS clones carry the pgdr:clone property. --destroy refuses a name without a record (creating nothing), a record written by neither root nor the clone's owner, and a ZFS dataset without pgdr:clone.",
         ),
         (
             "FILES",

@@ -35,8 +35,8 @@ impl Action {
 pub struct Plan {
     pub clone: String,
     pub port: u16,
-    /// None: no target, recovery runs to the end of the WAL it has and promotes.
-    pub target: Option<Target>,
+    /// Where recovery stops; [`Target::Latest`] is the end of the WAL it can get.
+    pub target: Target,
     pub action: Action,
     /// None keeps the restore_command the copied configuration has.
     pub restore_command: Option<String>,
@@ -44,6 +44,13 @@ pub struct Plan {
     pub pg_version: u32,
     /// shared_buffers for the clone (PostgreSQL's syntax), None keeps the configured one.
     pub shared_buffers: Option<String>,
+}
+
+impl Plan {
+    /// Whether the clone runs in standby mode: `--recovery-target latest` with pause.
+    pub fn standby_mode(&self) -> bool {
+        self.target == Target::Latest && self.action == Action::Pause
+    }
 }
 
 /// The postgresql.auto.conf changes, in order (pure).
@@ -72,17 +79,8 @@ pub fn settings(plan: &Plan) -> Vec<(String, Option<String>)> {
     set("recovery_min_apply_delay", "0".into());
     // Pause is only queryable with hot_standby.
     set("hot_standby", "on".into());
-    match &plan.target {
-        Some(t) => {
-            for (n, val) in t.settings() {
-                set(n, val);
-            }
-        }
-        None => {
-            for n in crate::target::TARGET_PARAMS {
-                set(n, String::new());
-            }
-        }
+    for (n, val) in plan.target.settings() {
+        set(n, val);
     }
     set("recovery_target_action", plan.action.name().into());
     set("recovery_target_timeline", "latest".into());
@@ -334,7 +332,14 @@ pub fn prepare(
             write_owned(&pgdata.join("tablespace_map"), text.as_bytes(), owner)?;
         }
     }
-    write_owned(&pgdata.join("recovery.signal"), b"", owner)?;
+    // To pause at the end of the archive, the clone runs in standby mode (no primary): it
+    // waits for more WAL there instead of ending recovery, and snap-clone pauses it.
+    let signal = if plan.standby_mode() {
+        "standby.signal"
+    } else {
+        "recovery.signal"
+    };
+    write_owned(&pgdata.join(signal), b"", owner)?;
     let changes = settings(plan);
     let refs: Vec<(&str, Option<&str>)> = changes
         .iter()
@@ -398,7 +403,7 @@ mod tests {
         Plan {
             clone: "drill".into(),
             port: 6543,
-            target: Some(Target::Immediate),
+            target: Target::Immediate,
             action: Action::Pause,
             restore_command: Some("wal-archive get %f %p --repo /a".into()),
             socket_dir: "/d/pgdr_clone".into(),

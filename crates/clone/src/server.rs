@@ -2,20 +2,23 @@
 //! watching recovery until it reached the target, and stopping it.
 //!
 //! The postmaster is started directly (as pg_ctl does: its own session, output to a log
-//! file), so a server that dies during recovery is noticed at once. Progress is read with
-//! psql run as the owner over the clone's private socket (peer authentication works there
-//! when nothing else does for root).
+//! file), so a server that dies during recovery is noticed at once. Progress is read over
+//! the clone's private socket with the `postgres` client library, as the data directory's
+//! owner: no psql binary is needed (the bin directory of another major often has none), and
+//! peer authentication works there when nothing else does for root, because a run as root
+//! connects from a thread that has taken the owner's uid (Linux credentials are per thread;
+//! the server sees the connecting thread's uid through SO_PEERCRED).
 
 use crate::prepare::log_tail;
 use pgdr_core::owner::{command_as, User};
 use pgdr_core::{Context, Error, Result};
+use pgdr_snap::datadir::postmaster_pid;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 /// One clone's server.
-#[derive(Debug)]
 pub struct Server {
     pub pgdata: PathBuf,
     pub bindir: PathBuf,
@@ -25,6 +28,7 @@ pub struct Server {
     pub log: PathBuf,
     pub pg_version: u32,
     child: Option<Child>,
+    client: Option<postgres::Client>,
 }
 
 /// What a probe saw.
@@ -34,15 +38,19 @@ pub struct Status {
     pub paused: bool,
     pub lsn: Option<String>,
     pub time: Option<String>,
+    /// The startup process sleeps because no source has the next WAL (the end of what the
+    /// archive and pg_wal hold, in standby mode).
+    pub waiting_for_wal: bool,
 }
 
-/// Whether the postmaster recorded in `pgdata/postmaster.pid` is alive, and its pid.
-pub fn running_pid(pgdata: &Path) -> Option<i32> {
-    let text = std::fs::read_to_string(pgdata.join("postmaster.pid")).ok()?;
-    let pid: i32 = text.lines().next()?.trim().parse().ok()?;
-    // SAFETY: signal 0 only checks for existence.
-    let rc = unsafe { libc::kill(pid, 0) };
-    (rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)).then_some(pid)
+/// How a connection attempt failed.
+enum Refusal {
+    /// Not accepting connections yet (no socket, starting up): try again.
+    NotYet,
+    /// The database does not exist: try the next one.
+    NoDatabase,
+    /// Refused for good (authentication, pg_hba.conf, no such role).
+    Refused(String),
 }
 
 impl Server {
@@ -64,6 +72,7 @@ impl Server {
             log: log.to_path_buf(),
             pg_version,
             child: None,
+            client: None,
         }
     }
 
@@ -109,7 +118,7 @@ impl Server {
                 Ok(None) => None,
                 Err(e) => Some(e.to_string()),
             },
-            None => running_pid(&self.pgdata)
+            None => postmaster_pid(&self.pgdata)
                 .is_none()
                 .then(|| "not running".into()),
         }
@@ -131,85 +140,126 @@ impl Server {
         log_tail(&text, n)
     }
 
+    /// A connection to the clone as its owner, over its socket.
+    fn connect(&self, dbname: &str) -> std::result::Result<postgres::Client, Refusal> {
+        let mut config = postgres::Config::new();
+        config
+            .host_path(&self.socket_dir)
+            .port(self.port)
+            .user(&self.owner.name)
+            .dbname(dbname)
+            .application_name("snap-clone")
+            .connect_timeout(std::time::Duration::from_secs(5));
+        let owner = self.owner.clone();
+        let as_owner = pgdr_core::owner::is_root() && owner.uid != 0;
+        let attempt = std::thread::spawn(move || {
+            if as_owner {
+                use rustix::thread::{set_thread_groups, set_thread_res_gid, set_thread_res_uid};
+                // This thread only: it ends once connected.
+                let (g, u) = (
+                    rustix::fs::Gid::from_raw(owner.gid),
+                    rustix::fs::Uid::from_raw(owner.uid),
+                );
+                set_thread_groups(&[])
+                    .and_then(|()| set_thread_res_gid(g, g, g))
+                    .and_then(|()| set_thread_res_uid(u, u, u))
+                    .map_err(|e| Refusal::Refused(format!("cannot act as {}: {e}", owner.name)))?;
+            }
+            config.connect(postgres::NoTls).map_err(|e| classify(&e))
+        });
+        attempt
+            .join()
+            .unwrap_or_else(|_| Err(Refusal::Refused("the connecting thread panicked".into())))
+    }
+
     /// One look at recovery. Ok(None): not accepting connections yet.
-    pub fn probe(&self) -> Result<Option<Status>> {
+    ///
+    /// # Errors
+    /// The clone refuses its owner's connection for good, or answers nonsense.
+    pub fn probe(&mut self) -> Result<Option<Status>> {
         let paused = if self.pg_version >= 14 {
             "pg_get_wal_replay_pause_state() = 'paused'"
         } else {
             "pg_is_wal_replay_paused()"
         };
+        // The startup process's sleep between attempts once no source has the next WAL
+        // (RecoveryRetrieveRetryInterval since PostgreSQL 13, RecoveryWalAll before).
         let sql = format!(
             "SELECT pg_is_in_recovery(), \
              CASE WHEN pg_is_in_recovery() THEN {paused} ELSE false END, \
-             pg_last_wal_replay_lsn(), \
+             pg_last_wal_replay_lsn()::text, \
              to_char(pg_last_xact_replay_timestamp() AT TIME ZONE 'UTC', \
-             'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+             'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), \
+             EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'startup' \
+             AND wait_event IN ('RecoveryRetrieveRetryInterval', 'RecoveryWalAll'))"
         );
-        let mut last = String::new();
+        if self.client.is_none() {
+            self.client = match self.open_any()? {
+                Some(c) => Some(c),
+                None => return Ok(None),
+            };
+        }
+        let client = self.client.as_mut().expect("connected");
+        match client.query_one(sql.as_str(), &[]) {
+            Ok(row) => Ok(Some(Status {
+                in_recovery: row.get(0),
+                paused: row.get(1),
+                lsn: row.get(2),
+                time: row.get(3),
+                waiting_for_wal: row.get(4),
+            })),
+            Err(e) if e.as_db_error().is_some() => {
+                Err(Error::failed("cannot read the clone's recovery state")
+                    .because(pgdr_core::conn::error_text(&e)))
+            }
+            // The connection went away (a restart, a shutdown): look again later.
+            Err(_) => {
+                self.client = None;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Connects to postgres, else template1; None while the server is not ready yet.
+    fn open_any(&self) -> Result<Option<postgres::Client>> {
         for db in ["postgres", "template1"] {
-            let out = command_as(&self.owner, self.bindir.join("psql"))
-                .args(["-X", "-A", "-t", "-q", "-w", "-F", "|", "-h"])
-                .arg(&self.socket_dir)
-                .arg("-p")
-                .arg(self.port.to_string())
-                .arg("-U")
-                .arg(&self.owner.name)
-                .arg("-d")
-                .arg(db)
-                .arg("-c")
-                .arg(&sql)
-                .env("PGCONNECT_TIMEOUT", "5")
-                .env_remove("PGSERVICE")
-                .env_remove("PGOPTIONS")
-                .stdin(Stdio::null())
-                .output()
-                .context(|| format!("cannot run {}", self.bindir.join("psql").display()))?;
-            if out.status.success() {
-                let text = String::from_utf8_lossy(&out.stdout);
-                let f: Vec<&str> = text.trim().split('|').collect();
-                if f.len() < 4 {
-                    return Err(Error::failed("cannot read the clone's recovery state")
-                        .because(format!("psql printed {:?}", text.trim())));
+            match self.connect(db) {
+                Ok(c) => return Ok(Some(c)),
+                Err(Refusal::NotYet) => return Ok(None),
+                Err(Refusal::NoDatabase) => continue,
+                Err(Refusal::Refused(why)) => {
+                    return Err(Error::failed("cannot connect to the clone")
+                        .because(why)
+                        .hint(
+                            "let the data directory's owner connect over the local socket \
+                             (peer or trust) to watch recovery, or clone without --start",
+                        ))
                 }
-                let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
-                return Ok(Some(Status {
-                    in_recovery: f[0] == "t",
-                    paused: f[1] == "t",
-                    lsn: opt(f[2]),
-                    time: opt(f[3]),
-                }));
-            }
-            last = String::from_utf8_lossy(&out.stderr).trim().to_string();
-            if !(last.contains("database \"postgres\" does not exist")) {
-                break;
             }
         }
-        // Refused for good (authentication, pg_hba.conf, no such role), as opposed to
-        // "starting up" / "not yet accepting connections" / no socket yet.
-        let transient = [
-            "starting up",
-            "not yet accepting",
-            "not accepting connections",
-            "shutting down",
-            "in recovery mode",
-        ];
-        let refused = last.contains("fe_sendauth")
-            || (last.contains("FATAL") && !transient.iter().any(|t| last.contains(t)));
-        if refused {
-            return Err(Error::failed("cannot connect to the clone")
-                .because(last)
-                .hint(
-                    "let the data directory's owner connect over the local socket (peer or trust) \
-                 to watch recovery, or clone without --start",
-                ));
-        }
-        Ok(None)
+        Err(Error::failed("cannot connect to the clone")
+            .because("it has neither a postgres nor a template1 database"))
+    }
+
+    /// Runs one statement on the clone (connected by [`Server::probe`]).
+    ///
+    /// # Errors
+    /// Not connected, or the statement failed.
+    pub fn execute(&mut self, sql: &str) -> Result<()> {
+        let client = self
+            .client
+            .as_mut()
+            .ok_or_else(|| Error::failed("not connected to the clone"))?;
+        client.batch_execute(sql).map_err(|e| {
+            Error::failed(format!("{sql} failed")).because(pgdr_core::conn::error_text(&e))
+        })
     }
 
     /// Stops the server: fast shutdown when `graceful`, else immediate; waits until it is
     /// gone (SIGKILL after a timeout).
     pub fn stop(&mut self, graceful: bool) {
-        let pid = running_pid(&self.pgdata).or_else(|| {
+        self.client = None;
+        let pid = postmaster_pid(&self.pgdata).or_else(|| {
             self.child
                 .as_ref()
                 .map(|c| c.id() as i32)
@@ -255,8 +305,30 @@ impl Server {
 
     /// Leaves the server running after snap-clone exits.
     pub fn detach(mut self) {
+        self.client = None;
         self.child = None;
     }
+}
+
+/// Whether a failed connection is worth another try.
+fn classify(e: &postgres::Error) -> Refusal {
+    use postgres::error::SqlState;
+    if let Some(db) = e.as_db_error() {
+        return match db.code() {
+            c if *c == SqlState::CANNOT_CONNECT_NOW => Refusal::NotYet,
+            c if *c == SqlState::INVALID_CATALOG_NAME => Refusal::NoDatabase,
+            _ => Refusal::Refused(pgdr_core::conn::error_text(e)),
+        };
+    }
+    // No socket yet, connection refused or reset while it starts: an I/O error underneath.
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        if s.is::<std::io::Error>() {
+            return Refusal::NotYet;
+        }
+        src = s.source();
+    }
+    Refusal::Refused(e.to_string())
 }
 
 fn alive(pid: i32) -> bool {
@@ -290,17 +362,72 @@ pub struct Reached {
     pub time: Option<String>,
 }
 
-/// Waits until recovery paused at the target (pause) or ended (promote). Fails when the
-/// server exits, when `wait` runs out, or on SIGINT/SIGTERM.
-pub fn wait_reached(server: &mut Server, promote: bool, wait: Option<Duration>) -> Result<Reached> {
+/// What recovery must reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Goal {
+    /// Paused at the recovery target.
+    Paused,
+    /// Recovery ended (promoted), at the target or the end of WAL.
+    Promoted,
+    /// The end of the WAL the archive has (standby mode), then paused there.
+    EndOfWal,
+}
+
+/// The end of the archive, as the server logged it before stopping with "recovery ended
+/// before configured recovery target was reached" (xlogrecovery.c): one readable line
+/// instead of the server's FATAL.
+pub fn ended_before_target(log: &str, target: &str) -> Option<Error> {
+    if !log.contains("recovery ended before configured recovery target was reached") {
+        return None;
+    }
+    let after = |marker: &str| {
+        log.lines().rev().find_map(|l| {
+            l.find(marker)
+                .map(|i| l[i + marker.len()..].trim().to_string())
+        })
+    };
+    let lsn = after("redo done at ").and_then(|s| s.split_whitespace().next().map(str::to_string));
+    let xact = after("last completed transaction was at log time ");
+    let end = match (lsn, xact) {
+        (Some(l), Some(t)) => format!("the archived WAL ends at {l}, its last transaction at {t}"),
+        (Some(l), None) => {
+            format!("the archived WAL ends at {l}, with no transaction after the snapshot")
+        }
+        (None, Some(t)) => format!("the archived WAL's last transaction is at {t}"),
+        (None, None) => "the archived WAL ends before it".into(),
+    };
+    Some(
+        Error::failed(format!("cannot recover to {target}"))
+            .because(format!("{end}; the clone was rolled back"))
+            .hint("pick a target at or before that moment, or --recovery-target latest"),
+    )
+}
+
+/// Waits until recovery reached `goal`. Fails when the server exits, when `wait` runs out,
+/// or on SIGINT/SIGTERM.
+///
+/// # Errors
+/// As above; a server that stopped because the archive ends before `target` gets one
+/// readable line ([`ended_before_target`]).
+pub fn wait_reached(
+    server: &mut Server,
+    goal: Goal,
+    target: &str,
+    wait: Option<Duration>,
+) -> Result<Reached> {
     let started = Instant::now();
     let mut last: Option<Status> = None;
     let mut pause = Duration::from_millis(20);
+    let mut pause_asked = false;
     loop {
         if pgdr_core::signals::interrupted() {
             return Err(Error::failed("interrupted").because("SIGINT or SIGTERM arrived"));
         }
         if let Some(how) = server.exited() {
+            let log = std::fs::read_to_string(&server.log).unwrap_or_default();
+            if let Some(e) = ended_before_target(&log, target) {
+                return Err(e);
+            }
             return Err(
                 Error::failed("the clone's server stopped during recovery").because(format!(
                     "postgres exited ({how}); server log: {}",
@@ -309,10 +436,10 @@ pub fn wait_reached(server: &mut Server, promote: bool, wait: Option<Duration>) 
             );
         }
         if let Some(st) = server.probe()? {
-            let done = if promote {
-                !st.in_recovery
-            } else {
-                st.paused || !st.in_recovery
+            let done = match goal {
+                Goal::Promoted => !st.in_recovery,
+                Goal::Paused => st.paused || !st.in_recovery,
+                Goal::EndOfWal => st.paused,
             };
             if done {
                 return Ok(Reached {
@@ -320,6 +447,10 @@ pub fn wait_reached(server: &mut Server, promote: bool, wait: Option<Duration>) 
                     lsn: st.lsn,
                     time: st.time,
                 });
+            }
+            if goal == Goal::EndOfWal && st.waiting_for_wal && !pause_asked {
+                server.execute("SELECT pg_wal_replay_pause()")?;
+                pause_asked = true;
             }
             last = Some(st);
         }

@@ -18,6 +18,11 @@ pub enum Target {
     Lsn(Lsn),
     /// As soon as the copy is consistent: the snapshot's own moment.
     Immediate,
+    /// The end of the WAL the archive (and the snapshot's pg_wal) holds: "everything we
+    /// have". PostgreSQL has no such target: no target is set, and the clone either runs in
+    /// standby mode until it waits for WAL the archive does not have, then is paused there,
+    /// or ends recovery at the end of WAL (promote).
+    Latest,
 }
 
 /// Every recovery target parameter: PostgreSQL allows at most one to be set, so the ones not
@@ -36,12 +41,14 @@ impl Target {
             Target::Time(_) => "time",
             Target::Lsn(_) => "lsn",
             Target::Immediate => "immediate",
+            Target::Latest => "latest",
         }
     }
 
-    /// The parameter and value this target is written as.
-    pub fn setting(&self) -> (&'static str, String) {
-        match self {
+    /// The parameter and value this target is written as (None for [`Target::Latest`]: no
+    /// target parameter at all).
+    pub fn setting(&self) -> Option<(&'static str, String)> {
+        Some(match self {
             // UTC with an explicit offset: PostgreSQL would read a bare time in the server's
             // zone, and rejects zone abbreviations here.
             Target::Time(t) => (
@@ -50,7 +57,8 @@ impl Target {
             ),
             Target::Lsn(l) => ("recovery_target_lsn", l.to_string()),
             Target::Immediate => ("recovery_target", "immediate".into()),
-        }
+            Target::Latest => return None,
+        })
     }
 
     /// The target as reported in JSON (RFC 3339 for a time).
@@ -59,6 +67,7 @@ impl Target {
             Target::Time(t) => t.to_rfc3339_opts(SecondsFormat::AutoSi, true),
             Target::Lsn(l) => l.to_string(),
             Target::Immediate => "immediate".into(),
+            Target::Latest => "latest".into(),
         }
     }
 
@@ -66,13 +75,13 @@ impl Target {
     /// The order matters: PostgreSQL's assign hooks apply the file in order and fail
     /// ("multiple recovery targets specified") when a '' comes after a set target.
     pub fn settings(&self) -> Vec<(&'static str, String)> {
-        let (name, value) = self.setting();
+        let set = self.setting();
         let mut v: Vec<(&'static str, String)> = TARGET_PARAMS
             .iter()
-            .filter(|p| **p != name)
+            .filter(|p| set.as_ref().is_none_or(|(name, _)| *p != name))
             .map(|p| (*p, String::new()))
             .collect();
-        v.push((name, value));
+        v.extend(set);
         v
     }
 }
@@ -123,9 +132,9 @@ pub fn min_lsn(meta: &SnapshotMeta) -> Lsn {
 /// Whether the snapshot can serve the target; the reason when not.
 pub fn check(meta: &SnapshotMeta, target: &Target) -> Result<(), String> {
     match target {
-        Target::Immediate => Ok(()),
+        Target::Immediate | Target::Latest => Ok(()),
         Target::Time(t) => {
-            let c = meta.consistent_time();
+            let c = meta.consistent_at;
             if *t < c {
                 Err(format!(
                     "the recovery target {} is before {}'s consistent point {}: PostgreSQL \
@@ -158,7 +167,7 @@ pub fn check(meta: &SnapshotMeta, target: &Target) -> Result<(), String> {
 /// The snapshots that can serve the target, best (newest) first.
 pub fn serving<'a>(snaps: &'a [SnapshotMeta], target: &Target) -> Vec<&'a SnapshotMeta> {
     let mut v: Vec<&SnapshotMeta> = snaps.iter().filter(|m| check(m, target).is_ok()).collect();
-    v.sort_by_key(|m| std::cmp::Reverse(m.consistent_time()));
+    v.sort_by_key(|m| std::cmp::Reverse(m.consistent_at));
     v
 }
 
@@ -166,8 +175,8 @@ pub fn serving<'a>(snaps: &'a [SnapshotMeta], target: &Target) -> Vec<&'a Snapsh
 pub fn choose_before(snaps: &[SnapshotMeta], t: DateTime<Utc>) -> Option<&SnapshotMeta> {
     snaps
         .iter()
-        .filter(|m| m.consistent_time() <= t)
-        .max_by_key(|m| m.consistent_time())
+        .filter(|m| m.consistent_at <= t)
+        .max_by_key(|m| m.consistent_at)
 }
 
 /// "a, b, c" of up to `n` snapshot names (with "and N more").
@@ -189,7 +198,7 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
 
-    fn meta(name: &str, created: DateTime<Utc>, done: Option<DateTime<Utc>>) -> SnapshotMeta {
+    fn meta(name: &str, created: DateTime<Utc>, done: DateTime<Utc>) -> SnapshotMeta {
         SnapshotMeta {
             snapshot: name.into(),
             created,
@@ -258,15 +267,21 @@ mod tests {
         assert!(i.contains(&("recovery_target", "immediate".into())));
         assert!(i.contains(&("recovery_target_time", String::new())));
         let l = Target::Lsn("16/B374D848".parse().unwrap());
-        assert_eq!(l.setting(), ("recovery_target_lsn", "16/B374D848".into()));
+        assert_eq!(
+            l.setting(),
+            Some(("recovery_target_lsn", "16/B374D848".into()))
+        );
+        // latest: no target at all, every target parameter cleared.
+        let latest = Target::Latest.settings();
+        assert_eq!(latest.len(), 5);
+        assert!(latest.iter().all(|(_, v)| v.is_empty()));
     }
 
     #[test]
     fn consistent_point_decides() {
-        let a = meta("pgdr-a", at(0), Some(at(1)));
-        let b = meta("pgdr-b", at(10), Some(at(12)));
-        // No consistent_at: two seconds after creation.
-        let c = meta("pgdr-c", at(20), None);
+        let a = meta("pgdr-a", at(0), at(1));
+        let b = meta("pgdr-b", at(10), at(12));
+        let c = meta("pgdr-c", at(20), at(22));
         let snaps = vec![a.clone(), b.clone(), c.clone()];
         assert_eq!(choose_before(&snaps, at(11)).unwrap().snapshot, "pgdr-a");
         assert_eq!(choose_before(&snaps, at(12)).unwrap().snapshot, "pgdr-b");

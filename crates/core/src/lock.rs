@@ -1,20 +1,50 @@
-//! One exclusive lock per target, with the standard library's file locks.
+//! One exclusive lock per target: an flock(2) on a file that lives beside what it protects
+//! (inside the repository, the snapshot store, the clone registry), so root's cron and the
+//! data directory owner's cron exclude each other.
+//!
+//! - The file is created readable by everyone (0644, whatever the umask) and locked through a
+//!   read-only descriptor (flock needs no write access), so a lock file another user left
+//!   behind is as usable as one of our own.
+//! - A run removes the lock file when it lets go (while still holding the lock), so nothing
+//!   is left behind for nothing. A waiter that then gets the lock on the removed file sees
+//!   that the path no longer names the file it holds and starts over: two runs can never
+//!   hold two different files of the same name.
 
 use crate::error::{clean_io_message, Error, Result};
-use std::fs::{File, OpenOptions, TryLockError};
-use std::os::unix::fs::OpenOptionsExt;
+use rustix::fs::{Mode, OFlags};
+use std::fs::{File, TryLockError};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// Held until dropped. The lock file itself is never removed: removing it would let two runs
-/// lock two different files of the same name.
+/// Held until dropped; dropping removes the lock file, then releases the lock.
 #[derive(Debug)]
 pub struct LockGuard {
-    _file: File,
+    file: File,
     pub path: PathBuf,
 }
 
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        // Only while the path still names our file: a file someone else made there is theirs.
+        if names_file(&self.path, &self.file) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Whether `path` names the open `file` (same device and inode).
+fn names_file(path: &Path, file: &File) -> bool {
+    match (std::fs::metadata(path), file.metadata()) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
 /// `--wait-lock SECONDS` as a duration: a finite number, 0 or more (a usage error otherwise).
+///
+/// # Errors
+/// A usage error (exit 2) for a negative, infinite or NaN value.
 pub fn wait_duration(flag: &str, secs: Option<f64>) -> Result<Option<Duration>> {
     match secs {
         None => Ok(None),
@@ -24,29 +54,63 @@ pub fn wait_duration(flag: &str, secs: Option<f64>) -> Result<Option<Duration>> 
     }
 }
 
+/// Opens the lock file at `path`, creating it (0644) when it does not exist.
+fn open(path: &Path) -> Result<File> {
+    let cannot = |e: rustix::io::Errno| {
+        let why = clean_io_message(&std::io::Error::from(e).to_string());
+        let owner = std::fs::metadata(path)
+            .ok()
+            .map(|m| crate::owner::user_by_uid(m.uid()).map_or(m.uid().to_string(), |u| u.name));
+        let err = Error::failed(format!("cannot open lock file {}", path.display()));
+        match owner {
+            Some(o) => err
+                .because(format!("{why} (it belongs to {o})"))
+                .hint("remove it when no pgdr run is active"),
+            None => err.because(why),
+        }
+    };
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+    loop {
+        match rustix::fs::open(
+            path,
+            flags | OFlags::CREATE | OFlags::EXCL,
+            Mode::from(0o644),
+        ) {
+            Ok(fd) => {
+                // The umask (077 under many crons) must not make it unusable for others.
+                rustix::fs::fchmod(&fd, Mode::from(0o644)).map_err(cannot)?;
+                return Ok(File::from(fd));
+            }
+            Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err(cannot(e)),
+        }
+        match rustix::fs::open(path, flags, Mode::empty()) {
+            Ok(fd) => return Ok(File::from(fd)),
+            // Removed by its holder in between: create it again.
+            Err(rustix::io::Errno::NOENT) => continue,
+            Err(e) => return Err(cannot(e)),
+        }
+    }
+}
+
 /// Takes the lock at `path` for `what` (used in the message). Without `wait` a held lock fails
 /// at once with exit 75; with it, retries until the time runs out.
+///
+/// # Errors
+/// Exit 75 when another run holds the lock; exit 1 when the file cannot be opened or locked.
 pub fn acquire(path: &Path, what: &str, wait: Option<Duration>) -> Result<LockGuard> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| {
-            Error::failed(format!("cannot open lock file {}", path.display()))
-                .because(clean_io_message(&e.to_string()))
-        })?;
     let deadline = wait.map(|w| Instant::now() + w);
+    let mut file = open(path)?;
     loop {
         match file.try_lock() {
-            Ok(()) => {
+            Ok(()) if names_file(path, &file) => {
                 return Ok(LockGuard {
-                    _file: file,
+                    file,
                     path: path.to_path_buf(),
                 })
             }
+            // Its holder removed it when done: the lock that counts is on the file at the path.
+            Ok(()) => file = open(path)?,
             Err(TryLockError::WouldBlock) => {
                 if deadline.is_some_and(|d| Instant::now() < d) {
                     std::thread::sleep(Duration::from_millis(50));
@@ -83,6 +147,102 @@ mod tests {
         assert!(e.to_string().contains("after waiting"), "{e}");
         drop(g);
         acquire(&p, "target", None).unwrap();
+    }
+
+    #[test]
+    fn a_run_leaves_no_lock_file_and_a_waiter_starts_over_on_a_fresh_one() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("x.lock");
+        let g = acquire(&p, "target", None).unwrap();
+        assert!(p.exists());
+        let mode = std::fs::metadata(&p).unwrap().mode() & 0o777;
+        assert_eq!(mode, 0o644, "usable by other users whatever the umask");
+        drop(g);
+        assert!(!p.exists(), "the lock file outlived its run");
+        // A waiter that opened the file before its holder removed it ends up holding the file
+        // at the path, never the removed one.
+        let g = acquire(&p, "target", None).unwrap();
+        let p2 = p.clone();
+        let waiter = std::thread::spawn(move || {
+            let w = acquire(&p2, "target", Some(Duration::from_secs(10))).unwrap();
+            let on_disk = std::fs::metadata(&p2).unwrap();
+            let held = w.file.metadata().unwrap();
+            assert_eq!((on_disk.dev(), on_disk.ino()), (held.dev(), held.ino()));
+            w
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        drop(g);
+        let w = waiter.join().unwrap();
+        // While the waiter holds it, nobody else gets it.
+        assert_eq!(acquire(&p, "target", None).unwrap_err().exit_code(), 75);
+        drop(w);
+        assert!(!p.exists());
+    }
+
+    /// Root's runs and the postgres user's exclude each other on one file, and a file left
+    /// by root (a run that was killed) is usable by the postgres user. flock(1) stands in for
+    /// the other user's run: it opens the file read-only and flocks it, as [`acquire`] does.
+    #[test]
+    fn root_and_the_postgres_user_share_one_lock_file() {
+        if !crate::owner::is_root() {
+            panic!("this test runs as root (tests run as root here; see CONVENTIONS)");
+        }
+        let Some(pg) = user_named("postgres") else {
+            panic!("no postgres OS user: install the PostgreSQL server package (make deps)");
+        };
+        let d = tempfile::tempdir().unwrap();
+        std::os::unix::fs::chown(d.path(), Some(pg.uid), Some(pg.gid)).unwrap();
+        let p = d.path().join("x.lock");
+        let as_pg = |args: &[&str]| {
+            std::process::Command::new("runuser")
+                .args(["-u", "postgres", "--", "flock"])
+                .args(args)
+                .arg(&p)
+                .arg("true")
+                .status()
+                .unwrap()
+                .code()
+        };
+        let g = acquire(&p, "target", None).unwrap();
+        assert_eq!(as_pg(&["-n"]), Some(1), "the postgres user got root's lock");
+        drop(g);
+        // Left behind by a root run that was killed: root-owned, and still usable.
+        let left = open(&p).unwrap();
+        drop(left);
+        assert_eq!(std::fs::metadata(&p).unwrap().uid(), 0);
+        assert_eq!(
+            as_pg(&["-n"]),
+            Some(0),
+            "a lock file left by root blocks postgres"
+        );
+        // And the other way round: held by the postgres user, root waits.
+        let mut holder = std::process::Command::new("runuser")
+            .args(["-u", "postgres", "--", "flock", "-n"])
+            .arg(&p)
+            .args(["sleep", "2"])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(acquire(&p, "target", None).unwrap_err().exit_code(), 75);
+        let g = acquire(&p, "target", Some(Duration::from_secs(20))).unwrap();
+        assert!(holder.wait().unwrap().success());
+        drop(g);
+        assert!(
+            !p.exists(),
+            "root could not remove the lock file in the postgres user's dir"
+        );
+    }
+
+    fn user_named(name: &str) -> Option<crate::owner::User> {
+        let text = std::fs::read_to_string("/etc/passwd").ok()?;
+        let uid = text
+            .lines()
+            .map(|l| l.split(':').collect::<Vec<_>>())
+            .find(|f| f.first() == Some(&name))?
+            .get(2)?
+            .parse()
+            .ok()?;
+        crate::owner::user_by_uid(uid)
     }
 
     #[test]

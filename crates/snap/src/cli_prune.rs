@@ -1,12 +1,15 @@
-//! snap-prune: a retention policy over snap-take's snapshots.
+//! snap-prune's command line: arguments (or snap-take's or snap-prune's document) in, the
+//! report out. The operation is [`crate::cmd::prune`].
 
-use crate::backend::{Backend, BackendKind};
-use crate::doc::{KeptSnapshot, OldestKept, PruneReport, SkippedSnapshot, SnapshotRef};
+use crate::backend::BackendKind;
+use crate::cmd::prune::PruneRequest;
+use crate::doc::PruneReport;
 use crate::meta::SnapshotMeta;
-use crate::retention::{self, Calendar, Item, Policy};
+use crate::registry::Registry;
+use crate::retention::Policy;
 use clap::Parser;
+use pgdr_core::cli::Stdin;
 use pgdr_core::{Error, Outcome, OutputArgs, Result};
-use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 const AFTER_HELP: &str = "\
@@ -39,6 +42,17 @@ with --tz local.\n\
 snapshot at most D before the newest one, and the newest snapshot before that.\n\
 Durations are anchored on the newest snapshot, never on the clock, so a snap-take that \
 stopped running never lets the history age away. Durations: 90s, 15m, 36h, 7d, 2w, 1y.\n\n\
+A snapshot dated after now (taken while the clock had jumped ahead) is kept, counted by no \
+rule and listed under problems: windows and calendar periods are anchored on the newest \
+snapshot that is not in the future, as restic's forget does, so one snapshot dated 2042 \
+never makes the real ones look old. oldest_kept is never such a snapshot unless nothing else \
+is left.\n\n\
+With --tz local, periods are local calendar periods. When summer time ends, the repeated \
+local hour (02:00 to 03:00 twice, say) is one hourly period: --keep-hourly keeps one \
+snapshot (the later) for those two real hours and so reaches one real hour further back, \
+as restic does (it buckets by local wall-clock time too); sanoid marks the repeated hour's \
+snapshots with a dst suffix and recommends running in UTC. When summer time starts, the \
+skipped hour simply has no snapshots. --tz utc (the default) has neither effect.\n\n\
 Worked example: snapshots every 15 minutes for 3 days, --keep-hourly 24 --keep-daily 7 \
 keeps 27: the :45 snapshot of each of the last 24 hours (the newest is the day's daily), \
 23:45 of the two earlier days, and the very first snapshot as 'oldest daily' because fewer \
@@ -46,11 +60,12 @@ than 7 days exist.",
     after_help = AFTER_HELP
 )]
 pub struct Args {
-    /// '-' reads a snap-take (or snap-prune) document from stdin to learn the target.
-    #[arg(value_name = "-")]
-    pub input: Option<String>,
+    /// '-' reads a snap-take (or snap-prune) document from stdin to learn the target; a
+    /// snap-prune document of a dry run makes this a dry run too.
+    #[arg(value_name = "-", value_parser = pgdr_core::cli::stdin_marker)]
+    pub input: Option<Stdin>,
     /// The data directory whose snapshots to prune.
-    #[arg(long, short = 'D', value_name = "DIR")]
+    #[arg(long, short = 'D', env = "PGDATA", value_name = "DIR")]
     pub pgdata: Option<PathBuf>,
     /// Storage backend: zfs, btrfs or copy (default: detected from PGDATA).
     #[arg(long, value_enum, hide_possible_values = true)]
@@ -115,47 +130,37 @@ fn duration(flag: &str, v: &Option<String>) -> Result<Option<u64>> {
         .transpose()
 }
 
-/// The target named by a snap-take document (or a snap-prune one) on stdin.
-fn target_from_doc(doc: &Value) -> Result<(PathBuf, Option<BackendKind>, Option<PathBuf>)> {
-    let bad = |why: &str| {
-        Error::usage("the document on stdin names no data directory")
-            .because(why.to_string())
-            .hint("pipe in the output of snap-take")
-    };
-    let pgdata = doc
-        .get("pgdata")
-        .and_then(Value::as_str)
-        .ok_or_else(|| bad("no \"pgdata\" field"))?;
-    let kind = match doc.get("backend").and_then(Value::as_str) {
-        Some(b) => {
-            Some(BackendKind::parse(b).ok_or_else(|| bad(&format!("unknown backend {b:?}")))?)
-        }
-        None => None,
-    };
-    // btrfs and copy snapshots live in a store: the directory of the snapshot's location.
-    let store = match kind {
-        Some(BackendKind::Btrfs | BackendKind::Copy) => doc
-            .get("location")
-            .and_then(Value::as_str)
-            .and_then(|l| Path::new(l).parent().map(Path::to_path_buf))
-            .or_else(|| {
-                doc.get("snapshot_dir")
-                    .and_then(Value::as_str)
-                    .map(PathBuf::from)
-            }),
-        _ => None,
-    };
-    Ok((PathBuf::from(pgdata), kind, store))
-}
+/// The target a document on stdin names: (pgdata, backend, store, dry run).
+type Target = (PathBuf, Option<BackendKind>, Option<PathBuf>, bool);
 
-fn brief(m: &SnapshotMeta) -> SnapshotRef {
-    SnapshotRef {
-        snapshot: m.snapshot.clone(),
-        created: m.created,
-        label: m.label.clone(),
+/// Reads snap-take's or snap-prune's document from stdin.
+fn target_from_stdin() -> Result<Target> {
+    let accepted = ["snap-take", "snap-prune"];
+    let (map, tool) = pgdr_core::doc::read_stdin_any(&accepted)?;
+    let hint = "pipe in the output of snap-take or snap-prune";
+    let kind = |b: &str| {
+        BackendKind::parse(b).ok_or_else(|| {
+            Error::usage("the document on stdin names no backend")
+                .because(format!("unknown backend {b:?}"))
+                .hint(hint)
+        })
+    };
+    if tool == "snap-take" {
+        let m: SnapshotMeta = pgdr_core::doc::from_map(map, "snap-take's", hint)?;
+        let kind = kind(&m.backend)?;
+        // btrfs and copy snapshots live in the store: the directory of the snapshot.
+        let store = match kind {
+            BackendKind::Zfs => None,
+            _ => Path::new(&m.location).parent().map(Path::to_path_buf),
+        };
+        Ok((m.pgdata, Some(kind), store, false))
+    } else {
+        let r: PruneReport = pgdr_core::doc::from_map(map, "snap-prune's", hint)?;
+        Ok((r.pgdata, Some(kind(&r.backend)?), Some(r.store), r.dry_run))
     }
 }
 
+/// Parses the arguments into the operation's request, runs it, prints the report.
 pub fn run(args: Args) -> Result<Outcome> {
     let policy = Policy {
         last: args.keep_last,
@@ -167,131 +172,51 @@ pub fn run(args: Args) -> Result<Outcome> {
         within: duration("--keep-within", &args.keep_within)?,
         pitr_window: duration("--pitr-window", &args.pitr_window)?,
     };
-    if policy.is_empty() {
-        return Err(Error::usage("no retention rule given")
-            .because("an empty policy would keep only the newest snapshot")
-            .hint("give at least one --keep-* or --pitr-window"));
-    }
-    let wait = crate::cli_take::wait(args.wait_lock)?;
-    let (pgdata, kind, store) = match (args.input.as_deref(), &args.pgdata) {
-        (Some("-"), None) => target_from_doc(&pgdr_core::input::read_stdin_json()?)?,
-        (Some("-"), Some(_)) => return Err(Error::usage("give either - or --pgdata, not both")),
-        (Some(other), _) => {
-            return Err(Error::usage(format!("unexpected argument {other:?}"))
-                .hint("the only argument is '-' (read a snap-take document)"))
+    let wait_lock = pgdr_core::lock::wait_duration("--wait-lock", args.wait_lock)?;
+    let (pgdata, kind, store, upstream_dry_run) = match (args.input, &args.pgdata) {
+        (Some(Stdin), given) => {
+            let t = target_from_stdin()?;
+            if let Some(p) = given {
+                // --pgdata (or $PGDATA) beside '-' must name the same data directory.
+                if p.canonicalize().ok() != t.0.canonicalize().ok() {
+                    return Err(Error::usage("give either - or --pgdata, not both").because(
+                        format!(
+                            "the document on stdin is about {}, --pgdata (or $PGDATA) names {}",
+                            t.0.display(),
+                            p.display()
+                        ),
+                    ));
+                }
+            }
+            t
         }
-        (None, Some(p)) => (p.clone(), None, None),
+        (None, Some(p)) => (p.clone(), None, None, false),
         (None, None) => {
             return Err(Error::usage("no target")
                 .hint("give --pgdata DIR, or '-' to read snap-take's output"))
         }
     };
-    let kind = args.backend.or(kind);
-    let store = args.snapshot_dir.clone().or(store);
-    let pgdata = crate::sys::check_data_dir(&pgdata)?;
-    let backend = Backend::detect(&pgdata, kind, store.as_deref())?;
-    let _lock = if args.dry_run {
-        None
-    } else {
-        Some(pgdr_core::lock::acquire(
-            &backend.lock_path(),
-            &format!("data directory {}", pgdata.display()),
-            wait,
-        )?)
-    };
-    let all = backend.list()?;
-    let considered: Vec<&SnapshotMeta> = all
-        .iter()
-        .filter(|m| args.label.is_none() || m.label == args.label)
-        .collect();
-    let items: Vec<Item> = considered
-        .iter()
-        .map(|m| Item {
-            name: m.snapshot.clone(),
-            time: m.created.timestamp(),
-        })
-        .collect();
-    let cal: &dyn Calendar = match args.tz {
-        Tz::Utc => &chrono::Utc,
-        Tz::Local => &chrono::Local,
-    };
-    let verdicts = retention::apply(&items, &policy, cal);
-    let by_name = |n: &str| {
-        considered
-            .iter()
-            .find(|m| m.snapshot == n)
-            .copied()
-            .expect("listed")
-    };
-    let mut kept = Vec::new();
-    let mut destroyed = Vec::new();
-    let mut skipped = Vec::new();
-    let mut gone: Vec<String> = Vec::new();
-    for v in verdicts.iter().rev() {
-        // oldest first, so a failure part-way leaves the newest ones
-        let m = by_name(&v.name);
-        if v.keep() {
-            kept.push(KeptSnapshot {
-                snapshot: m.snapshot.clone(),
-                created: m.created,
-                label: m.label.clone(),
-                reasons: v.reasons.iter().map(|r| r.to_string()).collect(),
-            });
-            continue;
-        }
-        if backend.has_clones(&m.snapshot)? {
-            skipped.push(SkippedSnapshot {
-                snapshot: m.snapshot.clone(),
-                created: m.created,
-                label: m.label.clone(),
-                reason: "a clone depends on it".into(),
-            });
-            continue;
-        }
-        if !args.dry_run {
-            if let Err(e) = backend.destroy(m) {
-                let done = if gone.is_empty() {
-                    "none".to_string()
-                } else {
-                    gone.join(", ")
-                };
-                return Err(Error::failed(format!("cannot destroy {}", m.snapshot))
-                    .because(format!("{}; destroyed before the failure: {done}", e))
-                    .hint("nothing else was changed; run again after fixing the cause"));
-            }
-        }
-        gone.push(m.snapshot.clone());
-        destroyed.push(brief(m));
-    }
-    kept.reverse();
-    // The oldest snapshot that still exists afterwards (of any label): WAL older than its
-    // wal_start is no longer needed by any snapshot.
-    let oldest_kept = all
-        .iter()
-        .find(|m| !gone.contains(&m.snapshot))
-        .map(|m| OldestKept {
-            snapshot: m.snapshot.clone(),
-            created: m.created,
-            wal_start: m.wal_start.clone(),
-            timeline: m.timeline,
-        });
-    Outcome::document(&PruneReport {
+    let report = crate::cmd::prune::run(&PruneRequest {
         pgdata,
-        backend: backend.kind().name().into(),
-        dry_run: args.dry_run,
-        kept,
-        destroyed,
-        skipped,
-        oldest_kept,
-    })
+        backend: args.backend.or(kind),
+        store: args.snapshot_dir.or(store),
+        policy,
+        label: args.label,
+        local_time: matches!(args.tz, Tz::Local),
+        dry_run: args.dry_run || upstream_dry_run,
+        wait_lock,
+        registry: Registry::host(),
+        now: chrono::Utc::now(),
+    })?;
+    Outcome::document(&report)
 }
 
 pub static MAN: pgdr_core::man::ManExtra = pgdr_core::man::ManExtra {
     exit_status: &[
         (0, "The policy was applied (or, with --dry-run, shown)."),
         (1, "It failed: not a data directory, the storage cannot be read, or a destroy failed (the message lists what was destroyed before)."),
-        (2, "Usage error: bad arguments, no retention rule, malformed JSON on stdin."),
-        (75, "Another snap-take, snap-prune or snap-clone run holds the lock of this data directory (see --wait-lock)."),
+        (2, "Usage error: bad arguments, no retention rule, malformed JSON on stdin, or a document that is not snap-take's or snap-prune's."),
+        (75, "Another snap-take, snap-prune or snap-clone run holds the lock of this data directory's snapshots (see --wait-lock)."),
     ],
     documents: &[pgdr_core::man::DocSection::of::<PruneReport>("snap-prune")],
     json_output: "",
@@ -300,7 +225,10 @@ pub static MAN: pgdr_core::man::ManExtra = pgdr_core::man::ManExtra {
         ("Keep point-in-time recovery possible for a week, plus monthly snapshots for half a year:", "snap-prune --pgdata /zpdata01/pg --pitr-window 7d --keep-monthly 6"),
         ("After snap-take, and before pruning the WAL archive to what the remaining snapshots need:", "snap-take --pgdata /zpdata01/pg | snap-prune - --keep-hourly 24 --keep-daily 7 | wal-archive prune - --repo /zpdata02/wal"),
     ],
-    extra_sections: &[],
+    extra_sections: &[(
+        "FILES",
+        "The lock is .lock in the snapshot store (.pgdr-snapshots/NAME beside the data directory, or --snapshot-dir), shared with snap-take and snap-clone, by root and the data directory's owner alike, and removed when the run ends (a dry run takes none). Which snapshots have clones comes from the host's clone registry, $PGDR_CLONE_DIR (default /var/lib/pgdr/clones), and for ZFS also from the datasets' origins.",
+    )],
 };
 
 pub fn main() -> std::process::ExitCode {

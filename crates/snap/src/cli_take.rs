@@ -1,11 +1,12 @@
-//! snap-take: a consistent snapshot of a data directory, with its metadata.
+//! snap-take's command line: arguments in, the snapshot's metadata out. The operation is
+//! [`crate::cmd::take`].
 
-use crate::backend::{Backend, BackendKind};
-use crate::take::{take, TakeOptions};
+use crate::backend::BackendKind;
+use crate::cmd::take::{TakeOptions, TakeRequest};
+use crate::meta::SnapshotMeta;
 use clap::Parser;
-use pgdr_core::{Error, Outcome, OutputArgs, Result};
+use pgdr_core::{Outcome, OutputArgs, Result};
 use std::path::PathBuf;
-use std::time::Duration;
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -31,7 +32,9 @@ returned backup label is kept with the snapshot so a clone can restore it.\n\n\
 The metadata (time, label, PostgreSQL version, system identifier, timeline, checkpoint and \
 redo LSN read from the snapshot's own pg_control, wal_start = the oldest WAL file a \
 recovery needs, and the backup label) is stored as the ZFS user property pgdr:meta, or as a \
-JSON file beside a btrfs or copy snapshot, and printed.",
+JSON file beside a btrfs or copy snapshot, and printed.\n\n\
+Names are pgdr-YYYYmmddTHHMMSSZ[-LABEL] in UTC; a second snapshot within the same second gets \
+milliseconds, pgdr-YYYYmmddTHHMMSS.mmmZ[-LABEL], so two runs never collide.",
     after_help = AFTER_HELP
 )]
 pub struct Args {
@@ -47,8 +50,8 @@ pub struct Args {
     /// Storage backend: zfs, btrfs or copy (default: detected from PGDATA: zfs, btrfs, else copy).
     #[arg(long, value_enum, hide_possible_values = true)]
     pub backend: Option<BackendKind>,
-    /// Where btrfs and copy snapshots are kept (default: .pgdr-snapshots/NAME beside the
-    /// subvolume or data directory).
+    /// The snapshot store: btrfs and copy snapshots, and every backend's lock (default:
+    /// .pgdr-snapshots/NAME beside the data directory, subvolume or dataset).
     #[arg(long, value_name = "DIR")]
     pub snapshot_dir: Option<PathBuf>,
     /// Wait up to this many seconds for another run on the same data directory.
@@ -60,31 +63,20 @@ pub struct Args {
 
 pgdr_core::tool_args!(Args);
 
-pub fn wait(w: Option<f64>) -> Result<Option<Duration>> {
-    pgdr_core::lock::wait_duration("--wait-lock", w)
-}
-
+/// Parses the arguments into the operation's request, runs it, prints the snapshot.
 pub fn run(args: Args) -> Result<Outcome> {
-    if let Some(l) = &args.label {
-        crate::meta::check_label(l).map_err(|e| Error::usage("invalid --label").because(e))?;
-    }
-    let wait = wait(args.wait_lock)?;
-    let pgdata = crate::sys::check_data_dir(&args.pgdata)?;
-    let backend = Backend::detect(&pgdata, args.backend, args.snapshot_dir.as_deref())?;
-    let _lock = pgdr_core::lock::acquire(
-        &backend.lock_path(),
-        &format!("data directory {}", pgdata.display()),
-        wait,
-    )?;
-    let meta = take(
-        &backend,
-        &TakeOptions {
-            label: args.label.clone(),
-            dsn: args.dbname.clone(),
+    let meta = crate::cmd::take::run(&TakeRequest {
+        pgdata: args.pgdata,
+        backend: args.backend,
+        snapshot_dir: args.snapshot_dir,
+        options: TakeOptions {
+            label: args.label,
+            dsn: args.dbname,
             at: None,
         },
-    )?;
-    Outcome::json(&meta)
+        wait_lock: pgdr_core::lock::wait_duration("--wait-lock", args.wait_lock)?,
+    })?;
+    Outcome::document(&meta)
 }
 
 pub static MAN: pgdr_core::man::ManExtra = pgdr_core::man::ManExtra {
@@ -92,18 +84,21 @@ pub static MAN: pgdr_core::man::ManExtra = pgdr_core::man::ManExtra {
         (0, "The snapshot was taken and its metadata stored."),
         (1, "It failed or was refused (not a data directory, no zfs/btrfs command, a layout one snapshot cannot cover, a snapshot name taken already, backup mode failed); nothing was left behind."),
         (2, "Usage error: bad arguments."),
-        (75, "Another snap-take, snap-prune or snap-clone run holds the lock of this data directory (see --wait-lock)."),
+        (75, "Another snap-take, snap-prune or snap-clone run holds the lock of this data directory's snapshots (see --wait-lock)."),
     ],
-    documents: &[],
-    json_output: "The snapshot object: {\"snapshot\": \"pgdr-YYYYmmddTHHMMSSZ[-LABEL]\", \"created\", \"label\", \"pgdata\", \"backend\": \"zfs|btrfs|copy\", \"location\" (pool/ds@name, or the snapshot directory), \"pgdata_rel\" (where PGDATA is inside the snapshot root), \"members\" (zfs: [{\"dataset\", \"rel\"}]), \"tablespaces\" ([{\"oid\", \"target\", \"rel\"}]), \"pg_version\", \"system_identifier\" (a string), \"timeline\", \"checkpoint_lsn\", \"redo_lsn\", \"checkpoint_time\", \"wal_start\" (the oldest WAL file a recovery from it needs: the file of the redo LSN, or of the backup label's START WAL LOCATION), \"wal_segment_size\", \"method\": \"atomic|backup\", \"min_recovery_point\" (when set), \"backup\" (with -d: {\"backup_label\", \"tablespace_map\", \"start_lsn\", \"stop_lsn\", \"from_standby\"}), \"tool_version\"}.",
+    documents: &[pgdr_core::man::DocSection::of::<SnapshotMeta>("snap-take")],
+    json_output: "The same object is stored with the snapshot (pgdr:meta or the sidecar). Read from a snapshot, keys a newer pgdr added are ignored; read from stdin (snap-prune -, snap-clone -), the document must be snap-take's exactly.",
     examples: &[
         ("An atomic snapshot of a standby's data directory on ZFS, from cron:", "1 * * * * postgres snap-take --pgdata /zpdata01/pg --label hourly"),
         ("Backup mode on a primary, keeping the backup label:", "snap-take --pgdata /var/lib/postgresql/15/main -d 'host=/var/run/postgresql user=postgres'"),
         ("Take a snapshot, then apply retention and prune the WAL archive:", "snap-take --pgdata /zpdata01/pg | snap-prune - --keep-hourly 24 --keep-daily 7 | wal-archive prune - --repo /zpdata02/wal"),
     ],
     extra_sections: &[(
+        "FILES",
+        "The snapshot store, .pgdr-snapshots/NAME beside the data directory (btrfs: beside its subvolume; zfs: beside its dataset's mountpoint, so it is in no snapshot) or --snapshot-dir, holds btrfs and copy snapshots, their JSON sidecars, and .lock, the lock every snap-take, snap-prune and snap-clone run takes for these snapshots (removed when the run ends; created readable by all, so root's and the postgres user's runs share it). Created by root, the store and the sidecars belong to the data directory's owner.",
+    ), (
         "CONSISTENCY",
-        "zfs: one 'zfs snapshot -r' of the dataset holding PGDATA covers it and every child dataset in one instant, so pg_wal and tablespaces may live in child datasets. Anything on another dataset, pool or filesystem is refused.\nbtrfs: snapshots are not recursive; pg_wal and tablespaces must be in the PGDATA subvolume.\ncopy: a copy takes time, so it is refused while the server runs unless -d is given; then pg_wal is copied after pg_backup_stop, so the copy holds every WAL file from wal_start to the backup's end.\nThe metadata is read from the snapshot's own global/pg_control (CRC-32C checked); with zfs-fuse, which has no .zfs directory, it is read from the live file when the checkpoint did not change across the snapshot, else through a temporary clone.",
+        "PGDATA's filesystem is asked of the kernel (statfs) first: a zfs or btrfs command is run only when PGDATA is on ZFS or btrfs, so a broken zfs (no zfs-fuse daemon) never fails a snapshot of a data directory elsewhere.\nzfs: one 'zfs snapshot -r' of the dataset holding PGDATA covers it and every child dataset in one instant, so pg_wal and tablespaces may live in child datasets. Anything on another dataset, pool or filesystem is refused.\nbtrfs: snapshots are not recursive; pg_wal and tablespaces must be in the PGDATA subvolume.\ncopy: a copy takes time, so it is refused while the server runs unless -d is given; then pg_wal is copied after pg_backup_stop, so the copy holds every WAL file from wal_start to the backup's end.\nThe metadata is read from the snapshot's own global/pg_control (CRC-32C checked); with zfs-fuse, which has no .zfs directory, it is read from the live file when the checkpoint did not change across the snapshot, else through a temporary clone.",
     )],
 };
 

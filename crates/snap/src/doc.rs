@@ -1,5 +1,7 @@
 //! The documents snap-prune prints, read back by `wal-archive prune -` (and by snap-prune
 //! itself). snap-take's document is the snapshot's [`crate::SnapshotMeta`].
+//!
+//! Times are RFC 3339 in UTC, with milliseconds where a snapshot has them.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -14,6 +16,8 @@ pub struct PruneReport {
     pub pgdata: PathBuf,
     /// The storage backend: zfs, btrfs or copy.
     pub backend: String,
+    /// The snapshot store (btrfs and copy snapshots, and the lock of every backend).
+    pub store: PathBuf,
     /// Nothing was destroyed: "destroyed" lists what would have been. A reader of this
     /// document (`wal-archive prune -`) is then a dry run too.
     pub dry_run: bool,
@@ -23,9 +27,13 @@ pub struct PruneReport {
     pub destroyed: Vec<SnapshotRef>,
     /// Snapshots the policy would destroy but a clone depends on.
     pub skipped: Vec<SkippedSnapshot>,
-    /// The oldest snap-take snapshot that remains (of any label); null when none does.
+    /// The oldest snap-take snapshot that remains (of any label) and is not dated in the
+    /// future, unless only such snapshots remain; null when none does.
     #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub oldest_kept: Option<OldestKept>,
+    /// What needs a human: snapshots dated in the future (a clock that jumped), kept and
+    /// counted by no rule. Empty when all is well.
+    pub problems: Vec<String>,
 }
 
 impl pgdr_core::Document for PruneReport {
@@ -58,7 +66,8 @@ pub struct KeptSnapshot {
     /// Its label, if any.
     pub label: Option<String>,
     /// The rules that keep it: "newest", "last snapshot", "hourly snapshot", "oldest daily
-    /// snapshot", "within 2d", "in the 7d PITR window", "base of the 7d PITR window", …
+    /// snapshot", "within 2d", "in the 7d PITR window", "base of the 7d PITR window", "dated
+    /// in the future", …
     pub reasons: Vec<String>,
 }
 

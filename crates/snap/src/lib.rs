@@ -1,23 +1,27 @@
 //! pgdr-snap: consistent, self-describing snapshots of a PostgreSQL data directory, and
 //! retention that keeps what recovery needs.
 //!
-//! For snap-clone and other callers:
-//!
+//! - [`cli_take`], [`cli_prune`]: the command lines of snap-take and snap-prune (arguments in,
+//!   one document out); their operations are [`cmd::take`] and [`cmd::prune`].
 //! - [`backend::Backend::detect`] finds the storage of a data directory (zfs, btrfs, copy);
-//!   then `list()`, `get(name)`, `clone_snapshot(meta, clone, target)`, `clones()`,
-//!   `destroy_clone(clone)`, `has_clones(name)`, `destroy(meta)`, `lock_path()`.
-//! - [`meta::SnapshotMeta`]: what each snapshot carries (LSNs, `wal_start`, backup label).
-//! - [`take::take`]: takes a snapshot; [`retention::apply`]: the pure retention policy.
+//!   then `list()`, `get(name)`, `clone_snapshot(..)`, `destroy_clone(..)`, `has_clones(..)`,
+//!   `destroy(..)`, `lock(..)`.
+//! - [`meta::SnapshotMeta`]: what each snapshot carries (LSNs, `wal_start`, backup label),
+//!   snap-take's document.
+//! - [`registry::Registry`]: the host's clone registry, shared with snap-clone.
+//! - [`retention::apply`]: the pure retention policy; [`datadir`]: facts about a data
+//!   directory (layout, version, whether its postmaster runs).
 //! - PostgreSQL's formats (pg_control, backup_label) come from `pgdr-pgformat`.
 
 pub mod backend;
 pub mod cli_prune;
 pub mod cli_take;
+pub mod cmd;
+pub mod datadir;
 pub mod doc;
 pub mod meta;
+pub mod registry;
 pub mod retention;
-pub mod sys;
-pub mod take;
 
-pub use backend::{Backend, BackendKind, CloneInfo};
+pub use backend::{Backend, BackendKind};
 pub use meta::SnapshotMeta;

@@ -16,6 +16,12 @@
 //!
 //! Durations are anchored on the newest snapshot, never on the wall clock, so a snap-take
 //! that stopped running never lets snap-prune age the history away.
+//!
+//! Snapshots dated after `now` (a clock that had jumped ahead when they were taken) are kept,
+//! as zrepl keeps them, but never anchor anything: the rules above see only the snapshots that
+//! are not in the future, anchored on the newest of those, as restic's `forget` does
+//! (`findLatestTimestamp`). Otherwise one snapshot dated 2042 would make every real one look
+//! years old. Only when every snapshot is in the future do the rules apply to them as they are.
 
 use chrono::{Datelike, NaiveDateTime, TimeZone, Timelike};
 
@@ -108,19 +114,37 @@ impl Period {
     }
 }
 
-/// Applies `policy` to `items`; returns one verdict per item, newest first.
-pub fn apply(items: &[Item], policy: &Policy, cal: &dyn Calendar) -> Vec<Verdict> {
+/// The reason a snapshot dated after `now` is kept.
+pub const FUTURE: &str = "dated in the future";
+
+/// Applies `policy` to `items` at the time `now` (seconds since the epoch); returns one
+/// verdict per item, newest first.
+pub fn apply(items: &[Item], policy: &Policy, cal: &dyn Calendar, now: i64) -> Vec<Verdict> {
     let mut order: Vec<&Item> = items.iter().collect();
     order.sort_by(|a, b| b.time.cmp(&a.time).then_with(|| b.name.cmp(&a.name)));
-    let mut out: Vec<Verdict> = order
+    let verdict = |i: &&Item| Verdict {
+        name: i.name.clone(),
+        time: i.time,
+        reasons: Vec::new(),
+    };
+    let (future, real): (Vec<&Item>, Vec<&Item>) = order.iter().partition(|i| i.time > now);
+    if real.is_empty() {
+        return apply_real(order.iter().map(verdict).collect(), policy, cal);
+    }
+    let mut out: Vec<Verdict> = future
         .iter()
         .map(|i| Verdict {
-            name: i.name.clone(),
-            time: i.time,
-            reasons: Vec::new(),
+            reasons: vec![FUTURE.into()],
+            ..verdict(i)
         })
         .collect();
-    let Some(newest) = order.first().map(|i| i.time) else {
+    out.extend(apply_real(real.iter().map(verdict).collect(), policy, cal));
+    out
+}
+
+/// The rules over verdicts sorted newest first, anchored on the first.
+fn apply_real(mut out: Vec<Verdict>, policy: &Policy, cal: &dyn Calendar) -> Vec<Verdict> {
+    let Some(newest) = out.first().map(|v| v.time) else {
         return out;
     };
     out[0].reasons.push("newest".into());
@@ -291,9 +315,12 @@ mod tests {
         p
     }
 
+    /// The tests' clock: after every generated time, so nothing is in the future.
+    const NOW: i64 = 4_000_000_000;
+
     fn check_properties(times: &[i64], p: &Policy, cal: &dyn Calendar, case: usize) {
         let its = items(times);
-        let v = apply(&its, p, cal);
+        let v = apply(&its, p, cal, NOW);
         let ctx = || format!("case {case}: policy {p:?} times {times:?}");
         assert_eq!(v.len(), its.len(), "{}", ctx());
         // Newest first, and the newest kept.
@@ -373,7 +400,12 @@ mod tests {
         // The same snapshots in another order give the same verdicts.
         let mut shuffled = its.clone();
         shuffled.reverse();
-        assert_eq!(apply(&shuffled, p, cal), v, "order-dependent: {}", ctx());
+        assert_eq!(
+            apply(&shuffled, p, cal, NOW),
+            v,
+            "order-dependent: {}",
+            ctx()
+        );
         // Idempotent: pruning what was kept keeps all of it.
         let survivors: Vec<Item> = v
             .iter()
@@ -383,7 +415,7 @@ mod tests {
                 time: x.time,
             })
             .collect();
-        let again = apply(&survivors, p, cal);
+        let again = apply(&survivors, p, cal, NOW);
         assert!(
             again.iter().all(Verdict::keep),
             "second run destroys more: {}",
@@ -418,7 +450,7 @@ mod tests {
             daily: Some(7),
             ..Policy::default()
         };
-        let v = apply(&items(&times), &p, &Utc);
+        let v = apply(&items(&times), &p, &Utc, NOW);
         // 24 hourly (the last of each hour: :45) + dailies of the 2 earlier days (23:45,
         // already counted for day 3 by the newest) + the oldest as "oldest daily".
         let k = kept(&v);
@@ -438,7 +470,7 @@ mod tests {
             pitr_window: Some(15 * h as u64),
             ..Policy::default()
         };
-        let v = apply(&items(&times), &p, &Utc);
+        let v = apply(&items(&times), &p, &Utc, NOW);
         // Window [25h, 40h]: 40h and 30h in it, 20h is its base, 10h and 0 go.
         assert_eq!(kept(&v), ["s0004", "s0003", "s0002"]);
         assert!(v[2].reasons[0].starts_with("base of the 15h PITR window"));
@@ -457,9 +489,47 @@ mod tests {
             hourly: Some(5),
             ..Policy::default()
         };
-        let v = apply(&items(&[t0, t1]), &p, &DstZone);
+        let v = apply(&items(&[t0, t1]), &p, &DstZone, NOW);
         assert_eq!(v[0].reasons, ["newest", "hourly snapshot"]);
         assert_eq!(v[1].reasons, ["oldest hourly snapshot"]);
+    }
+
+    #[test]
+    fn a_future_snapshot_is_kept_and_anchors_nothing() {
+        // Snapshots at now-5d, -4d, -1d, now, and one dated 2042 (a clock that jumped).
+        let d = 86_400;
+        let now = Utc
+            .with_ymd_and_hms(2026, 3, 21, 9, 0, 0)
+            .unwrap()
+            .timestamp();
+        let future = Utc
+            .with_ymd_and_hms(2042, 1, 1, 0, 0, 0)
+            .unwrap()
+            .timestamp();
+        let its = items(&[now - 5 * d, now - 4 * d, now - d, now, future]);
+        let within = Policy {
+            within: Some(2 * d as u64),
+            ..Policy::default()
+        };
+        let v = apply(&its, &within, &Utc, now);
+        assert_eq!(v[0].reasons, [FUTURE]);
+        assert_eq!(kept(&v), ["s0004", "s0003", "s0002"]);
+        assert_eq!(v[1].reasons, ["newest", "within 2d"]);
+        let pitr = Policy {
+            pitr_window: Some(7 * d as u64),
+            ..Policy::default()
+        };
+        let v = apply(&its, &pitr, &Utc, now);
+        assert!(v.iter().all(Verdict::keep), "{v:?}");
+        let daily = Policy {
+            daily: Some(2),
+            ..Policy::default()
+        };
+        let v = apply(&its, &daily, &Utc, now);
+        assert_eq!(kept(&v), ["s0004", "s0003", "s0002"]);
+        // Only future snapshots: the rules apply to them as they are.
+        let v = apply(&items(&[future, future + d]), &within, &Utc, now);
+        assert_eq!(v[0].reasons, ["newest", "within 2d"]);
     }
 
     #[test]

@@ -2,13 +2,16 @@
 //! (a nested subvolume shows up empty), so pg_wal and tablespaces must be in the same
 //! subvolume.
 
-use super::CloneInfo;
+use super::probe::{dev_of, Filesystem};
+use super::rel_to;
+use super::run::{have, run};
+use crate::datadir::Layout;
 use crate::meta::{SnapshotMeta, Tablespace};
-use crate::sys::{self, Layout};
 use pgdr_core::{Error, Result};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+/// The subvolume holding a data directory.
 #[derive(Debug, Clone)]
 pub struct Btrfs {
     pub pgdata: PathBuf,
@@ -22,10 +25,10 @@ pub struct Btrfs {
 /// The root of the subvolume holding `path`: the highest ancestor on the same device (each
 /// subvolume has its own), which btrfs gives inode 256.
 fn subvolume_root(path: &Path) -> Option<PathBuf> {
-    let dev = sys::dev_of(path)?;
+    let dev = dev_of(path)?;
     let mut root = path.to_path_buf();
     while let Some(parent) = root.parent() {
-        if sys::dev_of(parent) != Some(dev) {
+        if dev_of(parent) != Some(dev) {
             break;
         }
         root = parent.to_path_buf();
@@ -34,11 +37,16 @@ fn subvolume_root(path: &Path) -> Option<PathBuf> {
 }
 
 impl Btrfs {
+    /// The subvolume holding `pgdata`, or None when it is not on btrfs (or not inside a
+    /// subvolume).
+    ///
+    /// # Errors
+    /// The btrfs command is missing, or PGDATA is on the root subvolume of `/`.
     pub fn detect(pgdata: &Path, store: Option<&Path>) -> Result<Option<Btrfs>> {
-        if sys::fs_type(pgdata) != Some(sys::BTRFS_MAGIC) {
+        if Filesystem::of(pgdata) != Filesystem::Btrfs {
             return Ok(None);
         }
-        if !sys::have("btrfs") {
+        if !have("btrfs") {
             return Err(Error::failed("cannot use the btrfs backend")
                 .because("the btrfs command is not installed")
                 .hint("install btrfs-progs"));
@@ -46,21 +54,17 @@ impl Btrfs {
         let Some(subvolume) = subvolume_root(pgdata) else {
             return Ok(None);
         };
-        let Some(parent) = subvolume.parent() else {
+        if subvolume.parent().is_none() {
             return Err(Error::failed("cannot use the btrfs backend").because(
                 "PGDATA is on the root subvolume of /; snapshots need a place beside it",
             ));
-        };
+        }
         let store = match store {
             Some(s) => s.to_path_buf(),
-            None => parent
-                .join(".pgdr-snapshots")
-                .join(sys::flat_name(Path::new(
-                    subvolume.file_name().unwrap_or_default(),
-                ))),
+            None => super::default_store(&subvolume)?,
         };
         Ok(Some(Btrfs {
-            pgdata_rel: sys::rel_to(pgdata, &subvolume).unwrap_or_default(),
+            pgdata_rel: rel_to(pgdata, &subvolume).unwrap_or_default(),
             pgdata: pgdata.to_path_buf(),
             subvolume,
             store,
@@ -68,9 +72,9 @@ impl Btrfs {
     }
 
     pub fn check_layout(&self, layout: &Layout) -> Result<Vec<Tablespace>> {
-        let dev = sys::dev_of(&self.subvolume);
+        let dev = dev_of(&self.subvolume);
         let check = |what: &str, p: &Path| -> Result<String> {
-            if sys::dev_of(p) != dev || !p.starts_with(&self.subvolume) {
+            if dev_of(p) != dev || !p.starts_with(&self.subvolume) {
                 return Err(Error::failed(format!(
                     "cannot take one atomic snapshot of {}",
                     self.pgdata.display()
@@ -82,7 +86,7 @@ impl Btrfs {
                 ))
                 .hint("keep pg_wal and tablespaces inside the PGDATA subvolume"));
             }
-            Ok(sys::rel_to(p, &self.subvolume).unwrap_or_default())
+            Ok(rel_to(p, &self.subvolume).unwrap_or_default())
         };
         layout.check_each(check)
     }
@@ -92,9 +96,8 @@ impl Btrfs {
     }
 
     pub fn create(&self, name: &str) -> Result<String> {
-        super::ensure_private_dir(&self.store)?;
         let dst = self.snap_path(name);
-        sys::run(
+        run(
             "btrfs",
             &[
                 "subvolume",
@@ -111,14 +114,12 @@ impl Btrfs {
         Ok(dst.to_string_lossy().into_owned())
     }
 
-    pub fn clone_snapshot(
-        &self,
-        meta: &SnapshotMeta,
-        clone: &str,
-        target: Option<&Path>,
-    ) -> Result<CloneInfo> {
-        let root = super::clone_root(&self.store, clone, target)?;
-        sys::run(
+    /// A writable snapshot of the snapshot at `root`. Returns (location, root).
+    ///
+    /// # Errors
+    /// btrfs refused.
+    pub fn clone_to(&self, meta: &SnapshotMeta, root: &Path) -> Result<(String, PathBuf)> {
+        run(
             "btrfs",
             &[
                 "subvolume",
@@ -127,27 +128,6 @@ impl Btrfs {
                 &root.to_string_lossy(),
             ],
         )?;
-        let info = CloneInfo {
-            clone: clone.to_string(),
-            snapshot: meta.snapshot.clone(),
-            location: root.to_string_lossy().into_owned(),
-            pgdata: sys::join_rel(&root, &meta.pgdata_rel),
-            root: root.clone(),
-        };
-        if let Err(e) = super::write_registry(&self.store, &info) {
-            let _ = sys::run("btrfs", &["subvolume", "delete", &root.to_string_lossy()]);
-            return Err(e);
-        }
-        Ok(info)
-    }
-
-    pub fn destroy_clone(&self, info: &CloneInfo) -> Result<()> {
-        if info.root.exists() {
-            sys::run(
-                "btrfs",
-                &["subvolume", "delete", &info.root.to_string_lossy()],
-            )?;
-        }
-        super::remove_registry(&self.store, &info.clone)
+        Ok((root.to_string_lossy().into_owned(), root.to_path_buf()))
     }
 }

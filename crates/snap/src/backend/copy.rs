@@ -3,15 +3,15 @@
 //! unless backup mode (`-d`) is used, and then pg_wal is copied after `pg_backup_stop`, so
 //! the copy holds all WAL from the backup's start to its end.
 
-use super::CloneInfo;
+use crate::datadir::Layout;
 use crate::meta::{SnapshotMeta, Tablespace};
-use crate::sys::{self, Layout};
 use pgdr_core::{Error, Result};
 use std::fs::{self, File, OpenOptions};
 use std::io::ErrorKind;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+/// A data directory and the store its copies go to.
 #[derive(Debug, Clone)]
 pub struct CopyStore {
     pub pgdata: PathBuf,
@@ -30,19 +30,14 @@ pub struct CopyStats {
 }
 
 impl CopyStore {
+    /// The copies of `pgdata`, in `store` or the default store beside it.
+    ///
+    /// # Errors
+    /// The store would be inside PGDATA, or PGDATA is `/`.
     pub fn new(pgdata: &Path, store: Option<&Path>) -> Result<CopyStore> {
         let store = match store {
             Some(s) => s.to_path_buf(),
-            None => {
-                let parent = pgdata.parent().ok_or_else(|| {
-                    Error::failed("cannot use the copy backend").because("PGDATA is /")
-                })?;
-                parent
-                    .join(".pgdr-snapshots")
-                    .join(sys::flat_name(Path::new(
-                        pgdata.file_name().unwrap_or_default(),
-                    )))
-            }
+            None => super::default_store(pgdata)?,
         };
         if store.starts_with(pgdata) {
             return Err(Error::usage("invalid --snapshot-dir")
@@ -56,8 +51,8 @@ impl CopyStore {
 
     /// pg_wal and tablespaces may be anywhere: the copy follows their symlinks and stores
     /// them as directories inside the copy.
-    pub fn check_layout(&self, layout: &Layout) -> Result<Vec<Tablespace>> {
-        Ok(layout
+    pub fn check_layout(&self, layout: &Layout) -> Vec<Tablespace> {
+        layout
             .tablespaces
             .iter()
             .map(|(oid, target, _)| Tablespace {
@@ -65,7 +60,7 @@ impl CopyStore {
                 target: target.clone(),
                 rel: format!("pg_tblspc/{oid}"),
             })
-            .collect())
+            .collect()
     }
 
     pub fn snap_path(&self, name: &str) -> PathBuf {
@@ -79,7 +74,6 @@ impl CopyStore {
     /// Copies PGDATA to the snapshot. With `skip_wal`, pg_wal is left empty (its
     /// archive_status kept) for [`CopyStore::finish_wal`], and the copy stays partial.
     pub fn create(&self, name: &str, skip_wal: bool) -> Result<String> {
-        super::ensure_private_dir(&self.store)?;
         let partial = self.partial_path(name);
         if partial.exists() {
             self.remove_tree(&partial)?;
@@ -139,9 +133,7 @@ impl CopyStore {
         let partial = self.partial_path(name);
         // Every copied byte on disk before the name appears (one syncfs, not one fsync a file).
         if let Ok(f) = File::open(&partial) {
-            use std::os::fd::AsRawFd;
-            // SAFETY: a valid open descriptor.
-            unsafe { libc::syncfs(f.as_raw_fd()) };
+            let _ = rustix::fs::syncfs(&f);
         }
         let dst = self.snap_path(name);
         let ok = pgdr_core::fsx::rename_noreplace(&partial, &dst).map_err(io_err(&dst))?;
@@ -163,35 +155,17 @@ impl CopyStore {
         }
     }
 
-    pub fn clone_snapshot(
-        &self,
-        meta: &SnapshotMeta,
-        clone: &str,
-        target: Option<&Path>,
-    ) -> Result<CloneInfo> {
-        let root = super::clone_root(&self.store, clone, target)?;
+    /// A copy of the snapshot at `root`. Returns (location, root).
+    ///
+    /// # Errors
+    /// The copy failed; what was copied is removed again.
+    pub fn clone_to(&self, meta: &SnapshotMeta, root: &Path) -> Result<(String, PathBuf)> {
         let mut stats = CopyStats::default();
-        if let Err(e) = copy_tree(&self.snap_path(&meta.snapshot), &root, &mut stats, false) {
-            let _ = self.remove_tree(&root);
+        if let Err(e) = copy_tree(&self.snap_path(&meta.snapshot), root, &mut stats, false) {
+            let _ = self.remove_tree(root);
             return Err(e);
         }
-        let info = CloneInfo {
-            clone: clone.to_string(),
-            snapshot: meta.snapshot.clone(),
-            location: root.to_string_lossy().into_owned(),
-            pgdata: root.clone(),
-            root: root.clone(),
-        };
-        if let Err(e) = super::write_registry(&self.store, &info) {
-            let _ = self.remove_tree(&root);
-            return Err(e);
-        }
-        Ok(info)
-    }
-
-    pub fn destroy_clone(&self, info: &CloneInfo) -> Result<()> {
-        self.remove_tree(&info.root)?;
-        super::remove_registry(&self.store, &info.clone)
+        Ok((root.to_string_lossy().into_owned(), root.to_path_buf()))
     }
 }
 
@@ -325,18 +299,14 @@ fn copy_file(
     meta: &fs::Metadata,
     stats: &mut CopyStats,
 ) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
     let mut from = File::open(src)?;
     let mut to = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(dst)?;
-    const FICLONE: libc::c_ulong = 0x4004_9409;
-    // SAFETY: both descriptors are open; FICLONE takes the source fd as its argument.
-    let rc = unsafe { libc::ioctl(to.as_raw_fd(), FICLONE as _, from.as_raw_fd()) };
     let len = meta.len();
-    if rc == 0 {
+    if rustix::fs::ioctl_ficlone(&to, &from).is_ok() {
         stats.reflinked += len;
     } else {
         std::io::copy(&mut from, &mut to)?;

@@ -6,10 +6,10 @@
 //! store beside their data directory (or wherever --snapshot-dir put them): there is no
 //! system-wide place to look, so only a given store is read.
 
+use super::run::{have, run};
 use super::zfs::PROP_META;
 use super::BackendKind;
 use crate::meta::SnapshotMeta;
-use crate::sys;
 use pgdr_core::Result;
 use std::path::{Path, PathBuf};
 
@@ -35,7 +35,7 @@ pub struct Discovery {
 pub fn discover(store: Option<&Path>) -> Result<Discovery> {
     let mut d = Discovery::default();
     if let Some(s) = store {
-        for meta in super::read_sidecars(s, "", |n| s.join(n))? {
+        for meta in super::read_sidecars(s, |n| s.join(n))? {
             let Some(kind) = BackendKind::parse(&meta.backend) else {
                 continue;
             };
@@ -47,7 +47,7 @@ pub fn discover(store: Option<&Path>) -> Result<Discovery> {
         }
         return Ok(d);
     }
-    if sys::have("zfs") {
+    if have("zfs") {
         match zfs_snapshots() {
             Ok(v) => d.found.extend(v),
             Err(e) => d.notes.push(format!("zfs list failed: {e}")),
@@ -57,7 +57,7 @@ pub fn discover(store: Option<&Path>) -> Result<Discovery> {
         .map(|t| btrfs_mounts(&t))
         .unwrap_or_default();
     if !btrfs_mounts.is_empty() {
-        if !sys::have("btrfs") {
+        if !have("btrfs") {
             d.notes
                 .push("btrfs is mounted but the btrfs command is not installed".into());
         } else if !pgdr_core::owner::is_root() {
@@ -90,7 +90,7 @@ pub fn parse_zfs_list(out: &str) -> Vec<SnapshotMeta> {
             if value == "-" {
                 return None;
             }
-            let meta: SnapshotMeta = serde_json::from_str(value).ok()?;
+            let meta = SnapshotMeta::from_stored(value).ok()?;
             // Only the set's root carries the metadata, under the name it was taken as.
             (meta.location == name).then_some(meta)
         })
@@ -98,7 +98,7 @@ pub fn parse_zfs_list(out: &str) -> Vec<SnapshotMeta> {
 }
 
 fn zfs_snapshots() -> Result<Vec<Found>> {
-    let out = sys::run(
+    let out = run(
         "zfs",
         &[
             "list",
@@ -129,7 +129,7 @@ pub struct BtrfsMount {
 }
 
 /// mountinfo escapes space, tab, newline and backslash as `\ooo`.
-fn unescape(s: &str) -> String {
+pub(crate) fn unescape(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -186,7 +186,7 @@ pub fn btrfs_path(m: &BtrfsMount, subvol: &str) -> Option<PathBuf> {
 }
 
 fn btrfs_snapshots(m: &BtrfsMount) -> Result<Vec<Found>> {
-    let out = sys::run(
+    let out = run(
         "btrfs",
         &["subvolume", "list", &m.mountpoint.to_string_lossy()],
     )?;
@@ -210,7 +210,7 @@ fn btrfs_snapshots(m: &BtrfsMount) -> Result<Vec<Found>> {
         let Ok(text) = std::fs::read_to_string(super::sidecar_path(store, &name)) else {
             continue;
         };
-        let Ok(meta) = serde_json::from_str::<SnapshotMeta>(&text) else {
+        let Ok(meta) = SnapshotMeta::from_stored(&text) else {
             continue;
         };
         if meta.backend != "btrfs" || meta.snapshot != name {
@@ -238,7 +238,8 @@ mod tests {
             "pg_version": 15, "system_identifier": "1", "timeline": 1,
             "checkpoint_lsn": "0/1000028", "redo_lsn": "0/1000028",
             "checkpoint_time": "2026-03-21T09:28:00Z", "wal_start": "000000010000000000000001",
-            "wal_segment_size": 16777216, "method": "atomic", "tool_version": "0.1.0"
+            "wal_segment_size": 16777216, "method": "atomic", "tool_version": "0.1.0",
+            "consistent_at": "2026-03-21T09:28:38Z"
         })
         .to_string();
         let out = format!(

@@ -1,25 +1,38 @@
 //! Snapshot backends behind one interface: zfs (the dataset holding PGDATA), btrfs (its
 //! subvolume) and copy (a directory copy with reflinks where the filesystem has them).
 //!
+//! Every backend has a snapshot store, `.pgdr-snapshots/NAME` beside the data directory
+//! (copy), its subvolume (btrfs) or its dataset's mountpoint (zfs), or `--snapshot-dir`:
+//! btrfs and copy keep their snapshots and metadata sidecars there, and every backend keeps
+//! its lock there, so the lock lives beside what it protects and never inside a snapshot. Created by root, the store belongs to the data directory's owner, like
+//! everything else of PostgreSQL's.
+//!
 //! Every snapshot carries a [`SnapshotMeta`]; only snapshots that carry one (made by
 //! snap-take) are listed, so nothing else is ever pruned. Clones made through
-//! [`Backend::clone_snapshot`] are tracked (a `pgdr:clone` property on zfs, a registry file
-//! for btrfs and copy) so [`Backend::has_clones`] protects their snapshot and
-//! [`Backend::destroy_clone`] refuses anything it did not create.
+//! [`Backend::clone_snapshot`] are recorded in the host's clone [`Registry`], which protects
+//! their snapshot from [`Backend::destroy`] and lets [`Backend::destroy_clone`] refuse
+//! anything it did not make.
 
 pub mod btrfs;
 pub mod copy;
 pub mod discover;
+pub mod probe;
+pub mod run;
 pub mod zfs;
 
+use crate::datadir::Layout;
 use crate::meta::{SnapshotMeta, Tablespace};
-use crate::sys::{self, Layout};
-use pgdr_core::{Error, Result};
+use crate::registry::{self, CloneRecord, Registry};
+use pgdr_core::{Context, Error, Result};
+use probe::Filesystem;
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
 
 /// Which kind of storage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendKind {
     Zfs,
@@ -28,6 +41,7 @@ pub enum BackendKind {
 }
 
 impl BackendKind {
+    /// "zfs", "btrfs" or "copy".
     pub fn name(self) -> &'static str {
         match self {
             BackendKind::Zfs => "zfs",
@@ -35,6 +49,7 @@ impl BackendKind {
             BackendKind::Copy => "copy",
         }
     }
+    /// The kind named `s` ("zfs", "btrfs", "copy").
     pub fn parse(s: &str) -> Option<BackendKind> {
         match s {
             "zfs" => Some(BackendKind::Zfs),
@@ -43,19 +58,6 @@ impl BackendKind {
             _ => None,
         }
     }
-}
-
-/// A clone made from a snapshot.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CloneInfo {
-    pub clone: String,
-    pub snapshot: String,
-    /// zfs: the clone's dataset; btrfs and copy: its root directory.
-    pub location: String,
-    /// The clone's root directory (the snapshot root's counterpart).
-    pub root: PathBuf,
-    /// The data directory inside the clone.
-    pub pgdata: PathBuf,
 }
 
 /// The storage of one data directory.
@@ -67,23 +69,40 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// Finds the storage of `pgdata` (canonical). With `kind`, insists on that backend; without,
-    /// zfs when PGDATA is on a ZFS dataset, btrfs on a btrfs subvolume, else copy. `store`
-    /// is where btrfs and copy keep snapshots (default: `.pgdr-snapshots/<name>` beside the
-    /// subvolume or data directory).
+    /// Finds the storage of `pgdata` (canonical). With `kind`, insists on that backend;
+    /// without, asks the kernel which filesystem PGDATA is on (statfs, see [`probe`]): zfs
+    /// on a ZFS dataset, btrfs on a btrfs subvolume, else copy. A zfs or btrfs command is run
+    /// only when PGDATA is on that filesystem, and then its failure says so. `store` is the
+    /// snapshot store (default: `.pgdr-snapshots/NAME` beside the subvolume or data
+    /// directory).
+    ///
+    /// # Errors
+    /// The asked-for backend does not hold PGDATA, or PGDATA's filesystem cannot be used.
     pub fn detect(
         pgdata: &Path,
         kind: Option<BackendKind>,
         store: Option<&Path>,
     ) -> Result<Backend> {
+        let on = |what: &'static str| {
+            move |e: Error| {
+                Error::failed(format!(
+                    "{} is on {what}, but its snapshots cannot be used",
+                    pgdata.display()
+                ))
+                .because(e.to_string())
+                .hint(format!(
+                    "make the {what} tools work here, or pass --backend copy"
+                ))
+            }
+        };
         match kind {
-            Some(BackendKind::Zfs) => {
-                zfs::Zfs::detect(pgdata)?.map(Backend::Zfs).ok_or_else(|| {
+            Some(BackendKind::Zfs) => zfs::Zfs::detect(pgdata, store)?
+                .map(Backend::Zfs)
+                .ok_or_else(|| {
                     Error::failed(format!("{} is not on a ZFS dataset", pgdata.display()))
                         .because("no mounted ZFS dataset has a mountpoint above it")
                         .hint("use --backend btrfs or copy, or move PGDATA onto a dataset")
-                })
-            }
+                }),
             Some(BackendKind::Btrfs) => btrfs::Btrfs::detect(pgdata, store)?
                 .map(Backend::Btrfs)
                 .ok_or_else(|| {
@@ -91,22 +110,23 @@ impl Backend {
                         .hint("use --backend zfs or copy")
                 }),
             Some(BackendKind::Copy) => Ok(Backend::Copy(copy::CopyStore::new(pgdata, store)?)),
-            None => {
-                if sys::fs_type(pgdata) == Some(sys::BTRFS_MAGIC) {
-                    if let Some(b) = btrfs::Btrfs::detect(pgdata, store)? {
-                        return Ok(Backend::Btrfs(b));
+            None => match Filesystem::of(pgdata) {
+                Filesystem::Zfs => zfs::Zfs::detect(pgdata, store)
+                    .map_err(on("ZFS"))?
+                    .map(Backend::Zfs)
+                    .ok_or_else(|| on("ZFS")(Error::failed("no mounted dataset holds it"))),
+                Filesystem::Btrfs => {
+                    match btrfs::Btrfs::detect(pgdata, store).map_err(on("btrfs"))? {
+                        Some(b) => Ok(Backend::Btrfs(b)),
+                        None => Ok(Backend::Copy(copy::CopyStore::new(pgdata, store)?)),
                     }
                 }
-                if sys::have("zfs") {
-                    if let Some(z) = zfs::Zfs::detect(pgdata)? {
-                        return Ok(Backend::Zfs(z));
-                    }
-                }
-                Ok(Backend::Copy(copy::CopyStore::new(pgdata, store)?))
-            }
+                Filesystem::Other => Ok(Backend::Copy(copy::CopyStore::new(pgdata, store)?)),
+            },
         }
     }
 
+    /// Which backend this is.
     pub fn kind(&self) -> BackendKind {
         match self {
             Backend::Zfs(_) => BackendKind::Zfs,
@@ -115,11 +135,21 @@ impl Backend {
         }
     }
 
+    /// The data directory (canonical).
     pub fn pgdata(&self) -> &Path {
         match self {
             Backend::Zfs(z) => &z.pgdata,
             Backend::Btrfs(b) => &b.pgdata,
             Backend::Copy(c) => &c.pgdata,
+        }
+    }
+
+    /// The snapshot store: snapshots and sidecars (btrfs, copy), the lock (every backend).
+    pub fn store(&self) -> &Path {
+        match self {
+            Backend::Zfs(z) => &z.store,
+            Backend::Btrfs(b) => &b.store,
+            Backend::Copy(c) => &c.store,
         }
     }
 
@@ -132,22 +162,73 @@ impl Backend {
         }
     }
 
-    /// The lock every snap-* tool takes for this data directory.
+    /// The lock file every snap-* tool takes for this data directory's snapshots.
     pub fn lock_path(&self) -> PathBuf {
-        lock_path(self.pgdata())
+        self.store().join(".lock")
+    }
+
+    /// Takes the lock of this data directory's snapshots (creating the store when needed).
+    ///
+    /// # Errors
+    /// Exit 75 when another run holds it; exit 1 when the store cannot be created.
+    pub fn lock(&self, wait: Option<Duration>) -> Result<pgdr_core::lock::LockGuard> {
+        self.ensure_store()?;
+        pgdr_core::lock::acquire(
+            &self.lock_path(),
+            &format!("the snapshots of {}", self.pgdata().display()),
+            wait,
+        )
+    }
+
+    /// Creates the store (and `.pgdr-snapshots` above a default one), 0700, owned by the
+    /// data directory's owner: a store root made would lock the postgres user out.
+    ///
+    /// # Errors
+    /// It cannot be created.
+    pub fn ensure_store(&self) -> Result<()> {
+        let owner = registry::ids_of(self.pgdata());
+        let store = self.store();
+        let mut missing = Vec::new();
+        let mut d = store;
+        while !d.exists() {
+            missing.push(d.to_path_buf());
+            match d.parent() {
+                Some(p) => d = p,
+                None => break,
+            }
+        }
+        for dir in missing.iter().rev() {
+            use std::os::unix::fs::DirBuilderExt;
+            match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                    return Err(e).context(|| format!("cannot create {}", dir.display()))
+                }
+                _ => {}
+            }
+            if let Some(o) = owner {
+                registry::give_to(dir, o)?;
+            }
+        }
+        Ok(())
     }
 
     /// Checks that one snapshot can cover pg_wal and every tablespace; returns the
     /// tablespaces as they will be found in the snapshot.
+    ///
+    /// # Errors
+    /// A piece lives where one snapshot of this backend cannot reach it.
     pub fn check_layout(&self, layout: &Layout) -> Result<Vec<Tablespace>> {
         match self {
             Backend::Zfs(z) => z.check_layout(layout),
             Backend::Btrfs(b) => b.check_layout(layout),
-            Backend::Copy(c) => c.check_layout(layout),
+            Backend::Copy(c) => Ok(c.check_layout(layout)),
         }
     }
 
     /// Whether a snapshot of this name exists (made by snap-take or not).
+    ///
+    /// # Errors
+    /// The storage cannot be asked.
     pub fn exists(&self, name: &str) -> Result<bool> {
         match self {
             Backend::Zfs(z) => z.exists(name),
@@ -157,7 +238,11 @@ impl Backend {
     }
 
     /// Takes the snapshot (for copy: the whole copy). Returns its location.
+    ///
+    /// # Errors
+    /// The storage refused it; nothing is left behind.
     pub fn create(&self, name: &str) -> Result<String> {
+        self.ensure_store()?;
         match self {
             Backend::Zfs(z) => z.create(name),
             Backend::Btrfs(b) => b.create(name),
@@ -167,6 +252,9 @@ impl Backend {
 
     /// Reads a file inside the snapshot (relative to PGDATA), or None where the backend
     /// cannot see into a snapshot without cloning it (zfs-fuse has no `.zfs` directory).
+    ///
+    /// # Errors
+    /// The file cannot be read.
     pub fn read_in_snapshot(&self, name: &str, rel: &str) -> Result<Option<Vec<u8>>> {
         let root = match self {
             Backend::Zfs(z) => match z.snapshot_dir(name) {
@@ -176,11 +264,14 @@ impl Backend {
             Backend::Btrfs(b) => b.snap_path(name),
             Backend::Copy(c) => c.snap_path(name),
         };
-        let p = sys::join_rel(&root, &self.pgdata_rel()).join(rel);
+        let p = join_rel(&root, &self.pgdata_rel()).join(rel);
         pgdr_core::fsx::read_bytes(&p).map(Some)
     }
 
     /// Reads a file inside the snapshot through a temporary clone (zfs without `.zfs`).
+    ///
+    /// # Errors
+    /// The clone or the read failed.
     pub fn read_via_clone(&self, name: &str, rel: &str) -> Result<Vec<u8>> {
         match self {
             Backend::Zfs(z) => z.read_via_clone(name, rel),
@@ -191,20 +282,25 @@ impl Backend {
     }
 
     /// Stores the metadata with the snapshot (this is what makes it snap-take's).
+    ///
+    /// # Errors
+    /// It cannot be stored.
     pub fn set_meta(&self, meta: &SnapshotMeta) -> Result<()> {
         match self {
             Backend::Zfs(z) => z.set_meta(meta),
-            Backend::Btrfs(b) => write_sidecar(&b.store, meta),
-            Backend::Copy(c) => write_sidecar(&c.store, meta),
+            Backend::Btrfs(_) | Backend::Copy(_) => self.write_sidecar(meta),
         }
     }
 
     /// Every snapshot of this data directory made by snap-take, oldest first.
+    ///
+    /// # Errors
+    /// The storage or a snapshot's metadata cannot be read.
     pub fn list(&self) -> Result<Vec<SnapshotMeta>> {
         let mut v = match self {
             Backend::Zfs(z) => z.list()?,
-            Backend::Btrfs(b) => read_sidecars(&b.store, &self.pgdata_rel(), |n| b.snap_path(n))?,
-            Backend::Copy(c) => read_sidecars(&c.store, "", |n| c.snap_path(n))?,
+            Backend::Btrfs(b) => read_sidecars(&b.store, |n| b.snap_path(n))?,
+            Backend::Copy(c) => read_sidecars(&c.store, |n| c.snap_path(n))?,
         };
         v.retain(|m| m.pgdata == self.pgdata());
         v.sort_by(|a, b| {
@@ -216,6 +312,9 @@ impl Backend {
     }
 
     /// One snapshot made by snap-take, by name.
+    ///
+    /// # Errors
+    /// It does not exist or was not made by snap-take.
     pub fn get(&self, name: &str) -> Result<SnapshotMeta> {
         self.list()?
             .into_iter()
@@ -226,43 +325,56 @@ impl Backend {
             })
     }
 
-    /// Destroys a snapshot (refused when a clone depends on it).
-    pub fn destroy(&self, meta: &SnapshotMeta) -> Result<()> {
-        if self.has_clones(&meta.snapshot)? {
+    /// Destroys a snapshot and its metadata; refused when a clone depends on it.
+    ///
+    /// # Errors
+    /// A clone depends on it, or the storage refused.
+    pub fn destroy(&self, registry: &Registry, meta: &SnapshotMeta) -> Result<()> {
+        if self.has_clones(registry, &meta.snapshot)? {
             return Err(Error::failed(format!("cannot destroy {}", meta.snapshot))
                 .because("a clone depends on it"));
         }
+        self.remove_snapshot(&meta.snapshot, meta.members.len() > 1)
+    }
+
+    /// Removes a snapshot (all of its set with `recursive`) and its sidecar, unconditionally:
+    /// [`Backend::destroy`], and the rollback of one whose metadata could not be completed.
+    ///
+    /// # Errors
+    /// The storage refused.
+    pub fn remove_snapshot(&self, name: &str, recursive: bool) -> Result<()> {
         match self {
-            Backend::Zfs(z) => z.destroy(meta),
+            Backend::Zfs(z) => z.destroy(name, recursive),
             Backend::Btrfs(b) => {
-                sys::run(
-                    "btrfs",
-                    &[
-                        "subvolume",
-                        "delete",
-                        &b.snap_path(&meta.snapshot).to_string_lossy(),
-                    ],
-                )?;
-                remove_sidecar(&b.store, &meta.snapshot)
+                let p = b.snap_path(name);
+                if p.exists() {
+                    run::run("btrfs", &["subvolume", "delete", &p.to_string_lossy()])?;
+                }
+                self.remove_sidecar(name)
             }
             Backend::Copy(c) => {
-                c.remove_tree(&c.snap_path(&meta.snapshot))?;
-                remove_sidecar(&c.store, &meta.snapshot)
+                c.abandon(name);
+                c.remove_tree(&c.snap_path(name))?;
+                self.remove_sidecar(name)
             }
         }
     }
 
-    /// Clones a snapshot into a writable copy named `clone`, at `target` (a directory that
-    /// must not exist) or the backend's default place. Returns where its data directory is.
+    /// Clones a snapshot into a writable copy named `clone` (a valid label, not recorded
+    /// yet), at `target` (a directory that must not exist) or the backend's default place,
+    /// and records it in `registry` (state "creating"). On any failure nothing is left.
+    ///
+    /// # Errors
+    /// The name is invalid or taken, the target exists, or the storage refused.
     pub fn clone_snapshot(
         &self,
+        registry: &Registry,
         meta: &SnapshotMeta,
         clone: &str,
         target: Option<&Path>,
-    ) -> Result<CloneInfo> {
-        crate::meta::check_label(clone)
-            .map_err(|e| Error::usage(format!("invalid clone name {clone:?}")).because(e))?;
-        if self.clones()?.iter().any(|c| c.clone == clone) {
+    ) -> Result<CloneRecord> {
+        crate::meta::check_label_arg("clone name", clone)?;
+        if registry.read(clone)?.is_some() {
             return Err(
                 Error::failed(format!("a clone named {clone} exists already"))
                     .hint("pick another --name, or destroy it first"),
@@ -274,106 +386,164 @@ impl Backend {
                     .because("it exists already"));
             }
         }
-        match self {
-            Backend::Zfs(z) => z.clone_snapshot(meta, clone, target),
-            Backend::Btrfs(b) => b.clone_snapshot(meta, clone, target),
-            Backend::Copy(c) => c.clone_snapshot(meta, clone, target),
+        let (location, root) = match self {
+            Backend::Zfs(z) => z.clone_to(meta, clone, target)?,
+            Backend::Btrfs(b) => b.clone_to(meta, &self.clone_root(clone, target)?)?,
+            Backend::Copy(c) => c.clone_to(meta, &self.clone_root(clone, target)?)?,
+        };
+        let rec = CloneRecord {
+            clone: clone.to_string(),
+            snapshot: meta.snapshot.clone(),
+            source_pgdata: meta.pgdata.clone(),
+            backend: self.kind(),
+            store: self.store().to_path_buf(),
+            location,
+            path: join_rel(&root, &meta.pgdata_rel),
+            root,
+            created: chrono::Utc::now(),
+            state: "creating".into(),
+            server: None,
+        };
+        if let Err(e) = registry.write(&rec) {
+            let _ = self.remove_clone(&rec);
+            return Err(e);
+        }
+        Ok(rec)
+    }
+
+    /// Where a btrfs or copy clone goes: the given target, else `STORE/clones/NAME`.
+    fn clone_root(&self, clone: &str, target: Option<&Path>) -> Result<PathBuf> {
+        match target {
+            Some(t) => Ok(t.to_path_buf()),
+            None => {
+                self.ensure_store()?;
+                let d = self.store().join("clones");
+                match std::fs::create_dir(&d) {
+                    Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                        return Err(e).context(|| format!("cannot create {}", d.display()))
+                    }
+                    _ => {}
+                }
+                if let Some(o) = registry::ids_of(self.pgdata()) {
+                    registry::give_to(&d, o)?;
+                }
+                Ok(d.join(clone))
+            }
         }
     }
 
-    /// Destroys a clone made by [`Backend::clone_snapshot`]; refuses anything else.
-    pub fn destroy_clone(&self, clone: &str) -> Result<()> {
-        let info = self
-            .clones()?
-            .into_iter()
-            .find(|c| c.clone == clone)
-            .ok_or_else(|| {
-                Error::failed(format!("no clone named {clone}"))
-                    .because("it does not exist or was not made by snap-clone")
-            })?;
+    /// Destroys a clone made by [`Backend::clone_snapshot`] and forgets it; refuses anything
+    /// it did not make.
+    ///
+    /// # Errors
+    /// No such clone, not ours, or the storage refused.
+    pub fn destroy_clone(&self, registry: &Registry, clone: &str) -> Result<()> {
+        let rec = registry.read(clone)?.ok_or_else(|| {
+            Error::failed(format!("no clone named {clone}"))
+                .because("it has no record in the clone registry")
+        })?;
+        self.remove_clone(&rec)?;
+        registry.remove(clone)
+    }
+
+    /// Removes a recorded clone's storage (not its record).
+    ///
+    /// # Errors
+    /// It is not the backend's clone, or the storage refused.
+    pub fn remove_clone(&self, rec: &CloneRecord) -> Result<()> {
         match self {
-            Backend::Zfs(z) => z.destroy_clone(&info),
-            Backend::Btrfs(b) => b.destroy_clone(&info),
-            Backend::Copy(c) => c.destroy_clone(&info),
+            Backend::Zfs(z) => z.destroy_clone(rec),
+            Backend::Btrfs(_) if rec.root.exists() => run::run(
+                "btrfs",
+                &["subvolume", "delete", &rec.root.to_string_lossy()],
+            )
+            .map(drop),
+            Backend::Copy(c) => c.remove_tree(&rec.root),
+            Backend::Btrfs(_) => Ok(()),
         }
     }
 
-    /// Every clone made from this data directory's snapshots.
-    pub fn clones(&self) -> Result<Vec<CloneInfo>> {
-        match self {
-            Backend::Zfs(z) => z.clones(),
-            Backend::Btrfs(b) => read_registry(&b.store),
-            Backend::Copy(c) => read_registry(&c.store),
-        }
-    }
-
-    /// Whether a clone depends on the snapshot.
-    pub fn has_clones(&self, name: &str) -> Result<bool> {
+    /// Whether a clone depends on the snapshot: recorded in the registry, or (zfs) any
+    /// dataset whose origin it is.
+    ///
+    /// # Errors
+    /// The registry or the storage cannot be read.
+    pub fn has_clones(&self, registry: &Registry, name: &str) -> Result<bool> {
         if let Backend::Zfs(z) = self {
-            return z.has_any_clone(name);
+            if z.has_any_clone(name)? {
+                return Ok(true);
+            }
         }
-        Ok(self.clones()?.iter().any(|c| c.snapshot == name))
+        registry.has_clones(self.pgdata(), name)
+    }
+
+    fn sidecar_path(&self, name: &str) -> PathBuf {
+        sidecar_path(self.store(), name)
+    }
+
+    /// The sidecar belongs to the data directory's owner, like the snapshot it describes.
+    fn write_sidecar(&self, meta: &SnapshotMeta) -> Result<()> {
+        let p = self.sidecar_path(&meta.snapshot);
+        let mut text = serde_json::to_string_pretty(meta).expect("metadata serializes");
+        text.push('\n');
+        pgdr_core::fsx::write_atomic(
+            &p,
+            text.as_bytes(),
+            &pgdr_core::fsx::WriteOptions {
+                backup: false,
+                new_mode: Some(0o600),
+            },
+        )?;
+        match registry::ids_of(self.pgdata()) {
+            Some(o) => registry::give_to(&p, o),
+            None => Ok(()),
+        }
+    }
+
+    fn remove_sidecar(&self, name: &str) -> Result<()> {
+        let p = self.sidecar_path(name);
+        match std::fs::remove_file(&p) {
+            Ok(()) => {
+                let _ = pgdr_core::fsx::fsync_dir(self.store());
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e).context(|| format!("cannot remove {}", p.display())),
+        }
     }
 }
 
-/// The lock file for a data directory: one per target, shared by snap-take, snap-prune and
-/// snap-clone.
-pub fn lock_path(pgdata: &Path) -> PathBuf {
-    let dir = ["/run/lock", "/var/lock"]
-        .iter()
-        .map(Path::new)
-        .find(|d| d.is_dir() && pgdr_core::owner::is_root())
-        .map(Path::to_path_buf)
-        .unwrap_or_else(std::env::temp_dir);
-    dir.join(format!("pgdr-snap-{}.lock", sys::flat_name(pgdata)))
+/// The default store of a data directory (or, for btrfs, its subvolume): `.pgdr-snapshots/NAME`
+/// beside it.
+///
+/// # Errors
+/// `dir` is `/`.
+pub fn default_store(dir: &Path) -> Result<PathBuf> {
+    let parent = dir.parent().ok_or_else(|| {
+        Error::failed("cannot place the snapshot store")
+            .because(format!("{} has no parent directory", dir.display()))
+            .hint("pass --snapshot-dir DIR")
+    })?;
+    Ok(parent
+        .join(".pgdr-snapshots")
+        .join(flat_name(Path::new(dir.file_name().unwrap_or_default()))))
 }
 
-fn sidecar_path(store: &Path, name: &str) -> PathBuf {
+pub(crate) fn sidecar_path(store: &Path, name: &str) -> PathBuf {
     store.join(format!("{name}.json"))
-}
-
-fn write_sidecar(store: &Path, meta: &SnapshotMeta) -> Result<()> {
-    let mut text = serde_json::to_string_pretty(meta).expect("metadata serializes");
-    text.push('\n');
-    pgdr_core::fsx::write_atomic(
-        &sidecar_path(store, &meta.snapshot),
-        text.as_bytes(),
-        &pgdr_core::fsx::WriteOptions {
-            backup: false,
-            new_mode: Some(0o600),
-        },
-    )?;
-    Ok(())
-}
-
-fn remove_sidecar(store: &Path, name: &str) -> Result<()> {
-    let p = sidecar_path(store, name);
-    match std::fs::remove_file(&p) {
-        Ok(()) => {
-            let _ = pgdr_core::fsx::fsync_dir(store);
-            Ok(())
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::failed(format!("cannot remove {}", p.display()))
-            .because(pgdr_core::error::clean_io_message(&e.to_string()))),
-    }
 }
 
 /// Sidecars whose snapshot directory exists. An unreadable sidecar is an error: silently
 /// skipping it would let the newest-snapshot rule pick the wrong one.
-fn read_sidecars(
+pub(crate) fn read_sidecars(
     store: &Path,
-    _rel: &str,
     snap_path: impl Fn(&str) -> PathBuf,
 ) -> Result<Vec<SnapshotMeta>> {
     let mut out = Vec::new();
     let rd = match std::fs::read_dir(store) {
         Ok(rd) => rd,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => {
-            return Err(Error::failed(format!("cannot list {}", store.display()))
-                .because(pgdr_core::error::clean_io_message(&e.to_string())))
-        }
+        Err(e) => return Err(e).context(|| format!("cannot list {}", store.display())),
     };
     for e in rd.flatten() {
         let fname = e.file_name().to_string_lossy().into_owned();
@@ -384,7 +554,7 @@ fn read_sidecars(
             continue;
         }
         let text = pgdr_core::fsx::read_text(&e.path())?;
-        let meta: SnapshotMeta = serde_json::from_str(&text).map_err(|err| {
+        let meta = SnapshotMeta::from_stored(&text).map_err(|err| {
             Error::failed(format!(
                 "cannot read snapshot metadata {}",
                 e.path().display()
@@ -396,80 +566,34 @@ fn read_sidecars(
     Ok(out)
 }
 
-fn registry_dir(store: &Path) -> PathBuf {
-    store.join("clones")
+/// The path relative to `base` as a string ("" when equal), if `path` is inside `base`.
+pub(crate) fn rel_to(path: &Path, base: &Path) -> Option<String> {
+    let r = path.strip_prefix(base).ok()?;
+    Some(r.to_string_lossy().into_owned())
 }
 
-pub(crate) fn write_registry(store: &Path, info: &CloneInfo) -> Result<()> {
-    let dir = registry_dir(store);
-    std::fs::create_dir_all(&dir).map_err(|e| {
-        Error::failed(format!("cannot create {}", dir.display()))
-            .because(pgdr_core::error::clean_io_message(&e.to_string()))
-    })?;
-    let text = serde_json::to_string_pretty(info).expect("clone info serializes");
-    pgdr_core::fsx::write_atomic(
-        &dir.join(format!("{}.json", info.clone)),
-        text.as_bytes(),
-        &pgdr_core::fsx::WriteOptions {
-            backup: false,
-            new_mode: Some(0o600),
-        },
-    )?;
-    Ok(())
-}
-
-pub(crate) fn remove_registry(store: &Path, clone: &str) -> Result<()> {
-    let p = registry_dir(store).join(format!("{clone}.json"));
-    match std::fs::remove_file(&p) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(Error::failed(format!("cannot remove {}", p.display()))
-                .because(pgdr_core::error::clean_io_message(&e.to_string())))
-        }
-        _ => Ok(()),
+/// `a` joined with a relative string that may be empty.
+pub fn join_rel(a: &Path, rel: &str) -> PathBuf {
+    if rel.is_empty() {
+        a.to_path_buf()
+    } else {
+        a.join(rel)
     }
 }
 
-fn read_registry(store: &Path) -> Result<Vec<CloneInfo>> {
-    let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir(registry_dir(store)) else {
-        return Ok(out);
-    };
-    for e in rd.flatten() {
-        if !e.file_name().to_string_lossy().ends_with(".json") {
-            continue;
-        }
-        let text = pgdr_core::fsx::read_text(&e.path())?;
-        let info: CloneInfo = serde_json::from_str(&text).map_err(|err| {
-            Error::failed(format!("cannot read clone record {}", e.path().display())).because(err)
-        })?;
-        out.push(info);
-    }
-    out.sort_by(|a, b| a.clone.cmp(&b.clone));
-    Ok(out)
-}
-
-/// Creates a store directory (and parents): 0711, so the data directory's owner can reach
-/// the snapshots and clones inside (each 0700 itself) without listing the store.
-/// Where a clone goes: the given target, else `STORE/clones/NAME` (the store's private dir).
-fn clone_root(store: &Path, clone: &str, target: Option<&Path>) -> Result<PathBuf> {
-    match target {
-        Some(t) => Ok(t.to_path_buf()),
-        None => {
-            let d = store.join("clones");
-            ensure_private_dir(&d)?;
-            Ok(d.join(clone))
-        }
-    }
-}
-
-pub(crate) fn ensure_private_dir(dir: &Path) -> Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o711)
-        .create(dir)
-        .map_err(|e| {
-            Error::failed(format!("cannot create {}", dir.display()))
-                .because(pgdr_core::error::clean_io_message(&e.to_string()))
+/// A name usable as one path component in store names.
+pub(crate) fn flat_name(path: &Path) -> String {
+    let mut s: String = path
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_string_lossy().into_owned()),
+            _ => None,
         })
+        .collect::<Vec<_>>()
+        .join("_");
+    s.retain(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if s.is_empty() {
+        s.push_str("root");
+    }
+    s
 }

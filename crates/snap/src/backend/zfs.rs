@@ -4,10 +4,12 @@
 //! understand are used, and the flavour (found with `zfs version`) only decides how a file
 //! inside a snapshot is read.
 
-use super::CloneInfo;
+use super::run::run;
+use super::{join_rel, rel_to};
+use crate::datadir::Layout;
 use crate::meta::{Member, SnapshotMeta, Tablespace};
-use crate::sys::{self, Layout};
-use pgdr_core::{Error, Result};
+use crate::registry::CloneRecord;
+use pgdr_core::{Context, Error, Result};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -18,9 +20,13 @@ pub const PROP_TOOL: &str = "pgdr:tool";
 /// On clones: the snapshot they were made from.
 pub const PROP_CLONE: &str = "pgdr:clone";
 
+/// The dataset holding a data directory.
 #[derive(Debug, Clone)]
 pub struct Zfs {
     pub pgdata: PathBuf,
+    /// The snapshot store (`.pgdr-snapshots/NAME` beside the dataset's mountpoint): only the
+    /// lock lives there (the snapshots are the dataset's).
+    pub store: PathBuf,
     /// The dataset holding PGDATA.
     pub dataset: String,
     pub mountpoint: PathBuf,
@@ -33,7 +39,7 @@ pub struct Zfs {
 
 /// (name, mountpoint) of every filesystem dataset.
 fn datasets() -> Result<Vec<(String, String)>> {
-    let out = sys::run(
+    let out = run(
         "zfs",
         &["list", "-H", "-o", "name,mountpoint", "-t", "filesystem"],
     )?;
@@ -58,7 +64,7 @@ fn owning(all: &[(String, String)], path: &Path) -> Option<(String, PathBuf)> {
 fn retry_busy(args: &[&str]) -> Result<String> {
     let mut last = None;
     for _ in 0..20 {
-        match sys::run("zfs", args) {
+        match run("zfs", args) {
             Ok(s) => return Ok(s),
             Err(e) if e.why.as_deref().is_some_and(|w| w.contains("busy")) => {
                 last = Some(e);
@@ -72,12 +78,15 @@ fn retry_busy(args: &[&str]) -> Result<String> {
 
 impl Zfs {
     /// The dataset holding `pgdata`, or None when it is not on a mounted ZFS dataset.
-    pub fn detect(pgdata: &Path) -> Result<Option<Zfs>> {
+    ///
+    /// # Errors
+    /// The zfs command is missing or does not work, or a child dataset is mounted outside.
+    pub fn detect(pgdata: &Path, store: Option<&Path>) -> Result<Option<Zfs>> {
         let all = datasets()?;
         let Some((dataset, mountpoint)) = owning(&all, pgdata) else {
             return Ok(None);
         };
-        let mounted = sys::run("zfs", &["get", "-H", "-o", "value", "mounted", &dataset])?;
+        let mounted = run("zfs", &["get", "-H", "-o", "value", "mounted", &dataset])?;
         if mounted.trim() != "yes" {
             return Ok(None);
         }
@@ -88,7 +97,7 @@ impl Zfs {
         }];
         for (n, m) in &all {
             if n.starts_with(&prefix) {
-                let rel = sys::rel_to(Path::new(m), &mountpoint).ok_or_else(|| {
+                let rel = rel_to(Path::new(m), &mountpoint).ok_or_else(|| {
                     Error::failed(format!("cannot snapshot {dataset} with its descendants"))
                         .because(format!(
                             "{n} is mounted at {m}, outside {}",
@@ -102,10 +111,17 @@ impl Zfs {
                 });
             }
         }
-        let openzfs = sys::run("zfs", &["version"]).is_ok();
+        let openzfs = run("zfs", &["version"]).is_ok();
+        // Beside the dataset, as btrfs's beside its subvolume: inside it, the lock would be
+        // in every snapshot and clone.
+        let store = match store {
+            Some(s) => s.to_path_buf(),
+            None => super::default_store(&mountpoint)?,
+        };
         Ok(Some(Zfs {
             pgdata: pgdata.to_path_buf(),
-            pgdata_rel: sys::rel_to(pgdata, &mountpoint).unwrap_or_default(),
+            store,
+            pgdata_rel: rel_to(pgdata, &mountpoint).unwrap_or_default(),
             dataset,
             mountpoint,
             members,
@@ -137,7 +153,7 @@ impl Zfs {
                 ))
                 .hint("put pg_wal and tablespaces in child datasets of the PGDATA dataset"));
             }
-            Ok(sys::rel_to(p, &self.mountpoint).unwrap_or_default())
+            Ok(rel_to(p, &self.mountpoint).unwrap_or_default())
         };
         layout.check_each(check)
     }
@@ -147,7 +163,7 @@ impl Zfs {
     }
 
     pub fn exists(&self, name: &str) -> Result<bool> {
-        Ok(sys::run(
+        Ok(run(
             "zfs",
             &[
                 "list",
@@ -171,7 +187,7 @@ impl Zfs {
             args.push("-r");
         }
         args.push(&s);
-        sys::run("zfs", &args).map_err(|e| {
+        run("zfs", &args).map_err(|e| {
             Error::failed(format!("cannot snapshot {}", self.dataset))
                 .because(e.why.unwrap_or_default())
         })?;
@@ -190,7 +206,7 @@ impl Zfs {
         let tmp_ds = format!("{pool}/pgdr-read-{}-{name}", std::process::id());
         let dir = tempfile_dir()?;
         let mp = format!("mountpoint={}", dir.display());
-        sys::run(
+        run(
             "zfs",
             &[
                 "clone",
@@ -202,7 +218,7 @@ impl Zfs {
                 &tmp_ds,
             ],
         )?;
-        let r = pgdr_core::fsx::read_bytes(&sys::join_rel(&dir, &self.pgdata_rel).join(rel));
+        let r = pgdr_core::fsx::read_bytes(&join_rel(&dir, &self.pgdata_rel).join(rel));
         let d = retry_busy(&["destroy", &tmp_ds]);
         let _ = std::fs::remove_dir(&dir);
         let bytes = r?;
@@ -211,7 +227,7 @@ impl Zfs {
     }
 
     pub fn set_meta(&self, meta: &SnapshotMeta) -> Result<()> {
-        let json = serde_json::to_string(meta).expect("metadata serializes");
+        let json = meta.to_stored();
         if json.len() > 8000 {
             return Err(
                 Error::failed("cannot store the snapshot metadata").because(format!(
@@ -220,7 +236,7 @@ impl Zfs {
                 )),
             );
         }
-        sys::run(
+        run(
             "zfs",
             &[
                 "set",
@@ -232,7 +248,7 @@ impl Zfs {
     }
 
     pub fn list(&self) -> Result<Vec<SnapshotMeta>> {
-        let out = sys::run(
+        let out = run(
             "zfs",
             &[
                 "get",
@@ -255,7 +271,7 @@ impl Zfs {
             if !name.starts_with(&prefix) || value == "-" {
                 continue;
             }
-            let meta: SnapshotMeta = serde_json::from_str(value).map_err(|e| {
+            let meta = SnapshotMeta::from_stored(value).map_err(|e| {
                 Error::failed(format!("cannot read the metadata of {name}")).because(e)
             })?;
             v.push(meta);
@@ -263,10 +279,17 @@ impl Zfs {
         Ok(v)
     }
 
-    pub fn destroy(&self, meta: &SnapshotMeta) -> Result<()> {
-        let s = self.snap(&meta.snapshot);
-        // -r on a snapshot destroys the same-named snapshots of the descendants: the set.
-        if meta.members.len() > 1 {
+    /// Destroys a snapshot, with `recursive` the same-named snapshots of the descendants
+    /// (the set) too. A snapshot that is already gone is fine.
+    ///
+    /// # Errors
+    /// zfs refused (a dependent clone, a hold).
+    pub fn destroy(&self, name: &str, recursive: bool) -> Result<()> {
+        if !self.exists(name)? {
+            return Ok(());
+        }
+        let s = self.snap(name);
+        if recursive {
             retry_busy(&["destroy", "-r", &s])?;
         } else {
             retry_busy(&["destroy", &s])?;
@@ -279,15 +302,21 @@ impl Zfs {
         format!("{pool}/pgdr-clones")
     }
 
-    pub fn clone_snapshot(
+    /// Clones the snapshot set as `POOL/pgdr-clones/CLONE` (and its children), tagged with
+    /// pgdr:clone, mounted at `target` or where the pool puts it. Returns (dataset,
+    /// mountpoint).
+    ///
+    /// # Errors
+    /// zfs refused; what was made is destroyed again.
+    pub fn clone_to(
         &self,
         meta: &SnapshotMeta,
         clone: &str,
         target: Option<&Path>,
-    ) -> Result<CloneInfo> {
+    ) -> Result<(String, PathBuf)> {
         let parent = self.clone_parent();
-        if sys::run("zfs", &["list", "-H", "-o", "name", &parent]).is_err() {
-            sys::run("zfs", &["create", "-p", &parent])?;
+        if run("zfs", &["list", "-H", "-o", "name", &parent]).is_err() {
+            run("zfs", &["create", "-p", &parent])?;
         }
         let root_ds = format!("{parent}/{clone}");
         let tag = format!("{PROP_CLONE}={}", meta.snapshot);
@@ -299,9 +328,9 @@ impl Zfs {
         args.push(self.snap(&meta.snapshot));
         args.push(root_ds.clone());
         let a: Vec<&str> = args.iter().map(String::as_str).collect();
-        sys::run("zfs", &a)?;
+        run("zfs", &a)?;
         let done = || -> Result<PathBuf> {
-            let mp = sys::run("zfs", &["get", "-H", "-o", "value", "mountpoint", &root_ds])?;
+            let mp = run("zfs", &["get", "-H", "-o", "value", "mountpoint", &root_ds])?;
             let root = PathBuf::from(mp.trim());
             for m in meta.members.iter().filter(|m| !m.rel.is_empty()) {
                 let suffix = m
@@ -310,7 +339,7 @@ impl Zfs {
                     .unwrap_or(&m.rel);
                 let child = format!("{root_ds}/{suffix}");
                 let mpo = format!("mountpoint={}", root.join(&m.rel).display());
-                sys::run(
+                run(
                     "zfs",
                     &[
                         "clone",
@@ -326,13 +355,7 @@ impl Zfs {
             Ok(root)
         };
         match done() {
-            Ok(root) => Ok(CloneInfo {
-                clone: clone.to_string(),
-                snapshot: meta.snapshot.clone(),
-                location: root_ds,
-                pgdata: sys::join_rel(&root, &meta.pgdata_rel),
-                root,
-            }),
+            Ok(root) => Ok((root_ds, root)),
             Err(e) => {
                 let _ = retry_busy(&["destroy", "-r", &root_ds]);
                 Err(e)
@@ -340,48 +363,36 @@ impl Zfs {
         }
     }
 
-    pub fn destroy_clone(&self, info: &CloneInfo) -> Result<()> {
-        // Only datasets carrying pgdr:clone reach here (see clones()).
-        retry_busy(&["destroy", "-r", &info.location])?;
-        Ok(())
-    }
-
-    /// Clones of this dataset's snapshots that snap-clone made (they carry pgdr:clone).
-    pub fn clones(&self) -> Result<Vec<CloneInfo>> {
-        let out = sys::run(
+    /// Destroys a clone's datasets, only when they carry pgdr:clone of its snapshot: a
+    /// record naming another dataset is refused. A clone already gone is fine.
+    ///
+    /// # Errors
+    /// Not snap-clone's dataset, or zfs refused.
+    pub fn destroy_clone(&self, rec: &CloneRecord) -> Result<()> {
+        let tag = match run(
             "zfs",
-            &[
-                "list",
-                "-H",
-                "-o",
-                &format!("name,origin,mountpoint,{PROP_CLONE}"),
-                "-t",
-                "filesystem",
-            ],
-        )?;
-        let prefix = format!("{}@", self.dataset);
-        let mut v = Vec::new();
-        for line in out.lines() {
-            let f: Vec<&str> = line.split('\t').collect();
-            if f.len() < 4 || f[3] == "-" || !f[1].starts_with(&prefix) {
-                continue;
-            }
-            let root = PathBuf::from(f[2]);
-            v.push(CloneInfo {
-                clone: f[0].rsplit('/').next().unwrap_or(f[0]).to_string(),
-                snapshot: f[3].to_string(),
-                location: f[0].to_string(),
-                pgdata: sys::join_rel(&root, &self.pgdata_rel),
-                root,
-            });
+            &["get", "-H", "-o", "value", PROP_CLONE, &rec.location],
+        ) {
+            Ok(t) => t.trim().to_string(),
+            Err(_) if !rec.root.exists() => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if tag != rec.snapshot {
+            return Err(Error::failed(format!("cannot destroy clone {}", rec.clone))
+                .because(format!(
+                    "the dataset {} was not made by snap-clone from {} ({PROP_CLONE} is {tag:?})",
+                    rec.location, rec.snapshot
+                ))
+                .hint("remove it by hand if it is yours"));
         }
-        Ok(v)
+        retry_busy(&["destroy", "-r", &rec.location])?;
+        Ok(())
     }
 
     /// Whether any dataset (made by snap-clone or not) is a clone of this snapshot or of a
     /// member's snapshot of the same name.
     pub fn has_any_clone(&self, name: &str) -> Result<bool> {
-        let out = sys::run("zfs", &["list", "-H", "-o", "origin", "-t", "filesystem"])?;
+        let out = run("zfs", &["list", "-H", "-o", "origin", "-t", "filesystem"])?;
         let origins: Vec<String> = self
             .members
             .iter()
@@ -400,6 +411,10 @@ fn tempfile_dir() -> Result<PathBuf> {
             .map(|d| d.as_nanos())
             .unwrap_or(0)
     ));
-    super::ensure_private_dir(&d)?;
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&d)
+        .context(|| format!("cannot create {}", d.display()))?;
     Ok(d)
 }

@@ -1,13 +1,44 @@
-//! Taking a snapshot: atomic (crash-consistent) or in backup mode held in one session.
+//! snap-take's operation: a snapshot of a data directory, atomic (crash-consistent) or in
+//! backup mode held in one session, with its metadata stored beside it.
 
-use crate::backend::Backend;
+use crate::backend::{Backend, BackendKind};
+use crate::datadir::{self, Layout};
 use crate::meta::{self, BackupInfo, SnapshotMeta};
-use crate::sys;
 use chrono::{DateTime, SubsecRound, Utc};
 use pgdr_core::{Error, Result};
 use pgdr_pgformat::control::{self, ControlData};
 use pgdr_pgformat::Lsn;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// What snap-take was asked for.
+#[derive(Debug, Clone)]
+pub struct TakeRequest {
+    /// The data directory.
+    pub pgdata: PathBuf,
+    /// The backend, or None to detect it.
+    pub backend: Option<BackendKind>,
+    /// The snapshot store, or None for the default.
+    pub snapshot_dir: Option<PathBuf>,
+    pub options: TakeOptions,
+    /// How long to wait for another run's lock.
+    pub wait_lock: Option<Duration>,
+}
+
+/// Takes a snapshot of `req.pgdata` under the lock of its snapshots.
+///
+/// # Errors
+/// Not a data directory, the storage cannot be used, the lock is held (exit 75), or taking
+/// the snapshot failed (nothing is left behind).
+pub fn run(req: &TakeRequest) -> Result<SnapshotMeta> {
+    if let Some(l) = &req.options.label {
+        meta::check_label_arg("--label", l)?;
+    }
+    let pgdata = datadir::check_data_dir(&req.pgdata)?;
+    let backend = Backend::detect(&pgdata, req.backend, req.snapshot_dir.as_deref())?;
+    let _lock = backend.lock(req.wait_lock)?;
+    take(&backend, &req.options)
+}
 
 /// What to take.
 #[derive(Debug, Clone, Default)]
@@ -38,23 +69,6 @@ fn same_checkpoint(a: &ControlData, b: &ControlData) -> bool {
         && a.checkpoint_lsn == b.checkpoint_lsn
         && a.redo_lsn == b.redo_lsn
         && a.timeline == b.timeline
-}
-
-/// Whether the postmaster in `postmaster.pid` is alive.
-pub fn server_running(pgdata: &Path) -> bool {
-    let Ok(text) = std::fs::read_to_string(pgdata.join("postmaster.pid")) else {
-        return false;
-    };
-    let Some(pid) = text
-        .lines()
-        .next()
-        .and_then(|l| l.trim().parse::<i32>().ok())
-    else {
-        return false;
-    };
-    // SAFETY: signal 0 only checks for existence.
-    let rc = unsafe { libc::kill(pid, 0) };
-    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 /// A backup-mode session: started before the snapshot, stopped after, on one connection.
@@ -135,13 +149,13 @@ impl BackupSession {
 /// after the snapshot exists, the snapshot is destroyed: nothing half-made stays behind.
 pub fn take(backend: &Backend, opts: &TakeOptions) -> Result<SnapshotMeta> {
     let pgdata = backend.pgdata().to_path_buf();
-    let layout = sys::layout(&pgdata)?;
+    let layout = Layout::of(&pgdata)?;
     let tablespaces = backend.check_layout(&layout)?;
-    let pg_version = sys::pg_version(&pgdata)?;
+    let pg_version = datadir::pg_version(&pgdata)?;
     let live_control = pgdata.join("global/pg_control");
     let before = read_control(&live_control)?;
     let copy_backend = matches!(backend, Backend::Copy(_));
-    if copy_backend && opts.dsn.is_none() && server_running(&pgdata) {
+    if copy_backend && opts.dsn.is_none() && datadir::postmaster_pid(&pgdata).is_some() {
         return Err(Error::failed(format!(
             "cannot copy {} while its server runs",
             pgdata.display()
@@ -149,12 +163,8 @@ pub fn take(backend: &Backend, opts: &TakeOptions) -> Result<SnapshotMeta> {
         .because("a directory copy is not one instant, so it would not be consistent")
         .hint("pass -d CONNINFO for backup mode, stop the server, or use zfs or btrfs"));
     }
-    let created = opts.at.unwrap_or_else(Utc::now).trunc_subsecs(0);
-    let name = meta::snapshot_name(created, opts.label.as_deref());
-    if backend.exists(&name)? {
-        return Err(Error::failed(format!("snapshot {name} exists already"))
-            .hint("wait a second, or give another --label"));
-    }
+    backend.ensure_store()?;
+    let (created, name) = free_name(backend, opts)?;
     let session = match &opts.dsn {
         Some(dsn) => Some(BackupSession::start(dsn, &name, &before)?),
         None => None,
@@ -242,7 +252,7 @@ pub fn take(backend: &Backend, opts: &TakeOptions) -> Result<SnapshotMeta> {
             min_recovery_point: (ctl.min_recovery_point.0 != 0).then_some(ctl.min_recovery_point),
             backup,
             tool_version: pgdr_core::VERSION.into(),
-            consistent_at: Some(Utc::now()),
+            consistent_at: Utc::now(),
         };
         backend.set_meta(&m)?;
         Ok(m)
@@ -263,27 +273,35 @@ pub fn take(backend: &Backend, opts: &TakeOptions) -> Result<SnapshotMeta> {
     }
 }
 
-/// Removes a snapshot whose metadata could not be completed.
-fn rollback(backend: &Backend, name: &str) {
-    match backend {
-        Backend::Zfs(z) => {
-            let s = format!("{}@{name}", z.dataset);
-            let args: Vec<&str> = if z.members.len() > 1 {
-                vec!["destroy", "-r", &s]
-            } else {
-                vec!["destroy", &s]
-            };
-            let _ = sys::run("zfs", &args);
-        }
-        Backend::Btrfs(b) => {
-            let _ = sys::run(
-                "btrfs",
-                &["subvolume", "delete", &b.snap_path(name).to_string_lossy()],
-            );
-        }
-        Backend::Copy(c) => {
-            c.abandon(name);
-            let _ = c.remove_tree(&c.snap_path(name));
+/// The time and name of a new snapshot: whole seconds, as most names are; when another
+/// snapshot has that second already, milliseconds (a millisecond later than asked for when
+/// needed, so two snapshots of one instant still get two names and an order).
+fn free_name(backend: &Backend, opts: &TakeOptions) -> Result<(DateTime<Utc>, String)> {
+    let label = opts.label.as_deref();
+    let at = opts.at.unwrap_or_else(Utc::now).trunc_subsecs(3);
+    let whole = meta::snapshot_name(at, label, false);
+    if !backend.exists(&whole)? {
+        return Ok((at, whole));
+    }
+    let mut t = at;
+    for _ in 0..1000 {
+        t += chrono::Duration::milliseconds(1);
+        let name = meta::snapshot_name(t, label, true);
+        if !backend.exists(&name)? {
+            return Ok((t, name));
         }
     }
+    Err(Error::failed(format!(
+        "cannot name a snapshot of {}",
+        backend.pgdata().display()
+    ))
+    .because(format!(
+        "{whole} and the thousand names after it exist already"
+    )))
+}
+
+/// Removes a snapshot whose metadata could not be completed.
+fn rollback(backend: &Backend, name: &str) {
+    let recursive = matches!(backend, Backend::Zfs(z) if z.members.len() > 1);
+    let _ = backend.remove_snapshot(name, recursive);
 }

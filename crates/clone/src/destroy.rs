@@ -1,0 +1,76 @@
+//! `snap-clone --destroy`: stops a clone's server and destroys what snap-clone made.
+
+use crate::doc::DestroyReport;
+use crate::server::Server;
+use pgdr_core::{Error, Result};
+use pgdr_snap::datadir::postmaster_pid;
+use pgdr_snap::meta::check_label_arg;
+use pgdr_snap::registry::Registry;
+use pgdr_snap::Backend;
+use std::time::Duration;
+
+/// Destroys the clone `name`. A name without a record is refused without creating anything
+/// (no registry, no lock file).
+///
+/// # Errors
+/// No such clone, a record this run must not trust, the clone's storage is not the backend's
+/// clone, the lock is held (exit 75), or the storage refused.
+pub fn run(registry: &Registry, name: &str, wait_lock: Option<Duration>) -> Result<DestroyReport> {
+    check_label_arg("--destroy", name)?;
+    let missing = || {
+        Error::failed(format!("no clone named {name}"))
+            .because(format!(
+                "snap-clone did not create it (it has no record in the clone registry {})",
+                registry.dir.display()
+            ))
+            .hint("snap-clone --list shows the clones it made")
+    };
+    if registry.read(name)?.is_none() {
+        return Err(missing());
+    }
+    let _lock = registry.lock(name, wait_lock)?;
+    let rec = registry.read(name)?.ok_or_else(missing)?;
+    if !registry.trusted(&rec) {
+        return Err(Error::failed(format!("cannot destroy clone {name}"))
+            .because(format!(
+                "its record was written by neither root nor the owner of {}",
+                rec.root.display()
+            ))
+            .hint("remove the record and the clone by hand if they are yours"));
+    }
+    let backend = Backend::detect(&rec.source_pgdata, Some(rec.backend), Some(&rec.store))?;
+    let mut stopped = false;
+    if postmaster_pid(&rec.path).is_some() {
+        if let Some(srv) = &rec.server {
+            let owner = pgdr_core::owner::data_dir_owner(&rec.path)?;
+            let bindir = pgdr_core::pgbin::bindir(Some(srv.pg_version))?;
+            let mut s = Server::new(
+                &rec.path,
+                &bindir,
+                &owner,
+                &srv.socket_dir,
+                srv.port,
+                &srv.log,
+                srv.pg_version,
+            );
+            s.stop(true);
+            stopped = true;
+        }
+    }
+    let existed = rec.root.exists();
+    backend.remove_clone(&rec)?;
+    if let Some(srv) = &rec.server {
+        if !srv.socket_dir.starts_with(&rec.path) {
+            let _ = std::fs::remove_dir_all(&srv.socket_dir);
+        }
+    }
+    registry.remove(name)?;
+    Ok(DestroyReport {
+        destroyed: name.to_string(),
+        snapshot: rec.snapshot,
+        path: rec.path,
+        location: rec.location,
+        stopped,
+        existed,
+    })
+}
