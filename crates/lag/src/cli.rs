@@ -1,8 +1,8 @@
 //! The `repl-lag` command.
 
-use crate::check::{evaluate, Thresholds};
 use crate::collect::read_server;
-use crate::model::{Problem, Report, Status};
+use crate::report::{Problem, Report, Status};
+use crate::verdict::{evaluate, Thresholds};
 use pgdr_core::conn::ConnParams;
 use pgdr_core::man::ManExtra;
 use pgdr_core::{Error, ErrorKind, Outcome, OutputArgs, Result};

@@ -2,7 +2,7 @@
 //! chosen for that version and role. Two round trips, plus short re-samples on a standby that
 //! is behind at the first look.
 
-use crate::model::{
+use crate::report::{
     lag_bytes, Archiver, Positions, PrimaryView, Report, Sender, SenderKind, Slot, StandbyView,
     Status, View, WalReceiver,
 };
@@ -105,7 +105,7 @@ pub fn instance(params: &ConnParams) -> String {
 }
 
 /// Connects and reads one server. Errors (cannot connect, a query refused) are the caller's
-/// UNKNOWN; a report's status is left for [`crate::check::evaluate`].
+/// UNKNOWN; a report's status is left for [`crate::verdict::evaluate`].
 pub fn read_server(params: &ConnParams) -> Result<Report> {
     let mut client = params.connect()?;
     let p = probe(&mut client)?;
@@ -277,7 +277,7 @@ fn read_standby(client: &mut postgres::Client, p: &Probe) -> Result<(View, Optio
             }
         }
     }
-    let (caught_up, replay_delay_seconds) = crate::model::replay_delay(&first, &last);
+    let (caught_up, replay_delay_seconds) = crate::report::replay_delay(&first, &last);
     let wal_receiver = match rcv.first() {
         None => None,
         Some(r) => {
@@ -298,7 +298,7 @@ fn read_standby(client: &mut postgres::Client, p: &Probe) -> Result<(View, Optio
                 last_msg_receipt_age_seconds: float(r, "last_msg_receipt_age")?,
                 latest_end_time: text(r, "latest_end_time"),
                 visible,
-                note: (!visible).then(|| crate::model::NOT_VISIBLE.to_string()),
+                note: (!visible).then(|| crate::report::NOT_VISIBLE.to_string()),
             })
         }
     };

@@ -2,7 +2,7 @@
 //! collector. Units are in the metric names; a figure the role cannot see is left out,
 //! never written as 0.
 
-use crate::model::{Report, Sender, Slot, View};
+use crate::report::{Report, Sender, Slot, View};
 use std::collections::BTreeMap;
 
 type Labels = Vec<(&'static str, String)>;

@@ -1,4 +1,4 @@
-//! What repl-lag reads from a server and the report it prints. Pure: no I/O here.
+//! The reports repl-lag prints and the figures computed for them. Pure: no I/O here.
 //!
 //! Every figure a role cannot see stays `None` (JSON `null`) with a `note` saying why; it is
 //! never turned into a zero lag.

@@ -4,7 +4,7 @@
 //! a standby over either is reported. A figure that is null because the role cannot see it
 //! makes the verdict UNKNOWN, never OK.
 
-use crate::model::{
+use crate::report::{
     human_bytes, PrimaryView, Problem, Report, Sender, SenderKind, Slot, StandbyView, Status, View,
     NOT_VISIBLE,
 };
@@ -284,7 +284,7 @@ fn exceeded<T: PartialOrd + Copy>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Archiver, Report, WalReceiver};
+    use crate::report::{Archiver, Report, WalReceiver};
     use pgdr_pgformat::Lsn;
 
     fn sender(state: Option<&str>, replay_lag: Option<u64>, secs: Option<f64>) -> Sender {
