@@ -1,7 +1,11 @@
 //! repl-lag against real primaries and streaming standbys.
 
+use pgdr_lag::report::{
+    PrimaryReport, PrimaryRole, Problem, Reports, SenderKind, ServerReport, StandbyReport,
+    StandbyRole, Status,
+};
+use pgdr_pgformat::Lsn;
 use pgdr_testkit::{free_port, tool, Cluster, ToolOutput};
-use serde_json::Value;
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -10,8 +14,8 @@ fn lag<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(args: I) -> ToolOut
     tool("repl-lag").args(args).run()
 }
 
-/// Runs repl-lag on one server and returns (exit code, document).
-fn check(conninfo: &str, extra: &[&str]) -> (i32, Value) {
+/// Runs repl-lag on one server and returns (exit code, output).
+fn check(conninfo: &str, extra: &[&str]) -> (i32, ToolOutput) {
     let out = lag(["-d", conninfo].iter().chain(extra));
     let code = out.code.expect("exit code");
     assert!(
@@ -19,21 +23,38 @@ fn check(conninfo: &str, extra: &[&str]) -> (i32, Value) {
         "a report run writes nothing on stderr: {}",
         out.stderr
     );
-    (code, out.json())
+    (code, out)
 }
 
-fn lsn(v: &Value) -> u64 {
-    let s = v.as_str().unwrap_or_else(|| panic!("not an LSN: {v}"));
-    let (hi, lo) = s.split_once('/').unwrap();
-    (u64::from_str_radix(hi, 16).unwrap() << 32) | u64::from_str_radix(lo, 16).unwrap()
+/// Runs repl-lag on a primary: (exit code, its report).
+fn check_primary(conninfo: &str, extra: &[&str]) -> (i32, PrimaryReport) {
+    let (code, out) = check(conninfo, extra);
+    (code, out.document())
 }
 
-fn messages(doc: &Value) -> String {
-    doc["problems"]
-        .as_array()
-        .unwrap()
+/// Runs repl-lag on a standby: (exit code, its report).
+fn check_standby(conninfo: &str, extra: &[&str]) -> (i32, StandbyReport) {
+    let (code, out) = check(conninfo, extra);
+    (code, out.document())
+}
+
+/// The one server's report, whichever role it has.
+fn report(out: &ToolOutput) -> ServerReport {
+    match out.json()["role"].as_str() {
+        Some("primary") => ServerReport::Primary(Box::new(out.document())),
+        Some("standby") => ServerReport::Standby(Box::new(out.document())),
+        other => panic!("no role {other:?}: {}", out.stdout),
+    }
+}
+
+fn lsn(text: &str) -> Lsn {
+    text.parse().unwrap_or_else(|e| panic!("not an LSN: {e}"))
+}
+
+fn messages(problems: &[Problem]) -> String {
+    problems
         .iter()
-        .map(|p| format!("{}: {}", p["severity"], p["message"].as_str().unwrap()))
+        .map(|p| format!("{}: {}", p.severity.as_str(), p.message))
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -198,51 +219,49 @@ fn healthy_pair_from_both_sides_together_and_as_metrics() {
         "1",
     ];
 
-    let (code, doc) = check(&p.conninfo(), &limits);
-    assert_eq!(code, 0, "{}", messages(&doc));
-    assert_eq!(doc["tool"], "repl-lag");
-    assert_eq!(doc["status"], "OK");
-    assert_eq!(doc["role"], "primary");
-    assert_eq!(doc["standbys_streaming"], 1);
-    let sb = &doc["standbys"][0];
-    assert_eq!(sb["application_name"], "standby");
-    assert_eq!(sb["state"], "streaming");
-    assert_eq!(sb["kind"], "physical");
-    assert_eq!(sb["visible"], true);
+    let (code, out) = check(&p.conninfo(), &limits);
+    assert_eq!(out.json()["tool"], "repl-lag");
+    let doc: PrimaryReport = out.document();
+    assert_eq!(code, 0, "{}", messages(&doc.problems));
+    assert_eq!(doc.status, Status::Ok);
+    assert_eq!(doc.role, PrimaryRole::Primary);
+    assert_eq!(doc.standbys_streaming, Some(1));
+    let sb = &doc.standbys[0];
+    assert_eq!(sb.application_name.as_deref(), Some("standby"));
+    assert_eq!(sb.state.as_deref(), Some("streaming"));
+    assert_eq!(sb.kind, SenderKind::Physical);
+    assert!(sb.visible);
     // Exact integers: the lag is the LSN difference, as the server computes it.
-    let server_lsn = lsn(&doc["server_lsn"]);
-    for stage in ["sent", "write", "flush", "replay"] {
-        let b = sb[format!("{stage}_lag_bytes")].as_u64().unwrap();
-        let pos = lsn(&sb[format!("{stage}_lsn")]);
-        assert_eq!(b, server_lsn.saturating_sub(pos), "{stage}");
+    let server_lsn = doc.server_lsn;
+    for (stage, bytes, pos) in [
+        ("sent", sb.sent_lag_bytes, sb.sent_lsn),
+        ("write", sb.write_lag_bytes, sb.write_lsn),
+        ("flush", sb.flush_lag_bytes, sb.flush_lsn),
+        ("replay", sb.replay_lag_bytes, sb.replay_lsn),
+    ] {
+        let (b, pos) = (bytes.unwrap(), pos.unwrap());
+        assert_eq!(b, server_lsn.0.saturating_sub(pos.0), "{stage}");
         let diff = p
             .query_value(&format!(
-                "select greatest(pg_wal_lsn_diff('{}', '{}'), 0)",
-                doc["server_lsn"].as_str().unwrap(),
-                sb[format!("{stage}_lsn")].as_str().unwrap()
+                "select greatest(pg_wal_lsn_diff('{server_lsn}', '{pos}'), 0)"
             ))
             .unwrap();
         assert_eq!(diff, b.to_string());
     }
-    let after = lsn(&serde_json::json!(p
-        .query_value("select pg_current_wal_lsn()")
-        .unwrap()));
+    let after = lsn(&p.query_value("select pg_current_wal_lsn()").unwrap());
     assert!(server_lsn <= after);
-    assert!(doc["archiver"].is_object());
-    assert_eq!(doc["archiver"]["archive_mode"], "off");
+    assert_eq!(doc.archiver.archive_mode, "off");
 
-    let (code, doc) = check(&s.conninfo(), &limits);
-    assert_eq!(code, 0, "{}", messages(&doc));
-    assert_eq!(doc["role"], "standby");
-    assert_eq!(doc["wal_receiver"]["status"], "streaming");
-    assert_eq!(doc["caught_up"], true);
-    assert_eq!(doc["replay_delay_seconds"], 0.0);
-    let (rc, rp) = (lsn(&doc["receive_lsn"]), lsn(&doc["replay_lsn"]));
-    assert_eq!(
-        doc["replay_lag_bytes"].as_u64().unwrap(),
-        rc.saturating_sub(rp)
-    );
-    assert!(doc["wal_receiver"]["last_msg_receipt_age_seconds"].is_number());
+    let (code, doc) = check_standby(&s.conninfo(), &limits);
+    assert_eq!(code, 0, "{}", messages(&doc.problems));
+    assert_eq!(doc.role, StandbyRole::Standby);
+    let rcv = doc.wal_receiver.as_ref().expect("a WAL receiver");
+    assert_eq!(rcv.status.as_deref(), Some("streaming"));
+    assert!(doc.caught_up);
+    assert_eq!(doc.replay_delay_seconds, Some(0.0));
+    let (rc, rp) = (doc.receive_lsn.unwrap(), doc.replay_lsn.unwrap());
+    assert_eq!(doc.replay_lag_bytes, Some(rc.0.saturating_sub(rp.0)));
+    assert!(rcv.last_msg_receipt_age_seconds.is_some());
 
     // The query variants this server's catalogs can answer (13 to its own version) all run.
     let own: i64 = p
@@ -276,25 +295,23 @@ fn healthy_pair_from_both_sides_together_and_as_metrics() {
         "--min-standbys",
         "1",
     ]);
-    let doc = out.json();
-    assert_eq!(out.code, Some(3), "{}", messages(&doc));
-    let reports = doc["reports"].as_array().unwrap();
+    let doc: Reports = out.document();
+    assert_eq!(out.code, Some(3), "{}", messages(&doc.problems));
+    let reports = &doc.reports;
     assert_eq!(reports.len(), 3);
-    assert_eq!(reports[0]["role"], "primary");
-    assert_eq!(reports[0]["status"], "OK");
-    assert_eq!(reports[1]["role"], "standby");
-    assert_eq!(reports[1]["status"], "OK");
-    assert_eq!(reports[2]["status"], "UNKNOWN");
-    assert!(reports[2].get("role").is_none());
-    assert_eq!(doc["status"], "UNKNOWN");
+    assert!(matches!(&reports[0], ServerReport::Primary(r) if r.status == Status::Ok));
+    assert!(matches!(&reports[1], ServerReport::Standby(r) if r.status == Status::Ok));
+    assert!(matches!(&reports[2], ServerReport::Unreachable(r) if r.status == Status::Unknown));
+    assert!(out.json()["reports"][2].get("role").is_none());
+    assert_eq!(doc.status, Status::Unknown);
     assert!(
-        messages(&doc).contains("cannot connect"),
+        messages(&doc.problems).contains("cannot connect"),
         "{}",
-        messages(&doc)
+        messages(&doc.problems)
     );
     // Two healthy servers: exit 0.
     let out = lag(["-d", &p.conninfo(), "-d", &s.conninfo()]).ok();
-    assert_eq!(out.json()["status"], "OK");
+    assert_eq!(out.document::<Reports>().status, Status::Ok);
 
     // The same as metrics, read by real exposition-format parsers.
     let out = lag([
@@ -371,29 +388,32 @@ fn paused_replay_is_over_threshold_from_both_sides_and_a_stopped_standby_is_miss
         "1",
     ];
 
-    let (code, doc) = check(&p.conninfo(), &limits);
-    assert_eq!(code, 2, "{}", messages(&doc));
-    assert_eq!(doc["status"], "CRITICAL");
-    let sb = &doc["standbys"][0];
-    let replay = sb["replay_lag_bytes"].as_u64().unwrap();
-    assert!(replay > 1 << 20, "{sb}");
-    assert!(sb["flush_lag_bytes"].as_u64().unwrap() < replay, "{sb}");
-    assert_eq!(replay, lsn(&doc["server_lsn"]) - lsn(&sb["replay_lsn"]));
+    let (code, doc) = check_primary(&p.conninfo(), &limits);
+    assert_eq!(code, 2, "{}", messages(&doc.problems));
+    assert_eq!(doc.status, Status::Critical);
+    let sb = &doc.standbys[0];
+    let replay = sb.replay_lag_bytes.unwrap();
+    assert!(replay > 1 << 20, "{sb:?}");
+    assert!(sb.flush_lag_bytes.unwrap() < replay, "{sb:?}");
+    assert_eq!(replay, doc.server_lsn.0 - sb.replay_lsn.unwrap().0);
     assert!(
-        messages(&doc).contains("--crit-bytes"),
+        messages(&doc.problems).contains("--crit-bytes"),
         "{}",
-        messages(&doc)
+        messages(&doc.problems)
     );
 
-    let (code, doc) = check(&s.conninfo(), &limits);
-    assert_eq!(code, 2, "{}", messages(&doc));
-    assert_eq!(doc["replay_paused"], true);
-    assert_eq!(doc["caught_up"], false);
-    let backlog = doc["replay_lag_bytes"].as_u64().unwrap();
-    assert!(backlog > 1 << 20, "{doc}");
-    assert_eq!(backlog, lsn(&doc["receive_lsn"]) - lsn(&doc["replay_lsn"]));
-    assert!(doc["replay_delay_seconds"].as_f64().unwrap() > 1.0, "{doc}");
-    let m = messages(&doc);
+    let (code, doc) = check_standby(&s.conninfo(), &limits);
+    assert_eq!(code, 2, "{}", messages(&doc.problems));
+    assert!(doc.replay_paused);
+    assert!(!doc.caught_up);
+    let backlog = doc.replay_lag_bytes.unwrap();
+    assert!(backlog > 1 << 20, "{doc:?}");
+    assert_eq!(
+        backlog,
+        doc.receive_lsn.unwrap().0 - doc.replay_lsn.unwrap().0
+    );
+    assert!(doc.replay_delay_seconds.unwrap() > 1.0, "{doc:?}");
+    let m = messages(&doc.problems);
     assert!(
         m.contains("--crit-bytes") && m.contains("--crit-seconds"),
         "{m}"
@@ -403,23 +423,23 @@ fn paused_replay_is_over_threshold_from_both_sides_and_a_stopped_standby_is_miss
     // Resumed: healthy again.
     s.execute("select pg_wal_replay_resume()");
     wait_replayed(&p, &s);
-    let (code, doc) = check(&s.conninfo(), &limits);
-    assert_eq!(code, 0, "{}", messages(&doc));
+    let (code, doc) = check_standby(&s.conninfo(), &limits);
+    assert_eq!(code, 0, "{}", messages(&doc.problems));
     eventually("the primary to see the standby caught up", || {
-        let (code, doc) = check(&p.conninfo(), &limits);
+        let (code, doc) = check_primary(&p.conninfo(), &limits);
         (code == 0).then_some(doc)
     });
 
     // The standby goes away: the primary misses it.
     s.stop();
     p.wait_for("select count(*) = 0 from pg_stat_replication", WAIT);
-    let (code, doc) = check(&p.conninfo(), &["--min-standbys", "1"]);
-    assert_eq!(code, 2, "{}", messages(&doc));
-    assert_eq!(doc["standbys_streaming"], 0);
+    let (code, doc) = check_primary(&p.conninfo(), &["--min-standbys", "1"]);
+    assert_eq!(code, 2, "{}", messages(&doc.problems));
+    assert_eq!(doc.standbys_streaming, Some(0));
     assert!(
-        messages(&doc).contains("--min-standbys 1"),
+        messages(&doc.problems).contains("--min-standbys 1"),
         "{}",
-        messages(&doc)
+        messages(&doc.problems)
     );
     let (code, _) = check(&p.conninfo(), &[]);
     assert_eq!(code, 0, "a lone primary without --min-standbys is fine");
@@ -444,16 +464,13 @@ fn an_idle_primary_is_no_alarm() {
         "--min-standbys",
         "1",
     ];
-    let (code, doc) = check(&s.conninfo(), &limits);
-    assert_eq!(code, 0, "{}", messages(&doc));
-    assert_eq!(doc["replay_delay_seconds"], 0.0);
+    let (code, doc) = check_standby(&s.conninfo(), &limits);
+    assert_eq!(code, 0, "{}", messages(&doc.problems));
+    assert_eq!(doc.replay_delay_seconds, Some(0.0));
     // The naive measure (now − last replayed commit) would have paged.
-    assert!(
-        doc["last_replay_age_seconds"].as_f64().unwrap() > 2.0,
-        "{doc}"
-    );
-    let (code, doc) = check(&p.conninfo(), &limits);
-    assert_eq!(code, 0, "{}", messages(&doc));
+    assert!(doc.last_replay_age_seconds.unwrap() > 2.0, "{doc:?}");
+    let (code, doc) = check_primary(&p.conninfo(), &limits);
+    assert_eq!(code, 0, "{}", messages(&doc.problems));
 }
 
 #[test]
@@ -465,15 +482,15 @@ fn a_stopped_primary_is_a_cut_stream_not_a_frozen_zero() {
     wait_replayed(&p, &s);
     p.stop();
     let doc = eventually("the standby to report the cut stream", || {
-        let (code, doc) = check(&s.conninfo(), &["--crit-bytes", "1GB"]);
-        (code == 2 && doc["caught_up"] == true).then_some(doc)
+        let (code, doc) = check_standby(&s.conninfo(), &["--crit-bytes", "1GB"]);
+        (code == 2 && doc.caught_up).then_some(doc)
     });
-    assert_eq!(doc["status"], "CRITICAL");
-    let m = messages(&doc);
+    assert_eq!(doc.status, Status::Critical);
+    let m = messages(&doc.problems);
     assert!(m.contains("WAL receiver") && m.contains("cut"), "{m}");
     // Both positions froze together: the byte figure alone would have said "no lag".
-    assert_eq!(doc["replay_lag_bytes"], 0);
-    assert_eq!(doc["replay_delay_seconds"], 0.0);
+    assert_eq!(doc.replay_lag_bytes, Some(0));
+    assert_eq!(doc.replay_delay_seconds, Some(0.0));
     // And the multi-server view of the pair: the primary cannot be reached.
     let out = lag(["-d", &p.conninfo(), "-d", &s.conninfo()]);
     assert_eq!(
@@ -499,43 +516,43 @@ fn failing_archiver_and_a_slot_retaining_wal() {
     p.wait_for("select failed_count > 0 from pg_stat_archiver", WAIT);
 
     // Failing now: a warning by default, critical past --max-archive-failures.
-    let (code, doc) = check(&p.conninfo(), &[]);
-    assert_eq!(code, 1, "{}", messages(&doc));
-    assert_eq!(doc["archiver"]["failing"], true);
-    assert!(doc["archiver"]["failed_count"].as_i64().unwrap() > 0);
-    assert!(doc["archiver"]["last_failed_wal"].is_string());
-    let (code, doc) = check(&p.conninfo(), &["--max-archive-failures", "0"]);
-    assert_eq!(code, 2, "{}", messages(&doc));
+    let (code, doc) = check_primary(&p.conninfo(), &[]);
+    assert_eq!(code, 1, "{}", messages(&doc.problems));
+    assert!(doc.archiver.failing);
+    assert!(doc.archiver.failed_count.unwrap() > 0);
+    assert!(doc.archiver.last_failed_wal.is_some());
+    let (code, doc) = check_primary(&p.conninfo(), &["--max-archive-failures", "0"]);
+    assert_eq!(code, 2, "{}", messages(&doc.problems));
     assert!(
-        messages(&doc).contains("archiving is failing"),
+        messages(&doc.problems).contains("archiving is failing"),
         "{}",
-        messages(&doc)
+        messages(&doc.problems)
     );
-    let (code, doc) = check(&p.conninfo(), &["--max-archive-failures", "1000000"]);
-    assert_eq!(code, 0, "{}", messages(&doc));
+    let (code, doc) = check_primary(&p.conninfo(), &["--max-archive-failures", "1000000"]);
+    assert_eq!(code, 0, "{}", messages(&doc.problems));
 
     // The slot keeps WAL: exact bytes, over the limit.
-    let (code, doc) = check(
+    let (code, doc) = check_primary(
         &p.conninfo(),
         &["--crit-bytes", "1MB", "--max-archive-failures", "1000000"],
     );
-    assert_eq!(code, 2, "{}", messages(&doc));
-    let slot = doc["slots"]
-        .as_array()
-        .unwrap()
+    assert_eq!(code, 2, "{}", messages(&doc.problems));
+    let slot = doc
+        .slots
         .iter()
-        .find(|s| s["slot_name"] == "keep")
+        .find(|s| s.slot_name == "keep")
         .unwrap()
         .clone();
-    assert_eq!(slot["active"], false);
-    assert_eq!(slot["wal_status"], "reserved");
-    let retained = slot["retained_bytes"].as_u64().unwrap();
-    assert!(retained > 1 << 20, "{slot}");
-    assert_eq!(
-        retained,
-        lsn(&doc["server_lsn"]) - lsn(&slot["restart_lsn"])
+    assert_eq!(slot.active, Some(false));
+    assert_eq!(slot.wal_status.as_deref(), Some("reserved"));
+    let retained = slot.retained_bytes.unwrap();
+    assert!(retained > 1 << 20, "{slot:?}");
+    assert_eq!(retained, doc.server_lsn.0 - slot.restart_lsn.unwrap().0);
+    assert!(
+        messages(&doc.problems).contains("slot 'keep'"),
+        "{}",
+        messages(&doc.problems)
     );
-    assert!(messages(&doc).contains("slot 'keep'"), "{}", messages(&doc));
 
     let out = lag([
         "-d",
@@ -567,11 +584,11 @@ fn failing_archiver_and_a_slot_retaining_wal() {
         "select last_archived_time > last_failed_time from pg_stat_archiver",
         WAIT,
     );
-    let (code, doc) = check(&p.conninfo(), &["--max-archive-failures", "0"]);
-    assert_eq!(code, 0, "{}", messages(&doc));
-    assert_eq!(doc["archiver"]["failing"], false);
-    assert_eq!(doc["archiver"]["failures_since_last_success"], 0);
-    assert!(doc["archiver"]["failed_count"].as_i64().unwrap() > 0);
+    let (code, doc) = check_primary(&p.conninfo(), &["--max-archive-failures", "0"]);
+    assert_eq!(code, 0, "{}", messages(&doc.problems));
+    assert!(!doc.archiver.failing);
+    assert_eq!(doc.archiver.failures_since_last_success, Some(0));
+    assert!(doc.archiver.failed_count.unwrap() > 0);
 }
 
 #[test]
@@ -605,27 +622,29 @@ fn a_monitoring_role_with_and_without_pg_monitor_and_its_password() {
     let out = lag(["-d", &dsn(&p), "--min-standbys", "1", "--crit-bytes", "1MB"]);
     no_secret(&out);
     assert_eq!(out.code, Some(3), "{}", out.stdout);
-    let doc = out.json();
-    assert_eq!(doc["status"], "UNKNOWN");
-    assert_eq!(doc["user"], "mon");
-    assert_eq!(doc["can_read_all_stats"], false);
-    let sb = &doc["standbys"][0];
-    assert_eq!(sb["visible"], false);
-    assert!(sb["replay_lag_bytes"].is_null(), "{sb}");
-    assert!(sb["write_lag_seconds"].is_null(), "{sb}");
-    assert!(sb["note"]
-        .as_str()
+    let doc: PrimaryReport = out.document();
+    assert_eq!(doc.status, Status::Unknown);
+    assert_eq!(doc.user, "mon");
+    assert!(!doc.can_read_all_stats);
+    let sb = &doc.standbys[0];
+    assert!(!sb.visible);
+    assert!(sb.replay_lag_bytes.is_none(), "{sb:?}");
+    assert!(sb.write_lag_seconds.is_none(), "{sb:?}");
+    assert!(sb
+        .note
+        .as_deref()
         .unwrap()
         .contains("not visible to this role"));
-    assert!(messages(&doc).contains("not visible to this role"));
+    assert!(messages(&doc.problems).contains("not visible to this role"));
 
     let out = lag(["-d", &uri(&s)]);
     no_secret(&out);
     assert_eq!(out.code, Some(3), "{}", out.stdout);
-    let doc = out.json();
-    assert_eq!(doc["wal_receiver"]["visible"], false);
-    assert!(doc["wal_receiver"]["status"].is_null());
-    assert!(messages(&doc).contains("not visible to this role"));
+    let doc: StandbyReport = out.document();
+    let rcv = doc.wal_receiver.as_ref().expect("a WAL receiver row");
+    assert!(!rcv.visible);
+    assert!(rcv.status.is_none());
+    assert!(messages(&doc.problems).contains("not visible to this role"));
 
     let out = lag(["-d", &dsn(&p), "--format", "prometheus"]);
     no_secret(&out);
@@ -643,10 +662,14 @@ fn a_monitoring_role_with_and_without_pg_monitor_and_its_password() {
     for target in [dsn(&p), uri(&p), dsn(&s), uri(&s)] {
         let out = lag(["-d", &target]);
         no_secret(&out);
-        let doc = out.json();
-        assert_eq!(out.code, Some(0), "{target}: {}", messages(&doc));
-        assert_eq!(doc["can_read_all_stats"], true);
-        assert!(!doc["server"].as_str().unwrap().contains(PW));
+        let (server, problems, can_read_all_stats) = match report(&out) {
+            ServerReport::Primary(r) => (r.server, r.problems, r.can_read_all_stats),
+            ServerReport::Standby(r) => (r.server, r.problems, r.can_read_all_stats),
+            ServerReport::Unreachable(r) => panic!("{r:?}"),
+        };
+        assert_eq!(out.code, Some(0), "{target}: {}", messages(&problems));
+        assert!(can_read_all_stats);
+        assert!(!server.contains(PW));
     }
 
     // A wrong password: UNKNOWN, one line, neither password shown.

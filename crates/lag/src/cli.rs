@@ -1,12 +1,12 @@
-//! The `repl-lag` command.
+//! The `repl-lag` command: parses the arguments and renders the reports; the check itself is
+//! [`crate::check`].
 
-use crate::collect::read_server;
-use crate::report::{Problem, Report, Status};
-use crate::verdict::{evaluate, Thresholds};
+use crate::check::{check, Checked};
+use crate::report::{PrimaryReport, Reports, ServerReport, StandbyReport, Status};
+use crate::verdict::Thresholds;
 use pgdr_core::conn::ConnParams;
-use pgdr_core::man::ManExtra;
+use pgdr_core::man::{DocSection, ManExtra};
 use pgdr_core::{Error, ErrorKind, Outcome, OutputArgs, Result};
-use serde_json::json;
 
 const TOOL: &str = "repl-lag";
 
@@ -124,6 +124,13 @@ fn resolve(dsn: Option<&str>) -> Result<ConnParams> {
     Ok(p)
 }
 
+/// The worst status of the checked servers.
+fn worst(checked: &[Checked]) -> Status {
+    checked
+        .iter()
+        .fold(Status::Ok, |acc, c| acc.worst(c.report.status()))
+}
+
 pub fn run(args: Args) -> Result<Outcome> {
     let th = args.thresholds();
     th.validate()
@@ -135,37 +142,26 @@ pub fn run(args: Args) -> Result<Outcome> {
     };
     // Every -d must parse before any server is asked: a typo is the caller's to fix.
     let targets = dsns.into_iter().map(resolve).collect::<Result<Vec<_>>>()?;
-    let single = targets.len() == 1;
-    let mut reports = Vec::new();
-    for t in &targets {
-        let mut report = match read_server(t) {
-            Ok(r) => r,
-            Err(e) if single => return Err(unknown(e)),
-            Err(e) => Report::unknown(t.describe(), crate::collect::instance(t), e.to_string()),
-        };
-        evaluate(&mut report, &th);
-        reports.push(report);
-    }
-    let worst = reports
-        .iter()
-        .fold(Status::Ok, |acc, r| acc.worst(r.status));
+    let checked = check(&targets, &th);
+    let code = worst(&checked).exit_code();
     let outcome = match args.format {
-        Format::Prometheus => Outcome::text(crate::prom::render(&reports)),
-        Format::Json if single => Outcome::json(&reports[0])?,
-        Format::Json => {
-            let problems: Vec<Problem> = reports
-                .iter()
-                .flat_map(|r| {
-                    r.problems.iter().map(|p| Problem {
-                        severity: p.severity,
-                        message: format!("{}: {}", r.server, p.message),
-                    })
-                })
-                .collect();
-            Outcome::json(json!({"status": worst, "problems": problems, "reports": reports}))?
+        Format::Prometheus => Outcome::text(crate::prom::render(&checked)),
+        Format::Json if checked.len() == 1 => {
+            let one = checked.into_iter().next().expect("one server");
+            match (one.report, one.error) {
+                (_, Some(e)) => return Err(unknown(e)),
+                (ServerReport::Primary(r), None) => Outcome::document(&*r)?,
+                (ServerReport::Standby(r), None) => Outcome::document(&*r)?,
+                (ServerReport::Unreachable(r), None) => {
+                    Outcome::document(&Reports::of(vec![ServerReport::Unreachable(r)]))?
+                }
+            }
         }
+        Format::Json => Outcome::document(&Reports::of(
+            checked.into_iter().map(|c| c.report).collect(),
+        ))?,
     };
-    Ok(outcome.with_code(worst.exit_code()))
+    Ok(outcome.with_code(code))
 }
 
 pub static MAN: ManExtra = ManExtra {
@@ -175,14 +171,13 @@ pub static MAN: ManExtra = ManExtra {
         (2, "CRITICAL: a limit --crit-* exceeded, fewer standbys than --min-standbys, a cut or stalled WAL stream on a standby, a slot that lost WAL, more archive failures than --max-archive-failures."),
         (3, "UNKNOWN: repl-lag cannot tell: bad arguments or connection string (monitoring plugins answer UNKNOWN here, not 2), a server that cannot be reached or refuses the queries, or a role that cannot see the replication columns (grant pg_monitor). With one server that cannot be reached, stdout is empty and stderr has one line."),
     ],
-    documents: &[],
-    json_output: "With one server (one -d, or none: PG* variables), the document is that server's report:
-{\"tool\", \"version\", \"server\", \"status\", \"problems\": [{\"severity\", \"message\"}], \"server_version\", \"checked_at\", \"user\", \"can_read_all_stats\", \"role\", ...}.
-With several -d it is {\"tool\", \"version\", \"status\", \"problems\", \"reports\": [report, ...]}: \"status\" is the worst of the reports (OK < WARNING < UNKNOWN < CRITICAL), \"problems\" all their problems prefixed with the server, and a server that cannot be reached is a report with status UNKNOWN and no \"role\".
-\"server\" is the connection as host=... port=... user=... dbname=... (never a password). Status is OK, WARNING, CRITICAL or UNKNOWN.
-A primary (\"role\": \"primary\") adds \"server_lsn\" (pg_current_wal_lsn), \"standbys_streaming\", \"standbys\": [{\"application_name\", \"client_addr\", \"state\", \"sync_state\", \"sent_lag_bytes\", \"write_lag_bytes\", \"flush_lag_bytes\", \"replay_lag_bytes\", \"write_lag_seconds\", \"flush_lag_seconds\", \"replay_lag_seconds\", \"slot\", \"kind\" (physical, logical, backup, unknown), \"pid\", \"user\", \"sent_lsn\", \"write_lsn\", \"flush_lsn\", \"replay_lsn\", \"feedback_age_seconds\", \"visible\", \"note\"}], \"slots\": [{\"slot_name\", \"active\", \"retained_bytes\", \"slot_type\", \"database\", \"temporary\", \"restart_lsn\", \"confirmed_flush_lsn\", \"consumer_lag_bytes\", \"wal_status\", \"safe_wal_size\", \"conflicting\", \"inactive_since\", \"invalidation_reason\"}] and \"archiver\": {\"last_archived_wal\", \"last_archived_time\", \"failed_count\", \"last_failed_wal\", \"last_failed_time\", \"failing\", \"failures_since_last_success\", \"archived_count\", \"stats_reset\", \"pending_segments\", \"archive_mode\"}.
-A standby (\"role\": \"standby\") adds \"receive_lsn\", \"replay_lsn\", \"replay_lag_bytes\" (received, not replayed), \"last_replay_time\", \"replay_delay_seconds\", \"caught_up\", \"last_replay_age_seconds\", \"replay_paused\", \"pause_state\", \"min_apply_delay_seconds\", \"streaming_configured\", \"wal_receiver_timeout_seconds\", \"wal_receiver\": {\"status\", \"pid\", \"sender_host\", \"sender_port\", \"slot_name\", \"flushed_lsn\", \"written_lsn\", \"received_tli\", \"latest_end_lsn\", \"last_msg_send_time\", \"last_msg_receipt_time\", \"last_msg_receipt_age_seconds\", \"latest_end_time\", \"visible\", \"note\"} (null when no receiver runs), and \"standbys\" and \"slots\" as on a primary (cascading).
-Byte figures are exact integers computed from the LSNs; a column the role cannot see is null (with a \"note\"), never 0. Columns a server version lacks are null.
+    documents: &[
+        DocSection::of::<PrimaryReport>("PrimaryReport: one -d (or none: PG* variables), a primary"),
+        DocSection::of::<StandbyReport>("StandbyReport: one -d (or none: PG* variables), a standby"),
+        DocSection::of::<Reports>("Several -d"),
+    ],
+    json_output: "One -d prints that server's report; several print one document with every report. Status is OK, WARNING, CRITICAL or UNKNOWN. \"server\" is the connection as host=... port=... user=... dbname=... (never a password).
+Byte figures are exact integers computed from the LSNs; a column the role cannot see is null (with a \"note\"), never 0. Columns a server version lacks are null. Times are RFC 3339 in UTC.
 With --format prometheus the output is the text exposition format instead: pgdr_repl_up, pgdr_repl_status (the exit code), pgdr_repl_standby_lag_bytes{stage=sent|write|flush|replay}, pgdr_repl_standby_lag_seconds{stage=write|flush|replay}, pgdr_repl_slot_retained_bytes, pgdr_repl_archiver_failed_total, pgdr_repl_replay_lag_bytes, pgdr_repl_replay_delay_seconds, pgdr_repl_wal_receiver_last_message_age_seconds and more, labelled by server (host:port), standby (application_name, client_addr, slot, kind) and slot (slot_name, slot_type); figures that are not visible are left out, never written as 0. HELP and TYPE lines come before each family.",
     examples: &[
         (

@@ -5,8 +5,10 @@
 //! - [`verdict`]: thresholds → status and problems (pure).
 //! - [`prom`]: the Prometheus text exposition format (pure).
 //! - [`collect`]: talking to the server.
+//! - [`check`]: the check (read each server, judge it), callable without clap.
 //! - [`cli`]: the `repl-lag` command.
 
+pub mod check;
 pub mod cli;
 pub mod collect;
 pub mod prom;

@@ -1,13 +1,17 @@
-//! The reports repl-lag prints and the figures computed for them. Pure: no I/O here.
+//! The reports repl-lag prints, and the figures computed for them. Pure: no I/O here.
 //!
-//! Every figure a role cannot see stays `None` (JSON `null`) with a `note` saying why; it is
-//! never turned into a zero lag.
+//! One `-d` prints a [`PrimaryReport`] or a [`StandbyReport`]; several print a [`Reports`]
+//! document with one [`ServerReport`] per server. Every figure a role cannot see stays `None`
+//! (JSON `null`) with a `note` saying why; it is never turned into a zero lag.
 
+use chrono::{DateTime, Utc};
 use pgdr_pgformat::Lsn;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+const PRODUCERS: &[&str] = &["repl-lag"];
 
 /// A monitoring-plugin verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Status {
     Ok,
@@ -35,6 +39,7 @@ impl Status {
             Status::Unknown => 3,
         }
     }
+    /// The worse of the two.
     pub fn worst(self, other: Status) -> Status {
         if other.rank() > self.rank() {
             other
@@ -42,6 +47,7 @@ impl Status {
             self
         }
     }
+    /// OK, WARNING, CRITICAL or UNKNOWN.
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Ok => "OK",
@@ -53,9 +59,12 @@ impl Status {
 }
 
 /// One thing that is wrong, with how bad it is.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Problem {
+    /// WARNING, CRITICAL or UNKNOWN.
     pub severity: Status,
+    /// What is wrong, with the figure and the limit it is over.
     pub message: String,
 }
 
@@ -63,45 +72,90 @@ pub struct Problem {
 pub const NOT_VISIBLE: &str = "not visible to this role (grant it pg_monitor or pg_read_all_stats)";
 
 /// What a WAL sender serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SenderKind {
     /// A streaming standby: counted by `--min-standbys`, checked against the thresholds.
     Physical,
     /// A logical replication consumer (its slot is checked, not its lag).
     Logical,
-    /// pg_basebackup or pg_rewind: transient, never counted as a standby.
+    /// pg_basebackup: transient, never counted as a standby.
     Backup,
     /// Not visible to this role.
     Unknown,
 }
 
-/// A row of `pg_stat_replication` with the lags computed from it.
-#[derive(Debug, Clone, Serialize)]
-pub struct Sender {
+/// A row of `pg_stat_replication` (one WAL sender) with the lags computed from it. Byte lags
+/// are the reference position (the primary's current one, or on a cascading standby what it
+/// can send) minus the sender's position: exact integers, never negative.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WalSender {
+    /// The client's application_name (a standby's cluster_name, or "walreceiver").
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub application_name: Option<String>,
+    /// The client's IP address; null over a Unix socket or when not visible.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub client_addr: Option<String>,
+    /// startup, catchup, streaming, backup or stopping.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub state: Option<String>,
+    /// async, potential, sync or quorum.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub sync_state: Option<String>,
+    /// Bytes not yet sent.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub sent_lag_bytes: Option<u64>,
+    /// Bytes not yet written by the client.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub write_lag_bytes: Option<u64>,
+    /// Bytes not yet flushed by the client: what a crash of this server now would lose there.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub flush_lag_bytes: Option<u64>,
+    /// Bytes not yet replayed by the standby: how far behind what its readers see is.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub replay_lag_bytes: Option<u64>,
+    /// Seconds recent WAL took to be written by the client (null when idle and caught up).
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub write_lag_seconds: Option<f64>,
+    /// Seconds recent WAL took to be flushed by the client.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub flush_lag_seconds: Option<f64>,
+    /// Seconds recent WAL took to be replayed by the standby.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub replay_lag_seconds: Option<f64>,
+    /// The replication slot it uses, if any.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub slot: Option<String>,
+    /// What it serves: physical (a standby), logical, backup (pg_basebackup) or unknown (not
+    /// visible).
     pub kind: SenderKind,
+    /// The WAL sender's process id.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub pid: Option<i64>,
+    /// The role it logged in as.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub user: Option<String>,
+    /// Last position sent.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub sent_lsn: Option<Lsn>,
+    /// Last position the client reported written.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub write_lsn: Option<Lsn>,
+    /// Last position the client reported flushed.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub flush_lsn: Option<Lsn>,
+    /// Last position the standby reported replayed.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub replay_lsn: Option<Lsn>,
-    /// Age of the standby's last reply (12+): every LSN above is only as fresh as that.
+    /// Seconds since the client's last reply (12+): every position above is only as fresh as
+    /// that.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub feedback_age_seconds: Option<f64>,
+    /// Whether this role sees the row's figures (pg_monitor or pg_read_all_stats).
     pub visible: bool,
-    /// Why figures are null (privilege, or idle and caught up for the time lags).
+    /// Why figures are null (privilege, no reply yet, idle and caught up), or null.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub note: Option<String>,
 }
 
@@ -111,7 +165,7 @@ pub fn lag_bytes(reference: Lsn, lsn: Option<Lsn>) -> Option<u64> {
     lsn.map(|l| reference.0.saturating_sub(l.0))
 }
 
-impl Sender {
+impl WalSender {
     /// Fills the byte lags against `reference` (the primary's current position, or on a
     /// cascading standby the position it can send up to), the kind and the notes.
     pub fn compute(&mut self, reference: Lsn, slot_type: Option<&str>) {
@@ -126,10 +180,7 @@ impl Sender {
         } else if slot_type == Some("logical") {
             SenderKind::Logical
         } else if self.state.as_deref() == Some("backup")
-            || matches!(
-                self.application_name.as_deref(),
-                Some("pg_basebackup") | Some("pg_rewind")
-            )
+            || self.application_name.as_deref() == Some("pg_basebackup")
         {
             SenderKind::Backup
         } else {
@@ -184,33 +235,58 @@ impl Sender {
     }
 }
 
-/// A row of `pg_replication_slots`.
-#[derive(Debug, Clone, Serialize)]
+/// A row of `pg_replication_slots`. Columns a server version lacks are null.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Slot {
+    /// The slot's name.
     pub slot_name: String,
+    /// Whether a consumer is connected to it.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub active: Option<bool>,
-    /// WAL the slot keeps from removal: reference − restart_lsn.
+    /// WAL the slot keeps from removal: the reference position minus restart_lsn.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub retained_bytes: Option<u64>,
+    /// physical or logical.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub slot_type: Option<String>,
+    /// The database of a logical slot.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub database: Option<String>,
+    /// A temporary slot (pg_basebackup's) lives only as long as its session; the byte limits
+    /// do not apply to it.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub temporary: Option<bool>,
+    /// The oldest WAL position the slot's consumer may still need.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub restart_lsn: Option<Lsn>,
+    /// Logical slots: the position the consumer confirmed.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub confirmed_flush_lsn: Option<Lsn>,
-    /// For a logical slot: reference − confirmed_flush_lsn.
+    /// Logical slots: the reference position minus confirmed_flush_lsn.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub consumer_lag_bytes: Option<u64>,
-    /// 13+: reserved, extended, unreserved, lost.
+    /// 13+: reserved, extended, unreserved or lost.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub wal_status: Option<String>,
-    /// 13+: bytes that can still be written before the slot is in danger (null when unlimited).
+    /// 13+: bytes that can still be written before the slot is in danger of losing WAL (null
+    /// when max_slot_wal_keep_size is unlimited).
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub safe_wal_size: Option<i64>,
-    /// 16+.
+    /// 16+: a logical slot invalidated by a conflict with recovery.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub conflicting: Option<bool>,
-    /// 17+.
-    pub inactive_since: Option<String>,
-    /// 17+.
+    /// 17+: when the slot last lost its consumer (RFC 3339, UTC).
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub inactive_since: Option<DateTime<Utc>>,
+    /// 17+: why the slot was invalidated (wal_removed, rows_removed, wal_level_insufficient,
+    /// idle_timeout).
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub invalidation_reason: Option<String>,
 }
 
 impl Slot {
+    /// Fills the byte figures against the reference position.
     pub fn compute(&mut self, reference: Lsn) {
         self.retained_bytes = lag_bytes(reference, self.restart_lsn);
         self.consumer_lag_bytes = if self.slot_type.as_deref() == Some("logical") {
@@ -222,28 +298,46 @@ impl Slot {
 }
 
 /// `pg_stat_archiver`, with whether it is failing now.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Archiver {
+    /// The last WAL file archived.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub last_archived_wal: Option<String>,
-    pub last_archived_time: Option<String>,
-    /// Since `stats_reset`, as PostgreSQL counts it.
+    /// When it was archived (RFC 3339, UTC).
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub last_archived_time: Option<DateTime<Utc>>,
+    /// Failed attempts since `stats_reset`, as PostgreSQL counts them.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub failed_count: Option<i64>,
+    /// The WAL file of the last failed attempt.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub last_failed_wal: Option<String>,
-    pub last_failed_time: Option<String>,
+    /// When the last attempt failed (RFC 3339, UTC).
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub last_failed_time: Option<DateTime<Utc>>,
     /// The last attempt failed (its failure is newer than the last success).
     pub failing: bool,
     /// 0 when the last attempt succeeded; `failed_count` when nothing succeeded since the
     /// reset; null when failing after an earlier success (PostgreSQL keeps no count per
     /// streak: `failed_count` is then an upper bound).
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub failures_since_last_success: Option<i64>,
+    /// WAL files archived since `stats_reset`.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub archived_count: Option<i64>,
-    pub stats_reset: Option<String>,
+    /// When the archiver's statistics were last reset (RFC 3339, UTC).
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub stats_reset: Option<DateTime<Utc>>,
     /// `.ready` files waiting in pg_wal/archive_status (12+, needs pg_monitor).
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub pending_segments: Option<i64>,
+    /// The archive_mode setting: off, on or always.
     pub archive_mode: String,
 }
 
 impl Archiver {
+    /// Fills `failures_since_last_success`.
     pub fn compute(&mut self) {
         self.failures_since_last_success = if !self.failing {
             Some(0)
@@ -262,115 +356,280 @@ impl Archiver {
 }
 
 /// `pg_stat_wal_receiver` on a standby.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct WalReceiver {
-    /// streaming, starting, waiting, restarting, stopping (null when not visible).
+    /// streaming, starting, waiting, restarting or stopping (null when not visible).
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub status: Option<String>,
+    /// The WAL receiver's process id.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub pid: Option<i64>,
+    /// The host it streams from (11+).
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub sender_host: Option<String>,
+    /// The port it streams from (11+).
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub sender_port: Option<i64>,
+    /// The slot it streams through (primary_slot_name).
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub slot_name: Option<String>,
     /// Received and flushed (`received_lsn` before 13).
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub flushed_lsn: Option<Lsn>,
     /// 13+: received and written, maybe not flushed.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub written_lsn: Option<Lsn>,
+    /// The timeline of the last position received.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub received_tli: Option<i64>,
     /// The end of WAL the primary last reported.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub latest_end_lsn: Option<Lsn>,
-    pub last_msg_send_time: Option<String>,
-    pub last_msg_receipt_time: Option<String>,
-    /// By the standby's clock; the stream is cut when this exceeds wal_receiver_timeout.
+    /// When the primary sent the last message received (its clock; RFC 3339, UTC).
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub last_msg_send_time: Option<DateTime<Utc>>,
+    /// When the last message from the primary arrived (RFC 3339, UTC).
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub last_msg_receipt_time: Option<DateTime<Utc>>,
+    /// Seconds since then, by the standby's clock; the stream is cut when this exceeds
+    /// wal_receiver_timeout.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub last_msg_receipt_age_seconds: Option<f64>,
-    pub latest_end_time: Option<String>,
+    /// When the primary reported latest_end_lsn (RFC 3339, UTC).
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub latest_end_time: Option<DateTime<Utc>>,
+    /// Whether this role sees the receiver's figures.
     pub visible: bool,
+    /// Why figures are null, or null.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub note: Option<String>,
 }
 
-/// Report of a primary.
-#[derive(Debug, Clone, Serialize)]
-pub struct PrimaryView {
-    pub role: &'static str,
+/// `"role": "primary"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub enum PrimaryRole {
+    #[serde(rename = "primary")]
+    Primary,
+}
+
+/// `"role": "standby"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub enum StandbyRole {
+    #[serde(rename = "standby")]
+    Standby,
+}
+
+/// The report of a primary (a server not in recovery): its WAL senders, slots and archiver.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PrimaryReport {
+    /// The connection as host=... port=... user=... dbname=... (never a password).
+    pub server: String,
+    /// The verdict: the worst problem's severity, OK when there is none.
+    pub status: Status,
+    /// Everything found wrong, with its severity.
+    pub problems: Vec<Problem>,
+    /// The server's version (server_version).
+    pub server_version: String,
+    /// When the server was read, by its clock (RFC 3339, UTC).
+    pub checked_at: DateTime<Utc>,
+    /// The role repl-lag logged in as.
+    pub user: String,
+    /// Whether this role sees replication details (pg_monitor or pg_read_all_stats).
+    pub can_read_all_stats: bool,
+    /// "primary".
+    pub role: PrimaryRole,
+    /// The current WAL position (pg_current_wal_lsn): the reference of every byte lag.
     pub server_lsn: Lsn,
-    /// Physical standbys in state `streaming` (null when the role cannot see states).
+    /// Physical standbys in state streaming (null when the role cannot see states).
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub standbys_streaming: Option<usize>,
-    pub standbys: Vec<Sender>,
+    /// Every WAL sender: standbys, logical consumers, base backups.
+    pub standbys: Vec<WalSender>,
+    /// Every replication slot.
     pub slots: Vec<Slot>,
+    /// The WAL archiver.
     pub archiver: Archiver,
 }
 
-/// Report of a standby.
-#[derive(Debug, Clone, Serialize)]
-pub struct StandbyView {
-    pub role: &'static str,
+impl pgdr_core::Document for PrimaryReport {
+    const PRODUCERS: &'static [&'static str] = PRODUCERS;
+}
+
+/// The report of a standby (a server in recovery): what it received and replayed, its WAL
+/// receiver, and the standbys and slots it serves itself (cascading).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StandbyReport {
+    /// The connection as host=... port=... user=... dbname=... (never a password).
+    pub server: String,
+    /// The verdict: the worst problem's severity, OK when there is none.
+    pub status: Status,
+    /// Everything found wrong, with its severity.
+    pub problems: Vec<Problem>,
+    /// The server's version (server_version).
+    pub server_version: String,
+    /// When the server was read, by its clock (RFC 3339, UTC).
+    pub checked_at: DateTime<Utc>,
+    /// The role repl-lag logged in as.
+    pub user: String,
+    /// Whether this role sees replication details (pg_monitor or pg_read_all_stats).
+    pub can_read_all_stats: bool,
+    /// "standby".
+    pub role: StandbyRole,
+    /// Received and flushed (pg_last_wal_receive_lsn).
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub receive_lsn: Option<Lsn>,
+    /// Replayed (pg_last_wal_replay_lsn).
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub replay_lsn: Option<Lsn>,
-    /// receive − replay: received but not yet applied.
+    /// receive_lsn − replay_lsn: received but not yet replayed.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub replay_lag_bytes: Option<u64>,
-    /// Commit time (primary's clock) of the last transaction replayed.
-    pub last_replay_time: Option<String>,
+    /// Commit time (the primary's clock) of the last transaction replayed (RFC 3339, UTC).
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub last_replay_time: Option<DateTime<Utc>>,
     /// How far behind the primary what readers see is: 0 when everything received was
     /// replayed (an idle primary is no delay), else the age of the last replayed commit.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub replay_delay_seconds: Option<f64>,
-    /// Everything received has been replayed (checked twice when the first look was behind).
+    /// Everything received has been replayed (looked at again when the first look was
+    /// behind).
     pub caught_up: bool,
     /// Raw age of the last replayed commit (grows on an idle primary; informative only).
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub last_replay_age_seconds: Option<f64>,
+    /// Whether replay is paused (pg_wal_replay_pause).
     pub replay_paused: bool,
+    /// not paused, pause requested or paused.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub pause_state: Option<String>,
-    /// A deliberately delayed standby: subtracted before the seconds thresholds.
+    /// recovery_min_apply_delay in seconds: a deliberately delayed standby is judged on the
+    /// delay beyond it.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub min_apply_delay_seconds: Option<f64>,
     /// Whether primary_conninfo is set (null when the role cannot read it).
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub streaming_configured: Option<bool>,
+    /// wal_receiver_timeout in seconds.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub wal_receiver_timeout_seconds: Option<f64>,
+    /// The WAL receiver (null when none runs).
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub wal_receiver: Option<WalReceiver>,
-    /// Cascaded standbys fed by this standby.
-    pub standbys: Vec<Sender>,
+    /// Cascaded standbys fed by this standby, as on a primary.
+    pub standbys: Vec<WalSender>,
+    /// This standby's replication slots.
     pub slots: Vec<Slot>,
 }
 
-/// Primary or standby.
-#[derive(Debug, Clone, Serialize)]
-#[serde(untagged)]
-pub enum View {
-    Primary(Box<PrimaryView>),
-    Standby(Box<StandbyView>),
+impl pgdr_core::Document for StandbyReport {
+    const PRODUCERS: &'static [&'static str] = PRODUCERS;
 }
 
-/// The report of one server.
-#[derive(Debug, Clone, Serialize)]
-pub struct Report {
-    /// The connection, password never included.
+/// A server that could not be read (only inside the "reports" of several -d).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UnreachableReport {
+    /// The connection as host=... port=... user=... dbname=... (never a password).
     pub server: String,
-    /// `host:port`, the Prometheus `server` label.
-    #[serde(skip)]
-    pub instance: String,
+    /// UNKNOWN.
     pub status: Status,
+    /// Why it could not be read ("cannot connect to …").
     pub problems: Vec<Problem>,
-    pub server_version: Option<String>,
-    pub checked_at: Option<String>,
-    pub user: Option<String>,
-    /// Whether this role sees replication details (pg_monitor / pg_read_all_stats).
-    pub can_read_all_stats: Option<bool>,
-    #[serde(flatten)]
-    pub view: Option<View>,
 }
 
-impl Report {
-    /// A server that could not be checked at all (several -d: the others still are).
-    pub fn unknown(server: String, instance: String, why: String) -> Report {
-        Report {
+impl UnreachableReport {
+    /// A server that could not be checked at all, and why.
+    pub fn new(server: String, why: String) -> UnreachableReport {
+        UnreachableReport {
             server,
-            instance,
             status: Status::Unknown,
             problems: vec![Problem {
                 severity: Status::Unknown,
                 message: why,
             }],
-            server_version: None,
-            checked_at: None,
-            user: None,
-            can_read_all_stats: None,
-            view: None,
+        }
+    }
+}
+
+/// One server's report: a primary's, a standby's, or why it could not be read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(untagged)]
+pub enum ServerReport {
+    /// A primary's report (PrimaryReport).
+    Primary(Box<PrimaryReport>),
+    /// A standby's report (StandbyReport).
+    Standby(Box<StandbyReport>),
+    /// A server that could not be read (UnreachableReport).
+    Unreachable(UnreachableReport),
+}
+
+impl ServerReport {
+    /// The connection, as the report names it.
+    pub fn server(&self) -> &str {
+        match self {
+            ServerReport::Primary(r) => &r.server,
+            ServerReport::Standby(r) => &r.server,
+            ServerReport::Unreachable(r) => &r.server,
+        }
+    }
+    /// The verdict.
+    pub fn status(&self) -> Status {
+        match self {
+            ServerReport::Primary(r) => r.status,
+            ServerReport::Standby(r) => r.status,
+            ServerReport::Unreachable(r) => r.status,
+        }
+    }
+    /// The problems found.
+    pub fn problems(&self) -> &[Problem] {
+        match self {
+            ServerReport::Primary(r) => &r.problems,
+            ServerReport::Standby(r) => &r.problems,
+            ServerReport::Unreachable(r) => &r.problems,
+        }
+    }
+}
+
+/// The document of several -d: every server's report and the worst verdict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Reports {
+    /// The worst status of the reports (OK < WARNING < UNKNOWN < CRITICAL): the exit code.
+    pub status: Status,
+    /// Every report's problems, each message prefixed with its server.
+    pub problems: Vec<Problem>,
+    /// One report per -d, in order: a primary's or a standby's report as printed for one -d,
+    /// or (UnreachableReport) for a server that could not be read {"server", "status":
+    /// "UNKNOWN", "problems": [why]}, without "role".
+    pub reports: Vec<ServerReport>,
+}
+
+impl pgdr_core::Document for Reports {
+    const PRODUCERS: &'static [&'static str] = PRODUCERS;
+}
+
+impl Reports {
+    /// The document of several servers' reports.
+    pub fn of(reports: Vec<ServerReport>) -> Reports {
+        let status = reports
+            .iter()
+            .fold(Status::Ok, |acc, r| acc.worst(r.status()));
+        let problems = reports
+            .iter()
+            .flat_map(|r| {
+                r.problems().iter().map(|p| Problem {
+                    severity: p.severity,
+                    message: format!("{}: {}", r.server(), p.message),
+                })
+            })
+            .collect();
+        Reports {
+            status,
+            problems,
+            reports,
         }
     }
 }

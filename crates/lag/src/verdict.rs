@@ -5,8 +5,8 @@
 //! makes the verdict UNKNOWN, never OK.
 
 use crate::report::{
-    human_bytes, PrimaryView, Problem, Report, Sender, SenderKind, Slot, StandbyView, Status, View,
-    NOT_VISIBLE,
+    human_bytes, PrimaryReport, Problem, SenderKind, ServerReport, Slot, StandbyReport, Status,
+    WalSender, NOT_VISIBLE,
 };
 
 /// The limits given on the command line (None: not checked).
@@ -67,6 +67,11 @@ impl Thresholds {
     }
 }
 
+/// A time in a message: RFC 3339, UTC, whole seconds.
+fn time(t: &chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
 fn problem(severity: Status, message: impl Into<String>) -> Problem {
     Problem {
         severity,
@@ -74,22 +79,32 @@ fn problem(severity: Status, message: impl Into<String>) -> Problem {
     }
 }
 
-/// Fills `problems` and `status` of a report (a report without a view keeps its own).
-pub fn evaluate(report: &mut Report, th: &Thresholds) {
-    let user = report.user.clone().unwrap_or_else(|| "?".into());
-    let mut problems = Vec::new();
-    match &report.view {
-        Some(View::Primary(p)) => primary(p, th, &user, &mut problems),
-        Some(View::Standby(s)) => standby(s, th, &user, &mut problems),
-        None => problems = std::mem::take(&mut report.problems),
+/// Fills `problems` and `status` of a report (an unreachable server's keeps its own).
+pub fn evaluate(report: &mut ServerReport, th: &Thresholds) {
+    let worst = |problems: &[Problem]| {
+        problems
+            .iter()
+            .fold(Status::Ok, |acc, p| acc.worst(p.severity))
+    };
+    match report {
+        ServerReport::Primary(p) => {
+            let mut problems = Vec::new();
+            primary(p, th, &mut problems);
+            p.status = worst(&problems);
+            p.problems = problems;
+        }
+        ServerReport::Standby(s) => {
+            let mut problems = Vec::new();
+            standby(s, th, &mut problems);
+            s.status = worst(&problems);
+            s.problems = problems;
+        }
+        ServerReport::Unreachable(_) => {}
     }
-    report.status = problems
-        .iter()
-        .fold(Status::Ok, |acc, p| acc.worst(p.severity));
-    report.problems = problems;
 }
 
-fn primary(p: &PrimaryView, th: &Thresholds, user: &str, out: &mut Vec<Problem>) {
+fn primary(p: &PrimaryReport, th: &Thresholds, out: &mut Vec<Problem>) {
+    let user = p.user.as_str();
     senders(&p.standbys, th, user, out);
     if let Some(min) = th.min_standbys {
         let invisible = p.standbys.iter().any(|s| !s.visible);
@@ -122,9 +137,9 @@ fn primary(p: &PrimaryView, th: &Thresholds, user: &str, out: &mut Vec<Problem>)
         let what = format!(
             "WAL archiving is failing: {} failed at {}{} ({} failure(s) since the statistics reset)",
             a.last_failed_wal.as_deref().unwrap_or("?"),
-            a.last_failed_time.as_deref().unwrap_or("?"),
+            a.last_failed_time.as_ref().map_or("?".into(), time),
             match &a.last_archived_time {
-                Some(t) => format!(", last success at {t}"),
+                Some(t) => format!(", last success at {}", time(t)),
                 None => ", no success since the statistics reset".into(),
             },
             a.failed_count.unwrap_or(0)
@@ -141,7 +156,7 @@ fn primary(p: &PrimaryView, th: &Thresholds, user: &str, out: &mut Vec<Problem>)
 }
 
 /// Lags of physical standbys (on a primary, or cascaded from a standby).
-fn senders(list: &[Sender], th: &Thresholds, user: &str, out: &mut Vec<Problem>) {
+fn senders(list: &[WalSender], th: &Thresholds, user: &str, out: &mut Vec<Problem>) {
     let invisible = list.iter().filter(|s| !s.visible).count();
     if invisible > 0 {
         out.push(problem(
@@ -206,7 +221,8 @@ fn slots(list: &[Slot], th: &Thresholds, out: &mut Vec<Problem>) {
     }
 }
 
-fn standby(s: &StandbyView, th: &Thresholds, user: &str, out: &mut Vec<Problem>) {
+fn standby(s: &StandbyReport, th: &Thresholds, out: &mut Vec<Problem>) {
+    let user = s.user.as_str();
     match &s.wal_receiver {
         None => match s.streaming_configured {
             Some(false) => out.push(problem(
@@ -284,11 +300,11 @@ fn exceeded<T: PartialOrd + Copy>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{Archiver, Report, WalReceiver};
+    use crate::report::{Archiver, PrimaryRole, StandbyRole, WalReceiver};
     use pgdr_pgformat::Lsn;
 
-    fn sender(state: Option<&str>, replay_lag: Option<u64>, secs: Option<f64>) -> Sender {
-        let mut s = Sender {
+    fn sender(state: Option<&str>, replay_lag: Option<u64>, secs: Option<f64>) -> WalSender {
+        let mut s = WalSender {
             application_name: Some("s1".into()),
             client_addr: Some("10.0.0.5".into()),
             state: state.map(str::to_string),
@@ -319,10 +335,10 @@ mod tests {
     fn archiver(mode: &str, failing: bool, failed: i64, archived_time: Option<&str>) -> Archiver {
         let mut a = Archiver {
             last_archived_wal: None,
-            last_archived_time: archived_time.map(str::to_string),
+            last_archived_time: archived_time.map(|t| t.parse().unwrap()),
             failed_count: Some(failed),
             last_failed_wal: failing.then(|| "000000010000000000000003".to_string()),
-            last_failed_time: failing.then(|| "2026-01-01T00:00:00+00:00".to_string()),
+            last_failed_time: failing.then(|| "2026-01-01T00:00:00Z".parse().unwrap()),
             failing,
             failures_since_last_success: None,
             archived_count: Some(0),
@@ -334,30 +350,27 @@ mod tests {
         a
     }
 
-    fn primary_report(standbys: Vec<Sender>, archiver: Archiver) -> Report {
+    fn primary_report(standbys: Vec<WalSender>, archiver: Archiver) -> ServerReport {
         let streaming = if standbys.iter().any(|s| !s.visible) {
             None
         } else {
             Some(standbys.iter().filter(|s| s.is_streaming_standby()).count())
         };
-        Report {
+        ServerReport::Primary(Box::new(PrimaryReport {
             server: "host=x".into(),
-            instance: "x:5432".into(),
             status: Status::Ok,
             problems: vec![],
-            server_version: None,
-            checked_at: None,
-            user: Some("mon".into()),
-            can_read_all_stats: Some(true),
-            view: Some(View::Primary(Box::new(PrimaryView {
-                role: "primary",
-                server_lsn: Lsn(0x1000_0000),
-                standbys_streaming: streaming,
-                standbys,
-                slots: vec![],
-                archiver,
-            }))),
-        }
+            server_version: "15.0".into(),
+            checked_at: "2026-01-01T00:00:00Z".parse().unwrap(),
+            user: "mon".into(),
+            can_read_all_stats: true,
+            role: PrimaryRole::Primary,
+            server_lsn: Lsn(0x1000_0000),
+            standbys_streaming: streaming,
+            standbys,
+            slots: vec![],
+            archiver,
+        }))
     }
 
     fn th() -> Thresholds {
@@ -375,10 +388,10 @@ mod tests {
     fn healthy_primary_is_ok() {
         let mut r = primary_report(
             vec![sender(Some("streaming"), Some(100), Some(0.002))],
-            archiver("on", false, 3, Some("t")),
+            archiver("on", false, 3, Some("2026-01-01T00:00:00Z")),
         );
         evaluate(&mut r, &th());
-        assert_eq!(r.status, Status::Ok, "{:?}", r.problems);
+        assert_eq!(r.status(), Status::Ok, "{:?}", r.problems());
     }
 
     #[test]
@@ -388,28 +401,28 @@ mod tests {
             archiver("off", false, 0, None),
         );
         evaluate(&mut r, &th());
-        assert_eq!(r.status, Status::Warning);
-        assert!(r.problems[0].message.contains("--warn-bytes"));
+        assert_eq!(r.status(), Status::Warning);
+        assert!(r.problems()[0].message.contains("--warn-bytes"));
         let mut r = primary_report(
             vec![sender(Some("streaming"), Some(0), Some(61.0))],
             archiver("off", false, 0, None),
         );
         evaluate(&mut r, &th());
-        assert_eq!(r.status, Status::Critical);
-        assert!(r.problems[0].message.contains("--crit-seconds"));
+        assert_eq!(r.status(), Status::Critical);
+        assert!(r.problems()[0].message.contains("--crit-seconds"));
     }
 
     #[test]
     fn too_few_standbys_is_critical_and_blindness_unknown() {
         let mut r = primary_report(vec![], archiver("off", false, 0, None));
         evaluate(&mut r, &th());
-        assert_eq!(r.status, Status::Critical);
+        assert_eq!(r.status(), Status::Critical);
         let mut r = primary_report(
             vec![sender(None, None, None)],
             archiver("off", false, 0, None),
         );
         evaluate(&mut r, &th());
-        assert_eq!(r.status, Status::Unknown, "{:?}", r.problems);
+        assert_eq!(r.status(), Status::Unknown, "{:?}", r.problems());
         let v = serde_json::to_value(&r).unwrap();
         assert!(v["standbys"][0]["replay_lag_bytes"].is_null());
         assert_eq!(v["standbys"][0]["note"], NOT_VISIBLE);
@@ -420,34 +433,41 @@ mod tests {
         // An old failure followed by successes is no alarm.
         let mut r = primary_report(
             vec![sender(Some("streaming"), Some(0), None)],
-            archiver("on", false, 5, Some("t")),
+            archiver("on", false, 5, Some("2026-01-01T00:00:00Z")),
         );
         let strict = Thresholds {
             max_archive_failures: Some(0),
             ..th()
         };
         evaluate(&mut r, &strict);
-        assert_eq!(r.status, Status::Ok);
+        assert_eq!(r.status(), Status::Ok);
         // Failing now.
         let mut r = primary_report(
             vec![sender(Some("streaming"), Some(0), None)],
             archiver("on", true, 4, None),
         );
         evaluate(&mut r, &strict);
-        assert_eq!(r.status, Status::Critical);
+        assert_eq!(r.status(), Status::Critical);
         let lenient = Thresholds {
             max_archive_failures: Some(10),
             ..th()
         };
         evaluate(&mut r, &lenient);
-        assert_eq!(r.status, Status::Ok, "{:?}", r.problems);
+        assert_eq!(r.status(), Status::Ok, "{:?}", r.problems());
         evaluate(&mut r, &Thresholds::default());
-        assert_eq!(r.status, Status::Warning);
+        assert_eq!(r.status(), Status::Warning);
     }
 
-    fn standby_view(receiver: Option<WalReceiver>) -> StandbyView {
-        StandbyView {
-            role: "standby",
+    fn standby_view(receiver: Option<WalReceiver>) -> StandbyReport {
+        StandbyReport {
+            server: "s".into(),
+            status: Status::Ok,
+            problems: vec![],
+            server_version: "15.0".into(),
+            checked_at: "2026-01-01T00:00:00Z".parse().unwrap(),
+            user: "mon".into(),
+            can_read_all_stats: true,
+            role: StandbyRole::Standby,
             receive_lsn: Some(Lsn(100)),
             replay_lsn: Some(Lsn(100)),
             replay_lag_bytes: Some(0),
@@ -486,25 +506,15 @@ mod tests {
         }
     }
 
-    fn standby_report(v: StandbyView) -> Report {
-        Report {
-            server: "s".into(),
-            instance: "s:5432".into(),
-            status: Status::Ok,
-            problems: vec![],
-            server_version: None,
-            checked_at: None,
-            user: Some("mon".into()),
-            can_read_all_stats: Some(true),
-            view: Some(View::Standby(Box::new(v))),
-        }
+    fn standby_report(v: StandbyReport) -> ServerReport {
+        ServerReport::Standby(Box::new(v))
     }
 
     #[test]
     fn idle_standby_is_ok_and_a_cut_stream_is_critical() {
         let mut r = standby_report(standby_view(Some(receiver("streaming", 12.0))));
         evaluate(&mut r, &th());
-        assert_eq!(r.status, Status::Ok, "{:?}", r.problems);
+        assert_eq!(r.status(), Status::Ok, "{:?}", r.problems());
         for v in [
             standby_view(None),
             standby_view(Some(receiver("waiting", 1.0))),
@@ -512,7 +522,7 @@ mod tests {
         ] {
             let mut r = standby_report(v);
             evaluate(&mut r, &th());
-            assert_eq!(r.status, Status::Critical, "{:?}", r.problems);
+            assert_eq!(r.status(), Status::Critical, "{:?}", r.problems());
         }
     }
 
@@ -524,7 +534,7 @@ mod tests {
         v.caught_up = false;
         let mut r = standby_report(v);
         evaluate(&mut r, &th());
-        assert_eq!(r.status, Status::Ok, "{:?}", r.problems);
+        assert_eq!(r.status(), Status::Ok, "{:?}", r.problems());
     }
 
     #[test]

@@ -1,0 +1,48 @@
+//! The check itself, callable without clap: read each server, judge it against the
+//! thresholds.
+
+use crate::collect::{instance, read_server};
+use crate::report::{ServerReport, UnreachableReport};
+use crate::verdict::{evaluate, Thresholds};
+use pgdr_core::conn::ConnParams;
+use pgdr_core::Error;
+
+/// One server, checked.
+#[derive(Debug)]
+pub struct Checked {
+    /// `host:port` of its first host: the `server` label of the metrics.
+    pub instance: String,
+    /// Its report with the verdict; an unreachable server's says why.
+    pub report: ServerReport,
+    /// Why it could not be read (then `report` is [`ServerReport::Unreachable`]).
+    pub error: Option<Error>,
+}
+
+/// Reads and judges one server. A server that cannot be read (no connection, a query
+/// refused) is an UNKNOWN report, never an error: the others are still checked.
+pub fn check_one(target: &ConnParams, th: &Thresholds) -> Checked {
+    let instance = instance(target);
+    match read_server(target) {
+        Ok(mut report) => {
+            evaluate(&mut report, th);
+            Checked {
+                instance,
+                report,
+                error: None,
+            }
+        }
+        Err(e) => Checked {
+            instance,
+            report: ServerReport::Unreachable(UnreachableReport::new(
+                target.describe(),
+                e.to_string(),
+            )),
+            error: Some(e),
+        },
+    }
+}
+
+/// [`check_one`] for every target, in order.
+pub fn check(targets: &[ConnParams], th: &Thresholds) -> Vec<Checked> {
+    targets.iter().map(|t| check_one(t, th)).collect()
+}
