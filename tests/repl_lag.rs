@@ -5,7 +5,7 @@ use pgdr_lag::report::{
     StandbyRole, Status,
 };
 use pgdr_pgformat::Lsn;
-use pgdr_testkit::{free_port, tool, Cluster, ToolOutput};
+use pgdr_testkit::{free_port, run_ok, short_tempdir, tool, Cluster, ToolOutput};
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -89,6 +89,30 @@ fn wait_streaming(p: &Cluster, s: &Cluster) {
 fn wait_replayed(p: &Cluster, s: &Cluster) {
     let cur = p.query_value("select pg_current_wal_lsn()").unwrap();
     s.wait_for(&format!("select pg_last_wal_replay_lsn() >= '{cur}'"), WAIT);
+}
+
+/// A client process (pg_receivewal, pg_recvlogical, pg_basebackup) stopped when the test
+/// ends, also on a panic.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts one of the server's client programs as the cluster's owner.
+fn spawn(c: &Cluster, program: &str, args: &[&str]) -> Running {
+    let child = c
+        .cmd(program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    Running(child)
 }
 
 /// Parses the exposition with the prometheus-parse crate, checking that no line was
@@ -589,6 +613,229 @@ fn failing_archiver_and_a_slot_retaining_wal() {
     assert!(!doc.archiver.failing);
     assert_eq!(doc.archiver.failures_since_last_success, Some(0));
     assert!(doc.archiver.failed_count.unwrap() > 0);
+}
+
+#[test]
+fn only_physical_standbys_count_and_other_walsenders_are_what_they_are() {
+    let p = Cluster::builder()
+        .conf("wal_level = logical")
+        .conf("max_wal_senders = 10")
+        .start();
+    let dirs = short_tempdir("pgdr-senders-");
+    let dir = |name: &str| {
+        let d = dirs.path().join(name);
+        std::fs::create_dir(&d).unwrap();
+        pgdr_testkit::chown_to_pg_user(&d);
+        d.display().to_string()
+    };
+    // pg_receivewal as Barman runs it (its own slot and application_name), and a plain one
+    // without a slot.
+    let barman = format!("{} application_name=barman_receive_wal", p.conninfo());
+    run_ok(
+        p.cmd("pg_receivewal")
+            .args(["--create-slot", "--slot", "barman", "-d", &barman]),
+    );
+    let (barman_dir, plain_dir) = (dir("barman"), dir("plain"));
+    let _barman = spawn(
+        &p,
+        "pg_receivewal",
+        &[
+            "-D",
+            &barman_dir,
+            "--slot",
+            "barman",
+            "--no-loop",
+            "-d",
+            &barman,
+        ],
+    );
+    let _plain = spawn(
+        &p,
+        "pg_receivewal",
+        &["-D", &plain_dir, "-d", &p.conninfo()],
+    );
+    // A logical consumer on its own slot.
+    run_ok(p.cmd("pg_recvlogical").args([
+        "-d",
+        &p.conninfo(),
+        "--slot",
+        "sub",
+        "--create-slot",
+        "-P",
+        "test_decoding",
+    ]));
+    let decoded = format!("{}/decoded.txt", dir("logical"));
+    let _logical = spawn(
+        &p,
+        "pg_recvlogical",
+        &[
+            "-d",
+            &p.conninfo(),
+            "--slot",
+            "sub",
+            "--start",
+            "-f",
+            &decoded,
+        ],
+    );
+    // A base backup throttled so it still runs while we look, under a name that says
+    // nothing: only its state and its temporary slot tell what it is.
+    let backup_dir = dir("backup");
+    let nightly = format!("{} application_name=nightly", p.conninfo());
+    let _backup = spawn(
+        &p,
+        "pg_basebackup",
+        &[
+            "-D",
+            &backup_dir,
+            "-X",
+            "stream",
+            "-r",
+            "32k",
+            "-d",
+            &nightly,
+        ],
+    );
+    p.wait_for(
+        "select count(*) = 2 from pg_stat_replication \
+         where application_name in ('barman_receive_wal', 'pg_receivewal') and write_lsn is not null",
+        WAIT,
+    );
+    p.wait_for(
+        "select count(*) = 2 from pg_stat_replication where application_name = 'nightly'",
+        WAIT,
+    );
+    p.wait_for(
+        "select count(*) = 1 from pg_stat_replication \
+         where application_name = 'pg_recvlogical' and state = 'streaming'",
+        WAIT,
+    );
+
+    // Five WAL senders, no standby.
+    let (code, doc) = check_primary(&p.conninfo(), &["--min-standbys", "1"]);
+    assert_eq!(code, 2, "{}", messages(&doc.problems));
+    assert_eq!(doc.standbys_streaming, Some(0));
+    assert_eq!(doc.standbys.len(), 5, "{:?}", doc.standbys);
+    let m = messages(&doc.problems);
+    assert!(
+        m.contains("--min-standbys 1") && m.contains("2 receivewal"),
+        "{m}"
+    );
+    let named = |app: &str| {
+        doc.standbys
+            .iter()
+            .filter(|s| s.application_name.as_deref() == Some(app))
+            .collect::<Vec<_>>()
+    };
+    // Write is known, replay never (and flush only with a slot); the note says so.
+    let b = named("barman_receive_wal")[0];
+    assert_eq!(b.kind, SenderKind::Receivewal, "{b:?}");
+    assert_eq!(b.slot.as_deref(), Some("barman"));
+    assert!(
+        b.write_lsn.is_some() && b.flush_lsn.is_some() && b.replay_lsn.is_none(),
+        "{b:?}"
+    );
+    let note = b.note.as_deref().unwrap();
+    assert!(
+        note.contains("never reported") && !note.contains("unknown"),
+        "{note}"
+    );
+    let r = named("pg_receivewal")[0];
+    assert_eq!(r.kind, SenderKind::Receivewal, "{r:?}");
+    assert!(
+        r.write_lsn.is_some() && r.flush_lsn.is_none() && r.replay_lsn.is_none(),
+        "{r:?}"
+    );
+    assert!(
+        r.note
+            .as_deref()
+            .unwrap()
+            .contains("flush position not reported"),
+        "{r:?}"
+    );
+    let l = named("pg_recvlogical")[0];
+    assert_eq!(l.kind, SenderKind::Logical, "{l:?}");
+    let backups = named("nightly");
+    assert_eq!(backups.len(), 2);
+    assert!(
+        backups.iter().all(|s| s.kind == SenderKind::Backup),
+        "{backups:?}"
+    );
+    assert!(backups.iter().any(|s| s.state.as_deref() == Some("backup")));
+
+    // A real standby joins: it alone counts.
+    let s = p.standby();
+    p.wait_for(
+        "select count(*) = 1 from pg_stat_replication \
+         where application_name = 'standby' and state = 'streaming'",
+        WAIT,
+    );
+    let (code, doc) = check_primary(&p.conninfo(), &["--min-standbys", "1"]);
+    assert_eq!(code, 0, "{}", messages(&doc.problems));
+    assert_eq!(doc.standbys_streaming, Some(1));
+    let (code, doc) = check_primary(&p.conninfo(), &["--min-standbys", "2"]);
+    assert_eq!(code, 2, "{}", messages(&doc.problems));
+    drop(s);
+}
+
+#[test]
+fn archive_mode_on_with_nothing_to_archive_is_a_problem_and_archive_library_counts() {
+    // archive_command is empty by default: PostgreSQL archives nothing, counts no failure,
+    // and keeps every segment.
+    let p = Cluster::builder().conf("archive_mode = on").start();
+    p.execute("create table t as select generate_series(1, 1000) x");
+    for _ in 0..2 {
+        p.execute("insert into t values (1); select pg_switch_wal()");
+    }
+    p.wait_for(
+        "select count(*) >= 2 from pg_ls_archive_statusdir() where name like '%.ready'",
+        WAIT,
+    );
+    let (code, doc) = check_primary(&p.conninfo(), &["--max-archive-failures", "0"]);
+    assert_eq!(code, 2, "{}", messages(&doc.problems));
+    assert_eq!(doc.archiver.archive_configured, Some(false));
+    assert!(!doc.archiver.failing, "PostgreSQL counts no failure here");
+    assert!(
+        doc.archiver.pending_segments.unwrap() >= 2,
+        "{:?}",
+        doc.archiver
+    );
+    let m = messages(&doc.problems);
+    assert!(m.contains("archive_command is empty"), "{m}");
+    let (code, doc) = check_primary(&p.conninfo(), &[]);
+    assert_eq!(
+        code,
+        1,
+        "a warning without --max-archive-failures: {}",
+        messages(&doc.problems)
+    );
+
+    // archive_library (15+) archives without archive_command.
+    let version: i64 = p
+        .query_value("select current_setting('server_version_num')")
+        .unwrap()
+        .parse()
+        .unwrap();
+    if version >= 150000 {
+        let archive = short_tempdir("pgdr-basic-archive-");
+        p.append_conf(&format!(
+            "archive_library = 'basic_archive'\nbasic_archive.archive_directory = '{}'\n",
+            archive.path().display()
+        ));
+        p.execute("select pg_reload_conf()");
+        p.wait_for(
+            "select count(*) = 0 from pg_ls_archive_statusdir() where name like '%.ready'",
+            WAIT,
+        );
+        let (code, doc) = check_primary(&p.conninfo(), &["--max-archive-failures", "0"]);
+        assert_eq!(code, 0, "{}", messages(&doc.problems));
+        assert_eq!(doc.archiver.archive_configured, Some(true));
+        assert!(
+            doc.archiver.archived_count.unwrap() >= 2,
+            "{:?}",
+            doc.archiver
+        );
+    }
 }
 
 #[test]

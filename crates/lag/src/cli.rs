@@ -27,7 +27,7 @@ pub enum Format {
     name = "repl-lag",
     version,
     about = "Report replication, slot and archiver health; alert on thresholds",
-    long_about = "Report replication, slot and archiver health of PostgreSQL servers (10 to 17) and \
+    long_about = "Report replication, slot and archiver health of PostgreSQL servers (10 to 18) and \
 alert on thresholds, with monitoring-plugin exit codes.\n\n\
 On a primary: every WAL sender (byte lag of the sent, write, flush and replay positions, computed \
 exactly from LSNs; write, flush and replay lag in seconds; its slot), every replication slot \
@@ -40,10 +40,14 @@ Thresholds: --warn-bytes/--crit-bytes apply to each physical standby's replay la
 to the replay backlog (on a standby) and to the WAL retained by each non-temporary slot; \
 --warn-seconds/--crit-seconds to each standby's largest time lag (on the primary) and to the replay \
 delay beyond recovery_min_apply_delay (on a standby). Byte and time limits are independent: either \
-one raises a problem. --min-standbys counts physical standbys in state streaming on a primary. \
-Without --max-archive-failures a failing archiver is a WARNING; with N it is CRITICAL once more than \
-N attempts failed since the last success (PostgreSQL counts failures only since the statistics \
-reset, so after an earlier success the count since the reset is used as an upper bound).\n\n\
+one raises a problem. --min-standbys counts physical standbys in state streaming on a primary: a WAL sender is a standby \
+only when it reports a replay position; pg_receivewal (as Barman runs it), pg_basebackup (the backup \
+and its WAL stream) and logical consumers are listed with their kind (receivewal, backup, logical) and \
+never counted. Without --max-archive-failures a failing archiver is a WARNING; with N it is CRITICAL \
+once more than N attempts failed since the last success (PostgreSQL counts failures only since the \
+statistics reset, so after an earlier success the count since the reset is used as an upper bound). \
+archive_mode on with an empty archive_command (and, from 15, no archive_library) archives nothing \
+while every segment stays in pg_wal: a WARNING, CRITICAL with --max-archive-failures.\n\n\
 A role without pg_monitor (or pg_read_all_stats) sees NULL replication columns: they are reported \
 as null with \"not visible to this role\" and the verdict is UNKNOWN, never a zero lag.",
     after_help = "Examples:\n  \
@@ -207,7 +211,8 @@ With --format prometheus the output is the text exposition format instead: pgdr_
 A cut stream is not a frozen zero: no WAL receiver, a receiver not streaming, or no message from the primary for longer than wal_receiver_timeout is CRITICAL.
 Paused replay is a WARNING even when the lag is small. A deliberately delayed standby (recovery_min_apply_delay) is judged on the delay beyond it.
 LSNs travel as text and differences are exact 64-bit integers (no float, no pre-9.3 formula).
-pg_basebackup and pg_rewind WAL senders and logical consumers are not counted as standbys.",
+Only a physical standby counts as a standby: pg_receivewal and other WAL receivers that never replay, pg_basebackup's WAL senders and logical consumers are reported with their kind and never counted by --min-standbys.
+archive_mode on with no archive_command (or archive_library) is no silent OK: PostgreSQL counts no failure then, yet keeps every segment.",
     )],
 };
 

@@ -3,8 +3,8 @@
 //! is behind at the first look.
 
 use crate::report::{
-    lag_bytes, Archiver, Positions, PrimaryReport, PrimaryRole, SenderKind, ServerReport, Slot,
-    StandbyReport, StandbyRole, Status, WalReceiver, WalSender,
+    lag_bytes, Archiver, Positions, PrimaryReport, PrimaryRole, SenderContext, SenderKind,
+    ServerReport, Slot, StandbyReport, StandbyRole, Status, WalReceiver, WalSender,
 };
 use crate::sql;
 use chrono::{DateTime, Utc};
@@ -184,7 +184,14 @@ fn senders(rows: &[SimpleQueryRow], reference: Lsn) -> Result<Vec<WalSender>> {
             visible: false,
             note: None,
         };
-        s.compute(reference, r.get("slot_type"));
+        s.compute(
+            reference,
+            SenderContext {
+                slot_type: r.get("slot_type"),
+                slot_temporary: boolean(r, "slot_temporary"),
+                database: r.get("datname"),
+            },
+        );
         out.push(s);
     }
     Ok(out)
@@ -246,6 +253,7 @@ fn read_primary(client: &mut postgres::Client, p: &Probe, who: Head) -> Result<S
         stats_reset: time(a, "stats_reset")?,
         pending_segments: int(a, "pending_segments")?,
         archive_mode: text(h, "archive_mode").unwrap_or_default(),
+        archive_configured: boolean(h, "archive_configured"),
     };
     archiver.compute();
     let standbys_streaming = if standbys.iter().any(|s| !s.visible) {

@@ -71,18 +71,44 @@ pub struct Problem {
 /// Why a row's figures are null when the role lacks the privilege.
 pub const NOT_VISIBLE: &str = "not visible to this role (grant it pg_monitor or pg_read_all_stats)";
 
-/// What a WAL sender serves.
+/// What a WAL sender serves, told apart by what `pg_stat_replication` and the slot show (the
+/// same in PostgreSQL 10 to 18): a standby reports a replay position in every reply (its
+/// walreceiver sends `GetXLogReplayRecPtr()`, src/backend/replication/walreceiver.c);
+/// pg_receivewal and pg_basebackup's WAL stream never do (src/bin/pg_basebackup/receivelog.c
+/// sends an invalid apply position); a logical walsender is bound to a database and streams
+/// from a logical slot; a base backup is in state `backup`, and its WAL stream uses a
+/// temporary slot named `pg_basebackup_PID`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SenderKind {
-    /// A streaming standby: counted by `--min-standbys`, checked against the thresholds.
+    /// A physical standby: replays WAL and can take over. The only kind counted by
+    /// `--min-standbys` and checked against the lag thresholds.
     Physical,
-    /// A logical replication consumer (its slot is checked, not its lag).
+    /// A client that receives and stores WAL without replaying it (pg_receivewal, as Barman
+    /// runs it): not a standby, it cannot take over.
+    Receivewal,
+    /// A logical replication consumer (a subscription, pg_recvlogical): its slot is checked,
+    /// not its lag.
     Logical,
-    /// pg_basebackup: transient, never counted as a standby.
+    /// pg_basebackup (the base backup or its WAL stream): transient, not a standby.
     Backup,
     /// Not visible to this role.
     Unknown,
+}
+
+/// The application_name pg_receivewal gives itself, and the one Barman sets for it.
+const RECEIVEWAL_NAMES: &[&str] = &["pg_receivewal", "barman_receive_wal"];
+
+/// What the server knows about a WAL sender beyond `pg_stat_replication`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SenderContext<'a> {
+    /// The type of the slot it streams from (physical, logical), if any.
+    pub slot_type: Option<&'a str>,
+    /// Whether that slot is temporary.
+    pub slot_temporary: Option<bool>,
+    /// The database its connection is bound to (`pg_stat_activity.datname`): only logical
+    /// walsenders have one.
+    pub database: Option<&'a str>,
 }
 
 /// A row of `pg_stat_replication` (one WAL sender) with the lags computed from it. Byte lags
@@ -127,8 +153,9 @@ pub struct WalSender {
     /// The replication slot it uses, if any.
     #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub slot: Option<String>,
-    /// What it serves: physical (a standby), logical, backup (pg_basebackup) or unknown (not
-    /// visible).
+    /// What it serves: physical (a standby), receivewal (pg_receivewal: stores WAL, never
+    /// replays it), logical, backup (pg_basebackup) or unknown (not visible). Only physical
+    /// standbys count as standbys.
     pub kind: SenderKind,
     /// The WAL sender's process id.
     #[serde(deserialize_with = "pgdr_core::doc::required")]
@@ -168,43 +195,70 @@ pub fn lag_bytes(reference: Lsn, lsn: Option<Lsn>) -> Option<u64> {
 impl WalSender {
     /// Fills the byte lags against `reference` (the primary's current position, or on a
     /// cascading standby the position it can send up to), the kind and the notes.
-    pub fn compute(&mut self, reference: Lsn, slot_type: Option<&str>) {
+    pub fn compute(&mut self, reference: Lsn, ctx: SenderContext<'_>) {
         self.sent_lag_bytes = lag_bytes(reference, self.sent_lsn);
         self.write_lag_bytes = lag_bytes(reference, self.write_lsn);
         self.flush_lag_bytes = lag_bytes(reference, self.flush_lsn);
         self.replay_lag_bytes = lag_bytes(reference, self.replay_lsn);
         // Without pg_read_all_stats every column but pid (and the activity columns) is NULL.
         self.visible = self.state.is_some();
-        self.kind = if !self.visible {
+        self.kind = self.kind_of(ctx);
+        self.note = self.note_of();
+    }
+
+    fn kind_of(&self, ctx: SenderContext<'_>) -> SenderKind {
+        let app = self.application_name.as_deref().unwrap_or("");
+        let basebackup_slot = ctx.slot_temporary == Some(true)
+            && self
+                .slot
+                .as_deref()
+                .is_some_and(|s| s.starts_with("pg_basebackup_"));
+        if !self.visible {
             SenderKind::Unknown
-        } else if slot_type == Some("logical") {
+        } else if ctx.slot_type == Some("logical") || ctx.database.is_some() {
             SenderKind::Logical
         } else if self.state.as_deref() == Some("backup")
-            || self.application_name.as_deref() == Some("pg_basebackup")
+            || app == "pg_basebackup"
+            || basebackup_slot
         {
             SenderKind::Backup
+        } else if self.replay_lsn.is_none()
+            && (self.write_lsn.is_some() || RECEIVEWAL_NAMES.contains(&app))
+        {
+            SenderKind::Receivewal
         } else {
             SenderKind::Physical
-        };
-        self.note = if !self.visible {
-            Some(NOT_VISIBLE.to_string())
-        } else if self.replay_lsn.is_none() && self.kind != SenderKind::Backup {
-            Some("no reply from the standby yet: write, flush and replay positions unknown".into())
-        } else if self.replay_lag_seconds.is_none()
+        }
+    }
+
+    fn note_of(&self) -> Option<String> {
+        let no_time_lags = self.replay_lag_seconds.is_none()
             && self.flush_lag_seconds.is_none()
-            && self.write_lag_seconds.is_none()
-        {
-            Some(match self.kind {
-                SenderKind::Logical => {
-                    "no time lags: the logical consumer sends no tracking replies".into()
+            && self.write_lag_seconds.is_none();
+        let no_reply = self.write_lsn.is_none() && self.replay_lsn.is_none();
+        Some(match self.kind {
+            SenderKind::Unknown => NOT_VISIBLE.to_string(),
+            SenderKind::Backup => "a base backup (pg_basebackup) or its WAL stream: transient, not a standby".into(),
+            SenderKind::Receivewal if no_reply => "receives WAL without replaying it (pg_receivewal): not a standby; no reply yet, so write and flush positions unknown".into(),
+            SenderKind::Receivewal => format!(
+                "receives and writes WAL without replaying it (pg_receivewal, as Barman runs it): not a standby, it cannot take over; replay position never reported{}",
+                if self.flush_lsn.is_none() {
+                    "; flush position not reported (no slot and not --synchronous)"
+                } else {
+                    ""
                 }
-                _ => {
-                    "no time lags: no WAL sent recently (idle and caught up) or no reply yet".into()
-                }
-            })
-        } else {
-            None
-        };
+            ),
+            SenderKind::Physical if no_reply => {
+                "no reply from the standby yet: write, flush and replay positions unknown".into()
+            }
+            SenderKind::Logical if no_time_lags => {
+                "no time lags: the logical consumer sends no tracking replies".into()
+            }
+            SenderKind::Physical if no_time_lags => {
+                "no time lags: no WAL sent recently (idle and caught up) or no reply yet".into()
+            }
+            SenderKind::Physical | SenderKind::Logical => return None,
+        })
     }
 
     /// How the row is named in messages.
@@ -217,7 +271,7 @@ impl WalSender {
         }
     }
 
-    /// Whether it is a streaming physical standby.
+    /// Whether it is a physical standby in state streaming: what `--min-standbys` counts.
     pub fn is_streaming_standby(&self) -> bool {
         self.kind == SenderKind::Physical && self.state.as_deref() == Some("streaming")
     }
@@ -334,6 +388,11 @@ pub struct Archiver {
     pub pending_segments: Option<i64>,
     /// The archive_mode setting: off, on or always.
     pub archive_mode: String,
+    /// Whether archive_command (or, from 15, archive_library) is set; null when this role
+    /// cannot read them. archive_mode on with neither set archives nothing: every segment
+    /// stays in pg_wal, marked .ready.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub archive_configured: Option<bool>,
 }
 
 impl Archiver {
@@ -445,7 +504,8 @@ pub struct PrimaryReport {
     /// Physical standbys in state streaming (null when the role cannot see states).
     #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub standbys_streaming: Option<usize>,
-    /// Every WAL sender: standbys, logical consumers, base backups.
+    /// Every WAL sender, each with its kind: standbys, WAL receivers, logical consumers,
+    /// base backups.
     pub standbys: Vec<WalSender>,
     /// Every replication slot.
     pub slots: Vec<Slot>,
@@ -739,6 +799,118 @@ mod tests {
         let a = pos(Some("0/3000100"), Some("0/3000000"), Some(3600.0));
         let b = pos(Some("0/3000300"), Some("0/3000100"), Some(3600.0));
         assert_eq!(replay_delay(&a, &b), (true, Some(0.0)));
+    }
+
+    fn sender(
+        app: &str,
+        state: &str,
+        positions: [Option<&str>; 3],
+        slot: Option<&str>,
+        ctx: SenderContext<'_>,
+    ) -> WalSender {
+        let [write, flush, replay] = positions.map(|p| p.map(lsn));
+        let mut s = WalSender {
+            application_name: Some(app.into()),
+            client_addr: None,
+            state: Some(state.into()),
+            sync_state: Some("async".into()),
+            sent_lag_bytes: None,
+            write_lag_bytes: None,
+            flush_lag_bytes: None,
+            replay_lag_bytes: None,
+            write_lag_seconds: None,
+            flush_lag_seconds: None,
+            replay_lag_seconds: None,
+            slot: slot.map(str::to_string),
+            kind: SenderKind::Unknown,
+            pid: Some(7),
+            user: None,
+            sent_lsn: write,
+            write_lsn: write,
+            flush_lsn: flush,
+            replay_lsn: replay,
+            feedback_age_seconds: None,
+            visible: false,
+            note: None,
+        };
+        s.compute(lsn("0/3000000"), ctx);
+        s
+    }
+
+    #[test]
+    fn walsenders_are_what_they_are() {
+        let at = Some("0/3000000");
+        let none = SenderContext::default();
+        // A standby replies with its replay position.
+        let s = sender("walreceiver", "streaming", [at, at, at], None, none);
+        assert_eq!(s.kind, SenderKind::Physical);
+        assert!(s.is_streaming_standby());
+        // pg_receivewal with a slot (as Barman runs it): write and flush, never replay.
+        let physical_slot = SenderContext {
+            slot_type: Some("physical"),
+            ..none
+        };
+        let r = sender(
+            "barman_receive_wal",
+            "streaming",
+            [at, at, None],
+            Some("barman"),
+            physical_slot,
+        );
+        assert_eq!(r.kind, SenderKind::Receivewal);
+        assert!(!r.is_streaming_standby());
+        let note = r.note.unwrap();
+        assert!(
+            note.contains("never reported") && !note.contains("flush position"),
+            "{note}"
+        );
+        // Under any name, without a slot: no flush position either.
+        let r = sender("archiver", "streaming", [at, None, None], None, none);
+        assert_eq!(r.kind, SenderKind::Receivewal);
+        assert!(r.note.unwrap().contains("flush position not reported"));
+        // pg_basebackup: the backup itself, and its WAL stream under another name.
+        let b = sender("x", "backup", [None, None, None], None, none);
+        assert_eq!(b.kind, SenderKind::Backup);
+        let temp = SenderContext {
+            slot_type: Some("physical"),
+            slot_temporary: Some(true),
+            ..none
+        };
+        let b = sender(
+            "x",
+            "streaming",
+            [at, None, None],
+            Some("pg_basebackup_4242"),
+            temp,
+        );
+        assert_eq!(b.kind, SenderKind::Backup);
+        // Logical: from a logical slot, or bound to a database.
+        let l = sender(
+            "sub",
+            "streaming",
+            [at, at, None],
+            Some("sub"),
+            SenderContext {
+                slot_type: Some("logical"),
+                ..none
+            },
+        );
+        assert_eq!(l.kind, SenderKind::Logical);
+        let l = sender(
+            "sub",
+            "catchup",
+            [None, None, None],
+            None,
+            SenderContext {
+                database: Some("app"),
+                ..none
+            },
+        );
+        assert_eq!(l.kind, SenderKind::Logical);
+        // A standby that has not replied yet is still a standby, and says so.
+        let s = sender("walreceiver", "startup", [None, None, None], None, none);
+        assert_eq!(s.kind, SenderKind::Physical);
+        assert!(s.note.unwrap().contains("no reply"));
     }
 
     #[test]

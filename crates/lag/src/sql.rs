@@ -36,11 +36,16 @@ pub const PROBE: &str = "select current_setting('server_version_num') as version
      case when current_setting('server_version_num')::int >= 120000 \
           then has_function_privilege('pg_ls_archive_statusdir()', 'execute') end as ls_archive_status";
 
-/// Header of a primary: the reference position and the archiving setting.
+/// Header of a primary: the reference position and the archiving settings. Whether anything
+/// archives is read from pg_settings, which leaves out what this role may not read (NULL,
+/// unknown) instead of failing; `archive_library` exists from 15 (no row before: '').
 pub fn primary_header() -> String {
     format!(
         "select pg_current_wal_lsn()::text as server_lsn, {} as checked_at, \
-         current_setting('archive_mode') as archive_mode",
+         current_setting('archive_mode') as archive_mode, \
+         (select setting <> '' from pg_settings where name = 'archive_command') \
+         or coalesce((select setting <> '' from pg_settings where name = 'archive_library'), false) \
+         as archive_configured",
         ts("clock_timestamp()")
     )
 }
@@ -74,7 +79,9 @@ pub const STANDBY_RESAMPLE: &str = "select pg_last_wal_replay_lsn()::text as rep
      pg_last_wal_receive_lsn()::text as receive_lsn, \
      extract(epoch from clock_timestamp() - pg_last_xact_replay_timestamp()) as last_replay_age";
 
-/// One row per WAL sender (standbys, logical consumers, base backups), with its slot.
+/// One row per WAL sender (standbys, WAL receivers such as pg_receivewal, logical consumers,
+/// base backups), with what tells them apart: its slot (type, temporary) and the database
+/// its connection is bound to (only a logical walsender's is: `replication=database`).
 pub fn senders(version: i64) -> String {
     let reply_age = if version >= 120000 {
         age("r.reply_time")
@@ -89,8 +96,9 @@ pub fn senders(version: i64) -> String {
          extract(epoch from r.flush_lag) as flush_lag, \
          extract(epoch from r.replay_lag) as replay_lag, \
          {reply_age} as reply_age, \
-         s.slot_name, s.slot_type \
+         s.slot_name, s.slot_type, s.temporary as slot_temporary, a.datname \
          from pg_stat_replication r left join pg_replication_slots s on s.active_pid = r.pid \
+         left join pg_stat_activity a on a.pid = r.pid \
          order by r.application_name, r.pid"
     )
 }

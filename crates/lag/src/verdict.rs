@@ -112,7 +112,10 @@ fn primary(p: &PrimaryReport, th: &Thresholds, out: &mut Vec<Problem>) {
             Some(n) if n >= min => {}
             Some(n) if !invisible => out.push(problem(
                 Status::Critical,
-                format!("{n} standby(s) streaming, fewer than --min-standbys {min}"),
+                format!(
+                    "{n} standby(s) streaming, fewer than --min-standbys {min}{}",
+                    not_standbys(&p.standbys)
+                ),
             )),
             _ => out.push(problem(
                 Status::Unknown,
@@ -131,6 +134,21 @@ fn primary(p: &PrimaryReport, th: &Thresholds, out: &mut Vec<Problem>) {
                 Status::Warning,
                 "archive_mode is off: no WAL is archived (--max-archive-failures cannot be checked)",
             ));
+        }
+    } else if a.archive_configured == Some(false) {
+        // PostgreSQL then archives nothing and keeps every segment: pg_wal only grows.
+        let what = format!(
+            "archive_mode is {} but archive_command is empty (and no archive_library is set): no WAL is archived and every segment stays in pg_wal{}",
+            a.archive_mode,
+            a.pending_segments
+                .map_or(String::new(), |n| format!(" ({n} waiting, .ready)"))
+        );
+        match th.max_archive_failures {
+            None => out.push(problem(Status::Warning, what)),
+            Some(max) => out.push(problem(
+                Status::Critical,
+                format!("{what}; --max-archive-failures {max} cannot be met"),
+            )),
         }
     } else if a.failing {
         let streak = a.streak_upper_bound();
@@ -152,6 +170,32 @@ fn primary(p: &PrimaryReport, th: &Thresholds, out: &mut Vec<Problem>) {
             )),
             Some(_) => {}
         }
+    }
+}
+
+/// " (not standbys: 1 receivewal, 2 backup)": the WAL senders `--min-standbys` did not count.
+fn not_standbys(list: &[WalSender]) -> String {
+    let counts: Vec<String> = [
+        (
+            SenderKind::Receivewal,
+            "receivewal (pg_receivewal: never replays)",
+        ),
+        (SenderKind::Backup, "backup (pg_basebackup)"),
+        (SenderKind::Logical, "logical"),
+    ]
+    .iter()
+    .filter_map(|(kind, name)| {
+        let n = list.iter().filter(|s| s.kind == *kind).count();
+        (n > 0).then(|| format!("{n} {name}"))
+    })
+    .collect();
+    if counts.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (WAL senders that are not standbys: {})",
+            counts.join(", ")
+        )
     }
 }
 
@@ -300,7 +344,7 @@ fn exceeded<T: PartialOrd + Copy>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{Archiver, PrimaryRole, StandbyRole, WalReceiver};
+    use crate::report::{Archiver, PrimaryRole, SenderContext, StandbyRole, WalReceiver};
     use pgdr_pgformat::Lsn;
 
     fn sender(state: Option<&str>, replay_lag: Option<u64>, secs: Option<f64>) -> WalSender {
@@ -328,7 +372,7 @@ mod tests {
             visible: false,
             note: None,
         };
-        s.compute(Lsn(0x1000_0000), None);
+        s.compute(Lsn(0x1000_0000), SenderContext::default());
         s
     }
 
@@ -345,6 +389,7 @@ mod tests {
             stats_reset: None,
             pending_segments: None,
             archive_mode: mode.into(),
+            archive_configured: Some(true),
         };
         a.compute();
         a
@@ -456,6 +501,28 @@ mod tests {
         assert_eq!(r.status(), Status::Ok, "{:?}", r.problems());
         evaluate(&mut r, &Thresholds::default());
         assert_eq!(r.status(), Status::Warning);
+    }
+
+    #[test]
+    fn archiving_nothing_is_a_problem() {
+        let mut a = archiver("on", false, 0, None);
+        a.archive_configured = Some(false);
+        a.pending_segments = Some(3);
+        let mut r = primary_report(vec![sender(Some("streaming"), Some(0), None)], a.clone());
+        evaluate(&mut r, &th());
+        assert_eq!(r.status(), Status::Warning, "{:?}", r.problems());
+        assert!(r.problems()[0].message.contains("3 waiting"));
+        let strict = Thresholds {
+            max_archive_failures: Some(0),
+            ..th()
+        };
+        evaluate(&mut r, &strict);
+        assert_eq!(r.status(), Status::Critical);
+        // Unknown to this role: no verdict either way.
+        a.archive_configured = None;
+        let mut r = primary_report(vec![sender(Some("streaming"), Some(0), None)], a);
+        evaluate(&mut r, &strict);
+        assert_eq!(r.status(), Status::Ok, "{:?}", r.problems());
     }
 
     fn standby_view(receiver: Option<WalReceiver>) -> StandbyReport {
