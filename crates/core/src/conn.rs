@@ -1,14 +1,18 @@
 //! PostgreSQL connections made the way libpq makes them: a conninfo string or a URI from `-d`,
-//! then the PG* environment variables, then libpq's defaults, then the password file.
+//! then the connection service file (`service=`, PGSERVICE), then the PG* environment
+//! variables, then libpq's defaults, then the password file (conninfo.rs, service.rs,
+//! passfile.rs mirror src/interfaces/libpq/fe-connect.c).
 //!
 //! Passwords never leave this module in clear: [`ConnParams`]'s `Display` and
 //! [`redact_conninfo`] show them as `********`.
 
 mod conninfo;
 mod passfile;
+mod service;
 
 pub use conninfo::{quote_value, redact_conninfo};
 pub use passfile::pgpass_lookup;
+pub use service::DEFAULT_SYSCONFDIR;
 
 use crate::error::{Error, Result};
 use conninfo::{parse_conninfo, parse_uri};
@@ -46,6 +50,8 @@ const KEYWORDS: &[&str] = &[
     "client_encoding",
     "replication",
     "load_balance_hosts",
+    "service",
+    "servicefile",
 ];
 
 /// (environment variable, keyword), as in libpq's PQconninfoOptions.
@@ -73,10 +79,21 @@ const ENV_VARS: &[(&str, &str)] = &[
 pub const DEFAULT_SOCKET_DIRS: &[&str] = &["/var/run/postgresql", "/tmp"];
 
 /// Resolved connection parameters (libpq keywords → values).
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default)]
 pub struct ConnParams {
     params: BTreeMap<String, String>,
+    /// Where a password was looked for and not found, for the message when the server asks
+    /// for one ([`ConnParams::resolve`] fills it).
+    password_search: Option<String>,
 }
+
+impl PartialEq for ConnParams {
+    fn eq(&self, other: &Self) -> bool {
+        self.params == other.params
+    }
+}
+
+impl Eq for ConnParams {}
 
 impl fmt::Debug for ConnParams {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -132,11 +149,19 @@ impl ConnParams {
                     .because(format!("invalid connection option \"{k}\"")));
             }
         }
-        Ok(ConnParams { params })
+        Ok(ConnParams {
+            params,
+            password_search: None,
+        })
     }
 
-    /// `-d` (if any) completed from the PG* environment and libpq's defaults, with the
-    /// password looked up in the password file when none was given.
+    /// `-d` (if any) completed as libpq completes it: from the service file (`service=` or
+    /// PGSERVICE), the PG* environment and libpq's defaults, with the password looked up in
+    /// the password file when none was given.
+    ///
+    /// # Errors
+    /// A malformed `-d` or service file, a service defined nowhere (usage errors, exit 2); no
+    /// user name to be found.
     pub fn resolve(dsn: Option<&str>) -> Result<ConnParams> {
         Self::resolve_with(dsn, &|k| std::env::var(k).ok())
     }
@@ -150,6 +175,34 @@ impl ConnParams {
             Some(s) => Self::parse(s)?,
             None => ConnParams::default(),
         };
+        let home = || {
+            env("HOME")
+                .filter(|h| !h.is_empty())
+                .map(PathBuf::from)
+                .or_else(|| crate::owner::current_user().map(|u| u.home))
+        };
+        // The service's settings are defaults for what -d left out, and win over the PG*
+        // environment, as in libpq (conninfo_add_defaults reads the service first).
+        let service = p
+            .get("service")
+            .map(str::to_string)
+            .or_else(|| env("PGSERVICE").filter(|s| !s.is_empty()));
+        if let Some(name) = &service {
+            let places = service::Places {
+                explicit: p.get("servicefile").map(PathBuf::from).or_else(|| {
+                    env("PGSERVICEFILE")
+                        .filter(|f| !f.is_empty())
+                        .map(PathBuf::from)
+                }),
+                home: home(),
+                sysconfdir: env("PGSYSCONFDIR")
+                    .filter(|d| !d.is_empty())
+                    .map_or_else(|| PathBuf::from(DEFAULT_SYSCONFDIR), PathBuf::from),
+            };
+            for (k, v) in service::lookup(name, &places, KEYWORDS)? {
+                p.params.entry(k).or_insert(v);
+            }
+        }
         for (var, key) in ENV_VARS {
             if !p.params.contains_key(*key) {
                 if let Some(v) = env(var).filter(|v| !v.is_empty()) {
@@ -181,16 +234,24 @@ impl ConnParams {
             p.set("dbname", user);
         }
         if !p.params.contains_key("password") {
-            let home = env("HOME")
-                .map(PathBuf::from)
-                .or_else(|| crate::owner::current_user().map(|u| u.home));
             let file = p
                 .get("passfile")
                 .map(PathBuf::from)
-                .or_else(|| home.map(|h| h.join(".pgpass")));
-            if let Some(file) = file {
-                if let Some(pw) = pgpass_lookup(&file, &p)? {
-                    p.set("password", pw);
+                .or_else(|| home().map(|h| h.join(".pgpass")));
+            let found = match file {
+                Some(file) => passfile::search(&file, &p),
+                None => passfile::Search::NotFound(
+                    "there is no home directory for ~/.pgpass and PGPASSFILE is unset".into(),
+                ),
+            };
+            match found {
+                passfile::Search::Found(pw) => p.set("password", pw),
+                passfile::Search::NotFound(why) => {
+                    let given = match &service {
+                        Some(name) => format!("no password= in -d or in service \"{name}\""),
+                        None => "no password= in -d".to_string(),
+                    };
+                    p.password_search = Some(format!("{given}, PGPASSWORD is not set, {why}"));
                 }
             }
         }
@@ -277,8 +338,18 @@ impl ConnParams {
     pub fn connect(&self) -> Result<postgres::Client> {
         let config = self.to_config()?;
         let fail = |e: postgres::Error| {
-            Error::failed(format!("cannot connect to {}", self.describe()))
-                .because(redact_text(&error_text(&e), self.get("password")))
+            let why = redact_text(&error_text(&e), self.get("password"));
+            let err = Error::failed(format!("cannot connect to {}", self.describe()));
+            match &self.password_search {
+                // The client library's own words ("invalid configuration: password missing")
+                // say nothing about where a password could have come from.
+                Some(looked) if why.ends_with("password missing") => err
+                    .because(format!(
+                        "the server asks for a password and none was found: {looked}"
+                    ))
+                    .hint("add a line for this server to the password file, or set PGPASSWORD"),
+                _ => err.because(why),
+            }
         };
         match self.get("sslmode").unwrap_or("prefer") {
             "disable" => config.connect(postgres::NoTls).map_err(fail),
@@ -498,6 +569,55 @@ mod tests {
         assert_eq!(p.get("password"), Some("secret"));
         assert!(!format!("{p}").contains("secret"));
         assert!(!format!("{p:?}").contains("secret"));
+    }
+
+    #[test]
+    fn service_settings_between_conninfo_and_environment() {
+        let d = tempfile::tempdir().unwrap();
+        let file = d.path().join("services.conf");
+        std::fs::write(&file, "[main]\nport=6000\ndbname=svc\nhost=/svc\n").unwrap();
+        let file = file.display().to_string();
+        let env = move |k: &str| match k {
+            "PGSERVICEFILE" => Some(file.clone()),
+            "PGPORT" => Some("7000".into()),
+            "PGDATABASE" => Some("envdb".into()),
+            "PGUSER" => Some("envuser".into()),
+            "PGPASSFILE" => Some("/nonexistent".into()),
+            _ => None,
+        };
+        let p = ConnParams::resolve_with(Some("service=main dbname=mine"), &env).unwrap();
+        assert_eq!(p.get("dbname"), Some("mine"), "-d wins over the service");
+        assert_eq!(p.get("port"), Some("6000"), "the service wins over PGPORT");
+        assert_eq!(
+            p.get("user"),
+            Some("envuser"),
+            "PG* fills what both left out"
+        );
+        let with_pgservice = move |k: &str| match k {
+            "PGSERVICE" => Some("main".into()),
+            other => env(other),
+        };
+        let p = ConnParams::resolve_with(None, &with_pgservice).unwrap();
+        assert_eq!(p.get("host"), Some("/svc"));
+        let e = ConnParams::resolve_with(Some("service=nope"), &with_pgservice).unwrap_err();
+        assert!(
+            e.to_string().contains("definition of service \"nope\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn where_a_password_was_looked_for() {
+        let env = |k: &str| (k == "PGPASSFILE").then(|| "/nonexistent/pgpass".to_string());
+        let p = ConnParams::resolve_with(Some("host=h user=u"), &env).unwrap();
+        let looked = p.password_search.as_deref().unwrap();
+        assert!(
+            looked.contains("PGPASSWORD is not set")
+                && looked.contains("/nonexistent/pgpass does not exist"),
+            "{looked}"
+        );
+        let p = ConnParams::resolve_with(Some("host=h user=u password=x"), &env).unwrap();
+        assert_eq!(p.password_search, None);
     }
 
     #[test]

@@ -8,32 +8,67 @@ use std::path::Path;
 /// libpq's password file: `hostname:port:database:username:password`, `*` matching anything,
 /// `\` escaping `:` and `\`. Ignored (as libpq does, with a warning) when it is not a plain
 /// file or is readable or writable by group or others.
+///
+/// # Errors
+/// None today; the `Result` is kept for callers.
 pub fn pgpass_lookup(file: &Path, p: &ConnParams) -> Result<Option<String>> {
+    Ok(match search(file, p) {
+        Search::Found(pw) => Some(pw),
+        Search::NotFound(_) => None,
+    })
+}
+
+/// What looking in the password file gave.
+pub(super) enum Search {
+    Found(String),
+    /// Why not, for the message when the server then asks for a password: "the password
+    /// file F does not exist", "… has no line for localhost:5432:db:user", ….
+    NotFound(String),
+}
+
+/// [`pgpass_lookup`], saying why nothing was found.
+pub(super) fn search(file: &Path, p: &ConnParams) -> Search {
+    let f = file.display();
     let meta = match std::fs::metadata(file) {
         Ok(m) => m,
-        Err(_) => return Ok(None),
+        Err(e) => {
+            return Search::NotFound(format!(
+                "the password file {f} {}",
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    "does not exist".to_string()
+                } else {
+                    format!(
+                        "cannot be read ({})",
+                        crate::error::clean_io_message(&e.to_string())
+                    )
+                }
+            ))
+        }
     };
     if !meta.is_file() {
         // PGPASSFILE=/dev/null is the usual way to turn the file off: no warning for that.
         use std::os::unix::fs::FileTypeExt;
-        if meta.file_type().is_char_device() {
-            return Ok(None);
+        if !meta.file_type().is_char_device() {
+            eprintln!("WARNING: password file \"{f}\" is not a plain file");
         }
-        eprintln!(
-            "WARNING: password file \"{}\" is not a plain file",
-            file.display()
-        );
-        return Ok(None);
+        return Search::NotFound(format!("the password file {f} is not a plain file"));
     }
     if meta.mode() & 0o077 != 0 {
         eprintln!(
-            "WARNING: password file \"{}\" has group or world access; permissions should be u=rw (0600) or less",
-            file.display()
+            "WARNING: password file \"{f}\" has group or world access; permissions should be u=rw (0600) or less"
         );
-        return Ok(None);
+        return Search::NotFound(format!(
+            "the password file {f} was ignored: it has group or world access (chmod 0600 it)"
+        ));
     }
-    let Ok(text) = std::fs::read_to_string(file) else {
-        return Ok(None);
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            return Search::NotFound(format!(
+                "the password file {f} cannot be read ({})",
+                crate::error::clean_io_message(&e.to_string())
+            ))
+        }
     };
     let host = p
         .first("host")
@@ -59,10 +94,12 @@ pub fn pgpass_lookup(file: &Path, p: &ConnParams) -> Result<Option<String>> {
         }
         let m = |pat: &str, v: &str| pat == "*" || pat == v;
         if m(&fields[0], host) && m(&fields[1], port) && m(&fields[2], db) && m(&fields[3], user) {
-            return Ok(Some(fields[4..].join(":")));
+            return Search::Found(fields[4..].join(":"));
         }
     }
-    Ok(None)
+    Search::NotFound(format!(
+        "the password file {f} has no line for {host}:{port}:{db}:{user}"
+    ))
 }
 
 fn split_pgpass(line: &str) -> Vec<String> {
