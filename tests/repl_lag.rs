@@ -205,6 +205,150 @@ print(n)\n";
     scrape
 }
 
+/// One perfdata item: label, value, unit, warn, crit, min, max (as written).
+#[derive(Debug, Clone, PartialEq)]
+struct PerfItem {
+    label: String,
+    value: String,
+    uom: String,
+    warn: String,
+    crit: String,
+    min: String,
+    max: String,
+}
+
+impl PerfItem {
+    fn value(&self) -> f64 {
+        self.value.parse().unwrap()
+    }
+}
+
+/// Reads a plugin's stdout as the Monitoring Plugins Development Guidelines define it, with a
+/// strict regex (one line, `STATUS - summary`, then ` | ` and space-separated
+/// `label=value[UOM];[warn];[crit];[min];[max]` items, ranges as the guidelines write them),
+/// checks that the exit code is the status's, and reads it again with pynag's plugin-output
+/// parser (Debian python3-pynag), which must agree item for item. Returns (status, summary,
+/// perfdata).
+fn parse_nagios(out: &ToolOutput) -> (String, String, Vec<PerfItem>) {
+    const NUM: &str = r"-?[0-9]+(?:\.[0-9]+)?";
+    let range = format!(r"@?(?:(?:~|{NUM}):)?{NUM}|@?(?:~|{NUM}):");
+    let item = regex::Regex::new(&format!(
+        r"^([^'= ][^= ]*|'(?:[^']|'')+')=({NUM})(us|ms|s|%|B|KB|MB|GB|TB|c)?(?:;({range})?(?:;({range})?(?:;({NUM})?(?:;({NUM})?)?)?)?)?$"
+    ))
+    .unwrap();
+    let line =
+        regex::Regex::new(r"^(OK|WARNING|CRITICAL|UNKNOWN) - ([^|\n]+?)(?: \| ([^\n]+))?\n$")
+            .unwrap();
+    let caps = line
+        .captures(&out.stdout)
+        .unwrap_or_else(|| panic!("not one plugin line: {:?}", out.stdout));
+    let status = caps[1].to_string();
+    let code = ["OK", "WARNING", "CRITICAL", "UNKNOWN"]
+        .iter()
+        .position(|s| *s == status)
+        .unwrap() as i32;
+    assert_eq!(
+        out.code,
+        Some(code),
+        "exit code vs {status}: {}",
+        out.stdout
+    );
+    assert!(out.stderr.is_empty(), "{}", out.stderr);
+    let mut items = Vec::new();
+    for token in caps.get(3).map_or("", |m| m.as_str()).split(' ') {
+        if token.is_empty() {
+            continue;
+        }
+        let c = item
+            .captures(token)
+            .unwrap_or_else(|| panic!("not a perfdata item: {token:?} in {}", out.stdout));
+        let g = |i: usize| c.get(i).map_or(String::new(), |m| m.as_str().to_string());
+        items.push(PerfItem {
+            label: g(1),
+            value: g(2),
+            uom: g(3),
+            warn: g(4),
+            crit: g(5),
+            min: g(6),
+            max: g(7),
+        });
+    }
+    let mut labels: Vec<_> = items.iter().map(|i| i.label.clone()).collect();
+    labels.sort();
+    labels.dedup();
+    assert_eq!(labels.len(), items.len(), "labels repeat: {}", out.stdout);
+    pynag_agrees(&out.stdout, &items);
+    (status, caps[2].to_string(), items)
+}
+
+/// pynag's PluginOutput reads the same line: no long output, every metric valid, the same
+/// items.
+fn pynag_agrees(stdout: &str, items: &[PerfItem]) {
+    let python = "/usr/bin/python3";
+    let present = std::process::Command::new(python)
+        .args(["-c", "import pynag.Utils"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !present {
+        let why = "python3-pynag is not installed (apt-get install python3-pynag)";
+        assert!(!pgdr_testkit::require_all(), "{why} (PGDR_REQUIRE_ALL=1)");
+        eprintln!("\n*** SKIPPED part of parse_nagios: {why} ***\n");
+        return;
+    }
+    let script = "import sys, json\n\
+from pynag.Utils import PluginOutput\n\
+o = PluginOutput(sys.stdin.read())\n\
+p = o.parsed_perfdata\n\
+print(json.dumps({'long': o.long_output, 'invalid': p.invalid_metrics + [str(m) for m in p.metrics if not m.is_valid()], \
+'metrics': [[m.label, m.value, m.uom, m.warn, m.crit, m.min, m.max] for m in p.metrics]}))\n";
+    let mut child = std::process::Command::new(python)
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdout.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["long"], "", "a plugin prints one line: {stdout}");
+    assert_eq!(v["invalid"], serde_json::json!([]), "pynag: {stdout}");
+    let theirs: Vec<Vec<String>> = serde_json::from_value(v["metrics"].clone()).unwrap();
+    let ours: Vec<Vec<String>> = items
+        .iter()
+        .map(|i| {
+            vec![
+                i.label.clone(),
+                i.value.clone(),
+                i.uom.clone(),
+                i.warn.clone(),
+                i.crit.clone(),
+                i.min.clone(),
+                i.max.clone(),
+            ]
+        })
+        .collect();
+    assert_eq!(theirs, ours, "pynag reads other items: {stdout}");
+}
+
+fn perf<'a>(items: &'a [PerfItem], label: &str) -> &'a PerfItem {
+    items
+        .iter()
+        .find(|i| i.label == label)
+        .unwrap_or_else(|| panic!("no perfdata {label}: {items:?}"))
+}
+
 fn sample<'a>(
     scrape: &'a prometheus_parse::Scrape,
     metric: &str,
@@ -586,7 +730,8 @@ fn failing_archiver_and_a_slot_retaining_wal() {
         "--crit-bytes",
         "1MB",
     ]);
-    assert_eq!(out.code, Some(2));
+    // Written is exit 0; the verdict, CRITICAL, is the status metric (below).
+    assert_eq!(out.code, Some(0));
     let scrape = parse_prometheus(&out.stdout);
     let s = sample(
         &scrape,
@@ -838,6 +983,157 @@ fn archive_mode_on_with_nothing_to_archive_is_a_problem_and_archive_library_coun
     }
 }
 
+/// `repl-lag … --format prometheus > F.tmp && mv F.tmp F` through a real shell, as README's
+/// cron line runs it; returns whether the shell succeeded.
+fn textfile_pipeline(servers: &[&str], extra: &[&str], file: &std::path::Path) -> bool {
+    let mut args = vec![];
+    for s in servers {
+        args.extend(["-d".to_string(), s.to_string()]);
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(r#"f="$1"; shift; "$0" "$@" --format prometheus > "$f.tmp" && mv "$f.tmp" "$f""#)
+        .arg(pgdr_testkit::bin_dir().join("repl-lag"))
+        .arg(file)
+        .args(&args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", "/nonexistent")
+        .env("PGPASSFILE", "/dev/null")
+        .status()
+        .unwrap()
+        .success()
+}
+
+#[test]
+fn nagios_line_and_prometheus_textfile_publish_bad_news_from_a_real_pair_that_breaks() {
+    let p = Cluster::builder()
+        .conf("archive_mode = on")
+        .conf("archive_command = 'true'")
+        .start();
+    p.execute("select pg_create_physical_replication_slot('keep', true)");
+    let s = p.standby();
+    p.execute("create table t(x int); insert into t values (1)");
+    wait_streaming(&p, &s);
+    wait_replayed(&p, &s);
+    let limits = [
+        "--warn-bytes",
+        "64MB",
+        "--crit-bytes",
+        "1GB",
+        "--warn-seconds",
+        "30",
+        "--crit-seconds",
+        "300",
+        "--min-standbys",
+        "1",
+        "--max-archive-failures",
+        "0",
+    ];
+    let nagios = |servers: &[&str], extra: &[&str]| {
+        let mut args: Vec<&str> = Vec::new();
+        for s in servers {
+            args.extend(["-d", s]);
+        }
+        args.extend(["--format", "nagios"]);
+        args.extend(extra);
+        lag(args)
+    };
+    let (pc, sc) = (p.conninfo(), s.conninfo());
+
+    // A healthy primary: OK, with bytes and seconds per standby, slots and the archiver.
+    let (status, summary, items) = parse_nagios(&nagios(&[&pc], &limits));
+    assert_eq!(status, "OK", "{summary}");
+    assert!(summary.contains("1 standby(s) streaming"), "{summary}");
+    let replay = perf(&items, "standby_standby_replay_lag");
+    assert_eq!(
+        (
+            replay.uom.as_str(),
+            replay.warn.as_str(),
+            replay.crit.as_str(),
+            replay.min.as_str()
+        ),
+        ("B", "67108864", "1073741824", "0")
+    );
+    if let Some(t) = items.iter().find(|i| i.label == "standby_standby_time_lag") {
+        assert_eq!(
+            (t.uom.as_str(), t.warn.as_str(), t.crit.as_str()),
+            ("s", "30", "300")
+        );
+    }
+    let streaming = perf(&items, "standbys_streaming");
+    assert_eq!((streaming.value(), streaming.crit.as_str()), (1.0, "1:"));
+    assert_eq!(perf(&items, "slot_keep_retained").uom, "B");
+    assert_eq!(perf(&items, "archive_failed").uom, "c");
+    assert_eq!(perf(&items, "archive_failures_since_success").crit, "0");
+    // The pair at once: every label says its server.
+    let (status, _, items) = parse_nagios(&nagios(&[&pc, &sc], &limits));
+    assert_eq!(status, "OK");
+    let sserver = format!("{}:{}", s.sockdir.display(), s.port);
+    assert_eq!(perf(&items, &format!("{sserver}:replay_lag")).uom, "B");
+    assert_eq!(perf(&items, &format!("{sserver}:replay_delay")).uom, "s");
+
+    // The textfile pipeline publishes the good news …
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("repl.prom");
+    assert!(textfile_pipeline(
+        &[&pc, &sc],
+        &["--min-standbys", "1"],
+        &file
+    ));
+    let pserver = format!("{}:{}", p.sockdir.display(), p.port);
+    let status_of = |text: &str, server: &str| {
+        let scrape = parse_prometheus(text);
+        let st = sample(&scrape, "pgdr_repl_status", &[("server", server)]).map(gauge);
+        let up = sample(&scrape, "pgdr_repl_up", &[("server", server)]).map(gauge);
+        (st, up)
+    };
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(status_of(&text, &pserver), (Some(0.0), Some(1.0)), "{text}");
+
+    // … and, the standby gone, the bad news too: CRITICAL replaces OK in the live file.
+    s.stop();
+    p.wait_for(
+        "select count(*) = 0 from pg_stat_replication where application_name = 'standby'",
+        WAIT,
+    );
+    assert!(textfile_pipeline(
+        &[&pc, &sc],
+        &["--min-standbys", "1"],
+        &file
+    ));
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(status_of(&text, &pserver), (Some(2.0), Some(1.0)), "{text}");
+    assert_eq!(status_of(&text, &sserver), (Some(3.0), Some(0.0)), "{text}");
+    assert!(!dir.path().join("repl.prom.tmp").exists());
+    // A lone server that cannot be reached is published too (up 0, status 3), exit 0.
+    let out = lag(["-d", &sc, "--format", "prometheus"]).ok();
+    assert_eq!(status_of(&out.stdout, &sserver), (Some(3.0), Some(0.0)));
+
+    // Nagios sees it with the plugin codes: CRITICAL (2) outranks the unreachable one.
+    let (status, summary, items) = parse_nagios(&nagios(&[&pc, &sc], &["--min-standbys", "1"]));
+    assert_eq!(status, "CRITICAL");
+    assert!(
+        summary.contains("--min-standbys 1") && summary.contains("cannot connect"),
+        "{summary}"
+    );
+    assert_eq!(
+        perf(&items, &format!("{pserver}:standbys_streaming")).value(),
+        0.0
+    );
+    // Cannot tell: UNKNOWN (3) on stdout, where a plugin's output goes.
+    let (status, summary, _) = parse_nagios(&nagios(&[&sc], &[]));
+    assert_eq!(status, "UNKNOWN");
+    assert!(summary.contains("cannot connect"), "{summary}");
+    let (status, summary, items) = parse_nagios(&nagios(
+        &[&pc],
+        &["--warn-bytes", "2MB", "--crit-bytes", "1MB"],
+    ));
+    assert_eq!((status.as_str(), items.len()), ("UNKNOWN", 0));
+    assert!(summary.contains("invalid thresholds"), "{summary}");
+}
+
 #[test]
 fn a_monitoring_role_with_and_without_pg_monitor_and_its_password() {
     const PW: &str = "S3cret-pw-7";
@@ -895,8 +1191,13 @@ fn a_monitoring_role_with_and_without_pg_monitor_and_its_password() {
 
     let out = lag(["-d", &dsn(&p), "--format", "prometheus"]);
     no_secret(&out);
-    assert_eq!(out.code, Some(3));
+    // Written is exit 0; the verdict, UNKNOWN, is the status metric.
+    assert_eq!(out.code, Some(0));
     let scrape = parse_prometheus(&out.stdout);
+    assert_eq!(
+        gauge(sample(&scrape, "pgdr_repl_status", &[]).unwrap()),
+        3.0
+    );
     assert!(
         sample(&scrape, "pgdr_repl_standby_lag_bytes", &[]).is_none(),
         "an invisible lag must not be exported as a number:\n{}",
@@ -966,7 +1267,7 @@ fn no_server_bad_conninfo_and_bad_arguments_are_unknown() {
         vec!["--warn-bytes", "2MB", "--crit-bytes", "1MB"],
         vec!["--warn-seconds", "10m", "--crit-seconds", "1m"],
         vec!["--no-such-flag"],
-        vec!["--format", "nagios"],
+        vec!["--format", "bogus"],
     ] {
         lag(args).expect_error(3, "repl-lag");
     }

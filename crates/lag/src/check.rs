@@ -5,7 +5,6 @@ use crate::collect::{instance, read_server};
 use crate::report::{ServerReport, UnreachableReport};
 use crate::verdict::{evaluate, Thresholds};
 use pgdr_core::conn::ConnParams;
-use pgdr_core::Error;
 
 /// One server, checked.
 #[derive(Debug)]
@@ -14,8 +13,6 @@ pub struct Checked {
     pub instance: String,
     /// Its report with the verdict; an unreachable server's says why.
     pub report: ServerReport,
-    /// Why it could not be read (then `report` is [`ServerReport::Unreachable`]).
-    pub error: Option<Error>,
 }
 
 /// Reads and judges one server. A server that cannot be read (no connection, a query
@@ -25,11 +22,7 @@ pub fn check_one(target: &ConnParams, th: &Thresholds) -> Checked {
     match read_server(target) {
         Ok(mut report) => {
             evaluate(&mut report, th);
-            Checked {
-                instance,
-                report,
-                error: None,
-            }
+            Checked { instance, report }
         }
         Err(e) => Checked {
             instance,
@@ -37,7 +30,6 @@ pub fn check_one(target: &ConnParams, th: &Thresholds) -> Checked {
                 target.describe(),
                 e.to_string(),
             )),
-            error: Some(e),
         },
     }
 }

@@ -16,10 +16,16 @@ const UNKNOWN: u8 = 3;
 /// Seconds a connection attempt may take when neither -d nor PGCONNECT_TIMEOUT says.
 const DEFAULT_CONNECT_TIMEOUT: &str = "10";
 
+/// What is printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
+    /// One JSON document; the exit code is the verdict.
     Json,
+    /// The text exposition format for node_exporter's textfile collector; exit 0 whenever the
+    /// metrics were written (the verdict is the metric pgdr_repl_status).
     Prometheus,
+    /// One monitoring-plugin line, STATUS - summary | perfdata; the exit code is the verdict.
+    Nagios,
 }
 
 #[derive(Debug, clap::Parser)]
@@ -53,10 +59,11 @@ as null with \"not visible to this role\" and the verdict is UNKNOWN, never a ze
     after_help = "Examples:\n  \
 repl-lag -d 'host=primary user=monitor' --crit-bytes 1GB --min-standbys 1 || page-oncall\n  \
 repl-lag -d 'host=primary user=monitor' -d 'host=standby user=monitor' --warn-seconds 30s --crit-seconds 5m\n  \
-repl-lag -d postgres://monitor@primary/postgres --format prometheus > /var/lib/node_exporter/repl.prom.tmp"
+repl-lag -d 'host=primary user=monitor dbname=postgres' --format nagios --warn-bytes 64MB --crit-bytes 1GB --min-standbys 1\n  \
+repl-lag -d service=primary --format prometheus > /var/lib/node_exporter/repl.prom.tmp && mv /var/lib/node_exporter/repl.prom.tmp /var/lib/node_exporter/repl.prom"
 )]
 pub struct Args {
-    /// A server to check: libpq conninfo or postgres:// URI (PG* variables and ~/.pgpass apply). Repeat for several servers; each gets its own report
+    /// A server to check: libpq conninfo, postgres:// URI or service=NAME (PG* variables, pg_service.conf and ~/.pgpass apply as in libpq). Repeat for several servers; each gets its own report
     #[arg(short = 'd', long = "dbname", value_name = "CONNINFO")]
     pub dbname: Vec<String>,
 
@@ -84,7 +91,7 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub max_archive_failures: Option<u32>,
 
-    /// json (one document) or prometheus (text exposition format for node_exporter's textfile collector)
+    /// json (one document), prometheus (text exposition format for node_exporter's textfile collector; exit 0 once written, the verdict is pgdr_repl_status) or nagios (one plugin line: STATUS - summary | perfdata)
     #[arg(long, value_enum, default_value = "json", hide_possible_values = true)]
     pub format: Format,
 
@@ -136,6 +143,16 @@ fn worst(checked: &[Checked]) -> Status {
 }
 
 pub fn run(args: Args) -> Result<Outcome> {
+    match args.format {
+        // A plugin's output is its stdout: even "cannot tell" is a line there.
+        Format::Nagios => Ok(check_and_render(&args).unwrap_or_else(|e| {
+            Outcome::text(crate::nagios::unknown(&e.to_string())).with_code(UNKNOWN)
+        })),
+        Format::Json | Format::Prometheus => check_and_render(&args),
+    }
+}
+
+fn check_and_render(args: &Args) -> Result<Outcome> {
     let th = args.thresholds();
     th.validate()
         .map_err(|why| Error::with_code(UNKNOWN, "invalid thresholds").because(why))?;
@@ -148,29 +165,35 @@ pub fn run(args: Args) -> Result<Outcome> {
     let targets = dsns.into_iter().map(resolve).collect::<Result<Vec<_>>>()?;
     let checked = check(&targets, &th);
     let code = worst(&checked).exit_code();
-    let outcome = match args.format {
+    Ok(match args.format {
+        // Written means published: `… > f.tmp && mv f.tmp f.prom` must carry bad news too.
         Format::Prometheus => Outcome::text(crate::prom::render(&checked)),
+        Format::Nagios => Outcome::text(crate::nagios::render(&checked, &th)).with_code(code),
         Format::Json if checked.len() == 1 => {
-            let one = checked.into_iter().next().expect("one server");
-            match (one.report, one.error) {
-                (_, Some(e)) => return Err(unknown(e)),
-                (ServerReport::Primary(r), None) => Outcome::document(&*r)?,
-                (ServerReport::Standby(r), None) => Outcome::document(&*r)?,
-                (ServerReport::Unreachable(r), None) => {
-                    Outcome::document(&Reports::of(vec![ServerReport::Unreachable(r)]))?
+            match checked.into_iter().next().expect("one server").report {
+                ServerReport::Primary(r) => Outcome::document(&*r)?,
+                ServerReport::Standby(r) => Outcome::document(&*r)?,
+                // One server that cannot be read: its one line on stderr, nothing on stdout.
+                ServerReport::Unreachable(r) => {
+                    let why = r.problems.into_iter().map(|p| p.message);
+                    return Err(Error::with_code(
+                        UNKNOWN,
+                        why.collect::<Vec<_>>().join("; "),
+                    ));
                 }
             }
+            .with_code(code)
         }
         Format::Json => Outcome::document(&Reports::of(
             checked.into_iter().map(|c| c.report).collect(),
-        ))?,
-    };
-    Ok(outcome.with_code(code))
+        ))?
+        .with_code(code),
+    })
 }
 
 pub static MAN: ManExtra = ManExtra {
     exit_status: &[
-        (0, "OK: every server checked, no problem."),
+        (0, "OK: every server checked, no problem. With --format prometheus: the metrics were written, whatever the verdict (it is the metric pgdr_repl_status)."),
         (1, "WARNING: the worst problem is a warning (a limit --warn-* exceeded, a standby not streaming, replay paused, a failing archiver without --max-archive-failures, a slot about to lose WAL)."),
         (2, "CRITICAL: a limit --crit-* exceeded, fewer standbys than --min-standbys, a cut or stalled WAL stream on a standby, a slot that lost WAL, more archive failures than --max-archive-failures."),
         (3, "UNKNOWN: repl-lag cannot tell: bad arguments or connection string (monitoring plugins answer UNKNOWN here, not 2), a server that cannot be reached or refuses the queries, or a role that cannot see the replication columns (grant pg_monitor). With one server that cannot be reached, stdout is empty and stderr has one line."),
@@ -180,7 +203,8 @@ pub static MAN: ManExtra = ManExtra {
         DocSection::of::<StandbyReport>("StandbyReport: one -d (or none: PG* variables), a standby"),
         DocSection::of::<Reports>("Several -d"),
     ],
-    json_output: "One -d prints that server's report; several print one document with every report. Status is OK, WARNING, CRITICAL or UNKNOWN. \"server\" is the connection as host=... port=... user=... dbname=... (never a password).
+    json_output: "With --format nagios the output is one line instead, STATUS - summary | perfdata: STATUS is OK, WARNING, CRITICAL or UNKNOWN (also when the check cannot run at all), the summary lists the problems worst first (each prefixed with host:port when several -d are given), and the perfdata items are label=value[UOM];warn;crit;0 with the limits given: standbys_streaming (crit N: for --min-standbys N), standby_NAME_replay_lag (B) and standby_NAME_time_lag (s) per physical standby, receivewal_NAME_write_lag and _flush_lag (B), slot_NAME_retained (B), archive_failed (c, since the statistics reset), archive_failures_since_success, archive_pending; on a standby replay_lag (B), replay_delay (s) and receiver_last_message_age (s, crit wal_receiver_timeout). Labels are prefixed with host:port: when several -d are given.
+One -d prints that server's report; several print one document with every report. Status is OK, WARNING, CRITICAL or UNKNOWN. \"server\" is the connection as host=... port=... user=... dbname=... (never a password).
 Byte figures are exact integers computed from the LSNs; a column the role cannot see is null (with a \"note\"), never 0. Columns a server version lacks are null. Times are RFC 3339 in UTC.
 With --format prometheus the output is the text exposition format instead: pgdr_repl_up, pgdr_repl_status (the exit code), pgdr_repl_standby_lag_bytes{stage=sent|write|flush|replay}, pgdr_repl_standby_lag_seconds{stage=write|flush|replay}, pgdr_repl_slot_retained_bytes, pgdr_repl_archiver_failed_total, pgdr_repl_replay_lag_bytes, pgdr_repl_replay_delay_seconds, pgdr_repl_wal_receiver_last_message_age_seconds and more, labelled by server (host:port), standby (application_name, client_addr, slot, kind) and slot (slot_name, slot_type); figures that are not visible are left out, never written as 0. HELP and TYPE lines come before each family.",
     examples: &[
@@ -197,8 +221,16 @@ With --format prometheus the output is the text exposition format instead: pgdr_
             "repl-lag -d 'host=primary user=monitor' --max-archive-failures 0",
         ),
         (
-            "Feed node_exporter's textfile collector from cron:",
-            "repl-lag -d 'host=primary user=monitor' --format prometheus > /var/lib/node_exporter/repl.prom.$$ ; mv /var/lib/node_exporter/repl.prom.$$ /var/lib/node_exporter/repl.prom",
+            "Feed node_exporter's textfile collector from cron (exit 0 whenever written, so a CRITICAL is published too):",
+            "repl-lag -d 'host=primary user=monitor dbname=postgres' --format prometheus > /var/lib/node_exporter/repl.prom.tmp && mv /var/lib/node_exporter/repl.prom.tmp /var/lib/node_exporter/repl.prom",
+        ),
+        (
+            "A Nagios or Icinga check (one line with perfdata, the plugin exit codes):",
+            "repl-lag -d 'host=primary user=monitor dbname=postgres' --format nagios --warn-bytes 64MB --crit-bytes 1GB --min-standbys 1",
+        ),
+        (
+            "The connection from pg_service.conf:",
+            "PGSERVICE=primary repl-lag --min-standbys 1",
         ),
         (
             "A monitoring role that sees everything repl-lag reads:",

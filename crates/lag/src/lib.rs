@@ -4,6 +4,7 @@
 //! - [`report`]: the reports repl-lag prints, and the figures computed for them (pure).
 //! - [`verdict`]: thresholds → status and problems (pure).
 //! - [`prom`]: the Prometheus text exposition format (pure).
+//! - [`nagios`]: the monitoring-plugin line, `STATUS - summary | perfdata` (pure).
 //! - [`collect`]: talking to the server.
 //! - [`check`]: the check (read each server, judge it), callable without clap.
 //! - [`cli`]: the `repl-lag` command.
@@ -11,6 +12,7 @@
 pub mod check;
 pub mod cli;
 pub mod collect;
+pub mod nagios;
 pub mod prom;
 pub mod report;
 pub mod sql;
