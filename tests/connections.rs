@@ -95,8 +95,13 @@ fn passfile(dir: &Path, line: &str, mode: u32) -> PathBuf {
 fn sslmodes_behave_as_in_libpq() {
     let t = tls_cluster();
     let port = t.cluster.port;
-    // Unix socket: no TLS there, and none needed.
+    // Unix socket: no TLS there, and none needed, whatever sslmode says (libpq ignores it).
     connect(&t.cluster.conninfo()).unwrap();
+    for mode in ["require", "verify-full sslrootcert=/nonexistent/root.crt"] {
+        let mut c = connect(&format!("{} sslmode={mode}", t.cluster.conninfo()))
+            .unwrap_or_else(|e| panic!("socket with sslmode={mode}: {e}"));
+        assert!(!uses_tls(&mut c));
+    }
     // No TLS over TCP: the server's hostnossl reject line answers.
     let e = connect(&format!(
         "host=127.0.0.1 port={port} user=postgres sslmode=disable"

@@ -9,6 +9,7 @@
 mod conninfo;
 mod passfile;
 mod service;
+mod tls;
 
 pub use conninfo::{quote_value, redact_conninfo};
 pub use passfile::pgpass_lookup;
@@ -353,70 +354,26 @@ impl ConnParams {
         };
         match self.get("sslmode").unwrap_or("prefer") {
             "disable" => config.connect(postgres::NoTls).map_err(fail),
-            mode => config.connect(self.tls_connector(mode)?).map_err(fail),
+            // libpq never uses TLS over a Unix socket, whatever sslmode says.
+            _ if self.only_sockets() => {
+                let mut config = config;
+                config.ssl_mode(postgres::config::SslMode::Disable);
+                config.connect(postgres::NoTls).map_err(fail)
+            }
+            mode => {
+                tls::check_root(self, mode)?;
+                config.connect(tls::LazyTls::new(self, mode)).map_err(fail)
+            }
         }
     }
 
-    /// TLS as libpq does it: `prefer`/`allow`/`require` encrypt without checking the
-    /// certificate (unless `require` finds a root certificate file, which makes it
-    /// `verify-ca`); `verify-ca` checks the chain; `verify-full` also the host name. Client
-    /// certificates from `sslcert`/`sslkey` or `~/.postgresql/postgresql.{crt,key}`.
-    fn tls_connector(&self, mode: &str) -> Result<postgres_openssl::MakeTlsConnector> {
-        use openssl::ssl::{SslConnector, SslFiletype, SslMethod, SslVerifyMode};
-        let tls_err = |what: &str, e: &dyn fmt::Display| {
-            Error::failed(format!("cannot set up TLS for {}", self.describe()))
-                .because(format!("{what}: {e}"))
-        };
-        let dot_pg = std::env::var_os("HOME")
-            .map(PathBuf::from)
-            .or_else(|| crate::owner::current_user().map(|u| u.home))
-            .unwrap_or_default()
-            .join(".postgresql");
-        let file = |key: &str, default: &str| {
-            self.get(key)
-                .map(PathBuf::from)
-                .unwrap_or_else(|| dot_pg.join(default))
-        };
-        let mut b =
-            SslConnector::builder(SslMethod::tls_client()).map_err(|e| tls_err("OpenSSL", &e))?;
-        let root = file("sslrootcert", "root.crt");
-        let verify = match mode {
-            "verify-ca" | "verify-full" => true,
-            "require" => root.is_file(),
-            _ => false,
-        };
-        if verify {
-            if !root.is_file() {
-                return Err(
-                    Error::failed(format!("cannot connect to {}", self.describe()))
-                        .because(format!(
-                            "root certificate file \"{}\" does not exist",
-                            root.display()
-                        ))
-                        .hint("either provide the file (sslrootcert) or change sslmode"),
-                );
-            }
-            b.set_ca_file(&root)
-                .map_err(|e| tls_err(&format!("cannot read {}", root.display()), &e))?;
-            b.set_verify(SslVerifyMode::PEER);
-        } else {
-            b.set_verify(SslVerifyMode::NONE);
-        }
-        let cert = file("sslcert", "postgresql.crt");
-        let key = file("sslkey", "postgresql.key");
-        if cert.is_file() && key.is_file() {
-            b.set_certificate_chain_file(&cert)
-                .map_err(|e| tls_err(&format!("cannot read {}", cert.display()), &e))?;
-            b.set_private_key_file(&key, SslFiletype::PEM)
-                .map_err(|e| tls_err(&format!("cannot read {}", key.display()), &e))?;
-        }
-        let mut connector = postgres_openssl::MakeTlsConnector::new(b.build());
-        let check_host = mode == "verify-full";
-        connector.set_callback(move |cfg, _host| {
-            cfg.set_verify_hostname(check_host);
-            Ok(())
-        });
-        Ok(connector)
+    /// Every host is a Unix socket directory (and no hostaddr says otherwise).
+    fn only_sockets(&self) -> bool {
+        self.get("hostaddr").is_none()
+            && self.get("host").is_some_and(|h| {
+                h.split(',')
+                    .all(|h| h.starts_with('/') || h.starts_with('@'))
+            })
     }
 
     /// `host=… port=… user=… dbname=…` for messages (no password).
