@@ -34,7 +34,20 @@ pub fn check_one(target: &ConnParams, th: &Thresholds) -> Checked {
     }
 }
 
-/// [`check_one`] for every target, in order.
+/// [`check_one`] for every target, at the same time (a check of a primary and its standby
+/// waits for the slower, not for both), reported in the order given.
 pub fn check(targets: &[ConnParams], th: &Thresholds) -> Vec<Checked> {
-    targets.iter().map(|t| check_one(t, th)).collect()
+    match targets {
+        [one] => vec![check_one(one, th)],
+        _ => std::thread::scope(|s| {
+            let running: Vec<_> = targets
+                .iter()
+                .map(|t| s.spawn(move || check_one(t, th)))
+                .collect();
+            running
+                .into_iter()
+                .map(|r| r.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        }),
+    }
 }

@@ -16,7 +16,11 @@ use std::time::{Duration, Instant};
 
 /// How long a standby that is behind at the first look is watched for keeping up.
 const RESAMPLE_FOR: Duration = Duration::from_millis(300);
-const RESAMPLE_EVERY: Duration = Duration::from_millis(25);
+/// The first wait; each next one doubles, up to [`RESAMPLE_MAX`]. A standby that keeps up
+/// replays what it received within a millisecond or two, so the first looks come early: on a
+/// busy primary nearly every check finds its standby "behind" for an instant.
+const RESAMPLE_FIRST: Duration = Duration::from_millis(1);
+const RESAMPLE_MAX: Duration = Duration::from_millis(25);
 
 /// The rows of each statement of a batch, in order.
 fn batch(client: &mut postgres::Client, sql: &str, what: &str) -> Result<Vec<Vec<SimpleQueryRow>>> {
@@ -304,8 +308,10 @@ fn read_standby(client: &mut postgres::Client, p: &Probe, who: Head) -> Result<S
     // Behind at the first look: watch briefly whether replay reaches what was received then.
     if !first.caught_up() && first.receive.is_some() {
         let deadline = Instant::now() + RESAMPLE_FOR;
+        let mut wait = RESAMPLE_FIRST;
         while Instant::now() < deadline {
-            std::thread::sleep(RESAMPLE_EVERY);
+            std::thread::sleep(wait);
+            wait = (wait * 2).min(RESAMPLE_MAX);
             let rows = batch(client, sql::STANDBY_RESAMPLE, "the recovery position")?;
             if let Some(r) = rows.first().and_then(|s| s.first()) {
                 last = positions(r)?;
