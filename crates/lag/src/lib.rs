@@ -1,7 +1,9 @@
 //! repl-lag: replication, slot and archiver health of PostgreSQL primaries and standbys.
 //!
 //! - [`sql`]: the queries, adapted to the server version (pure).
-//! - [`report`]: the reports repl-lag prints, and the figures computed for them (pure).
+//! - [`report`]: the reports repl-lag prints, and the figures computed for them (pure): one WAL
+//!   sender and its kind in `report/sender.rs`, slots, archiver and WAL receiver in
+//!   `report/views.rs`, the replay delay in `report/replay.rs`.
 //! - [`verdict`]: thresholds → status and problems (pure).
 //! - [`prom`]: the Prometheus text exposition format (pure).
 //! - [`nagios`]: the monitoring-plugin line, `STATUS - summary | perfdata` (pure).

@@ -1,4 +1,5 @@
-//! Thresholds → problems → status. Pure.
+//! Thresholds → problems → status. Pure. (Past 600 lines only with its tests, which check
+//! every verdict without a server.)
 //!
 //! Byte and time thresholds are independent ("any", not check_postgres's implicit "all"):
 //! a standby over either is reported. A figure that is null because the role cannot see it
