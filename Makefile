@@ -9,7 +9,8 @@ TOOLS := hba-edit conf-edit wal-archive snap-take snap-prune snap-clone repl-lag
 # zfs-fuse (a real ZFS pool on a file), btrfs-progs, mandoc (man page lint), util-linux;
 # libssl-dev and pkg-config to build TLS connections, openssl to make test certificates.
 # python3 and python3-prometheus-client: the demo reads JSON with python3, and repl-lag's test
-# checks its Prometheus output with the reference client's parser too.
+# checks its Prometheus output with the reference client's parser too; python3-pynag: its
+# plugin-output parser reads repl-lag's Nagios line in the test.
 # make bench also needs the peers: pgbackrest, check-postgres, postgresql-common (pg_conftool),
 # and bc and time (GNU time, for peak memory) to measure.
 BENCH_PACKAGES := pgbackrest check-postgres postgresql-common bc time
@@ -31,6 +32,7 @@ deps:
 	command -v pkg-config >/dev/null || missing="$$missing pkg-config"; \
 	[ -e /usr/include/openssl/ssl.h ] || missing="$$missing libssl-dev"; \
 	{ /usr/bin/python3 -c 'import prometheus_client' || python3 -c 'import prometheus_client'; } 2>/dev/null || missing="$$missing python3-prometheus-client"; \
+	/usr/bin/python3 -c 'import pynag.Utils' 2>/dev/null || missing="$$missing python3-pynag"; \
 	if [ "$(WITH_BENCH)" = 1 ]; then \
 	  command -v pgbackrest >/dev/null || missing="$$missing pgbackrest"; \
 	  command -v check_postgres.pl >/dev/null || command -v check_postgres >/dev/null || missing="$$missing check-postgres"; \

@@ -1,182 +1,15 @@
-//! repl-lag against real primaries and streaming standbys.
+//! repl-lag against real primaries and streaming standbys. (Past 600 lines: one test per
+//! behaviour, each with its own real servers; the helpers are in repl_lag_support.)
 
-use pgdr_testkit::{free_port, tool, Cluster, ToolOutput};
-use serde_json::Value;
-use std::time::{Duration, Instant};
+mod repl_lag_support;
+use repl_lag_support::*;
 
-const WAIT: Duration = Duration::from_secs(60);
-
-fn lag<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(args: I) -> ToolOutput {
-    tool("repl-lag").args(args).run()
-}
-
-/// Runs repl-lag on one server and returns (exit code, document).
-fn check(conninfo: &str, extra: &[&str]) -> (i32, Value) {
-    let out = lag(["-d", conninfo].iter().chain(extra));
-    let code = out.code.expect("exit code");
-    assert!(
-        out.stderr.is_empty(),
-        "a report run writes nothing on stderr: {}",
-        out.stderr
-    );
-    (code, out.json())
-}
-
-fn lsn(v: &Value) -> u64 {
-    let s = v.as_str().unwrap_or_else(|| panic!("not an LSN: {v}"));
-    let (hi, lo) = s.split_once('/').unwrap();
-    (u64::from_str_radix(hi, 16).unwrap() << 32) | u64::from_str_radix(lo, 16).unwrap()
-}
-
-fn messages(doc: &Value) -> String {
-    doc["problems"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| format!("{}: {}", p["severity"], p["message"].as_str().unwrap()))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// Repeats `f` until it returns Some, for up to `WAIT`.
-fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        if Instant::now() > deadline {
-            panic!("timed out waiting for {what}");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn wait_streaming(p: &Cluster, s: &Cluster) {
-    p.wait_for(
-        "select count(*) = 1 from pg_stat_replication where state = 'streaming' \
-         and replay_lsn = pg_current_wal_lsn()",
-        WAIT,
-    );
-    s.wait_for(
-        "select status = 'streaming' from pg_stat_wal_receiver",
-        WAIT,
-    );
-}
-
-/// Waits until the standby has replayed everything the primary has written so far.
-fn wait_replayed(p: &Cluster, s: &Cluster) {
-    let cur = p.query_value("select pg_current_wal_lsn()").unwrap();
-    s.wait_for(&format!("select pg_last_wal_replay_lsn() >= '{cur}'"), WAIT);
-}
-
-/// Parses the exposition with the prometheus-parse crate, checking that no line was
-/// silently skipped, and with Python's prometheus_client when it is installed.
-fn parse_prometheus(text: &str) -> prometheus_parse::Scrape {
-    let sample_lines = text
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .count();
-    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
-    assert_eq!(
-        scrape.samples.len(),
-        sample_lines,
-        "some sample lines were not understood:\n{text}"
-    );
-    for s in &scrape.samples {
-        assert!(
-            scrape.docs.contains_key(&s.metric),
-            "no HELP for {}",
-            s.metric
-        );
-        let value = match s.value {
-            prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Counter(v) => v,
-            ref other => panic!("{}: untyped or unexpected {other:?}", s.metric),
-        };
-        assert!(value.is_finite(), "{} = {value}", s.metric);
-        let unitless = [
-            "_up",
-            "_status",
-            "_problems",
-            "_in_recovery",
-            "_standbys_streaming",
-            "_streaming",
-            "_active",
-            "_wal_status",
-            "_failing",
-            "_paused",
-            "_total",
-            "_segments",
-        ];
-        assert!(
-            s.metric.ends_with("_bytes")
-                || s.metric.ends_with("_seconds")
-                || unitless.iter().any(|u| s.metric.ends_with(u)),
-            "metric without a unit: {}",
-            s.metric
-        );
-    }
-    // Debian's package installs for the system python, which may not be the first on PATH.
-    let python = ["/usr/bin/python3", "python3"].into_iter().find(|py| {
-        std::process::Command::new(py)
-            .args(["-c", "import prometheus_client"])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false)
-    });
-    if let Some(python) = python {
-        let script = "import sys\n\
-from prometheus_client.parser import text_string_to_metric_families\n\
-n = sum(len(f.samples) for f in text_string_to_metric_families(sys.stdin.read()))\n\
-print(n)\n";
-        let mut child = std::process::Command::new(python)
-            .args(["-c", script])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "prometheus_client refused the output: {}\n{text}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let n: usize = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
-        assert_eq!(
-            n, sample_lines,
-            "prometheus_client read another sample count"
-        );
-    } else {
-        eprintln!("\n*** SKIPPED part of parse_prometheus: python3 prometheus_client is not installed (apt-get install python3-prometheus-client) ***\n");
-    }
-    scrape
-}
-
-fn sample<'a>(
-    scrape: &'a prometheus_parse::Scrape,
-    metric: &str,
-    labels: &[(&str, &str)],
-) -> Option<&'a prometheus_parse::Sample> {
-    scrape
-        .samples
-        .iter()
-        .find(|s| s.metric == metric && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-}
-
-fn gauge(s: &prometheus_parse::Sample) -> f64 {
-    match s.value {
-        prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Counter(v) => v,
-        _ => panic!("not a gauge"),
-    }
-}
+use pgdr_lag::report::{
+    PrimaryReport, PrimaryRole, Reports, SenderKind, ServerReport, StandbyReport, StandbyRole,
+    Status,
+};
+use pgdr_testkit::{free_port, run_ok, short_tempdir, Cluster, ToolOutput};
+use std::time::Duration;
 
 #[test]
 fn healthy_pair_from_both_sides_together_and_as_metrics() {
@@ -198,51 +31,49 @@ fn healthy_pair_from_both_sides_together_and_as_metrics() {
         "1",
     ];
 
-    let (code, doc) = check(&p.conninfo(), &limits);
-    assert_eq!(code, 0, "{}", messages(&doc));
-    assert_eq!(doc["tool"], "repl-lag");
-    assert_eq!(doc["status"], "OK");
-    assert_eq!(doc["role"], "primary");
-    assert_eq!(doc["standbys_streaming"], 1);
-    let sb = &doc["standbys"][0];
-    assert_eq!(sb["application_name"], "standby");
-    assert_eq!(sb["state"], "streaming");
-    assert_eq!(sb["kind"], "physical");
-    assert_eq!(sb["visible"], true);
+    let (code, out) = check(&p.conninfo(), &limits);
+    assert_eq!(out.json()["tool"], "repl-lag");
+    let doc: PrimaryReport = out.document();
+    assert_eq!(code, 0, "{}", messages(&doc.problems));
+    assert_eq!(doc.status, Status::Ok);
+    assert_eq!(doc.role, PrimaryRole::Primary);
+    assert_eq!(doc.standbys_streaming, Some(1));
+    let sb = &doc.standbys[0];
+    assert_eq!(sb.application_name.as_deref(), Some("standby"));
+    assert_eq!(sb.state.as_deref(), Some("streaming"));
+    assert_eq!(sb.kind, SenderKind::Physical);
+    assert!(sb.visible);
     // Exact integers: the lag is the LSN difference, as the server computes it.
-    let server_lsn = lsn(&doc["server_lsn"]);
-    for stage in ["sent", "write", "flush", "replay"] {
-        let b = sb[format!("{stage}_lag_bytes")].as_u64().unwrap();
-        let pos = lsn(&sb[format!("{stage}_lsn")]);
-        assert_eq!(b, server_lsn.saturating_sub(pos), "{stage}");
+    let server_lsn = doc.server_lsn;
+    for (stage, bytes, pos) in [
+        ("sent", sb.sent_lag_bytes, sb.sent_lsn),
+        ("write", sb.write_lag_bytes, sb.write_lsn),
+        ("flush", sb.flush_lag_bytes, sb.flush_lsn),
+        ("replay", sb.replay_lag_bytes, sb.replay_lsn),
+    ] {
+        let (b, pos) = (bytes.unwrap(), pos.unwrap());
+        assert_eq!(b, server_lsn.0.saturating_sub(pos.0), "{stage}");
         let diff = p
             .query_value(&format!(
-                "select greatest(pg_wal_lsn_diff('{}', '{}'), 0)",
-                doc["server_lsn"].as_str().unwrap(),
-                sb[format!("{stage}_lsn")].as_str().unwrap()
+                "select greatest(pg_wal_lsn_diff('{server_lsn}', '{pos}'), 0)"
             ))
             .unwrap();
         assert_eq!(diff, b.to_string());
     }
-    let after = lsn(&serde_json::json!(p
-        .query_value("select pg_current_wal_lsn()")
-        .unwrap()));
+    let after = lsn(&p.query_value("select pg_current_wal_lsn()").unwrap());
     assert!(server_lsn <= after);
-    assert!(doc["archiver"].is_object());
-    assert_eq!(doc["archiver"]["archive_mode"], "off");
+    assert_eq!(doc.archiver.archive_mode, "off");
 
-    let (code, doc) = check(&s.conninfo(), &limits);
-    assert_eq!(code, 0, "{}", messages(&doc));
-    assert_eq!(doc["role"], "standby");
-    assert_eq!(doc["wal_receiver"]["status"], "streaming");
-    assert_eq!(doc["caught_up"], true);
-    assert_eq!(doc["replay_delay_seconds"], 0.0);
-    let (rc, rp) = (lsn(&doc["receive_lsn"]), lsn(&doc["replay_lsn"]));
-    assert_eq!(
-        doc["replay_lag_bytes"].as_u64().unwrap(),
-        rc.saturating_sub(rp)
-    );
-    assert!(doc["wal_receiver"]["last_msg_receipt_age_seconds"].is_number());
+    let (code, doc) = check_standby(&s.conninfo(), &limits);
+    assert_eq!(code, 0, "{}", messages(&doc.problems));
+    assert_eq!(doc.role, StandbyRole::Standby);
+    let rcv = doc.wal_receiver.as_ref().expect("a WAL receiver");
+    assert_eq!(rcv.status.as_deref(), Some("streaming"));
+    assert!(doc.caught_up);
+    assert_eq!(doc.replay_delay_seconds, Some(0.0));
+    let (rc, rp) = (doc.receive_lsn.unwrap(), doc.replay_lsn.unwrap());
+    assert_eq!(doc.replay_lag_bytes, Some(rc.0.saturating_sub(rp.0)));
+    assert!(rcv.last_msg_receipt_age_seconds.is_some());
 
     // The query variants this server's catalogs can answer (13 to its own version) all run.
     let own: i64 = p
@@ -276,25 +107,23 @@ fn healthy_pair_from_both_sides_together_and_as_metrics() {
         "--min-standbys",
         "1",
     ]);
-    let doc = out.json();
-    assert_eq!(out.code, Some(3), "{}", messages(&doc));
-    let reports = doc["reports"].as_array().unwrap();
+    let doc: Reports = out.document();
+    assert_eq!(out.code, Some(3), "{}", messages(&doc.problems));
+    let reports = &doc.reports;
     assert_eq!(reports.len(), 3);
-    assert_eq!(reports[0]["role"], "primary");
-    assert_eq!(reports[0]["status"], "OK");
-    assert_eq!(reports[1]["role"], "standby");
-    assert_eq!(reports[1]["status"], "OK");
-    assert_eq!(reports[2]["status"], "UNKNOWN");
-    assert!(reports[2].get("role").is_none());
-    assert_eq!(doc["status"], "UNKNOWN");
+    assert!(matches!(&reports[0], ServerReport::Primary(r) if r.status == Status::Ok));
+    assert!(matches!(&reports[1], ServerReport::Standby(r) if r.status == Status::Ok));
+    assert!(matches!(&reports[2], ServerReport::Unreachable(r) if r.status == Status::Unknown));
+    assert!(out.json()["reports"][2].get("role").is_none());
+    assert_eq!(doc.status, Status::Unknown);
     assert!(
-        messages(&doc).contains("cannot connect"),
+        messages(&doc.problems).contains("cannot connect"),
         "{}",
-        messages(&doc)
+        messages(&doc.problems)
     );
     // Two healthy servers: exit 0.
     let out = lag(["-d", &p.conninfo(), "-d", &s.conninfo()]).ok();
-    assert_eq!(out.json()["status"], "OK");
+    assert_eq!(out.document::<Reports>().status, Status::Ok);
 
     // The same as metrics, read by real exposition-format parsers.
     let out = lag([
@@ -371,29 +200,32 @@ fn paused_replay_is_over_threshold_from_both_sides_and_a_stopped_standby_is_miss
         "1",
     ];
 
-    let (code, doc) = check(&p.conninfo(), &limits);
-    assert_eq!(code, 2, "{}", messages(&doc));
-    assert_eq!(doc["status"], "CRITICAL");
-    let sb = &doc["standbys"][0];
-    let replay = sb["replay_lag_bytes"].as_u64().unwrap();
-    assert!(replay > 1 << 20, "{sb}");
-    assert!(sb["flush_lag_bytes"].as_u64().unwrap() < replay, "{sb}");
-    assert_eq!(replay, lsn(&doc["server_lsn"]) - lsn(&sb["replay_lsn"]));
+    let (code, doc) = check_primary(&p.conninfo(), &limits);
+    assert_eq!(code, 2, "{}", messages(&doc.problems));
+    assert_eq!(doc.status, Status::Critical);
+    let sb = &doc.standbys[0];
+    let replay = sb.replay_lag_bytes.unwrap();
+    assert!(replay > 1 << 20, "{sb:?}");
+    assert!(sb.flush_lag_bytes.unwrap() < replay, "{sb:?}");
+    assert_eq!(replay, doc.server_lsn.0 - sb.replay_lsn.unwrap().0);
     assert!(
-        messages(&doc).contains("--crit-bytes"),
+        messages(&doc.problems).contains("--crit-bytes"),
         "{}",
-        messages(&doc)
+        messages(&doc.problems)
     );
 
-    let (code, doc) = check(&s.conninfo(), &limits);
-    assert_eq!(code, 2, "{}", messages(&doc));
-    assert_eq!(doc["replay_paused"], true);
-    assert_eq!(doc["caught_up"], false);
-    let backlog = doc["replay_lag_bytes"].as_u64().unwrap();
-    assert!(backlog > 1 << 20, "{doc}");
-    assert_eq!(backlog, lsn(&doc["receive_lsn"]) - lsn(&doc["replay_lsn"]));
-    assert!(doc["replay_delay_seconds"].as_f64().unwrap() > 1.0, "{doc}");
-    let m = messages(&doc);
+    let (code, doc) = check_standby(&s.conninfo(), &limits);
+    assert_eq!(code, 2, "{}", messages(&doc.problems));
+    assert!(doc.replay_paused);
+    assert!(!doc.caught_up);
+    let backlog = doc.replay_lag_bytes.unwrap();
+    assert!(backlog > 1 << 20, "{doc:?}");
+    assert_eq!(
+        backlog,
+        doc.receive_lsn.unwrap().0 - doc.replay_lsn.unwrap().0
+    );
+    assert!(doc.replay_delay_seconds.unwrap() > 1.0, "{doc:?}");
+    let m = messages(&doc.problems);
     assert!(
         m.contains("--crit-bytes") && m.contains("--crit-seconds"),
         "{m}"
@@ -403,23 +235,23 @@ fn paused_replay_is_over_threshold_from_both_sides_and_a_stopped_standby_is_miss
     // Resumed: healthy again.
     s.execute("select pg_wal_replay_resume()");
     wait_replayed(&p, &s);
-    let (code, doc) = check(&s.conninfo(), &limits);
-    assert_eq!(code, 0, "{}", messages(&doc));
+    let (code, doc) = check_standby(&s.conninfo(), &limits);
+    assert_eq!(code, 0, "{}", messages(&doc.problems));
     eventually("the primary to see the standby caught up", || {
-        let (code, doc) = check(&p.conninfo(), &limits);
+        let (code, doc) = check_primary(&p.conninfo(), &limits);
         (code == 0).then_some(doc)
     });
 
     // The standby goes away: the primary misses it.
     s.stop();
     p.wait_for("select count(*) = 0 from pg_stat_replication", WAIT);
-    let (code, doc) = check(&p.conninfo(), &["--min-standbys", "1"]);
-    assert_eq!(code, 2, "{}", messages(&doc));
-    assert_eq!(doc["standbys_streaming"], 0);
+    let (code, doc) = check_primary(&p.conninfo(), &["--min-standbys", "1"]);
+    assert_eq!(code, 2, "{}", messages(&doc.problems));
+    assert_eq!(doc.standbys_streaming, Some(0));
     assert!(
-        messages(&doc).contains("--min-standbys 1"),
+        messages(&doc.problems).contains("--min-standbys 1"),
         "{}",
-        messages(&doc)
+        messages(&doc.problems)
     );
     let (code, _) = check(&p.conninfo(), &[]);
     assert_eq!(code, 0, "a lone primary without --min-standbys is fine");
@@ -444,16 +276,13 @@ fn an_idle_primary_is_no_alarm() {
         "--min-standbys",
         "1",
     ];
-    let (code, doc) = check(&s.conninfo(), &limits);
-    assert_eq!(code, 0, "{}", messages(&doc));
-    assert_eq!(doc["replay_delay_seconds"], 0.0);
+    let (code, doc) = check_standby(&s.conninfo(), &limits);
+    assert_eq!(code, 0, "{}", messages(&doc.problems));
+    assert_eq!(doc.replay_delay_seconds, Some(0.0));
     // The naive measure (now − last replayed commit) would have paged.
-    assert!(
-        doc["last_replay_age_seconds"].as_f64().unwrap() > 2.0,
-        "{doc}"
-    );
-    let (code, doc) = check(&p.conninfo(), &limits);
-    assert_eq!(code, 0, "{}", messages(&doc));
+    assert!(doc.last_replay_age_seconds.unwrap() > 2.0, "{doc:?}");
+    let (code, doc) = check_primary(&p.conninfo(), &limits);
+    assert_eq!(code, 0, "{}", messages(&doc.problems));
 }
 
 #[test]
@@ -465,15 +294,15 @@ fn a_stopped_primary_is_a_cut_stream_not_a_frozen_zero() {
     wait_replayed(&p, &s);
     p.stop();
     let doc = eventually("the standby to report the cut stream", || {
-        let (code, doc) = check(&s.conninfo(), &["--crit-bytes", "1GB"]);
-        (code == 2 && doc["caught_up"] == true).then_some(doc)
+        let (code, doc) = check_standby(&s.conninfo(), &["--crit-bytes", "1GB"]);
+        (code == 2 && doc.caught_up).then_some(doc)
     });
-    assert_eq!(doc["status"], "CRITICAL");
-    let m = messages(&doc);
+    assert_eq!(doc.status, Status::Critical);
+    let m = messages(&doc.problems);
     assert!(m.contains("WAL receiver") && m.contains("cut"), "{m}");
     // Both positions froze together: the byte figure alone would have said "no lag".
-    assert_eq!(doc["replay_lag_bytes"], 0);
-    assert_eq!(doc["replay_delay_seconds"], 0.0);
+    assert_eq!(doc.replay_lag_bytes, Some(0));
+    assert_eq!(doc.replay_delay_seconds, Some(0.0));
     // And the multi-server view of the pair: the primary cannot be reached.
     let out = lag(["-d", &p.conninfo(), "-d", &s.conninfo()]);
     assert_eq!(
@@ -499,43 +328,43 @@ fn failing_archiver_and_a_slot_retaining_wal() {
     p.wait_for("select failed_count > 0 from pg_stat_archiver", WAIT);
 
     // Failing now: a warning by default, critical past --max-archive-failures.
-    let (code, doc) = check(&p.conninfo(), &[]);
-    assert_eq!(code, 1, "{}", messages(&doc));
-    assert_eq!(doc["archiver"]["failing"], true);
-    assert!(doc["archiver"]["failed_count"].as_i64().unwrap() > 0);
-    assert!(doc["archiver"]["last_failed_wal"].is_string());
-    let (code, doc) = check(&p.conninfo(), &["--max-archive-failures", "0"]);
-    assert_eq!(code, 2, "{}", messages(&doc));
+    let (code, doc) = check_primary(&p.conninfo(), &[]);
+    assert_eq!(code, 1, "{}", messages(&doc.problems));
+    assert!(doc.archiver.failing);
+    assert!(doc.archiver.failed_count.unwrap() > 0);
+    assert!(doc.archiver.last_failed_wal.is_some());
+    let (code, doc) = check_primary(&p.conninfo(), &["--max-archive-failures", "0"]);
+    assert_eq!(code, 2, "{}", messages(&doc.problems));
     assert!(
-        messages(&doc).contains("archiving is failing"),
+        messages(&doc.problems).contains("archiving is failing"),
         "{}",
-        messages(&doc)
+        messages(&doc.problems)
     );
-    let (code, doc) = check(&p.conninfo(), &["--max-archive-failures", "1000000"]);
-    assert_eq!(code, 0, "{}", messages(&doc));
+    let (code, doc) = check_primary(&p.conninfo(), &["--max-archive-failures", "1000000"]);
+    assert_eq!(code, 0, "{}", messages(&doc.problems));
 
     // The slot keeps WAL: exact bytes, over the limit.
-    let (code, doc) = check(
+    let (code, doc) = check_primary(
         &p.conninfo(),
         &["--crit-bytes", "1MB", "--max-archive-failures", "1000000"],
     );
-    assert_eq!(code, 2, "{}", messages(&doc));
-    let slot = doc["slots"]
-        .as_array()
-        .unwrap()
+    assert_eq!(code, 2, "{}", messages(&doc.problems));
+    let slot = doc
+        .slots
         .iter()
-        .find(|s| s["slot_name"] == "keep")
+        .find(|s| s.slot_name == "keep")
         .unwrap()
         .clone();
-    assert_eq!(slot["active"], false);
-    assert_eq!(slot["wal_status"], "reserved");
-    let retained = slot["retained_bytes"].as_u64().unwrap();
-    assert!(retained > 1 << 20, "{slot}");
-    assert_eq!(
-        retained,
-        lsn(&doc["server_lsn"]) - lsn(&slot["restart_lsn"])
+    assert_eq!(slot.active, Some(false));
+    assert_eq!(slot.wal_status.as_deref(), Some("reserved"));
+    let retained = slot.retained_bytes.unwrap();
+    assert!(retained > 1 << 20, "{slot:?}");
+    assert_eq!(retained, doc.server_lsn.0 - slot.restart_lsn.unwrap().0);
+    assert!(
+        messages(&doc.problems).contains("slot 'keep'"),
+        "{}",
+        messages(&doc.problems)
     );
-    assert!(messages(&doc).contains("slot 'keep'"), "{}", messages(&doc));
 
     let out = lag([
         "-d",
@@ -545,7 +374,8 @@ fn failing_archiver_and_a_slot_retaining_wal() {
         "--crit-bytes",
         "1MB",
     ]);
-    assert_eq!(out.code, Some(2));
+    // Written is exit 0; the verdict, CRITICAL, is the status metric (below).
+    assert_eq!(out.code, Some(0));
     let scrape = parse_prometheus(&out.stdout);
     let s = sample(
         &scrape,
@@ -567,11 +397,362 @@ fn failing_archiver_and_a_slot_retaining_wal() {
         "select last_archived_time > last_failed_time from pg_stat_archiver",
         WAIT,
     );
-    let (code, doc) = check(&p.conninfo(), &["--max-archive-failures", "0"]);
-    assert_eq!(code, 0, "{}", messages(&doc));
-    assert_eq!(doc["archiver"]["failing"], false);
-    assert_eq!(doc["archiver"]["failures_since_last_success"], 0);
-    assert!(doc["archiver"]["failed_count"].as_i64().unwrap() > 0);
+    let (code, doc) = check_primary(&p.conninfo(), &["--max-archive-failures", "0"]);
+    assert_eq!(code, 0, "{}", messages(&doc.problems));
+    assert!(!doc.archiver.failing);
+    assert_eq!(doc.archiver.failures_since_last_success, Some(0));
+    assert!(doc.archiver.failed_count.unwrap() > 0);
+}
+
+#[test]
+fn only_physical_standbys_count_and_other_walsenders_are_what_they_are() {
+    let p = Cluster::builder()
+        .conf("wal_level = logical")
+        .conf("max_wal_senders = 10")
+        .start();
+    let dirs = short_tempdir("pgdr-senders-");
+    let dir = |name: &str| {
+        let d = dirs.path().join(name);
+        std::fs::create_dir(&d).unwrap();
+        pgdr_testkit::chown_to_pg_user(&d);
+        d.display().to_string()
+    };
+    // pg_receivewal as Barman runs it (its own slot and application_name), and a plain one
+    // without a slot.
+    let barman = format!("{} application_name=barman_receive_wal", p.conninfo());
+    run_ok(
+        p.cmd("pg_receivewal")
+            .args(["--create-slot", "--slot", "barman", "-d", &barman]),
+    );
+    let (barman_dir, plain_dir) = (dir("barman"), dir("plain"));
+    let _barman = spawn(
+        &p,
+        "pg_receivewal",
+        &[
+            "-D",
+            &barman_dir,
+            "--slot",
+            "barman",
+            "--no-loop",
+            "-d",
+            &barman,
+        ],
+    );
+    let _plain = spawn(
+        &p,
+        "pg_receivewal",
+        &["-D", &plain_dir, "-d", &p.conninfo()],
+    );
+    // A logical consumer on its own slot.
+    run_ok(p.cmd("pg_recvlogical").args([
+        "-d",
+        &p.conninfo(),
+        "--slot",
+        "sub",
+        "--create-slot",
+        "-P",
+        "test_decoding",
+    ]));
+    let decoded = format!("{}/decoded.txt", dir("logical"));
+    let _logical = spawn(
+        &p,
+        "pg_recvlogical",
+        &[
+            "-d",
+            &p.conninfo(),
+            "--slot",
+            "sub",
+            "--start",
+            "-f",
+            &decoded,
+        ],
+    );
+    // A base backup throttled so it still runs while we look, under a name that says
+    // nothing: only its state and its temporary slot tell what it is.
+    let backup_dir = dir("backup");
+    let nightly = format!("{} application_name=nightly", p.conninfo());
+    let _backup = spawn(
+        &p,
+        "pg_basebackup",
+        &[
+            "-D",
+            &backup_dir,
+            "-X",
+            "stream",
+            "-r",
+            "32k",
+            "-d",
+            &nightly,
+        ],
+    );
+    p.wait_for(
+        "select count(*) = 2 from pg_stat_replication \
+         where application_name in ('barman_receive_wal', 'pg_receivewal') and write_lsn is not null",
+        WAIT,
+    );
+    p.wait_for(
+        "select count(*) = 2 from pg_stat_replication where application_name = 'nightly'",
+        WAIT,
+    );
+    p.wait_for(
+        "select count(*) = 1 from pg_stat_replication \
+         where application_name = 'pg_recvlogical' and state = 'streaming'",
+        WAIT,
+    );
+
+    // Five WAL senders, no standby.
+    let (code, doc) = check_primary(&p.conninfo(), &["--min-standbys", "1"]);
+    assert_eq!(code, 2, "{}", messages(&doc.problems));
+    assert_eq!(doc.standbys_streaming, Some(0));
+    assert_eq!(doc.standbys.len(), 5, "{:?}", doc.standbys);
+    let m = messages(&doc.problems);
+    assert!(
+        m.contains("--min-standbys 1") && m.contains("2 receivewal"),
+        "{m}"
+    );
+    let named = |app: &str| {
+        doc.standbys
+            .iter()
+            .filter(|s| s.application_name.as_deref() == Some(app))
+            .collect::<Vec<_>>()
+    };
+    // Write is known, replay never (and flush only with a slot); the note says so.
+    let b = named("barman_receive_wal")[0];
+    assert_eq!(b.kind, SenderKind::Receivewal, "{b:?}");
+    assert_eq!(b.slot.as_deref(), Some("barman"));
+    assert!(
+        b.write_lsn.is_some() && b.flush_lsn.is_some() && b.replay_lsn.is_none(),
+        "{b:?}"
+    );
+    let note = b.note.as_deref().unwrap();
+    assert!(
+        note.contains("never reported") && !note.contains("unknown"),
+        "{note}"
+    );
+    let r = named("pg_receivewal")[0];
+    assert_eq!(r.kind, SenderKind::Receivewal, "{r:?}");
+    assert!(
+        r.write_lsn.is_some() && r.flush_lsn.is_none() && r.replay_lsn.is_none(),
+        "{r:?}"
+    );
+    assert!(
+        r.note
+            .as_deref()
+            .unwrap()
+            .contains("flush position not reported"),
+        "{r:?}"
+    );
+    let l = named("pg_recvlogical")[0];
+    assert_eq!(l.kind, SenderKind::Logical, "{l:?}");
+    let backups = named("nightly");
+    assert_eq!(backups.len(), 2);
+    assert!(
+        backups.iter().all(|s| s.kind == SenderKind::Backup),
+        "{backups:?}"
+    );
+    assert!(backups.iter().any(|s| s.state.as_deref() == Some("backup")));
+
+    // A real standby joins: it alone counts.
+    let s = p.standby();
+    p.wait_for(
+        "select count(*) = 1 from pg_stat_replication \
+         where application_name = 'standby' and state = 'streaming'",
+        WAIT,
+    );
+    let (code, doc) = check_primary(&p.conninfo(), &["--min-standbys", "1"]);
+    assert_eq!(code, 0, "{}", messages(&doc.problems));
+    assert_eq!(doc.standbys_streaming, Some(1));
+    let (code, doc) = check_primary(&p.conninfo(), &["--min-standbys", "2"]);
+    assert_eq!(code, 2, "{}", messages(&doc.problems));
+    drop(s);
+}
+
+#[test]
+fn archive_mode_on_with_nothing_to_archive_is_a_problem_and_archive_library_counts() {
+    // archive_command is empty by default: PostgreSQL archives nothing, counts no failure,
+    // and keeps every segment.
+    let p = Cluster::builder().conf("archive_mode = on").start();
+    p.execute("create table t as select generate_series(1, 1000) x");
+    for _ in 0..2 {
+        p.execute("insert into t values (1); select pg_switch_wal()");
+    }
+    p.wait_for(
+        "select count(*) >= 2 from pg_ls_archive_statusdir() where name like '%.ready'",
+        WAIT,
+    );
+    let (code, doc) = check_primary(&p.conninfo(), &["--max-archive-failures", "0"]);
+    assert_eq!(code, 2, "{}", messages(&doc.problems));
+    assert_eq!(doc.archiver.archive_configured, Some(false));
+    assert!(!doc.archiver.failing, "PostgreSQL counts no failure here");
+    assert!(
+        doc.archiver.pending_segments.unwrap() >= 2,
+        "{:?}",
+        doc.archiver
+    );
+    let m = messages(&doc.problems);
+    assert!(m.contains("archive_command is empty"), "{m}");
+    let (code, doc) = check_primary(&p.conninfo(), &[]);
+    assert_eq!(
+        code,
+        1,
+        "a warning without --max-archive-failures: {}",
+        messages(&doc.problems)
+    );
+
+    // archive_library (15+) archives without archive_command.
+    let version: i64 = p
+        .query_value("select current_setting('server_version_num')")
+        .unwrap()
+        .parse()
+        .unwrap();
+    if version >= 150000 {
+        let archive = short_tempdir("pgdr-basic-archive-");
+        p.append_conf(&format!(
+            "archive_library = 'basic_archive'\nbasic_archive.archive_directory = '{}'\n",
+            archive.path().display()
+        ));
+        p.execute("select pg_reload_conf()");
+        p.wait_for(
+            "select count(*) = 0 from pg_ls_archive_statusdir() where name like '%.ready'",
+            WAIT,
+        );
+        let (code, doc) = check_primary(&p.conninfo(), &["--max-archive-failures", "0"]);
+        assert_eq!(code, 0, "{}", messages(&doc.problems));
+        assert_eq!(doc.archiver.archive_configured, Some(true));
+        assert!(
+            doc.archiver.archived_count.unwrap() >= 2,
+            "{:?}",
+            doc.archiver
+        );
+    }
+}
+
+#[test]
+fn nagios_line_and_prometheus_textfile_publish_bad_news_from_a_real_pair_that_breaks() {
+    let p = Cluster::builder()
+        .conf("archive_mode = on")
+        .conf("archive_command = 'true'")
+        .start();
+    p.execute("select pg_create_physical_replication_slot('keep', true)");
+    let s = p.standby();
+    p.execute("create table t(x int); insert into t values (1)");
+    wait_streaming(&p, &s);
+    wait_replayed(&p, &s);
+    let limits = [
+        "--warn-bytes",
+        "64MB",
+        "--crit-bytes",
+        "1GB",
+        "--warn-seconds",
+        "30",
+        "--crit-seconds",
+        "300",
+        "--min-standbys",
+        "1",
+        "--max-archive-failures",
+        "0",
+    ];
+    let nagios = |servers: &[&str], extra: &[&str]| {
+        let mut args: Vec<&str> = Vec::new();
+        for s in servers {
+            args.extend(["-d", s]);
+        }
+        args.extend(["--format", "nagios"]);
+        args.extend(extra);
+        lag(args)
+    };
+    let (pc, sc) = (p.conninfo(), s.conninfo());
+
+    // A healthy primary: OK, with bytes and seconds per standby, slots and the archiver.
+    let (status, summary, items) = parse_nagios(&nagios(&[&pc], &limits));
+    assert_eq!(status, "OK", "{summary}");
+    assert!(summary.contains("1 standby(s) streaming"), "{summary}");
+    let replay = perf(&items, "standby_standby_replay_lag");
+    assert_eq!(
+        (
+            replay.uom.as_str(),
+            replay.warn.as_str(),
+            replay.crit.as_str(),
+            replay.min.as_str()
+        ),
+        ("B", "67108864", "1073741824", "0")
+    );
+    if let Some(t) = items.iter().find(|i| i.label == "standby_standby_time_lag") {
+        assert_eq!(
+            (t.uom.as_str(), t.warn.as_str(), t.crit.as_str()),
+            ("s", "30", "300")
+        );
+    }
+    let streaming = perf(&items, "standbys_streaming");
+    assert_eq!((streaming.value(), streaming.crit.as_str()), (1.0, "1:"));
+    assert_eq!(perf(&items, "slot_keep_retained").uom, "B");
+    assert_eq!(perf(&items, "archive_failed").uom, "c");
+    assert_eq!(perf(&items, "archive_failures_since_success").crit, "0");
+    // The pair at once: every label says its server.
+    let (status, _, items) = parse_nagios(&nagios(&[&pc, &sc], &limits));
+    assert_eq!(status, "OK");
+    let sserver = format!("{}:{}", s.sockdir.display(), s.port);
+    assert_eq!(perf(&items, &format!("{sserver}:replay_lag")).uom, "B");
+    assert_eq!(perf(&items, &format!("{sserver}:replay_delay")).uom, "s");
+
+    // The textfile pipeline publishes the good news …
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("repl.prom");
+    assert!(textfile_pipeline(
+        &[&pc, &sc],
+        &["--min-standbys", "1"],
+        &file
+    ));
+    let pserver = format!("{}:{}", p.sockdir.display(), p.port);
+    let status_of = |text: &str, server: &str| {
+        let scrape = parse_prometheus(text);
+        let st = sample(&scrape, "pgdr_repl_status", &[("server", server)]).map(gauge);
+        let up = sample(&scrape, "pgdr_repl_up", &[("server", server)]).map(gauge);
+        (st, up)
+    };
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(status_of(&text, &pserver), (Some(0.0), Some(1.0)), "{text}");
+
+    // … and, the standby gone, the bad news too: CRITICAL replaces OK in the live file.
+    s.stop();
+    p.wait_for(
+        "select count(*) = 0 from pg_stat_replication where application_name = 'standby'",
+        WAIT,
+    );
+    assert!(textfile_pipeline(
+        &[&pc, &sc],
+        &["--min-standbys", "1"],
+        &file
+    ));
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(status_of(&text, &pserver), (Some(2.0), Some(1.0)), "{text}");
+    assert_eq!(status_of(&text, &sserver), (Some(3.0), Some(0.0)), "{text}");
+    assert!(!dir.path().join("repl.prom.tmp").exists());
+    // A lone server that cannot be reached is published too (up 0, status 3), exit 0.
+    let out = lag(["-d", &sc, "--format", "prometheus"]).ok();
+    assert_eq!(status_of(&out.stdout, &sserver), (Some(3.0), Some(0.0)));
+
+    // Nagios sees it with the plugin codes: CRITICAL (2) outranks the unreachable one.
+    let (status, summary, items) = parse_nagios(&nagios(&[&pc, &sc], &["--min-standbys", "1"]));
+    assert_eq!(status, "CRITICAL");
+    assert!(
+        summary.contains("--min-standbys 1") && summary.contains("cannot connect"),
+        "{summary}"
+    );
+    assert_eq!(
+        perf(&items, &format!("{pserver}:standbys_streaming")).value(),
+        0.0
+    );
+    // Cannot tell: UNKNOWN (3) on stdout, where a plugin's output goes.
+    let (status, summary, _) = parse_nagios(&nagios(&[&sc], &[]));
+    assert_eq!(status, "UNKNOWN");
+    assert!(summary.contains("cannot connect"), "{summary}");
+    let (status, summary, items) = parse_nagios(&nagios(
+        &[&pc],
+        &["--warn-bytes", "2MB", "--crit-bytes", "1MB"],
+    ));
+    assert_eq!((status.as_str(), items.len()), ("UNKNOWN", 0));
+    assert!(summary.contains("invalid thresholds"), "{summary}");
 }
 
 #[test]
@@ -605,32 +786,39 @@ fn a_monitoring_role_with_and_without_pg_monitor_and_its_password() {
     let out = lag(["-d", &dsn(&p), "--min-standbys", "1", "--crit-bytes", "1MB"]);
     no_secret(&out);
     assert_eq!(out.code, Some(3), "{}", out.stdout);
-    let doc = out.json();
-    assert_eq!(doc["status"], "UNKNOWN");
-    assert_eq!(doc["user"], "mon");
-    assert_eq!(doc["can_read_all_stats"], false);
-    let sb = &doc["standbys"][0];
-    assert_eq!(sb["visible"], false);
-    assert!(sb["replay_lag_bytes"].is_null(), "{sb}");
-    assert!(sb["write_lag_seconds"].is_null(), "{sb}");
-    assert!(sb["note"]
-        .as_str()
+    let doc: PrimaryReport = out.document();
+    assert_eq!(doc.status, Status::Unknown);
+    assert_eq!(doc.user, "mon");
+    assert!(!doc.can_read_all_stats);
+    let sb = &doc.standbys[0];
+    assert!(!sb.visible);
+    assert!(sb.replay_lag_bytes.is_none(), "{sb:?}");
+    assert!(sb.write_lag_seconds.is_none(), "{sb:?}");
+    assert!(sb
+        .note
+        .as_deref()
         .unwrap()
         .contains("not visible to this role"));
-    assert!(messages(&doc).contains("not visible to this role"));
+    assert!(messages(&doc.problems).contains("not visible to this role"));
 
     let out = lag(["-d", &uri(&s)]);
     no_secret(&out);
     assert_eq!(out.code, Some(3), "{}", out.stdout);
-    let doc = out.json();
-    assert_eq!(doc["wal_receiver"]["visible"], false);
-    assert!(doc["wal_receiver"]["status"].is_null());
-    assert!(messages(&doc).contains("not visible to this role"));
+    let doc: StandbyReport = out.document();
+    let rcv = doc.wal_receiver.as_ref().expect("a WAL receiver row");
+    assert!(!rcv.visible);
+    assert!(rcv.status.is_none());
+    assert!(messages(&doc.problems).contains("not visible to this role"));
 
     let out = lag(["-d", &dsn(&p), "--format", "prometheus"]);
     no_secret(&out);
-    assert_eq!(out.code, Some(3));
+    // Written is exit 0; the verdict, UNKNOWN, is the status metric.
+    assert_eq!(out.code, Some(0));
     let scrape = parse_prometheus(&out.stdout);
+    assert_eq!(
+        gauge(sample(&scrape, "pgdr_repl_status", &[]).unwrap()),
+        3.0
+    );
     assert!(
         sample(&scrape, "pgdr_repl_standby_lag_bytes", &[]).is_none(),
         "an invisible lag must not be exported as a number:\n{}",
@@ -643,10 +831,14 @@ fn a_monitoring_role_with_and_without_pg_monitor_and_its_password() {
     for target in [dsn(&p), uri(&p), dsn(&s), uri(&s)] {
         let out = lag(["-d", &target]);
         no_secret(&out);
-        let doc = out.json();
-        assert_eq!(out.code, Some(0), "{target}: {}", messages(&doc));
-        assert_eq!(doc["can_read_all_stats"], true);
-        assert!(!doc["server"].as_str().unwrap().contains(PW));
+        let (server, problems, can_read_all_stats) = match report(&out) {
+            ServerReport::Primary(r) => (r.server, r.problems, r.can_read_all_stats),
+            ServerReport::Standby(r) => (r.server, r.problems, r.can_read_all_stats),
+            ServerReport::Unreachable(r) => panic!("{r:?}"),
+        };
+        assert_eq!(out.code, Some(0), "{target}: {}", messages(&problems));
+        assert!(can_read_all_stats);
+        assert!(!server.contains(PW));
     }
 
     // A wrong password: UNKNOWN, one line, neither password shown.
@@ -696,7 +888,7 @@ fn no_server_bad_conninfo_and_bad_arguments_are_unknown() {
         vec!["--warn-bytes", "2MB", "--crit-bytes", "1MB"],
         vec!["--warn-seconds", "10m", "--crit-seconds", "1m"],
         vec!["--no-such-flag"],
-        vec!["--format", "nagios"],
+        vec!["--format", "bogus"],
     ] {
         lag(args).expect_error(3, "repl-lag");
     }

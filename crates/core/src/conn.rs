@@ -1,13 +1,24 @@
 //! PostgreSQL connections made the way libpq makes them: a conninfo string or a URI from `-d`,
-//! then the PG* environment variables, then libpq's defaults, then the password file.
+//! then the connection service file (`service=`, PGSERVICE), then the PG* environment
+//! variables, then libpq's defaults, then the password file (conninfo.rs, service.rs,
+//! passfile.rs mirror src/interfaces/libpq/fe-connect.c).
 //!
 //! Passwords never leave this module in clear: [`ConnParams`]'s `Display` and
 //! [`redact_conninfo`] show them as `********`.
 
+mod conninfo;
+mod passfile;
+mod service;
+mod tls;
+
+pub use conninfo::{quote_value, redact_conninfo};
+pub use passfile::pgpass_lookup;
+pub use service::DEFAULT_SYSCONFDIR;
+
 use crate::error::{Error, Result};
+use conninfo::{parse_conninfo, parse_uri};
 use std::collections::BTreeMap;
 use std::fmt;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -40,6 +51,8 @@ const KEYWORDS: &[&str] = &[
     "client_encoding",
     "replication",
     "load_balance_hosts",
+    "service",
+    "servicefile",
 ];
 
 /// (environment variable, keyword), as in libpq's PQconninfoOptions.
@@ -67,10 +80,21 @@ const ENV_VARS: &[(&str, &str)] = &[
 pub const DEFAULT_SOCKET_DIRS: &[&str] = &["/var/run/postgresql", "/tmp"];
 
 /// Resolved connection parameters (libpq keywords → values).
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default)]
 pub struct ConnParams {
     params: BTreeMap<String, String>,
+    /// Where a password was looked for and not found, for the message when the server asks
+    /// for one ([`ConnParams::resolve`] fills it).
+    password_search: Option<String>,
 }
+
+impl PartialEq for ConnParams {
+    fn eq(&self, other: &Self) -> bool {
+        self.params == other.params
+    }
+}
+
+impl Eq for ConnParams {}
 
 impl fmt::Debug for ConnParams {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -97,18 +121,6 @@ impl fmt::Display for ConnParams {
         }
         Ok(())
     }
-}
-
-/// Quotes a conninfo value when it needs it.
-pub fn quote_value(v: &str) -> String {
-    if !v.is_empty()
-        && !v
-            .chars()
-            .any(|c| c.is_whitespace() || c == '\'' || c == '\\')
-    {
-        return v.to_string();
-    }
-    format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
 impl ConnParams {
@@ -138,11 +150,19 @@ impl ConnParams {
                     .because(format!("invalid connection option \"{k}\"")));
             }
         }
-        Ok(ConnParams { params })
+        Ok(ConnParams {
+            params,
+            password_search: None,
+        })
     }
 
-    /// `-d` (if any) completed from the PG* environment and libpq's defaults, with the
-    /// password looked up in the password file when none was given.
+    /// `-d` (if any) completed as libpq completes it: from the service file (`service=` or
+    /// PGSERVICE), the PG* environment and libpq's defaults, with the password looked up in
+    /// the password file when none was given.
+    ///
+    /// # Errors
+    /// A malformed `-d` or service file, a service defined nowhere (usage errors, exit 2); no
+    /// user name to be found.
     pub fn resolve(dsn: Option<&str>) -> Result<ConnParams> {
         Self::resolve_with(dsn, &|k| std::env::var(k).ok())
     }
@@ -156,6 +176,34 @@ impl ConnParams {
             Some(s) => Self::parse(s)?,
             None => ConnParams::default(),
         };
+        let home = || {
+            env("HOME")
+                .filter(|h| !h.is_empty())
+                .map(PathBuf::from)
+                .or_else(|| crate::owner::current_user().map(|u| u.home))
+        };
+        // The service's settings are defaults for what -d left out, and win over the PG*
+        // environment, as in libpq (conninfo_add_defaults reads the service first).
+        let service = p
+            .get("service")
+            .map(str::to_string)
+            .or_else(|| env("PGSERVICE").filter(|s| !s.is_empty()));
+        if let Some(name) = &service {
+            let places = service::Places {
+                explicit: p.get("servicefile").map(PathBuf::from).or_else(|| {
+                    env("PGSERVICEFILE")
+                        .filter(|f| !f.is_empty())
+                        .map(PathBuf::from)
+                }),
+                home: home(),
+                sysconfdir: env("PGSYSCONFDIR")
+                    .filter(|d| !d.is_empty())
+                    .map_or_else(|| PathBuf::from(DEFAULT_SYSCONFDIR), PathBuf::from),
+            };
+            for (k, v) in service::lookup(name, &places, KEYWORDS)? {
+                p.params.entry(k).or_insert(v);
+            }
+        }
         for (var, key) in ENV_VARS {
             if !p.params.contains_key(*key) {
                 if let Some(v) = env(var).filter(|v| !v.is_empty()) {
@@ -187,16 +235,24 @@ impl ConnParams {
             p.set("dbname", user);
         }
         if !p.params.contains_key("password") {
-            let home = env("HOME")
-                .map(PathBuf::from)
-                .or_else(|| crate::owner::current_user().map(|u| u.home));
             let file = p
                 .get("passfile")
                 .map(PathBuf::from)
-                .or_else(|| home.map(|h| h.join(".pgpass")));
-            if let Some(file) = file {
-                if let Some(pw) = pgpass_lookup(&file, &p)? {
-                    p.set("password", pw);
+                .or_else(|| home().map(|h| h.join(".pgpass")));
+            let found = match file {
+                Some(file) => passfile::search(&file, &p),
+                None => passfile::Search::NotFound(
+                    "there is no home directory for ~/.pgpass and PGPASSFILE is unset".into(),
+                ),
+            };
+            match found {
+                passfile::Search::Found(pw) => p.set("password", pw),
+                passfile::Search::NotFound(why) => {
+                    let given = match &service {
+                        Some(name) => format!("no password= in -d or in service \"{name}\""),
+                        None => "no password= in -d".to_string(),
+                    };
+                    p.password_search = Some(format!("{given}, PGPASSWORD is not set, {why}"));
                 }
             }
         }
@@ -283,75 +339,41 @@ impl ConnParams {
     pub fn connect(&self) -> Result<postgres::Client> {
         let config = self.to_config()?;
         let fail = |e: postgres::Error| {
-            Error::failed(format!("cannot connect to {}", self.describe()))
-                .because(redact_text(&error_text(&e), self.get("password")))
+            let why = redact_text(&error_text(&e), self.get("password"));
+            let err = Error::failed(format!("cannot connect to {}", self.describe()));
+            match &self.password_search {
+                // The client library's own words ("invalid configuration: password missing")
+                // say nothing about where a password could have come from.
+                Some(looked) if why.ends_with("password missing") => err
+                    .because(format!(
+                        "the server asks for a password and none was found: {looked}"
+                    ))
+                    .hint("add a line for this server to the password file, or set PGPASSWORD"),
+                _ => err.because(why),
+            }
         };
         match self.get("sslmode").unwrap_or("prefer") {
             "disable" => config.connect(postgres::NoTls).map_err(fail),
-            mode => config.connect(self.tls_connector(mode)?).map_err(fail),
+            // libpq never uses TLS over a Unix socket, whatever sslmode says.
+            _ if self.only_sockets() => {
+                let mut config = config;
+                config.ssl_mode(postgres::config::SslMode::Disable);
+                config.connect(postgres::NoTls).map_err(fail)
+            }
+            mode => {
+                tls::check_root(self, mode)?;
+                config.connect(tls::LazyTls::new(self, mode)).map_err(fail)
+            }
         }
     }
 
-    /// TLS as libpq does it: `prefer`/`allow`/`require` encrypt without checking the
-    /// certificate (unless `require` finds a root certificate file, which makes it
-    /// `verify-ca`); `verify-ca` checks the chain; `verify-full` also the host name. Client
-    /// certificates from `sslcert`/`sslkey` or `~/.postgresql/postgresql.{crt,key}`.
-    fn tls_connector(&self, mode: &str) -> Result<postgres_openssl::MakeTlsConnector> {
-        use openssl::ssl::{SslConnector, SslFiletype, SslMethod, SslVerifyMode};
-        let tls_err = |what: &str, e: &dyn fmt::Display| {
-            Error::failed(format!("cannot set up TLS for {}", self.describe()))
-                .because(format!("{what}: {e}"))
-        };
-        let dot_pg = std::env::var_os("HOME")
-            .map(PathBuf::from)
-            .or_else(|| crate::owner::current_user().map(|u| u.home))
-            .unwrap_or_default()
-            .join(".postgresql");
-        let file = |key: &str, default: &str| {
-            self.get(key)
-                .map(PathBuf::from)
-                .unwrap_or_else(|| dot_pg.join(default))
-        };
-        let mut b =
-            SslConnector::builder(SslMethod::tls_client()).map_err(|e| tls_err("OpenSSL", &e))?;
-        let root = file("sslrootcert", "root.crt");
-        let verify = match mode {
-            "verify-ca" | "verify-full" => true,
-            "require" => root.is_file(),
-            _ => false,
-        };
-        if verify {
-            if !root.is_file() {
-                return Err(
-                    Error::failed(format!("cannot connect to {}", self.describe()))
-                        .because(format!(
-                            "root certificate file \"{}\" does not exist",
-                            root.display()
-                        ))
-                        .hint("either provide the file (sslrootcert) or change sslmode"),
-                );
-            }
-            b.set_ca_file(&root)
-                .map_err(|e| tls_err(&format!("cannot read {}", root.display()), &e))?;
-            b.set_verify(SslVerifyMode::PEER);
-        } else {
-            b.set_verify(SslVerifyMode::NONE);
-        }
-        let cert = file("sslcert", "postgresql.crt");
-        let key = file("sslkey", "postgresql.key");
-        if cert.is_file() && key.is_file() {
-            b.set_certificate_chain_file(&cert)
-                .map_err(|e| tls_err(&format!("cannot read {}", cert.display()), &e))?;
-            b.set_private_key_file(&key, SslFiletype::PEM)
-                .map_err(|e| tls_err(&format!("cannot read {}", key.display()), &e))?;
-        }
-        let mut connector = postgres_openssl::MakeTlsConnector::new(b.build());
-        let check_host = mode == "verify-full";
-        connector.set_callback(move |cfg, _host| {
-            cfg.set_verify_hostname(check_host);
-            Ok(())
-        });
-        Ok(connector)
+    /// Every host is a Unix socket directory (and no hostaddr says otherwise).
+    fn only_sockets(&self) -> bool {
+        self.get("hostaddr").is_none()
+            && self.get("host").is_some_and(|h| {
+                h.split(',')
+                    .all(|h| h.starts_with('/') || h.starts_with('@'))
+            })
     }
 
     /// `host=… port=… user=… dbname=…` for messages (no password).
@@ -400,358 +422,6 @@ fn redact_text(s: &str, password: Option<&str>) -> String {
         Some(pw) if !pw.is_empty() => s.replace(pw, MASK),
         _ => s.to_string(),
     }
-}
-
-fn parse_conninfo(s: &str) -> Result<BTreeMap<String, String>> {
-    let bad = |why: String| Error::usage("invalid connection string").because(why);
-    let mut out = BTreeMap::new();
-    let mut chars = s.chars().peekable();
-    loop {
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
-        if chars.peek().is_none() {
-            break;
-        }
-        let mut key = String::new();
-        while let Some(&c) = chars.peek() {
-            if c == '=' || c.is_whitespace() {
-                break;
-            }
-            key.push(c);
-            chars.next();
-        }
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
-        if chars.next() != Some('=') {
-            return Err(bad(format!("missing \"=\" after \"{key}\"")));
-        }
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
-        let mut value = String::new();
-        if chars.peek() == Some(&'\'') {
-            chars.next();
-            let mut closed = false;
-            while let Some(c) = chars.next() {
-                match c {
-                    '\\' => {
-                        if let Some(n) = chars.next() {
-                            value.push(n);
-                        }
-                    }
-                    '\'' => {
-                        closed = true;
-                        break;
-                    }
-                    _ => value.push(c),
-                }
-            }
-            if !closed {
-                return Err(bad("unterminated quoted string".into()));
-            }
-        } else {
-            while let Some(&c) = chars.peek() {
-                if c.is_whitespace() {
-                    break;
-                }
-                chars.next();
-                if c == '\\' {
-                    if let Some(n) = chars.next() {
-                        value.push(n);
-                    }
-                } else {
-                    value.push(c);
-                }
-            }
-        }
-        out.insert(key, value);
-    }
-    Ok(out)
-}
-
-fn percent_decode(s: &str) -> Result<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = s
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok());
-            match hex {
-                Some(b) => {
-                    out.push(b);
-                    i += 3;
-                    continue;
-                }
-                None => {
-                    return Err(Error::usage("invalid connection URI")
-                        .because(format!("invalid percent-encoded token \"{s}\"")))
-                }
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8(out).map_err(|_| {
-        Error::usage("invalid connection URI").because("percent-decoded text is not UTF-8")
-    })
-}
-
-/// `postgresql://[user[:password]@][host][:port][,...][/dbname][?param=value&...]`
-fn parse_uri(s: &str) -> Result<BTreeMap<String, String>> {
-    let rest = s
-        .strip_prefix("postgresql://")
-        .or_else(|| s.strip_prefix("postgres://"))
-        .unwrap_or(s);
-    let mut out = BTreeMap::new();
-    let (main, query) = match rest.split_once('?') {
-        Some((m, q)) => (m, Some(q)),
-        None => (rest, None),
-    };
-    let (authority, path) = match main.split_once('/') {
-        Some((a, p)) => (a, Some(p)),
-        None => (main, None),
-    };
-    let hostpart = match authority.rsplit_once('@') {
-        Some((userinfo, h)) => {
-            let (u, pw) = match userinfo.split_once(':') {
-                Some((u, pw)) => (u, Some(pw)),
-                None => (userinfo, None),
-            };
-            if !u.is_empty() {
-                out.insert("user".into(), percent_decode(u)?);
-            }
-            if let Some(pw) = pw {
-                out.insert("password".into(), percent_decode(pw)?);
-            }
-            h
-        }
-        None => authority,
-    };
-    let (mut hosts, mut ports) = (Vec::new(), Vec::new());
-    for hp in hostpart.split(',').filter(|x| !x.is_empty()) {
-        let (h, p) = if let Some(rest) = hp.strip_prefix('[') {
-            let (h, after) = rest.split_once(']').ok_or_else(|| {
-                Error::usage("invalid connection URI").because(format!("missing \"]\" in \"{hp}\""))
-            })?;
-            (h.to_string(), after.strip_prefix(':').map(str::to_string))
-        } else {
-            match hp.split_once(':') {
-                Some((h, p)) => (percent_decode(h)?, Some(p.to_string())),
-                None => (percent_decode(hp)?, None),
-            }
-        };
-        hosts.push(h);
-        ports.push(p.unwrap_or_default());
-    }
-    if hosts.iter().any(|h| !h.is_empty()) {
-        out.insert("host".into(), hosts.join(","));
-    }
-    if ports.iter().any(|p| !p.is_empty()) {
-        out.insert("port".into(), ports.join(","));
-    }
-    if let Some(db) = path.filter(|p| !p.is_empty()) {
-        out.insert("dbname".into(), percent_decode(db)?);
-    }
-    if let Some(q) = query {
-        for kv in q.split('&').filter(|x| !x.is_empty()) {
-            let (k, v) = kv.split_once('=').ok_or_else(|| {
-                Error::usage("invalid connection URI").because(format!(
-                    "missing key/value separator \"=\" in URI query parameter \"{kv}\""
-                ))
-            })?;
-            let k = percent_decode(k)?;
-            // libpq accepts ssl=true as sslmode=require.
-            let (k, v) = if k == "ssl" && v == "true" {
-                ("sslmode".to_string(), "require".to_string())
-            } else {
-                (k, percent_decode(v)?)
-            };
-            out.insert(k, v);
-        }
-    }
-    Ok(out)
-}
-
-/// Masks the password in a conninfo string or URI found in free text (`primary_conninfo`).
-pub fn redact_conninfo(s: &str) -> String {
-    if s.starts_with("postgresql://") || s.starts_with("postgres://") {
-        let scheme_end = s.find("://").map(|i| i + 3).unwrap_or(0);
-        let rest = &s[scheme_end..];
-        let auth_end = rest.find(['/', '?']).unwrap_or(rest.len());
-        let mut out = String::from(&s[..scheme_end]);
-        let authority = &rest[..auth_end];
-        match authority.rsplit_once('@') {
-            Some((ui, host)) => match ui.split_once(':') {
-                Some((u, _)) => out.push_str(&format!("{u}:{MASK}@{host}")),
-                None => out.push_str(authority),
-            },
-            None => out.push_str(authority),
-        }
-        let tail = &rest[auth_end..];
-        // A password= query parameter, too.
-        let mut parts = Vec::new();
-        for (i, seg) in tail.split('&').enumerate() {
-            let (prefix, kv) = if i == 0 {
-                match seg.split_once('?') {
-                    Some((p, kv)) => (format!("{p}?"), kv),
-                    None => (String::new(), seg),
-                }
-            } else {
-                (String::new(), seg)
-            };
-            if kv.starts_with("password=") {
-                parts.push(format!("{prefix}password={MASK}"));
-            } else if i == 0 && prefix.is_empty() {
-                parts.push(seg.to_string());
-            } else {
-                parts.push(format!("{prefix}{kv}"));
-            }
-        }
-        out.push_str(&parts.join("&"));
-        return out;
-    }
-    // key=value form: find password = value, quoted or not, and replace the value only.
-    let mut out = String::new();
-    let mut rest = s;
-    while let Some(pos) = find_keyword(rest, "password") {
-        let after_key = &rest[pos + "password".len()..];
-        let trimmed = after_key.trim_start();
-        let Some(after_eq) = trimmed.strip_prefix('=') else {
-            out.push_str(&rest[..pos + "password".len()]);
-            rest = after_key;
-            continue;
-        };
-        let value_start = after_eq.trim_start();
-        let consumed_before_value = rest.len() - value_start.len();
-        out.push_str(&rest[..consumed_before_value]);
-        let value_len = conninfo_value_len(value_start);
-        out.push_str(MASK);
-        rest = &value_start[value_len..];
-    }
-    out.push_str(rest);
-    out
-}
-
-/// The position of `kw` as a whole keyword (start of text or after whitespace).
-fn find_keyword(s: &str, kw: &str) -> Option<usize> {
-    let mut from = 0;
-    while let Some(i) = s[from..].find(kw) {
-        let at = from + i;
-        let ok_before = at == 0 || s[..at].ends_with(char::is_whitespace);
-        let after = s[at + kw.len()..].trim_start();
-        if ok_before && after.starts_with('=') {
-            return Some(at);
-        }
-        from = at + kw.len();
-    }
-    None
-}
-
-fn conninfo_value_len(v: &str) -> usize {
-    let mut it = v.char_indices().peekable();
-    if v.starts_with('\'') {
-        it.next();
-        while let Some((i, c)) = it.next() {
-            match c {
-                '\\' => {
-                    it.next();
-                }
-                '\'' => return i + 1,
-                _ => {}
-            }
-        }
-        return v.len();
-    }
-    while let Some((i, c)) = it.next() {
-        if c.is_whitespace() {
-            return i;
-        }
-        if c == '\\' {
-            it.next();
-        }
-    }
-    v.len()
-}
-
-/// libpq's password file: `hostname:port:database:username:password`, `*` matching anything,
-/// `\` escaping `:` and `\`. Ignored (as libpq does, with a warning) when it is not a plain
-/// file or is readable or writable by group or others.
-pub fn pgpass_lookup(file: &Path, p: &ConnParams) -> Result<Option<String>> {
-    let meta = match std::fs::metadata(file) {
-        Ok(m) => m,
-        Err(_) => return Ok(None),
-    };
-    if !meta.is_file() {
-        // PGPASSFILE=/dev/null is the usual way to turn the file off: no warning for that.
-        use std::os::unix::fs::FileTypeExt;
-        if meta.file_type().is_char_device() {
-            return Ok(None);
-        }
-        eprintln!(
-            "WARNING: password file \"{}\" is not a plain file",
-            file.display()
-        );
-        return Ok(None);
-    }
-    if meta.mode() & 0o077 != 0 {
-        eprintln!(
-            "WARNING: password file \"{}\" has group or world access; permissions should be u=rw (0600) or less",
-            file.display()
-        );
-        return Ok(None);
-    }
-    let Ok(text) = std::fs::read_to_string(file) else {
-        return Ok(None);
-    };
-    let host = p
-        .first("host")
-        .or(p.first("hostaddr"))
-        .unwrap_or("localhost");
-    // A socket in the default directory is matched as "localhost", as libpq does.
-    let host = if host.is_empty() || DEFAULT_SOCKET_DIRS.contains(&host) {
-        "localhost"
-    } else {
-        host
-    };
-    let port = p.first("port").unwrap_or("5432");
-    let db = p.get("dbname").unwrap_or("");
-    let user = p.get("user").unwrap_or("");
-    for line in text.lines() {
-        let line = line.trim_end_matches('\r');
-        if line.starts_with('#') || line.is_empty() {
-            continue;
-        }
-        let fields = split_pgpass(line);
-        if fields.len() < 5 {
-            continue;
-        }
-        let m = |pat: &str, v: &str| pat == "*" || pat == v;
-        if m(&fields[0], host) && m(&fields[1], port) && m(&fields[2], db) && m(&fields[3], user) {
-            return Ok(Some(fields[4..].join(":")));
-        }
-    }
-    Ok(None)
-}
-
-fn split_pgpass(line: &str) -> Vec<String> {
-    let mut fields = vec![String::new()];
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => {
-                if let Some(n) = chars.next() {
-                    fields.last_mut().expect("non-empty").push(n);
-                }
-            }
-            ':' if fields.len() < 5 => fields.push(String::new()),
-            _ => fields.last_mut().expect("non-empty").push(c),
-        }
-    }
-    fields
 }
 
 #[cfg(test)]
@@ -856,6 +526,55 @@ mod tests {
         assert_eq!(p.get("password"), Some("secret"));
         assert!(!format!("{p}").contains("secret"));
         assert!(!format!("{p:?}").contains("secret"));
+    }
+
+    #[test]
+    fn service_settings_between_conninfo_and_environment() {
+        let d = tempfile::tempdir().unwrap();
+        let file = d.path().join("services.conf");
+        std::fs::write(&file, "[main]\nport=6000\ndbname=svc\nhost=/svc\n").unwrap();
+        let file = file.display().to_string();
+        let env = move |k: &str| match k {
+            "PGSERVICEFILE" => Some(file.clone()),
+            "PGPORT" => Some("7000".into()),
+            "PGDATABASE" => Some("envdb".into()),
+            "PGUSER" => Some("envuser".into()),
+            "PGPASSFILE" => Some("/nonexistent".into()),
+            _ => None,
+        };
+        let p = ConnParams::resolve_with(Some("service=main dbname=mine"), &env).unwrap();
+        assert_eq!(p.get("dbname"), Some("mine"), "-d wins over the service");
+        assert_eq!(p.get("port"), Some("6000"), "the service wins over PGPORT");
+        assert_eq!(
+            p.get("user"),
+            Some("envuser"),
+            "PG* fills what both left out"
+        );
+        let with_pgservice = move |k: &str| match k {
+            "PGSERVICE" => Some("main".into()),
+            other => env(other),
+        };
+        let p = ConnParams::resolve_with(None, &with_pgservice).unwrap();
+        assert_eq!(p.get("host"), Some("/svc"));
+        let e = ConnParams::resolve_with(Some("service=nope"), &with_pgservice).unwrap_err();
+        assert!(
+            e.to_string().contains("definition of service \"nope\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn where_a_password_was_looked_for() {
+        let env = |k: &str| (k == "PGPASSFILE").then(|| "/nonexistent/pgpass".to_string());
+        let p = ConnParams::resolve_with(Some("host=h user=u"), &env).unwrap();
+        let looked = p.password_search.as_deref().unwrap();
+        assert!(
+            looked.contains("PGPASSWORD is not set")
+                && looked.contains("/nonexistent/pgpass does not exist"),
+            "{looked}"
+        );
+        let p = ConnParams::resolve_with(Some("host=h user=u password=x"), &env).unwrap();
+        assert_eq!(p.password_search, None);
     }
 
     #[test]

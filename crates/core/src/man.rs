@@ -120,7 +120,11 @@ fn type_name(root: &serde_json::Value, s: &serde_json::Value) -> String {
         let names: Vec<String> = alts
             .iter()
             .filter(|x| x.get("type").and_then(|t| t.as_str()) != Some("null"))
-            .map(|x| type_name(root, x))
+            // A named type (one of several documents) is named, not shown as "object".
+            .map(|x| match x.get("$ref").and_then(|r| r.as_str()) {
+                Some(r) => r.trim_start_matches("#/$defs/").to_string(),
+                None => type_name(root, x),
+            })
             .collect();
         names.join(" | ")
     } else {

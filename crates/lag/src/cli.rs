@@ -1,12 +1,12 @@
-//! The `repl-lag` command.
+//! The `repl-lag` command: parses the arguments and renders the reports; the check itself is
+//! [`crate::check`].
 
-use crate::check::{evaluate, Thresholds};
-use crate::collect::read_server;
-use crate::model::{Problem, Report, Status};
+use crate::check::{check, Checked};
+use crate::report::{PrimaryReport, Reports, ServerReport, StandbyReport, Status};
+use crate::verdict::Thresholds;
 use pgdr_core::conn::ConnParams;
-use pgdr_core::man::ManExtra;
+use pgdr_core::man::{DocSection, ManExtra};
 use pgdr_core::{Error, ErrorKind, Outcome, OutputArgs, Result};
-use serde_json::json;
 
 const TOOL: &str = "repl-lag";
 
@@ -16,10 +16,16 @@ const UNKNOWN: u8 = 3;
 /// Seconds a connection attempt may take when neither -d nor PGCONNECT_TIMEOUT says.
 const DEFAULT_CONNECT_TIMEOUT: &str = "10";
 
+/// What is printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
+    /// One JSON document; the exit code is the verdict.
     Json,
+    /// The text exposition format for node_exporter's textfile collector; exit 0 whenever the
+    /// metrics were written (the verdict is the metric pgdr_repl_status).
     Prometheus,
+    /// One monitoring-plugin line, STATUS - summary | perfdata; the exit code is the verdict.
+    Nagios,
 }
 
 #[derive(Debug, clap::Parser)]
@@ -27,7 +33,7 @@ pub enum Format {
     name = "repl-lag",
     version,
     about = "Report replication, slot and archiver health; alert on thresholds",
-    long_about = "Report replication, slot and archiver health of PostgreSQL servers (10 to 17) and \
+    long_about = "Report replication, slot and archiver health of PostgreSQL servers (10 to 18) and \
 alert on thresholds, with monitoring-plugin exit codes.\n\n\
 On a primary: every WAL sender (byte lag of the sent, write, flush and replay positions, computed \
 exactly from LSNs; write, flush and replay lag in seconds; its slot), every replication slot \
@@ -40,19 +46,24 @@ Thresholds: --warn-bytes/--crit-bytes apply to each physical standby's replay la
 to the replay backlog (on a standby) and to the WAL retained by each non-temporary slot; \
 --warn-seconds/--crit-seconds to each standby's largest time lag (on the primary) and to the replay \
 delay beyond recovery_min_apply_delay (on a standby). Byte and time limits are independent: either \
-one raises a problem. --min-standbys counts physical standbys in state streaming on a primary. \
-Without --max-archive-failures a failing archiver is a WARNING; with N it is CRITICAL once more than \
-N attempts failed since the last success (PostgreSQL counts failures only since the statistics \
-reset, so after an earlier success the count since the reset is used as an upper bound).\n\n\
+one raises a problem. --min-standbys counts physical standbys in state streaming on a primary: a WAL sender is a standby \
+only when it reports a replay position; pg_receivewal (as Barman runs it), pg_basebackup (the backup \
+and its WAL stream) and logical consumers are listed with their kind (receivewal, backup, logical) and \
+never counted. Without --max-archive-failures a failing archiver is a WARNING; with N it is CRITICAL \
+once more than N attempts failed since the last success (PostgreSQL counts failures only since the \
+statistics reset, so after an earlier success the count since the reset is used as an upper bound). \
+archive_mode on with an empty archive_command (and, from 15, no archive_library) archives nothing \
+while every segment stays in pg_wal: a WARNING, CRITICAL with --max-archive-failures.\n\n\
 A role without pg_monitor (or pg_read_all_stats) sees NULL replication columns: they are reported \
 as null with \"not visible to this role\" and the verdict is UNKNOWN, never a zero lag.",
     after_help = "Examples:\n  \
 repl-lag -d 'host=primary user=monitor' --crit-bytes 1GB --min-standbys 1 || page-oncall\n  \
 repl-lag -d 'host=primary user=monitor' -d 'host=standby user=monitor' --warn-seconds 30s --crit-seconds 5m\n  \
-repl-lag -d postgres://monitor@primary/postgres --format prometheus > /var/lib/node_exporter/repl.prom.tmp"
+repl-lag -d 'host=primary user=monitor dbname=postgres' --format nagios --warn-bytes 64MB --crit-bytes 1GB --min-standbys 1\n  \
+repl-lag -d service=primary --format prometheus > /var/lib/node_exporter/repl.prom.tmp && mv /var/lib/node_exporter/repl.prom.tmp /var/lib/node_exporter/repl.prom"
 )]
 pub struct Args {
-    /// A server to check: libpq conninfo or postgres:// URI (PG* variables and ~/.pgpass apply). Repeat for several servers; each gets its own report
+    /// A server to check: libpq conninfo, postgres:// URI or service=NAME (PG* variables, pg_service.conf and ~/.pgpass apply as in libpq). Repeat for several servers; each gets its own report
     #[arg(short = 'd', long = "dbname", value_name = "CONNINFO")]
     pub dbname: Vec<String>,
 
@@ -80,7 +91,7 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub max_archive_failures: Option<u32>,
 
-    /// json (one document) or prometheus (text exposition format for node_exporter's textfile collector)
+    /// json (one document), prometheus (text exposition format for node_exporter's textfile collector; exit 0 once written, the verdict is pgdr_repl_status) or nagios (one plugin line: STATUS - summary | perfdata)
     #[arg(long, value_enum, default_value = "json", hide_possible_values = true)]
     pub format: Format,
 
@@ -124,7 +135,24 @@ fn resolve(dsn: Option<&str>) -> Result<ConnParams> {
     Ok(p)
 }
 
+/// The worst status of the checked servers.
+fn worst(checked: &[Checked]) -> Status {
+    checked
+        .iter()
+        .fold(Status::Ok, |acc, c| acc.worst(c.report.status()))
+}
+
 pub fn run(args: Args) -> Result<Outcome> {
+    match args.format {
+        // A plugin's output is its stdout: even "cannot tell" is a line there.
+        Format::Nagios => Ok(check_and_render(&args).unwrap_or_else(|e| {
+            Outcome::text(crate::nagios::unknown(&e.to_string())).with_code(UNKNOWN)
+        })),
+        Format::Json | Format::Prometheus => check_and_render(&args),
+    }
+}
+
+fn check_and_render(args: &Args) -> Result<Outcome> {
     let th = args.thresholds();
     th.validate()
         .map_err(|why| Error::with_code(UNKNOWN, "invalid thresholds").because(why))?;
@@ -135,54 +163,49 @@ pub fn run(args: Args) -> Result<Outcome> {
     };
     // Every -d must parse before any server is asked: a typo is the caller's to fix.
     let targets = dsns.into_iter().map(resolve).collect::<Result<Vec<_>>>()?;
-    let single = targets.len() == 1;
-    let mut reports = Vec::new();
-    for t in &targets {
-        let mut report = match read_server(t) {
-            Ok(r) => r,
-            Err(e) if single => return Err(unknown(e)),
-            Err(e) => Report::unknown(t.describe(), crate::collect::instance(t), e.to_string()),
-        };
-        evaluate(&mut report, &th);
-        reports.push(report);
-    }
-    let worst = reports
-        .iter()
-        .fold(Status::Ok, |acc, r| acc.worst(r.status));
-    let outcome = match args.format {
-        Format::Prometheus => Outcome::text(crate::prom::render(&reports)),
-        Format::Json if single => Outcome::json(&reports[0])?,
-        Format::Json => {
-            let problems: Vec<Problem> = reports
-                .iter()
-                .flat_map(|r| {
-                    r.problems.iter().map(|p| Problem {
-                        severity: p.severity,
-                        message: format!("{}: {}", r.server, p.message),
-                    })
-                })
-                .collect();
-            Outcome::json(json!({"status": worst, "problems": problems, "reports": reports}))?
+    let checked = check(&targets, &th);
+    let code = worst(&checked).exit_code();
+    Ok(match args.format {
+        // Written means published: `… > f.tmp && mv f.tmp f.prom` must carry bad news too.
+        Format::Prometheus => Outcome::text(crate::prom::render(&checked)),
+        Format::Nagios => Outcome::text(crate::nagios::render(&checked, &th)).with_code(code),
+        Format::Json if checked.len() == 1 => {
+            match checked.into_iter().next().expect("one server").report {
+                ServerReport::Primary(r) => Outcome::document(&*r)?,
+                ServerReport::Standby(r) => Outcome::document(&*r)?,
+                // One server that cannot be read: its one line on stderr, nothing on stdout.
+                ServerReport::Unreachable(r) => {
+                    let why = r.problems.into_iter().map(|p| p.message);
+                    return Err(Error::with_code(
+                        UNKNOWN,
+                        why.collect::<Vec<_>>().join("; "),
+                    ));
+                }
+            }
+            .with_code(code)
         }
-    };
-    Ok(outcome.with_code(worst.exit_code()))
+        Format::Json => Outcome::document(&Reports::of(
+            checked.into_iter().map(|c| c.report).collect(),
+        ))?
+        .with_code(code),
+    })
 }
 
 pub static MAN: ManExtra = ManExtra {
     exit_status: &[
-        (0, "OK: every server checked, no problem."),
+        (0, "OK: every server checked, no problem. With --format prometheus: the metrics were written, whatever the verdict (it is the metric pgdr_repl_status)."),
         (1, "WARNING: the worst problem is a warning (a limit --warn-* exceeded, a standby not streaming, replay paused, a failing archiver without --max-archive-failures, a slot about to lose WAL)."),
         (2, "CRITICAL: a limit --crit-* exceeded, fewer standbys than --min-standbys, a cut or stalled WAL stream on a standby, a slot that lost WAL, more archive failures than --max-archive-failures."),
         (3, "UNKNOWN: repl-lag cannot tell: bad arguments or connection string (monitoring plugins answer UNKNOWN here, not 2), a server that cannot be reached or refuses the queries, or a role that cannot see the replication columns (grant pg_monitor). With one server that cannot be reached, stdout is empty and stderr has one line."),
     ],
-    documents: &[],
-    json_output: "With one server (one -d, or none: PG* variables), the document is that server's report:
-{\"tool\", \"version\", \"server\", \"status\", \"problems\": [{\"severity\", \"message\"}], \"server_version\", \"checked_at\", \"user\", \"can_read_all_stats\", \"role\", ...}.
-With several -d it is {\"tool\", \"version\", \"status\", \"problems\", \"reports\": [report, ...]}: \"status\" is the worst of the reports (OK < WARNING < UNKNOWN < CRITICAL), \"problems\" all their problems prefixed with the server, and a server that cannot be reached is a report with status UNKNOWN and no \"role\".
-\"server\" is the connection as host=... port=... user=... dbname=... (never a password). Status is OK, WARNING, CRITICAL or UNKNOWN.
-A primary (\"role\": \"primary\") adds \"server_lsn\" (pg_current_wal_lsn), \"standbys_streaming\", \"standbys\": [{\"application_name\", \"client_addr\", \"state\", \"sync_state\", \"sent_lag_bytes\", \"write_lag_bytes\", \"flush_lag_bytes\", \"replay_lag_bytes\", \"write_lag_seconds\", \"flush_lag_seconds\", \"replay_lag_seconds\", \"slot\", \"kind\" (physical, logical, backup, unknown), \"pid\", \"user\", \"sent_lsn\", \"write_lsn\", \"flush_lsn\", \"replay_lsn\", \"feedback_age_seconds\", \"visible\", \"note\"}], \"slots\": [{\"slot_name\", \"active\", \"retained_bytes\", \"slot_type\", \"database\", \"temporary\", \"restart_lsn\", \"confirmed_flush_lsn\", \"consumer_lag_bytes\", \"wal_status\", \"safe_wal_size\", \"conflicting\", \"inactive_since\", \"invalidation_reason\"}] and \"archiver\": {\"last_archived_wal\", \"last_archived_time\", \"failed_count\", \"last_failed_wal\", \"last_failed_time\", \"failing\", \"failures_since_last_success\", \"archived_count\", \"stats_reset\", \"pending_segments\", \"archive_mode\"}.
-A standby (\"role\": \"standby\") adds \"receive_lsn\", \"replay_lsn\", \"replay_lag_bytes\" (received, not replayed), \"last_replay_time\", \"replay_delay_seconds\", \"caught_up\", \"last_replay_age_seconds\", \"replay_paused\", \"pause_state\", \"min_apply_delay_seconds\", \"streaming_configured\", \"wal_receiver_timeout_seconds\", \"wal_receiver\": {\"status\", \"pid\", \"sender_host\", \"sender_port\", \"slot_name\", \"flushed_lsn\", \"written_lsn\", \"received_tli\", \"latest_end_lsn\", \"last_msg_send_time\", \"last_msg_receipt_time\", \"last_msg_receipt_age_seconds\", \"latest_end_time\", \"visible\", \"note\"} (null when no receiver runs), and \"standbys\" and \"slots\" as on a primary (cascading).
-Byte figures are exact integers computed from the LSNs; a column the role cannot see is null (with a \"note\"), never 0. Columns a server version lacks are null.
+    documents: &[
+        DocSection::of::<PrimaryReport>("PrimaryReport: one -d (or none: PG* variables), a primary"),
+        DocSection::of::<StandbyReport>("StandbyReport: one -d (or none: PG* variables), a standby"),
+        DocSection::of::<Reports>("Several -d"),
+    ],
+    json_output: "With --format nagios the output is one line instead, STATUS - summary | perfdata: STATUS is OK, WARNING, CRITICAL or UNKNOWN (also when the check cannot run at all), the summary lists the problems worst first (each prefixed with host:port when several -d are given), and the perfdata items are label=value[UOM];warn;crit;0 with the limits given: standbys_streaming (crit N: for --min-standbys N), standby_NAME_replay_lag (B) and standby_NAME_time_lag (s) per physical standby, receivewal_NAME_write_lag and _flush_lag (B), slot_NAME_retained (B), archive_failed (c, since the statistics reset), archive_failures_since_success, archive_pending; on a standby replay_lag (B), replay_delay (s) and receiver_last_message_age (s, crit wal_receiver_timeout). Labels are prefixed with host:port: when several -d are given.
+One -d prints that server's report; several print one document with every report. Status is OK, WARNING, CRITICAL or UNKNOWN. \"server\" is the connection as host=... port=... user=... dbname=... (never a password).
+Byte figures are exact integers computed from the LSNs; a column the role cannot see is null (with a \"note\"), never 0. Columns a server version lacks are null. Times are RFC 3339 in UTC.
 With --format prometheus the output is the text exposition format instead: pgdr_repl_up, pgdr_repl_status (the exit code), pgdr_repl_standby_lag_bytes{stage=sent|write|flush|replay}, pgdr_repl_standby_lag_seconds{stage=write|flush|replay}, pgdr_repl_slot_retained_bytes, pgdr_repl_archiver_failed_total, pgdr_repl_replay_lag_bytes, pgdr_repl_replay_delay_seconds, pgdr_repl_wal_receiver_last_message_age_seconds and more, labelled by server (host:port), standby (application_name, client_addr, slot, kind) and slot (slot_name, slot_type); figures that are not visible are left out, never written as 0. HELP and TYPE lines come before each family.",
     examples: &[
         (
@@ -198,8 +221,16 @@ With --format prometheus the output is the text exposition format instead: pgdr_
             "repl-lag -d 'host=primary user=monitor' --max-archive-failures 0",
         ),
         (
-            "Feed node_exporter's textfile collector from cron:",
-            "repl-lag -d 'host=primary user=monitor' --format prometheus > /var/lib/node_exporter/repl.prom.$$ ; mv /var/lib/node_exporter/repl.prom.$$ /var/lib/node_exporter/repl.prom",
+            "Feed node_exporter's textfile collector from cron (exit 0 whenever written, so a CRITICAL is published too):",
+            "repl-lag -d 'host=primary user=monitor dbname=postgres' --format prometheus > /var/lib/node_exporter/repl.prom.tmp && mv /var/lib/node_exporter/repl.prom.tmp /var/lib/node_exporter/repl.prom",
+        ),
+        (
+            "A Nagios or Icinga check (one line with perfdata, the plugin exit codes):",
+            "repl-lag -d 'host=primary user=monitor dbname=postgres' --format nagios --warn-bytes 64MB --crit-bytes 1GB --min-standbys 1",
+        ),
+        (
+            "The connection from pg_service.conf:",
+            "PGSERVICE=primary repl-lag --min-standbys 1",
         ),
         (
             "A monitoring role that sees everything repl-lag reads:",
@@ -212,7 +243,8 @@ With --format prometheus the output is the text exposition format instead: pgdr_
 A cut stream is not a frozen zero: no WAL receiver, a receiver not streaming, or no message from the primary for longer than wal_receiver_timeout is CRITICAL.
 Paused replay is a WARNING even when the lag is small. A deliberately delayed standby (recovery_min_apply_delay) is judged on the delay beyond it.
 LSNs travel as text and differences are exact 64-bit integers (no float, no pre-9.3 formula).
-pg_basebackup and pg_rewind WAL senders and logical consumers are not counted as standbys.",
+Only a physical standby counts as a standby: pg_receivewal and other WAL receivers that never replay, pg_basebackup's WAL senders and logical consumers are reported with their kind and never counted by --min-standbys.
+archive_mode on with no archive_command (or archive_library) is no silent OK: PostgreSQL counts no failure then, yet keeps every segment.",
     )],
 };
 

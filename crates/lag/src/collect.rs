@@ -2,11 +2,12 @@
 //! chosen for that version and role. Two round trips, plus short re-samples on a standby that
 //! is behind at the first look.
 
-use crate::model::{
-    lag_bytes, Archiver, Positions, PrimaryView, Report, Sender, SenderKind, Slot, StandbyView,
-    Status, View, WalReceiver,
+use crate::report::{
+    lag_bytes, Archiver, Positions, PrimaryReport, PrimaryRole, SenderContext, SenderKind,
+    ServerReport, Slot, StandbyReport, StandbyRole, Status, WalReceiver, WalSender,
 };
 use crate::sql;
+use chrono::{DateTime, Utc};
 use pgdr_core::conn::{error_text, ConnParams};
 use pgdr_core::{Error, Result};
 use pgdr_pgformat::Lsn;
@@ -15,7 +16,11 @@ use std::time::{Duration, Instant};
 
 /// How long a standby that is behind at the first look is watched for keeping up.
 const RESAMPLE_FOR: Duration = Duration::from_millis(300);
-const RESAMPLE_EVERY: Duration = Duration::from_millis(25);
+/// The first wait; each next one doubles, up to [`RESAMPLE_MAX`]. A standby that keeps up
+/// replays what it received within a millisecond or two, so the first looks come early: on a
+/// busy primary nearly every check finds its standby "behind" for an instant.
+const RESAMPLE_FIRST: Duration = Duration::from_millis(1);
+const RESAMPLE_MAX: Duration = Duration::from_millis(25);
 
 /// The rows of each statement of a batch, in order.
 fn batch(client: &mut postgres::Client, sql: &str, what: &str) -> Result<Vec<Vec<SimpleQueryRow>>> {
@@ -54,6 +59,18 @@ fn int(r: &SimpleQueryRow, col: &str) -> Result<Option<i64>> {
 fn float(r: &SimpleQueryRow, col: &str) -> Result<Option<f64>> {
     r.get(col)
         .map(|v| v.parse::<f64>().map_err(|e| bad_value(col, v, e)))
+        .transpose()
+}
+/// A timestamp as the server formats it (RFC 3339 in UTC, see `sql::ts`).
+///
+/// # Errors
+/// Text that is not RFC 3339.
+pub fn server_time(v: &str) -> std::result::Result<DateTime<Utc>, chrono::ParseError> {
+    DateTime::parse_from_rfc3339(v).map(|t| t.with_timezone(&Utc))
+}
+fn time(r: &SimpleQueryRow, col: &str) -> Result<Option<DateTime<Utc>>> {
+    r.get(col)
+        .map(|v| server_time(v).map_err(|e| bad_value(col, v, e)))
         .transpose()
 }
 fn boolean(r: &SimpleQueryRow, col: &str) -> Option<bool> {
@@ -104,9 +121,13 @@ pub fn instance(params: &ConnParams) -> String {
     )
 }
 
-/// Connects and reads one server. Errors (cannot connect, a query refused) are the caller's
-/// UNKNOWN; a report's status is left for [`crate::check::evaluate`].
-pub fn read_server(params: &ConnParams) -> Result<Report> {
+/// Connects and reads one server: a primary's or a standby's report, with no verdict yet
+/// (status OK, no problems: [`crate::verdict::evaluate`] fills them).
+///
+/// # Errors
+/// Cannot connect, a query refused, a server older than 10 or an answer that does not parse:
+/// the caller's UNKNOWN.
+pub fn read_server(params: &ConnParams) -> Result<ServerReport> {
     let mut client = params.connect()?;
     let p = probe(&mut client)?;
     if p.version_num < sql::MIN_VERSION_NUM {
@@ -115,28 +136,35 @@ pub fn read_server(params: &ConnParams) -> Result<Report> {
                 .because("repl-lag reads the catalogs of PostgreSQL 10 and later"),
         );
     }
-    let (view, checked_at) = if p.in_recovery {
-        read_standby(&mut client, &p)?
-    } else {
-        read_primary(&mut client, &p)?
-    };
-    Ok(Report {
+    let who = Head {
         server: params.describe(),
-        instance: instance(params),
-        status: Status::Ok,
-        problems: Vec::new(),
-        server_version: Some(p.version),
-        checked_at,
-        user: Some(p.user),
-        can_read_all_stats: Some(p.read_all_stats),
-        view: Some(view),
-    })
+        version: p.version.clone(),
+        user: p.user.clone(),
+        read_all_stats: p.read_all_stats,
+    };
+    if p.in_recovery {
+        read_standby(&mut client, &p, who)
+    } else {
+        read_primary(&mut client, &p, who)
+    }
 }
 
-fn senders(rows: &[SimpleQueryRow], reference: Lsn) -> Result<Vec<Sender>> {
+/// What every report starts with.
+struct Head {
+    server: String,
+    version: String,
+    user: String,
+    read_all_stats: bool,
+}
+
+fn checked_at(h: &SimpleQueryRow) -> Result<DateTime<Utc>> {
+    time(h, "checked_at")?.ok_or_else(|| Error::failed("the server returned no clock_timestamp()"))
+}
+
+fn senders(rows: &[SimpleQueryRow], reference: Lsn) -> Result<Vec<WalSender>> {
     let mut out = Vec::new();
     for r in rows {
-        let mut s = Sender {
+        let mut s = WalSender {
             application_name: text(r, "application_name"),
             client_addr: text(r, "client_addr"),
             state: text(r, "state"),
@@ -160,7 +188,14 @@ fn senders(rows: &[SimpleQueryRow], reference: Lsn) -> Result<Vec<Sender>> {
             visible: false,
             note: None,
         };
-        s.compute(reference, r.get("slot_type"));
+        s.compute(
+            reference,
+            SenderContext {
+                slot_type: r.get("slot_type"),
+                slot_temporary: boolean(r, "slot_temporary"),
+                database: r.get("datname"),
+            },
+        );
         out.push(s);
     }
     Ok(out)
@@ -182,7 +217,7 @@ fn slots(rows: &[SimpleQueryRow], reference: Lsn) -> Result<Vec<Slot>> {
             wal_status: text(r, "wal_status"),
             safe_wal_size: int(r, "safe_wal_size")?,
             conflicting: boolean(r, "conflicting"),
-            inactive_since: text(r, "inactive_since"),
+            inactive_since: time(r, "inactive_since")?,
             invalidation_reason: text(r, "invalidation_reason"),
         };
         s.compute(reference);
@@ -191,7 +226,7 @@ fn slots(rows: &[SimpleQueryRow], reference: Lsn) -> Result<Vec<Slot>> {
     Ok(out)
 }
 
-fn read_primary(client: &mut postgres::Client, p: &Probe) -> Result<(View, Option<String>)> {
+fn read_primary(client: &mut postgres::Client, p: &Probe, who: Head) -> Result<ServerReport> {
     let b = batch(
         client,
         &sql::primary_batch(p.version_num, p.ls_archive_status),
@@ -212,16 +247,17 @@ fn read_primary(client: &mut postgres::Client, p: &Probe) -> Result<(View, Optio
         .ok_or_else(|| Error::failed("pg_stat_archiver returned no row"))?;
     let mut archiver = Archiver {
         last_archived_wal: text(a, "last_archived_wal"),
-        last_archived_time: text(a, "last_archived_time"),
+        last_archived_time: time(a, "last_archived_time")?,
         failed_count: int(a, "failed_count")?,
         last_failed_wal: text(a, "last_failed_wal"),
-        last_failed_time: text(a, "last_failed_time"),
+        last_failed_time: time(a, "last_failed_time")?,
         failing: boolean(a, "failing").unwrap_or(false),
         failures_since_last_success: None,
         archived_count: int(a, "archived_count")?,
-        stats_reset: text(a, "stats_reset"),
+        stats_reset: time(a, "stats_reset")?,
         pending_segments: int(a, "pending_segments")?,
         archive_mode: text(h, "archive_mode").unwrap_or_default(),
+        archive_configured: boolean(h, "archive_configured"),
     };
     archiver.compute();
     let standbys_streaming = if standbys.iter().any(|s| !s.visible) {
@@ -229,15 +265,21 @@ fn read_primary(client: &mut postgres::Client, p: &Probe) -> Result<(View, Optio
     } else {
         Some(standbys.iter().filter(|s| s.is_streaming_standby()).count())
     };
-    let view = View::Primary(Box::new(PrimaryView {
-        role: "primary",
+    Ok(ServerReport::Primary(Box::new(PrimaryReport {
+        server: who.server,
+        status: Status::Ok,
+        problems: Vec::new(),
+        server_version: who.version,
+        checked_at: checked_at(h)?,
+        user: who.user,
+        can_read_all_stats: who.read_all_stats,
+        role: PrimaryRole::Primary,
         server_lsn,
         standbys_streaming,
         standbys,
         slots,
         archiver,
-    }));
-    Ok((view, text(h, "checked_at")))
+    })))
 }
 
 fn positions(r: &SimpleQueryRow) -> Result<Positions> {
@@ -248,7 +290,7 @@ fn positions(r: &SimpleQueryRow) -> Result<Positions> {
     })
 }
 
-fn read_standby(client: &mut postgres::Client, p: &Probe) -> Result<(View, Option<String>)> {
+fn read_standby(client: &mut postgres::Client, p: &Probe, who: Head) -> Result<ServerReport> {
     let b = batch(
         client,
         &sql::standby_batch(p.version_num),
@@ -266,8 +308,10 @@ fn read_standby(client: &mut postgres::Client, p: &Probe) -> Result<(View, Optio
     // Behind at the first look: watch briefly whether replay reaches what was received then.
     if !first.caught_up() && first.receive.is_some() {
         let deadline = Instant::now() + RESAMPLE_FOR;
+        let mut wait = RESAMPLE_FIRST;
         while Instant::now() < deadline {
-            std::thread::sleep(RESAMPLE_EVERY);
+            std::thread::sleep(wait);
+            wait = (wait * 2).min(RESAMPLE_MAX);
             let rows = batch(client, sql::STANDBY_RESAMPLE, "the recovery position")?;
             if let Some(r) = rows.first().and_then(|s| s.first()) {
                 last = positions(r)?;
@@ -277,7 +321,7 @@ fn read_standby(client: &mut postgres::Client, p: &Probe) -> Result<(View, Optio
             }
         }
     }
-    let (caught_up, replay_delay_seconds) = crate::model::replay_delay(&first, &last);
+    let (caught_up, replay_delay_seconds) = crate::report::replay_delay(&first, &last);
     let wal_receiver = match rcv.first() {
         None => None,
         Some(r) => {
@@ -293,12 +337,12 @@ fn read_standby(client: &mut postgres::Client, p: &Probe) -> Result<(View, Optio
                 written_lsn: lsn(r, "written_lsn")?,
                 received_tli: int(r, "received_tli")?,
                 latest_end_lsn: lsn(r, "latest_end_lsn")?,
-                last_msg_send_time: text(r, "last_msg_send_time"),
-                last_msg_receipt_time: text(r, "last_msg_receipt_time"),
+                last_msg_send_time: time(r, "last_msg_send_time")?,
+                last_msg_receipt_time: time(r, "last_msg_receipt_time")?,
                 last_msg_receipt_age_seconds: float(r, "last_msg_receipt_age")?,
-                latest_end_time: text(r, "latest_end_time"),
+                latest_end_time: time(r, "latest_end_time")?,
                 visible,
-                note: (!visible).then(|| crate::model::NOT_VISIBLE.to_string()),
+                note: (!visible).then(|| crate::report::NOT_VISIBLE.to_string()),
             })
         }
     };
@@ -308,12 +352,19 @@ fn read_standby(client: &mut postgres::Client, p: &Probe) -> Result<(View, Optio
         (a, b) => a.or(b).unwrap_or_default(),
     };
     let pause_state = text(h, "pause_state");
-    let view = View::Standby(Box::new(StandbyView {
-        role: "standby",
+    Ok(ServerReport::Standby(Box::new(StandbyReport {
+        server: who.server,
+        status: Status::Ok,
+        problems: Vec::new(),
+        server_version: who.version,
+        checked_at: checked_at(h)?,
+        user: who.user,
+        can_read_all_stats: who.read_all_stats,
+        role: StandbyRole::Standby,
         receive_lsn: last.receive,
         replay_lsn: last.replay,
         replay_lag_bytes: last.receive.and_then(|rc| lag_bytes(rc, last.replay)),
-        last_replay_time: text(h, "last_replay_time"),
+        last_replay_time: time(h, "last_replay_time")?,
         replay_delay_seconds,
         caught_up,
         last_replay_age_seconds: last.last_replay_age,
@@ -325,6 +376,5 @@ fn read_standby(client: &mut postgres::Client, p: &Probe) -> Result<(View, Optio
         wal_receiver,
         standbys: senders(snd, reference)?,
         slots: slots(slt, reference)?,
-    }));
-    Ok((view, text(h, "checked_at")))
+    })))
 }

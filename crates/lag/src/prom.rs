@@ -2,7 +2,8 @@
 //! collector. Units are in the metric names; a figure the role cannot see is left out,
 //! never written as 0.
 
-use crate::model::{Report, Sender, Slot, View};
+use crate::check::Checked;
+use crate::report::{ServerReport, Slot, WalSender};
 use std::collections::BTreeMap;
 
 type Labels = Vec<(&'static str, String)>;
@@ -99,30 +100,12 @@ fn flag(b: bool) -> u8 {
     u8::from(b)
 }
 
-/// `2026-03-21T09:28:37.123456+00:00` (as the server formats it, UTC) → Unix seconds.
-pub fn rfc3339_utc_epoch(s: &str) -> Option<f64> {
-    let (date, rest) = s.split_once('T')?;
-    let time = rest.strip_suffix("+00:00")?;
-    let mut d = date.splitn(3, '-').map(|x| x.parse::<i64>().ok());
-    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
-    let mut t = time.splitn(3, ':');
-    let (hh, mm) = (
-        t.next()?.parse::<i64>().ok()?,
-        t.next()?.parse::<i64>().ok()?,
-    );
-    let ss: f64 = t.next()?.parse().ok()?;
-    // Days from civil (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some((days * 86_400 + hh * 3600 + mm * 60) as f64 + ss)
+/// Unix seconds, with the microseconds PostgreSQL keeps.
+fn epoch(t: &chrono::DateTime<chrono::Utc>) -> f64 {
+    t.timestamp_micros() as f64 / 1e6
 }
 
-fn sender_metrics(e: &mut Exposition, server: &str, list: &[Sender]) {
+fn sender_metrics(e: &mut Exposition, server: &str, list: &[WalSender]) {
     for s in list {
         let labels = || -> Labels {
             vec![
@@ -224,32 +207,33 @@ fn slot_metrics(e: &mut Exposition, server: &str, list: &[Slot]) {
 }
 
 /// The exposition of every report.
-pub fn render(reports: &[Report]) -> String {
+pub fn render(checked: &[Checked]) -> String {
     let mut e = Exposition::default();
-    for r in reports {
-        let server = r.instance.as_str();
+    for c in checked {
+        let server = c.instance.as_str();
+        let r = &c.report;
         let sl = || -> Labels { vec![("server", server.to_string())] };
         e.gauge(
             "pgdr_repl_up",
             "Whether repl-lag could read the server (1) or not (0).",
             sl(),
-            flag(r.view.is_some()),
+            flag(!matches!(r, ServerReport::Unreachable(_))),
         );
         e.gauge(
             "pgdr_repl_status",
             "The verdict as a monitoring-plugin code: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
             sl(),
-            r.status.exit_code(),
+            r.status().exit_code(),
         );
         e.gauge(
             "pgdr_repl_problems",
             "Number of problems found.",
             sl(),
-            r.problems.len(),
+            r.problems().len(),
         );
-        match &r.view {
-            None => {}
-            Some(View::Primary(p)) => {
+        match r {
+            ServerReport::Unreachable(_) => {}
+            ServerReport::Primary(p) => {
                 e.gauge(
                     "pgdr_repl_in_recovery",
                     "Whether the server is a standby (1) or a primary (0).",
@@ -293,13 +277,13 @@ pub fn render(reports: &[Report]) -> String {
                     "pgdr_repl_archiver_last_archived_timestamp_seconds",
                     "Unix time of the last successful archiving.",
                     sl(),
-                    a.last_archived_time.as_deref().and_then(rfc3339_utc_epoch),
+                    a.last_archived_time.as_ref().map(epoch),
                 );
                 e.opt(
                     "pgdr_repl_archiver_last_failed_timestamp_seconds",
                     "Unix time of the last failed archiving attempt.",
                     sl(),
-                    a.last_failed_time.as_deref().and_then(rfc3339_utc_epoch),
+                    a.last_failed_time.as_ref().map(epoch),
                 );
                 e.opt(
                     "pgdr_repl_archiver_pending_segments",
@@ -308,7 +292,7 @@ pub fn render(reports: &[Report]) -> String {
                     a.pending_segments,
                 );
             }
-            Some(View::Standby(s)) => {
+            ServerReport::Standby(s) => {
                 e.gauge(
                     "pgdr_repl_in_recovery",
                     "Whether the server is a standby (1) or a primary (0).",
@@ -343,7 +327,7 @@ pub fn render(reports: &[Report]) -> String {
                     "pgdr_repl_last_replay_timestamp_seconds",
                     "Unix time (primary's clock) of the last transaction replayed.",
                     sl(),
-                    s.last_replay_time.as_deref().and_then(rfc3339_utc_epoch),
+                    s.last_replay_time.as_ref().map(epoch),
                 );
                 e.gauge(
                     "pgdr_repl_replay_paused",
@@ -386,19 +370,14 @@ mod tests {
 
     #[test]
     fn epoch_of_server_timestamps() {
+        let at = |s: &str| crate::collect::server_time(s).ok().map(|t| epoch(&t));
+        assert_eq!(at("1970-01-01T00:00:00.000000+00:00"), Some(0.0));
         assert_eq!(
-            rfc3339_utc_epoch("1970-01-01T00:00:00.000000+00:00"),
-            Some(0.0)
-        );
-        assert_eq!(
-            rfc3339_utc_epoch("2026-03-21T09:28:37.500000+00:00"),
+            at("2026-03-21T09:28:37.500000+00:00"),
             Some(1_774_085_317.5)
         );
-        assert_eq!(
-            rfc3339_utc_epoch("2000-02-29T00:00:00+00:00"),
-            Some(951_782_400.0)
-        );
-        assert_eq!(rfc3339_utc_epoch("2026-03-21 09:28:37"), None);
+        assert_eq!(at("2000-02-29T00:00:00+00:00"), Some(951_782_400.0));
+        assert_eq!(at("2026-03-21 09:28:37"), None);
     }
 
     #[test]

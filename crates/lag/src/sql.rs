@@ -25,6 +25,24 @@ fn age(expr: &str) -> String {
     format!("extract(epoch from clock_timestamp() - ({expr}))")
 }
 
+/// One row with a column per setting, `aggregate` of its `setting`, from one scan of
+/// pg_settings. pg_settings leaves out what this role may not read (primary_conninfo without
+/// pg_read_all_settings), so such a column is NULL, never an error; a setting this version
+/// lacks (archive_library before 15) is NULL too. Each scan builds every setting's row (several
+/// ms on a busy server), hence one scan, not one subquery per setting.
+fn settings(columns: &[(&str, &str)]) -> String {
+    let cols: Vec<String> = columns
+        .iter()
+        .map(|(name, agg)| format!("{agg} filter (where name = '{name}') as {name}"))
+        .collect();
+    let names: Vec<String> = columns.iter().map(|(n, _)| format!("'{n}'")).collect();
+    format!(
+        "select {} from pg_settings where name in ({})",
+        cols.join(", "),
+        names.join(", ")
+    )
+}
+
 /// First statement: what the server is and what this role may see. Written so that it runs
 /// on any version (the role and function it asks about may not exist there).
 pub const PROBE: &str = "select current_setting('server_version_num') as version_num, \
@@ -36,12 +54,19 @@ pub const PROBE: &str = "select current_setting('server_version_num') as version
      case when current_setting('server_version_num')::int >= 120000 \
           then has_function_privilege('pg_ls_archive_statusdir()', 'execute') end as ls_archive_status";
 
-/// Header of a primary: the reference position and the archiving setting.
+/// Header of a primary: the reference position and the archiving settings; whether anything
+/// archives is archive_command or (15+) archive_library set.
 pub fn primary_header() -> String {
     format!(
         "select pg_current_wal_lsn()::text as server_lsn, {} as checked_at, \
-         current_setting('archive_mode') as archive_mode",
-        ts("clock_timestamp()")
+         current_setting('archive_mode') as archive_mode, \
+         s.archive_command or coalesce(s.archive_library, false) as archive_configured \
+         from ({}) s",
+        ts("clock_timestamp()"),
+        settings(&[
+            ("archive_command", "bool_or(setting <> '')"),
+            ("archive_library", "bool_or(setting <> '')"),
+        ])
     )
 }
 
@@ -60,12 +85,18 @@ pub fn standby_header(version: i64) -> String {
          {last_age} as last_replay_age, \
          {paused} as pause_state, \
          {now} as checked_at, \
-         (select setting from pg_settings where name = 'recovery_min_apply_delay') as min_apply_delay_ms, \
-         (select setting from pg_settings where name = 'wal_receiver_timeout') as wal_receiver_timeout_ms, \
-         (select setting <> '' from pg_settings where name = 'primary_conninfo') as streaming_configured",
+         s.recovery_min_apply_delay as min_apply_delay_ms, \
+         s.wal_receiver_timeout as wal_receiver_timeout_ms, \
+         s.primary_conninfo as streaming_configured \
+         from ({settings}) s",
         last = ts("pg_last_xact_replay_timestamp()"),
         last_age = age("pg_last_xact_replay_timestamp()"),
         now = ts("clock_timestamp()"),
+        settings = settings(&[
+            ("recovery_min_apply_delay", "max(setting)"),
+            ("wal_receiver_timeout", "max(setting)"),
+            ("primary_conninfo", "bool_or(setting <> '')"),
+        ]),
     )
 }
 
@@ -74,7 +105,9 @@ pub const STANDBY_RESAMPLE: &str = "select pg_last_wal_replay_lsn()::text as rep
      pg_last_wal_receive_lsn()::text as receive_lsn, \
      extract(epoch from clock_timestamp() - pg_last_xact_replay_timestamp()) as last_replay_age";
 
-/// One row per WAL sender (standbys, logical consumers, base backups), with its slot.
+/// One row per WAL sender (standbys, WAL receivers such as pg_receivewal, logical consumers,
+/// base backups), with what tells them apart: its slot (type, temporary) and the database
+/// its connection is bound to (only a logical walsender's is: `replication=database`).
 pub fn senders(version: i64) -> String {
     let reply_age = if version >= 120000 {
         age("r.reply_time")
@@ -89,8 +122,9 @@ pub fn senders(version: i64) -> String {
          extract(epoch from r.flush_lag) as flush_lag, \
          extract(epoch from r.replay_lag) as replay_lag, \
          {reply_age} as reply_age, \
-         s.slot_name, s.slot_type \
+         s.slot_name, s.slot_type, s.temporary as slot_temporary, a.datname \
          from pg_stat_replication r left join pg_replication_slots s on s.active_pid = r.pid \
+         left join pg_stat_activity a on a.pid = r.pid \
          order by r.application_name, r.pid"
     )
 }
