@@ -4,9 +4,12 @@
 
 use crate::doc::{PruneReport, PruneSource};
 use crate::repo::{self, Repo, PRUNE_LOCK};
-use pgdr_core::{Error, Result};
+use pgdr_core::{Document, Error, Result};
 use pgdr_pgformat::wal_name::{Kind, WalName};
 use std::path::Path;
+
+/// The tool whose document `prune -` reads.
+const PRODUCER: &str = pgdr_snap::doc::PruneReport::PRODUCERS[0];
 
 /// Where the bound comes from.
 #[derive(Debug, Clone)]
@@ -23,7 +26,8 @@ pub enum Bound {
 #[derive(Debug, Clone)]
 pub struct PruneOptions {
     pub bound: Bound,
-    /// Remove nothing; report what would be removed.
+    /// Remove nothing; report what would be removed. A snap-prune document that is a dry run
+    /// makes the run a dry run whatever this says.
     pub dry_run: bool,
     /// Wait this many seconds for another prune holding the lock (none: fail at once, 75).
     pub wait_lock: Option<f64>,
@@ -67,7 +71,14 @@ pub fn prune(location: &Path, o: &PruneOptions) -> Result<PruneReport> {
             (bound, PruneSource::SnapPrune)
         }
     };
-    let dry_run_from = o.dry_run.then(|| "--dry-run".to_string());
+    // A document from a dry run makes this one a dry run too (SPEC "Pipelines are safe end
+    // to end"): snap-prune --dry-run destroyed nothing, so its oldest_kept is only what would
+    // remain, and the snapshots it would destroy still need their WAL.
+    let dry_run_from = match &o.bound {
+        _ if o.dry_run => Some("--dry-run".to_string()),
+        Bound::SnapPrune(doc) if doc.dry_run() => Some(PRODUCER.to_string()),
+        _ => None,
+    };
     let mut report = PruneReport {
         repo: repo.location(),
         bound: None,
