@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use wal_support::{
-    archiving_primary, bin, init, make_segments, sha, switch_and_wait, timeline, wa, wait_archived,
-    T,
+    archiving_primary, bin, init, log_has_document, make_segments, sha, switch_and_wait, timeline,
+    wa, wait_archived, T,
 };
 
 fn pgbench(c: &Cluster, args: &[&str]) {
@@ -169,6 +169,17 @@ fn archive_under_load_pitr_and_promoted_standby() {
     assert!(
         !restored.data.join("pgdr_wal_prefetch").exists()
             || restored.data.join("pgdr_wal_prefetch").is_dir()
+    );
+    // Run by the server, get printed nothing into its log; archive_command's push neither.
+    assert!(
+        !log_has_document(&restored.log_text()),
+        "{}",
+        restored.log_text()
+    );
+    assert!(
+        !log_has_document(&primary.log_text()),
+        "{}",
+        primary.log_text()
     );
     drop(restored);
 

@@ -1,18 +1,21 @@
 //! wal-archive's repository as a DBA meets it: `init`, and every other command refusing what
 //! is not an initialised repository (a missing directory, an unmounted mount point, another
 //! user's repository); first pushes that bind it at once; a repository of the format made
-//! before init; and snap-prune's real output driving `prune -`, dry runs included.
+//! before init; snap-prune's real output driving `prune -`, dry runs included; and push
+//! quiet in the log of the server that runs it.
 
 mod wal_support;
 
 use pgdr_testkit::{pg_user, short_tempdir, tool, Cluster};
-use pgdr_wal::doc::{InitReport, ListReport, PruneReport, PushReport};
+use pgdr_wal::doc::{GetReport, InitReport, ListReport, PruneReport, PushReport};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use wal_support::{archiving_primary, bin, init, make_segments, switch_and_wait, timeline, wa, T};
+use wal_support::{
+    archiving_primary, bin, init, log_has_document, make_segments, switch_and_wait, timeline, wa, T,
+};
 
 fn assert_untouched(dir: &Path) {
     assert!(
@@ -433,4 +436,56 @@ fn snap_prune_drives_prune_and_its_dry_run_removes_nothing() {
     // Nothing left to remove: snap-prune keeps the same snapshot.
     let again = pipeline(&c, &repo, "--keep-last 1");
     assert!(again.removed.is_empty(), "{again:?}");
+}
+
+#[test]
+fn quiet_in_the_server_log_a_document_by_hand() {
+    let dir = short_tempdir("pgdr-wq");
+    let repo = dir.path().join("repo");
+    let c = archiving_primary(&repo, "");
+    c.execute("create table t as select generate_series(1, 1000) g");
+    let mut last = String::new();
+    for _ in 0..4 {
+        c.execute("insert into t select generate_series(1, 1000)");
+        last = switch_and_wait(&c);
+    }
+    let archived: u64 = c
+        .query_value("select archived_count from pg_stat_archiver")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(archived >= 4, "{archived}");
+    let log = c.log_text();
+    assert!(
+        !log_has_document(&log),
+        "push printed into the server log:\n{log}"
+    );
+    // By hand, the same command prints its document.
+    let dest = dir.path().join("out");
+    let g: GetReport = wa(&repo)
+        .arg("get")
+        .arg(&last)
+        .arg(&dest)
+        .run()
+        .ok()
+        .document();
+    assert_eq!(g.name, last);
+    // --json asks for it under the server too: then the log has it.
+    c.execute(&format!(
+        "alter system set archive_command = '{} push %p --repo {} --json'",
+        bin().display(),
+        repo.display()
+    ));
+    c.execute("select pg_reload_conf()");
+    // The archiver reloads when it gets to it: segments until one is pushed with --json.
+    let mut printed = false;
+    for _ in 0..20 {
+        c.execute("insert into t select generate_series(1, 1000)");
+        switch_and_wait(&c);
+        printed = log_has_document(&c.log_text());
+        if printed {
+            break;
+        }
+    }
+    assert!(printed, "--json printed nothing:\n{}", c.log_text());
 }

@@ -133,6 +133,28 @@ pub struct PushArgs {
     /// calls for them return at once. PostgreSQL's status files are never renamed.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub parallel: usize,
+    #[command(flatten)]
+    pub quiet: QuietArgs,
+}
+
+/// push and get are quiet when PostgreSQL runs them.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct QuietArgs {
+    /// Print the document even when PostgreSQL runs this (by default nothing is printed on
+    /// success under archive_command or restore_command: their stdout is the server log).
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl QuietArgs {
+    /// The document, or nothing under the server (failures print their line on stderr
+    /// either way: the runner does that).
+    fn render<T: pgdr_core::Document>(&self, doc: &T) -> Result<Outcome> {
+        if !self.json && crate::caller::run_by_postgres() {
+            return Ok(Outcome::text(String::new()));
+        }
+        Outcome::document(doc)
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -151,6 +173,8 @@ pub struct GetArgs {
     /// data directory, outside pg_wal).
     #[arg(long, value_name = "DIR")]
     pub spool: Option<PathBuf>,
+    #[command(flatten)]
+    pub quiet: QuietArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -214,7 +238,7 @@ pub fn run(args: Args) -> Result<Outcome> {
                 dbname: a.dbname,
             },
         )?),
-        Cmd::Push(a) => Outcome::document(&push::push(
+        Cmd::Push(a) => a.quiet.render(&push::push(
             &location?,
             &PushOptions {
                 path: a.path,
@@ -223,7 +247,7 @@ pub fn run(args: Args) -> Result<Outcome> {
                 parallel: a.parallel,
             },
         )?),
-        Cmd::Get(a) => Outcome::document(&get::get(
+        Cmd::Get(a) => a.quiet.render(&get::get(
             &location.map_err(get::fatal)?,
             &GetOptions {
                 name: a.name,
@@ -283,7 +307,7 @@ pub static MAN: pgdr_core::man::ManExtra = pgdr_core::man::ManExtra {
         DocSection::of::<doc::PruneReport>("prune"),
     ],
     json_output: "\
-Each command prints one document. Sizes: \"bytes\" are original bytes, \"stored_bytes\" as stored in the repository (compressed, with the 68-byte header). System identifiers are strings (64-bit integers do not survive JSON doubles).",
+Each command prints one document; push and get print theirs only when run by hand or with --json: run by PostgreSQL (archive_command, restore_command: a postgres process among their ancestors) they print nothing on success, because their stdout is the server log. Failures always print one line on stderr. Sizes: \"bytes\" are original bytes, \"stored_bytes\" as stored in the repository (compressed, with the 68-byte header). System identifiers are strings (64-bit integers do not survive JSON doubles).",
     examples: &[
         ("Create the repository, bound to the cluster of a data directory:", "wal-archive init --repo /arch --pgdata /var/lib/postgresql/15/main"),
         ("Archive from PostgreSQL (postgresql.conf):", "archive_command = 'wal-archive push %p --repo /arch'"),

@@ -2,7 +2,8 @@
 //! versioned, checksummed and compressed repository (FORMAT.md).
 //!
 //! Layers, each knowing only the ones below it:
-//! - [`cli`]: arguments and rendering, nothing more.
+//! - [`cli`]: arguments and rendering, nothing more ([`caller`]: whether PostgreSQL runs us,
+//!   so push and get stay quiet in its log).
 //! - [`cmd`]: one operation per subcommand (init, push, get, list, verify, prune, the
 //!   prefetch worker), callable without clap.
 //! - [`file`] (store one file, restore one file) and [`survey`] (the whole repository by
@@ -16,6 +17,7 @@
 //! `pgdr-pgformat`; this crate never parses them itself. It must never know about snapshots
 //! beyond snap-prune's document ([`pgdr_snap::doc::PruneReport`]).
 
+pub mod caller;
 pub mod cli;
 pub mod cmd;
 pub mod doc;
