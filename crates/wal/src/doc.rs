@@ -47,14 +47,18 @@ pub struct InitReport {
     /// What push uses when --compress is not given.
     pub compression: Compression,
     /// The zstd level push uses when --level is not given (null: 1, or no levels).
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub compression_level: Option<i32>,
     /// The database system identifier the repository is bound to, as a string (64-bit
     /// integers do not survive JSON doubles); null until the first push binds it.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub system_identifier: Option<String>,
     /// The cluster's WAL segment size in bytes; null until bound.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub wal_segment_size: Option<u64>,
     /// The user owning the repository directory: the one that must run archive_command
     /// (null when the repository is not a local directory).
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub owner: Option<String>,
 }
 
@@ -169,14 +173,19 @@ pub struct Timeline {
     pub timeline: u32,
     /// The timeline it branched off (from its history file); null for timeline 1 or
     /// without one.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub parent: Option<u32>,
     /// Where it branched off its parent.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub switchpoint: Option<Lsn>,
     /// Its history file's name, when archived.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub history: Option<String>,
     /// The first archived segment.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub first: Option<String>,
     /// The last archived segment.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub last: Option<String>,
     /// Archived segments.
     pub count: u64,
@@ -197,8 +206,10 @@ pub struct Timeline {
 #[serde(deny_unknown_fields)]
 pub struct Problem {
     /// The file, when the problem is one file's.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub name: Option<String>,
     /// The timeline, when known.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub timeline: Option<u32>,
     /// What is wrong.
     pub problem: String,
@@ -213,8 +224,10 @@ pub struct ListReport {
     /// Its format version (FORMAT.md).
     pub format_version: u32,
     /// The database system it is bound to, as a string; null until the first push.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub system_identifier: Option<String>,
     /// The cluster's WAL segment size in bytes; null until the first push.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub wal_segment_size: Option<u64>,
     /// Archived files of every kind.
     pub files: u64,
@@ -285,6 +298,7 @@ pub struct PruneReport {
     pub repo: String,
     /// The first segment kept on every timeline; null when there was nothing to keep from
     /// (then nothing is removed).
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub bound: Option<String>,
     /// Where the bound came from.
     pub source: PruneSource,
@@ -292,6 +306,7 @@ pub struct PruneReport {
     pub dry_run: bool,
     /// What made this a dry run: "--dry-run", or the tool whose document on stdin was a dry
     /// run ("snap-prune"); null when it was not one.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub dry_run_from: Option<String>,
     /// The files removed (segments, .partial and .backup files below the bound; never
     /// .history files), in name order.
@@ -305,6 +320,7 @@ pub struct PruneReport {
     /// Temporary files of writes killed more than a day ago, removed too.
     pub stale_temporary_files: u64,
     /// Why nothing was done, when there was no bound.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub note: Option<String>,
 }
 
