@@ -229,14 +229,23 @@ fn drill(dir: &Path, extra: &[&str]) -> Drill {
     let repo_dir = pgdr_testkit::short_tempdir("pgdr-cr-");
     let repo = repo_dir.path().join("repo");
     let wa = pgdr_testkit::bin_dir().join("wal-archive");
-    let primary = Cluster::builder()
+    let mut primary = Cluster::builder()
         .conf("archive_mode = on")
         .conf(format!(
             "archive_command = '{} push %p --repo {}'",
             wa.display(),
             repo.display()
         ))
-        .start();
+        .init_only();
+    pgdr_testkit::tool("wal-archive")
+        .arg("init")
+        .arg("--repo")
+        .arg(&repo)
+        .arg("--pgdata")
+        .arg(&primary.data)
+        .run()
+        .ok();
+    primary.start_server();
     primary.execute("create table t (batch int, n int)");
     let standby = primary.standby_in(Some(dir));
     let mut d = Drill {

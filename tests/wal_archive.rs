@@ -1,51 +1,19 @@
 //! wal-archive against real PostgreSQL 15: archiving under load, point-in-time recovery through
 //! restore_command, a promoted standby's timeline, and the faults the contract is about.
 
-use pgdr_testkit::{chown_to_pg_user, short_tempdir, tool, Cluster};
+mod wal_support;
+
+use pgdr_testkit::{chown_to_pg_user, short_tempdir, Cluster};
+use pgdr_wal::doc::{GetReport, ListReport, PruneReport, PushReport, VerifyReport};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-const T: &str = "wal-archive";
-
-fn bin() -> PathBuf {
-    pgdr_testkit::bin_dir().join(T)
-}
-
-fn wa(repo: &Path) -> pgdr_testkit::ToolCommand {
-    tool(T).arg("--repo").arg(repo)
-}
-
-/// A primary archiving into `repo` with wal-archive.
-fn archiving_primary(repo: &Path, extra: &str) -> Cluster {
-    Cluster::builder()
-        .conf("archive_mode = on")
-        .conf(format!(
-            "archive_command = '{} push %p --repo {}{extra}'",
-            bin().display(),
-            repo.display()
-        ))
-        .conf("archive_timeout = 0")
-        .start()
-}
-
-fn wait_archived(c: &Cluster, name: &str) {
-    c.wait_for(
-        &format!("select coalesce(last_archived_wal >= '{name}', false) from pg_stat_archiver"),
-        Duration::from_secs(120),
-    );
-}
-
-/// Switches WAL and waits until the switched-from segment is archived; returns its name.
-fn switch_and_wait(c: &Cluster) -> String {
-    let name = c
-        .query_value("select pg_walfile_name(pg_switch_wal())")
-        .unwrap();
-    wait_archived(c, &name);
-    name
-}
+use wal_support::{
+    archiving_primary, bin, init, log_has_document, make_segments, sha, switch_and_wait, timeline,
+    wa, wait_archived, T,
+};
 
 fn pgbench(c: &Cluster, args: &[&str]) {
     let out = c
@@ -103,16 +71,6 @@ fn cluster_from(backup: &Path, primary: &Cluster, conf: &str) -> Cluster {
     c
 }
 
-fn segment_names(v: &serde_json::Value, tli: u64) -> serde_json::Value {
-    v["timelines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["timeline"] == tli)
-        .cloned()
-        .unwrap_or(serde_json::Value::Null)
-}
-
 #[test]
 fn archive_under_load_pitr_and_promoted_standby() {
     let dir = short_tempdir("pgdr-wa");
@@ -137,21 +95,23 @@ fn archive_under_load_pitr_and_promoted_standby() {
     let last = switch_and_wait(&primary);
 
     // Every segment from the first to the last switched one is in the archive, intact.
-    let l = wa(&repo).arg("list").run().ok().json();
-    let t1 = segment_names(&l, 1);
-    assert_eq!(t1["first"], "000000010000000000000001", "{l}");
-    assert_eq!(t1["last"], last.as_str(), "{l}");
-    assert_eq!(t1["gaps"].as_array().unwrap().len(), 0, "{l}");
-    let count = t1["count"].as_u64().unwrap();
-    assert_eq!(count, u64::from_str_radix(&last[16..], 16).unwrap(), "{l}");
-    assert!(
-        !t1["backup"].as_array().unwrap().is_empty(),
-        "the .backup file: {l}"
+    let l: ListReport = wa(&repo).arg("list").run().ok().document();
+    let t1 = timeline(&l, 1);
+    assert_eq!(
+        t1.first.as_deref(),
+        Some("000000010000000000000001"),
+        "{l:?}"
     );
-    assert!(
-        l["stored_bytes"].as_u64().unwrap() < l["bytes"].as_u64().unwrap() / 2,
-        "{l}"
+    assert_eq!(t1.last.as_deref(), Some(last.as_str()), "{l:?}");
+    assert_eq!(t1.gaps.len(), 0, "{l:?}");
+    let count = t1.count;
+    assert_eq!(
+        count,
+        u64::from_str_radix(&last[16..], 16).unwrap(),
+        "{l:?}"
     );
+    assert!(!t1.backup.is_empty(), "the .backup file: {l:?}");
+    assert!(l.stored_bytes < l.bytes / 2, "{l:?}");
     let ready = fs::read_dir(primary.data.join("pg_wal/archive_status"))
         .unwrap()
         .filter(|e| {
@@ -163,8 +123,8 @@ fn archive_under_load_pitr_and_promoted_standby() {
         })
         .count();
     assert_eq!(ready, 0);
-    let v = wa(&repo).arg("verify").run().ok().json();
-    assert_eq!(v["ok"], true, "{v}");
+    let v: VerifyReport = wa(&repo).arg("verify").run().ok().document();
+    assert!(v.ok, "{v:?}");
     // Private repository.
     let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&repo), 0o700);
@@ -210,6 +170,17 @@ fn archive_under_load_pitr_and_promoted_standby() {
         !restored.data.join("pgdr_wal_prefetch").exists()
             || restored.data.join("pgdr_wal_prefetch").is_dir()
     );
+    // Run by the server, get printed nothing into its log; archive_command's push neither.
+    assert!(
+        !log_has_document(&restored.log_text()),
+        "{}",
+        restored.log_text()
+    );
+    assert!(
+        !log_has_document(&primary.log_text()),
+        "{}",
+        primary.log_text()
+    );
     drop(restored);
 
     // A streaming standby, promoted: timeline 2 archived into the same repository.
@@ -227,28 +198,29 @@ fn archive_under_load_pitr_and_promoted_standby() {
     assert!(last2.starts_with("00000002"), "{last2}");
     // The history file is archived before any segment of its timeline.
     wait_archived(&standby, &last2);
-    let l = wa(&repo).arg("--pretty").arg("list").run().ok().json();
-    assert_eq!(l["history"], serde_json::json!(["00000002.history"]), "{l}");
-    let t2 = segment_names(&l, 2);
-    assert_eq!(t2["parent"], 1, "{l}");
-    assert_eq!(t2["last"], last2.as_str(), "{l}");
-    assert_eq!(t2["gaps"].as_array().unwrap().len(), 0, "{l}");
-    let v = wa(&repo).arg("verify").run().ok().json();
-    assert_eq!(v["ok"], true, "{v}");
-    assert_eq!(v["timelines"].as_array().unwrap().len(), 2, "{v}");
+    let l: ListReport = wa(&repo).arg("--pretty").arg("list").run().ok().document();
+    assert_eq!(l.history, ["00000002.history"], "{l:?}");
+    let t2 = timeline(&l, 2);
+    assert_eq!(t2.parent, Some(1), "{l:?}");
+    assert_eq!(t2.last.as_deref(), Some(last2.as_str()), "{l:?}");
+    assert_eq!(t2.gaps.len(), 0, "{l:?}");
+    let v: VerifyReport = wa(&repo).arg("verify").run().ok().document();
+    assert!(v.ok, "{v:?}");
+    assert_eq!(v.timelines.len(), 2, "{v:?}");
 
     // Removing a segment of timeline 1 below the switch point is a gap verify reports.
-    let second = format!("{}2", &t1["first"].as_str().unwrap()[..23]);
+    let second = format!("{}2", &t1.first.as_deref().unwrap()[..23]);
     fs::rename(
         repo.join("wal/00000001").join(&second),
         dir.path().join("aside"),
     )
     .unwrap();
-    let out = wa(&repo).arg("verify").run().expect_code(1);
-    let v = out.json();
+    let v: VerifyReport = wa(&repo).arg("verify").run().expect_code(1).document();
     assert!(
-        v["problems"].to_string().contains("missing 1 segment"),
-        "{v}"
+        v.problems
+            .iter()
+            .any(|p| p.timeline == Some(1) && p.problem.contains("missing 1 segment")),
+        "{v:?}"
     );
     fs::rename(
         dir.path().join("aside"),
@@ -257,51 +229,32 @@ fn archive_under_load_pitr_and_promoted_standby() {
     .unwrap();
 
     // prune: never .history; --dry-run changes nothing; then really.
-    let p = wa(&repo)
+    // (snap-prune's real document as the bound: tests/wal_archive_repository.rs.)
+    let p: PruneReport = wa(&repo)
         .args(["prune", "--dry-run", "--before"])
         .arg(&last)
         .run()
         .ok()
-        .json();
-    assert!(p["removed_count"].as_u64().unwrap() >= count - 1, "{p}");
-    assert_eq!(wa(&repo).arg("list").run().ok().json()["files"], l["files"]);
-    let snap = serde_json::json!({"kept": [], "destroyed": [], "oldest_kept": {"snapshot": "pgdr-x", "wal_start": last}});
-    let p2 = wa(&repo)
-        .args(["prune", "-"])
-        .stdin_json(&snap)
+        .document();
+    assert!(p.removed_count >= count - 1, "{p:?}");
+    assert_eq!(p.dry_run_from.as_deref(), Some("--dry-run"));
+    let after: ListReport = wa(&repo).arg("list").run().ok().document();
+    assert_eq!(after.files, l.files);
+    let p2: PruneReport = wa(&repo)
+        .args(["prune", "--before"])
+        .arg(&last)
         .run()
         .ok()
-        .json();
-    assert_eq!(p2["removed"], p["removed"], "{p2}");
-    let l = wa(&repo).arg("list").run().ok().json();
-    assert_eq!(segment_names(&l, 1)["first"], last.as_str(), "{l}");
-    assert_eq!(l["history"], serde_json::json!(["00000002.history"]));
-}
-
-/// Segments of a short-lived cluster, copied out of pg_wal: (dir, names, system id).
-fn make_segments(n: usize) -> (tempfile::TempDir, Vec<String>) {
-    let c = Cluster::start();
-    let mut names = Vec::new();
-    c.execute("create table x as select generate_series(1, 20000) g");
-    for _ in 0..n {
-        names.push(
-            c.query_value("select pg_walfile_name(pg_switch_wal())")
-                .unwrap(),
-        );
-        c.execute("insert into x select generate_series(1, 1000)");
-    }
-    let out = short_tempdir("pgdr-seg");
-    let wal = out.path().join("pg_wal");
-    fs::create_dir(&wal).unwrap();
-    for n in &names {
-        fs::copy(c.data.join("pg_wal").join(n), wal.join(n)).unwrap();
-    }
-    (out, names)
-}
-
-fn sha(path: &Path) -> String {
-    let out = Command::new("sha256sum").arg(path).output().unwrap();
-    String::from_utf8_lossy(&out.stdout)[..64].to_string()
+        .document();
+    assert_eq!(p2.removed, p.removed, "{p2:?}");
+    assert!(!p2.dry_run);
+    let l: ListReport = wa(&repo).arg("list").run().ok().document();
+    assert_eq!(
+        timeline(&l, 1).first.as_deref(),
+        Some(last.as_str()),
+        "{l:?}"
+    );
+    assert_eq!(l.history, ["00000002.history"]);
 }
 
 #[test]
@@ -313,12 +266,14 @@ fn faults_duplicates_damage_and_foreign_wal() {
     let repo = dir.path().join("repo");
     let seg = wal.join(&names[0]);
 
-    // First push creates the repository; a repeat is "already archived".
-    let r = wa(&repo).arg("push").arg(&seg).run().ok().json();
-    assert_eq!(r["file"]["already_archived"], false, "{r}");
-    assert_eq!(r["file"]["sha256"], sha(&seg));
-    let r = wa(&repo).arg("push").arg(&seg).run().ok().json();
-    assert_eq!(r["file"]["already_archived"], true, "{r}");
+    // The first push into a repository made without a cluster binds it; a repeat is
+    // "already archived".
+    assert!(init(&repo, None).system_identifier.is_none());
+    let r: PushReport = wa(&repo).arg("push").arg(&seg).run().ok().document();
+    assert!(!r.file.already_archived, "{r:?}");
+    assert_eq!(r.file.sha256, sha(&seg));
+    let r: PushReport = wa(&repo).arg("push").arg(&seg).run().ok().document();
+    assert!(r.file.already_archived, "{r:?}");
     let stored = repo.join("wal/00000001").join(&names[0]);
     let stored_bytes = fs::read(&stored).unwrap();
 
@@ -353,14 +308,14 @@ fn faults_duplicates_damage_and_foreign_wal() {
 
     // get: round trip, missing name, damaged copy.
     let dest = dir.path().join("RECOVERYXLOG");
-    let g = wa(&repo)
+    let g: GetReport = wa(&repo)
         .arg("get")
         .arg(&names[0])
         .arg(&dest)
         .run()
         .ok()
-        .json();
-    assert_eq!(g["sha256"], sha(&seg));
+        .document();
+    assert_eq!(g.sha256, sha(&seg));
     assert_eq!(fs::read(&dest).unwrap(), fs::read(&seg).unwrap());
     fs::remove_file(&dest).unwrap();
     wa(&repo)
@@ -387,8 +342,13 @@ fn faults_duplicates_damage_and_foreign_wal() {
         .filter(|n| n.contains("pgdr-tmp"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
-    let v = wa(&repo).arg("verify").run().expect_code(1).json();
-    assert!(v["problems"].to_string().contains(&names[0]), "{v}");
+    let v: VerifyReport = wa(&repo).arg("verify").run().expect_code(1).document();
+    assert!(
+        v.problems
+            .iter()
+            .any(|p| p.name.as_ref() == Some(&names[0])),
+        "{v:?}"
+    );
     // Pushing the same content on top of a damaged copy is refused, not "already archived".
     wa(&repo).arg("push").arg(&seg).run().expect_error(1, T);
     fs::write(&stored, &bad[..1000]).unwrap();
@@ -427,13 +387,14 @@ fn faults_duplicates_damage_and_foreign_wal() {
     // lz4 and none round-trip too.
     for c in ["lz4", "none"] {
         let r2 = dir.path().join(format!("repo-{c}"));
-        let p = wa(&r2)
+        init(&r2, None);
+        let p: PushReport = wa(&r2)
             .args(["push", "--compress", c])
             .arg(&seg)
             .run()
             .ok()
-            .json();
-        assert_eq!(p["file"]["compression"], c);
+            .document();
+        assert_eq!(p.file.compression.as_str(), c);
         let d = dir.path().join(format!("out-{c}"));
         wa(&r2).arg("get").arg(&names[0]).arg(&d).run().ok();
         assert_eq!(sha(&d), sha(&seg));
@@ -482,7 +443,8 @@ fn concurrent_pushes_and_kill_9_never_tear_a_file() {
 
     for round in 0..3 {
         let repo = dir.path().join(format!("repo{round}"));
-        // Create the repository first so all racers publish the same name.
+        // Bind the repository first so all racers publish the same name.
+        init(&repo, None);
         wa(&repo).arg("push").arg(&seg).run().ok();
         fs::remove_file(repo.join("wal/00000001").join(&names[0])).unwrap();
         let kids: Vec<_> = (0..6)
@@ -504,15 +466,15 @@ fn concurrent_pushes_and_kill_9_never_tear_a_file() {
             .into_iter()
             .map(|(a, c)| (a, c.wait_with_output().unwrap().status.code().unwrap()))
             .collect();
-        let stored = wa(&repo)
+        let stored: GetReport = wa(&repo)
             .arg("get")
             .arg(&names[0])
             .arg(dir.path().join("g"))
             .run()
             .ok()
-            .json();
-        let winner_a = stored["sha256"] == sha_a;
-        assert!(winner_a || stored["sha256"] == sha_b);
+            .document();
+        let winner_a = stored.sha256 == sha_a;
+        assert!(winner_a || stored.sha256 == sha_b);
         for (is_a, code) in results {
             assert_eq!(code, if is_a == winner_a { 0 } else { 1 }, "round {round}");
         }
@@ -520,6 +482,7 @@ fn concurrent_pushes_and_kill_9_never_tear_a_file() {
 
     // kill -9 at many points of a push: the final name holds a whole file or nothing.
     let repo = dir.path().join("repo-kill");
+    init(&repo, None);
     wa(&repo).arg("push").arg(&seg).run().ok();
     let target = repo.join("wal/00000001").join(&names[0]);
     for i in 0..25u64 {
@@ -537,20 +500,20 @@ fn concurrent_pushes_and_kill_9_never_tear_a_file() {
         let _ = c.kill();
         let _ = c.wait();
         if target.exists() {
-            let g = wa(&repo)
+            let g: GetReport = wa(&repo)
                 .arg("get")
                 .arg(&names[0])
                 .arg(dir.path().join("k"))
                 .run()
                 .ok()
-                .json();
-            assert_eq!(g["sha256"], sha_a, "kill {i}");
+                .document();
+            assert_eq!(g.sha256, sha_a, "kill {i}");
         }
         // And a new push after the kill always succeeds.
         wa(&repo).arg("push").arg(&seg).run().ok();
     }
-    let v = wa(&repo).arg("verify").run().ok().json();
-    assert_eq!(v["ok"], true, "{v}");
+    let v: VerifyReport = wa(&repo).arg("verify").run().ok().document();
+    assert!(v.ok, "{v:?}");
 }
 
 #[test]
@@ -566,13 +529,14 @@ fn full_repository_fails_cleanly() {
     fs::create_dir(&mnt).unwrap();
     // Room for the first (compressed) segment, not for an uncompressed second one.
     let probe = dir.path().join("probe");
-    let s = wa(&probe)
+    init(&probe, None);
+    let s: PushReport = wa(&probe)
         .arg("push")
         .arg(wal.join(&names[0]))
         .run()
         .ok()
-        .json();
-    let room = s["file"]["stored_size"].as_u64().unwrap() + (1 << 20);
+        .document();
+    let room = s.file.stored_bytes + (1 << 20);
     let st = Command::new("mount")
         .args([
             "-t",
@@ -593,6 +557,7 @@ fn full_repository_fails_cleanly() {
     }
     let _u = Umount(mnt.clone());
     let repo = mnt.join("repo");
+    init(&repo, None);
     wa(&repo).arg("push").arg(wal.join(&names[0])).run().ok();
     let out = wa(&repo)
         .args(["push", "--compress", "none"])
@@ -601,9 +566,9 @@ fn full_repository_fails_cleanly() {
         .expect_error(1, T);
     assert!(out.stderr.contains("No space left"), "{}", out.stderr);
     assert!(!repo.join("wal/00000001").join(&names[1]).exists());
-    let v = wa(&repo).arg("verify").run().ok().json();
-    assert_eq!(v["files"], 1, "{v}");
-    assert_eq!(v["temporary_files"], 0, "{v}");
+    let v: VerifyReport = wa(&repo).arg("verify").run().ok().document();
+    assert_eq!(v.files, 1, "{v:?}");
+    assert_eq!(v.temporary_files, 0, "{v:?}");
 }
 
 #[test]
@@ -617,42 +582,41 @@ fn parallel_push_and_prune_lock() {
     }
     let dir = short_tempdir("pgdr-wp");
     let repo = dir.path().join("repo");
-    let r = wa(&repo)
+    init(&repo, None);
+    let r: PushReport = wa(&repo)
         .args(["push", "--parallel", "2"])
         .arg(wal.join(&names[0]))
         .run()
         .ok()
-        .json();
-    assert_eq!(
-        r["parallel"]["pushed"].as_array().unwrap().len(),
-        names.len() - 1,
-        "{r}"
-    );
+        .document();
+    let parallel = r.parallel.as_ref().expect("--parallel reports");
+    assert_eq!(parallel.pushed.len(), names.len() - 1, "{r:?}");
+    assert!(parallel.failed.is_empty(), "{r:?}");
     // PostgreSQL's status files are untouched.
     for n in &names {
         assert!(status.join(format!("{n}.ready")).exists());
     }
     for n in &names[1..] {
-        let r = wa(&repo).arg("push").arg(wal.join(n)).run().ok().json();
-        assert_eq!(r["acknowledged"], true, "{r}");
-        assert_eq!(r["file"]["already_archived"], true, "{r}");
+        let r: PushReport = wa(&repo).arg("push").arg(wal.join(n)).run().ok().document();
+        assert!(r.acknowledged, "{r:?}");
+        assert!(r.file.already_archived, "{r:?}");
     }
     // A changed source file is not trusted to an acknowledgement.
-    let v = wa(&repo).arg("verify").run().ok().json();
-    assert_eq!(v["files"], names.len() as u64, "{v}");
+    let v: VerifyReport = wa(&repo).arg("verify").run().ok().document();
+    assert_eq!(v.files, names.len() as u64, "{v:?}");
 
     // get --prefetch: the next segments are decompressed, verified, into a spool beside pg_wal.
     let data = dir.path().join("data");
     fs::create_dir_all(data.join("pg_wal")).unwrap();
     let dest = data.join("pg_wal/RECOVERYXLOG");
-    let g = wa(&repo)
+    let g: GetReport = wa(&repo)
         .args(["get", "--prefetch", "2"])
         .arg(&names[0])
         .arg(&dest)
         .run()
         .ok()
-        .json();
-    assert_eq!(g["from_prefetch"], false);
+        .document();
+    assert!(!g.from_prefetch);
     let spooled = data.join("pgdr_wal_prefetch").join(&names[1]);
     let deadline = Instant::now() + Duration::from_secs(60);
     while !spooled.exists() {
@@ -663,14 +627,14 @@ fn parallel_push_and_prune_lock() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let g = wa(&repo)
+    let g: GetReport = wa(&repo)
         .args(["get", "--prefetch", "2"])
         .arg(&names[1])
         .arg(&dest)
         .run()
         .ok()
-        .json();
-    assert_eq!(g["from_prefetch"], true, "{g}");
+        .document();
+    assert!(g.from_prefetch, "{g:?}");
     assert_eq!(sha(&dest), sha(&wal.join(&names[1])));
 
     // prune holds a lock: a second one fails with 75.
@@ -693,17 +657,17 @@ fn parallel_push_and_prune_lock() {
         .run()
         .expect_error(75, T);
     f.unlock().unwrap();
-    let p = wa(&repo)
+    let p: PruneReport = wa(&repo)
         .args(["prune", "--before"])
         .arg(&names[2])
         .run()
         .ok()
-        .json();
-    assert_eq!(p["removed"], serde_json::json!([names[0], names[1]]), "{p}");
-    let k = wa(&repo)
+        .document();
+    assert_eq!(p.removed, [names[0].clone(), names[1].clone()], "{p:?}");
+    let k: PruneReport = wa(&repo)
         .args(["prune", "--keep-days", "1"])
         .run()
         .ok()
-        .json();
-    assert_eq!(k["removed_count"], 0, "{k}");
+        .document();
+    assert_eq!(k.removed_count, 0, "{k:?}");
 }

@@ -100,6 +100,7 @@ max_wal_size = 4GB
 archive_mode = on
 archive_command = '$BIN/wal-archive push %p --repo $repo && pgbackrest --config=$conf --stanza=b archive-push %p'
 CONF
+  "$BIN/wal-archive" init --repo "$repo" --pgdata "$d" >/dev/null
   pg "$PGBIN/pg_ctl" -D "$d" -l "$WORK/log-$fs-$scale" -w start >/dev/null
   pg pgbackrest --config="$conf" --stanza=b stanza-create >/dev/null
   pg "$PGBIN/pgbench" -i -q -s "$scale" -h "$WORK" -p "$PORT" -U postgres postgres >/dev/null 2>&1

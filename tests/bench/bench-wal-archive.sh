@@ -93,6 +93,8 @@ def reset(tool):
     sh(f"rm -rf {W}/repo {W}/pgbr {W}/cp {W}/out; mkdir -p {W}/out {W}/cp")
     if tool == "pgbackrest":
         sh(f"{PGBR} stanza-create")
+    if tool == "wal-archive":
+        sh(f"{BIN} init --repo {W}/repo >/dev/null")
 
 push = {
     "wal-archive": lambda n: [BIN, "push", f"{src}/{n}", "--repo", f"{W}/repo"],

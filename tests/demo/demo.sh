@@ -99,6 +99,8 @@ if [ "$(id -u)" = 0 ]; then chown postgres: "$SOCK" "$REPO" "$PRIMARY" "$(dirnam
 # --- 1. the primary -------------------------------------------------------------------------
 as_pg "$PGBIN/initdb" -D "$PRIMARY" -U postgres -A trust -E UTF8 --locale=C >/dev/null
 say "primary: initdb in $PRIMARY"
+wal-archive init --repo "$REPO" --pgdata "$PRIMARY" >/dev/null
+say "wal-archive: init of $REPO, bound to the primary's cluster"
 hba-edit -f "$PRIMARY/pg_hba.conf" add --type host --database replication --user replicator \
   --address 127.0.0.1/32 --method scram-sha-256 --comment "pgdr demo standby" >/dev/null
 hba-edit -f "$PRIMARY/pg_hba.conf" check >/dev/null

@@ -1,6 +1,8 @@
-//! The header of every stored file (FORMAT.md, "Stored files"): 68 bytes in front of the
+//! The stored-file format (FORMAT.md, "Stored files"): a 68-byte header in front of the
 //! compressed body, so that `get`, `list`, `verify` and the duplicate check know the original
-//! size and SHA-256 without decompressing.
+//! size and SHA-256 without decompressing; and the body streamed both ways ([`write_body`],
+//! [`read_verified`]) in 1 MiB chunks, so memory stays bounded whatever the file's size. No
+//! paths, no repository: readers and writers only.
 //!
 //! ```text
 //! 0  8  magic "PGDRWAL\0"
@@ -15,14 +17,31 @@
 //! ```
 
 use pgdr_pgformat::wal_name::Kind;
+use sha2::{Digest, Sha256};
+use std::io::{self, BufWriter, Read, Write};
 
 pub const MAGIC: &[u8; 8] = b"PGDRWAL\0";
 pub const HEADER_LEN: usize = 68;
 /// The stored-file format this build writes and reads.
 pub const FILE_VERSION: u16 = 1;
+/// Streaming chunk: bounds memory per file regardless of the segment size.
+pub const CHUNK: usize = 1 << 20;
+/// How many of the original's first bytes [`read_verified`] hands back: enough for a WAL
+/// segment's long page header.
+pub const FIRST_BYTES: usize = 8192;
 
 /// How the body is compressed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
     None,
@@ -51,6 +70,25 @@ impl Compression {
             Compression::None => "none",
             Compression::Zstd => "zstd",
             Compression::Lz4 => "lz4",
+        }
+    }
+
+    /// The level push uses: `level` checked against the method (zstd: -7 to 22, default 1;
+    /// lz4 and none have no levels).
+    ///
+    /// # Errors
+    /// A usage error for a level out of range or given to a method without levels.
+    pub fn level(self, level: Option<i32>) -> pgdr_core::Result<i32> {
+        use pgdr_core::Error;
+        match (self, level) {
+            (Compression::Zstd, Some(l)) if !(-7..=22).contains(&l) => {
+                Err(Error::usage(format!("invalid --level {l}"))
+                    .because("zstd levels go from -7 to 22"))
+            }
+            (Compression::Zstd, l) => Ok(l.unwrap_or(1)),
+            (c, Some(_)) => Err(Error::usage("--level applies to zstd only")
+                .because(format!("--compress {} has no levels", c.as_str()))),
+            (_, None) => Ok(0),
         }
     }
 }
@@ -133,6 +171,225 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// What the body of a new stored file came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Body {
+    /// Original bytes read (`first` included).
+    pub size: u64,
+    /// SHA-256 of those bytes.
+    pub sha256: [u8; 32],
+}
+
+/// Compresses `first` then the rest of `src` into `out`, hashing the original bytes.
+///
+/// # Errors
+/// `Err(Ok(e))` when reading `src` fails, `Err(Err(e))` when writing `out` fails (the
+/// caller names the source and the target differently).
+pub fn write_body(
+    first: &[u8],
+    src: &mut dyn Read,
+    out: &mut dyn Write,
+    compression: Compression,
+    level: i32,
+) -> Result<Body, Result<io::Error, io::Error>> {
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    let bw = BufWriter::with_capacity(CHUNK, out);
+    let mut enc = Encoder::new(compression, level, bw).map_err(Err)?;
+    hasher.update(first);
+    size += first.len() as u64;
+    enc.write_all(first).map_err(Err)?;
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = match src.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Ok(e)),
+        };
+        hasher.update(&buf[..n]);
+        size += n as u64;
+        enc.write_all(&buf[..n]).map_err(Err)?;
+    }
+    let mut bw = enc.finish().map_err(Err)?;
+    bw.flush().map_err(Err)?;
+    Ok(Body {
+        size,
+        sha256: hasher.finalize().into(),
+    })
+}
+
+enum Encoder<W: Write> {
+    None(W),
+    Zstd(zstd::stream::write::Encoder<'static, W>),
+    Lz4(lz4_flex::frame::FrameEncoder<W>),
+}
+
+impl<W: Write> Encoder<W> {
+    fn new(c: Compression, level: i32, w: W) -> io::Result<Self> {
+        Ok(match c {
+            Compression::None => Encoder::None(w),
+            Compression::Zstd => Encoder::Zstd(zstd::stream::write::Encoder::new(w, level)?),
+            Compression::Lz4 => Encoder::Lz4(lz4_flex::frame::FrameEncoder::new(w)),
+        })
+    }
+    fn finish(self) -> io::Result<W> {
+        match self {
+            Encoder::None(w) => Ok(w),
+            Encoder::Zstd(e) => e.finish(),
+            Encoder::Lz4(e) => e.finish().map_err(io::Error::other),
+        }
+    }
+}
+
+impl<W: Write> Write for Encoder<W> {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        match self {
+            Encoder::None(w) => w.write(b),
+            Encoder::Zstd(e) => e.write(b),
+            Encoder::Lz4(e) => e.write(b),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Encoder::None(w) => w.flush(),
+            Encoder::Zstd(e) => e.flush(),
+            Encoder::Lz4(e) => e.flush(),
+        }
+    }
+}
+
+/// Why a stored file cannot be read back intact (a damaged header or body, a checksum that
+/// does not match, an I/O error reading it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage(pub String);
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn io_damage(e: &io::Error) -> Damage {
+    Damage(pgdr_core::error::clean_io_message(&e.to_string()))
+}
+
+/// Reads and checks a stored file's header from the start of `r`.
+///
+/// # Errors
+/// [`Damage`] for a short, unreadable or invalid header.
+pub fn read_header(r: &mut dyn Read) -> Result<Header, Damage> {
+    let mut b = [0u8; HEADER_LEN];
+    read_full(r, &mut b).map_err(|e| io_damage(&e))?;
+    Header::decode(&b).map_err(Damage)
+}
+
+fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<()> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if got < buf.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("truncated: {got} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+/// Decompresses a whole stored file (header first) from `r` into `out`, checking the size
+/// and SHA-256 its header records. `first` receives the original's first
+/// [`FIRST_BYTES`] bytes (for page-header checks).
+///
+/// # Errors
+/// `Err(Ok(e))` when writing `out` fails; `Err(Err(Damage))` when the stored file is not
+/// intact. Nothing tells a caller the body was right until this returns `Ok`.
+pub fn read_verified(
+    r: &mut dyn Read,
+    out: &mut dyn Write,
+    first: &mut Vec<u8>,
+) -> Result<Header, Result<io::Error, Damage>> {
+    let h = read_header(r).map_err(Err)?;
+    let mut body: Box<dyn Read + '_> = match h.compression {
+        Compression::None => Box::new(io::BufReader::with_capacity(CHUNK, r)),
+        Compression::Zstd => Box::new(
+            zstd::stream::read::Decoder::new(r).map_err(|e| Err(Damage(format!("zstd: {e}"))))?,
+        ),
+        Compression::Lz4 => Box::new(lz4_flex::frame::FrameDecoder::new(
+            io::BufReader::with_capacity(CHUNK, r),
+        )),
+    };
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = match body.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(Err(Damage(format!(
+                    "cannot decompress ({}): {}",
+                    h.compression.as_str(),
+                    pgdr_core::error::clean_io_message(&e.to_string())
+                ))))
+            }
+        };
+        if size > h.size {
+            return Err(Err(Damage("longer than its recorded size".into())));
+        }
+        if first.len() < FIRST_BYTES {
+            let take = (FIRST_BYTES - first.len()).min(n);
+            first.extend_from_slice(&buf[..take]);
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+        out.write_all(&buf[..n]).map_err(Ok)?;
+    }
+    if size != h.size {
+        return Err(Err(Damage(format!(
+            "decompressed to {size} bytes, {} recorded",
+            h.size
+        ))));
+    }
+    let got: [u8; 32] = hasher.finalize().into();
+    if got != h.sha256 {
+        return Err(Err(Damage(format!(
+            "checksum mismatch: sha256 {} recorded, {} read",
+            hex(&h.sha256),
+            hex(&got)
+        ))));
+    }
+    Ok(h)
+}
+
+/// SHA-256 and size of a plain file's bytes.
+///
+/// # Errors
+/// The reader's.
+pub fn sha256_of(f: &mut dyn Read) -> io::Result<([u8; 32], u64)> {
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; CHUNK];
+    let mut size = 0u64;
+    loop {
+        let n = match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok((hasher.finalize().into(), size))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,6 +420,51 @@ mod tests {
             assert!(Header::decode(&x).is_err(), "byte {i}");
         }
         assert!(Header::decode(&e[..30]).unwrap_err().contains("truncated"));
+    }
+
+    #[test]
+    fn bodies_round_trip_and_damage_is_caught() {
+        let orig: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        for c in [Compression::None, Compression::Zstd, Compression::Lz4] {
+            let mut stored = vec![0u8; HEADER_LEN];
+            let body = write_body(&orig[..100], &mut &orig[100..], &mut stored, c, 1).unwrap();
+            assert_eq!(body.size, orig.len() as u64);
+            let h = Header {
+                compression: c,
+                kind: Kind::Segment,
+                size: body.size,
+                system_identifier: 1,
+                sha256: body.sha256,
+            };
+            stored[..HEADER_LEN].copy_from_slice(&h.encode());
+            let (mut out, mut first) = (Vec::new(), Vec::new());
+            assert_eq!(
+                read_verified(&mut &stored[..], &mut out, &mut first).unwrap(),
+                h
+            );
+            assert_eq!(out, orig);
+            assert_eq!(first, orig[..FIRST_BYTES]);
+            let mut bad = stored.clone();
+            let last = bad.len() - 10;
+            bad[last] ^= 0x40;
+            assert!(
+                read_verified(&mut &bad[..], &mut io::sink(), &mut Vec::new())
+                    .unwrap_err()
+                    .is_err()
+            );
+        }
+    }
+
+    #[test]
+    fn levels_belong_to_zstd() {
+        assert_eq!(Compression::Zstd.level(None).unwrap(), 1);
+        assert_eq!(Compression::Zstd.level(Some(-7)).unwrap(), -7);
+        assert_eq!(
+            Compression::Zstd.level(Some(23)).unwrap_err().exit_code(),
+            2
+        );
+        assert_eq!(Compression::Lz4.level(Some(3)).unwrap_err().exit_code(), 2);
+        assert_eq!(Compression::None.level(None).unwrap(), 0);
     }
 
     #[test]

@@ -1,0 +1,124 @@
+//! `wal-archive get`: PostgreSQL's restore_command. Exit 1 only for "not archived" (how
+//! recovery learns it reached the end of the archive); anything archived that cannot be
+//! read back intact, and any repository that cannot be used, exits [`GET_FATAL`] with nothing
+//! written to DEST, so PostgreSQL stops recovery instead of ending it early at the wrong point.
+
+use crate::cmd::prefetch;
+use crate::doc::GetReport;
+use crate::file::{restore, RestoreError};
+use crate::repo::{key_of, Repo};
+use crate::store::local::temp_beside;
+use crate::stored::{hex, Header};
+use pgdr_core::signals::TempFile;
+use pgdr_core::{Context, Error, ErrorKind, Result};
+use pgdr_pgformat::wal_name::{Kind, WalName};
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// The exit code of `get` when a file is archived but cannot be read back intact. PostgreSQL
+/// treats a restore_command status above 125 as fatal and stops recovery, instead of taking
+/// the failure for "end of archive" and ending recovery early at the wrong point.
+pub const GET_FATAL: u8 = 126;
+
+/// What to restore.
+#[derive(Debug, Clone, Default)]
+pub struct GetOptions {
+    /// The file name (%f).
+    pub name: String,
+    /// Where to write it (%p).
+    pub dest: PathBuf,
+    /// Segments to prefetch ahead (only under PostgreSQL's RECOVERYXLOG, or with `spool`).
+    pub prefetch: usize,
+    /// The prefetch spool (default: pgdr_wal_prefetch in the data directory).
+    pub spool: Option<PathBuf>,
+}
+
+/// Makes an error fatal to recovery (exit [`GET_FATAL`]).
+pub fn fatal(e: Error) -> Error {
+    e.kind(ErrorKind::Code(GET_FATAL))
+}
+
+/// Restores `o.name` into `o.dest`.
+///
+/// # Errors
+/// Exit 2 for a name PostgreSQL never asks for; exit 1 with one line for a name not
+/// archived; exit [`GET_FATAL`] for everything else.
+pub fn get(location: &Path, o: &GetOptions) -> Result<GetReport> {
+    let name = WalName::parse(&o.name).ok_or_else(|| {
+        Error::usage(format!("cannot get {:?}", o.name))
+            .because("not a WAL segment, .partial, .backup or .history file name")
+    })?;
+    let repo = Repo::open(location).map_err(fatal)?;
+    // "Not found" is how recovery learns it reached the end of the archive: one quiet line.
+    if repo.store().head(&key_of(&name)).map_err(fatal)?.is_none() {
+        return Err(Error::failed(format!("{name} is not in the archive")));
+    }
+    let spool = prefetch::spool_dir(o);
+    let taken = spool
+        .as_ref()
+        .and_then(|s| prefetch::take_from_spool(&repo, &name, s, &o.dest));
+    let from_prefetch = taken.is_some();
+    let header = match taken {
+        Some(h) => h,
+        None => restore_to(&repo, &name, &o.dest)?,
+    };
+    let mut started = 0;
+    if let (Some(spool), Kind::Segment) = (&spool, name.kind) {
+        if prefetch::spawn(location, spool, &name, o.prefetch) {
+            started = o.prefetch;
+        }
+    }
+    Ok(GetReport {
+        name: name.to_string(),
+        dest: o.dest.display().to_string(),
+        bytes: header.size,
+        compression: header.compression,
+        sha256: hex(&header.sha256),
+        from_prefetch,
+        prefetch: started,
+    })
+}
+
+/// Restores `name` verified into a temporary file beside `dest`, then renames it over `dest`.
+/// Any failure is fatal and leaves `dest` untouched.
+fn restore_to(repo: &Repo, name: &WalName, dest: &Path) -> Result<Header> {
+    let cannot_write = || format!("cannot write {}", dest.display());
+    let (temp, f) = temp_beside(dest).context(cannot_write).map_err(fatal)?;
+    let mut w = io::BufWriter::with_capacity(1 << 20, f);
+    let h = restore(repo, name, &mut w).map_err(|e| {
+        fatal(match e {
+            RestoreError::Write(io) => Err::<(), _>(io).context(cannot_write).unwrap_err(),
+            RestoreError::Store(e) => e,
+            RestoreError::Missing => Error::failed(format!(
+                "{name} vanished from the archive while it was read"
+            )),
+            RestoreError::Damaged(why) => {
+                Error::failed(format!("{name} is archived but cannot be read back intact"))
+                    .because(why)
+                    .hint("recovery stops here rather than end early; run 'wal-archive verify'")
+            }
+        })
+    })?;
+    let f = w
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .context(cannot_write)
+        .map_err(fatal)?;
+    finish_dest(temp, f, dest)?;
+    Ok(h)
+}
+
+/// Syncs the restored file and renames it over `dest`, then syncs the directory.
+fn finish_dest(temp: TempFile, f: File, dest: &Path) -> Result<()> {
+    let cannot_write = || format!("cannot write {}", dest.display());
+    f.sync_all().context(cannot_write).map_err(fatal)?;
+    let _guard = pgdr_core::signals::critical_section();
+    fs::rename(temp.path(), dest)
+        .context(cannot_write)
+        .map_err(fatal)?;
+    temp.keep();
+    pgdr_core::fsx::fsync_dir(&crate::file::dir_of(dest))
+        .context(cannot_write)
+        .map_err(fatal)
+}

@@ -1,0 +1,344 @@
+//! The documents wal-archive prints, one type each (SPEC "One document shape"). Sizes:
+//! `bytes` are original bytes, `stored_bytes` as stored (compressed, with the header).
+//! wal-archive reads one document with `-`: snap-prune's [`pgdr_snap::doc::PruneReport`].
+
+use crate::stored::Compression;
+use pgdr_core::Document;
+use pgdr_pgformat::wal_name::Kind;
+use pgdr_pgformat::Lsn;
+use serde::{Deserialize, Serialize};
+
+/// The kind of an archived file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FileKind {
+    /// A WAL segment.
+    Segment,
+    /// The last, partly filled segment of a timeline, archived at promotion.
+    Partial,
+    /// A backup history file (`….backup`).
+    Backup,
+    /// A timeline history file (`TTTTTTTT.history`).
+    History,
+}
+
+impl From<Kind> for FileKind {
+    fn from(k: Kind) -> FileKind {
+        match k {
+            Kind::Segment => FileKind::Segment,
+            Kind::Partial => FileKind::Partial,
+            Kind::Backup => FileKind::Backup,
+            Kind::History => FileKind::History,
+        }
+    }
+}
+
+/// `wal-archive init`: the repository as it now is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InitReport {
+    /// The repository (--repo).
+    pub repo: String,
+    /// True when this run created it; false when it was already a repository with these
+    /// settings (init is idempotent).
+    pub created: bool,
+    /// The repository format version (FORMAT.md).
+    pub format_version: u32,
+    /// What push uses when --compress is not given.
+    pub compression: Compression,
+    /// The zstd level push uses when --level is not given (null: 1, or no levels).
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub compression_level: Option<i32>,
+    /// The database system identifier the repository is bound to, as a string (64-bit
+    /// integers do not survive JSON doubles); null until the first push binds it.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub system_identifier: Option<String>,
+    /// The cluster's WAL segment size in bytes; null until bound.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub wal_segment_size: Option<u64>,
+    /// The user owning the repository directory: the one that must run archive_command
+    /// (null when the repository is not a local directory).
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub owner: Option<String>,
+}
+
+impl Document for InitReport {
+    const PRODUCERS: &'static [&'static str] = &["wal-archive"];
+}
+
+/// One archived file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StoredFile {
+    /// Its name, as PostgreSQL names it.
+    pub name: String,
+    /// What it is.
+    pub kind: FileKind,
+    /// Its timeline.
+    pub timeline: u32,
+    /// True when the name was already archived with identical content (nothing was written;
+    /// the archived copy was read back and synced before saying so).
+    pub already_archived: bool,
+    /// Original size in bytes.
+    pub bytes: u64,
+    /// Size in the repository in bytes (compressed, with the 68-byte header).
+    pub stored_bytes: u64,
+    /// How it is stored.
+    pub compression: Compression,
+    /// SHA-256 of the original bytes, lower-case hex.
+    pub sha256: String,
+}
+
+/// `push`: the file archived, and with --parallel the other ready files pushed meanwhile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PushReport {
+    /// The repository.
+    pub repo: String,
+    /// The file PostgreSQL asked for.
+    pub file: StoredFile,
+    /// True when an earlier `push --parallel` had already stored this very file (same
+    /// device, inode, size and modification time), so nothing was read again.
+    pub acknowledged: bool,
+    /// What --parallel pushed ahead; null without --parallel.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub parallel: Option<ParallelReport>,
+}
+
+impl Document for PushReport {
+    const PRODUCERS: &'static [&'static str] = &["wal-archive"];
+}
+
+/// The files `push --parallel` pushed ahead of PostgreSQL's calls.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ParallelReport {
+    /// Pushed and acknowledged.
+    pub pushed: Vec<StoredFile>,
+    /// Not pushed (PostgreSQL's own call for each gets the full answer later).
+    pub failed: Vec<ParallelFailure>,
+}
+
+/// A file --parallel could not push.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ParallelFailure {
+    /// Its name.
+    pub name: String,
+    /// The error line.
+    pub error: String,
+}
+
+/// `get`: the file restored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GetReport {
+    /// The name restored (%f).
+    pub name: String,
+    /// Where it was written (%p).
+    pub dest: String,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// How it was stored.
+    pub compression: Compression,
+    /// SHA-256 of its bytes, checked against the archived one.
+    pub sha256: String,
+    /// True when it came from the --prefetch spool (verified again before use).
+    pub from_prefetch: bool,
+    /// How many following segments a background prefetch was started for (0: none).
+    pub prefetch: usize,
+}
+
+impl Document for GetReport {
+    const PRODUCERS: &'static [&'static str] = &["wal-archive"];
+}
+
+/// A run of missing segments inside a timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Gap {
+    /// The first missing segment.
+    pub first: String,
+    /// The last missing segment.
+    pub last: String,
+    /// How many are missing.
+    pub count: u64,
+}
+
+/// What the repository holds of one timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Timeline {
+    /// The timeline ID.
+    pub timeline: u32,
+    /// The timeline it branched off (from its history file); null for timeline 1 or
+    /// without one.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub parent: Option<u32>,
+    /// Where it branched off its parent.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub switchpoint: Option<Lsn>,
+    /// Its history file's name, when archived.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub history: Option<String>,
+    /// The first archived segment.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub first: Option<String>,
+    /// The last archived segment.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub last: Option<String>,
+    /// Archived segments.
+    pub count: u64,
+    /// Original bytes of its segments, .partial and .backup files.
+    pub bytes: u64,
+    /// Their size in the repository.
+    pub stored_bytes: u64,
+    /// Missing segments between first and last.
+    pub gaps: Vec<Gap>,
+    /// Its .partial files.
+    pub partial: Vec<String>,
+    /// Its .backup files.
+    pub backup: Vec<String>,
+}
+
+/// A file or timeline with something wrong.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Problem {
+    /// The file, when the problem is one file's.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub name: Option<String>,
+    /// The timeline, when known.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub timeline: Option<u32>,
+    /// What is wrong.
+    pub problem: String,
+}
+
+/// `list`: what the repository holds, per timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListReport {
+    /// The repository.
+    pub repo: String,
+    /// Its format version (FORMAT.md).
+    pub format_version: u32,
+    /// The database system it is bound to, as a string; null until the first push.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub system_identifier: Option<String>,
+    /// The cluster's WAL segment size in bytes; null until the first push.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub wal_segment_size: Option<u64>,
+    /// Archived files of every kind.
+    pub files: u64,
+    /// Their original bytes.
+    pub bytes: u64,
+    /// Their bytes in the repository.
+    pub stored_bytes: u64,
+    /// Per timeline, in order.
+    pub timelines: Vec<Timeline>,
+    /// The archived history files.
+    pub history: Vec<String>,
+    /// Files whose header cannot be read.
+    pub unreadable: Vec<Problem>,
+}
+
+impl Document for ListReport {
+    const PRODUCERS: &'static [&'static str] = &["wal-archive"];
+}
+
+/// `verify`: every file read back in full; exit 1 when problems is not empty.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyReport {
+    /// The repository.
+    pub repo: String,
+    /// True when no problem was found.
+    pub ok: bool,
+    /// Files read.
+    pub files: u64,
+    /// Their original bytes.
+    pub bytes: u64,
+    /// Their bytes in the repository.
+    pub stored_bytes: u64,
+    /// Per timeline, as list prints them.
+    pub timelines: Vec<Timeline>,
+    /// Damaged or foreign files, gaps, missing history files, timelines that do not reach
+    /// their children's switch points.
+    pub problems: Vec<Problem>,
+    /// Temporary files of writes in progress or killed (prune removes them after a day).
+    pub temporary_files: u64,
+    /// Objects under wal/ that are not archived files (wrong names or places).
+    pub unknown_files: Vec<String>,
+}
+
+impl Document for VerifyReport {
+    const PRODUCERS: &'static [&'static str] = &["wal-archive"];
+}
+
+/// Where prune's bound came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub enum PruneSource {
+    /// --before WALNAME.
+    #[serde(rename = "before")]
+    Before,
+    /// --keep-days N.
+    #[serde(rename = "keep_days")]
+    KeepDays,
+    /// `-`: snap-prune's document on stdin (the wal_start of its oldest kept snapshot).
+    #[serde(rename = "snap-prune")]
+    SnapPrune,
+}
+
+/// `prune`: what was (with dry_run: would be) removed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PruneReport {
+    /// The repository.
+    pub repo: String,
+    /// The first segment kept on every timeline; null when there was nothing to keep from
+    /// (then nothing is removed).
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub bound: Option<String>,
+    /// Where the bound came from.
+    pub source: PruneSource,
+    /// Nothing was removed: "removed" lists what would have been.
+    pub dry_run: bool,
+    /// What made this a dry run: "--dry-run", or the tool whose document on stdin was a dry
+    /// run ("snap-prune"); null when it was not one.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub dry_run_from: Option<String>,
+    /// The files removed (segments, .partial and .backup files below the bound; never
+    /// .history files), in name order.
+    pub removed: Vec<String>,
+    /// How many.
+    pub removed_count: u64,
+    /// Their bytes in the repository (what the removal frees).
+    pub removed_stored_bytes: u64,
+    /// Archived files kept.
+    pub kept: u64,
+    /// Temporary files of writes killed more than a day ago, removed too.
+    pub stale_temporary_files: u64,
+    /// Why nothing was done, when there was no bound.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub note: Option<String>,
+}
+
+impl Document for PruneReport {
+    const PRODUCERS: &'static [&'static str] = &["wal-archive"];
+    fn dry_run(&self) -> bool {
+        self.dry_run
+    }
+}
+
+/// The hidden `prefetch-worker` (started by `get --prefetch`, its output discarded).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PrefetchReport {
+    /// Segments decompressed, verified and put into the spool.
+    pub prefetched: u64,
+}
+
+impl Document for PrefetchReport {
+    const PRODUCERS: &'static [&'static str] = &["wal-archive"];
+}

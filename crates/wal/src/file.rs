@@ -1,0 +1,367 @@
+//! Per-file work, apart from the commands that orchestrate it (as pgBackRest keeps
+//! src/command/archive/push/file.c apart from push.c): storing one file with every check push
+//! makes ([`store_file`]), and reading one back verified ([`restore`]) for get, verify and the
+//! prefetch worker.
+
+use crate::doc::{FileKind, StoredFile};
+use crate::repo::{key_of, Identity, Repo};
+use crate::store::Created;
+use crate::stored::{self, hex, Compression, Damage, Header, HEADER_LEN};
+use pgdr_core::{Context, Error, Result};
+use pgdr_pgformat::history;
+use pgdr_pgformat::page_header;
+use pgdr_pgformat::wal_name::{Kind, WalName};
+use std::fs::{self, File};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+/// Reads up to `max` bytes from the start of `f`.
+///
+/// # Errors
+/// The reader's.
+pub fn read_prefix(f: &mut dyn Read, max: usize) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; max];
+    let mut got = 0;
+    while got < max {
+        match f.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(got);
+    Ok(buf)
+}
+
+/// The cluster a segment file belongs to, from its long page header.
+pub fn segment_identity(path: &Path) -> Option<Identity> {
+    let mut f = File::open(path).ok()?;
+    let b = read_prefix(&mut f, page_header::LONG_HEADER_LEN).ok()?;
+    let h = page_header::parse(&b).ok()?;
+    Some(Identity {
+        system_identifier: h.system_identifier,
+        wal_segment_size: h.seg_size as u64,
+    })
+}
+
+/// The directory a `%p` path is in (`pg_wal`), `.` for a bare name.
+pub fn dir_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// For a `.history` or `.backup` file: the cluster of the newest segment beside it.
+pub fn identity_from_pg_wal(path: &Path) -> Option<Identity> {
+    let dir = dir_of(path);
+    let mut names: Vec<String> = fs::read_dir(&dir)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| WalName::parse(n).is_some_and(|w| w.kind == Kind::Segment))
+        .collect();
+    names.sort();
+    names
+        .iter()
+        .rev()
+        .find_map(|n| segment_identity(&dir.join(n)))
+}
+
+/// `.history` and `.backup` files are small text files PostgreSQL writes; anything else under
+/// such a name is a mistake worth refusing.
+///
+/// # Errors
+/// Why the file is not one.
+pub fn check_text_file(name: &WalName, first: &[u8], len: u64) -> std::result::Result<(), String> {
+    if len > 1 << 20 {
+        return Err(format!(
+            "{len} bytes, too large for a {} file",
+            name.kind.as_str()
+        ));
+    }
+    let text = std::str::from_utf8(first).map_err(|_| "not a text file".to_string())?;
+    match name.kind {
+        Kind::History => history::parse(text)
+            .map(|_| ())
+            .map_err(|e| format!("malformed history file: {e}")),
+        _ if text.contains("START WAL LOCATION:") => Ok(()),
+        _ => Err("not a backup history file (no START WAL LOCATION line)".into()),
+    }
+}
+
+fn write_error(path: &Path, e: io::Error) -> Error {
+    let full = matches!(
+        e.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+    );
+    let err = Err::<(), _>(e)
+        .context(|| format!("cannot write {}", path.display()))
+        .unwrap_err();
+    if full {
+        err.hint("the repository is full; nothing was published")
+    } else {
+        err
+    }
+}
+
+fn report(name: &WalName, h: &Header, stored_bytes: u64, already_archived: bool) -> StoredFile {
+    StoredFile {
+        name: name.to_string(),
+        kind: FileKind::from(name.kind),
+        timeline: name.timeline,
+        already_archived,
+        bytes: h.size,
+        stored_bytes,
+        compression: h.compression,
+        sha256: hex(&h.sha256),
+    }
+}
+
+/// Archives the file at `path` under `name`: checks it (a segment's page header against its
+/// name and the repository's cluster; a text file's shape), streams it compressed into a
+/// staged object with its header, and publishes it with create-if-absent. A name already
+/// taken is compared: identical content is success once the archived copy reads back intact
+/// and is durable; anything else a refusal naming both checksums.
+///
+/// # Errors
+/// The refusals above, I/O errors reading the file or writing the repository (nothing is
+/// published then).
+pub fn store_file(
+    repo: &Repo,
+    id: Identity,
+    name: &WalName,
+    path: &Path,
+    compression: Compression,
+    level: i32,
+) -> Result<StoredFile> {
+    let refuse = |why: String| Error::failed(format!("refusing {}", path.display())).because(why);
+    let cannot_read = || format!("cannot read {}", path.display());
+    let mut src = File::open(path).context(cannot_read)?;
+    let meta = src.metadata().context(cannot_read)?;
+    if !meta.is_file() {
+        return Err(refuse("not a regular file".into()));
+    }
+    let first = read_prefix(&mut src, stored::FIRST_BYTES).context(cannot_read)?;
+    if name.kind.is_wal() {
+        let h = page_header::parse(&first).map_err(refuse)?;
+        page_header::check_against_name(&h, name).map_err(refuse)?;
+        if h.system_identifier != id.system_identifier {
+            return Err(refuse(format!(
+                "it belongs to database system {}, the repository to {}",
+                h.system_identifier, id.system_identifier
+            ))
+            .hint("a foreign cluster's WAL is never mixed in; give that cluster its own --repo"));
+        }
+        if h.seg_size as u64 != id.wal_segment_size {
+            return Err(refuse(format!(
+                "segment size {} differs from the repository's {}",
+                h.seg_size, id.wal_segment_size
+            )));
+        }
+        if meta.len() != id.wal_segment_size {
+            return Err(refuse(format!(
+                "{} bytes, a segment has {}",
+                meta.len(),
+                id.wal_segment_size
+            )));
+        }
+    } else {
+        check_text_file(name, &first, meta.len()).map_err(refuse)?;
+    }
+    let store = repo.store();
+    let key = key_of(name);
+    if store.head(&key)?.is_some() {
+        return compare_existing(repo, name, path);
+    }
+    let mut staged = store.stage(&key)?;
+    let temp = staged.path().to_path_buf();
+    let f = staged.file();
+    f.write_all(&[0u8; HEADER_LEN])
+        .map_err(|e| write_error(&temp, e))?;
+    let body =
+        stored::write_body(&first, &mut src, f, compression, level).map_err(|e| match e {
+            Ok(read) => Err::<(), _>(read).context(cannot_read).unwrap_err(),
+            Err(write) => write_error(&temp, write),
+        })?;
+    let header = Header {
+        compression,
+        kind: name.kind,
+        size: body.size,
+        system_identifier: id.system_identifier,
+        sha256: body.sha256,
+    };
+    f.seek(SeekFrom::Start(0))
+        .and_then(|_| f.write_all(&header.encode()))
+        .map_err(|e| write_error(&temp, e))?;
+    let stored_bytes = f.metadata().map_err(|e| write_error(&temp, e))?.len();
+    if header.size != meta.len() {
+        return Err(
+            Error::failed(format!("cannot push {}", path.display())).because(format!(
+                "the file changed while it was read ({} bytes, then {})",
+                meta.len(),
+                header.size
+            )),
+        );
+    }
+    match store.create_if_absent(staged)? {
+        Created::New => Ok(report(name, &header, stored_bytes, false)),
+        // Another push published the name first: the rule for duplicates decides.
+        Created::Exists => compare_existing(repo, name, path),
+    }
+}
+
+/// The name is taken: identical content is success once the archived copy reads back intact
+/// and is on disk; anything else is a refusal naming both checksums.
+fn compare_existing(repo: &Repo, name: &WalName, path: &Path) -> Result<StoredFile> {
+    let store = repo.store();
+    let key = key_of(name);
+    let damaged = |why: String| {
+        Error::failed(format!(
+            "{name} is already archived but the archived copy is damaged"
+        ))
+        .because(why)
+        .hint(format!(
+            "run 'wal-archive verify'; move {} aside and push again",
+            store.locate(&key)
+        ))
+    };
+    let mut archived = store
+        .read(&key)?
+        .ok_or_else(|| damaged("it vanished while it was compared".into()))?;
+    let h = stored::read_header(&mut archived.reader).map_err(|Damage(w)| damaged(w))?;
+    let cannot_read = || format!("cannot read {}", path.display());
+    let mut src = File::open(path).context(cannot_read)?;
+    let (sha, size) = stored::sha256_of(&mut src).context(cannot_read)?;
+    if sha != h.sha256 || size != h.size {
+        return Err(Error::failed(format!(
+            "{name} is already archived with different content"
+        ))
+        .because(format!(
+            "archived sha256 {} ({} bytes), {} has sha256 {} ({size} bytes); nothing was overwritten",
+            hex(&h.sha256),
+            h.size,
+            path.display(),
+            hex(&sha)
+        ))
+        .hint("two clusters or a clone archive into one repository? give each its own --repo"));
+    }
+    // Same content: make sure the archived copy reads back and is on disk before saying so.
+    match restore(repo, name, &mut io::sink()) {
+        Ok(_) => {}
+        Err(RestoreError::Damaged(w)) => return Err(damaged(w)),
+        Err(RestoreError::Missing) => return Err(damaged("it vanished while it was read".into())),
+        Err(RestoreError::Store(e)) => return Err(e),
+        Err(RestoreError::Write(e)) => return Err(damaged(e.to_string())),
+    }
+    store.make_durable(&key)?;
+    Ok(report(name, &h, archived.info.size, true))
+}
+
+/// Why an archived file could not be restored.
+#[derive(Debug)]
+pub enum RestoreError {
+    /// It is not archived.
+    Missing,
+    /// The repository cannot be read (permissions, I/O).
+    Store(Error),
+    /// It is archived but not intact (or not what its name says).
+    Damaged(String),
+    /// Writing the output failed.
+    Write(io::Error),
+}
+
+/// Checks a restored segment's page header against its name and the repository's cluster.
+///
+/// # Errors
+/// Why the content is not what the name says.
+pub fn check_restored(
+    id: Option<Identity>,
+    name: &WalName,
+    first: &[u8],
+) -> std::result::Result<(), String> {
+    if !name.kind.is_wal() {
+        return Ok(());
+    }
+    let h = page_header::parse(first)?;
+    page_header::check_against_name(&h, name)?;
+    match id {
+        Some(id) if h.system_identifier != id.system_identifier => Err(format!(
+            "it belongs to database system {}, the repository to {}",
+            h.system_identifier, id.system_identifier
+        )),
+        Some(_) => Ok(()),
+        None => Err("the repository is not bound to a database system".into()),
+    }
+}
+
+/// Reads the archived `name` back into `out`, verified: header, size, SHA-256, the header's
+/// cluster and kind, and for segments the page header against the name.
+///
+/// # Errors
+/// [`RestoreError`]: missing, unreadable repository, damaged, or `out` failing. `out` may
+/// have received bytes before a failure: callers write to a temporary file.
+pub fn restore(
+    repo: &Repo,
+    name: &WalName,
+    out: &mut dyn Write,
+) -> std::result::Result<Header, RestoreError> {
+    let mut o = match repo.store().read(&key_of(name)) {
+        Ok(Some(o)) => o,
+        Ok(None) => return Err(RestoreError::Missing),
+        Err(e) => return Err(RestoreError::Store(e)),
+    };
+    let mut first = Vec::new();
+    let h = stored::read_verified(&mut o.reader, out, &mut first).map_err(|e| match e {
+        Ok(w) => RestoreError::Write(w),
+        Err(Damage(why)) => RestoreError::Damaged(why),
+    })?;
+    let id = repo.identity();
+    if let Some(id) = id.filter(|id| id.system_identifier != h.system_identifier) {
+        return Err(RestoreError::Damaged(format!(
+            "stored for database system {}, the repository is {}",
+            h.system_identifier, id.system_identifier
+        )));
+    }
+    if h.kind != name.kind {
+        return Err(RestoreError::Damaged(format!(
+            "stored as a {} file",
+            h.kind.as_str()
+        )));
+    }
+    check_restored(id, name, &first).map_err(RestoreError::Damaged)?;
+    Ok(h)
+}
+
+/// Reads the header of an archived file (list, the spool check).
+///
+/// # Errors
+/// Missing, unreadable or damaged, as one line.
+pub fn read_header(repo: &Repo, key: &str) -> std::result::Result<Header, String> {
+    match repo.store().read(key) {
+        Ok(Some(mut o)) => stored::read_header(&mut o.reader).map_err(|Damage(w)| w),
+        Ok(None) => Err("it vanished".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_files_are_checked() {
+        let h = WalName::parse("00000002.history").unwrap();
+        assert!(check_text_file(&h, b"1\t0/3000000\tno recovery target specified\n", 40).is_ok());
+        assert!(check_text_file(&h, b"garbage", 7).is_err());
+        let b = WalName::parse("000000010000000000000002.00000028.backup").unwrap();
+        assert!(check_text_file(
+            &b,
+            b"START WAL LOCATION: 0/2000028 (file 000000010000000000000002)\n",
+            60
+        )
+        .is_ok());
+        assert!(check_text_file(&b, b"\xff\xfe", 2).is_err());
+    }
+}
