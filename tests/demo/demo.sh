@@ -164,7 +164,7 @@ say "repl-lag: status $(json status <<<"$LAG") (exit $rc), $(python3 -c 'import 
 
 # --- 5. retention -----------------------------------------------------------------------------
 PRUNED=$(snap-prune --pgdata "$STANDBY" --keep-last 5 | wal-archive prune - --repo "$REPO")
-say "snap-prune --keep-last 5 | wal-archive prune -: $(python3 -c 'import json,sys; d=json.load(sys.stdin); print(len(d.get("removed", d.get("pruned", []))), "WAL files removed")' <<<"$PRUNED")"
+say "snap-prune --keep-last 5 | wal-archive prune -: $(python3 -c 'import json,sys; d=json.load(sys.stdin); print(len(d["removed"]), "WAL files removed")' <<<"$PRUNED")"
 
 # --- 6. the point-in-time clone -----------------------------------------------------------------
 CLONE=$(snap-clone --pgdata "$STANDBY" --before "$T" --recovery-target-time "$T" --name drill --repo "$REPO" --start --wait 120)
