@@ -8,10 +8,10 @@ use crate::cmd::prune::{Bound, PruneOptions};
 use crate::cmd::push::PushOptions;
 use crate::cmd::{init, list, prefetch, prune, push, verify};
 use crate::doc;
-use crate::stored::Compression;
 use pgdr_core::cli::Stdin;
 use pgdr_core::man::DocSection;
 use pgdr_core::{Error, Outcome, OutputArgs, Result};
+use pgdr_repo::stored::Compression;
 use std::path::PathBuf;
 
 const ABOUT: &str =

@@ -6,12 +6,8 @@
 //!   so push and get stay quiet in its log).
 //! - [`cmd`]: one operation per subcommand (init, push, get, list, verify, prune, the
 //!   prefetch worker), callable without clap.
-//! - [`file`] (store one file, restore one file) and [`survey`] (the whole repository by
-//!   timeline): the per-file and per-repository work the commands share.
-//! - [`repo`]: settings, the cluster a repository is bound to, where each file lives.
-//! - [`store`]: the bytes, as object operations (a local directory today; an object store
-//!   behind the same interface later).
-//! - [`stored`]: the stored-file format, pure.
+//! - `pgdr-repo`: the repository itself (settings, store, stored-object format, storing and
+//!   restoring one WAL file, the survey by timeline), shared with snap-take and snap-clone.
 //!
 //! PostgreSQL's formats (WAL names, page headers, pg_control, history files) come from
 //! `pgdr-pgformat`; this crate never parses them itself. It must never know about snapshots
@@ -21,8 +17,3 @@ pub mod caller;
 pub mod cli;
 pub mod cmd;
 pub mod doc;
-pub mod file;
-pub mod repo;
-pub mod store;
-pub mod stored;
-pub mod survey;

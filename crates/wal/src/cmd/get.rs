@@ -5,13 +5,13 @@
 
 use crate::cmd::prefetch;
 use crate::doc::GetReport;
-use crate::file::{restore, RestoreError};
-use crate::repo::{key_of, Repo};
-use crate::store::local::temp_beside;
-use crate::stored::{hex, Header};
 use pgdr_core::signals::TempFile;
 use pgdr_core::{Context, Error, ErrorKind, Result};
 use pgdr_pgformat::wal_name::{Kind, WalName};
+use pgdr_repo::file::{restore, RestoreError};
+use pgdr_repo::repo::{key_of, Repo};
+use pgdr_repo::store::local::temp_beside;
+use pgdr_repo::stored::{hex, Header};
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -118,7 +118,7 @@ fn finish_dest(temp: TempFile, f: File, dest: &Path) -> Result<()> {
         .context(cannot_write)
         .map_err(fatal)?;
     temp.keep();
-    pgdr_core::fsx::fsync_dir(&crate::file::dir_of(dest))
+    pgdr_core::fsx::fsync_dir(&pgdr_repo::file::dir_of(dest))
         .context(cannot_write)
         .map_err(fatal)
 }

@@ -2,9 +2,9 @@
 //! is named), or confirms the one there (SPEC "Repositories").
 
 use crate::doc::InitReport;
-use crate::repo::{Identity, InitRequest, Repo, REPO_VERSION};
-use crate::stored::Compression;
 use pgdr_core::{Context, Error, Result};
+use pgdr_repo::repo::{Identity, InitRequest, Repo, REPO_VERSION};
+use pgdr_repo::stored::Compression;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 

@@ -1,9 +1,9 @@
 //! `wal-archive list`: what the repository holds, per timeline.
 
 use crate::doc::ListReport;
-use crate::repo::Repo;
-use crate::survey::survey;
 use pgdr_core::Result;
+use pgdr_repo::repo::Repo;
+use pgdr_repo::survey::survey;
 use std::path::Path;
 
 /// Surveys the repository at `location`.

@@ -4,12 +4,12 @@
 
 use crate::cmd::get::GetOptions;
 use crate::doc::PrefetchReport;
-use crate::file::{self, read_header};
-use crate::repo::{key_of, Repo};
-use crate::store::local::temp_beside;
-use crate::stored::{self, Header};
 use pgdr_core::{Context, Error, Result};
 use pgdr_pgformat::wal_name::WalName;
+use pgdr_repo::file::{self, read_header};
+use pgdr_repo::repo::{key_of, Repo};
+use pgdr_repo::store::local::temp_beside;
+use pgdr_repo::stored::{self, Header};
 use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};

@@ -3,9 +3,9 @@
 //! `wal_start` of the oldest snapshot snap-prune kept (read as snap-prune's typed document).
 
 use crate::doc::{PruneReport, PruneSource};
-use crate::repo::{self, Repo, PRUNE_LOCK};
 use pgdr_core::{Document, Error, Result};
 use pgdr_pgformat::wal_name::{Kind, WalName};
+use pgdr_repo::repo::{self, Repo, PRUNE_LOCK};
 use std::path::Path;
 
 /// The tool whose document `prune -` reads.

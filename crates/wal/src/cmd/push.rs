@@ -1,16 +1,16 @@
 //! `wal-archive push`: PostgreSQL's archive_command. Checks and stores one file
-//! ([`crate::file::store_file`]); binds a repository initialised without a cluster to the
+//! ([`pgdr_repo::file::store_file`]); binds a repository initialised without a cluster to the
 //! first segment's; with `--parallel N` also pushes what `pg_wal/archive_status` marks
 //! `.ready` and acknowledges each, so PostgreSQL's later calls for them return at once.
 
 use crate::doc::{ParallelFailure, ParallelReport, PushReport, StoredFile};
-use crate::file::{self, dir_of, store_file};
-use crate::repo::{ack_key, key_of, Identity, Repo};
-use crate::store::Store;
-use crate::stored::Compression;
 use pgdr_core::{Context, Error, Result};
 use pgdr_pgformat::page_header;
 use pgdr_pgformat::wal_name::{Kind, WalName};
+use pgdr_repo::file::{self, dir_of, store_file};
+use pgdr_repo::repo::{ack_key, key_of, Identity, Repo};
+use pgdr_repo::store::Store;
+use pgdr_repo::stored::Compression;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File};
 use std::io::{Read, Write};

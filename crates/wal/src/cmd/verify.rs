@@ -2,11 +2,11 @@
 //! continuity per timeline, and each history file followed to its parent.
 
 use crate::doc::{Problem, VerifyReport};
-use crate::file::{restore, RestoreError};
-use crate::repo::Repo;
-use crate::survey::{gaps, survey, Survey};
 use pgdr_core::Result;
 use pgdr_pgformat::wal_name::WalName;
+use pgdr_repo::file::{restore, RestoreError};
+use pgdr_repo::repo::Repo;
+use pgdr_repo::survey::{gaps, survey, Survey};
 use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
