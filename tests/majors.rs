@@ -1,0 +1,456 @@
+//! Every supported major, 13 to 18, against a real server of it (PostgreSQL 15 from the
+//! distribution, the others installed by `make deps`; see pgdr_testkit::majors): the
+//! version-sensitive parts of each tool, each checked with the server's own account of the same
+//! thing. One module per major (`pg13::…` to `pg18::…`), so majors run in parallel; each test
+//! shares its cluster between its checks. Version-independent behaviour is tested on 15 only, in
+//! the tools' own test files.
+//!
+//! - hba-edit `list`/`check` vs `pg_hba_file_rules`, conf-edit `show` vs `pg_file_settings`, on
+//!   the whole fixture corpus (tests/oracle);
+//! - wal-archive pushes the server's real WAL under pgbench, verifies it (page magic, long
+//!   header), and a base backup recovers from it to a restore point with exactly the right rows;
+//! - pg_control as pgdr reads it vs `pg_control_system()`/`_checkpoint()`/`_recovery()`/`_init()`
+//!   (every major) and vs `pg_controldata` of the same format where one is installed; snap-take
+//!   in backup mode (`pg_backup_start` or `pg_start_backup`, backup_label) on the primary;
+//! - repl-lag on a real primary/standby pair (standby made by pg_basebackup of 18 where the
+//!   server package has none).
+
+mod oracle;
+
+use pgdr_pgformat::control::{self, ControlData};
+use pgdr_pgformat::{page_header, Lsn};
+use pgdr_testkit::majors::{client_bindir, server_bindir};
+use pgdr_testkit::{chown_to_pg_user, run_ok, short_tempdir, skip_unless, tool, Cluster};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(120);
+
+fn wal_archive() -> PathBuf {
+    pgdr_testkit::bin_dir().join("wal-archive")
+}
+
+/// The hba-edit and conf-edit corpora against one server of `major`.
+fn parsers_agree(major: u32) {
+    let c = skip_unless!(Cluster::with_major(major)).start();
+    assert_eq!(c.major(), major);
+    oracle::hba_corpus_agrees(&c);
+    oracle::conf_corpus_agrees(&c);
+}
+
+/// pgbench (of the server's major, else of 18) against `c`.
+fn pgbench(c: &Cluster, args: &[&str]) {
+    run_ok(
+        c.cmd("pgbench")
+            .args(["-h", c.sockdir.to_str().unwrap(), "-p", &c.port.to_string()])
+            .args(["-U", "postgres"])
+            .args(args)
+            .arg("postgres"),
+    );
+}
+
+/// Switches WAL and waits until the switched-from segment is archived; returns its name.
+fn switch_and_wait(c: &Cluster) -> String {
+    let name = c
+        .query_value("select pg_walfile_name(pg_switch_wal())")
+        .unwrap();
+    c.wait_for(
+        &format!("select coalesce(last_archived_wal >= '{name}', false) from pg_stat_archiver"),
+        WAIT,
+    );
+    name
+}
+
+/// wal-archive under pgbench, a restore from its archive, and pgdr's reading of pg_control and
+/// of a backup label, on one primary of `major`.
+fn wal_and_control(major: u32) {
+    let b = skip_unless!(Cluster::with_major(major));
+    let dir = short_tempdir("pgdr-mx");
+    let repo = dir.path().join("repo");
+    let p = b
+        .conf("archive_mode = on")
+        .conf(format!(
+            "archive_command = '{} push %p --repo {}'",
+            wal_archive().display(),
+            repo.display()
+        ))
+        .start();
+    p.execute("create table t (id int primary key, note text)");
+    // A base backup whose WAL comes only from the archive.
+    let backup = dir.path().join("base");
+    run_ok(
+        p.cmd("pg_basebackup")
+            .arg("-D")
+            .arg(&backup)
+            .args(["-X", "none", "-c", "fast", "-d"])
+            .arg(p.conninfo()),
+    );
+    pgbench(&p, &["-i", "-s", "2", "-q"]);
+    pgbench(&p, &["-c", "2", "-t", "200", "-n"]);
+    p.execute("insert into t select g, 'before' from generate_series(1, 100) g");
+    p.execute("select pg_create_restore_point('drill')");
+    p.execute("insert into t select g, 'after' from generate_series(101, 200) g");
+    let last = switch_and_wait(&p);
+
+    // This major's WAL: its page magic, pushed and verified.
+    let seg = std::fs::read(p.data.join("pg_wal").join(&last)).unwrap();
+    let h = page_header::parse(&seg).unwrap();
+    assert_eq!(h.major(), Some(major), "page magic 0x{:04X}", h.magic);
+    let l = tool("wal-archive")
+        .arg("--repo")
+        .arg(&repo)
+        .arg("list")
+        .run()
+        .ok()
+        .json();
+    let t1 = timeline(&l, 1);
+    assert_eq!(t1["first"], "000000010000000000000001", "{l}");
+    assert_eq!(t1["last"], last.as_str(), "{l}");
+    assert_eq!(t1["gaps"].as_array().unwrap().len(), 0, "{l}");
+    let v = tool("wal-archive")
+        .arg("--repo")
+        .arg(&repo)
+        .arg("verify")
+        .run()
+        .ok()
+        .json();
+    assert_eq!(v["ok"], true, "{v}");
+
+    // pg_control of the running primary, after a checkpoint.
+    p.execute("checkpoint");
+    compare_control(&p);
+    // snap-take in backup mode: this major's backup functions and backup label.
+    let doc = tool("snap-take")
+        .arg("--pgdata")
+        .arg(&p.data)
+        .args(["--backend", "copy", "-d", &p.conninfo()])
+        .run()
+        .ok()
+        .json();
+    assert_eq!(doc["pg_version"], major, "{doc}");
+    assert_eq!(doc["method"], "backup", "{doc}");
+    let sysid = p.query_value("select system_identifier from pg_control_system()");
+    assert_eq!(doc["system_identifier"].as_str(), sysid.as_deref(), "{doc}");
+    let label = doc["backup"]["backup_label"].as_str().unwrap();
+    let parsed = pgdr_pgformat::backup_label::parse(label).unwrap();
+    assert_eq!(
+        doc["wal_start"].as_str(),
+        Some(parsed.start_wal.as_str()),
+        "{label}"
+    );
+    assert_eq!(parsed.timeline, Some(1), "{label}");
+    assert_eq!(parsed.backup_from.as_deref(), Some("primary"), "{label}");
+
+    // Point-in-time recovery of the base backup from the archive, to the restore point.
+    let r = restored(&backup, &p, &repo);
+    // pg_is_wal_replay_paused(): pg_get_wal_replay_pause_state() is 14+.
+    r.wait_for("select pg_is_wal_replay_paused()", WAIT);
+    let count = |sql: &str| r.query_value(sql).unwrap();
+    assert_eq!(count("select count(*) from t"), "100");
+    assert_eq!(count("select count(*) from t where note = 'after'"), "0");
+    assert_eq!(count("select count(*) from pgbench_accounts"), "200000");
+    assert_eq!(count("select sum(abalance) from pgbench_accounts"), {
+        p.query_value("select sum(abalance) from pgbench_accounts")
+            .unwrap()
+    });
+}
+
+fn timeline(list: &Value, tli: u64) -> &Value {
+    list["timelines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["timeline"] == tli)
+        .unwrap_or_else(|| panic!("no timeline {tli}: {list}"))
+}
+
+/// A copy of `backup` recovering through `wal-archive get` to the restore point 'drill'.
+fn restored(backup: &Path, primary: &Cluster, repo: &Path) -> Cluster {
+    let root = short_tempdir("pgdr-mr");
+    let sockdir = root.path().join("s");
+    std::fs::create_dir(&sockdir).unwrap();
+    chown_to_pg_user(&sockdir);
+    let data = root.path().join("data");
+    run_ok(
+        std::process::Command::new("cp")
+            .arg("-a")
+            .arg(backup)
+            .arg(&data),
+    );
+    let log = root.path().join("log");
+    std::fs::write(&log, "").unwrap();
+    chown_to_pg_user(&log);
+    let mut c = Cluster {
+        root,
+        data,
+        sockdir,
+        port: pgdr_testkit::free_port(),
+        bindir: primary.bindir.clone(),
+        owner: primary.owner.clone(),
+        log,
+    };
+    c.append_conf(&format!(
+        "\nport = {}\nunix_socket_directories = '{}'\narchive_mode = off\n\
+         restore_command = '{} get %f %p --repo {}'\nrecovery_target_name = 'drill'\n\
+         recovery_target_action = 'pause'\n",
+        c.port,
+        c.sockdir.display(),
+        wal_archive().display(),
+        repo.display()
+    ));
+    let signal = c.data.join("recovery.signal");
+    std::fs::write(&signal, "").unwrap();
+    chown_to_pg_user(&signal);
+    c.start_server();
+    c
+}
+
+/// pgdr's reading of `c`'s pg_control against the server's own (`pg_control_*()`, which read
+/// the same file) and against `pg_controldata` of that format where one is installed. The file
+/// changes under a running server (checkpoints, restartpoints): a read counts when the server's
+/// view was the same before and after it.
+fn compare_control(c: &Cluster) {
+    let sql = "select s.system_identifier, s.pg_control_version, s.catalog_version_no, \
+               extract(epoch from s.pg_control_last_modified)::bigint, \
+               k.checkpoint_lsn, k.redo_lsn, k.redo_wal_file, k.timeline_id, k.prev_timeline_id, \
+               extract(epoch from k.checkpoint_time)::bigint, \
+               r.min_recovery_end_lsn, r.min_recovery_end_timeline, r.backup_start_lsn, \
+               r.backup_end_lsn, r.end_of_backup_record_required, \
+               i.database_block_size, i.bytes_per_wal_segment, i.data_page_checksum_version \
+               from pg_control_system() s, pg_control_checkpoint() k, pg_control_recovery() r, \
+               pg_control_init() i";
+    let server = || -> Vec<String> {
+        let rows = c.client().simple_query(sql).unwrap();
+        rows.iter()
+            .find_map(|m| match m {
+                postgres::SimpleQueryMessage::Row(r) => Some(
+                    (0..r.len())
+                        .map(|i| r.get(i).unwrap().to_string())
+                        .collect(),
+                ),
+                _ => None,
+            })
+            .unwrap()
+    };
+    let (ctl, theirs) = (0..50)
+        .find_map(|_| {
+            let before = server();
+            let ctl = control::parse(&std::fs::read(c.data.join("global/pg_control")).unwrap())
+                .unwrap_or_else(|e| panic!("PostgreSQL {}: {e}", c.major()));
+            let after = server();
+            (before == after).then_some((ctl, after))
+        })
+        .expect("pg_control kept changing");
+    let b = |v: bool| if v { "t" } else { "f" }.to_string();
+    let mine = vec![
+        ctl.system_identifier.to_string(),
+        ctl.pg_control_version.to_string(),
+        ctl.catalog_version.to_string(),
+        ctl.time.to_string(),
+        ctl.checkpoint_lsn.to_string(),
+        ctl.redo_lsn.to_string(),
+        ctl.redo_wal_file(),
+        ctl.timeline.to_string(),
+        ctl.prev_timeline.to_string(),
+        ctl.checkpoint_time.to_string(),
+        ctl.min_recovery_point.to_string(),
+        ctl.min_recovery_point_timeline.to_string(),
+        ctl.backup_start.to_string(),
+        ctl.backup_end.to_string(),
+        b(ctl.backup_end_required),
+        ctl.block_size.to_string(),
+        ctl.wal_segment_size.to_string(),
+        ctl.data_checksum_version.to_string(),
+    ];
+    assert_eq!(
+        mine,
+        theirs,
+        "PostgreSQL {}: pgdr vs pg_control_*()",
+        c.major()
+    );
+    assert!(ctl.written_by(c.major()), "{ctl:?}");
+    let wal_level = c.query_value("show wal_level").unwrap();
+    assert_eq!(ctl.wal_level, if wal_level == "logical" { 2 } else { 1 });
+    if let Some(prog) = controldata_for(ctl.pg_control_version) {
+        compare_controldata(c, &prog, &ctl);
+    }
+}
+
+/// A pg_controldata built for pg_control version `version`: the distribution's (15: 1300,
+/// the format of 13 to 16) or 18's from the client tools (1800).
+fn controldata_for(version: u32) -> Option<PathBuf> {
+    [server_bindir(15).ok(), client_bindir().ok()]
+        .into_iter()
+        .flatten()
+        .map(|d| d.join("pg_controldata"))
+        .filter(|p| p.is_file())
+        .find(|p| {
+            pgdr_core::pgbin::program_major(p)
+                .and_then(|m| {
+                    control::LAYOUTS
+                        .iter()
+                        .find(|l| (l.first_major..=l.last_major).contains(&m))
+                })
+                .is_some_and(|l| l.version == version)
+        })
+}
+
+/// The fields pg_controldata prints that pgdr reads, compared when the file did not change
+/// while pg_controldata ran.
+fn compare_controldata(c: &Cluster, prog: &Path, ctl: &ControlData) {
+    let text = run_ok(
+        pgdr_core::owner::command_as(&c.owner, prog)
+            .arg("-D")
+            .arg(&c.data)
+            .env("LC_ALL", "C"),
+    );
+    let now = control::parse(&std::fs::read(c.data.join("global/pg_control")).unwrap()).unwrap();
+    if &now != ctl {
+        return compare_controldata(c, prog, &now);
+    }
+    let field = |name: &str| -> String {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .unwrap_or_else(|| panic!("no {name:?} in:\n{text}"))
+            .trim()
+            .to_string()
+    };
+    let lsn = |name: &str| field(name).parse::<Lsn>().unwrap();
+    let ctx = format!("PostgreSQL {} vs {}", c.major(), prog.display());
+    assert_eq!(
+        field("pg_control version number"),
+        ctl.pg_control_version.to_string(),
+        "{ctx}"
+    );
+    assert_eq!(
+        field("Database system identifier"),
+        ctl.system_identifier.to_string(),
+        "{ctx}"
+    );
+    assert_eq!(
+        lsn("Latest checkpoint location"),
+        ctl.checkpoint_lsn,
+        "{ctx}"
+    );
+    assert_eq!(
+        lsn("Latest checkpoint's REDO location"),
+        ctl.redo_lsn,
+        "{ctx}"
+    );
+    assert_eq!(
+        field("Latest checkpoint's TimeLineID"),
+        ctl.timeline.to_string(),
+        "{ctx}"
+    );
+    assert_eq!(
+        lsn("Minimum recovery ending location"),
+        ctl.min_recovery_point,
+        "{ctx}"
+    );
+    assert_eq!(lsn("Backup start location"), ctl.backup_start, "{ctx}");
+    assert_eq!(lsn("Backup end location"), ctl.backup_end, "{ctx}");
+    let level = ["minimal", "replica", "logical"][ctl.wal_level as usize];
+    assert_eq!(field("wal_level setting"), level, "{ctx}");
+    assert_eq!(
+        field("Bytes per WAL segment"),
+        ctl.wal_segment_size.to_string(),
+        "{ctx}"
+    );
+    assert_eq!(
+        field("Database block size"),
+        ctl.block_size.to_string(),
+        "{ctx}"
+    );
+    assert_eq!(
+        field("Data page checksum version"),
+        ctl.data_checksum_version.to_string(),
+        "{ctx}"
+    );
+}
+
+/// repl-lag on a primary/standby pair of `major`, and pg_control of a standby (its minimum
+/// recovery point is set).
+fn primary_and_standby(major: u32) {
+    let p = skip_unless!(Cluster::with_major(major)).start();
+    let s = p.standby();
+    assert_eq!(s.major(), major);
+    p.execute("create table t(x int); insert into t select generate_series(1, 1000)");
+    p.wait_for(
+        "select count(*) = 1 from pg_stat_replication where state = 'streaming' \
+         and replay_lsn = pg_current_wal_lsn()",
+        WAIT,
+    );
+    s.wait_for(
+        "select status = 'streaming' from pg_stat_wal_receiver",
+        WAIT,
+    );
+    let report = |c: &Cluster| {
+        let out = tool("repl-lag")
+            .args([
+                "-d",
+                &c.conninfo(),
+                "--min-standbys",
+                "1",
+                "--warn-bytes",
+                "1GB",
+            ])
+            .run();
+        assert_eq!(out.code, Some(0), "PostgreSQL {major}: {}", out.stdout);
+        out.json()
+    };
+    let doc = report(&p);
+    assert_eq!(doc["role"], "primary", "{doc}");
+    assert_eq!(doc["standbys_streaming"], 1, "{doc}");
+    let sb = &doc["standbys"][0];
+    assert_eq!(sb["state"], "streaming", "{doc}");
+    assert_eq!(sb["kind"], "physical", "{doc}");
+    let server_lsn: Lsn = doc["server_lsn"].as_str().unwrap().parse().unwrap();
+    for stage in ["sent", "write", "flush", "replay"] {
+        let pos: Lsn = sb[format!("{stage}_lsn")]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(
+            sb[format!("{stage}_lag_bytes")].as_u64().unwrap(),
+            server_lsn.0.saturating_sub(pos.0),
+            "{stage}: {doc}"
+        );
+    }
+    let doc = report(&s);
+    assert_eq!(doc["role"], "standby", "{doc}");
+    assert_eq!(doc["wal_receiver"]["status"], "streaming", "{doc}");
+    assert_eq!(doc["caught_up"], true, "{doc}");
+    // A standby's pg_control: in archive recovery, with a minimum recovery point.
+    s.execute("checkpoint");
+    compare_control(&s);
+}
+
+macro_rules! matrix {
+    ($($module:ident = $major:literal),* $(,)?) => {$(
+        mod $module {
+            #[test]
+            fn hba_edit_and_conf_edit_agree_with_the_server() {
+                super::parsers_agree($major);
+            }
+            #[test]
+            fn wal_archive_snap_take_and_pg_control() {
+                super::wal_and_control($major);
+            }
+            #[test]
+            fn repl_lag_on_a_primary_and_standby() {
+                super::primary_and_standby($major);
+            }
+        }
+    )*};
+}
+
+matrix!(
+    pg13 = 13,
+    pg14 = 14,
+    pg15 = 15,
+    pg16 = 16,
+    pg17 = 17,
+    pg18 = 18
+);

@@ -1,0 +1,444 @@
+//! Server oracles shared by tests/hba_edit.rs, tests/conf_edit.rs and tests/majors.rs: a
+//! running server's own views (pg_hba_file_rules, pg_file_settings) compared with what the
+//! tools read from the same files, on the whole fixture corpus.
+#![allow(dead_code)]
+
+use pgdr_testkit::{tool, Cluster};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+pub fn hba_fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hba_edit")
+}
+
+pub fn conf_fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/conf_edit")
+}
+
+fn unquote(s: &str) -> String {
+    match s.strip_prefix('"').and_then(|x| x.strip_suffix('"')) {
+        Some(inner) => inner.replace("\"\"", "\""),
+        None => s.to_string(),
+    }
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| unquote(x.as_str().unwrap()))
+        .collect()
+}
+
+/// The options column of pg_hba_file_rules (hbafuncs.c get_hba_options, PostgreSQL 15) for
+/// a rule as `list` prints it; None where an ldapurl makes the server derive values.
+fn view_options(rule: &Value) -> Option<BTreeSet<String>> {
+    let method = rule["method"].as_str().unwrap();
+    let mut o = BTreeMap::new();
+    for (k, v) in rule["options"].as_object().unwrap() {
+        o.insert(k.clone(), v.as_str().unwrap().to_string());
+    }
+    let mut out = BTreeSet::new();
+    if o.contains_key("ldapurl") {
+        return None;
+    }
+    if method == "gss" || method == "sspi" {
+        if o.get("include_realm").is_none_or(|v| v == "1") {
+            out.insert("include_realm=true".to_string());
+        }
+        if let Some(v) = o.get("krb_realm") {
+            out.insert(format!("krb_realm={v}"));
+        }
+    }
+    if let Some(v) = o.get("map") {
+        out.insert(format!("map={v}"));
+    }
+    if method == "cert" {
+        out.insert("clientcert=verify-full".into());
+    } else if let Some(v) = o.get("clientcert") {
+        out.insert(format!("clientcert={v}"));
+    }
+    if let Some(v) = o.get("pamservice") {
+        out.insert(format!("pamservice={v}"));
+    }
+    if method == "ldap" {
+        for k in [
+            "ldapserver",
+            "ldapport",
+            "ldapscheme",
+            "ldapprefix",
+            "ldapsuffix",
+            "ldapbasedn",
+            "ldapbinddn",
+            "ldapbindpasswd",
+            "ldapsearchattribute",
+            "ldapsearchfilter",
+        ] {
+            if let Some(v) = o.get(k) {
+                out.insert(format!("{k}={v}"));
+            }
+        }
+        if o.get("ldaptls").is_some_and(|v| v == "1") {
+            out.insert("ldaptls=true".into());
+        }
+        if !o.is_empty() {
+            // Every option parsed resets the scope to LDAP_SCOPE_SUBTREE.
+            out.insert("ldapscope=2".into());
+        }
+    }
+    if method == "radius" {
+        for k in [
+            "radiusservers",
+            "radiussecrets",
+            "radiusidentifiers",
+            "radiusports",
+        ] {
+            if let Some(v) = o.get(k) {
+                out.insert(format!("{k}={v}"));
+            }
+        }
+    }
+    Some(out)
+}
+
+struct ViewRow {
+    line: i32,
+    kind: Option<String>,
+    database: Option<Vec<String>>,
+    user: Option<Vec<String>>,
+    address: Option<String>,
+    netmask: Option<String>,
+    method: Option<String>,
+    options: Option<Vec<String>>,
+    error: Option<String>,
+}
+
+fn view(c: &Cluster) -> Vec<ViewRow> {
+    c.client()
+        .query(
+            "SELECT line_number, type, database, user_name, address, netmask, auth_method, options, error FROM pg_hba_file_rules ORDER BY line_number",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| ViewRow {
+            line: r.get(0),
+            kind: r.get(1),
+            database: r.get(2),
+            user: r.get(3),
+            address: r.get(4),
+            netmask: r.get(5),
+            method: r.get(6),
+            options: r.get(7),
+            error: r.get(8),
+        })
+        .collect()
+}
+
+/// Whether the server rejects a line only because of how it was built (the npm packages of
+/// 13, 14, 16, 17, 18 have no GSSAPI, LDAP or PAM): not the file's fault, and not something a
+/// parser can know, so such a line is left out of the comparison.
+fn build_specific(row: &ViewRow) -> bool {
+    row.kind.is_none()
+        && row
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("not supported by this build"))
+}
+
+/// Swaps `text` into the running server's pg_hba.conf (the view reads the file on disk; the
+/// loaded rules stay as they were since nothing reloads), and compares `list` and `check`.
+fn compare_with_server(c: &Cluster, name: &str, text: &[u8]) -> usize {
+    let path = c.data.join("pg_hba.conf");
+    let saved = std::fs::read(&path).unwrap();
+    std::fs::write(&path, text).unwrap();
+    let rows = view(c);
+    let path_s = path.to_str().unwrap();
+    let list = tool("hba-edit")
+        .args(["-f", path_s, "list"])
+        .run()
+        .ok()
+        .json();
+    let check = tool("hba-edit").args(["-f", path_s, "check"]).run();
+    std::fs::write(&path, saved).unwrap();
+
+    let rules: BTreeMap<i64, &Value> = list["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["line"].as_i64().unwrap(), r))
+        .collect();
+    let errors: BTreeMap<i64, &Value> = list["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["line"].as_i64().unwrap(), e))
+        .collect();
+    let mut seen = BTreeSet::new();
+    let mut server_rejects = false;
+    for row in &rows {
+        let line = row.line as i64;
+        seen.insert(line);
+        let ctx = format!("{name}:{line}");
+        if build_specific(row) {
+            assert!(
+                rules.contains_key(&line) || errors.contains_key(&line),
+                "{ctx}: list does not show the line"
+            );
+            continue;
+        }
+        // A row without a type is a line the server rejects; a typed row with an error (hostssl
+        // with ssl = off) still loads.
+        if row.kind.is_none() {
+            server_rejects = true;
+            let e = errors.get(&line).unwrap_or_else(|| {
+                panic!(
+                    "{ctx}: server rejects it ({:?}); list: {:?}",
+                    row.error,
+                    rules.get(&line)
+                )
+            });
+            if let Some(msg) = &row.error {
+                if !msg.starts_with("hostssl record cannot match") {
+                    assert_eq!(e["message"].as_str().unwrap(), msg, "{ctx}");
+                }
+            }
+            continue;
+        }
+        let r = rules.get(&line).unwrap_or_else(|| {
+            panic!(
+                "{ctx}: server accepts it; list says {:?}",
+                errors.get(&line)
+            )
+        });
+        assert_eq!(r["type"].as_str(), row.kind.as_deref(), "{ctx} type");
+        assert_eq!(
+            Some(strings(&r["database"])),
+            row.database,
+            "{ctx} database"
+        );
+        assert_eq!(Some(strings(&r["user"])), row.user, "{ctx} user");
+        assert_eq!(
+            r["address"].as_str().map(str::to_string),
+            row.address,
+            "{ctx} address"
+        );
+        assert_eq!(
+            r["netmask"].as_str().map(str::to_string),
+            row.netmask,
+            "{ctx} netmask"
+        );
+        assert_eq!(
+            r["method"].as_str().map(str::to_string),
+            row.method,
+            "{ctx} method"
+        );
+        if let Some(expected) = view_options(r) {
+            let got: BTreeSet<String> = row
+                .options
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .collect();
+            assert_eq!(expected, got, "{ctx} options");
+        }
+    }
+    for line in rules.keys().chain(errors.keys()) {
+        assert!(
+            seen.contains(line),
+            "{name}:{line}: the server shows no such line"
+        );
+    }
+    // check fails exactly when the server would refuse to load the file.
+    let expect_fail = server_rejects || rows.iter().all(|r| r.kind.is_none() && !build_specific(r));
+    assert_eq!(
+        check.code,
+        Some(if expect_fail { 1 } else { 0 }),
+        "{name}: check {}",
+        check.stdout
+    );
+    rows.len()
+}
+
+/// hba-edit `list` and `check` agree with `c`'s pg_hba_file_rules on every file of
+/// tests/fixtures/hba_edit and on generated lines of every connection type, address form and
+/// method.
+pub fn hba_corpus_agrees(c: &Cluster) {
+    for f in ["admins", "admins list"] {
+        std::fs::copy(hba_fixtures().join(f), c.data.join(f)).unwrap();
+    }
+    let mut total = 0;
+    let mut names: Vec<_> = std::fs::read_dir(hba_fixtures())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".conf"))
+        .collect();
+    names.sort();
+    for n in &names {
+        total += compare_with_server(c, n, &std::fs::read(hba_fixtures().join(n)).unwrap());
+    }
+    assert!(total >= 60, "the corpus has only {total} lines");
+    // Generated cases: every connection type with every address form and method.
+    let mut gen = String::new();
+    for t in [
+        "local",
+        "host",
+        "hostssl",
+        "hostnossl",
+        "hostgssenc",
+        "hostnogssenc",
+    ] {
+        for a in [
+            "",
+            "10.0.0.0/8",
+            "::1/128",
+            "all",
+            "samehost",
+            "db.example",
+            "10.1.2.3 255.255.0.0",
+        ] {
+            for m in [
+                "trust",
+                "reject",
+                "md5",
+                "scram-sha-256",
+                "password",
+                "peer",
+                "ident",
+                "gss",
+                "cert",
+                "pam",
+            ] {
+                let a = if t == "local" { "" } else { a };
+                gen.push_str(&format!("{t} all all {a} {m}\n"));
+            }
+        }
+    }
+    compare_with_server(c, "generated", gen.as_bytes());
+}
+
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let t = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &t);
+        } else {
+            std::fs::copy(e.path(), &t).unwrap();
+        }
+    }
+}
+
+type Row = (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<i32>,
+    Option<String>,
+);
+
+fn server_rows(c: &Cluster) -> Vec<(Row, bool)> {
+    let mut client = c.client();
+    let rows = client
+        .query(
+            "SELECT name, setting, sourcefile, sourceline, error, applied FROM pg_file_settings ORDER BY seqno",
+            &[],
+        )
+        .unwrap();
+    rows.iter()
+        .map(|r| ((r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)), r.get(5)))
+        .collect()
+}
+
+/// conf-edit `show` agrees with `c`'s pg_file_settings on every file of
+/// tests/fixtures/conf_edit (includes, include_dir, errors, every token form).
+pub fn conf_corpus_agrees(c: &Cluster) {
+    let conf = c.data.join("postgresql.conf");
+    let original = std::fs::read(&conf).unwrap();
+    copy_dir(&conf_fixtures().join("inc"), &c.data.join("inc"));
+    let mut names: Vec<PathBuf> = std::fs::read_dir(conf_fixtures())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "conf"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 40, "{} fixtures", names.len());
+    let mut failures = Vec::new();
+    for f in &names {
+        std::fs::write(&conf, std::fs::read(f).unwrap()).unwrap();
+        // A restart-only parameter that the running server got from its old file and that this
+        // file drops is reported against no file: server state, not file content.
+        let (server, applied): (Vec<Row>, Vec<bool>) = server_rows(c)
+            .into_iter()
+            .filter(|(r, _)| {
+                !(r.0.is_none()
+                    && r.2.is_none()
+                    && r.4.as_deref().is_some_and(|e| {
+                        e.ends_with("cannot be changed without restarting the server")
+                    }))
+            })
+            .unzip();
+        let out = tool("conf-edit")
+            .arg("-D")
+            .arg(&c.data)
+            .arg("show")
+            .run()
+            .ok();
+        let doc = out.json();
+        let entries = doc["entries"].as_array().unwrap();
+        let s = |v: &Value| v.as_str().map(str::to_string);
+        let mine: Vec<Row> = entries
+            .iter()
+            .map(|e| {
+                (
+                    s(&e["name"]),
+                    s(&e["setting"]),
+                    s(&e["file"]),
+                    e["line"].as_i64().map(|l| l as i32),
+                    s(&e["error"]),
+                )
+            })
+            .collect();
+        // A value the server cannot apply (a bad value, or a restart-only parameter that
+        // differs from the running one) is `check`'s business, not the parser's.
+        let value_errors = server
+            .iter()
+            .any(|r| r.4.as_deref() == Some("setting could not be applied"));
+        let server_cmp: Vec<Row> = server
+            .iter()
+            .map(|r| {
+                let mut r = r.clone();
+                if r.4.as_deref() == Some("setting could not be applied") {
+                    r.4 = None;
+                }
+                r
+            })
+            .collect();
+        if mine != server_cmp {
+            failures.push(format!(
+                "{}:\n  server: {server_cmp:?}\n  conf-edit: {mine:?}",
+                f.display()
+            ));
+            continue;
+        }
+        let dotted = server
+            .iter()
+            .any(|r| r.0.as_deref().is_some_and(|n| n.contains('.')));
+        if !value_errors && !dotted {
+            let mine_applied: Vec<bool> = entries
+                .iter()
+                .map(|e| e["applied"].as_bool().unwrap())
+                .collect();
+            if mine_applied != applied {
+                failures.push(format!(
+                    "{}: applied differs: server {applied:?}, conf-edit {mine_applied:?}",
+                    f.display()
+                ));
+            }
+        }
+    }
+    std::fs::write(&conf, original).unwrap();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
