@@ -31,7 +31,7 @@ fn strings(v: &Value) -> Vec<String> {
         .collect()
 }
 
-/// The options column of pg_hba_file_rules (hbafuncs.c get_hba_options, PostgreSQL 15) for
+/// The options column of pg_hba_file_rules (hbafuncs.c get_hba_options; hba.c before 15) for
 /// a rule as `list` prints it; None where an ldapurl makes the server derive values.
 fn view_options(rule: &Value) -> Option<BTreeSet<String>> {
     let method = rule["method"].as_str().unwrap();
@@ -57,7 +57,17 @@ fn view_options(rule: &Value) -> Option<BTreeSet<String>> {
     if method == "cert" {
         out.insert("clientcert=verify-full".into());
     } else if let Some(v) = o.get("clientcert") {
-        out.insert(format!("clientcert={v}"));
+        // 13 also takes 1 (shown as verify-ca) and 0 or no-verify (off, not shown); 14+
+        // refuse them, so they only get here on 13.
+        match v.as_str() {
+            "0" | "no-verify" => {}
+            "1" => {
+                out.insert("clientcert=verify-ca".into());
+            }
+            v => {
+                out.insert(format!("clientcert={v}"));
+            }
+        }
     }
     if let Some(v) = o.get("pamservice") {
         out.insert(format!("pamservice={v}"));

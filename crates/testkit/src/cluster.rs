@@ -293,7 +293,8 @@ impl Cluster {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// A streaming standby of this (running) primary: `pg_basebackup -X stream -R`, started.
+    /// A streaming standby of this (running) primary: `pg_basebackup -X stream -R` (of 18 when
+    /// the server package has none), started.
     pub fn standby(&self) -> Cluster {
         self.standby_in(None)
     }
@@ -320,13 +321,24 @@ impl Cluster {
             owner: self.owner.clone(),
             log,
         };
+        let conninfo = format!("{} application_name=standby", self.conninfo());
         run_ok(
             s.cmd("pg_basebackup")
                 .arg("-D")
                 .arg(&s.data)
                 .args(["-X", "stream", "-R", "-c", "fast", "-d"])
-                .arg(format!("{} application_name=standby", self.conninfo())),
+                .arg(&conninfo),
         );
+        if !self.bindir.join("pg_basebackup").is_file() {
+            // A newer pg_basebackup's -R spells out every option of its own libpq
+            // (sslnegotiation is 17+, gssdelegation 16+); an older server's walreceiver
+            // refuses options it does not know. The last setting in the file wins.
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(s.data.join("postgresql.auto.conf"))
+                .unwrap();
+            writeln!(f, "primary_conninfo = '{conninfo}'").unwrap();
+        }
         s.append_conf(&format!(
             "\n# pgdr-testkit standby\nport = {}\nunix_socket_directories = '{}'\n",
             s.port,
