@@ -113,6 +113,9 @@ fn view_options(rule: &Value) -> Option<BTreeSet<String>> {
 }
 
 struct ViewRow {
+    /// The file the line is in: file_name (16+, where include directives exist), else None
+    /// (the main file).
+    file: Option<String>,
     line: i32,
     kind: Option<String>,
     database: Option<Vec<String>>,
@@ -127,7 +130,20 @@ struct ViewRow {
 fn view(c: &Cluster) -> Vec<ViewRow> {
     c.client()
         .query(
-            "SELECT line_number, type, database, user_name, address, netmask, auth_method, options, error FROM pg_hba_file_rules ORDER BY line_number",
+            &format!(
+                "SELECT line_number, type, database, user_name, address, netmask, auth_method, \
+                 options, error, {} FROM pg_hba_file_rules ORDER BY {}",
+                if c.major() >= 16 {
+                    "file_name"
+                } else {
+                    "NULL::text"
+                },
+                if c.major() >= 16 {
+                    "rule_number, line_number"
+                } else {
+                    "line_number"
+                },
+            ),
             &[],
         )
         .unwrap()
@@ -142,6 +158,7 @@ fn view(c: &Cluster) -> Vec<ViewRow> {
             method: r.get(6),
             options: r.get(7),
             error: r.get(8),
+            file: r.get(9),
         })
         .collect()
 }
@@ -173,24 +190,32 @@ fn compare_with_server(c: &Cluster, name: &str, text: &[u8]) -> usize {
     let check = tool("hba-edit").args(["-f", path_s, "check"]).run();
     std::fs::write(&path, saved).unwrap();
 
-    let rules: BTreeMap<i64, &Value> = list["rules"]
+    // Keyed by (file, line): lines of included files (16+) are numbered in their own file.
+    let key = |v: &Value| {
+        let file = v["file"].as_str().unwrap_or(path_s).to_string();
+        (file, v["line"].as_i64().unwrap())
+    };
+    let rules: BTreeMap<(String, i64), &Value> = list["rules"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["line"].as_i64().unwrap(), r))
+        .map(|r| (key(r), r))
         .collect();
-    let errors: BTreeMap<i64, &Value> = list["errors"]
+    let errors: BTreeMap<(String, i64), &Value> = list["errors"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| (e["line"].as_i64().unwrap(), e))
+        .map(|e| (key(e), e))
         .collect();
     let mut seen = BTreeSet::new();
     let mut server_rejects = false;
     for row in &rows {
-        let line = row.line as i64;
-        seen.insert(line);
-        let ctx = format!("{name}:{line}");
+        let line = (
+            row.file.clone().unwrap_or_else(|| path_s.to_string()),
+            row.line as i64,
+        );
+        seen.insert(line.clone());
+        let ctx = format!("{name}:{}:{}", line.0, line.1);
         if build_specific(row) {
             assert!(
                 rules.contains_key(&line) || errors.contains_key(&line),
@@ -257,7 +282,7 @@ fn compare_with_server(c: &Cluster, name: &str, text: &[u8]) -> usize {
     for line in rules.keys().chain(errors.keys()) {
         assert!(
             seen.contains(line),
-            "{name}:{line}: the server shows no such line"
+            "{name}:{line:?}: the server shows no such line"
         );
     }
     // check fails exactly when the server would refuse to load the file.
@@ -278,6 +303,7 @@ pub fn hba_corpus_agrees(c: &Cluster) {
     for f in ["admins", "admins list"] {
         std::fs::copy(hba_fixtures().join(f), c.data.join(f)).unwrap();
     }
+    copy_dir(&hba_fixtures().join("inc"), &c.data.join("inc"));
     let mut total = 0;
     let mut names: Vec<_> = std::fs::read_dir(hba_fixtures())
         .unwrap()
