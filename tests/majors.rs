@@ -17,9 +17,8 @@
 
 mod oracle;
 
-use pgdr_pgformat::control::{self, ControlData};
+use pgdr_pgformat::control;
 use pgdr_pgformat::{page_header, Lsn};
-use pgdr_testkit::majors::{client_bindir, server_bindir};
 use pgdr_testkit::{chown_to_pg_user, run_ok, short_tempdir, skip_unless, tool, Cluster};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -119,7 +118,7 @@ fn wal_and_control(major: u32) {
 
     // pg_control of the running primary, after a checkpoint.
     p.execute("checkpoint");
-    compare_control(&p);
+    oracle::compare_control(&p);
     // snap-take in backup mode: this major's backup functions and backup label.
     let doc = tool("snap-take")
         .arg("--pgdata")
@@ -206,176 +205,6 @@ fn restored(backup: &Path, primary: &Cluster, repo: &Path) -> Cluster {
     c
 }
 
-/// pgdr's reading of `c`'s pg_control against the server's own (`pg_control_*()`, which read
-/// the same file) and against `pg_controldata` of that format where one is installed. The file
-/// changes under a running server (checkpoints, restartpoints): a read counts when the server's
-/// view was the same before and after it.
-fn compare_control(c: &Cluster) {
-    let sql = "select s.system_identifier, s.pg_control_version, s.catalog_version_no, \
-               extract(epoch from s.pg_control_last_modified)::bigint, \
-               k.checkpoint_lsn, k.redo_lsn, k.redo_wal_file, k.timeline_id, k.prev_timeline_id, \
-               extract(epoch from k.checkpoint_time)::bigint, \
-               r.min_recovery_end_lsn, r.min_recovery_end_timeline, r.backup_start_lsn, \
-               r.backup_end_lsn, r.end_of_backup_record_required, \
-               i.database_block_size, i.bytes_per_wal_segment, i.data_page_checksum_version \
-               from pg_control_system() s, pg_control_checkpoint() k, pg_control_recovery() r, \
-               pg_control_init() i";
-    let server = || -> Vec<String> {
-        let rows = c.client().simple_query(sql).unwrap();
-        rows.iter()
-            .find_map(|m| match m {
-                postgres::SimpleQueryMessage::Row(r) => Some(
-                    (0..r.len())
-                        .map(|i| r.get(i).unwrap().to_string())
-                        .collect(),
-                ),
-                _ => None,
-            })
-            .unwrap()
-    };
-    let (ctl, theirs) = (0..50)
-        .find_map(|_| {
-            let before = server();
-            let ctl = control::parse(&std::fs::read(c.data.join("global/pg_control")).unwrap())
-                .unwrap_or_else(|e| panic!("PostgreSQL {}: {e}", c.major()));
-            let after = server();
-            (before == after).then_some((ctl, after))
-        })
-        .expect("pg_control kept changing");
-    let b = |v: bool| if v { "t" } else { "f" }.to_string();
-    let mine = vec![
-        ctl.system_identifier.to_string(),
-        ctl.pg_control_version.to_string(),
-        ctl.catalog_version.to_string(),
-        ctl.time.to_string(),
-        ctl.checkpoint_lsn.to_string(),
-        ctl.redo_lsn.to_string(),
-        ctl.redo_wal_file(),
-        ctl.timeline.to_string(),
-        ctl.prev_timeline.to_string(),
-        ctl.checkpoint_time.to_string(),
-        ctl.min_recovery_point.to_string(),
-        ctl.min_recovery_point_timeline.to_string(),
-        ctl.backup_start.to_string(),
-        ctl.backup_end.to_string(),
-        b(ctl.backup_end_required),
-        ctl.block_size.to_string(),
-        ctl.wal_segment_size.to_string(),
-        ctl.data_checksum_version.to_string(),
-    ];
-    assert_eq!(
-        mine,
-        theirs,
-        "PostgreSQL {}: pgdr vs pg_control_*()",
-        c.major()
-    );
-    assert!(ctl.written_by(c.major()), "{ctl:?}");
-    let wal_level = c.query_value("show wal_level").unwrap();
-    assert_eq!(ctl.wal_level, if wal_level == "logical" { 2 } else { 1 });
-    match controldata_for(ctl.pg_control_version) {
-        Some(prog) => compare_controldata(c, &prog, &ctl),
-        // 17's format (1700) is the one no installed pg_controldata reads: the npm package
-        // has none, the distribution's is 15 (1300) and the client tools' 18 (1800).
-        None => assert!(
-            ctl.pg_control_version == 1700 || !pgdr_testkit::require_all(),
-            "no pg_controldata for pg_control version {}: run `make deps`",
-            ctl.pg_control_version
-        ),
-    }
-}
-
-/// A pg_controldata built for pg_control version `version`: the distribution's (15: 1300,
-/// the format of 13 to 16) or 18's from the client tools (1800).
-fn controldata_for(version: u32) -> Option<PathBuf> {
-    [server_bindir(15).ok(), client_bindir().ok()]
-        .into_iter()
-        .flatten()
-        .map(|d| d.join("pg_controldata"))
-        .filter(|p| p.is_file())
-        .find(|p| {
-            pgdr_core::pgbin::program_major(p)
-                .and_then(|m| {
-                    control::LAYOUTS
-                        .iter()
-                        .find(|l| (l.first_major..=l.last_major).contains(&m))
-                })
-                .is_some_and(|l| l.version == version)
-        })
-}
-
-/// The fields pg_controldata prints that pgdr reads, compared when the file did not change
-/// while pg_controldata ran.
-fn compare_controldata(c: &Cluster, prog: &Path, ctl: &ControlData) {
-    let text = run_ok(
-        pgdr_core::owner::command_as(&c.owner, prog)
-            .arg("-D")
-            .arg(&c.data)
-            .env("LC_ALL", "C"),
-    );
-    let now = control::parse(&std::fs::read(c.data.join("global/pg_control")).unwrap()).unwrap();
-    if &now != ctl {
-        return compare_controldata(c, prog, &now);
-    }
-    let field = |name: &str| -> String {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-            .unwrap_or_else(|| panic!("no {name:?} in:\n{text}"))
-            .trim()
-            .to_string()
-    };
-    let lsn = |name: &str| field(name).parse::<Lsn>().unwrap();
-    let ctx = format!("PostgreSQL {} vs {}", c.major(), prog.display());
-    assert_eq!(
-        field("pg_control version number"),
-        ctl.pg_control_version.to_string(),
-        "{ctx}"
-    );
-    assert_eq!(
-        field("Database system identifier"),
-        ctl.system_identifier.to_string(),
-        "{ctx}"
-    );
-    assert_eq!(
-        lsn("Latest checkpoint location"),
-        ctl.checkpoint_lsn,
-        "{ctx}"
-    );
-    assert_eq!(
-        lsn("Latest checkpoint's REDO location"),
-        ctl.redo_lsn,
-        "{ctx}"
-    );
-    assert_eq!(
-        field("Latest checkpoint's TimeLineID"),
-        ctl.timeline.to_string(),
-        "{ctx}"
-    );
-    assert_eq!(
-        lsn("Minimum recovery ending location"),
-        ctl.min_recovery_point,
-        "{ctx}"
-    );
-    assert_eq!(lsn("Backup start location"), ctl.backup_start, "{ctx}");
-    assert_eq!(lsn("Backup end location"), ctl.backup_end, "{ctx}");
-    let level = ["minimal", "replica", "logical"][ctl.wal_level as usize];
-    assert_eq!(field("wal_level setting"), level, "{ctx}");
-    assert_eq!(
-        field("Bytes per WAL segment"),
-        ctl.wal_segment_size.to_string(),
-        "{ctx}"
-    );
-    assert_eq!(
-        field("Database block size"),
-        ctl.block_size.to_string(),
-        "{ctx}"
-    );
-    assert_eq!(
-        field("Data page checksum version"),
-        ctl.data_checksum_version.to_string(),
-        "{ctx}"
-    );
-}
-
 /// repl-lag on a primary/standby pair of `major`, and pg_control of a standby (its minimum
 /// recovery point is set).
 fn primary_and_standby(major: u32) {
@@ -431,7 +260,7 @@ fn primary_and_standby(major: u32) {
     assert_eq!(doc["caught_up"], true, "{doc}");
     // A standby's pg_control: in archive recovery, with a minimum recovery point.
     s.execute("checkpoint");
-    compare_control(&s);
+    oracle::compare_control(&s);
 }
 
 /// snap-clone of a snapshot of `major` (copy backend, backup mode on the primary) to a time
