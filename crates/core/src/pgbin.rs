@@ -1,11 +1,21 @@
-//! Where the PostgreSQL server binaries are.
+//! Where the PostgreSQL server binaries of a major version are.
 
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 
-/// The bin directory for `major` (or the newest installed when `None`): `PGDR_PG_BINDIR`,
-/// then `/usr/lib/postgresql/<major>/bin` (Debian/Ubuntu), then `/usr/pgsql-<major>/bin`
-/// (RHEL), then the directory of `pg_ctl` on PATH.
+/// The bin directory for `major` (or the newest installed when `None`), the first of:
+///
+/// 1. `PGDR_PG_BINDIR`, as given (an override: its version is not checked);
+/// 2. `PGDR_PG_ROOT/<major>/bin` when `PGDR_PG_ROOT` is set (one directory per major, the
+///    layout `make deps` installs for the tests: tests/deps/pg-majors.sh);
+/// 3. `/usr/lib/postgresql/<major>/bin` (Debian/Ubuntu), then `/usr/pgsql-<major>/bin` (RHEL);
+/// 4. the directory of `pg_ctl` on PATH, when `pg_ctl --version` is of `major`.
+///
+/// A directory counts when it has `pg_ctl`. With `None`, the newest under
+/// `/usr/lib/postgresql`, else `pg_ctl` on PATH.
+///
+/// # Errors
+/// No such directory: the error names the major and where it looked.
 pub fn bindir(major: Option<u32>) -> Result<PathBuf> {
     if let Some(d) = std::env::var_os("PGDR_PG_BINDIR") {
         return Ok(PathBuf::from(d));
@@ -13,10 +23,12 @@ pub fn bindir(major: Option<u32>) -> Result<PathBuf> {
     let has_pg_ctl = |d: &Path| d.join("pg_ctl").is_file();
     match major {
         Some(m) => {
-            for d in [
+            let root =
+                std::env::var_os("PGDR_PG_ROOT").map(|r| Path::new(&r).join(format!("{m}/bin")));
+            for d in root.into_iter().chain([
                 PathBuf::from(format!("/usr/lib/postgresql/{m}/bin")),
                 PathBuf::from(format!("/usr/pgsql-{m}/bin")),
-            ] {
+            ]) {
                 if has_pg_ctl(&d) {
                     return Ok(d);
                 }
@@ -41,7 +53,8 @@ pub fn bindir(major: Option<u32>) -> Result<PathBuf> {
     }
     if let Some(path) = std::env::var_os("PATH") {
         for d in std::env::split_paths(&path) {
-            if has_pg_ctl(&d) {
+            // Another major's server on PATH would misread this one's data directory.
+            if has_pg_ctl(&d) && major.is_none_or(|m| program_major(&d.join("pg_ctl")) == Some(m)) {
                 return Ok(d);
             }
         }
@@ -51,7 +64,42 @@ pub fn bindir(major: Option<u32>) -> Result<PathBuf> {
         .unwrap_or_default();
     Err(
         Error::failed(format!("cannot find the {which}server binaries"))
-            .because("no pg_ctl under /usr/lib/postgresql/*/bin, /usr/pgsql-*/bin or on PATH")
-            .hint("install the server package, or set PGDR_PG_BINDIR"),
+            .because(
+                "no pg_ctl in PGDR_PG_ROOT/N/bin, /usr/lib/postgresql/N/bin, /usr/pgsql-N/bin or on PATH",
+            )
+            .hint("install that major's server package, or set PGDR_PG_BINDIR"),
     )
+}
+
+/// The major version a PostgreSQL program reports (`pg_ctl (PostgreSQL) 15.18 (Debian …)` → 15,
+/// `9.6.24` → 9, `19beta1` → 19).
+pub fn program_major(program: &Path) -> Option<u32> {
+    let out = std::process::Command::new(program)
+        .arg("--version")
+        .output()
+        .ok()?;
+    version_major(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// The major in a `--version` line, see [`program_major`].
+fn version_major(line: &str) -> Option<u32> {
+    let v = line.split(')').nth(1)?.split_whitespace().next()?;
+    let digits: String = v.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn version_lines() {
+        use super::version_major as m;
+        assert_eq!(
+            m("pg_ctl (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)\n"),
+            Some(15)
+        );
+        assert_eq!(m("postgres (PostgreSQL) 18.4\n"), Some(18));
+        assert_eq!(m("pg_ctl (PostgreSQL) 9.6.24\n"), Some(9));
+        assert_eq!(m("pg_ctl (PostgreSQL) 19beta1\n"), Some(19));
+        assert_eq!(m("nonsense"), None);
+    }
 }

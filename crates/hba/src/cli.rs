@@ -14,7 +14,7 @@ const ABOUT: &str = "Read, query, check and change pg_hba.conf exactly as Postgr
 const LONG_ABOUT: &str = "Read, query, check and change pg_hba.conf exactly as PostgreSQL reads it.
 
 The file is read with PostgreSQL's own rules (src/backend/libpq/hba.c) for the server version \
-in use (12 to 17; from --pg-version, else PG_VERSION beside the file, else 15): backslash \
+in use (12 to 18; from --pg-version, else PG_VERSION beside the file, else 15): backslash \
 continuation, quoting, keywords only when unquoted, comma lists, +group, @file, /regex (16+), \
 IPv4/IPv6 CIDR or address plus netmask, host names, name=value options with the server's \
 per-method checks, and include, include_if_exists, include_dir (16+).
@@ -43,7 +43,7 @@ pub struct Args {
     /// The pg_hba.conf to read or change (default: $PGDATA/pg_hba.conf).
     #[arg(short = 'f', long = "file", value_name = "FILE", global = true)]
     pub file: Option<PathBuf>,
-    /// PostgreSQL major version whose rules apply (12-17; default: PG_VERSION beside the
+    /// PostgreSQL major version whose rules apply (12-18; default: PG_VERSION beside the
     /// file, else 15).
     #[arg(long, value_name = "MAJOR", global = true)]
     pub pg_version: Option<u32>,
@@ -247,7 +247,7 @@ fn target(args: &Args) -> Result<(PathBuf, u32)> {
     if !(12..=18).contains(&version) {
         return Err(
             Error::usage(format!("unsupported PostgreSQL version {version}"))
-                .because("hba-edit knows the rules of PostgreSQL 12 to 17 (and 18)")
+                .because("hba-edit knows the rules of PostgreSQL 12 to 18")
                 .hint("pass --pg-version"),
         );
     }

@@ -33,7 +33,7 @@ pub enum Format {
     name = "repl-lag",
     version,
     about = "Report replication, slot and archiver health; alert on thresholds",
-    long_about = "Report replication, slot and archiver health of PostgreSQL servers (10 to 18) and \
+    long_about = "Report replication, slot and archiver health of PostgreSQL servers (13 to 18) and \
 alert on thresholds, with monitoring-plugin exit codes.\n\n\
 On a primary: every WAL sender (byte lag of the sent, write, flush and replay positions, computed \
 exactly from LSNs; write, flush and replay lag in seconds; its slot), every replication slot \

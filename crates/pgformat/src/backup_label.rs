@@ -10,7 +10,7 @@ pub struct BackupLabel {
     pub start_wal: String,
     pub checkpoint_lsn: Lsn,
     pub timeline: Option<u32>,
-    /// "primary" or "standby".
+    /// "primary" or "standby" (PostgreSQL 13 writes "master", read as "primary").
     pub backup_from: Option<String>,
     pub label: Option<String>,
 }
@@ -44,7 +44,13 @@ pub fn parse(text: &str) -> Result<BackupLabel, String> {
             }
             "CHECKPOINT LOCATION" => ckpt = Some(value.trim().parse::<Lsn>()?),
             "START TIMELINE" => tli = value.trim().parse().ok(),
-            "BACKUP FROM" => from = Some(value.trim().to_string()),
+            // 13's xlog.c writes "master"; 14 renamed it.
+            "BACKUP FROM" => {
+                from = Some(match value.trim() {
+                    "master" => "primary".to_string(),
+                    v => v.to_string(),
+                })
+            }
             "LABEL" => label = Some(value.to_string()),
             _ => {}
         }
@@ -75,6 +81,11 @@ mod tests {
         assert_eq!(l.backup_from.as_deref(), Some("standby"));
         assert_eq!(l.timeline, Some(1));
         assert!(super::parse("LABEL: x\n").is_err());
+        let pg13 = t.replace("BACKUP FROM: standby", "BACKUP FROM: master");
+        assert_eq!(
+            super::parse(&pg13).unwrap().backup_from.as_deref(),
+            Some("primary")
+        );
         assert!(super::parse("START WAL LOCATION: 0/1 (file zz)\n").is_err());
     }
 }

@@ -1,9 +1,12 @@
 //! `global/pg_control` read without the server: the fields a snapshot needs, CRC-32C checked.
 //!
-//! Layout of `ControlFileData` (src/include/catalog/pg_control.h) for PG_CONTROL_VERSION 1201
-//! (PG 12), 1300 (PG 13–16) and 1700 (PG 17). The fields read here sit at the same offsets in
-//! all three: PG 17 added `wal_level` to `CheckPoint` inside the padding after
-//! `fullPageWrites`, so nothing moved. x86-64/aarch64 alignment (8-byte int64).
+//! Layout of `ControlFileData` (src/include/catalog/pg_control.h) for each PG_CONTROL_VERSION in
+//! [`LAYOUTS`]: 1201 (PG 12), 1300 (PG 13–16), 1700 (PG 17), 1800 (PG 18). The fields read here
+//! sit at the same offsets in all of them: PG 17 added `wal_level` to `CheckPoint` inside the
+//! padding after `fullPageWrites`, and PG 18 added `default_char_signedness` after
+//! `data_checksum_version`, which moves only `mock_authentication_nonce` and the CRC (288 → 292).
+//! Checked against real servers of 13–18 (tests/majors.rs). x86-64/aarch64 alignment (8-byte
+//! int64). Any other version is refused, never read with a neighbour's layout.
 
 use crate::Lsn;
 
@@ -30,7 +33,40 @@ const OFF_WAL_LEVEL: usize = 172;
 const OFF_BLCKSZ: usize = 216;
 const OFF_XLOG_SEG_SIZE: usize = 228;
 const OFF_DATA_CHECKSUM: usize = 252;
-const OFF_CRC: usize = 288;
+
+/// A pg_control format: its PG_CONTROL_VERSION, the majors that write it, and the offset of
+/// `crc` (`offsetof(ControlFileData, crc)`: the CRC covers every byte before it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    pub version: u32,
+    pub first_major: u32,
+    pub last_major: u32,
+    pub crc_offset: usize,
+}
+
+/// Every pg_control format pgdr reads (pg_control.h `PG_CONTROL_VERSION` of each major).
+pub const LAYOUTS: &[Layout] = &[
+    Layout::of(1201, 12..=12, 288),
+    Layout::of(1300, 13..=16, 288),
+    Layout::of(1700, 17..=17, 288),
+    Layout::of(1800, 18..=18, 292),
+];
+
+impl Layout {
+    const fn of(version: u32, majors: std::ops::RangeInclusive<u32>, crc_offset: usize) -> Layout {
+        Layout {
+            version,
+            first_major: *majors.start(),
+            last_major: *majors.end(),
+            crc_offset,
+        }
+    }
+}
+
+/// The layout of a PG_CONTROL_VERSION, if pgdr knows it.
+pub fn layout(version: u32) -> Option<&'static Layout> {
+    LAYOUTS.iter().find(|l| l.version == version)
+}
 
 /// What pg_control says about a cluster.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -61,6 +97,12 @@ pub struct ControlData {
 }
 
 impl ControlData {
+    /// Whether PostgreSQL `major` (PG_VERSION) writes this pg_control format.
+    pub fn written_by(&self, major: u32) -> bool {
+        layout(self.pg_control_version)
+            .is_some_and(|l| (l.first_major..=l.last_major).contains(&major))
+    }
+
     /// The WAL file holding the checkpoint's redo point: the oldest one crash recovery reads.
     pub fn redo_wal_file(&self) -> String {
         self.redo_lsn
@@ -95,25 +137,36 @@ fn state_name(s: u32) -> &'static str {
 
 /// Parses the bytes of a pg_control file. The error says why it cannot be trusted.
 pub fn parse(bytes: &[u8]) -> Result<ControlData, String> {
-    if bytes.len() < OFF_CRC + 4 {
+    if bytes.len() < OFF_VERSION + 4 {
         return Err(format!(
             "pg_control is {} bytes, too short to be one (expected {PG_CONTROL_FILE_SIZE})",
             bytes.len()
         ));
     }
     let version = u32_at(bytes, OFF_VERSION);
-    if !matches!(version, 1201 | 1300 | 1700) {
-        let hint = if matches!(version.swap_bytes(), 1201 | 1300 | 1700) {
+    let Some(l) = layout(version) else {
+        let hint = if layout(version.swap_bytes()).is_some() {
             " (written on a machine of another byte order?)"
         } else {
             ""
         };
+        let (first, last) = (
+            LAYOUTS[0].first_major,
+            LAYOUTS[LAYOUTS.len() - 1].last_major,
+        );
         return Err(format!(
-            "unsupported pg_control version {version}{hint}; PostgreSQL 12 to 17 are supported"
+            "unsupported pg_control version {version}{hint}; PostgreSQL {first} to {last} are supported"
+        ));
+    };
+    let off_crc = l.crc_offset;
+    if bytes.len() < off_crc + 4 {
+        return Err(format!(
+            "pg_control is {} bytes, too short to be one (expected {PG_CONTROL_FILE_SIZE})",
+            bytes.len()
         ));
     }
-    let stored = u32_at(bytes, OFF_CRC);
-    let computed = crc32c(&bytes[..OFF_CRC]);
+    let stored = u32_at(bytes, off_crc);
+    let computed = crc32c(&bytes[..off_crc]);
     if stored != computed {
         return Err(format!(
             "pg_control CRC mismatch (stored {stored:08X}, computed {computed:08X}): the file is torn or corrupt"
@@ -160,8 +213,9 @@ mod tests {
         b[OFF_REDO..OFF_REDO + 8].copy_from_slice(&redo.to_le_bytes());
         b[OFF_TLI..OFF_TLI + 4].copy_from_slice(&tli.to_le_bytes());
         b[OFF_XLOG_SEG_SIZE..OFF_XLOG_SEG_SIZE + 4].copy_from_slice(&(16u32 << 20).to_le_bytes());
-        let crc = crc32c(&b[..OFF_CRC]);
-        b[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_le_bytes());
+        let off = layout(version).map_or(288, |l| l.crc_offset);
+        let crc = crc32c(&b[..off]);
+        b[off..off + 4].copy_from_slice(&crc.to_le_bytes());
         b
     }
 
@@ -173,7 +227,7 @@ mod tests {
 
     #[test]
     fn parses_every_supported_version() {
-        for v in [1201, 1300, 1700] {
+        for v in [1201, 1300, 1700, 1800] {
             let b = image(v, 7_000_000_000_000_000_001, 0x2000028, 0x2000060, 3);
             let c = parse(&b).unwrap();
             assert_eq!(c.system_identifier, 7_000_000_000_000_000_001);
@@ -183,6 +237,22 @@ mod tests {
             assert_eq!(c.state, "in production");
             assert_eq!(c.redo_wal_file(), "000000030000000000000002");
         }
+        assert!(parse(&image(1300, 1, 0, 0, 1)).unwrap().written_by(16));
+        assert!(!parse(&image(1300, 1, 0, 0, 1)).unwrap().written_by(17));
+        assert!(parse(&image(1800, 1, 0, 0, 1)).unwrap().written_by(18));
+    }
+
+    #[test]
+    fn the_crc_covers_what_each_layout_says() {
+        // A PG 18 file checked with PG 17's CRC offset (288) would fail: the CRC sits at 292.
+        let mut b = image(1800, 1, 0x2000028, 0x2000060, 1);
+        assert_eq!(crc32c(&b[..292]), u32_at(&b, 292));
+        b[290] ^= 1; // inside the nonce, which PG 18 moved to 257..289 and the CRC covers
+        assert!(parse(&b).unwrap_err().contains("CRC mismatch"));
+        // The same bytes labelled 1700 are checked at 288 and refused.
+        let mut b = image(1800, 1, 0x2000028, 0x2000060, 1);
+        b[OFF_VERSION..OFF_VERSION + 4].copy_from_slice(&1700u32.to_le_bytes());
+        assert!(parse(&b).unwrap_err().contains("CRC mismatch"));
     }
 
     #[test]
@@ -191,9 +261,15 @@ mod tests {
         b[40] ^= 1;
         assert!(parse(&b).unwrap_err().contains("CRC mismatch"));
         assert!(parse(&b[..100]).unwrap_err().contains("too short"));
-        let b = image(1100, 1, 0x2000028, 0x2000060, 1);
-        assert!(parse(&b)
-            .unwrap_err()
-            .contains("unsupported pg_control version 1100"));
+        for (v, m) in [(1100, 11), (1900, 19), (1002, 10)] {
+            let e = parse(&image(v, 1, 0x2000028, 0x2000060, 1)).unwrap_err();
+            assert!(
+                e.contains(&format!("unsupported pg_control version {v}"))
+                    && e.contains("PostgreSQL 12 to 18"),
+                "{m}: {e}"
+            );
+        }
+        let e = parse(&image(1800u32.swap_bytes(), 1, 0, 0, 1)).unwrap_err();
+        assert!(e.contains("byte order"), "{e}");
     }
 }

@@ -11,10 +11,14 @@ use crate::wal_name::{valid_seg_size, WalName};
 pub const LONG_HEADER_LEN: usize = 40;
 /// XLP_LONG_HEADER in xlp_info.
 const XLP_LONG_HEADER: u16 = 0x0002;
-/// XLP_ALL_FLAGS: any other bit means this is not a page header.
-const XLP_ALL_FLAGS: u16 = 0x0007;
+/// XLP_ALL_FLAGS: any other bit means this is not a page header. 0x000F since
+/// XLP_FIRST_IS_OVERWRITE_CONTRECORD (0x0008), added in 15 and in the minor releases 13.5 and
+/// 14.1 (and 10.19, 11.14, 12.9): every supported server may write it.
+const XLP_ALL_FLAGS: u16 = 0x000F;
 
-/// XLOG_PAGE_MAGIC of each major version (it changes whenever the WAL format does).
+/// XLOG_PAGE_MAGIC of each major version (it changes whenever the WAL format does); 13–18 checked
+/// against the first segment of a real server of each (tests/majors.rs). A magic not here (a
+/// later major's, or 9.5's) is refused.
 const MAGICS: &[(u16, u32)] = &[
     (0xD093, 96),
     (0xD097, 10),
@@ -167,9 +171,27 @@ mod tests {
             (0xD10D, 14),
             (0xD113, 16),
             (0xD116, 17),
+            (0xD118, 18),
         ] {
             assert_eq!(parse(&sample(m, 1, 0, 1, SEG)).unwrap().major(), Some(v));
         }
+        // A later major's magic (the development branch after 18 uses 0xD11x and up) is
+        // refused, not read as 18's.
+        for m in [0xD119, 0xD121, 0xD087] {
+            let e = parse(&sample(m, 1, 0, 1, SEG)).unwrap_err();
+            assert!(e.contains("bad WAL page magic"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_first_page_that_overwrites_a_contrecord_is_a_header() {
+        // XLP_FIRST_IS_OVERWRITE_CONTRECORD | XLP_LONG_HEADER: written after a crash cut a
+        // record that spanned into this segment (xlog.c CreateOverwriteContrecordRecord).
+        let mut b = sample(0xD106, 1, 0, 1, SEG);
+        b[2..4].copy_from_slice(&0x000Au16.to_le_bytes());
+        assert_eq!(parse(&b).unwrap().major(), Some(13));
+        b[2..4].copy_from_slice(&0x0012u16.to_le_bytes());
+        assert!(parse(&b).unwrap_err().contains("long header"));
     }
 
     #[test]

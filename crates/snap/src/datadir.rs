@@ -23,20 +23,14 @@ pub fn check_data_dir(pgdata: &Path) -> Result<PathBuf> {
     Ok(canon)
 }
 
-/// The major version in PG_VERSION ("15", or "9.6" → 9).
+/// The major version in PG_VERSION; a major pgdr does not know (11, a 19 beta) is refused.
 ///
 /// # Errors
-/// PG_VERSION cannot be read or holds no number.
+/// PG_VERSION cannot be read, or names a major outside the supported ones.
 pub fn pg_version(dir: &Path) -> Result<u32> {
     let text = pgdr_core::fsx::read_text(&dir.join("PG_VERSION"))?;
-    text.trim()
-        .split('.')
-        .next()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| {
-            Error::failed(format!("cannot read {}", dir.join("PG_VERSION").display()))
-                .because(format!("unexpected contents {:?}", text.trim()))
-        })
+    pgdr_pgformat::version::parse_pg_version(&text)
+        .map_err(|e| Error::failed(format!("cannot use {}", dir.display())).because(e))
 }
 
 /// The pid of the postmaster running on `pgdata`, from its `postmaster.pid`, when that

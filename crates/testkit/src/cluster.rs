@@ -1,7 +1,8 @@
 //! A throwaway PostgreSQL cluster: initdb as the `postgres` OS user when root, a free port,
 //! its socket in a short temporary directory, stopped and removed on drop.
 
-use crate::{chown_to_pg_user, free_port, pg_user, run_ok, short_tempdir};
+use crate::majors::{program_path, server_bindir};
+use crate::{chown_to_pg_user, free_port, pg_user, run_ok, short_tempdir, Unavailable};
 use pgdr_core::owner::{command_as, User};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -25,6 +26,7 @@ pub struct ClusterBuilder {
     hba: Vec<String>,
     initdb_args: Vec<String>,
     data_dir: Option<PathBuf>,
+    bindir: Option<PathBuf>,
     start: bool,
 }
 
@@ -68,14 +70,28 @@ pub struct Cluster {
     pub data: PathBuf,
     pub sockdir: PathBuf,
     pub port: u16,
+    /// The server binaries (initdb, pg_ctl, postgres) of this cluster's major.
     pub bindir: PathBuf,
     pub owner: User,
     pub log: PathBuf,
 }
 
 impl Cluster {
+    /// A builder for a cluster of the newest distribution server (PostgreSQL 15 here).
     pub fn builder() -> ClusterBuilder {
         ClusterBuilder::default()
+    }
+
+    /// A builder for a cluster of PostgreSQL `major` (13 to 18; see [`crate::majors`]), for
+    /// `skip_unless!(Cluster::with_major(17)).start()`.
+    ///
+    /// # Errors
+    /// [`Unavailable`] when no server of that major is installed (`make deps` installs them).
+    pub fn with_major(major: u32) -> Result<ClusterBuilder, Unavailable> {
+        Ok(ClusterBuilder {
+            bindir: Some(server_bindir(major)?),
+            ..ClusterBuilder::default()
+        })
     }
 
     /// A started cluster with default settings (wal_level=replica, archive off).
@@ -93,7 +109,10 @@ impl Cluster {
             .clone()
             .unwrap_or_else(|| root.path().join("data"));
         make_data_dir(&data);
-        let bindir = pgdr_core::pgbin::bindir(None).expect("PostgreSQL server binaries");
+        let bindir = match &b.bindir {
+            Some(d) => d.clone(),
+            None => pgdr_core::pgbin::bindir(None).expect("PostgreSQL server binaries"),
+        };
         let owner = pg_user();
         let log = root.path().join("log");
         std::fs::write(&log, "").unwrap();
@@ -151,9 +170,17 @@ impl Cluster {
         c
     }
 
-    /// A command for a server binary, run as the cluster's owner.
+    /// The major version of the data directory (its PG_VERSION).
+    pub fn major(&self) -> u32 {
+        let text = std::fs::read_to_string(self.data.join("PG_VERSION")).expect("PG_VERSION");
+        pgdr_pgformat::version::parse_pg_version(&text).expect("a known major")
+    }
+
+    /// A command for a PostgreSQL program, run as the cluster's owner: the server's own, else
+    /// the newest client's (pg_basebackup, psql, pgbench of 18 for a server packaged without
+    /// them; [`crate::majors::program_path`]).
     pub fn cmd(&self, program: &str) -> Command {
-        command_as(&self.owner, self.bindir.join(program))
+        command_as(&self.owner, program_path(&self.bindir, program))
     }
 
     /// Appends text to postgresql.conf.
@@ -266,7 +293,8 @@ impl Cluster {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// A streaming standby of this (running) primary: `pg_basebackup -X stream -R`, started.
+    /// A streaming standby of this (running) primary: `pg_basebackup -X stream -R` (of 18 when
+    /// the server package has none), started.
     pub fn standby(&self) -> Cluster {
         self.standby_in(None)
     }
@@ -293,13 +321,24 @@ impl Cluster {
             owner: self.owner.clone(),
             log,
         };
+        let conninfo = format!("{} application_name=standby", self.conninfo());
         run_ok(
             s.cmd("pg_basebackup")
                 .arg("-D")
                 .arg(&s.data)
                 .args(["-X", "stream", "-R", "-c", "fast", "-d"])
-                .arg(format!("{} application_name=standby", self.conninfo())),
+                .arg(&conninfo),
         );
+        if !self.bindir.join("pg_basebackup").is_file() {
+            // A newer pg_basebackup's -R spells out every option of its own libpq
+            // (sslnegotiation is 17+, gssdelegation 16+); an older server's walreceiver
+            // refuses options it does not know. The last setting in the file wins.
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(s.data.join("postgresql.auto.conf"))
+                .unwrap();
+            writeln!(f, "primary_conninfo = '{conninfo}'").unwrap();
+        }
         s.append_conf(&format!(
             "\n# pgdr-testkit standby\nport = {}\nunix_socket_directories = '{}'\n",
             s.port,

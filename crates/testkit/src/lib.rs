@@ -1,16 +1,18 @@
 //! Real parts for pgdr's tests: throwaway PostgreSQL clusters ([`Cluster`]), zfs-fuse pools on a
 //! file ([`ZfsPool`]), btrfs loop mounts ([`BtrfsMount`]), and a runner for the tool binaries
-//! ([`tool`]). Everything is removed on drop, also after a panic.
+//! ([`tool`]). [`Cluster::with_major`] starts a server of any supported major ([`majors`]). Everything is removed on drop, also after a panic.
 //!
 //! When a facility cannot exist on the machine (no /dev/fuse, not root for a loop mount) the
 //! constructors return [`Unavailable`], and [`skip_unless!`] prints a loud SKIPPED line.
 
 mod cluster;
 mod fs;
+pub mod majors;
 mod run;
 
 pub use cluster::{Cluster, ClusterBuilder};
 pub use fs::{BtrfsMount, ZfsPool};
+pub use majors::MAJORS;
 pub use run::{tool, ToolCommand, ToolOutput};
 
 use std::path::{Path, PathBuf};

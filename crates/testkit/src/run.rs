@@ -4,7 +4,9 @@ use std::ffi::OsStr;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-/// A tool invocation: environment cleared except PATH, `PG*` scrubbed, no password file.
+/// A tool invocation: environment cleared except PATH, `PG*` scrubbed, no password file;
+/// `PGDR_PG_ROOT` set so a tool that needs another major's server binaries finds them
+/// ([`crate::majors`]).
 #[derive(Debug)]
 pub struct ToolCommand {
     cmd: Command,
@@ -18,7 +20,8 @@ pub fn tool(name: &str) -> ToolCommand {
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", "/nonexistent")
         .env("PGPASSFILE", "/dev/null")
-        .env("LC_ALL", "C");
+        .env("LC_ALL", "C")
+        .env("PGDR_PG_ROOT", crate::majors::pg_root());
     ToolCommand { cmd, stdin: None }
 }
 

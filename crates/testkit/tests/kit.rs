@@ -117,3 +117,29 @@ fn btrfs_mount_and_subvolume() {
         "btrfs left mounted"
     );
 }
+
+#[test]
+fn a_major_that_is_not_installed_is_unavailable_and_says_how_to_get_it() {
+    let u = Cluster::with_major(11).unwrap_err();
+    assert!(
+        u.0.contains("no PostgreSQL 11 server") && u.0.contains("make deps"),
+        "{u}"
+    );
+}
+
+#[test]
+fn with_major_starts_that_major_and_its_standby_streams() {
+    let p = skip_unless!(Cluster::with_major(13)).start();
+    assert_eq!(p.major(), 13);
+    assert_eq!(
+        p.query_value("select current_setting('server_version_num')::int / 10000")
+            .as_deref(),
+        Some("13")
+    );
+    // 13's npm package has no pg_basebackup: the standby is made with 18's.
+    let s = p.standby();
+    s.wait_for(
+        "select status = 'streaming' from pg_stat_wal_receiver",
+        Duration::from_secs(60),
+    );
+}
