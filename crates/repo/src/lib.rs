@@ -1,9 +1,11 @@
 //! pgdr-repo: the repository every pgdr tool that stores or reads backups shares (FORMAT.md).
-//! One repository holds one cluster's WAL (and, later, its snapshot images and logical dumps).
+//! One repository holds one cluster's WAL and its logical dumps (and, later, snapshot images).
 //!
 //! Layers, each knowing only the ones below it:
 //! - [`file`] (store one WAL file, restore one WAL file, with PostgreSQL's checks) and
 //!   [`survey`] (the whole repository by timeline): the per-file and per-repository work.
+//! - [`dump`]: logical dumps (pg_dump's files, a manifest published last), stored and read
+//!   through [`object`] (any object by key, in the stored-object format).
 //! - [`repo`]: settings, the cluster a repository is bound to, where each object lives.
 //! - [`store`]: the bytes, as object operations (a local directory; an object store behind
 //!   the same interface).
@@ -14,7 +16,9 @@
 //! of snapshots' storage backends, or of the tools' documents beyond [`doc`].
 
 pub mod doc;
+pub mod dump;
 pub mod file;
+pub mod object;
 pub mod repo;
 pub mod store;
 pub mod stored;
