@@ -4,19 +4,23 @@
 use crate::backend::BackendKind;
 use crate::cmd::prune::PruneRequest;
 use crate::doc::PruneReport;
+use crate::logical::meta::KIND;
+use crate::logical::prune::LogicalPruneReport;
 use crate::meta::SnapshotMeta;
 use crate::registry::Registry;
 use crate::retention::Policy;
 use clap::Parser;
 use pgdr_core::cli::Stdin;
 use pgdr_core::{Error, Outcome, OutputArgs, Result};
+use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 
 const AFTER_HELP: &str = "\
 Examples:
   snap-prune --pgdata /zpdata01/pg --keep-hourly 24 --keep-daily 7 --dry-run
   snap-prune --pgdata /zpdata01/pg --pitr-window 7d --keep-monthly 6
-  snap-take --pgdata /zpdata01/pg | snap-prune - --keep-hourly 24 --keep-daily 7 | wal-archive prune - --repo /zpdata02/wal";
+  snap-take --pgdata /zpdata01/pg | snap-prune - --keep-hourly 24 --keep-daily 7 | wal-archive prune - --repo /zpdata02/wal
+  snap-prune --logical --snapshot-dir /backup/logical --database app --keep-daily 7 --keep-monthly 12";
 
 /// Apply a retention policy to the snapshots snap-take made.
 #[derive(Debug, Parser)]
@@ -56,7 +60,13 @@ skipped hour simply has no snapshots. --tz utc (the default) has neither effect.
 Worked example: snapshots every 15 minutes for 3 days, --keep-hourly 24 --keep-daily 7 \
 keeps 27: the :45 snapshot of each of the last 24 hours (the newest is the day's daily), \
 23:45 of the two earlier days, and the very first snapshot as 'oldest daily' because fewer \
-than 7 days exist.",
+than 7 days exist.\n\n\
+With --logical (or --database, or a document of snap-take --logical on stdin) the policy \
+applies to the logical snapshots in --snapshot-dir DIR or the repository --repo REPO instead: \
+to each database and label on its own (--database NAME and --label L pick one), with the \
+same rules; the newest of each database and label is always kept. What killed snap-take runs \
+left more than a day ago (hidden staging directories, dump files without a manifest) is \
+removed too.",
     after_help = AFTER_HELP
 )]
 pub struct Args {
@@ -109,6 +119,16 @@ pub struct Args {
     /// Wait up to this many seconds for another run on the same data directory.
     #[arg(long, value_name = "SECONDS")]
     pub wait_lock: Option<f64>,
+    /// Prune logical snapshots (snap-take --logical) in --snapshot-dir or --repo.
+    #[arg(long)]
+    pub logical: bool,
+    /// With --logical: the repository whose logical snapshots to prune.
+    #[arg(long, value_name = "REPO")]
+    pub repo: Option<PathBuf>,
+    /// Only this database's logical snapshots (implies --logical; default: every database,
+    /// each on its own).
+    #[arg(long, value_name = "NAME")]
+    pub database: Option<String>,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -133,10 +153,8 @@ fn duration(flag: &str, v: &Option<String>) -> Result<Option<u64>> {
 /// The target a document on stdin names: (pgdata, backend, store, dry run).
 type Target = (PathBuf, Option<BackendKind>, Option<PathBuf>, bool);
 
-/// Reads snap-take's or snap-prune's document from stdin.
-fn target_from_stdin() -> Result<Target> {
-    let accepted = ["snap-take", "snap-prune"];
-    let (map, tool) = pgdr_core::doc::read_stdin_any(&accepted)?;
+/// The target of snap-take's or snap-prune's document read from stdin.
+fn target_from_stdin(map: Map<String, Value>, tool: String) -> Result<Target> {
     let hint = "pipe in the output of snap-take or snap-prune";
     let kind = |b: &str| {
         BackendKind::parse(b).ok_or_else(|| {
@@ -173,9 +191,39 @@ pub fn run(args: Args) -> Result<Outcome> {
         pitr_window: duration("--pitr-window", &args.pitr_window)?,
     };
     let wait_lock = pgdr_core::lock::wait_duration("--wait-lock", args.wait_lock)?;
-    let (pgdata, kind, store, upstream_dry_run) = match (args.input, &args.pgdata) {
-        (Some(Stdin), given) => {
-            let t = target_from_stdin()?;
+    let doc = match args.input {
+        Some(Stdin) => Some(pgdr_core::doc::read_stdin_any(&[
+            "snap-take",
+            "snap-prune",
+        ])?),
+        None => None,
+    };
+    let logical_doc = doc
+        .as_ref()
+        .is_some_and(|(m, _)| m.get("kind").and_then(Value::as_str) == Some(KIND));
+    if args.logical || args.database.is_some() || logical_doc {
+        let req = crate::logical::prune::request(
+            doc,
+            crate::logical::prune::Given {
+                snapshot_dir: args.snapshot_dir,
+                repo: args.repo,
+                database: args.database,
+                label: args.label,
+            },
+            policy,
+            matches!(args.tz, Tz::Local),
+            args.dry_run,
+            wait_lock,
+        )?;
+        return Outcome::document(&crate::logical::prune::run(&req)?);
+    }
+    if args.repo.is_some() {
+        return Err(Error::usage("--repo prunes logical snapshots here")
+            .hint("add --logical (and --database NAME for one database)"));
+    }
+    let (pgdata, kind, store, upstream_dry_run) = match (doc, &args.pgdata) {
+        (Some((map, tool)), given) => {
+            let t = target_from_stdin(map, tool)?;
             if let Some(p) = given {
                 // --pgdata (or $PGDATA) beside '-' must name the same data directory.
                 if p.canonicalize().ok() != t.0.canonicalize().ok() {
@@ -214,16 +262,21 @@ pub fn run(args: Args) -> Result<Outcome> {
 pub static MAN: pgdr_core::man::ManExtra = pgdr_core::man::ManExtra {
     exit_status: &[
         (0, "The policy was applied (or, with --dry-run, shown)."),
-        (1, "It failed: not a data directory, the storage cannot be read, or a destroy failed (the message lists what was destroyed before)."),
+        (1, "It failed: not a data directory (or snapshot directory, or repository), the storage cannot be read, or a destroy failed (the message lists what was destroyed before)."),
         (2, "Usage error: bad arguments, no retention rule, malformed JSON on stdin, or a document that is not snap-take's or snap-prune's."),
-        (75, "Another snap-take, snap-prune or snap-clone run holds the lock of this data directory's snapshots (see --wait-lock)."),
+        (75, "Another snap-take, snap-prune or snap-clone run holds the lock of this data directory's snapshots, or of the snapshot directory or repository dumps (see --wait-lock)."),
     ],
-    documents: &[pgdr_core::man::DocSection::of::<PruneReport>("snap-prune")],
+    documents: &[
+        pgdr_core::man::DocSection::of::<PruneReport>("snap-prune"),
+        pgdr_core::man::DocSection::of::<LogicalPruneReport>("snap-prune --logical"),
+    ],
     json_output: "",
     examples: &[
         ("Preview a policy:", "snap-prune --pgdata /zpdata01/pg --keep-hourly 24 --keep-daily 7 --dry-run"),
         ("Keep point-in-time recovery possible for a week, plus monthly snapshots for half a year:", "snap-prune --pgdata /zpdata01/pg --pitr-window 7d --keep-monthly 6"),
         ("After snap-take, and before pruning the WAL archive to what the remaining snapshots need:", "snap-take --pgdata /zpdata01/pg | snap-prune - --keep-hourly 24 --keep-daily 7 | wal-archive prune - --repo /zpdata02/wal"),
+        ("A week of daily and a year of monthly logical snapshots of one database in a directory:", "snap-prune --logical --snapshot-dir /backup/logical --database app --keep-daily 7 --keep-monthly 12"),
+        ("Right after a logical snapshot into a repository, in the same place and for the same database:", "snap-take --logical -d 'dbname=app' --to /backup/app | snap-prune - --keep-daily 30"),
     ],
     extra_sections: &[(
         "FILES",

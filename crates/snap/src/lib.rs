@@ -8,6 +8,8 @@
 //!   `destroy(..)`, `lock(..)`.
 //! - [`meta::SnapshotMeta`]: what each snapshot carries (LSNs, `wal_start`, backup label),
 //!   snap-take's document.
+//! - [`logical`]: logical snapshots (pg_dump of a database or tables), taken, listed and
+//!   pruned; pg_dump's table of contents for snap-clone's table restores.
 //! - [`registry::Registry`]: the host's clone registry, shared with snap-clone.
 //! - [`retention::apply`]: the pure retention policy; [`datadir`]: facts about a data
 //!   directory (layout, version, whether its postmaster runs).
@@ -19,6 +21,7 @@ pub mod cli_take;
 pub mod cmd;
 pub mod datadir;
 pub mod doc;
+pub mod logical;
 pub mod meta;
 pub mod registry;
 pub mod retention;

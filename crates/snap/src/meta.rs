@@ -154,7 +154,7 @@ impl SnapshotMeta {
 
 /// Drops, recursively, the object keys `schema` does not list (following `$ref`, `anyOf`
 /// and array `items`), so a strict type reads what a newer writer added without failing.
-fn keep_known(v: &mut Value, schema: &Value, root: &Value) {
+pub(crate) fn keep_known(v: &mut Value, schema: &Value, root: &Value) {
     let schema = resolve(schema, root);
     if let Some(alts) = schema.get("anyOf").and_then(Value::as_array) {
         for alt in alts {
