@@ -4,6 +4,8 @@
 use crate::create::{CreateRequest, Source};
 use crate::doc::{CloneList, CloneReport, DestroyReport};
 use crate::prepare::{self, Action};
+use crate::tables::doc::RestoreReport;
+use crate::tables::plan::OnConflict;
 use crate::target::{self, Target};
 use clap::Parser;
 use pgdr_core::cli::Stdin;
@@ -25,7 +27,11 @@ Examples:
       --recovery-target latest --repo /zpdata02/wal --start
   snap-take --pgdata /zpdata01/pg | snap-clone - --name latest --start
   snap-clone --list
-  snap-clone --destroy drill";
+  snap-clone --destroy drill
+  snap-clone --snapshot pgdr-20260321T020000Z-nightly --snapshot-dir /backup/logical \\
+      --into 'dbname=app' --table public.job_info
+  snap-clone --before '2026-03-21 17:28:37+08' --recovery-target-time '2026-03-21 17:28:37+08' \\
+      --repo /zpdata02/wal --into 'dbname=app' --table public.job_info";
 
 /// Clone a snapshot into a running PostgreSQL at any point in time.
 #[derive(Debug, Parser)]
@@ -61,7 +67,11 @@ directories are a usage error naming them (pass --pgdata). Copy snapshots have n
 system-wide place: they need --pgdata or --snapshot-dir.\n\n\
 A target before a snapshot's consistent point is refused (PostgreSQL would stop with \
 \"requested recovery stop point is before consistent recovery point\"), naming the \
-snapshots that would serve it.",
+snapshots that would serve it.\n\n\
+With --into CONNINFO, tables of a snapshot are restored into an existing database instead \
+(see TABLE RESTORE): from a logical snapshot (--snapshot NAME in --snapshot-dir or --repo) \
+with pg_restore, or from a physical one at any moment of the recovery window through a \
+temporary clone that is destroyed afterwards.",
     after_help = AFTER_HELP
 )]
 pub struct Args {
@@ -141,13 +151,49 @@ pub struct Args {
     /// Wait up to this many seconds for another run on the same clone name.
     #[arg(long, value_name = "SECONDS")]
     pub wait_lock: Option<f64>,
+    /// Restore tables of the snapshot into this existing database (conninfo or URI) instead
+    /// of making a clone to keep.
+    #[arg(long, value_name = "CONNINFO", conflicts_with_all = ["list", "destroy"])]
+    pub into: Option<String>,
+    /// With --into: a table to restore, schema.table or table (repeatable; default: every
+    /// table of the snapshot).
+    #[arg(long = "table", value_name = "T", requires = "into")]
+    pub tables: Vec<String>,
+    /// With --into: when a name exists in the target, restore beside it under new names
+    /// (rename), change nothing (fail), or replace the table (replace).
+    #[arg(
+        long,
+        value_enum,
+        default_value = "rename",
+        value_name = "rename|fail|replace",
+        hide_possible_values = true
+    )]
+    pub on_conflict: OnConflict,
+    /// With --into: pg_dump jobs on a temporary clone; parallel maintenance workers + 1 for
+    /// the index builds of the restore.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub jobs: u32,
+    /// With --into: check the connection, the privileges and the plan; change nothing.
+    #[arg(long, requires = "into")]
+    pub dry_run: bool,
+    /// With --into from a physical snapshot: keep the temporary clone (when all went well).
+    #[arg(long, requires = "into")]
+    pub keep_clone: bool,
+    /// With --into from a physical snapshot: the database of the snapshot to dump the tables
+    /// from (default: the --into database's name).
+    #[arg(long, value_name = "NAME", requires = "into")]
+    pub database: Option<String>,
+    /// Where pg_dump and pg_restore are (default: the newest on PATH, in
+    /// /usr/lib/postgresql/N/bin, /usr/pgsql-N/bin or PGDR_PG_ROOT/N/bin).
+    #[arg(long, value_name = "DIR")]
+    pub pg_bin: Option<PathBuf>,
     #[command(flatten)]
     pub output: OutputArgs,
 }
 
 pgdr_core::tool_args!(Args);
 
-fn parse_target(args: &Args) -> Result<Option<Target>> {
+pub(crate) fn parse_target(args: &Args) -> Result<Option<Target>> {
     if let Some(t) = &args.recovery_target_time {
         let t = target::parse_time(t)
             .map_err(|e| Error::usage("invalid --recovery-target-time").because(e))?;
@@ -168,7 +214,7 @@ fn parse_target(args: &Args) -> Result<Option<Target>> {
     }
 }
 
-fn source(args: &Args) -> Result<Source> {
+pub(crate) fn source(args: &Args) -> Result<Source> {
     let given = [
         args.input.is_some(),
         args.snapshot.is_some(),
@@ -225,7 +271,7 @@ fn wal_archive_bin() -> Result<PathBuf> {
 
 /// --shared-buffers as PostgreSQL's setting, in kB, within what the server accepts (16
 /// pages of 8kB up to INT_MAX / 2 pages).
-fn shared_buffers_setting(s: &str) -> Result<String> {
+pub(crate) fn shared_buffers_setting(s: &str) -> Result<String> {
     let bad = |why: String| Error::usage(format!("invalid --shared-buffers {s:?}")).because(why);
     let bytes = pgdr_core::units::parse_size(s).map_err(bad)?;
     let kb = bytes / 1024;
@@ -236,7 +282,7 @@ fn shared_buffers_setting(s: &str) -> Result<String> {
 }
 
 /// The restore_command: as given, for --repo, or None to keep the configured one.
-fn restore_command(args: &Args) -> Result<Option<String>> {
+pub(crate) fn restore_command(args: &Args) -> Result<Option<String>> {
     if let Some(c) = &args.restore_command {
         if c.trim().is_empty() {
             return Err(Error::usage("empty --restore-command"));
@@ -276,6 +322,9 @@ pub fn run(args: Args) -> Result<Outcome> {
     if let Some(name) = &args.destroy {
         let doc: DestroyReport = crate::destroy::run(&registry, name, wait_lock)?;
         return Outcome::document(&doc);
+    }
+    if args.into.is_some() {
+        return crate::tables::cli::run(args);
     }
     let name = args
         .name
@@ -321,8 +370,8 @@ pub fn run(args: Args) -> Result<Outcome> {
 
 pub static MAN: pgdr_core::man::ManExtra = pgdr_core::man::ManExtra {
     exit_status: &[
-        (0, "The clone was made (and with --start, recovery reached the target); or --list/--destroy succeeded."),
-        (1, "It failed or was refused (no such snapshot, a target before the snapshot's consistent point, port taken, the server failed or stopped during recovery, --wait ran out, SIGINT/SIGTERM); the server it started was stopped and the clone destroyed. The message ends with the last lines of the server log."),
+        (0, "The clone was made (and with --start, recovery reached the target); or --list/--destroy succeeded; or (--into) the tables were restored, or with --dry-run the precheck passed."),
+        (1, "It failed or was refused (no such snapshot, a target before the snapshot's consistent point, port taken, the server failed or stopped during recovery, --wait ran out, SIGINT/SIGTERM); the server it started was stopped and the clone destroyed. The message ends with the last lines of the server log. With --into: no such table in the snapshot, a name that exists (fail, replace), a privilege missing, no pg_dump/pg_restore of a sufficient major, the target database missing, or the restore failed: the target database is as it was and no temporary clone is left."),
         (2, "Usage error: bad arguments, a document on stdin that is not snap-take's, or (without --pgdata) snapshots of several data directories found."),
         (75, "Another snap-clone run holds the lock of this clone name, or snap-take/snap-prune holds the lock of the data directory's snapshots longer than --wait-lock (default 30 seconds for the latter)."),
     ],
@@ -330,6 +379,7 @@ pub static MAN: pgdr_core::man::ManExtra = pgdr_core::man::ManExtra {
         pgdr_core::man::DocSection::of::<CloneReport>("a clone made"),
         pgdr_core::man::DocSection::of::<CloneList>("--list"),
         pgdr_core::man::DocSection::of::<DestroyReport>("--destroy"),
+        pgdr_core::man::DocSection::of::<RestoreReport>("--into"),
     ],
     json_output: "",
     examples: &[
@@ -339,8 +389,15 @@ pub static MAN: pgdr_core::man::ManExtra = pgdr_core::man::ManExtra {
         ("Clone what snap-take just took:", "snap-take --pgdata /zpdata01/pg | snap-clone - --name latest --start"),
         ("Everything the archive has, paused at its end:", "snap-clone --pgdata /zpdata01/pg --snapshot pgdr-20260321T090000Z --name all --recovery-target latest --repo /zpdata02/wal --start"),
         ("Every clone, then remove one:", "snap-clone --list --pretty; snap-clone --destroy drill"),
+        ("One table of last night's logical snapshot beside the live one (job_info_pgdr_20260321020000):", "snap-clone --snapshot pgdr-20260321T020000Z-nightly --snapshot-dir /backup/logical --into 'dbname=app' --table public.job_info"),
+        ("The same table as it was at 17:28:37 (+08), from the physical snapshots and the WAL archive:", "snap-clone --before '2026-03-21 17:28:37+08' --recovery-target-time '2026-03-21 17:28:37+08' --repo /zpdata02/wal --into 'dbname=app' --table public.job_info"),
+        ("Check a replace before doing it:", "snap-clone --snapshot pgdr-20260321T020000Z --repo /backup/app --into 'dbname=app' --table public.job_info --on-conflict replace --dry-run --pretty"),
     ],
     extra_sections: &[
+        (
+            "TABLE RESTORE",
+            "--into CONNINFO restores the tables named with --table (schema.table or table, quoted as in SQL; every table without --table) into an existing database, with everything that belongs to them: partitions, sequences they own (identity and serial), defaults, constraints, indexes, triggers, policies, rules, extended statistics, comments, and their rows. Functions, types, sequences and schemas they need are created when the target lacks them and used as they are when it has them (listed under skipped). Foreign keys to tables that are not restored are not created (skipped, with the reason): the copy must not lock or depend on a live table. Owners, privileges and tablespaces are the target's (pg_restore --no-owner --no-privileges --no-tablespaces).\n--on-conflict rename (the default): a table any of whose names exists in the target (the table, its row type, a partition, an index, an owned sequence, a statistics object) is created as TABLE_pgdr_YYYYmmddHHMMSS (the snapshot's moment, UTC), and every name of its own gets the same suffix: indexes, constraints (including PostgreSQL 18's named NOT NULL constraints), sequences, triggers, policies, rules; the existing table and everything of it is not touched. A name that would pass PostgreSQL's 63 bytes keeps its first bytes, then 8 hex digits of the SHA-256 of the full name, then the suffix (shortened in the report). Restoring from the same moment twice is refused, naming the copy that exists. fail: nothing is changed when any name exists; the error lists them. replace: the existing table (with its partitions) is dropped and the snapshot's created in its place in the same transaction; foreign keys other tables hold on it are dropped first and created again afterwards, which validates every row (a violating row fails the whole replace: nothing changes); its owner and table-level grants are given back. A view on a replaced table makes replace refuse.\nThe whole restore is one transaction on one connection: pg_restore writes the SQL of the chosen entries of the archive's table of contents (its toc.dat, read by pgdr to plan), and snap-clone runs it with the new names, streaming each table's COPY data; any failure (a statement, pg_restore, a damaged file, SIGINT/SIGTERM) rolls it back. A stored snapshot's files are decompressed and verified (SHA-256) as pg_restore reads them, through named pipes. --jobs N lets PostgreSQL build each index with N-1 parallel maintenance workers in that transaction (parallel loading would need separate transactions).\n--dry-run is the precheck: the connection, CREATE on each target schema (CREATE on the database for a schema the restore creates), for replace the ownership of the table and of every table whose foreign keys on it are kept, and the plan (every object with the name it gets), with nothing changed.\nFrom a physical snapshot (--snapshot S or --before T, with --recovery-target-time, --repo and the other clone options), a temporary clone recovers to the target and pauses, pg_dump (run as the data directory's owner, over the clone's socket, from the database named like --into's or --database) dumps the tables, they are restored as above, and the clone is destroyed, also on failure; --keep-clone keeps it after a success. The report's as_of is the recovery target time (else the point the clone reached), and renamed tables carry that moment.\npg_restore (and for a physical snapshot pg_dump) of a major at least the target's, the clone's and the dump's is needed: the newest on PATH, in /usr/lib/postgresql/N/bin, /usr/pgsql-N/bin or PGDR_PG_ROOT/N/bin is used, or --pg-bin DIR, and named in the report; an older one is refused with the reason.",
+        ),
         (
             "CONSISTENT POINT",
             "A recovery can only stop once the copy is consistent. For a time target that is the moment the snapshot had completed (consistent_at in its metadata); for an LSN target the snapshot's checkpoint, a standby's minimum recovery point and a backup's stop LSN. --before T picks the newest snapshot consistent at or before T. A target before a snapshot's consistent point is refused, naming the snapshots that would serve it. A target beyond the end of the archive makes PostgreSQL stop (\"recovery ended before configured recovery target was reached\"); with --start the clone is rolled back and the one error line names where the archived WAL ends and its last transaction's time.\n--recovery-target latest recovers everything the archive (and the snapshot's pg_wal) holds. With the action pause the clone runs in standby mode without a primary until PostgreSQL waits for WAL the archive does not have, and snap-clone pauses it there (state paused, queryable; pg_promote() or pg_wal_replay_resume() ends recovery); with promote it ends recovery at the end of the WAL and opens read-write on a new timeline.",

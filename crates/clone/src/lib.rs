@@ -3,6 +3,8 @@
 //!
 //! - [`cli`]: the command line (arguments in, one document of [`doc`] out).
 //! - [`create`], [`list`], [`destroy`]: the operations, callable without clap.
+//! - [`tables`]: tables of a logical or physical snapshot restored into an existing
+//!   database (`--into`), in one transaction.
 //! - [`target`]: recovery targets, time parsing, which snapshot can serve a target (pure).
 //! - [`prepare`]: turning a fresh clone of a snapshot into a data directory that recovers to
 //!   the target and can never touch production (pure helpers plus the file work).
@@ -17,4 +19,5 @@ pub mod doc;
 pub mod list;
 pub mod prepare;
 pub mod server;
+pub mod tables;
 pub mod target;
