@@ -74,6 +74,7 @@ with pg_restore, or from a physical one at any moment of the recovery window thr
 temporary clone that is destroyed afterwards.",
     after_help = AFTER_HELP
 )]
+#[command(group(clap::ArgGroup::new("started").args(["start", "into"]).multiple(true)))]
 pub struct Args {
     /// '-' reads the snapshot object snap-take printed from stdin.
     #[arg(value_name = "-", value_parser = pgdr_core::cli::stdin_marker)]
@@ -139,8 +140,8 @@ pub struct Args {
     /// Start the clone and wait until recovery reached the target.
     #[arg(long)]
     pub start: bool,
-    /// With --start: give up (and roll back) after this many seconds.
-    #[arg(long, value_name = "SECONDS", requires = "start")]
+    /// With --start (or --into): give up (and roll back) after this many seconds.
+    #[arg(long, value_name = "SECONDS", requires = "started")]
     pub wait: Option<f64>,
     /// List every clone.
     #[arg(long, conflicts_with_all = ["input", "snapshot", "before", "name", "destroy", "start"])]

@@ -48,6 +48,11 @@ pub fn connect(dsn: &str) -> Result<Target> {
             &[],
         )
         .map_err(query_error("read the target's version"))?;
+    // As pg_restore's script runs: every name pgdr reads back (pg_get_constraintdef) comes
+    // schema-qualified, so it means the same whatever the script sets.
+    client
+        .batch_execute("SELECT pg_catalog.set_config('search_path', '', false)")
+        .map_err(query_error("set up the session"))?;
     let num: i32 = row.get(1);
     let major = (num / 10000) as u32;
     if !(12..=18).contains(&major) {

@@ -563,6 +563,7 @@ pub fn names_to_check(sel: &Selection, stamp: &str) -> Vec<Name> {
             v.push((r.name.0.clone(), renamed(&r.name.1, stamp).0));
         }
     }
+    v.extend(sel.outgoing.iter().map(|f| f.references.clone()));
     v.sort();
     v.dedup();
     v
@@ -716,6 +717,24 @@ pub fn decide(
                 OnConflict::Rename => "drop the earlier copy, or restore under another moment",
                 OnConflict::Replace => "rename or drop those objects, or use --on-conflict rename",
             }));
+    }
+    let lacking: Vec<String> = sel
+        .outgoing
+        .iter()
+        .filter(|f| !existing.relations.contains(&f.references))
+        .map(|f| {
+            format!(
+                "foreign key {} of {} references {}, which the target lacks",
+                f.name,
+                display(&f.table),
+                display(&f.references)
+            )
+        })
+        .collect();
+    if !lacking.is_empty() {
+        return Err(Error::failed("nothing was restored: a replaced table would lose a foreign key")
+            .because(lacking.join("; "))
+            .hint("restore the referenced table too (--table), or use --on-conflict rename, which leaves such keys out"));
     }
     // What the target lacks is created; what it has is used.
     let mut lacking_ext = Vec::new();
