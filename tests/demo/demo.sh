@@ -4,8 +4,10 @@
 # A primary prepared with hba-edit and conf-edit, archiving through wal-archive; a streaming
 # standby from pg_basebackup; rows; snap-take; more rows; a moment T; more rows; repl-lag;
 # snap-prune | wal-archive prune -; snap-clone --before T --recovery-target-time T --start;
-# the clone's rows next to the primary's; snap-clone --destroy; everything removed, also on
-# Ctrl-C or failure. ZFS (zfs-fuse counts) when it works here, else the copy backend.
+# the clone's rows next to the primary's; snap-clone --destroy; then seed 001's step: the
+# table damaged on the primary after T, restored beside it as it was at T (snap-clone --into
+# --table, through a temporary clone), both shown; everything removed, also on Ctrl-C or
+# failure. ZFS (zfs-fuse counts) when it works here, else the copy backend.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -181,9 +183,23 @@ say "rows on the clone at T        : $on_clone"
 snap-clone --pgdata "$STANDBY" --destroy drill >/dev/null
 say "snap-clone --destroy drill: clone stopped and removed"
 
-if [ "$on_primary" = "1 1000;2 1000;3 1000;" ] && [ "$on_clone" = "1 1000;2 1000;" ]; then
-  verdict="PASS: the clone holds exactly the rows committed before T ($backend backend)"
+# --- 7. one table, as it was at T, beside the damaged one (seed 001) ---------------------------
+psql_p -c "delete from drill where batch = 1; update drill set batch = 0 where batch = 2"
+say "damage on the primary after T: batch 1 deleted, batch 2 overwritten: $(counts "$P1")"
+RESTORED=$(snap-clone --pgdata "$STANDBY" --before "$T" --recovery-target-time "$T" --repo "$REPO" \
+  --into "$PDSN" --table public.drill --wait 120)
+COPY=$(json tables.0.restored_as <<<"$RESTORED")
+say "snap-clone --into --table public.drill: restored as $COPY ($(json tables.0.rows <<<"$RESTORED") rows, as of $(json as_of <<<"$RESTORED"), $(json pg_dump.path <<<"$RESTORED") and $(json pg_restore.path <<<"$RESTORED"), temporary clone $(json clone.clone <<<"$RESTORED") destroyed) in $(json seconds <<<"$RESTORED") s"
+copy_counts=$("$PGBIN/psql" -X -A -t -F ' ' -h 127.0.0.1 -p "$P1" -U postgres -d postgres \
+  -c "select batch, count(*) from $COPY group by batch order by batch" | tr '\n' ';')
+damaged=$(counts "$P1")
+say "rows of public.drill on the primary (damaged): $damaged"
+say "rows of $COPY (as at T)      : $copy_counts"
+
+if [ "$on_primary" = "1 1000;2 1000;3 1000;" ] && [ "$on_clone" = "1 1000;2 1000;" ] \
+   && [ "$copy_counts" = "1 1000;2 1000;" ] && [ "$damaged" = "0 1000;3 1000;" ]; then
+  verdict="PASS: the clone and the restored table hold exactly the rows committed before T ($backend backend)"
 else
-  verdict="FAIL: expected batches 1 and 2 on the clone, got '$on_clone'"
+  verdict="FAIL: expected batches 1 and 2 on the clone and in the restored table, got '$on_clone' and '$copy_counts'"
   exit 1
 fi

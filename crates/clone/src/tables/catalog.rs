@@ -4,7 +4,8 @@
 //! keys on it are kept), and what a replaced table carries that must outlive it (foreign
 //! keys other tables hold on it, its owner and grants).
 
-use super::plan::{display, Existing, Name, OnConflict, Plan, Selection};
+use super::plan::{Existing, OnConflict, Plan};
+use super::select::{display, Name, Selection};
 use super::sql::quote_ident;
 use pgdr_core::conn::ConnParams;
 use pgdr_core::{Error, Result};

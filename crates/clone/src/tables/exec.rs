@@ -1,25 +1,30 @@
-//! Running a restore: pg_restore writes the script of the chosen entries (`--file=-
-//! --use-list`), and snap-clone runs it statement by statement — under the new names — in
-//! one transaction of its own on the target, streaming the COPY data through, with the
-//! statements a replace needs before and after. A failure anywhere (a statement, pg_restore,
-//! a damaged file, SIGINT/SIGTERM) rolls the transaction back: the target is as it was.
+//! Running a restore, in one transaction of snap-clone's own on the target: the statements
+//! a replace needs first; then the chosen entries of the table of contents in their order —
+//! the definitions as pg_restore writes them (`--file=- --use-list`), run statement by
+//! statement under the new names, and each table's data streamed from its pg_dump file
+//! into COPY (the TOC's own COPY statement, renamed), the way pg_restore copies a data file
+//! after it; then the statements a replace needs after. A failure anywhere (a statement,
+//! pg_restore, a damaged file, SIGINT/SIGTERM) rolls the transaction back: the target is as
+//! it was.
 
-use super::plan::{Name, Plan};
-use super::source::{Prepared, Source};
+use super::plan::Plan;
+use super::select::Name;
+use super::source::{CopyRows, Prepared, Source};
 use super::sql::{self, Piece, Splitter};
 use pgdr_core::{Context, Error, Result};
 use pgdr_snap::logical::take::last_error;
+use pgdr_snap::logical::toc::Toc;
 use pgdr_snap::logical::tools::Program;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 
 /// What a restore runs.
 pub struct Exec<'a> {
     pub pg_restore: &'a Program,
     pub source: &'a Source<'a>,
     pub prepared: &'a Prepared,
+    pub toc: &'a Toc,
     pub plan: &'a Plan,
     /// Statements before the script (replace: drop foreign keys and tables).
     pub before: Vec<String>,
@@ -80,51 +85,32 @@ fn set(tx: &mut postgres::Transaction<'_>, stmt: &str) -> Result<()> {
         .map_err(&fail)
 }
 
-/// Streams one table's COPY data (up to the line `\.`) into the server.
+/// Streams one table's data file into COPY.
 fn copy(
     tx: &mut postgres::Transaction<'_>,
     sql: &str,
-    reader: &mut dyn BufRead,
+    source: &Source<'_>,
+    file: &str,
     what: &str,
 ) -> Result<u64> {
     let fail = db_error(what);
     let mut w = tx.copy_in(sql).map_err(&fail)?;
-    let mut line = Vec::with_capacity(256);
     {
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, &mut w);
-        loop {
-            line.clear();
-            let n = reader
-                .read_until(b'\n', &mut line)
-                .context(|| "cannot read pg_restore's output".into())?;
-            if n == 0 {
-                return Err(Error::failed(format!("cannot restore {what}"))
-                    .because("pg_restore's output ended inside the table's data"));
-            }
-            if line == b"\\.\n" || line == b"\\.\r\n" {
-                break;
-            }
-            if pgdr_core::signals::interrupted() {
-                return Err(Error::failed("interrupted").because("SIGINT or SIGTERM arrived"));
-            }
-            out.write_all(&line)
-                .map_err(|e| Error::failed(format!("cannot restore {what}")).because(e))?;
-        }
-        out.flush()
+        let mut rows = CopyRows::new(std::io::BufWriter::with_capacity(1 << 20, &mut w));
+        source.read_data(file, &mut rows)?;
+        rows.finish()
             .map_err(|e| Error::failed(format!("cannot restore {what}")).because(e))?;
+    }
+    if pgdr_core::signals::interrupted() {
+        return Err(Error::failed("interrupted").because("SIGINT or SIGTERM arrived"));
     }
     w.finish().map_err(&fail)
 }
 
-/// Runs pg_restore's script on `tx`; returns rows per table asked for.
-fn stream(
-    tx: &mut postgres::Transaction<'_>,
-    out: impl Read,
-    x: &Exec<'_>,
-) -> Result<HashMap<Name, u64>> {
-    let mut reader = BufReader::with_capacity(1 << 20, out);
+/// Runs pg_restore's script (definitions only: data goes through [`copy`]) on `tx`.
+fn stream(tx: &mut postgres::Transaction<'_>, out: impl Read, x: &Exec<'_>) -> Result<()> {
+    let mut reader = BufReader::with_capacity(1 << 16, out);
     let mut splitter = Splitter::default();
-    let mut rows: HashMap<Name, u64> = HashMap::new();
     let mut line = Vec::new();
     loop {
         if pgdr_core::signals::interrupted() {
@@ -150,18 +136,13 @@ fn stream(
                 set(tx, &stmt)?;
                 continue;
             }
-            let rewritten = x.plan.renames.apply(&stmt);
             if sql::is_copy_from_stdin(&stmt) {
-                let n = copy(tx, &rewritten, &mut reader, &what)?;
-                let toks = sql::significant(&stmt);
-                if let Some(q) = sql::qualified_names(&stmt, &toks).into_iter().next() {
-                    if let Some(t) = x.table_of.get(&(q.schema, q.name)) {
-                        *rows.entry(t.clone()).or_default() += n;
-                    }
-                }
-            } else {
-                tx.batch_execute(&rewritten).map_err(db_error(&what))?;
+                // Data entries never go to pg_restore here (see run()).
+                return Err(Error::failed(format!("cannot restore {what}"))
+                    .because("pg_restore wrote table data where only definitions were asked for"));
             }
+            tx.batch_execute(&x.plan.renames.apply(&stmt))
+                .map_err(db_error(&what))?;
         }
     }
     if let Some(rest) = splitter.finish() {
@@ -170,20 +151,16 @@ fn stream(
             rest.trim().chars().take(80).collect::<String>()
         )));
     }
-    Ok(rows)
+    Ok(())
 }
 
-/// Restores the plan into `client`'s database in one transaction.
-///
-/// # Errors
-/// pg_restore or a statement failed, a file was damaged, or the run was interrupted: the
-/// transaction was rolled back and nothing changed.
-pub fn run(client: &mut postgres::Client, x: &Exec<'_>) -> Result<HashMap<Name, u64>> {
+/// pg_restore of the entries `ids` (in that order), its script run on `tx`.
+fn restore_entries(tx: &mut postgres::Transaction<'_>, ids: &[i32], x: &Exec<'_>) -> Result<()> {
     let mut list = tempfile::Builder::new()
         .prefix("pgdr-restore-list-")
         .tempfile()
         .context(|| "cannot write pg_restore's list".into())?;
-    for id in &x.plan.entries {
+    for id in ids {
         writeln!(list, "{id};").context(|| "cannot write pg_restore's list".into())?;
     }
     list.flush()
@@ -204,6 +181,40 @@ pub fn run(client: &mut postgres::Client, x: &Exec<'_>) -> Result<HashMap<Name, 
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let mut child = cmd
+        .spawn()
+        .context(|| format!("cannot run {}", x.pg_restore.path.display()))?;
+    let mut err = child.stderr.take().expect("piped");
+    let errors = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let out = child.stdout.take().expect("piped");
+    let streamed = stream(tx, out, x);
+    if streamed.is_err() {
+        if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
+            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::TERM);
+        }
+    }
+    let status = child.wait();
+    let stderr = errors.join().unwrap_or_default();
+    streamed?;
+    match status {
+        Ok(s) if s.success() => Ok(()),
+        Ok(s) => {
+            Err(Error::failed("pg_restore failed").because(last_error(&stderr, &s.to_string())))
+        }
+        Err(e) => Err(e).context(|| "cannot wait for pg_restore".into()),
+    }
+}
+
+/// Restores the plan into `client`'s database in one transaction.
+///
+/// # Errors
+/// pg_restore or a statement failed, a file was damaged, or the run was interrupted: the
+/// transaction was rolled back and nothing changed.
+pub fn run(client: &mut postgres::Client, x: &Exec<'_>) -> Result<HashMap<Name, u64>> {
     let mut tx = client
         .transaction()
         .map_err(db_error("the tables: cannot begin a transaction"))?;
@@ -217,52 +228,38 @@ pub fn run(client: &mut postgres::Client, x: &Exec<'_>) -> Result<HashMap<Name, 
     for s in &x.before {
         tx.batch_execute(s).map_err(db_error("the tables"))?;
     }
-    let stop = AtomicBool::new(false);
-    let rows = std::thread::scope(|scope| -> Result<HashMap<Name, u64>> {
-        let feeder = scope.spawn(|| x.source.feed(x.prepared, &stop));
-        let started = cmd
-            .spawn()
-            .context(|| format!("cannot run {}", x.pg_restore.path.display()));
-        let mut child = match started {
-            Ok(c) => c,
-            Err(e) => {
-                stop.store(true, Ordering::SeqCst);
-                let _ = feeder.join();
-                return Err(e);
+    let mut rows: HashMap<Name, u64> = HashMap::new();
+    // Definitions in runs of pg_restore, each table's data between them, in TOC order.
+    let mut pending: Vec<i32> = Vec::new();
+    for id in &x.plan.entries {
+        let e = x.toc.by_id(*id).expect("planned from this TOC");
+        let data = match (&e.filename, e.desc.as_str()) {
+            (Some(f), "TABLE DATA") => f,
+            _ => {
+                pending.push(*id);
+                continue;
             }
         };
-        let mut err = child.stderr.take().expect("piped");
-        let errors = scope.spawn(move || {
-            let mut s = String::new();
-            let _ = err.read_to_string(&mut s);
-            s
-        });
-        let out = child.stdout.take().expect("piped");
-        let streamed = stream(&mut tx, out, x);
-        if streamed.is_err() {
-            if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
-                let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::TERM);
-            }
+        if !pending.is_empty() {
+            restore_entries(&mut tx, &pending, x)?;
+            pending.clear();
         }
-        let status = child.wait();
-        stop.store(true, Ordering::SeqCst);
-        let fed = feeder
-            .join()
-            .unwrap_or_else(|_| Err(Error::failed("the feeder of pg_restore panicked")));
-        let stderr = errors.join().unwrap_or_default();
-        let rows = streamed?;
-        match status {
-            Ok(s) if s.success() => {}
-            Ok(s) => {
-                return Err(
-                    Error::failed("pg_restore failed").because(last_error(&stderr, &s.to_string()))
-                )
-            }
-            Err(e) => return Err(e).context(|| "cannot wait for pg_restore".into()),
+        let what = format!("TABLE DATA {}.{}", e.namespace, e.tag);
+        let n = copy(
+            &mut tx,
+            &x.plan.renames.apply(&e.copy_stmt),
+            x.source,
+            data,
+            &what,
+        )?;
+        let t = (e.namespace.clone(), e.tag.clone());
+        if let Some(top) = x.table_of.get(&t) {
+            *rows.entry(top.clone()).or_default() += n;
         }
-        fed?;
-        Ok(rows)
-    })?;
+    }
+    if !pending.is_empty() {
+        restore_entries(&mut tx, &pending, x)?;
+    }
     for s in &x.after {
         tx.batch_execute(s).map_err(|e| {
             Error::failed("cannot keep the foreign keys, owner and grants of the replaced tables")

@@ -3,13 +3,13 @@
 //! a physical one, a temporary clone recovers to the target, pg_dump dumps the tables from
 //! it, and the clone is destroyed afterwards (also on failure).
 //!
-//! - [`plan`]: which entries of pg_dump's table of contents belong to the tables, and the
-//!   names they get (`--on-conflict rename|fail|replace`); pure.
+//! - [`select`]: which entries of pg_dump's table of contents belong to the tables; [`plan`]:
+//!   the names they get (`--on-conflict rename|fail|replace`); both pure.
 //! - [`sql`]: the lexer, statement splitter and renamer for pg_restore's script; pure.
 //! - [`catalog`]: what the target has and what the role may do (the precheck).
-//! - [`source`]: the directory pg_restore reads (a stored snapshot's files fed through
-//!   named pipes as they are read, verified).
-//! - [`exec`]: pg_restore's script run in one transaction.
+//! - [`source`]: the archive: toc.dat for pg_restore, the data files streamed (a stored
+//!   snapshot's decompressed and verified on the way).
+//! - [`exec`]: pg_restore's script and the data run in one transaction.
 //! - [`cli`]: the arguments of snap-clone that lead here.
 
 pub mod catalog;
@@ -17,6 +17,7 @@ pub mod cli;
 pub mod doc;
 pub mod exec;
 pub mod plan;
+pub mod select;
 pub mod source;
 pub mod sql;
 
@@ -28,7 +29,8 @@ use pgdr_core::{Context, Error, Result};
 use pgdr_snap::logical::place::Place;
 use pgdr_snap::logical::toc;
 use pgdr_snap::logical::tools::{self, Program};
-use plan::{display, Name, OnConflict};
+use plan::OnConflict;
+use select::{display, Name};
 use source::Source;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -91,6 +93,18 @@ pub fn run(req: &TablesRequest) -> Result<RestoreReport> {
         return Err(Error::usage("invalid --jobs 0"));
     }
     let mut target = catalog::connect(&req.into)?;
+    // From here a signal only sets a flag: the restore rolls back, the clone is destroyed.
+    pgdr_core::signals::set_cooperative(true);
+    let r = run_from(req, &mut target, started);
+    pgdr_core::signals::set_cooperative(false);
+    r
+}
+
+fn run_from(
+    req: &TablesRequest,
+    target: &mut catalog::Target,
+    started: Instant,
+) -> Result<RestoreReport> {
     match &req.from {
         From::Logical { place, name } => {
             let snap = place.get(name)?.ok_or_else(|| {
@@ -117,7 +131,7 @@ pub fn run(req: &TablesRequest) -> Result<RestoreReport> {
                 as_of: snap.consistent_at,
                 pg_dump: None,
             };
-            let mut rep = restore(&mut target, &s, req, &pg_restore)?;
+            let mut rep = restore(target, &s, req, &pg_restore)?;
             rep.seconds = rounded(started);
             Ok(rep)
         }
@@ -126,7 +140,7 @@ pub fn run(req: &TablesRequest) -> Result<RestoreReport> {
             keep_clone,
             database,
         } => physical(
-            &mut target,
+            target,
             req,
             create,
             *keep_clone,
@@ -147,8 +161,8 @@ fn restore(
     let toc = toc::parse(&toc_bytes).map_err(|e| {
         Error::failed(format!("cannot read the table of contents of {}", s.name)).because(e)
     })?;
-    let tables = plan::resolve_tables(&toc, &req.tables, &s.name)?;
-    let sel = plan::select(&toc, &tables, req.on_conflict == OnConflict::Replace)?;
+    let tables = select::resolve_tables(&toc, &req.tables, &s.name)?;
+    let sel = select::select(&toc, &tables, req.on_conflict == OnConflict::Replace)?;
     let stamp = s.as_of.format("%Y%m%d%H%M%S").to_string();
     let names = plan::names_to_check(&sel, &stamp);
     let existing = catalog::existing(&mut target.client, &sel, &names, req.on_conflict)?;
@@ -210,14 +224,14 @@ fn restore(
             table_of.insert(p.clone(), g.table.clone());
         }
     }
-    let prepared = s.source.prepare(&toc_bytes, &plan.data_files)?;
-    pgdr_core::signals::set_cooperative(true);
+    let prepared = s.source.prepare(&toc_bytes)?;
     let r = exec::run(
         &mut target.client,
         &exec::Exec {
             pg_restore,
             source: &s.source,
             prepared: &prepared,
+            toc: &toc,
             plan: &plan,
             before: catalog::before_replace(&pc),
             after: catalog::after_replace(&pc, &target.user),
@@ -225,7 +239,6 @@ fn restore(
             table_of,
         },
     );
-    pgdr_core::signals::set_cooperative(false);
     let rows = r.map_err(|e| {
         let why = e.why.clone().map_or(String::new(), |w| format!("{w}; "));
         Error {
@@ -255,6 +268,9 @@ fn physical(
     let made = crate::create::run(create)?;
     let registry = &create.registry;
     let result = (|| -> Result<RestoreReport> {
+        if pgdr_core::signals::interrupted() {
+            return Err(Error::failed("interrupted").because("SIGINT or SIGTERM arrived"));
+        }
         let major = registry
             .read(&made.clone)?
             .and_then(|r| r.server)

@@ -97,6 +97,10 @@ pub fn run(
     repo: Option<&std::path::Path>,
     database: Option<&str>,
 ) -> Result<LogicalList> {
+    if dir.is_none() && repo.is_none() {
+        return Err(pgdr_core::Error::usage("nothing to list")
+            .hint("give --snapshot-dir DIR and/or --repo REPO"));
+    }
     let mut logical = Vec::new();
     let mut snapshot_dir = None;
     let mut repository = None;
