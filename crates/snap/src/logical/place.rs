@@ -391,13 +391,11 @@ impl<'a> Upload<'a> {
         b.context(|| "cannot make a scratch directory for pg_dump".into())
     }
 
-    /// Stores pg_dump's file `src` as `file`.
+    /// Stores pg_dump's file `file`, read from `f` (`src` names it in messages).
     ///
     /// # Errors
     /// It cannot be read or stored.
-    pub fn store(&self, file: &str, src: &Path) -> Result<DumpedFile> {
-        let mut f =
-            std::fs::File::open(src).context(|| format!("cannot read {}", src.display()))?;
+    pub fn store(&self, file: &str, src: &Path, f: &mut dyn Read) -> Result<DumpedFile> {
         match (self.place, &self.staging) {
             (Place::Dir(_), Some(s)) => {
                 let p = s.join("files").join(file);
@@ -413,7 +411,7 @@ impl<'a> Upload<'a> {
                         .unwrap_err()
                 };
                 out.write_all(&[0u8; HEADER_LEN]).map_err(werr)?;
-                let body = stored::write_body(&[], &mut f, &mut out, self.compression, self.level)
+                let body = stored::write_body(&[], f, &mut out, self.compression, self.level)
                     .map_err(|e| match e {
                         Ok(r) => Err::<(), _>(r)
                             .context(|| format!("cannot read {}", src.display()))
@@ -440,8 +438,7 @@ impl<'a> Upload<'a> {
                 })
             }
             (Place::Repo(repo, _), _) => {
-                let p =
-                    dump::put_file(repo, &self.name, file, &mut f, self.compression, self.level)?;
+                let p = dump::put_file(repo, &self.name, file, f, self.compression, self.level)?;
                 Ok(DumpedFile {
                     file: file.to_string(),
                     bytes: p.header.size,

@@ -1,7 +1,8 @@
 //! snap-take --logical: pg_dump in directory format with N jobs from one snapshot this run
 //! exports and holds itself, so the moment of the dump is known (its clock_timestamp() and
-//! WAL position), then every file stored compressed with its SHA-256 in a snapshot directory
-//! or a repository, published all at once under the lock of the place.
+//! WAL position); every file is stored compressed with its SHA-256 in a snapshot directory
+//! or a repository while pg_dump writes it, and the snapshot published all at once under the
+//! lock of the place.
 //!
 //! A failed or interrupted run (SIGINT/SIGTERM, pg_dump failing, the server restarting in
 //! the middle) leaves nothing that looks like a snapshot: the staging directory or the
@@ -15,9 +16,12 @@ use chrono::{DateTime, SubsecRound, Utc};
 use pgdr_core::conn::ConnParams;
 use pgdr_core::{Context, Error, Result};
 use pgdr_pgformat::Lsn;
+use std::collections::HashSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// What snap-take --logical was asked for.
@@ -367,13 +371,12 @@ pub fn run(req: &LogicalRequest) -> Result<LogicalSnapshot> {
         if let Some(pw) = password {
             cmd.env("PGPASSWORD", pw);
         }
-        run_program(cmd, "pg_dump")?;
+        let files = dump_and_store(cmd, &out, &upload, req.jobs.max(1) as usize)?;
         // The snapshot can go: everything is read.
         let _ = exported.client.close();
         let toc = super::toc::parse(&read_all(&out.join("toc.dat"))?).map_err(|e| {
             Error::failed("pg_dump's output cannot be read").because(format!("toc.dat: {e}"))
         })?;
-        let files = store_files(&upload, &out, req.jobs.max(1) as usize)?;
         drop(scratch);
         let (snapshot_dir, repository) = place.names();
         let mut tables: Vec<String> = toc
@@ -424,52 +427,124 @@ pub fn run(req: &LogicalRequest) -> Result<LogicalSnapshot> {
     })
 }
 
-/// Stores every file of pg_dump's directory, the largest first, `jobs` at a time; each file
-/// is removed from the scratch directory once stored.
-fn store_files(
-    upload: &Upload<'_>,
+/// A file pg_dump is still writing, read as it grows: at its end, more is waited for until
+/// pg_dump has exited (`done`); `failed` stops the reading.
+struct Follow<'a> {
+    file: std::fs::File,
+    done: &'a AtomicBool,
+    failed: &'a AtomicBool,
+}
+
+impl Read for Follow<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            if self.failed.load(Ordering::SeqCst) {
+                return Err(std::io::Error::other("pg_dump did not finish"));
+            }
+            // Read `done` before the file: once pg_dump has exited, an empty read is the end.
+            let finished = self.done.load(Ordering::SeqCst);
+            let n = self.file.read(buf)?;
+            if n > 0 || finished {
+                return Ok(n);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+/// Runs pg_dump and stores its files while it writes them (`jobs` at a time, each followed
+/// as it grows, removed from the scratch directory once stored), so compressing and
+/// checksumming overlap the dump instead of following it.
+fn dump_and_store(
+    cmd: Command,
     dir: &Path,
+    upload: &Upload<'_>,
     jobs: usize,
 ) -> Result<Vec<super::meta::DumpedFile>> {
-    let mut files: Vec<(String, u64)> = Vec::new();
-    for e in std::fs::read_dir(dir).context(|| format!("cannot list {}", dir.display()))? {
-        let e = e.context(|| format!("cannot list {}", dir.display()))?;
-        let m = e
-            .metadata()
-            .context(|| format!("cannot read {}", e.path().display()))?;
-        if !m.is_file() {
-            return Err(Error::failed("pg_dump's output cannot be stored")
-                .because(format!("{} is not a regular file", e.path().display())));
-        }
-        files.push((e.file_name().to_string_lossy().into_owned(), m.len()));
-    }
-    files.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    let queue = std::sync::Mutex::new(files.into_iter());
-    let results = std::sync::Mutex::new(Vec::new());
-    let first_error: std::sync::Mutex<Option<Error>> = std::sync::Mutex::new(None);
-    std::thread::scope(|s| {
-        for _ in 0..jobs {
-            s.spawn(|| loop {
-                if first_error.lock().unwrap().is_some() || pgdr_core::signals::interrupted() {
+    let done = AtomicBool::new(false);
+    let failed = AtomicBool::new(false);
+    let queue: Mutex<(Vec<String>, bool)> = Mutex::new((Vec::new(), false));
+    let results = Mutex::new(Vec::new());
+    let first_error: Mutex<Option<Error>> = Mutex::new(None);
+    let dumped = std::thread::scope(|s| {
+        // Finds pg_dump's files as they appear; the queue's flag says no more will.
+        s.spawn(|| {
+            let mut seen: HashSet<String> = HashSet::new();
+            loop {
+                let last = done.load(Ordering::SeqCst);
+                let mut new: Vec<String> = std::fs::read_dir(dir)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| !seen.contains(n))
+                    .collect();
+                new.sort();
+                seen.extend(new.iter().cloned());
+                let mut q = queue.lock().unwrap();
+                q.0.extend(new);
+                if last || failed.load(Ordering::SeqCst) {
+                    q.1 = true;
                     return;
                 }
-                let Some((name, _)) = queue.lock().unwrap().next() else {
+                drop(q);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        for _ in 0..jobs {
+            s.spawn(|| loop {
+                if failed.load(Ordering::SeqCst) {
                     return;
+                }
+                let next = {
+                    let mut q = queue.lock().unwrap();
+                    match q.0.pop() {
+                        Some(n) => Some(n),
+                        None if q.1 => return,
+                        None => None,
+                    }
+                };
+                let Some(name) = next else {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
                 };
                 let path = dir.join(&name);
-                match upload.store(&name, &path) {
+                let stored = std::fs::File::open(&path)
+                    .context(|| format!("cannot read {}", path.display()))
+                    .and_then(|file| {
+                        let mut f = Follow {
+                            file,
+                            done: &done,
+                            failed: &failed,
+                        };
+                        upload.store(&name, &path, &mut f)
+                    });
+                match stored {
                     Ok(f) => {
-                        let _ = std::fs::remove_file(&path);
+                        // toc.dat stays: the snapshot's table list is read from it.
+                        if name != "toc.dat" {
+                            let _ = std::fs::remove_file(&path);
+                        }
                         results.lock().unwrap().push(f);
                     }
                     Err(e) => {
-                        first_error.lock().unwrap().get_or_insert(e);
+                        if !failed.swap(true, Ordering::SeqCst) {
+                            first_error.lock().unwrap().get_or_insert(e);
+                        }
                         return;
                     }
                 }
             });
         }
+        let r = run_program(cmd, "pg_dump");
+        if r.is_err() {
+            failed.store(true, Ordering::SeqCst);
+        }
+        done.store(true, Ordering::SeqCst);
+        r
     });
+    dumped?;
     if let Some(e) = first_error.into_inner().unwrap() {
         return Err(e);
     }
