@@ -3,7 +3,7 @@
 //! warnings of `check`.
 
 use crate::addr;
-use crate::model::{meaning, Address, ConnType, Field, Meaning, Rule};
+use crate::parse_line::{meaning, Address, ConnType, Field, Meaning, Rule};
 use std::collections::HashMap;
 use std::net::IpAddr;
 
@@ -651,7 +651,7 @@ fn masked(a: &IpAddr, m: &IpAddr) -> IpAddr {
 mod tests {
     use super::*;
     use crate::lex;
-    use crate::model::{parse_line, Build};
+    use crate::parse_line::{parse_line, Build};
     use std::path::Path;
 
     struct NoFiles;

@@ -3,7 +3,7 @@
 use crate::analyze::{self, Conn};
 use crate::edit::{self, Doc, Layout, NewRule};
 use crate::lex::{self, Kind};
-use crate::model::{ConnType, Rule};
+use crate::parse_line::{ConnType, Rule};
 use pgdr_core::fsx::{self, WriteOptions};
 use pgdr_core::{Error, Outcome, OutputArgs, Result};
 use serde_json::{json, Value};

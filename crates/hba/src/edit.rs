@@ -2,7 +2,7 @@
 //! its bytes, new lines written in the columns of their neighbours.
 
 use crate::lex::{self, AuthLine, Kind, Source, Token, Tokenized};
-use crate::model::{self, Address, Build, ConnType, LineError, Rule, DB_KEYWORDS};
+use crate::parse_line::{self, Address, Build, ConnType, LineError, Rule, DB_KEYWORDS};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -24,14 +24,14 @@ impl Doc {
         text: String,
         version: u32,
         src: &dyn Source,
-        resolve: model::Resolver,
+        resolve: parse_line::Resolver,
     ) -> Doc {
         let mut tok = lex::tokenize(path, &text, version, src);
         let mut rules = Vec::with_capacity(tok.lines.len());
         let mut errors = Vec::new();
         let mut line_rule = Vec::with_capacity(tok.lines.len());
         for l in &mut tok.lines {
-            match model::parse_line_taking(l, version, Build::default(), resolve) {
+            match parse_line::parse_line_taking(l, version, Build::default(), resolve) {
                 Ok(r) => {
                     line_rule.push(Some(rules.len()));
                     rules.push(r);
@@ -441,7 +441,7 @@ impl NewRule {
         if t.lines.len() != 1 || t.records.len() != 1 {
             return Err("the rule does not fit on one line".into());
         }
-        model::parse_line(l, version, Build::default(), &crate::addr::resolves)
+        parse_line::parse_line(l, version, Build::default(), &crate::addr::resolves)
             .map_err(|e| e.message)
     }
 }

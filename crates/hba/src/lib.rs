@@ -1,9 +1,9 @@
 //! pgdr-hba: pg_hba.conf read, queried, checked and edited exactly as PostgreSQL reads it.
 //!
 //! - [`lex`]: records, continuation, tokens, `@file` and `include*` (hba.c's tokenizer);
-//! - [`model`]: `parse_hba_line` and option checks, per server version;
+//! - [`parse_line`]: `parse_hba_line` and option checks, per server version;
 //! - [`addr`]: numeric addresses as glibc reads them, masks, local interfaces;
-//! - [`pgre`]: `/regex` entries;
+//! - [`pg_regex`]: `/regex` entries (PostgreSQL regular expressions);
 //! - [`analyze`]: first-match (`match`), shadowing and the `check` warnings;
 //! - [`edit`]: byte-preserving edits and aligned new lines;
 //! - [`cli`]: the `hba-edit` command.
@@ -13,5 +13,5 @@ pub mod analyze;
 pub mod cli;
 pub mod edit;
 pub mod lex;
-pub mod model;
-pub mod pgre;
+pub mod parse_line;
+pub mod pg_regex;

@@ -129,7 +129,7 @@ pub struct Rule {
     /// Something the server logs but still loads (e.g. an invalid `ldapscheme`).
     pub warning: Option<String>,
     /// Compiled `/regex` entries (16+), by token text.
-    pub regexes: Vec<(String, crate::pgre::Compiled)>,
+    pub regexes: Vec<(String, crate::pg_regex::Compiled)>,
 }
 
 /// A line the server rejects.
@@ -301,7 +301,7 @@ fn parse_fields(
     let mut regexes = Vec::new();
     let mut compile = |t: &Token| -> Result<(), String> {
         if version >= 16 && t.s.starts_with('/') {
-            let c = crate::pgre::compile(&t.s[1..])
+            let c = crate::pg_regex::compile(&t.s[1..])
                 .map_err(|why| format!("invalid regular expression \"{}\": {why}", &t.s[1..]))?;
             regexes.push((t.s.clone(), c));
         }
