@@ -3,6 +3,9 @@
 //! `next_field_expand` (comma lists, `@file`), and the `include*` directives (16+).
 //!
 //! File access goes through [`Source`] so the logic stays testable without a disk.
+//!
+//! Over 600 lines because hba.c's tokenizer is one piece (records, tokens, `@file`,
+//! `include*`) and its tests are the corpus of tricky lines.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -3,6 +3,10 @@
 //!
 //! Build assumptions are those of the Linux packages (Debian/PGDG/RHEL): SSL, GSSAPI, PAM and
 //! OpenLDAP are compiled in; BSD auth and SSPI are not.
+//!
+//! Over 600 lines because `parse_hba_line` and `parse_hba_auth_opt` check in the server's
+//! order, per method and per version; split up, that order would be lost. Per-version rules
+//! are the `version` comparisons here and the method table in `parse_fields`.
 
 use crate::addr::{self, Numeric};
 use crate::lex::{AuthLine, Token};
@@ -874,17 +878,8 @@ fn atoi(s: &str) -> i64 {
 mod tests {
     use super::*;
     use crate::lex;
+    use crate::testing::NoFiles;
     use std::path::Path;
-
-    struct NoFiles;
-    impl lex::Source for NoFiles {
-        fn read(&self, _: &Path) -> std::io::Result<String> {
-            Err(std::io::ErrorKind::NotFound.into())
-        }
-        fn read_dir(&self, _: &Path) -> std::io::Result<Vec<(String, bool)>> {
-            Err(std::io::ErrorKind::NotFound.into())
-        }
-    }
 
     fn parse(line: &str, v: u32) -> Result<Rule, String> {
         let t = lex::tokenize(Path::new("/d/pg_hba.conf"), line, v, &NoFiles);

@@ -1,0 +1,31 @@
+//! `list`: every rule the server would load (included files too) and every line it rejects.
+
+use crate::doc::{HbaList, LineErrorDoc, RuleDoc};
+use crate::file::HbaFile;
+
+/// The list of `file`, borrowing from it (a 100,000-line file is not copied); secrets
+/// masked unless `show_secrets`.
+pub fn list(file: &HbaFile, show_secrets: bool) -> HbaList<'_> {
+    HbaList {
+        file: file.path.to_string_lossy(),
+        pg_version: file.version,
+        rules: file
+            .rules
+            .iter()
+            .map(|r| RuleDoc::of(r, show_secrets))
+            .collect(),
+        errors: errors(file),
+    }
+}
+
+/// The lines the server rejects, as documents.
+pub fn errors(file: &HbaFile) -> Vec<LineErrorDoc> {
+    file.errors
+        .iter()
+        .map(|e| LineErrorDoc {
+            file: e.file.display().to_string(),
+            line: Some(e.line),
+            message: e.message.clone(),
+        })
+        .collect()
+}

@@ -1,0 +1,629 @@
+//! Which rules can never match: every connection they admit is admitted by an earlier rule,
+//! or by several earlier rules together (`0.0.0.0/0` and `::/0` together cover `samenet`,
+//! `samehost`, `all` and host names; `hostssl` and `hostnossl` together cover `host`). Only
+//! sure answers count: role membership, DNS and regular expressions never cover anything
+//! but themselves.
+//!
+//! The search follows PostgreSQL's first match (`check_hba` in src/backend/libpq/hba.c).
+//! Earlier rules are indexed by type, database, user and network, so a 100,000-line file is
+//! not compared pairwise.
+
+use crate::addr;
+use crate::check_hba::{regex_match, Tri};
+use crate::coverage::{covers_address, may_intersect, Union};
+use crate::parse_line::{meaning, Address, ConnType, Field, Meaning, Rule};
+use std::collections::HashMap;
+
+/// The meanings of a rule's database and user entries, computed once.
+pub struct Sem {
+    pub dbs: Vec<Meaning>,
+    pub users: Vec<Meaning>,
+}
+
+impl Sem {
+    pub fn of(r: &Rule, version: u32) -> Sem {
+        Sem {
+            dbs: r
+                .databases
+                .iter()
+                .map(|t| meaning(t, Field::Database, version))
+                .collect(),
+            users: r
+                .users
+                .iter()
+                .map(|t| meaning(t, Field::User, version))
+                .collect(),
+        }
+    }
+}
+
+fn is_all(m: &Meaning) -> bool {
+    matches!(m, Meaning::Keyword(k) if k == "all")
+}
+
+fn is_replication(m: &Meaning) -> bool {
+    matches!(m, Meaning::Keyword(k) if k == "replication")
+}
+
+/// Whether entry `b_tok` of rule b is admitted by entries `a_toks` of rule `a`.
+fn covers_token(a: &Rule, a_toks: &[Meaning], b_tok: &Meaning) -> bool {
+    // `all` does not match physical replication connections; only `replication` does.
+    if !is_replication(b_tok) && a_toks.iter().any(is_all) {
+        return true;
+    }
+    if a_toks.contains(b_tok) {
+        return true;
+    }
+    if let Meaning::Name(n) = b_tok {
+        return a_toks.iter().any(|m| match m {
+            Meaning::Regex(s) => matches!(regex_match(a, s, n), Tri::Yes),
+            _ => false,
+        });
+    }
+    false
+}
+
+/// Connection kinds as bits: TCP plain, SSL and GSS-encrypted as in
+/// [`ConnType::tcp_kinds`], and a Unix socket as its own bit.
+const LOCAL_KIND: u8 = 8;
+
+fn kinds(t: ConnType) -> u8 {
+    if t == ConnType::Local {
+        LOCAL_KIND
+    } else {
+        t.tcp_kinds()
+    }
+}
+
+const TYPES: [ConnType; 6] = [
+    ConnType::Local,
+    ConnType::Host,
+    ConnType::HostSsl,
+    ConnType::HostNoSsl,
+    ConnType::HostGssEnc,
+    ConnType::HostNoGssEnc,
+];
+
+/// Whether every connection `b` admits is admitted by `a` (so `b` after `a` never matches).
+pub fn covers(a: &Rule, b: &Rule, version: u32) -> bool {
+    covers_sem(a, &Sem::of(a, version), b, &Sem::of(b, version))
+}
+
+fn covers_sem(a: &Rule, asem: &Sem, b: &Rule, bsem: &Sem) -> bool {
+    kinds(b.conn) & !kinds(a.conn) == 0
+        && covers_address(&a.address, &b.address)
+        && bsem.dbs.iter().all(|t| covers_token(a, &asem.dbs, t))
+        && bsem.users.iter().all(|t| covers_token(a, &asem.users, t))
+}
+
+/// Whether `a` takes part in covering `b`: for some kind, database and user of `b`, `a`
+/// admits them all, and their addresses may meet.
+fn contributes(a: &Rule, asem: &Sem, b: &Rule, bsem: &Sem) -> bool {
+    kinds(b.conn) & kinds(a.conn) != 0
+        && may_intersect(&a.address, &b.address)
+        && bsem.dbs.iter().any(|t| covers_token(a, &asem.dbs, t))
+        && bsem.users.iter().any(|t| covers_token(a, &asem.users, t))
+}
+
+/// What identifies a rule for `add`/`remove`: type, database and user sets, address.
+pub fn identity(r: &Rule, version: u32) -> String {
+    let set = |toks: &[crate::lex::Token], f: Field| {
+        let mut v: Vec<Meaning> = toks.iter().map(|t| meaning(t, f, version)).collect();
+        v.sort();
+        v.dedup();
+        format!("{v:?}")
+    };
+    format!(
+        "{}|{}|{}|{}",
+        r.conn.name(),
+        set(&r.databases, Field::Database),
+        set(&r.users, Field::User),
+        r.address.as_ref().map(Address::key).unwrap_or_default()
+    )
+}
+
+/// The options in a comparable form: the last value of each name wins, as in the server.
+pub fn options_key(r: &Rule) -> Vec<(String, String)> {
+    let mut m: Vec<(String, String)> = Vec::new();
+    for (k, v) in &r.options {
+        m.retain(|(k2, _)| k2 != k);
+        m.push((k.clone(), v.clone()));
+    }
+    m.sort();
+    m
+}
+
+/// Identity plus method and options: two rules with equal keys behave the same.
+pub fn full_key(r: &Rule, version: u32) -> String {
+    format!("{}|{}|{:?}", identity(r, version), r.method, options_key(r))
+}
+
+/// Why a rule can never match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Shadow {
+    /// This earlier rule alone admits every connection it would.
+    By(usize),
+    /// These earlier rules together do (each admits some of its connections), in file order.
+    Together(Vec<usize>),
+}
+
+impl Shadow {
+    /// The rules involved, in file order.
+    pub fn rules(&self) -> &[usize] {
+        match self {
+            Shadow::By(j) => std::slice::from_ref(j),
+            Shadow::Together(v) => v,
+        }
+    }
+}
+
+/// Earlier rules of one (type, database entry, user entry): for single covers, by address;
+/// for covers together, their addresses' union.
+#[derive(Default)]
+struct Bucket {
+    /// Non-network addresses (all, names, samehost, samenet), odd masks, local rules.
+    other: Vec<usize>,
+    /// Prefix lengths present among its networks, per width.
+    lens: Vec<(u32, u32)>,
+    union: Union,
+}
+
+/// Lists of rule indexes kept as chains in one arena (most lists hold one rule).
+#[derive(Default)]
+struct Chains {
+    /// key → (first link, last link)
+    heads: HashMap<(usize, u32, u32, u128), (usize, usize)>,
+    /// (rule, next link or usize::MAX)
+    links: Vec<(usize, usize)>,
+}
+
+impl Chains {
+    fn push(&mut self, key: (usize, u32, u32, u128), rule: usize) {
+        let n = self.links.len();
+        self.links.push((rule, usize::MAX));
+        match self.heads.get_mut(&key) {
+            Some((_, tail)) => {
+                self.links[*tail].1 = n;
+                *tail = n;
+            }
+            None => {
+                self.heads.insert(key, (n, n));
+            }
+        }
+    }
+    fn iter(&self, key: &(usize, u32, u32, u128)) -> impl Iterator<Item = usize> + '_ {
+        let mut at = self.heads.get(key).map_or(usize::MAX, |h| h.0);
+        std::iter::from_fn(move || {
+            if at == usize::MAX {
+                return None;
+            }
+            let (rule, next) = self.links[at];
+            at = next;
+            Some(rule)
+        })
+    }
+}
+
+fn mask_of(w: u32, q: u32) -> u128 {
+    if q == 0 {
+        0
+    } else {
+        (u128::MAX >> (128 - w)) & !((1u128 << (w - q)) - 1)
+    }
+}
+
+/// The rules indexed so far, in file order.
+struct Index<'r> {
+    rules: &'r [Rule],
+    sems: Vec<Sem>,
+    /// Database and user entries, interned (exact: no two meanings share an id).
+    ids: HashMap<Meaning, u32>,
+    all: u32,
+    bucket_ids: HashMap<(ConnType, u32, u32), usize>,
+    buckets: Vec<Bucket>,
+    nets: Chains,
+    /// Rules with too many entries to index by every (database, user) pair.
+    wide: Vec<usize>,
+    /// Every indexed address, whatever its rule's type and entries: a rule outside this
+    /// union cannot be covered, which spares the search per bucket.
+    everything: Union,
+    /// How many rules are indexed (rules[..len]).
+    len: usize,
+}
+
+impl<'r> Index<'r> {
+    fn new(rules: &'r [Rule], version: u32) -> Index<'r> {
+        let mut ids = HashMap::new();
+        ids.insert(Meaning::Keyword("all".into()), 0);
+        Index {
+            rules,
+            sems: rules.iter().map(|r| Sem::of(r, version)).collect(),
+            ids,
+            all: 0,
+            bucket_ids: HashMap::new(),
+            buckets: Vec::new(),
+            nets: Chains::default(),
+            wide: Vec::new(),
+            everything: Union::default(),
+            len: 0,
+        }
+    }
+
+    fn id(&self, m: &Meaning) -> Option<u32> {
+        self.ids.get(m).copied()
+    }
+
+    /// Keys to look up for an entry: `all` covers it (unless it is `replication`), and so
+    /// does the same entry.
+    fn keys(&self, m: &Meaning) -> Vec<u32> {
+        let mut v = Vec::with_capacity(2);
+        if !is_replication(m) {
+            v.push(self.all);
+        }
+        if let Some(id) = self.id(m) {
+            if id != self.all {
+                v.push(id);
+            }
+        }
+        v
+    }
+
+    /// The first indexed rule that alone covers `b`.
+    fn single(&self, b: &Rule, bsem: &Sem) -> Option<usize> {
+        let types: Vec<ConnType> = TYPES
+            .iter()
+            .copied()
+            .filter(|t| kinds(b.conn) & !kinds(*t) == 0)
+            .collect();
+        let d0 = bsem.dbs.first().map_or(Vec::new(), |m| self.keys(m));
+        let u0 = bsem.users.first().map_or(Vec::new(), |m| self.keys(m));
+        let mut best: Option<usize> = None;
+        let consider = |list: &mut dyn Iterator<Item = usize>, best: &mut Option<usize>| {
+            // Lists are in file order: the first cover in each is that list's answer.
+            for j in list {
+                if best.is_some_and(|b| j >= b) {
+                    break;
+                }
+                if covers_sem(&self.rules[j], &self.sems[j], b, bsem) {
+                    *best = Some(j);
+                    break;
+                }
+            }
+        };
+        consider(&mut self.wide.iter().copied(), &mut best);
+        for t in &types {
+            for dk in &d0 {
+                for uk in &u0 {
+                    let Some(&bid) = self.bucket_ids.get(&(*t, *dk, *uk)) else {
+                        continue;
+                    };
+                    let bucket = &self.buckets[bid];
+                    consider(&mut bucket.other.iter().copied(), &mut best);
+                    if let Some(Address::Ip { addr: a, mask }) = &b.address {
+                        let (bits, w) = addr::bits(a);
+                        let (m, _) = addr::bits(mask);
+                        for &(lw, q) in &bucket.lens {
+                            // A shorter (or equal) prefix the rule's own mask includes.
+                            if lw == w && mask_of(w, q) & !m == 0 {
+                                let key = (bid, w, q, bits & mask_of(w, q));
+                                consider(&mut self.nets.iter(&key), &mut best);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        best
+    }
+
+    /// Whether the indexed rules together cover `b`: for every connection kind, database
+    /// entry and user entry of `b`, the rules admitting all three admit all its addresses.
+    fn together(&self, b: &Rule, bsem: &Sem) -> bool {
+        if !Union::covers(&[&self.everything], &b.address) {
+            return false;
+        }
+        let bk = kinds(b.conn);
+        for bit in [1u8, 2, 4, LOCAL_KIND].into_iter().filter(|k| bk & k != 0) {
+            let types: Vec<ConnType> = TYPES
+                .iter()
+                .copied()
+                .filter(|t| kinds(*t) & bit != 0)
+                .collect();
+            for d in &bsem.dbs {
+                let dks = self.keys(d);
+                for u in &bsem.users {
+                    let uks = self.keys(u);
+                    let mut unions: Vec<&Union> = Vec::new();
+                    for t in &types {
+                        for dk in &dks {
+                            for uk in &uks {
+                                if let Some(&bid) = self.bucket_ids.get(&(*t, *dk, *uk)) {
+                                    unions.push(&self.buckets[bid].union);
+                                }
+                            }
+                        }
+                    }
+                    if !Union::covers(&unions, &b.address) {
+                        return false;
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// Why `b` can never match after the indexed rules, if so.
+    fn shadow(&self, b: &Rule, bsem: &Sem) -> Option<Shadow> {
+        if let Some(j) = self.single(b, bsem) {
+            return Some(Shadow::By(j));
+        }
+        if !self.together(b, bsem) {
+            return None;
+        }
+        let by: Vec<usize> = (0..self.len)
+            .filter(|&j| contributes(&self.rules[j], &self.sems[j], b, bsem))
+            .collect();
+        let by = self.minimal(by, b, bsem);
+        match by.as_slice() {
+            [] => None,
+            [j] => Some(Shadow::By(*j)),
+            _ => Some(Shadow::Together(by)),
+        }
+    }
+
+    /// Whether the rules `subset` together cover `b`, compared one by one (no index).
+    fn together_by(&self, subset: &[usize], b: &Rule, bsem: &Sem) -> bool {
+        let bk = kinds(b.conn);
+        for bit in [1u8, 2, 4, LOCAL_KIND].into_iter().filter(|k| bk & k != 0) {
+            for d in &bsem.dbs {
+                for u in &bsem.users {
+                    let mut union = Union::default();
+                    for &j in subset {
+                        let (a, s) = (&self.rules[j], &self.sems[j]);
+                        if kinds(a.conn) & bit != 0
+                            && covers_token(a, &s.dbs, d)
+                            && covers_token(a, &s.users, u)
+                        {
+                            union.add(&a.address);
+                        }
+                    }
+                    if !Union::covers(&[&union], &b.address) {
+                        return false;
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// Drops rules the others can do without, later ones first (so the earliest rules that
+    /// cover `b` are named). Long lists are kept whole: naming them is enough.
+    fn minimal(&self, mut by: Vec<usize>, b: &Rule, bsem: &Sem) -> Vec<usize> {
+        if by.len() > 32 || !self.together_by(&by, b, bsem) {
+            return by;
+        }
+        for k in (0..by.len()).rev() {
+            let mut rest = by.clone();
+            rest.remove(k);
+            if self.together_by(&rest, b, bsem) {
+                by = rest;
+            }
+        }
+        by
+    }
+
+    /// Adds the next rule.
+    fn push(&mut self) {
+        let i = self.len;
+        self.len += 1;
+        let r = &self.rules[i];
+        self.everything.add(&r.address);
+        let intern = |ids: &mut HashMap<Meaning, u32>, m: &Meaning| -> u32 {
+            let n = ids.len() as u32;
+            *ids.entry(m.clone()).or_insert(n)
+        };
+        let sem = &self.sems[i];
+        // Index rule i under each (database, user) pair it has; `all` stands for the rest.
+        let mut dkeys: Vec<u32> = Vec::new();
+        if sem.dbs.iter().any(is_all) {
+            dkeys.push(self.all);
+            for m in sem.dbs.iter().filter(|m| !is_all(m)) {
+                let id = intern(&mut self.ids, m);
+                dkeys.push(id);
+            }
+        } else {
+            for m in &sem.dbs {
+                let id = intern(&mut self.ids, m);
+                dkeys.push(id);
+            }
+        }
+        let ukeys: Vec<u32> = if sem.users.iter().any(is_all) {
+            vec![self.all]
+        } else {
+            sem.users.iter().map(|m| intern(&mut self.ids, m)).collect()
+        };
+        if dkeys.len() * ukeys.len() > 16 {
+            self.wide.push(i);
+            return;
+        }
+        for dk in &dkeys {
+            for uk in &ukeys {
+                let bid = *self
+                    .bucket_ids
+                    .entry((r.conn, *dk, *uk))
+                    .or_insert_with(|| {
+                        self.buckets.push(Bucket::default());
+                        self.buckets.len() - 1
+                    });
+                let b = &mut self.buckets[bid];
+                b.union.add(&r.address);
+                match &r.address {
+                    Some(Address::Ip { addr: a, mask }) => match addr::prefix_len(mask) {
+                        Some(p) => {
+                            let (bits, w) = addr::bits(a);
+                            let (m, _) = addr::bits(mask);
+                            self.nets.push((bid, w, p, bits & m), i);
+                            if !b.lens.contains(&(w, p)) {
+                                b.lens.push((w, p));
+                            }
+                        }
+                        None => b.other.push(i),
+                    },
+                    _ => b.other.push(i),
+                }
+            }
+        }
+    }
+}
+
+/// For each rule, why it can never match after the rules before it (None: it can match).
+pub fn shadowed_by(rules: &[Rule], version: u32) -> Vec<Option<Shadow>> {
+    let mut index = Index::new(rules, version);
+    let mut out = Vec::with_capacity(rules.len());
+    for r in rules {
+        let i = index.len;
+        out.push(index.shadow(r, &index.sems[i]));
+        index.push();
+    }
+    out
+}
+
+/// Why `b` could never match if it came after all of `rules` (None: it could).
+pub fn shadow_of(rules: &[Rule], b: &Rule, version: u32) -> Option<Shadow> {
+    let mut index = Index::new(rules, version);
+    for _ in rules {
+        index.push();
+    }
+    index.shadow(b, &Sem::of(b, version))
+}
+
+/// Where `b` must go so that it can match, and the shadow it would have after the last rule:
+/// just before the first rule (up to the last of the shadow) that admits some of its
+/// connections and that `b` does not itself cover, so a more specific rule stays first.
+/// None: after the last rule is fine, or no place helps (every such rule is more specific
+/// than `b`).
+pub fn place_before(rules: &[Rule], b: &Rule, version: u32) -> Option<(usize, Shadow)> {
+    let shadow = shadow_of(rules, b, version)?;
+    let last = *shadow.rules().last()?;
+    let bsem = Sem::of(b, version);
+    (0..=last)
+        .find(|&j| {
+            let (a, asem) = (&rules[j], Sem::of(&rules[j], version));
+            contributes(a, &asem, b, &bsem) && !covers_sem(b, &bsem, a, &asem)
+        })
+        .map(|j| (j, shadow))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::rules;
+
+    #[test]
+    fn shadowing_and_duplicates() {
+        let r = rules(
+            "host all all 0.0.0.0/0 md5\nhost app bob 10.0.0.0/8 scram-sha-256\nhost replication all 10.0.0.0/8 md5\nlocal all all peer\nlocal all all peer\nhostssl all all 10.1.0.0/16 md5\nhost all +g 10.0.0.0/8 md5\n",
+            16,
+        );
+        let s = shadowed_by(&r, 16);
+        let by = Some(Shadow::By(0));
+        assert_eq!(
+            s,
+            vec![
+                None,
+                by.clone(),
+                None,
+                None,
+                Some(Shadow::By(3)),
+                by.clone(),
+                by
+            ]
+        );
+        let r = rules(
+            "host all all 10.0.0.0/16 md5\nhost all all 10.0.0.0/8 md5\n",
+            16,
+        );
+        assert_eq!(shadowed_by(&r, 16), vec![None, None]);
+    }
+
+    #[test]
+    fn several_rules_shadow_together() {
+        // The example: the IPv4 and IPv6 catch-alls together cover samenet.
+        let r = rules(
+            "local all all trust\nhost all all 0.0.0.0/0 scram-sha-256\nhost all all ::/0 scram-sha-256\nhost all all samenet trust\nhost all all samehost trust\nhost all all db.example.com md5\nhost all all all md5\nhost all all 10.0.0.0/8 md5\n",
+            15,
+        );
+        let s = shadowed_by(&r, 15);
+        assert_eq!(s[..3], [None, None, None]);
+        for i in [3, 5, 6] {
+            assert_eq!(s[i], Some(Shadow::Together(vec![1, 2])), "rule {i}");
+        }
+        // samenet alone covers samehost.
+        assert_eq!(s[4], Some(Shadow::By(3)));
+        assert_eq!(s[7], Some(Shadow::By(1)));
+        // IPv4 alone does not cover them.
+        let r = rules(
+            "host all all 0.0.0.0/0 md5\nhost all all samenet trust\nhost all all all trust\n",
+            15,
+        );
+        assert_eq!(shadowed_by(&r, 15), vec![None, None, None]);
+        // Two halves cover the whole; hostssl and hostnossl together cover host.
+        let r = rules(
+            "host all all 10.0.0.0/9 md5\nhost all all 10.128.0.0/9 md5\nhost all all 10.0.0.0/8 trust\nhostssl all all 192.168.0.0/16 cert\nhostnossl all all 192.168.0.0/16 reject\nhost all all 192.168.1.0/24 trust\n",
+            15,
+        );
+        let s = shadowed_by(&r, 15);
+        assert_eq!(s[2], Some(Shadow::Together(vec![0, 1])));
+        assert_eq!(s[5], Some(Shadow::Together(vec![3, 4])));
+        // samenet covers samehost; names and membership cover nothing but themselves.
+        let r = rules(
+            "host all all samenet md5\nhost all all samehost md5\nhost all +g all md5\nhost all bob all md5\nhost all all .example.com md5\nhost all all db.example.com md5\n",
+            15,
+        );
+        let s = shadowed_by(&r, 15);
+        assert_eq!(
+            s,
+            vec![
+                None,
+                Some(Shadow::By(0)),
+                None,
+                None,
+                None,
+                Some(Shadow::By(4))
+            ]
+        );
+        // all does not cover replication.
+        let r = rules(
+            "host all all 0.0.0.0/0 md5\nhost all all ::/0 md5\nhost replication all all md5\n",
+            15,
+        );
+        assert_eq!(shadowed_by(&r, 15)[2], None);
+        // Each database of a list may be covered by other rules.
+        let r = rules(
+            "host db1 all 0.0.0.0/0 md5\nhost db1 all ::/0 md5\nhost db2 all all md5\nhost db1,db2 all samenet trust\nhost db1,db3 all samenet trust\n",
+            15,
+        );
+        let s = shadowed_by(&r, 15);
+        assert_eq!(s[3], Some(Shadow::Together(vec![0, 1, 2])));
+        assert_eq!(s[4], None);
+    }
+
+    #[test]
+    fn a_new_rule_goes_before_the_first_rule_of_its_shadow_it_does_not_cover() {
+        let r = rules(
+            "local all all trust\nhost all bob 127.0.0.1/32 reject\nhost all all 0.0.0.0/0 scram-sha-256\nhost all all ::/0 scram-sha-256\n",
+            15,
+        );
+        let b = &rules("host all all samenet trust\n", 15)[0];
+        assert_eq!(place_before(&r, b, 15).map(|p| p.0), Some(2));
+        // A more specific earlier rule stays first.
+        let r = rules(
+            "host all all 10.0.0.0/16 md5\nhost all all 10.0.0.0/8 md5\n",
+            15,
+        );
+        let b = &rules("host all all 10.0.0.0/12 trust\n", 15)[0];
+        assert_eq!(place_before(&r, b, 15).map(|p| p.0), Some(1));
+        let b = &rules("host all all 192.168.0.0/16 trust\n", 15)[0];
+        assert_eq!(place_before(&r, b, 15).map(|p| p.0), None);
+    }
+}
