@@ -170,7 +170,8 @@ fn compare_with_server(c: &Cluster, name: &str, text: &[u8]) -> usize {
     let check = hba(&["-f", path_s, "check"]);
     std::fs::write(&path, saved).unwrap();
 
-    let rules: BTreeMap<i64, &RuleDoc> = list.rules.iter().map(|r| (r.line as i64, r)).collect();
+    let listed = list.rules.to_vec();
+    let rules: BTreeMap<i64, &RuleDoc> = listed.iter().map(|r| (r.line as i64, r)).collect();
     let errors: BTreeMap<i64, &pgdr_hba::doc::LineErrorDoc> = list
         .errors
         .iter()
@@ -761,11 +762,15 @@ fn apply_makes_the_rules_equal_and_keeps_comments_of_kept_rules() {
         .ok()
         .document::<ApplyReport>();
     assert!(out.changed, "{out:?}");
-    let a = pgdr_core::doc::parse::<HbaList>(&listed).unwrap().rules;
+    let a = pgdr_core::doc::parse::<HbaList>(&listed)
+        .unwrap()
+        .rules
+        .to_vec();
     let b = hba(&["-f", np.to_str().unwrap(), "list"])
         .ok()
         .document::<HbaList>()
-        .rules;
+        .rules
+        .to_vec();
     let strip = |v: &[RuleDoc<'static>]| -> Vec<RuleDoc<'static>> {
         v.iter()
             .map(|r| RuleDoc {
@@ -951,9 +956,10 @@ fn masked_secrets_are_not_written_back() {
     let listed = hba(&["-f", s, "list"]).ok();
     assert!(!listed.stdout.contains("s3cret"), "{}", listed.stdout);
     let doc: HbaList = listed.document();
-    assert_eq!(doc.rules[1].masked, ["ldapbindpasswd"]);
+    let rules = doc.rules.to_vec();
+    assert_eq!(rules[1].masked, ["ldapbindpasswd"]);
     assert_eq!(
-        doc.rules[1]
+        rules[1]
             .options
             .0
             .iter()
@@ -973,7 +979,7 @@ fn masked_secrets_are_not_written_back() {
     );
     let clear = hba(&["-f", s, "--show-secrets", "list"]).ok();
     let doc: HbaList = clear.document();
-    assert!(doc.rules[1].masked.is_empty());
+    assert!(doc.rules.to_vec()[1].masked.is_empty());
     tool("hba-edit")
         .args(["-f", dst.to_str().unwrap(), "apply", "-"])
         .stdin(clear.stdout)

@@ -54,31 +54,29 @@ struct Ranges(BTreeMap<u128, u128>);
 impl Ranges {
     fn insert(&mut self, mut lo: u128, mut hi: u128) {
         if let Some((&s, &e)) = self.0.range(..=lo).next_back() {
+            if e >= hi {
+                return;
+            }
             if e.saturating_add(1) >= lo {
                 lo = s;
-                hi = hi.max(e);
             }
         }
-        let after: Vec<u128> = self
-            .0
-            .range(lo..=hi.saturating_add(1))
-            .map(|(&s, _)| s)
-            .collect();
-        for s in after {
-            if let Some(e) = self.0.remove(&s) {
-                hi = hi.max(e);
-            }
+        // Swallow every range that starts inside or just after the new one.
+        while let Some((&s, &e)) = self.0.range(lo..=hi.saturating_add(1)).next() {
+            self.0.remove(&s);
+            hi = hi.max(e);
         }
         self.0.insert(lo, hi);
     }
 
-    /// Whether the union of `sets` contains every address in `lo..=hi`.
-    fn cover(sets: &[&Ranges], lo: u128, hi: u128) -> bool {
+    /// Whether the union of the ranges `pick` chooses from `unions` contains every address in
+    /// `lo..=hi`.
+    fn cover(unions: &[&Union], pick: Pick, lo: u128, hi: u128) -> bool {
         let mut pos = lo;
         loop {
-            let reach = sets
+            let reach = unions
                 .iter()
-                .filter_map(|s| s.0.range(..=pos).next_back())
+                .filter_map(|u| pick(u).0.range(..=pos).next_back())
                 .filter(|(_, &e)| e >= pos)
                 .map(|(_, &e)| e)
                 .max();
@@ -90,6 +88,9 @@ impl Ranges {
         }
     }
 }
+
+/// Which ranges of a union: IPv4 or IPv6.
+type Pick = fn(&Union) -> &Ranges;
 
 /// The client addresses some earlier rules admit, together.
 #[derive(Default)]
@@ -138,10 +139,12 @@ impl Union {
     /// Whether the addresses of `b` lie in the union of `unions`.
     pub fn covers(unions: &[&Union], b: &Option<Address>) -> bool {
         let any = |f: fn(&Union) -> bool| unions.iter().any(|u| f(u));
-        let v4: Vec<&Ranges> = unions.iter().map(|u| &u.v4).collect();
-        let v6: Vec<&Ranges> = unions.iter().map(|u| &u.v6).collect();
-        let every_ip =
-            || Ranges::cover(&v4, 0, u32::MAX as u128) && Ranges::cover(&v6, 0, u128::MAX);
+        let v4: Pick = |u| &u.v4;
+        let v6: Pick = |u| &u.v6;
+        let every_ip = || {
+            Ranges::cover(unions, v4, 0, u32::MAX as u128)
+                && Ranges::cover(unions, v6, 0, u128::MAX)
+        };
         match b {
             None => any(|u| u.local),
             Some(_) if any(|u| u.all) => true,
@@ -172,7 +175,7 @@ impl Union {
                     (1u128 << w) - 1
                 };
                 let (lo, hi) = (a & m, (a & m) | (!m & width_mask));
-                Ranges::cover(if w == 32 { &v4 } else { &v6 }, lo, hi)
+                Ranges::cover(unions, if w == 32 { v4 } else { v6 }, lo, hi)
             }
         }
     }

@@ -23,13 +23,87 @@ pub struct HbaList<'a> {
     /// The PostgreSQL major version whose rules were applied.
     pub pg_version: u32,
     /// The rules, in the order the server searches them.
-    pub rules: Vec<RuleDoc<'a>>,
+    pub rules: Rules<'a>,
     /// The lines the server rejects (a file with any of these is not loaded at all).
     pub errors: Vec<LineErrorDoc>,
 }
 
 impl pgdr_core::Document for HbaList<'_> {
     const PRODUCERS: &'static [&'static str] = &["hba-edit"];
+}
+
+/// The rules of a list: printed straight from the parsed file (a 100,000-rule list is never
+/// held twice in memory), owned when read back from stdin.
+#[derive(Clone)]
+pub enum Rules<'a> {
+    /// The parsed rules of a file, and whether secrets are shown.
+    Parsed(&'a [Rule], bool),
+    /// Rules read from a document.
+    Read(Vec<RuleDoc<'static>>),
+}
+
+impl<'a> Rules<'a> {
+    /// How many rules.
+    pub fn len(&self) -> usize {
+        match self {
+            Rules::Parsed(r, _) => r.len(),
+            Rules::Read(v) => v.len(),
+        }
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The rules as documents, in order.
+    pub fn iter(&self) -> Box<dyn Iterator<Item = RuleDoc<'_>> + '_> {
+        match self {
+            Rules::Parsed(r, show) => Box::new(r.iter().map(|r| RuleDoc::of(r, *show))),
+            Rules::Read(v) => Box::new(v.iter().map(RuleDoc::borrowed)),
+        }
+    }
+
+    /// The rules as owned documents.
+    pub fn to_vec(&self) -> Vec<RuleDoc<'static>> {
+        self.iter().map(RuleDoc::into_owned).collect()
+    }
+}
+
+impl Serialize for Rules<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Rules<'_> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Rules::Read(Vec::deserialize(d)?))
+    }
+}
+
+impl schemars::JsonSchema for Rules<'_> {
+    fn schema_name() -> Cow<'static, str> {
+        <Vec<RuleDoc<'static>> as schemars::JsonSchema>::schema_name()
+    }
+    fn inline_schema() -> bool {
+        <Vec<RuleDoc<'static>> as schemars::JsonSchema>::inline_schema()
+    }
+    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        <Vec<RuleDoc<'static>> as schemars::JsonSchema>::json_schema(g)
+    }
+}
+
+impl std::fmt::Debug for Rules<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl PartialEq for Rules<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().zip(other.iter()).all(|(a, b)| a == b)
+    }
 }
 
 /// One rule, as `list` prints it and `apply -` reads it.
@@ -170,6 +244,26 @@ impl<'a> RuleDoc<'a> {
             options: Options(options),
             comment: r.comment.as_deref().map(Cow::Borrowed),
             masked,
+        }
+    }
+
+    /// A copy borrowing from this one.
+    pub fn borrowed(&self) -> RuleDoc<'_> {
+        fn b(c: &str) -> Cow<'_, str> {
+            Cow::Borrowed(c)
+        }
+        RuleDoc {
+            file: b(&self.file),
+            line: self.line,
+            conn: b(&self.conn),
+            database: self.database.iter().map(|c| b(c)).collect(),
+            user: self.user.iter().map(|c| b(c)).collect(),
+            address: self.address.as_deref().map(b),
+            netmask: self.netmask.as_deref().map(b),
+            method: b(&self.method),
+            options: Options(self.options.0.iter().map(|(k, v)| (b(k), b(v))).collect()),
+            comment: self.comment.as_deref().map(b),
+            masked: self.masked.iter().map(|c| b(c)).collect(),
         }
     }
 

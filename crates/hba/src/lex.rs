@@ -187,7 +187,11 @@ impl Cursor<'_> {
         }
         let stop = self.b.get(j).copied().unwrap_or(0);
         if j > start && stop != b'"' && c != b'"' {
-            let s = String::from_utf8_lossy(&self.b[start..j]).into_owned();
+            // Cut at ASCII delimiters of a str: valid UTF-8 but for a cut multibyte tail.
+            let s = match std::str::from_utf8(&self.b[start..j]) {
+                Ok(s) => s.to_owned(),
+                Err(_) => String::from_utf8_lossy(&self.b[start..j]).into_owned(),
+            };
             let comma = stop == b',';
             if stop == b'#' {
                 self.comment = Some(j);

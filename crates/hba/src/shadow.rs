@@ -11,56 +11,140 @@
 use crate::addr;
 use crate::check_hba::{regex_match, Tri};
 use crate::coverage::{covers_address, may_intersect, Union};
-use crate::parse_line::{meaning, Address, ConnType, Field, Meaning, Rule};
+use crate::parse_line::{
+    meaning, meaning_ref, Address, ConnType, Field, Meaning, MeaningRef, Rule,
+};
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
-/// The meanings of a rule's database and user entries, computed once.
-pub struct Sem {
-    pub dbs: Vec<Meaning>,
-    pub users: Vec<Meaning>,
+/// A fast hash for the index's keys: short strings and integers from the user's own file.
+#[derive(Default, Clone, Copy)]
+struct Fx(u64);
+
+impl Fx {
+    fn add(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for Fx {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.add(u64::from_le_bytes(c.try_into().expect("8 bytes")));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut b = [0u8; 8];
+            b[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(b));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.add(i.into());
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.add(i.into());
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<Fx>>;
+
+const KEYWORD: u8 = 0;
+const MEMBER: u8 = 1;
+const REGEX: u8 = 2;
+const NAME: u8 = 3;
+/// The ids of `all` and `replication` (interned first).
+const ALL: u32 = 0;
+const REPLICATION: u32 = 1;
+
+/// Database and user entries by meaning, one id each: rules compare ids, not strings.
+struct Interner {
+    by_kind: [FxMap<Box<str>, u32>; 4],
+    entries: Vec<(u8, Box<str>)>,
+}
+
+impl Interner {
+    fn new() -> Interner {
+        let mut it = Interner {
+            by_kind: Default::default(),
+            entries: Vec::new(),
+        };
+        it.intern(MeaningRef::Keyword("all"));
+        it.intern(MeaningRef::Keyword("replication"));
+        it
+    }
+
+    fn intern(&mut self, m: MeaningRef) -> u32 {
+        let (k, s) = match m {
+            MeaningRef::Keyword(s) => (KEYWORD, s),
+            MeaningRef::Member(s) => (MEMBER, s),
+            MeaningRef::Regex(s) => (REGEX, s),
+            MeaningRef::Name(s) => (NAME, s),
+        };
+        if let Some(&id) = self.by_kind[k as usize].get(s) {
+            return id;
+        }
+        let id = self.entries.len() as u32;
+        self.by_kind[k as usize].insert(s.into(), id);
+        self.entries.push((k, s.into()));
+        id
+    }
+
+    fn kind(&self, id: u32) -> u8 {
+        self.entries[id as usize].0
+    }
+
+    fn text(&self, id: u32) -> &str {
+        &self.entries[id as usize].1
+    }
+}
+
+/// The meanings of a rule's database and user entries, interned.
+struct Sem {
+    dbs: Vec<u32>,
+    users: Vec<u32>,
 }
 
 impl Sem {
-    pub fn of(r: &Rule, version: u32) -> Sem {
+    fn of(r: &Rule, version: u32, it: &mut Interner) -> Sem {
         Sem {
             dbs: r
                 .databases
                 .iter()
-                .map(|t| meaning(t, Field::Database, version))
+                .map(|t| it.intern(meaning_ref(t, Field::Database, version)))
                 .collect(),
             users: r
                 .users
                 .iter()
-                .map(|t| meaning(t, Field::User, version))
+                .map(|t| it.intern(meaning_ref(t, Field::User, version)))
                 .collect(),
         }
     }
 }
 
-fn is_all(m: &Meaning) -> bool {
-    matches!(m, Meaning::Keyword(k) if k == "all")
-}
-
-fn is_replication(m: &Meaning) -> bool {
-    matches!(m, Meaning::Keyword(k) if k == "replication")
-}
-
-/// Whether entry `b_tok` of rule b is admitted by entries `a_toks` of rule `a`.
-fn covers_token(a: &Rule, a_toks: &[Meaning], b_tok: &Meaning) -> bool {
+/// Whether entry `b` of one rule is admitted by entries `a_ids` of rule `a`.
+fn covers_token(a: &Rule, a_ids: &[u32], b: u32, it: &Interner) -> bool {
     // `all` does not match physical replication connections; only `replication` does.
-    if !is_replication(b_tok) && a_toks.iter().any(is_all) {
+    if b != REPLICATION && a_ids.contains(&ALL) {
         return true;
     }
-    if a_toks.contains(b_tok) {
+    if a_ids.contains(&b) {
         return true;
     }
-    if let Meaning::Name(n) = b_tok {
-        return a_toks.iter().any(|m| match m {
-            Meaning::Regex(s) => matches!(regex_match(a, s, n), Tri::Yes),
-            _ => false,
-        });
-    }
-    false
+    it.kind(b) == NAME
+        && a_ids.iter().any(|&x| {
+            it.kind(x) == REGEX && matches!(regex_match(a, it.text(x), it.text(b)), Tri::Yes)
+        })
 }
 
 /// Connection kinds as bits: TCP plain, SSL and GSS-encrypted as in
@@ -86,23 +170,31 @@ const TYPES: [ConnType; 6] = [
 
 /// Whether every connection `b` admits is admitted by `a` (so `b` after `a` never matches).
 pub fn covers(a: &Rule, b: &Rule, version: u32) -> bool {
-    covers_sem(a, &Sem::of(a, version), b, &Sem::of(b, version))
+    let mut it = Interner::new();
+    let (asem, bsem) = (Sem::of(a, version, &mut it), Sem::of(b, version, &mut it));
+    covers_sem(a, &asem, b, &bsem, &it)
 }
 
-fn covers_sem(a: &Rule, asem: &Sem, b: &Rule, bsem: &Sem) -> bool {
+fn covers_sem(a: &Rule, asem: &Sem, b: &Rule, bsem: &Sem, it: &Interner) -> bool {
     kinds(b.conn) & !kinds(a.conn) == 0
         && covers_address(&a.address, &b.address)
-        && bsem.dbs.iter().all(|t| covers_token(a, &asem.dbs, t))
-        && bsem.users.iter().all(|t| covers_token(a, &asem.users, t))
+        && bsem.dbs.iter().all(|&t| covers_token(a, &asem.dbs, t, it))
+        && bsem
+            .users
+            .iter()
+            .all(|&t| covers_token(a, &asem.users, t, it))
 }
 
 /// Whether `a` takes part in covering `b`: for some kind, database and user of `b`, `a`
 /// admits them all, and their addresses may meet.
-fn contributes(a: &Rule, asem: &Sem, b: &Rule, bsem: &Sem) -> bool {
+fn contributes(a: &Rule, asem: &Sem, b: &Rule, bsem: &Sem, it: &Interner) -> bool {
     kinds(b.conn) & kinds(a.conn) != 0
         && may_intersect(&a.address, &b.address)
-        && bsem.dbs.iter().any(|t| covers_token(a, &asem.dbs, t))
-        && bsem.users.iter().any(|t| covers_token(a, &asem.users, t))
+        && bsem.dbs.iter().any(|&t| covers_token(a, &asem.dbs, t, it))
+        && bsem
+            .users
+            .iter()
+            .any(|&t| covers_token(a, &asem.users, t, it))
 }
 
 /// What identifies a rule for `add`/`remove`: type, database and user sets, address.
@@ -172,7 +264,7 @@ struct Bucket {
 #[derive(Default)]
 struct Chains {
     /// key → (first link, last link)
-    heads: HashMap<(usize, u32, u32, u128), (usize, usize)>,
+    heads: FxMap<(usize, u32, u32, u128), (usize, usize)>,
     /// (rule, next link or usize::MAX)
     links: Vec<(usize, usize)>,
 }
@@ -216,10 +308,8 @@ fn mask_of(w: u32, q: u32) -> u128 {
 struct Index<'r> {
     rules: &'r [Rule],
     sems: Vec<Sem>,
-    /// Database and user entries, interned (exact: no two meanings share an id).
-    ids: HashMap<Meaning, u32>,
-    all: u32,
-    bucket_ids: HashMap<(ConnType, u32, u32), usize>,
+    it: Interner,
+    bucket_ids: FxMap<(ConnType, u32, u32), usize>,
     buckets: Vec<Bucket>,
     nets: Chains,
     /// Rules with too many entries to index by every (database, user) pair.
@@ -231,16 +321,25 @@ struct Index<'r> {
     len: usize,
 }
 
+/// The types whose rules admit some connection of kind bits `k`.
+fn types_admitting(k: u8) -> impl Iterator<Item = ConnType> {
+    TYPES.into_iter().filter(move |t| kinds(*t) & k != 0)
+}
+
+/// The types whose rules admit every connection of kind bits `k`.
+fn types_covering(k: u8) -> impl Iterator<Item = ConnType> {
+    TYPES.into_iter().filter(move |t| k & !kinds(*t) == 0)
+}
+
 impl<'r> Index<'r> {
     fn new(rules: &'r [Rule], version: u32) -> Index<'r> {
-        let mut ids = HashMap::new();
-        ids.insert(Meaning::Keyword("all".into()), 0);
+        let mut it = Interner::new();
+        let sems = rules.iter().map(|r| Sem::of(r, version, &mut it)).collect();
         Index {
             rules,
-            sems: rules.iter().map(|r| Sem::of(r, version)).collect(),
-            ids,
-            all: 0,
-            bucket_ids: HashMap::new(),
+            sems,
+            it,
+            bucket_ids: FxMap::default(),
             buckets: Vec::new(),
             nets: Chains::default(),
             wide: Vec::new(),
@@ -249,34 +348,20 @@ impl<'r> Index<'r> {
         }
     }
 
-    fn id(&self, m: &Meaning) -> Option<u32> {
-        self.ids.get(m).copied()
-    }
-
     /// Keys to look up for an entry: `all` covers it (unless it is `replication`), and so
     /// does the same entry.
-    fn keys(&self, m: &Meaning) -> Vec<u32> {
-        let mut v = Vec::with_capacity(2);
-        if !is_replication(m) {
-            v.push(self.all);
+    fn keys(id: u32) -> ([u32; 2], usize) {
+        match id {
+            ALL => ([ALL, 0], 1),
+            REPLICATION => ([REPLICATION, 0], 1),
+            _ => ([ALL, id], 2),
         }
-        if let Some(id) = self.id(m) {
-            if id != self.all {
-                v.push(id);
-            }
-        }
-        v
     }
 
     /// The first indexed rule that alone covers `b`.
     fn single(&self, b: &Rule, bsem: &Sem) -> Option<usize> {
-        let types: Vec<ConnType> = TYPES
-            .iter()
-            .copied()
-            .filter(|t| kinds(b.conn) & !kinds(*t) == 0)
-            .collect();
-        let d0 = bsem.dbs.first().map_or(Vec::new(), |m| self.keys(m));
-        let u0 = bsem.users.first().map_or(Vec::new(), |m| self.keys(m));
+        let (d0, dn) = bsem.dbs.first().map_or(([0; 2], 0), |&m| Self::keys(m));
+        let (u0, un) = bsem.users.first().map_or(([0; 2], 0), |&m| Self::keys(m));
         let mut best: Option<usize> = None;
         let consider = |list: &mut dyn Iterator<Item = usize>, best: &mut Option<usize>| {
             // Lists are in file order: the first cover in each is that list's answer.
@@ -284,17 +369,17 @@ impl<'r> Index<'r> {
                 if best.is_some_and(|b| j >= b) {
                     break;
                 }
-                if covers_sem(&self.rules[j], &self.sems[j], b, bsem) {
+                if covers_sem(&self.rules[j], &self.sems[j], b, bsem, &self.it) {
                     *best = Some(j);
                     break;
                 }
             }
         };
         consider(&mut self.wide.iter().copied(), &mut best);
-        for t in &types {
-            for dk in &d0 {
-                for uk in &u0 {
-                    let Some(&bid) = self.bucket_ids.get(&(*t, *dk, *uk)) else {
+        for t in types_covering(kinds(b.conn)) {
+            for dk in &d0[..dn] {
+                for uk in &u0[..un] {
+                    let Some(&bid) = self.bucket_ids.get(&(t, *dk, *uk)) else {
                         continue;
                     };
                     let bucket = &self.buckets[bid];
@@ -323,21 +408,17 @@ impl<'r> Index<'r> {
             return false;
         }
         let bk = kinds(b.conn);
+        let mut unions: Vec<&Union> = Vec::new();
         for bit in [1u8, 2, 4, LOCAL_KIND].into_iter().filter(|k| bk & k != 0) {
-            let types: Vec<ConnType> = TYPES
-                .iter()
-                .copied()
-                .filter(|t| kinds(*t) & bit != 0)
-                .collect();
-            for d in &bsem.dbs {
-                let dks = self.keys(d);
-                for u in &bsem.users {
-                    let uks = self.keys(u);
-                    let mut unions: Vec<&Union> = Vec::new();
-                    for t in &types {
-                        for dk in &dks {
-                            for uk in &uks {
-                                if let Some(&bid) = self.bucket_ids.get(&(*t, *dk, *uk)) {
+            for &d in &bsem.dbs {
+                let (dks, dn) = Self::keys(d);
+                for &u in &bsem.users {
+                    let (uks, un) = Self::keys(u);
+                    unions.clear();
+                    for t in types_admitting(bit) {
+                        for dk in &dks[..dn] {
+                            for uk in &uks[..un] {
+                                if let Some(&bid) = self.bucket_ids.get(&(t, *dk, *uk)) {
                                     unions.push(&self.buckets[bid].union);
                                 }
                             }
@@ -361,7 +442,7 @@ impl<'r> Index<'r> {
             return None;
         }
         let by: Vec<usize> = (0..self.len)
-            .filter(|&j| contributes(&self.rules[j], &self.sems[j], b, bsem))
+            .filter(|&j| contributes(&self.rules[j], &self.sems[j], b, bsem, &self.it))
             .collect();
         let by = self.minimal(by, b, bsem);
         match by.as_slice() {
@@ -375,14 +456,14 @@ impl<'r> Index<'r> {
     fn together_by(&self, subset: &[usize], b: &Rule, bsem: &Sem) -> bool {
         let bk = kinds(b.conn);
         for bit in [1u8, 2, 4, LOCAL_KIND].into_iter().filter(|k| bk & k != 0) {
-            for d in &bsem.dbs {
-                for u in &bsem.users {
+            for &d in &bsem.dbs {
+                for &u in &bsem.users {
                     let mut union = Union::default();
                     for &j in subset {
                         let (a, s) = (&self.rules[j], &self.sems[j]);
                         if kinds(a.conn) & bit != 0
-                            && covers_token(a, &s.dbs, d)
-                            && covers_token(a, &s.users, u)
+                            && covers_token(a, &s.dbs, d, &self.it)
+                            && covers_token(a, &s.users, u, &self.it)
                         {
                             union.add(&a.address);
                         }
@@ -418,29 +499,19 @@ impl<'r> Index<'r> {
         self.len += 1;
         let r = &self.rules[i];
         self.everything.add(&r.address);
-        let intern = |ids: &mut HashMap<Meaning, u32>, m: &Meaning| -> u32 {
-            let n = ids.len() as u32;
-            *ids.entry(m.clone()).or_insert(n)
-        };
         let sem = &self.sems[i];
         // Index rule i under each (database, user) pair it has; `all` stands for the rest.
-        let mut dkeys: Vec<u32> = Vec::new();
-        if sem.dbs.iter().any(is_all) {
-            dkeys.push(self.all);
-            for m in sem.dbs.iter().filter(|m| !is_all(m)) {
-                let id = intern(&mut self.ids, m);
-                dkeys.push(id);
-            }
+        let dkeys: Vec<u32> = if sem.dbs.contains(&ALL) {
+            let mut v = vec![ALL];
+            v.extend(sem.dbs.iter().copied().filter(|&m| m != ALL));
+            v
         } else {
-            for m in &sem.dbs {
-                let id = intern(&mut self.ids, m);
-                dkeys.push(id);
-            }
-        }
-        let ukeys: Vec<u32> = if sem.users.iter().any(is_all) {
-            vec![self.all]
+            sem.dbs.clone()
+        };
+        let ukeys: Vec<u32> = if sem.users.contains(&ALL) {
+            vec![ALL]
         } else {
-            sem.users.iter().map(|m| intern(&mut self.ids, m)).collect()
+            sem.users.clone()
         };
         if dkeys.len() * ukeys.len() > 16 {
             self.wide.push(i);
@@ -480,21 +551,27 @@ impl<'r> Index<'r> {
 pub fn shadowed_by(rules: &[Rule], version: u32) -> Vec<Option<Shadow>> {
     let mut index = Index::new(rules, version);
     let mut out = Vec::with_capacity(rules.len());
-    for r in rules {
-        let i = index.len;
+    for (i, r) in rules.iter().enumerate() {
         out.push(index.shadow(r, &index.sems[i]));
         index.push();
     }
     out
 }
 
-/// Why `b` could never match if it came after all of `rules` (None: it could).
-pub fn shadow_of(rules: &[Rule], b: &Rule, version: u32) -> Option<Shadow> {
+/// An index of all of `rules`, and `b`'s entries in its terms.
+fn index_all<'r>(rules: &'r [Rule], b: &Rule, version: u32) -> (Index<'r>, Sem) {
     let mut index = Index::new(rules, version);
     for _ in rules {
         index.push();
     }
-    index.shadow(b, &Sem::of(b, version))
+    let bsem = Sem::of(b, version, &mut index.it);
+    (index, bsem)
+}
+
+/// Why `b` could never match if it came after all of `rules` (None: it could).
+pub fn shadow_of(rules: &[Rule], b: &Rule, version: u32) -> Option<Shadow> {
+    let (index, bsem) = index_all(rules, b, version);
+    index.shadow(b, &bsem)
 }
 
 /// Where `b` must go so that it can match, and the shadow it would have after the last rule:
@@ -503,13 +580,14 @@ pub fn shadow_of(rules: &[Rule], b: &Rule, version: u32) -> Option<Shadow> {
 /// None: after the last rule is fine, or no place helps (every such rule is more specific
 /// than `b`).
 pub fn place_before(rules: &[Rule], b: &Rule, version: u32) -> Option<(usize, Shadow)> {
-    let shadow = shadow_of(rules, b, version)?;
+    let (index, bsem) = index_all(rules, b, version);
+    let shadow = index.shadow(b, &bsem)?;
     let last = *shadow.rules().last()?;
-    let bsem = Sem::of(b, version);
+    let it = &index.it;
     (0..=last)
         .find(|&j| {
-            let (a, asem) = (&rules[j], Sem::of(&rules[j], version));
-            contributes(a, &asem, b, &bsem) && !covers_sem(b, &bsem, a, &asem)
+            let (a, asem) = (&rules[j], &index.sems[j]);
+            contributes(a, asem, b, &bsem, it) && !covers_sem(b, &bsem, a, asem, it)
         })
         .map(|j| (j, shadow))
 }

@@ -3,7 +3,6 @@
 //! with host bits, and what the server logs but loads.
 
 use crate::addr;
-use crate::coverage::covers_address;
 use crate::doc::{Warning, WarningKind};
 use crate::parse_line::{Address, ConnType, Rule};
 use crate::shadow::{full_key, shadowed_by, Shadow};
@@ -31,19 +30,12 @@ fn is_loopback_only(a: &Option<Address>) -> bool {
     match a {
         None | Some(Address::SameHost) => true,
         Some(Address::Ip { addr: ip, mask }) => {
-            let lo4 = Address::Ip {
-                addr: "127.0.0.0".parse().expect("literal"),
-                mask: "255.0.0.0".parse().expect("literal"),
-            };
-            let lo6 = Address::Ip {
-                addr: "::1".parse().expect("literal"),
-                mask: IpAddr::V6(u128::MAX.into()),
-            };
-            let me = Some(Address::Ip {
-                addr: *ip,
-                mask: *mask,
-            });
-            covers_address(&Some(lo4), &me) || covers_address(&Some(lo6), &me)
+            let (a, w) = addr::bits(ip);
+            let (m, _) = addr::bits(mask);
+            // 127.0.0.0/8 or ::1/128 covers it.
+            let lo4 = w == 32 && m >> 24 == 0xff && a >> 24 == 127;
+            let lo6 = w == 128 && m == u128::MAX && a == 1;
+            lo4 || lo6
         }
         _ => false,
     }

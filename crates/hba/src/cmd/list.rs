@@ -1,6 +1,6 @@
 //! `list`: every rule the server would load (included files too) and every line it rejects.
 
-use crate::doc::{HbaList, LineErrorDoc, RuleDoc};
+use crate::doc::{HbaList, LineErrorDoc, Rules};
 use crate::file::HbaFile;
 
 /// The list of `file`, borrowing from it (a 100,000-line file is not copied); secrets
@@ -9,11 +9,7 @@ pub fn list(file: &HbaFile, show_secrets: bool) -> HbaList<'_> {
     HbaList {
         file: file.path.to_string_lossy(),
         pg_version: file.version,
-        rules: file
-            .rules
-            .iter()
-            .map(|r| RuleDoc::of(r, show_secrets))
-            .collect(),
+        rules: Rules::Parsed(&file.rules, show_secrets),
         errors: errors(file),
     }
 }
