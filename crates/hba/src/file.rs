@@ -27,12 +27,12 @@ impl HbaFile {
         src: &dyn Source,
         resolve: parse_line::Resolver,
     ) -> HbaFile {
-        let mut tok = lex::tokenize(path, &text, version, src);
-        let mut rules = Vec::with_capacity(tok.lines.len());
+        let mut lines = Vec::new();
+        let mut rules = Vec::new();
         let mut errors = Vec::new();
-        let mut line_rule = Vec::with_capacity(tok.lines.len());
-        for l in &mut tok.lines {
-            match parse_line::parse_line_taking(l, version, Build::default(), resolve) {
+        let mut line_rule = Vec::new();
+        let (records, kinds) = lex::tokenize_each(path, &text, version, src, &mut |mut l| {
+            match parse_line::parse_line_taking(&mut l, version, Build::default(), resolve) {
                 Ok(r) => {
                     line_rule.push(Some(rules.len()));
                     rules.push(r);
@@ -42,7 +42,16 @@ impl HbaFile {
                     errors.push(e);
                 }
             }
-        }
+            // The rule has its entries; layouts need only the columns. Freed now, the
+            // memory serves the next line.
+            l.fields = Vec::new();
+            lines.push(l);
+        });
+        let tok = Tokenized {
+            records,
+            kinds,
+            lines,
+        };
         HbaFile {
             path: path.to_path_buf(),
             text,
@@ -88,7 +97,11 @@ impl HbaFile {
     }
 
     fn is_comment_line(&self, i: usize) -> bool {
-        self.tok.kinds[i] == Kind::Empty && self.tok.records[i].text.trim_start().starts_with('#')
+        self.tok.kinds[i] == Kind::Empty
+            && self.tok.records[i]
+                .text(&self.text)
+                .trim_start()
+                .starts_with('#')
     }
 
     /// After the last rule, error line or directive; at the end if there is none.
@@ -132,7 +145,7 @@ impl HbaFile {
                     continue;
                 }
                 if let Some((l, Some(r))) = self.line_of_record(i) {
-                    return Layout::of(l, &self.rules[r], &self.tok.records[i].text);
+                    return Layout::of(l, &self.rules[r], self.tok.records[i].text(&self.text));
                 }
             }
         }
@@ -214,7 +227,7 @@ impl HbaFile {
                 .iter()
                 .find(|l| l.origin == r.origin && *l.file == *self.path)
             {
-                return Layout::of(l, r, &rec.text);
+                return Layout::of(l, r, rec.text(&self.text));
             }
         }
         self.layout_near(rec.start)

@@ -46,8 +46,14 @@ impl Layout {
             3
         } else {
             cols[3] = v.get(3).copied();
+            // An address without /LEN has its netmask in the next column.
+            let address_token = l
+                .field_cols
+                .get(3)
+                .and_then(|&c| raw.get(c..))
+                .and_then(|t| t.split([' ', '\t', '\r']).next());
             let mask_column = matches!(r.address, Some(Address::Ip { .. }))
-                && l.fields.get(3).is_some_and(|f| !f[0].s.contains('/'));
+                && address_token.is_some_and(|t| !t.contains('/'));
             if mask_column {
                 5
             } else {

@@ -35,7 +35,7 @@ pub fn remove(t: &Target, spec: &RemoveSpec, opts: &ChangeOptions) -> Result<Rem
                 None => removed_lines.push(RawLine {
                     file: t.file.display().to_string(),
                     line: *l,
-                    text: file.tok.records[i].text.clone(),
+                    text: file.tok.records[i].text(&file.text).to_string(),
                 }),
             }
         }
