@@ -9,7 +9,7 @@ use pgdr_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// `get`: the effective value of each name asked for.
+/// get: the effective value of each name asked for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GetReport {
@@ -37,7 +37,7 @@ pub struct Setting {
     pub masked: bool,
 }
 
-/// `show`: every effective setting with its source, the rows of pg_file_settings, errors.
+/// show: every effective setting with its source, the rows of pg_file_settings, errors.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ShowReport {
@@ -98,7 +98,7 @@ pub struct FileError {
     pub error: String,
 }
 
-/// What `apply -` reads: `get`'s or `show`'s document (told apart by `entries`).
+/// What apply - reads: get's or show's document (told apart by entries).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Incoming {
     Get(GetReport),
@@ -109,7 +109,7 @@ impl Incoming {
     /// Parses the document on stdin as the producer's type.
     ///
     /// # Errors
-    /// Usage errors (exit 2) naming the field, as [`pgdr_core::doc::read_stdin`].
+    /// Usage errors (exit 2) naming the field, as [pgdr_core::doc::read_stdin].
     pub fn read_stdin() -> Result<Incoming> {
         let mut text = String::new();
         std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
@@ -117,10 +117,10 @@ impl Incoming {
         Self::parse(&text)
     }
 
-    /// [`Incoming::read_stdin`] on a text.
+    /// [Incoming::read_stdin] on a text.
     ///
     /// # Errors
-    /// As [`Incoming::read_stdin`].
+    /// As [Incoming::read_stdin].
     pub fn parse(text: &str) -> Result<Incoming> {
         let (map, _) = pgdr_core::doc::parse_any(text, &["conf-edit"])?;
         let hint = "pipe in the output of conf-edit get or conf-edit show";
@@ -224,7 +224,7 @@ pub struct Unchecked {
     pub reason: String,
 }
 
-/// `set`, `unset`, `apply`.
+/// set, unset, apply.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeReport {
@@ -296,7 +296,7 @@ pub struct NotApplied {
     pub reason: String,
 }
 
-/// `check`.
+/// check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckReport {
@@ -324,7 +324,7 @@ impl pgdr_core::Document for CheckReport {
     const PRODUCERS: &'static [&'static str] = &["conf-edit"];
 }
 
-/// A problem `check` found.
+/// A problem check found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Problem {

@@ -10,10 +10,10 @@ use crate::parse_line::Rule;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 
-/// Options whose values are passwords: printed as `********` unless `--show-secrets`.
+/// Options whose values are passwords: printed as ******** unless --show-secrets.
 pub const SECRET_OPTIONS: &[&str] = &["ldapbindpasswd", "radiussecrets"];
 
-/// `list`: every rule PostgreSQL would load from the file (included files too) and every line
+/// list: every rule PostgreSQL would load from the file (included files too) and every line
 /// it would reject.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -106,7 +106,7 @@ impl PartialEq for Rules<'_> {
     }
 }
 
-/// One rule, as `list` prints it and `apply -` reads it.
+/// One rule, as list prints it and apply - reads it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RuleDoc<'a> {
@@ -205,7 +205,7 @@ pub struct LineErrorDoc {
 }
 
 impl<'a> RuleDoc<'a> {
-    /// The rule as printed, borrowing from it; secrets masked unless `show_secrets`.
+    /// The rule as printed, borrowing from it; secrets masked unless show_secrets.
     pub fn of(r: &'a Rule, show_secrets: bool) -> RuleDoc<'a> {
         let (address, netmask) = match &r.address {
             Some(a) => {
@@ -335,7 +335,7 @@ pub fn token_json(t: &Token) -> Cow<'_, str> {
     }
 }
 
-/// The reverse of [`token_json`].
+/// The reverse of [token_json].
 pub fn token_from_json(s: &str) -> Token {
     if s.starts_with('"') {
         if let Some(t) = lex::tokens_of(s).into_iter().next() {
@@ -345,7 +345,7 @@ pub fn token_from_json(s: &str) -> Token {
     Token::new(s, false)
 }
 
-/// `check`: the errors the server would refuse the file for and the warnings.
+/// check: the errors the server would refuse the file for and the warnings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckReport {
@@ -367,7 +367,7 @@ impl pgdr_core::Document for CheckReport {
     const PRODUCERS: &'static [&'static str] = &["hba-edit"];
 }
 
-/// A `check` finding.
+/// A check finding.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Warning {
@@ -381,7 +381,7 @@ pub struct Warning {
     pub message: String,
 }
 
-/// The kinds of `check` warnings.
+/// The kinds of check warnings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WarningKind {
@@ -404,7 +404,7 @@ pub enum WarningKind {
     ServerWarning,
 }
 
-/// What `add`, `remove` and `apply` did with --reload: the server loaded the new file.
+/// What add, remove and apply did with --reload: the server loaded the new file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReloadReport {
@@ -424,7 +424,7 @@ pub struct ServerWarning {
     pub message: String,
 }
 
-/// Whether `add` added, replaced or found the rule.
+/// Whether add added, replaced or found the rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AddAction {
@@ -437,7 +437,7 @@ pub enum AddAction {
     Unchanged,
 }
 
-/// `add`.
+/// add.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddReport {
@@ -481,7 +481,7 @@ impl pgdr_core::Document for AddReport {
     }
 }
 
-/// A line removed with `remove --line` that is not a rule (a rejected line or a directive).
+/// A line removed with remove --line that is not a rule (a rejected line or a directive).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawLine {
@@ -493,7 +493,7 @@ pub struct RawLine {
     pub text: String,
 }
 
-/// `remove`.
+/// remove.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RemoveReport {
@@ -527,7 +527,7 @@ impl pgdr_core::Document for RemoveReport {
     }
 }
 
-/// `apply -`.
+/// apply -.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApplyReport {
@@ -563,7 +563,7 @@ impl pgdr_core::Document for ApplyReport {
     }
 }
 
-/// `match`: the rule the server would pick for a connection.
+/// match: the rule the server would pick for a connection.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MatchReport {
@@ -593,7 +593,7 @@ impl pgdr_core::Document for MatchReport {
     const PRODUCERS: &'static [&'static str] = &["hba-edit"];
 }
 
-/// The connection `match` describes.
+/// The connection match describes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Connection {

@@ -5,7 +5,7 @@
 //! - [`parse_line`]: `parse_hba_line` and the option checks, per server version;
 //! - [`addr`]: numeric addresses as glibc reads them, masks, local interfaces;
 //! - [`pg_regex`]: `/regex` entries (PostgreSQL's regular expressions);
-//! - [`file`]: a whole file with its includes, kept with its text for byte-exact edits.
+//! - [`file`](mod@file): a whole file with its includes, kept with its text for byte-exact edits.
 //!
 //! What the rules mean together:
 //! - [`check_hba`]: the first-match search for a connection (`match`);
