@@ -14,6 +14,7 @@ use crate::coverage::{covers_address, may_intersect, Union};
 use crate::parse_line::{
     meaning, meaning_ref, Address, ConnType, Field, Meaning, MeaningRef, Rule,
 };
+use std::cell::{Ref, RefCell};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -257,7 +258,11 @@ struct Bucket {
     other: Vec<usize>,
     /// Prefix lengths present among its networks, per width.
     lens: Vec<(u32, u32)>,
-    union: Union,
+    /// Every rule of the bucket, in file order.
+    members: Vec<usize>,
+    /// The union of the first .1 members' addresses: brought up to date only when a query
+    /// needs it, so most buckets never build one.
+    union: RefCell<(Union, usize)>,
 }
 
 /// Lists of rule indexes kept as chains in one arena (most lists hold one rule).
@@ -408,22 +413,23 @@ impl<'r> Index<'r> {
             return false;
         }
         let bk = kinds(b.conn);
-        let mut unions: Vec<&Union> = Vec::new();
+        let mut guards: Vec<Ref<(Union, usize)>> = Vec::new();
         for bit in [1u8, 2, 4, LOCAL_KIND].into_iter().filter(|k| bk & k != 0) {
             for &d in &bsem.dbs {
                 let (dks, dn) = Self::keys(d);
                 for &u in &bsem.users {
                     let (uks, un) = Self::keys(u);
-                    unions.clear();
+                    guards.clear();
                     for t in types_admitting(bit) {
                         for dk in &dks[..dn] {
                             for uk in &uks[..un] {
                                 if let Some(&bid) = self.bucket_ids.get(&(t, *dk, *uk)) {
-                                    unions.push(&self.buckets[bid].union);
+                                    guards.push(self.union_of(bid));
                                 }
                             }
                         }
                     }
+                    let unions: Vec<&Union> = guards.iter().map(|g| &g.0).collect();
                     if !Union::covers(&unions, &b.address) {
                         return false;
                     }
@@ -431,6 +437,19 @@ impl<'r> Index<'r> {
             }
         }
         true
+    }
+
+    /// The union of a bucket's addresses, brought up to date.
+    fn union_of(&self, bid: usize) -> Ref<'_, (Union, usize)> {
+        let bucket = &self.buckets[bid];
+        {
+            let mut u = bucket.union.borrow_mut();
+            for &m in &bucket.members[u.1..] {
+                u.0.add(&self.rules[m].address);
+            }
+            u.1 = bucket.members.len();
+        }
+        bucket.union.borrow()
     }
 
     /// Why `b` can never match after the indexed rules, if so.
@@ -499,26 +518,36 @@ impl<'r> Index<'r> {
         self.len += 1;
         let r = &self.rules[i];
         self.everything.add(&r.address);
-        let sem = &self.sems[i];
         // Index rule i under each (database, user) pair it has; `all` stands for the rest.
-        let dkeys: Vec<u32> = if sem.dbs.contains(&ALL) {
-            let mut v = vec![ALL];
-            v.extend(sem.dbs.iter().copied().filter(|&m| m != ALL));
-            v
-        } else {
-            sem.dbs.clone()
+        // More than 16 pairs make it a wide rule, checked against every later one.
+        let sem = &self.sems[i];
+        let (mut dkeys, mut dn) = ([0u32; 17], 0usize);
+        let put = |keys: &mut [u32; 17], n: &mut usize, v: u32| {
+            if *n < keys.len() {
+                keys[*n] = v;
+            }
+            *n += 1;
         };
-        let ukeys: Vec<u32> = if sem.users.contains(&ALL) {
-            vec![ALL]
+        if sem.dbs.contains(&ALL) {
+            put(&mut dkeys, &mut dn, ALL);
+        }
+        for &m in sem.dbs.iter().filter(|&&m| m != ALL) {
+            put(&mut dkeys, &mut dn, m);
+        }
+        let (mut ukeys, mut un) = ([0u32; 17], 0usize);
+        if sem.users.contains(&ALL) {
+            put(&mut ukeys, &mut un, ALL);
         } else {
-            sem.users.clone()
-        };
-        if dkeys.len() * ukeys.len() > 16 {
+            for &m in &sem.users {
+                put(&mut ukeys, &mut un, m);
+            }
+        }
+        if dn * un > 16 {
             self.wide.push(i);
             return;
         }
-        for dk in &dkeys {
-            for uk in &ukeys {
+        for dk in &dkeys[..dn] {
+            for uk in &ukeys[..un] {
                 let bid = *self
                     .bucket_ids
                     .entry((r.conn, *dk, *uk))
@@ -527,7 +556,7 @@ impl<'r> Index<'r> {
                         self.buckets.len() - 1
                     });
                 let b = &mut self.buckets[bid];
-                b.union.add(&r.address);
+                b.members.push(i);
                 match &r.address {
                     Some(Address::Ip { addr: a, mask }) => match addr::prefix_len(mask) {
                         Some(p) => {
