@@ -260,7 +260,8 @@ pub fn run(args: Args) -> Result<Outcome> {
     match args.cmd {
         Cmd::List => {
             let file = target.load()?;
-            let out = Outcome::document(&list::list(&file, show));
+            // The list is about four times the size of the file.
+            let out = Outcome::document_sized(&list::list(&file, show), file.text.len() * 5);
             // The process ends next: freeing a 100,000-rule file is wasted time.
             std::mem::forget(file);
             out
