@@ -259,19 +259,20 @@ pub fn run(args: Args) -> Result<Outcome> {
     let show = args.show_secrets;
     match args.cmd {
         Cmd::List => {
-            let file = target.load()?;
-            // The list is about four times the size of the file.
-            let out = Outcome::document_sized(&list::list(&file, show), file.text.len() * 5);
+            let file = target.load_rules()?;
+            // About 200 bytes of JSON per rule.
+            let out = Outcome::document_sized(&list::list(&file, show), file.rules.len() * 220);
             // The process ends next: freeing a 100,000-rule file is wasted time.
             std::mem::forget(file);
             out
         }
         Cmd::Check => {
-            let file = target.load()?;
+            let file = target.load_rules()?;
             let report = check::check(&file);
             std::mem::forget(file);
             let code = if report.ok { 0 } else { 1 };
-            Ok(Outcome::document(&report)?.with_code(code))
+            let size = report.warnings.len() * 160 + report.errors.len() * 200 + 256;
+            Ok(Outcome::document_sized(&report, size)?.with_code(code))
         }
         Cmd::Match(m) => {
             let spec = matching::ConnSpec {

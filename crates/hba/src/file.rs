@@ -7,6 +7,44 @@ use crate::parse_line::{self, Build, LineError, Rule};
 use pgdr_core::Result;
 use std::path::{Path, PathBuf};
 
+/// What list, check and match need of a file: its rules and the lines the server rejects,
+/// without the text, records and columns an edit needs (a large file in far less memory).
+pub struct HbaRules {
+    pub path: PathBuf,
+    pub version: u32,
+    pub rules: Vec<Rule>,
+    pub errors: Vec<LineError>,
+}
+
+impl HbaRules {
+    /// Reads and parses `path` (absolute) with the rules of PostgreSQL `version`.
+    ///
+    /// # Errors
+    /// The file cannot be read (exit 1) or is not UTF-8 (exit 2).
+    pub fn load(path: &Path, version: u32) -> Result<HbaRules> {
+        let text = pgdr_core::fsx::read_text(path)?;
+        let mut rules = Vec::new();
+        let mut errors = Vec::new();
+        lex::tokenize_each(path, &text, version, &lex::Disk, &mut |mut l| {
+            match parse_line::parse_line_taking(
+                &mut l,
+                version,
+                Build::default(),
+                &crate::addr::resolves,
+            ) {
+                Ok(r) => rules.push(r),
+                Err(e) => errors.push(e),
+            }
+        });
+        Ok(HbaRules {
+            path: path.to_path_buf(),
+            version,
+            rules,
+            errors,
+        })
+    }
+}
+
 /// A parsed pg_hba.conf and everything it includes.
 pub struct HbaFile {
     pub path: PathBuf,

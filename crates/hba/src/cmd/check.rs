@@ -2,10 +2,10 @@
 //! never match, weak methods open beyond this host, …).
 
 use crate::doc::{CheckReport, LineErrorDoc};
-use crate::file::HbaFile;
+use crate::file::HbaRules;
 
 /// The report on `file`; `ok` is false when the server would refuse to load it.
-pub fn check(file: &HbaFile) -> CheckReport {
+pub fn check(file: &HbaRules) -> CheckReport {
     let mut errors = super::list::errors(file);
     if file.errors.is_empty() && file.rules.is_empty() {
         errors.push(LineErrorDoc {

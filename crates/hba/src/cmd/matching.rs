@@ -55,7 +55,7 @@ pub fn find(t: &Target, spec: &ConnSpec, show_secrets: bool) -> Result<MatchRepo
             }
         },
     };
-    let file = t.load()?;
+    let file = t.load_rules()?;
     let c = Conn {
         conn,
         database: spec.database.clone(),

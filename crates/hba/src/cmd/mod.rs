@@ -14,7 +14,7 @@ pub mod matching;
 pub mod remove;
 
 use crate::doc::ReloadReport;
-use crate::file::HbaFile;
+use crate::file::{HbaFile, HbaRules};
 use crate::layout::{self, NewRule};
 use crate::lex;
 use crate::parse_line::{ConnType, Rule};
@@ -102,6 +102,14 @@ impl Target {
     /// As [`HbaFile::load`].
     pub fn load(&self) -> Result<HbaFile> {
         HbaFile::load(&self.file, self.version)
+    }
+
+    /// Reads and parses the file's rules only (for reading, not editing).
+    ///
+    /// # Errors
+    /// As [`HbaRules::load`].
+    pub fn load_rules(&self) -> Result<HbaRules> {
+        HbaRules::load(&self.file, self.version)
     }
 }
 
