@@ -49,6 +49,28 @@ pub fn user_by_uid(uid: u32) -> Option<User> {
     })
 }
 
+/// The user with this name, from the password database (`getpwnam_r`).
+pub fn user_by_name(name: &str) -> Option<User> {
+    let c = std::ffi::CString::new(name).ok()?;
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: buffers are valid for the sizes given; getpwnam_r writes only into them.
+    let rc = unsafe {
+        libc::getpwnam_r(
+            c.as_ptr(),
+            &mut pwd,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    if rc != 0 || result.is_null() {
+        return None;
+    }
+    user_by_uid(pwd.pw_uid)
+}
+
 /// The user this process runs as (effective uid).
 pub fn current_user() -> Option<User> {
     // SAFETY: geteuid cannot fail.
@@ -122,6 +144,8 @@ mod tests {
     fn current_user_is_known() {
         let u = current_user().unwrap();
         assert!(!u.name.is_empty());
+        assert_eq!(user_by_name(&u.name), Some(u));
+        assert_eq!(user_by_name("no such user here"), None);
     }
 
     #[test]

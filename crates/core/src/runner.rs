@@ -71,7 +71,14 @@ impl Outcome {
     /// structs, without building a `serde_json::Value` tree. `doc` must not have the keys
     /// `tool` or `version`.
     pub fn json_serialized(doc: impl serde::Serialize) -> Result<Outcome> {
-        let s = serde_json::to_string(&doc)
+        Self::serialized_with_capacity(doc, 0)
+    }
+    fn serialized_with_capacity(doc: impl serde::Serialize, capacity: usize) -> Result<Outcome> {
+        let mut buf = Vec::with_capacity(capacity);
+        serde_json::to_writer(&mut buf, &doc)
+            .map_err(|e| Error::failed("internal error: cannot serialize output").because(e))?;
+        // serde_json writes valid UTF-8.
+        let s = String::from_utf8(buf)
             .map_err(|e| Error::failed("internal error: cannot serialize output").because(e))?;
         if !(s.starts_with('{') && s.ends_with('}')) {
             return Err(Error::failed("internal error").because("output is not a JSON object"));
@@ -84,6 +91,11 @@ impl Outcome {
     /// A typed document (see [`crate::doc`]): serialized once, straight from the type.
     pub fn document<T: crate::Document>(doc: &T) -> Result<Outcome> {
         Self::json_serialized(doc)
+    }
+    /// [`Outcome::document`] for a large document whose size is about `bytes`: the buffer is
+    /// made that big at once instead of growing by copies (a 100,000-rule list is 20 MB).
+    pub fn document_sized<T: crate::Document>(doc: &T, bytes: usize) -> Result<Outcome> {
+        Self::serialized_with_capacity(doc, bytes)
     }
     pub fn text(text: String) -> Outcome {
         Outcome {
@@ -104,6 +116,16 @@ impl Outcome {
     }
 }
 
+/// `{"tool":…,"version":…` and the comma before the document's own keys (for a compact
+/// document with at least one key; see [`render`]).
+fn envelope(tool: &str) -> String {
+    format!(
+        "{{\"tool\":{},\"version\":{},",
+        Value::String(tool.into()),
+        Value::String(crate::VERSION.into())
+    )
+}
+
 /// Renders the document with `"tool"` and `"version"` first.
 pub fn render(tool: &str, outcome: &Outcome, pretty: bool) -> String {
     match &outcome.body {
@@ -111,12 +133,9 @@ pub fn render(tool: &str, outcome: &Outcome, pretty: bool) -> String {
         Body::Raw(raw) if !pretty => {
             let rest = &raw[1..];
             let mut s = String::with_capacity(raw.len() + tool.len() + 40);
-            s.push_str("{\"tool\":");
-            s.push_str(&Value::String(tool.into()).to_string());
-            s.push_str(",\"version\":");
-            s.push_str(&Value::String(crate::VERSION.into()).to_string());
-            if rest != "}" {
-                s.push(',');
+            s.push_str(&envelope(tool));
+            if rest == "}" {
+                s.pop();
             }
             s.push_str(rest);
             s.push('\n');
@@ -187,8 +206,13 @@ pub fn main_with_usage_code<A: ToolArgs>(
     let pretty = args.output_args().pretty;
     match run(args) {
         Ok(outcome) => {
-            let text = render(tool, &outcome, pretty);
-            write_stdout(text.as_bytes());
+            match &outcome.body {
+                // A large compact document goes out as it is, after its envelope, not copied.
+                Body::Raw(raw) if !pretty && raw != "{}" => {
+                    write_stdout_parts(&[envelope(tool).as_bytes(), &raw.as_bytes()[1..], b"\n"])
+                }
+                _ => write_stdout(render(tool, &outcome, pretty).as_bytes()),
+            }
             ExitCode::from(outcome.code)
         }
         Err(err) => {
@@ -200,8 +224,16 @@ pub fn main_with_usage_code<A: ToolArgs>(
 
 /// Writes the document in one go; a closed pipe ends the run quietly (the work is done by now).
 fn write_stdout(bytes: &[u8]) {
+    write_stdout_parts(&[bytes]);
+}
+
+/// [`write_stdout`] for a document in several pieces.
+fn write_stdout_parts(parts: &[&[u8]]) {
     let mut out = std::io::stdout().lock();
-    let _ = out.write_all(bytes).and_then(|_| out.flush());
+    let _ = parts
+        .iter()
+        .try_for_each(|p| out.write_all(p))
+        .and_then(|_| out.flush());
 }
 
 /// Help and version go to stdout with exit 0; every other parse error is one line, exit
@@ -284,6 +316,14 @@ mod tests {
         for pretty in [false, true] {
             assert_eq!(render("t", &fast, pretty), render("t", &slow, pretty));
         }
+        // What main writes in pieces is what render makes.
+        let Body::Raw(raw) = &fast.body else {
+            panic!("not raw")
+        };
+        assert_eq!(
+            format!("{}{}\n", envelope("t"), &raw[1..]),
+            render("t", &fast, false)
+        );
         let empty = Outcome::json_serialized(json!({})).unwrap();
         assert_eq!(
             render("t", &empty, false),
