@@ -8,16 +8,19 @@
 
 pub mod argv;
 pub mod cli;
+pub mod config;
 pub mod conn;
 pub mod diff;
 pub mod doc;
 pub mod error;
+pub mod examples;
 pub mod fsx;
 pub mod input;
 pub mod lock;
 pub mod man;
 pub mod owner;
 pub mod pgbin;
+pub mod progress;
 pub mod runner;
 pub mod signals;
 pub mod units;
@@ -28,3 +31,15 @@ pub use runner::{Outcome, OutputArgs, ToolArgs};
 
 /// The version every tool reports (the workspace version).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The names of pgdr's tools (the documents every tool prints, such as `--print-config`'s,
+/// name them as producers; pgdr-docgen holds the tools themselves).
+pub const TOOLS: &[&str] = &[
+    "hba-edit",
+    "conf-edit",
+    "wal-archive",
+    "snap-take",
+    "snap-prune",
+    "snap-clone",
+    "repl-lag",
+];
