@@ -16,7 +16,7 @@ fn main() -> ExitCode {
     let mut drift = Vec::new();
     let mut expected = Vec::new();
     for t in pgdr_docgen::tools() {
-        let page = pgdr_core::man::render((t.command)(), t.man);
+        let page = pgdr_core::man::render(pgdr_docgen::command(&t), t.man);
         let file = dir.join(format!("{}.1", t.name));
         expected.push(format!("{}.1", t.name));
         if mode == "write" {
