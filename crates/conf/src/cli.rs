@@ -43,7 +43,13 @@ pub struct Args {
     #[arg(short = 'f', long = "file", global = true, value_name = "FILE")]
     pub file: Option<PathBuf>,
     /// The data directory (default: $PGDATA); where postgresql.auto.conf is.
-    #[arg(short = 'D', long = "pgdata", global = true, value_name = "DIR")]
+    #[arg(
+        short = 'D',
+        long = "pgdata",
+        global = true,
+        value_name = "DIR",
+        env = "PGDATA"
+    )]
     pub pgdata: Option<PathBuf>,
     /// Work on postgresql.auto.conf, written the way ALTER SYSTEM writes it.
     #[arg(long, global = true)]
@@ -156,11 +162,7 @@ fn absolute(p: &Path) -> String {
 }
 
 fn paths(a: &Args) -> Result<Paths> {
-    let pgdata = a
-        .pgdata
-        .clone()
-        .or_else(|| std::env::var_os("PGDATA").map(PathBuf::from))
-        .map(|p| PathBuf::from(absolute(&p)));
+    let pgdata = a.pgdata.clone().map(|p| PathBuf::from(absolute(&p)));
     let need = || {
         Error::usage("no file to work on")
             .because("neither -f nor -D is given and PGDATA is not set")

@@ -209,16 +209,24 @@ pub struct WorkerArgs {
 }
 
 pub fn main() -> std::process::ExitCode {
-    pgdr_core::runner::main::<Args>("wal-archive", run)
+    pgdr_core::runner::main_with::<Args>(
+        "wal-archive",
+        run,
+        pgdr_core::runner::Settings {
+            // restore_command: a broken configuration file must stop recovery, not end it.
+            config_failure_code: |path| {
+                (path.first().map(String::as_str) == Some("get")).then_some(GET_FATAL)
+            },
+            ..Default::default()
+        },
+    )
 }
 
 fn repo_location(repo: Option<PathBuf>) -> Result<PathBuf> {
     match repo {
         Some(p) if !p.as_os_str().is_empty() => Ok(p),
-        _ => {
-            Err(Error::usage("no repository given")
-                .hint("pass --repo PATH or set WAL_ARCHIVE_REPO"))
-        }
+        _ => Err(Error::usage("no repository given")
+            .hint("pass --repo PATH, set WAL_ARCHIVE_REPO, or set repo in /etc/pgdr/pgdr.toml")),
     }
 }
 
