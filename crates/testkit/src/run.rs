@@ -4,7 +4,8 @@ use std::ffi::OsStr;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-/// A tool invocation: environment cleared except PATH, `PG*` scrubbed, no password file.
+/// A tool invocation: environment cleared except PATH, `PG*` scrubbed, no password file, no
+/// configuration file (`PGDR_CONFIG=`; a test that wants one sets it).
 #[derive(Debug)]
 pub struct ToolCommand {
     cmd: Command,
@@ -18,6 +19,7 @@ pub fn tool(name: &str) -> ToolCommand {
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", "/nonexistent")
         .env("PGPASSFILE", "/dev/null")
+        .env("PGDR_CONFIG", "")
         .env("LC_ALL", "C");
     ToolCommand { cmd, stdin: None }
 }
