@@ -46,6 +46,13 @@ fn style(template: &str) -> ProgressStyle {
         .progress_chars("=> ")
 }
 
+impl Default for Progress {
+    /// Nothing shown.
+    fn default() -> Progress {
+        Progress::hidden()
+    }
+}
+
 impl Progress {
     /// Nothing shown (for callers that decide themselves, and for tests).
     pub fn hidden() -> Progress {

@@ -129,6 +129,25 @@ fn at_level(cmd: Command, path: &[String], f: impl FnOnce(Command) -> Command) -
     }
 }
 
+/// Every configurable argument of `cmd` and of its subcommands called `--long`.
+fn args_named<'a>(cmd: &'a Command, long: &str, out: &mut Vec<&'a Arg>) {
+    out.extend(
+        cmd.get_arguments()
+            .filter(|a| configurable(a) && a.get_long() == Some(long)),
+    );
+    for s in cmd.get_subcommands() {
+        args_named(s, long, out);
+    }
+}
+
+/// Checks `entry`'s value against each of `args`.
+fn check_values(file: &ConfigFile, entry: &Entry, args: &[&Arg]) -> Result<()> {
+    for a in args {
+        words_for(a, entry).map_err(|why| error_at(&file.path, entry.line, why))?;
+    }
+    Ok(())
+}
+
 /// Every configurable long option of `cmd` and of its subcommands, recursively.
 fn all_longs(cmd: &Command, out: &mut Vec<String>) {
     out.extend(
@@ -298,6 +317,9 @@ fn check(file: &ConfigFile, cmd: &Command, tool: &str, tools: Option<&[Tool]>) -
         if name == GLOBAL {
             for e in &s.entries {
                 if own.contains(&e.option()) {
+                    let mut args = Vec::new();
+                    args_named(cmd, &e.option(), &mut args);
+                    check_values(file, e, &args)?;
                     continue;
                 }
                 let all = everyone.get_or_insert_with(|| {
@@ -393,6 +415,18 @@ fn check_tool_section(file: &ConfigFile, cmd: &Command, s: &super::file::Section
         if !known.contains(&e.option()) {
             return Err(unknown_key(file, s, e, &format!("{who} has no option")));
         }
+        let mut args = Vec::new();
+        if sub.is_empty() {
+            args_named(cmd, &e.option(), &mut args);
+        } else {
+            for c in &lv {
+                args.extend(
+                    c.get_arguments()
+                        .filter(|a| configurable(a) && a.get_long() == Some(e.option().as_str())),
+                );
+            }
+        }
+        check_values(file, e, &args)?;
     }
     Ok(())
 }
