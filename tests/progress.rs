@@ -12,7 +12,10 @@ use wal_support::{init, make_segments, wa};
 /// go to it), or None when script(1) is missing here.
 fn on_a_terminal(args: &[&str]) -> Option<String> {
     if Command::new("script").arg("--version").output().is_err() {
-        assert!(!pgdr_testkit::require_all(), "script(1) (util-linux) is missing");
+        assert!(
+            !pgdr_testkit::require_all(),
+            "script(1) (util-linux) is missing"
+        );
         eprintln!("SKIP: script(1) (util-linux) is missing");
         return None;
     }
@@ -67,7 +70,10 @@ fn a_copy_snapshot_shows_bytes_rate_and_time_left_on_a_terminal_only() {
         .find(|l| l.contains(&format!("copying {data}")))
         .unwrap_or_else(|| panic!("no progress line: {screen:?}"));
     // Bytes done of the total, the rate and the time left.
-    assert!(bar.contains("iB/") && bar.contains("/s") && bar.contains("left"), "{bar:?}");
+    assert!(
+        bar.contains("iB/") && bar.contains("/s") && bar.contains("left"),
+        "{bar:?}"
+    );
     // The total is the data directory's size.
     let total = indicatif::HumanBytes(dir_bytes(&c.data)).to_string();
     assert!(bar.contains(&format!("/{total} ")), "{bar:?} total {total}");
@@ -75,7 +81,14 @@ fn a_copy_snapshot_shows_bytes_rate_and_time_left_on_a_terminal_only() {
     assert_eq!(doc["tool"], "snap-take");
     // In a pipe (cron, CI): the document, and not one byte on stderr.
     let out = tool("snap-take")
-        .args(["--backend", "copy", "--snapshot-dir", store, "--pgdata", &data])
+        .args([
+            "--backend",
+            "copy",
+            "--snapshot-dir",
+            store,
+            "--pgdata",
+            &data,
+        ])
         .run()
         .ok();
     assert!(out.stderr.is_empty(), "{:?}", out.stderr);
@@ -96,8 +109,7 @@ fn verify_shows_progress_on_a_terminal_only() {
             .ok();
     }
     let repo_s = repo.display().to_string();
-    let Some(screen) =
-        on_a_terminal(&[bin("wal-archive").as_str(), "verify", "--repo", &repo_s])
+    let Some(screen) = on_a_terminal(&[bin("wal-archive").as_str(), "verify", "--repo", &repo_s])
     else {
         return;
     };
