@@ -2,7 +2,6 @@
 //! shown by the tool's `--help` and by each subcommand's `--help` for the examples that run
 //! that subcommand (found by reading each example's command line as clap would).
 
-use crate::man::ManExtra;
 use clap::Command;
 use std::ffi::OsString;
 
@@ -131,12 +130,11 @@ fn render(examples: &[&(&str, &str)]) -> (String, String) {
     (short, long)
 }
 
-/// Attaches `man`'s examples to `cmd` and, per subcommand, those that run it. A command whose
-/// definition has an `after_help` of its own keeps it.
-pub fn attach(cmd: Command, man: &ManExtra) -> Command {
+/// Attaches the examples (what it does, the command line) to `cmd` and, per subcommand,
+/// those that run it. A command whose definition has an `after_help` of its own keeps it.
+pub fn attach(cmd: Command, examples: &[(&str, &str)]) -> Command {
     let tool = cmd.get_name().to_string();
-    let runs: Vec<(Vec<String>, &(&str, &str))> = man
-        .examples
+    let runs: Vec<(Vec<String>, &(&str, &str))> = examples
         .iter()
         .flat_map(|ex| {
             invocations(&tool, ex.1)
@@ -145,7 +143,7 @@ pub fn attach(cmd: Command, man: &ManExtra) -> Command {
                 .collect::<Vec<_>>()
         })
         .collect();
-    let all: Vec<&(&str, &str)> = man.examples.iter().collect();
+    let all: Vec<&(&str, &str)> = examples.iter().collect();
     attach_level(cmd, &[], &all, &runs)
 }
 
@@ -213,7 +211,7 @@ mod tests {
 
     #[test]
     fn subcommands_get_the_examples_that_run_them() {
-        static MAN: ManExtra = ManExtra {
+        static MAN: crate::man::ManExtra = crate::man::ManExtra {
             exit_status: &[],
             json_output: "",
             documents: &[],
@@ -229,7 +227,7 @@ mod tests {
             .subcommand(Command::new("push").arg(clap::Arg::new("p")))
             .subcommand(Command::new("list"))
             .subcommand(Command::new("get").after_help("Examples:\n  own"));
-        let mut cmd = attach(cmd, &MAN);
+        let mut cmd = attach(cmd, MAN.examples);
         let help = |c: &mut Command, name: &str| {
             c.find_subcommand_mut(name)
                 .unwrap()

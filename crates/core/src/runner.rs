@@ -1,7 +1,6 @@
 //! The runner: `main()` of every tool is one call to [`main`].
 
 use crate::error::{Error, Result};
-use crate::man::ManExtra;
 use crate::signals;
 use serde_json::{Map, Value};
 use std::ffi::OsString;
@@ -176,8 +175,8 @@ pub struct Tool {
     pub name: &'static str,
     /// The clap definition (`tool_args!`'s `command`).
     pub command: fn() -> clap::Command,
-    /// The hand-written parts of its man page; its examples are also `--help`'s.
-    pub man: &'static ManExtra,
+    /// Its man page's examples (`ManExtra::examples`), also `--help`'s.
+    pub examples: &'static [(&'static str, &'static str)],
 }
 
 static TOOLS: OnceLock<&'static [Tool]> = OnceLock::new();
@@ -196,12 +195,8 @@ pub fn registered() -> Option<&'static [Tool]> {
 
 /// The command a user sees: the definition, `--print-config`, and the examples of its man
 /// page attached to the tool and to each subcommand they run.
-pub fn tool_command(cmd: clap::Command, man: Option<&ManExtra>) -> clap::Command {
-    let cmd = cmd.arg(crate::config::print_config_arg());
-    match man {
-        Some(m) => crate::examples::attach(cmd, m),
-        None => cmd,
-    }
+pub fn tool_command(cmd: clap::Command, examples: &[(&str, &str)]) -> clap::Command {
+    crate::examples::attach(cmd.arg(crate::config::print_config_arg()), examples)
 }
 
 /// How a tool's runner reports problems found before the tool runs.
@@ -280,10 +275,10 @@ fn parse_args<A: ToolArgs>(
     settings: Settings,
 ) -> std::result::Result<A, u8> {
     let tools = registered();
-    let man = tools
+    let examples = tools
         .and_then(|ts| ts.iter().find(|t| t.name == tool))
-        .map(|t| t.man);
-    let cmd = tool_command(<A as clap::CommandFactory>::command(), man);
+        .map_or(&[][..], |t| t.examples);
+    let cmd = tool_command(<A as clap::CommandFactory>::command(), examples);
     let applied = match crate::config::prepare(cmd.clone(), argv, tools) {
         Ok(a) => a,
         Err(e) => {

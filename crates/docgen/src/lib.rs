@@ -5,46 +5,43 @@
 //! registers the list ([`register`]) and calls into its domain crate; the tests of every tool
 //! (tests/cli_common.rs) walk this list too.
 
-pub use pgdr_core::runner::Tool;
+/// A tool: its name, its clap definition and the hand-written parts of its man page.
+#[derive(Debug, Clone, Copy)]
+pub struct Tool {
+    pub name: &'static str,
+    pub command: fn() -> clap::Command,
+    pub man: &'static pgdr_core::man::ManExtra,
+}
 
-/// Every tool this build contains.
-pub static TOOLS: &[Tool] = &[
-    Tool {
-        name: "hba-edit",
-        command: pgdr_hba::cli::command,
-        man: &pgdr_hba::cli::MAN,
-    },
-    Tool {
-        name: "conf-edit",
-        command: pgdr_conf::cli::command,
-        man: &pgdr_conf::cli::MAN,
-    },
-    Tool {
-        name: "wal-archive",
-        command: pgdr_wal::cli::command,
-        man: &pgdr_wal::cli::MAN,
-    },
-    Tool {
-        name: "snap-take",
-        command: pgdr_snap::cli_take::command,
-        man: &pgdr_snap::cli_take::MAN,
-    },
-    Tool {
-        name: "snap-prune",
-        command: pgdr_snap::cli_prune::command,
-        man: &pgdr_snap::cli_prune::MAN,
-    },
-    Tool {
-        name: "snap-clone",
-        command: pgdr_clone::cli::command,
-        man: &pgdr_clone::cli::MAN,
-    },
-    Tool {
-        name: "repl-lag",
-        command: pgdr_lag::cli::command,
-        man: &pgdr_lag::cli::MAN,
-    },
-];
+/// The list, written once: each tool's name and the module holding its `command` and `MAN`.
+macro_rules! tools {
+    ($($name:literal => $($module:ident)::+),* $(,)?) => {
+        /// Every tool this build contains.
+        pub static TOOLS: &[Tool] = &[$(Tool {
+            name: $name,
+            command: $($module)::+::command,
+            man: &$($module)::+::MAN,
+        }),*];
+
+        /// What a tool's runner needs of every tool (the man pages' other parts stay out of
+        /// the binaries).
+        static REGISTRY: &[pgdr_core::runner::Tool] = &[$(pgdr_core::runner::Tool {
+            name: $name,
+            command: $($module)::+::command,
+            examples: $($module)::+::MAN.examples,
+        }),*];
+    };
+}
+
+tools! {
+    "hba-edit" => pgdr_hba::cli,
+    "conf-edit" => pgdr_conf::cli,
+    "wal-archive" => pgdr_wal::cli,
+    "snap-take" => pgdr_snap::cli_take,
+    "snap-prune" => pgdr_snap::cli_prune,
+    "snap-clone" => pgdr_clone::cli,
+    "repl-lag" => pgdr_lag::cli,
+}
 
 /// Every tool this build contains.
 pub fn tools() -> Vec<Tool> {
@@ -53,13 +50,13 @@ pub fn tools() -> Vec<Tool> {
 
 /// Makes every tool known to the runner of this process (first thing in each binary).
 pub fn register() {
-    pgdr_core::runner::register(TOOLS);
+    pgdr_core::runner::register(REGISTRY);
 }
 
 /// The tool's command as users see it (`--help`, man page, completions): its definition with
 /// `--print-config` and its examples.
 pub fn command(t: &Tool) -> clap::Command {
-    pgdr_core::runner::tool_command((t.command)(), Some(t.man))
+    pgdr_core::runner::tool_command((t.command)(), t.man.examples)
 }
 
 /// Where each shell looks for completions, under a `share` directory, and the file name.
