@@ -31,6 +31,7 @@
 //! or one of its subcommands; each tool checks `[global]` and its own sections.
 
 pub mod apply;
+mod check;
 pub mod file;
 pub mod print;
 

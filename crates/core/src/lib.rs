@@ -1,10 +1,12 @@
 //! pgdr-core: what every pgdr tool shares.
 //!
-//! The runner ([`runner::main`]) parses arguments with clap, calls the tool, prints exactly one
-//! JSON document on success and one stderr line on failure, and maps errors to exit codes.
-//! Around it: atomic file replacement ([`fsx`]), locks ([`lock`]), signal clean-up
+//! The runner ([`runner::main`]) parses arguments with clap (defaults from the configuration
+//! file, [`config`]; `--print-config`; `--help` examples, [`examples`]), calls the tool, prints
+//! exactly one JSON document on success and one stderr line on failure, and maps errors to
+//! exit codes. Around it: atomic file replacement ([`fsx`]), locks ([`lock`]), signal clean-up
 //! ([`signals`]), PostgreSQL connections as libpq makes them ([`conn`]), running commands as a
-//! data directory's owner ([`owner`]), units, and man-page rendering ([`man`]).
+//! data directory's owner ([`owner`]), progress on a terminal ([`progress`]), units, and
+//! man-page rendering ([`man`]).
 
 pub mod argv;
 pub mod cli;

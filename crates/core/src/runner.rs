@@ -290,8 +290,7 @@ fn parse_args<A: ToolArgs>(
     };
     if crate::config::wants_print(argv) {
         let doc = crate::config::print(&applied, argv);
-        let pretty = argv.iter().any(|a| a == "--pretty")
-            || doc.settings.get("pretty").is_some_and(|s| s.value == true);
+        let pretty = doc.settings.get("pretty").is_some_and(|s| s.value == true);
         return match Outcome::document(&doc) {
             Ok(o) => {
                 write_stdout(render(tool, &o, pretty).as_bytes());
