@@ -93,10 +93,22 @@ demo: deps release
 	@if [ -x tests/demo/demo.sh ]; then bash tests/demo/demo.sh; \
 	else echo "demo: the disaster-recovery drill needs every tool; it is not built yet (issue: make demo)"; exit 1; fi
 
-install: release
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
-	for t in $(TOOLS); do [ -x target/release/$$t ] && install -m 0755 target/release/$$t $(DESTDIR)$(PREFIX)/bin/ || true; done
-	for f in man/man1/*.1; do [ -e "$$f" ] && install -m 0644 $$f $(DESTDIR)$(PREFIX)/share/man/man1/ || true; done
+# `make install [PREFIX=/usr/local] [DESTDIR=staging]`: the tools, their man pages, bash/zsh/fish
+# completions (generated from the same definitions as --help) and the example systemd units
+# (pgdr-snap, pgdr-copy, pgdr-lag: .service and .timer; not enabled). PROFILE=debug installs
+# the debug build instead of building a release.
+PROFILE ?= release
+SYSTEMD_UNIT_DIR ?= $(PREFIX)/lib/systemd/system
+BUILT := $(or $(CARGO_TARGET_DIR),target)/$(PROFILE)
+PROFILE_FLAG := $(if $(filter release,$(PROFILE)),--release,)
+
+install: deps
+	$(CARGO) build $(PROFILE_FLAG) --bins
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(SYSTEMD_UNIT_DIR)
+	for t in $(TOOLS); do install -m 0755 $(BUILT)/$$t $(DESTDIR)$(PREFIX)/bin/ || exit 1; done
+	for f in man/man1/*.1; do install -m 0644 $$f $(DESTDIR)$(PREFIX)/share/man/man1/ || exit 1; done
+	$(CARGO) run -q $(PROFILE_FLAG) -p pgdr-docgen -- completions $(DESTDIR)$(PREFIX)/share
+	$(CARGO) run -q $(PROFILE_FLAG) -p pgdr-docgen -- units $(DESTDIR)$(SYSTEMD_UNIT_DIR) $(PREFIX)/bin
 
 clean:
 	$(CARGO) clean

@@ -13,20 +13,6 @@ use pgdr_snap::registry::Registry;
 use pgdr_snap::{BackendKind, SnapshotMeta};
 use std::path::{Path, PathBuf};
 
-const AFTER_HELP: &str = "\
-Examples:
-  snap-clone --before '2026-03-21 17:28:37+08' --name drill --repo /zpdata02/wal --start \\
-      | jq .port
-  snap-clone --pgdata /zpdata01/pg --before '2026-03-21 09:28:00+00' --name drill \\
-      --repo /zpdata02/wal --start
-  snap-clone --pgdata /zpdata01/pg --snapshot pgdr-20260321T090000Z --name qa --start \\
-      --recovery-target-action promote --port 6543
-  snap-clone --pgdata /zpdata01/pg --snapshot pgdr-20260321T090000Z --name all \\
-      --recovery-target latest --repo /zpdata02/wal --start
-  snap-take --pgdata /zpdata01/pg | snap-clone - --name latest --start
-  snap-clone --list
-  snap-clone --destroy drill";
-
 /// Clone a snapshot into a running PostgreSQL at any point in time.
 #[derive(Debug, Parser)]
 #[command(
@@ -61,8 +47,7 @@ directories are a usage error naming them (pass --pgdata). Copy snapshots have n
 system-wide place: they need --pgdata or --snapshot-dir.\n\n\
 A target before a snapshot's consistent point is refused (PostgreSQL would stop with \
 \"requested recovery stop point is before consistent recovery point\"), naming the \
-snapshots that would serve it.",
-    after_help = AFTER_HELP
+snapshots that would serve it."
 )]
 pub struct Args {
     /// '-' reads the snapshot object snap-take printed from stdin.

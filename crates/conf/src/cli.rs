@@ -12,16 +12,6 @@ use pgdr_core::man::DocSection;
 use pgdr_core::{Outcome, OutputArgs, Result};
 use std::path::PathBuf;
 
-const AFTER_HELP: &str = "\
-Examples:
-  conf-edit -f /etc/postgresql/15/main/postgresql.conf get wal_level max_wal_senders
-  conf-edit -D /var/lib/postgresql/15/main set wal_level=replica max_wal_senders=10 --dry-run
-  conf-edit -D $PGDATA set archive_mode=on 'archive_command=wal-archive push %p' --reload -d 'host=/run/postgresql dbname=postgres'
-  conf-edit -D $PGDATA --auto set port=5433 recovery_target_action=pause
-  conf-edit -D $PGDATA unset shared_preload_libraries
-  conf-edit -f primary.conf get max_connections | conf-edit -f standby.conf apply -
-  conf-edit -D $PGDATA check -d 'host=/run/postgresql dbname=postgres'";
-
 /// Read, check and change postgresql.conf and postgresql.auto.conf as the server does.
 #[derive(Debug, Parser)]
 #[command(
@@ -35,8 +25,7 @@ postgresql.auto.conf overrides postgresql.conf. 'set' edits the effective line i
 the commented-out sample line, else appends; untouched bytes stay as they were. With --auto the \
 target is postgresql.auto.conf, written byte for byte as ALTER SYSTEM writes it. Every write is atomic \
 and keeps mode and owner. New values are checked as the server checks them (its pg_settings with \
---reload, else the server binary that will read the file) and refused as ALTER SYSTEM refuses them.",
-    after_help = AFTER_HELP
+--reload, else the server binary that will read the file) and refused as ALTER SYSTEM refuses them."
 )]
 pub struct Args {
     /// The file to read or change (default: DIR/postgresql.conf of -D; with --auto,
@@ -72,23 +61,17 @@ pub struct Args {
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
     /// Print the effective value, file and line of each NAME (null when not set).
-    #[command(
-        after_help = "Examples:\n  conf-edit -D $PGDATA get wal_level max_wal_senders\n  conf-edit -f a.conf get max_connections | conf-edit -f b.conf apply -"
-    )]
+    #[command()]
     Get {
         #[arg(required = true, value_name = "NAME")]
         names: Vec<String>,
     },
     /// Print every effective setting with its source, every row as pg_file_settings has it,
     /// and every error.
-    #[command(
-        after_help = "Examples:\n  conf-edit -D $PGDATA show\n  conf-edit -f postgresql.conf show --pretty"
-    )]
+    #[command()]
     Show,
     /// Set parameters: edit the effective line, else uncomment the sample line, else append.
-    #[command(
-        after_help = "Examples:\n  conf-edit -D $PGDATA set wal_level=replica max_wal_senders=10 --dry-run\n  conf-edit -D $PGDATA --auto set port=5499 recovery_target_action=pause\n  conf-edit -D $PGDATA set work_mem=64MB --reload"
-    )]
+    #[command()]
     Set {
         #[arg(required = true, value_name = "NAME=VALUE")]
         settings: Vec<String>,
@@ -98,9 +81,7 @@ pub enum Cmd {
         reload: ReloadArgs,
     },
     /// Comment out every active line of each NAME (with --auto: remove it, as ALTER SYSTEM RESET).
-    #[command(
-        after_help = "Examples:\n  conf-edit -D $PGDATA unset shared_preload_libraries\n  conf-edit -D $PGDATA --auto unset primary_conninfo --reload"
-    )]
+    #[command()]
     Unset {
         #[arg(required = true, value_name = "NAME")]
         names: Vec<String>,
@@ -110,9 +91,7 @@ pub enum Cmd {
         reload: ReloadArgs,
     },
     /// Apply the settings of a get or show document read from stdin; null unsets.
-    #[command(
-        after_help = "Examples:\n  conf-edit -f primary.conf get max_connections max_wal_senders | conf-edit -f standby.conf apply -\n  conf-edit -D /a --auto get primary_conninfo --show-secrets | conf-edit -D /b --auto apply -"
-    )]
+    #[command()]
     Apply {
         /// "-": read conf-edit get's or show's document from standard input.
         #[arg(value_name = "-", value_parser = pgdr_core::cli::stdin_marker)]
@@ -129,9 +108,7 @@ pub enum Cmd {
     /// bad units, settings that need a restart. Against pg_settings with -d, else against the
     /// server binary that will read the file (run as the data directory's owner, never as
     /// root); what cannot be checked is listed as unchecked, and check then fails.
-    #[command(
-        after_help = "Examples:\n  conf-edit -D $PGDATA check\n  conf-edit -f candidate.conf --pg-version 15 check\n  conf-edit -D $PGDATA check -d 'host=/run/postgresql dbname=postgres'"
-    )]
+    #[command()]
     Check {
         /// Check against this server's pg_settings (a libpq conninfo string or URI).
         #[arg(short = 'd', long = "dbname", value_name = "CONNINFO")]
@@ -161,6 +138,11 @@ pub static MAN: pgdr_core::man::ManExtra = pgdr_core::man::ManExtra {
         ("Copy settings between hosts", "conf-edit -f a.conf get max_connections | conf-edit -f b.conf apply -"),
         ("See a change first", "conf-edit -D $PGDATA set shared_buffers=2GB --dry-run"),
         ("Check a candidate file with the server binary", "conf-edit -f candidate.conf --pg-version 15 check"),
+        ("Every effective setting with its file and line:", "conf-edit -D $PGDATA show --pretty"),
+        ("Comment out a vendor-only parameter:", "conf-edit -D $PGDATA unset shared_preload_libraries"),
+        ("Drop primary_conninfo from auto.conf and reload:", "conf-edit -D $PGDATA --auto unset primary_conninfo --reload"),
+        ("Check against the running server's pg_settings:", "conf-edit -D $PGDATA check -d 'host=/run/postgresql dbname=postgres'"),
+        ("Copy a connection string with its password:", "conf-edit -D /a --auto get primary_conninfo --show-secrets | conf-edit -D /b --auto apply -"),
     ],
     extra_sections: &[
         (

@@ -3,8 +3,10 @@
 use crate::error::{Error, Result};
 use crate::signals;
 use serde_json::{Map, Value};
+use std::ffi::OsString;
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::OnceLock;
 
 /// Flags every tool has.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -185,9 +187,59 @@ pub fn report_error(tool: &str, err: &Error) {
     }
 }
 
+/// A pgdr tool as the runner, the man pages and the completions see it (pgdr-docgen holds
+/// the list).
+#[derive(Debug, Clone, Copy)]
+pub struct Tool {
+    pub name: &'static str,
+    /// The clap definition (`tool_args!`'s `command`).
+    pub command: fn() -> clap::Command,
+    /// Its man page's examples (`ManExtra::examples`), also `--help`'s.
+    pub examples: &'static [(&'static str, &'static str)],
+}
+
+static TOOLS: OnceLock<&'static [Tool]> = OnceLock::new();
+
+/// Makes every tool known to this process (called first in each binary's `main`): the
+/// configuration file's `[global]` keys and section names are checked against all of them,
+/// and the running tool's `--help` gets its examples.
+pub fn register(tools: &'static [Tool]) {
+    let _ = TOOLS.set(tools);
+}
+
+/// The tools [`register`] made known.
+pub fn registered() -> Option<&'static [Tool]> {
+    TOOLS.get().copied()
+}
+
+/// The command a user sees: the definition, `--print-config`, and the examples of its man
+/// page attached to the tool and to each subcommand they run.
+pub fn tool_command(cmd: clap::Command, examples: &[(&str, &str)]) -> clap::Command {
+    crate::examples::attach(cmd.arg(crate::config::print_config_arg()), examples)
+}
+
+/// How a tool's runner reports problems found before the tool runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// The exit code of a usage error (2; repl-lag: 3, UNKNOWN, as monitoring plugins do).
+    pub usage_code: u8,
+    /// The exit code of an unusable configuration file, given the subcommands of the run
+    /// (wal-archive get: above 125, so that recovery stops instead of ending early).
+    pub config_failure_code: fn(&[String]) -> Option<u8>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            usage_code: 2,
+            config_failure_code: |_| None,
+        }
+    }
+}
+
 /// The whole of a tool's `main()`.
 pub fn main<A: ToolArgs>(tool: &'static str, run: fn(A) -> Result<Outcome>) -> ExitCode {
-    main_with_usage_code(tool, run, 2)
+    main_with(tool, run, Settings::default())
 }
 
 /// [`main`] for a tool whose usage errors exit with another code (repl-lag: 3, UNKNOWN, as
@@ -197,11 +249,28 @@ pub fn main_with_usage_code<A: ToolArgs>(
     run: fn(A) -> Result<Outcome>,
     usage_code: u8,
 ) -> ExitCode {
+    main_with(
+        tool,
+        run,
+        Settings {
+            usage_code,
+            ..Settings::default()
+        },
+    )
+}
+
+/// [`main`] with [`Settings`]: arguments from the command line, the environment and the
+/// configuration file (see [`crate::config`]), `--print-config`, then the tool.
+pub fn main_with<A: ToolArgs>(
+    tool: &'static str,
+    run: fn(A) -> Result<Outcome>,
+    settings: Settings,
+) -> ExitCode {
     let argv = crate::argv::args_without_visible_passwords();
     signals::install(tool);
-    let args = match A::try_parse_from(argv) {
+    let args = match parse_args::<A>(tool, &argv, settings) {
         Ok(a) => a,
-        Err(e) => return ExitCode::from(clap_exit(tool, e, usage_code)),
+        Err(code) => return ExitCode::from(code),
     };
     let pretty = args.output_args().pretty;
     match run(args) {
@@ -220,6 +289,49 @@ pub fn main_with_usage_code<A: ToolArgs>(
             ExitCode::from(err.exit_code())
         }
     }
+}
+
+/// The tool's arguments, or the exit code once help, version or `--print-config` was printed
+/// or a problem reported.
+fn parse_args<A: ToolArgs>(
+    tool: &'static str,
+    argv: &[OsString],
+    settings: Settings,
+) -> std::result::Result<A, u8> {
+    let tools = registered();
+    let examples = tools
+        .and_then(|ts| ts.iter().find(|t| t.name == tool))
+        .map_or(&[][..], |t| t.examples);
+    let cmd = tool_command(<A as clap::CommandFactory>::command(), examples);
+    let applied = match crate::config::prepare(cmd.clone(), argv, tools) {
+        Ok(a) => a,
+        Err(e) => {
+            let path = crate::config::subcommand_path(&cmd, argv);
+            let code = (settings.config_failure_code)(&path).unwrap_or(settings.usage_code);
+            report_error(tool, &e.kind(crate::ErrorKind::Code(code)));
+            return Err(code);
+        }
+    };
+    if crate::config::wants_print(argv) {
+        let doc = crate::config::print(&applied, argv);
+        let pretty = doc.settings.get("pretty").is_some_and(|s| s.value == true);
+        return match Outcome::document(&doc) {
+            Ok(o) => {
+                write_stdout(render(tool, &o, pretty).as_bytes());
+                Err(0)
+            }
+            Err(e) => {
+                report_error(tool, &e);
+                Err(1)
+            }
+        };
+    }
+    let matches = match applied.parse(argv, false) {
+        Ok((m, _)) => m,
+        Err(e) => return Err(clap_exit(tool, e, settings.usage_code)),
+    };
+    <A as clap::FromArgMatches>::from_arg_matches(&matches)
+        .map_err(|e| clap_exit(tool, e, settings.usage_code))
 }
 
 /// Writes the document in one go; a closed pipe ends the run quietly (the work is done by now).

@@ -21,22 +21,12 @@ per-method checks, and include, include_if_exists, include_dir (16+).
 Edits change only the lines they must: every other byte of the file is kept, new lines are \
 aligned like their neighbours, and the file is replaced atomically. Nothing is ever re-sorted.";
 
-const AFTER_HELP: &str = "Examples:
-  hba-edit -f /etc/postgresql/15/main/pg_hba.conf list
-  hba-edit add --type host --database replication --user replicator --address 10.0.0.0/24 --method scram-sha-256
-  hba-edit add --type host --database all --user app --address 10.1.0.0/16 --method scram-sha-256 --dry-run
-  hba-edit match --type host --database app --user bob --address 10.1.2.3
-  hba-edit check || echo 'the server would refuse this file'
-  hba-edit -f old/pg_hba.conf list | hba-edit -f new/pg_hba.conf apply -
-  hba-edit add ... --reload -d 'host=/var/run/postgresql user=postgres dbname=postgres'";
-
 #[derive(Debug, clap::Parser)]
 #[command(
     name = "hba-edit",
     version,
     about = ABOUT,
-    long_about = LONG_ABOUT,
-    after_help = AFTER_HELP
+    long_about = LONG_ABOUT
 )]
 pub struct Args {
     /// The pg_hba.conf to read or change (default: DIR/pg_hba.conf of -D).
@@ -69,35 +59,23 @@ pgdr_core::tool_args!(Args);
 #[derive(Debug, clap::Subcommand)]
 pub enum Cmd {
     /// Print every rule (included files too) and every line the server would reject.
-    #[command(
-        after_help = "Examples:\n  hba-edit list\n  hba-edit -f old/pg_hba.conf list | hba-edit -f new/pg_hba.conf apply -"
-    )]
+    #[command()]
     List,
     /// Add a rule (idempotent); by default just before the first rule that would shadow it,
     /// else after the last rule.
-    #[command(
-        after_help = "Examples:\n  hba-edit add --type host --database replication --user replicator --address 10.0.0.5 --method scram-sha-256\n  hba-edit add --type local --database all --user blocked --method reject --first --reload"
-    )]
+    #[command()]
     Add(AddArgs),
     /// Remove the rules with this type, database, user and address (or the line --line).
-    #[command(
-        after_help = "Examples:\n  hba-edit remove --type host --database all --user app --address 10.1.0.0/16 --dry-run\n  hba-edit remove --line 12"
-    )]
+    #[command()]
     Remove(RemoveArgs),
     /// Name the rule PostgreSQL would pick for a connection, or null (rejected).
-    #[command(
-        after_help = "Examples:\n  hba-edit match --type host --database app --user bob --address 10.1.2.3\n  hba-edit match --type local --database postgres --user carol --member-of admins"
-    )]
+    #[command()]
     Match(MatchArgs),
     /// Report the errors the server would reject the file for (exit 1) and warnings.
-    #[command(
-        after_help = "Examples:\n  hba-edit check\n  hba-edit -f /etc/postgresql/15/main/pg_hba.conf check || echo refused"
-    )]
+    #[command()]
     Check,
     /// Make the file's rules equal to those of a list document read from stdin.
-    #[command(
-        after_help = "Examples:\n  hba-edit -f old/pg_hba.conf list | hba-edit -f new/pg_hba.conf apply -\n  hba-edit -f a/pg_hba.conf list --show-secrets | hba-edit -f b/pg_hba.conf apply - --dry-run"
-    )]
+    #[command()]
     Apply(ApplyArgs),
 }
 
@@ -230,6 +208,12 @@ pub static MAN: pgdr_core::man::ManExtra = pgdr_core::man::ManExtra {
         ("See what an edit would do:", "hba-edit add --type host --database all --user app --address 10.1.0.0/16 --method scram-sha-256 --dry-run"),
         ("Which rule decides a connection:", "hba-edit match --type host --database app --user bob --address 10.1.2.3"),
         ("Copy the rules of one cluster to another:", "hba-edit -f old/pg_hba.conf list | hba-edit -f new/pg_hba.conf apply -"),
+        ("Remove a rule, previewing first:", "hba-edit remove --type host --database all --user app --address 10.1.0.0/16 --dry-run"),
+        ("Remove the rule on line 12:", "hba-edit remove --line 12"),
+        ("Which rule decides, for a member of a group:", "hba-edit match --type local --database postgres --user carol --member-of admins"),
+        ("Would the server accept this file? (from cron or CI):", "hba-edit -f /etc/postgresql/15/main/pg_hba.conf check || echo refused"),
+        ("Shut a user out, before every other rule:", "hba-edit add --type local --database all --user blocked --method reject --first --reload"),
+        ("Copy rules whose secrets are masked in list:", "hba-edit -f a/pg_hba.conf list --show-secrets | hba-edit -f b/pg_hba.conf apply - --dry-run"),
     ],
     extra_sections: &[(
         "NOTES",

@@ -12,12 +12,6 @@ use pgdr_core::cli::Stdin;
 use pgdr_core::{Error, Outcome, OutputArgs, Result};
 use std::path::{Path, PathBuf};
 
-const AFTER_HELP: &str = "\
-Examples:
-  snap-prune --pgdata /zpdata01/pg --keep-hourly 24 --keep-daily 7 --dry-run
-  snap-prune --pgdata /zpdata01/pg --pitr-window 7d --keep-monthly 6
-  snap-take --pgdata /zpdata01/pg | snap-prune - --keep-hourly 24 --keep-daily 7 | wal-archive prune - --repo /zpdata02/wal";
-
 /// Apply a retention policy to the snapshots snap-take made.
 #[derive(Debug, Parser)]
 #[command(
@@ -56,8 +50,7 @@ skipped hour simply has no snapshots. --tz utc (the default) has neither effect.
 Worked example: snapshots every 15 minutes for 3 days, --keep-hourly 24 --keep-daily 7 \
 keeps 27: the :45 snapshot of each of the last 24 hours (the newest is the day's daily), \
 23:45 of the two earlier days, and the very first snapshot as 'oldest daily' because fewer \
-than 7 days exist.",
-    after_help = AFTER_HELP
+than 7 days exist."
 )]
 pub struct Args {
     /// '-' reads a snap-take (or snap-prune) document from stdin to learn the target; a
@@ -224,6 +217,7 @@ pub static MAN: pgdr_core::man::ManExtra = pgdr_core::man::ManExtra {
         ("Preview a policy:", "snap-prune --pgdata /zpdata01/pg --keep-hourly 24 --keep-daily 7 --dry-run"),
         ("Keep point-in-time recovery possible for a week, plus monthly snapshots for half a year:", "snap-prune --pgdata /zpdata01/pg --pitr-window 7d --keep-monthly 6"),
         ("After snap-take, and before pruning the WAL archive to what the remaining snapshots need:", "snap-take --pgdata /zpdata01/pg | snap-prune - --keep-hourly 24 --keep-daily 7 | wal-archive prune - --repo /zpdata02/wal"),
+        ("The same with the data directory, the policy and the repository in /etc/pgdr/pgdr.toml ([global] pgdata, repo; [snap-prune] keep-hourly = 24, keep-daily = 7):", "snap-take | snap-prune - | wal-archive prune -"),
     ],
     extra_sections: &[(
         "FILES",

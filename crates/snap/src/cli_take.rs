@@ -8,12 +8,6 @@ use clap::Parser;
 use pgdr_core::{Outcome, OutputArgs, Result};
 use std::path::PathBuf;
 
-const AFTER_HELP: &str = "\
-Examples:
-  snap-take --pgdata /zpdata01/pg
-  snap-take --pgdata /zpdata01/pg --label nightly -d 'host=/var/run/postgresql user=postgres'
-  snap-take --pgdata /zpdata01/pg | snap-prune - --keep-hourly 24 --keep-daily 7";
-
 /// Take a consistent snapshot of a PostgreSQL data directory.
 #[derive(Debug, Parser)]
 #[command(
@@ -34,8 +28,7 @@ redo LSN read from the snapshot's own pg_control, wal_start = the oldest WAL fil
 recovery needs, and the backup label) is stored as the ZFS user property pgdr:meta, or as a \
 JSON file beside a btrfs or copy snapshot, and printed.\n\n\
 Names are pgdr-YYYYmmddTHHMMSSZ[-LABEL] in UTC; a second snapshot within the same second gets \
-milliseconds, pgdr-YYYYmmddTHHMMSS.mmmZ[-LABEL], so two runs never collide.",
-    after_help = AFTER_HELP
+milliseconds, pgdr-YYYYmmddTHHMMSS.mmmZ[-LABEL], so two runs never collide."
 )]
 pub struct Args {
     /// The data directory to snapshot.
@@ -91,6 +84,7 @@ pub static MAN: pgdr_core::man::ManExtra = pgdr_core::man::ManExtra {
     examples: &[
         ("An atomic snapshot of a standby's data directory on ZFS, from cron:", "1 * * * * postgres snap-take --pgdata /zpdata01/pg --label hourly"),
         ("Backup mode on a primary, keeping the backup label:", "snap-take --pgdata /var/lib/postgresql/15/main -d 'host=/var/run/postgresql user=postgres'"),
+        ("The data directory from /etc/pgdr/pgdr.toml ([global] pgdata = \"/zpdata01/pg\"), from cron:", "0 * * * * postgres snap-take --label hourly"),
         ("Take a snapshot, then apply retention and prune the WAL archive:", "snap-take --pgdata /zpdata01/pg | snap-prune - --keep-hourly 24 --keep-daily 7 | wal-archive prune - --repo /zpdata02/wal"),
     ],
     extra_sections: &[(

@@ -30,18 +30,8 @@ to one cluster's system identifier (given to init with --pgdata or -d, or taken 
 push); every other command refuses a location that is not an initialised repository. Its format \
 is described in FORMAT.md inside it and in the REPOSITORY FORMAT section of the man page.";
 
-const AFTER_HELP: &str = "\
-Examples:
-  wal-archive init --repo /arch --pgdata /var/lib/postgresql/15/main
-  archive_command = 'wal-archive push %p --repo /arch'
-  restore_command = 'wal-archive get %f %p --repo /arch'
-  wal-archive list --repo /arch --pretty
-  wal-archive verify --repo /arch || echo 'archive damaged'
-  wal-archive prune --keep-days 14 --repo /arch --dry-run
-  snap-prune --pgdata /pg --keep-daily 7 | wal-archive prune - --repo /arch";
-
 #[derive(Debug, clap::Parser)]
-#[command(name = "wal-archive", version, about = ABOUT, long_about = LONG_ABOUT, after_help = AFTER_HELP)]
+#[command(name = "wal-archive", version, about = ABOUT, long_about = LONG_ABOUT)]
 pub struct Args {
     #[command(flatten)]
     pub output: OutputArgs,
@@ -63,8 +53,7 @@ empty one (an unmounted mount point is refused by every other command, never fil
 format page and the settings. With --pgdata (read from pg_control) or -d (asked from the \
 server) it is bound to that cluster at once; otherwise the first push binds it. Running init \
 again on a repository with the same settings changes nothing (\"created\": false); other \
-settings are refused.",
-        after_help = "Examples:\n  wal-archive init --repo /zpdata02/wal --pgdata /zpdata01/pg\n  wal-archive init --repo /arch -d 'host=/run/postgresql dbname=postgres' --compress lz4"
+settings are refused."
     )]
     Init(InitArgs),
     /// Archive one WAL file (archive_command = 'wal-archive push %p --repo DIR').
@@ -72,30 +61,23 @@ settings are refused.",
         long_about = "Archive one WAL file: a segment, a .partial segment, a .backup or a .history \
 file. Durable before exit 0. If the name is already archived with identical content, exit 0 with \
 \"already_archived\": true once the archived copy is on disk; with different content, exit 1 \
-naming both checksums, nothing overwritten.",
-        after_help = "Examples:\n  archive_command = 'wal-archive push %p --repo /arch'\n  archive_command = 'wal-archive push %p --parallel 4 --repo /arch'"
+naming both checksums, nothing overwritten."
     )]
     Push(PushArgs),
     /// Restore one archived file (restore_command = 'wal-archive get %f %p --repo DIR').
     #[command(
         long_about = "Restore one archived file into DEST, atomically, after checking its SHA-256 \
 (and, for segments, its page header). Not archived: exit 1 with one line. Archived but \
-unreadable or damaged, or no usable repository: exit 126, nothing written.",
-        after_help = "Examples:\n  restore_command = 'wal-archive get %f %p --repo /arch'\n  restore_command = 'wal-archive get %f %p --prefetch 8 --repo /arch'"
+unreadable or damaged, or no usable repository: exit 126, nothing written."
     )]
     Get(GetArgs),
     /// Per timeline: first, last, count, bytes, stored bytes, gaps; history files.
-    #[command(after_help = "Examples:\n  wal-archive list --repo /arch --pretty")]
     List,
     /// Read back every file: checksum, header, continuity per timeline following history files.
-    #[command(
-        after_help = "Examples:\n  wal-archive verify --repo /arch >/dev/null || page-oncall"
-    )]
+    #[command()]
     Verify,
     /// Remove segments older than a bound on every timeline (never .history files).
-    #[command(
-        after_help = "Examples:\n  wal-archive prune --before 000000010000000A00000000 --repo /arch --dry-run\n  wal-archive prune --keep-days 14 --repo /arch\n  snap-prune --pgdata /pg --keep-daily 7 | wal-archive prune - --repo /arch"
-    )]
+    #[command()]
     Prune(PruneArgs),
     /// Internal: fills get's prefetch spool (started by get --prefetch).
     #[command(hide = true)]
@@ -209,16 +191,24 @@ pub struct WorkerArgs {
 }
 
 pub fn main() -> std::process::ExitCode {
-    pgdr_core::runner::main::<Args>("wal-archive", run)
+    pgdr_core::runner::main_with::<Args>(
+        "wal-archive",
+        run,
+        pgdr_core::runner::Settings {
+            // restore_command: a broken configuration file must stop recovery, not end it.
+            config_failure_code: |path| {
+                (path.first().map(String::as_str) == Some("get")).then_some(GET_FATAL)
+            },
+            ..Default::default()
+        },
+    )
 }
 
 fn repo_location(repo: Option<PathBuf>) -> Result<PathBuf> {
     match repo {
         Some(p) if !p.as_os_str().is_empty() => Ok(p),
-        _ => {
-            Err(Error::usage("no repository given")
-                .hint("pass --repo PATH or set WAL_ARCHIVE_REPO"))
-        }
+        _ => Err(Error::usage("no repository given")
+            .hint("pass --repo PATH, set WAL_ARCHIVE_REPO, or set repo in /etc/pgdr/pgdr.toml")),
     }
 }
 
@@ -316,6 +306,9 @@ Each command prints one document; push and get print theirs only when run by han
         ("See what the archive holds, per timeline:", "wal-archive list --repo /arch --pretty"),
         ("Check every file from cron:", "wal-archive verify --repo /arch >/dev/null || page-oncall"),
         ("Keep WAL for the snapshots snap-prune keeps:", "snap-prune --pgdata /pg --keep-daily 7 | wal-archive prune - --repo /arch"),
+        ("Create a repository bound to a running server's cluster, storing lz4:", "wal-archive init --repo /arch -d 'host=/run/postgresql dbname=postgres' --compress lz4"),
+        ("Remove WAL before a segment, previewing first:", "wal-archive prune --before 000000010000000A00000000 --repo /arch --dry-run"),
+        ("Keep two weeks of WAL:", "wal-archive prune --keep-days 14 --repo /arch"),
     ],
     extra_sections: &[
         ("REPOSITORY FORMAT", "\
