@@ -2,6 +2,8 @@
 //! set → reload → pg_settings, check, and bad inputs that must change nothing. `show` against
 //! each major's own `pg_file_settings` on every fixture: tests/majors.rs (helpers in
 //! tests/oracle).
+//!
+//! Past 600 lines: one test per behaviour against a real server, with the helpers they share.
 
 use pgdr_conf::doc::{ChangeReport, CheckReport, GetReport, ShowReport};
 use pgdr_testkit::{tool, Cluster};

@@ -1,6 +1,9 @@
 //! hba-edit against a real PostgreSQL: real connections are the oracle for `match`, and
 //! `--reload` is exercised on a running server. `list` and `check` against each major's own
 //! `pg_hba_file_rules` on the whole corpus: tests/majors.rs (helpers in tests/oracle).
+//!
+//! Past 600 lines: one test per behaviour against a real server, with the connection oracle
+//! they share.
 
 use pgdr_hba::doc::{
     AddAction, AddReport, ApplyReport, CheckReport, HbaList, MatchReport, RemoveReport, RuleDoc,
