@@ -71,6 +71,7 @@ pub fn run(req: &PruneRequest) -> Result<PruneReport> {
         .map(|m| Item {
             name: m.snapshot.clone(),
             time: m.created.timestamp(),
+            subsec_millis: m.created.timestamp_subsec_millis(),
         })
         .collect();
     let cal: &dyn Calendar = if req.local_time {
