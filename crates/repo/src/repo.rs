@@ -26,6 +26,10 @@ pub const CLUSTER_KEY: &str = "cluster.json";
 pub const FORMAT_KEY: &str = "FORMAT.md";
 /// The prune lock.
 pub const PRUNE_LOCK: &str = "prune.lock";
+/// Retention markers: `pruned/wal/NAME`, the bound of a prune (segments before NAME were
+/// removed on purpose), and `pruned/KEY`, an object removed on purpose. `wal-archive copy`
+/// never brings back what a repository's own retention removed.
+pub const PRUNED_PREFIX: &str = "pruned/";
 const FORMAT_NAME: &str = "pgdr-wal-archive";
 
 /// `pgdr-wal-archive.json`. Written once, by `init` (or, before `init` existed, by the first

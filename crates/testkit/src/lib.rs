@@ -1,5 +1,6 @@
 //! Real parts for pgdr's tests: throwaway PostgreSQL clusters ([`Cluster`]), zfs-fuse pools on a
-//! file ([`ZfsPool`]), btrfs loop mounts ([`BtrfsMount`]), and a runner for the tool binaries
+//! file ([`ZfsPool`]), btrfs loop mounts ([`BtrfsMount`]), a real S3-compatible server
+//! ([`S3Server`], moto), and a runner for the tool binaries
 //! ([`tool`]). Everything is removed on drop, also after a panic.
 //!
 //! When a facility cannot exist on the machine (no /dev/fuse, not root for a loop mount) the
@@ -8,10 +9,12 @@
 mod cluster;
 mod fs;
 mod run;
+pub mod s3;
 
 pub use cluster::{Cluster, ClusterBuilder};
 pub use fs::{BtrfsMount, ZfsPool};
 pub use run::{tool, ToolCommand, ToolOutput};
+pub use s3::S3Server;
 
 use std::path::{Path, PathBuf};
 

@@ -19,7 +19,11 @@ use std::sync::Mutex;
 pub fn verify(location: &Path) -> Result<VerifyReport> {
     let repo = Repo::open(location)?;
     let s = survey(&repo)?;
-    let mut problems = read_back(&repo, &s);
+    let mut problems = if s.content_read {
+        read_back(&repo, &s)
+    } else {
+        Vec::new()
+    };
     problems.extend(continuity(&s));
     for (n, why) in &s.unreadable {
         if !problems.iter().any(|p| p.name.as_ref() == Some(n)) {
@@ -40,6 +44,7 @@ pub fn verify(location: &Path) -> Result<VerifyReport> {
         problems,
         temporary_files: s.leftovers.len() as u64,
         unknown_files: s.unknown.clone(),
+        content_verified: s.content_read,
     })
 }
 
