@@ -124,17 +124,46 @@ impl S3Server {
         std::fs::write(self.dir.path().join("faults"), n.to_string()).expect("faults file");
     }
 
-    /// The raw bytes of an object (what is stored, before any decryption).
+    /// The raw bytes of an object (what is stored, before any decryption), read with the AWS
+    /// CLI (moto answers only signed object requests).
     pub fn object(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
-        let (code, body) = http_bytes(self.port, "GET", &format!("/{bucket}/{key}"), b"")?;
-        (code == 200).then_some(body)
+        let out = self.dir.path().join(format!("get.{}", std::process::id()));
+        let st = self
+            .aws()
+            .args(["s3api", "get-object", "--bucket", bucket, "--key", key])
+            .arg(&out)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("aws CLI");
+        let bytes = st.success().then(|| std::fs::read(&out).expect("read object"));
+        let _ = std::fs::remove_file(&out);
+        bytes
     }
 
     /// Replaces an object's bytes (a test tampering with the store behind pgdr's back).
     pub fn put_object(&self, bucket: &str, key: &str, bytes: &[u8]) {
-        let (code, _) = http_bytes(self.port, "PUT", &format!("/{bucket}/{key}"), bytes)
-            .expect("moto answers");
-        assert_eq!(code, 200, "put {bucket}/{key}");
+        let body = self.dir.path().join(format!("put.{}", std::process::id()));
+        std::fs::write(&body, bytes).expect("write body");
+        let st = self
+            .aws()
+            .args(["s3api", "put-object", "--bucket", bucket, "--key", key, "--body"])
+            .arg(&body)
+            .stdout(Stdio::null())
+            .status()
+            .expect("aws CLI");
+        let _ = std::fs::remove_file(&body);
+        assert!(st.success(), "put {bucket}/{key}");
+    }
+
+    /// The AWS CLI (`aws`, on PATH) pointed at this server.
+    pub fn aws(&self) -> Command {
+        let mut c = Command::new("aws");
+        c.arg("--endpoint-url")
+            .arg(self.endpoint())
+            .envs(self.env())
+            .stdin(Stdio::null());
+        c
     }
 
     /// Every key in a bucket under `prefix` (one page: up to 1000).
@@ -171,13 +200,9 @@ impl Drop for S3Server {
     }
 }
 
+/// One plain HTTP/1.1 request (moto serves unsigned bucket requests), the whole answer read.
 fn http(port: u16, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
-    http_bytes(port, method, path, body.as_bytes())
-        .map(|(c, b)| (c, String::from_utf8_lossy(&b).into_owned()))
-}
-
-/// One plain HTTP/1.1 request (moto does not check signatures), the whole answer read.
-fn http_bytes(port: u16, method: &str, path: &str, body: &[u8]) -> Option<(u16, Vec<u8>)> {
+    let body = body.as_bytes();
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(60))).ok()?;
     let head = format!(
@@ -195,7 +220,7 @@ fn http_bytes(port: u16, method: &str, path: &str, body: &[u8]) -> Option<(u16, 
     if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
         rest = dechunk(&rest);
     }
-    Some((code, rest))
+    Some((code, String::from_utf8_lossy(&rest).into_owned()))
 }
 
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
