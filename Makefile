@@ -10,7 +10,9 @@ TOOLS := hba-edit conf-edit wal-archive snap-take snap-prune snap-clone repl-lag
 # libssl-dev and pkg-config to build TLS connections, openssl to make test certificates.
 # python3 and python3-prometheus-client: the demo reads JSON with python3, and repl-lag's test
 # checks its Prometheus output with the reference client's parser too; python3-pynag: its
-# plugin-output parser reads repl-lag's Nagios line in the test.
+# plugin-output parser reads repl-lag's Nagios line in the test; age (its CLI decrypts an
+# encrypted repository's objects in the test); python3-pip to install moto's S3 server
+# (PyPI moto[server], for the S3 repository tests) when moto_server is missing.
 # make bench also needs the peers: pgbackrest, check-postgres, postgresql-common (pg_conftool),
 # and bc and time (GNU time, for peak memory) to measure.
 BENCH_PACKAGES := pgbackrest check-postgres postgresql-common bc time
@@ -33,6 +35,10 @@ deps:
 	[ -e /usr/include/openssl/ssl.h ] || missing="$$missing libssl-dev"; \
 	{ /usr/bin/python3 -c 'import prometheus_client' || python3 -c 'import prometheus_client'; } 2>/dev/null || missing="$$missing python3-prometheus-client"; \
 	/usr/bin/python3 -c 'import pynag.Utils' 2>/dev/null || missing="$$missing python3-pynag"; \
+	command -v age >/dev/null || missing="$$missing age"; \
+	command -v ssh-keygen >/dev/null || missing="$$missing openssh-client"; \
+	command -v zstd >/dev/null || missing="$$missing zstd"; \
+	command -v moto_server >/dev/null || python3 -c 'import moto.server' 2>/dev/null || command -v pip3 >/dev/null || missing="$$missing python3-pip"; \
 	if [ "$(WITH_BENCH)" = 1 ]; then \
 	  command -v pgbackrest >/dev/null || missing="$$missing pgbackrest"; \
 	  command -v check_postgres.pl >/dev/null || command -v check_postgres >/dev/null || missing="$$missing check-postgres"; \
@@ -45,6 +51,14 @@ deps:
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	else echo "deps: missing packages; as root run: apt-get install -y$$missing"; exit 1; fi
+	@if ! command -v moto_server >/dev/null && ! python3 -c 'import moto.server' 2>/dev/null; then \
+	  echo "deps: installing moto[server] (a local S3-compatible server for the tests) with pip"; \
+	  python3 -m pip install -q 'moto[server]' 2>/dev/null || python3 -m pip install -q --break-system-packages 'moto[server]' \
+	    || { echo "deps: as root run: python3 -m pip install 'moto[server]'"; exit 1; }; fi
+	@if [ "$(WITH_BENCH)" = 1 ] && ! command -v aws >/dev/null; then \
+	  echo "deps: installing awscli (the peer of wal-archive copy in make bench) with pip"; \
+	  python3 -m pip install -q awscli 2>/dev/null || python3 -m pip install -q --break-system-packages awscli \
+	    || { echo "deps: as root run: python3 -m pip install awscli"; exit 1; }; fi
 	@command -v $(CARGO) >/dev/null || { echo "deps: cargo (Rust) is required: https://rustup.rs"; exit 1; }
 
 build: deps

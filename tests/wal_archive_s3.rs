@@ -611,7 +611,7 @@ fn copy_cmd(s: &S3Server, from: &str, to: &str) -> ToolCommand {
 #[test]
 fn s3_copy_local_to_s3_to_another_prefix_killed_and_resumed() {
     let s = pgdr_testkit::skip_unless!(S3Server::start());
-    s.create_bucket("dr");
+    s.create_bucket("dr-copy");
     let dir = short_tempdir("pgdr-s3y");
     let local = dir.path().join("repo");
     let (segs, names) = make_segments(12);
@@ -640,21 +640,21 @@ fn s3_copy_local_to_s3_to_another_prefix_killed_and_resumed() {
     let key_a = dir.path().join("a.key");
     let pub_a = age_keygen(&key_a);
     fs::set_permissions(&key_a, fs::Permissions::from_mode(0o600)).unwrap();
-    let a = "s3://dr/region-a";
+    let a = "s3://dr-copy/region-a";
     was(&s, a).args(["init", "--encrypt-to", &pub_a]).run().ok();
 
     // A DST of another cluster is refused, and nothing is copied into it.
-    let foreign = "s3://dr/foreign";
+    let foreign = "s3://dr-copy/foreign";
     let fc = Cluster::builder().init_only();
     was(&s, foreign).arg("init").arg("--pgdata").arg(&fc.data).run().ok();
     let out = copy_cmd(&s, &local_s, foreign).run().expect_error(1, T);
     assert!(out.stderr.contains("database system"), "{}", out.stderr);
-    assert!(!s.keys("dr", "foreign/").iter().any(|k| k.contains("/wal/")));
+    assert!(!s.keys("dr-copy", "foreign/").iter().any(|k| k.contains("/wal/")));
 
     // Dry run: counts, nothing copied.
     let dry: CopyReport = copy_cmd(&s, &local_s, a).arg("--dry-run").run().ok().document();
     assert!(dry.dry_run && dry.copied == 13, "{dry:?}");
-    assert!(!s.keys("dr", "region-a/").iter().any(|k| k.contains("/wal/")));
+    assert!(!s.keys("dr-copy", "region-a/").iter().any(|k| k.contains("/wal/")));
 
     // Killed mid-way (kill -9), then resumed: everything, once, verified.
     let mut killed_with_some = false;
@@ -673,7 +673,7 @@ fn s3_copy_local_to_s3_to_another_prefix_killed_and_resumed() {
         std::thread::sleep(Duration::from_millis(wait_ms));
         let _ = child.kill();
         let _ = child.wait();
-        let n = s.keys("dr", "region-a/wal/").len();
+        let n = s.keys("dr-copy", "region-a/wal/").len();
         killed_with_some |= n > 0 && n < 12;
     }
     let done: CopyReport = copy_cmd(&s, &local_s, a)
@@ -703,14 +703,14 @@ fn s3_copy_local_to_s3_to_another_prefix_killed_and_resumed() {
     assert!(v.ok && v.content_verified, "{v:?}");
     // The image object came across encrypted and reads back byte for byte.
     let img_key = "region-a/images/pgdr-20260321T092837Z/base/1/1259";
-    let raw = s.object("dr", img_key).unwrap();
+    let raw = s.object("dr-copy", img_key).unwrap();
     assert_eq!(age_decrypt(&key_a, &raw, dir.path()), vec![7u8; 300_000]);
 
     // A → B (another prefix, other recipients: re-encrypted), with its own retention.
     let key_b = dir.path().join("b.key");
     let pub_b = age_keygen(&key_b);
     fs::set_permissions(&key_b, fs::Permissions::from_mode(0o600)).unwrap();
-    let b = "s3://dr/region-b";
+    let b = "s3://dr-copy/region-b";
     was(&s, b).args(["init", "--encrypt-to", &pub_b]).run().ok();
     let ab: CopyReport = copy_cmd(&s, a, b)
         .arg("--identity")
@@ -721,7 +721,7 @@ fn s3_copy_local_to_s3_to_another_prefix_killed_and_resumed() {
         .ok()
         .document();
     assert_eq!(ab.copied, 13, "{ab:?}");
-    let raw_b = s.object("dr", &img_key.replace("region-a", "region-b")).unwrap();
+    let raw_b = s.object("dr-copy", &img_key.replace("region-a", "region-b")).unwrap();
     assert_eq!(age_decrypt(&key_b, &raw_b, dir.path()), vec![7u8; 300_000]);
     let pr: PruneReport = was(&s, b)
         .args(["prune", "--before"])
