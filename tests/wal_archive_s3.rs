@@ -656,26 +656,33 @@ fn s3_copy_local_to_s3_to_another_prefix_killed_and_resumed() {
     assert!(dry.dry_run && dry.copied == 13, "{dry:?}");
     assert!(!s.keys("dr-copy", "region-a/").iter().any(|k| k.contains("/wal/")));
 
-    // Killed mid-way (kill -9), then resumed: everything, once, verified.
-    let mut killed_with_some = false;
-    for wait_ms in [300u64, 600, 900] {
-        let mut child = Command::new(bin())
-            .arg("--repo")
-            .arg(&local)
-            .args(["copy", "--parallel", "2", "--to", a])
-            .envs(s.env())
-            .env("PGDR_IDENTITY", &key_a)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(wait_ms));
-        let _ = child.kill();
-        let _ = child.wait();
-        let n = s.keys("dr-copy", "region-a/wal/").len();
-        killed_with_some |= n > 0 && n < 12;
+    // Killed mid-way (kill -9) as soon as the first object is in DST, then resumed:
+    // everything, once, verified.
+    let mut child = Command::new(bin())
+        .arg("--repo")
+        .arg(&local)
+        .args(["copy", "--parallel", "1", "--to", a])
+        .envs(s.env())
+        .env("PGDR_IDENTITY", &key_a)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let in_dst = || {
+        s.keys("dr-copy", "region-a/")
+            .iter()
+            .filter(|k| k.contains("/wal/0") || k.contains("/images/"))
+            .count()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while in_dst() == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
     }
+    let _ = child.kill();
+    let _ = child.wait();
+    let at_kill = in_dst();
+    assert!(at_kill > 0 && at_kill < 13, "killed after {at_kill} of 13 objects");
     let done: CopyReport = copy_cmd(&s, &local_s, a)
         .env("PGDR_IDENTITY", &key_a)
         .run()
@@ -683,13 +690,13 @@ fn s3_copy_local_to_s3_to_another_prefix_killed_and_resumed() {
         .document();
     assert!(done.failed.is_empty(), "{done:?}");
     assert_eq!(done.copied + done.present, 13, "{done:?}");
+    assert!(done.copied >= 13 - at_kill as u64, "{done:?}");
     let again: CopyReport = copy_cmd(&s, &local_s, a)
         .env("PGDR_IDENTITY", &key_a)
         .run()
         .ok()
         .document();
     assert_eq!((again.copied, again.present), (0, 13), "{again:?}");
-    eprintln!("copy killed while part done: {killed_with_some}");
     let l: ListReport = was(&s, a)
         .arg("--identity")
         .arg(&key_a)

@@ -79,12 +79,19 @@ pub fn read_recipients_file(path: &Path) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// The identities of an identity file, and the X25519 public keys they answer to (none for an
+/// SSH key, whose match with a recipient is left to decryption).
+pub struct Identities {
+    pub identities: Vec<Identity>,
+    pub x25519_publics: Vec<String>,
+}
+
 /// Loads the identities of a file (age `AGE-SECRET-KEY-1…` lines, or one unencrypted OpenSSH
 /// private key), refusing a file that group or others can read.
 ///
 /// # Errors
 /// Unreadable, too open, or holding no usable identity (exit 1; `get` makes it fatal).
-pub fn load_identities(path: &Path) -> Result<Vec<Identity>> {
+pub fn load_identities(path: &Path) -> Result<Identities> {
     let shown = path.display();
     let refuse = |why: String| Error::failed(format!("refusing identity file {shown}")).because(why);
     let m = std::fs::metadata(path).context(|| format!("cannot read identity file {shown}"))?;
@@ -101,7 +108,10 @@ pub fn load_identities(path: &Path) -> Result<Vec<Identity>> {
         let id = age::ssh::Identity::from_buffer(text.as_bytes(), Some(shown.to_string()))
             .map_err(|e| refuse(format!("not a usable SSH private key: {e}")))?;
         return match id {
-            age::ssh::Identity::Unencrypted(_) => Ok(vec![Box::new(id)]),
+            age::ssh::Identity::Unencrypted(_) => Ok(Identities {
+                identities: vec![Box::new(id)],
+                x25519_publics: Vec::new(),
+            }),
             age::ssh::Identity::Encrypted(_) => Err(refuse(
                 "the SSH key is protected by a passphrase, which cannot be asked for here".into(),
             )
@@ -112,18 +122,23 @@ pub fn load_identities(path: &Path) -> Result<Vec<Identity>> {
         };
     }
     let mut ids: Vec<Identity> = Vec::new();
+    let mut publics = Vec::new();
     for l in text.lines().map(str::trim) {
         if l.is_empty() || l.starts_with('#') {
             continue;
         }
         let id = age::x25519::Identity::from_str(l)
             .map_err(|_| refuse("a line is neither an AGE-SECRET-KEY-1… identity nor a comment".into()))?;
+        publics.push(id.to_public().to_string());
         ids.push(Box::new(id));
     }
     if ids.is_empty() {
         return Err(refuse("it holds no identity".into()));
     }
-    Ok(ids)
+    Ok(Identities {
+        identities: ids,
+        x25519_publics: publics,
+    })
 }
 
 /// Whether an object is stored in the clear: the settings and the format page, which say how
@@ -152,6 +167,7 @@ impl EncryptedStore {
         recipients: &[String],
         identity: Option<&Path>,
     ) -> Result<EncryptedStore> {
+        let names = recipients;
         let recipients = recipients
             .iter()
             .map(|r| parse_recipient(r))
@@ -161,7 +177,31 @@ impl EncryptedStore {
                     .because(format!("its settings name a bad recipient: {e}"))
             })?;
         let identities = match identity {
-            Some(p) => Ok(load_identities(p)?),
+            Some(p) => {
+                let ids = load_identities(p)?;
+                // Only age keys say whom they answer to: an identity file of age keys none of
+                // which is a recipient can never decrypt anything here.
+                let x25519_recipients: Vec<&String> =
+                    names.iter().filter(|r| r.starts_with("age1")).collect();
+                let ssh_only = ids.x25519_publics.is_empty();
+                if !ssh_only
+                    && !ids
+                        .x25519_publics
+                        .iter()
+                        .any(|p| x25519_recipients.contains(&p))
+                {
+                    return Err(Error::failed(format!(
+                        "cannot decrypt repository {}",
+                        inner.location()
+                    ))
+                    .because(format!(
+                        "the identity in {} is not one of the repository's recipients",
+                        p.display()
+                    ))
+                    .hint("pass the identity that matches a recipient of wal-archive init --encrypt-to"));
+                }
+                Ok(ids.identities)
+            }
             None => Err(format!(
                 "the repository is encrypted and no identity was given (--identity FILE or {IDENTITY_ENV})"
             )),
@@ -329,8 +369,9 @@ mod tests {
         )
         .unwrap();
         std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o600)).unwrap();
-        let s3 = EncryptedStore::new(inner(), &[recipient], Some(&other)).unwrap();
-        let e = s3.read("wal/00000001/A").err().unwrap();
+        let e = EncryptedStore::new(inner(), &[recipient], Some(&other))
+            .err()
+            .unwrap();
         assert!(e.to_string().contains("not one of the repository's recipients"), "{e}");
         // A flipped byte in the body fails the read.
         let mut bad = raw.clone();

@@ -95,9 +95,16 @@ pub fn copy(location: &Path, o: &CopyOptions) -> Result<CopyReport> {
             identity: o.to_identity.clone(),
             parallel,
         },
-    )?;
+    )
+    .map_err(|e| {
+        if o.to_identity.is_none() && e.to_string().contains("recipients") {
+            e.hint("DST has other recipients: pass --to-identity FILE with DST's identity")
+        } else {
+            e
+        }
+    })?;
     for (r, what) in [(&src, "--repo"), (&dst, "--to")] {
-        if !r.content_readable() {
+        if !r.content_readable() && !o.dry_run {
             return Err(Error::failed(format!("cannot copy {} to {}", src.location(), dst.location()))
                 .because(format!("{what} {} is encrypted and no identity given decrypts it; copy checks every object as read and as stored", r.location()))
                 .hint("pass --identity FILE (and --to-identity FILE when DST has other recipients), or set PGDR_IDENTITY"));
