@@ -63,9 +63,15 @@ fn s3_faults_duplicates_damage_and_foreign_wal() {
     }
     assert!(s.keys("wal", "").is_empty(), "nothing may be created");
     s.put_object("wal", "other/notes.txt", b"mine");
-    let out = was(&s, "s3://wal/other").arg("init").run().expect_error(1, T);
+    let out = was(&s, "s3://wal/other")
+        .arg("init")
+        .run()
+        .expect_error(1, T);
     assert!(out.stderr.contains("notes.txt"), "{}", out.stderr);
-    let out = was(&s, "s3://wal/other").arg("list").run().expect_error(1, T);
+    let out = was(&s, "s3://wal/other")
+        .arg("list")
+        .run()
+        .expect_error(1, T);
     assert!(out.stderr.contains("notes.txt"), "{}", out.stderr);
 
     // init, push, the same again: already archived; idempotent init.
@@ -74,7 +80,10 @@ fn s3_faults_duplicates_damage_and_foreign_wal() {
     let again: InitReport = was(&s, repo).arg("init").run().ok().document();
     assert!(!again.created);
     let p: PushReport = was(&s, repo).arg("push").arg(&seg).run().ok().document();
-    assert!(!p.file.already_archived && p.file.sha256 == sha(&seg), "{p:?}");
+    assert!(
+        !p.file.already_archived && p.file.sha256 == sha(&seg),
+        "{p:?}"
+    );
     let p: PushReport = was(&s, repo).arg("push").arg(&seg).run().ok().document();
     assert!(p.file.already_archived, "{p:?}");
     let key = format!("main/wal/00000001/{}", names[0]);
@@ -100,7 +109,11 @@ fn s3_faults_duplicates_damage_and_foreign_wal() {
     assert_eq!(s.object("wal", &key).unwrap(), stored);
     // A foreign cluster's segment.
     let foreign = other.path().join("pg_wal").join(&other_names[0]);
-    let out = was(&s, repo).arg("push").arg(&foreign).run().expect_error(1, T);
+    let out = was(&s, repo)
+        .arg("push")
+        .arg(&foreign)
+        .run()
+        .expect_error(1, T);
     assert!(out.stderr.contains("database system"), "{}", out.stderr);
 
     // get: round trip; not archived → 1; tampered or truncated → 126, nothing written.
@@ -134,7 +147,9 @@ fn s3_faults_duplicates_damage_and_foreign_wal() {
         assert!(!dest.exists());
         let v: VerifyReport = was(&s, repo).arg("verify").run().expect_code(1).document();
         assert!(
-            v.problems.iter().any(|p| p.name.as_ref() == Some(&names[0])),
+            v.problems
+                .iter()
+                .any(|p| p.name.as_ref() == Some(&names[0])),
             "{v:?}"
         );
         // The same content pushed over a damaged copy: refused, not "already archived".
@@ -293,7 +308,11 @@ fn pgbench(c: &Cluster, args: &[&str]) {
         .arg("postgres")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A primary whose archive_command pushes into `repo` on the server `s`.
@@ -345,7 +364,11 @@ fn s3_archive_under_pgbench_and_pitr_to_a_restore_point() {
     // Every segment archived and verified, no gap.
     let l: ListReport = was(&s, repo).arg("list").run().ok().document();
     let t1 = timeline(&l, 1);
-    assert_eq!(t1.first.as_deref(), Some("000000010000000000000001"), "{l:?}");
+    assert_eq!(
+        t1.first.as_deref(),
+        Some("000000010000000000000001"),
+        "{l:?}"
+    );
     assert_eq!(t1.last.as_deref(), Some(last.as_str()), "{l:?}");
     assert_eq!(t1.count, u64::from_str_radix(&last[16..], 16).unwrap());
     assert!(t1.gaps.is_empty() && !t1.backup.is_empty(), "{l:?}");
@@ -442,7 +465,11 @@ fn age_decrypt(key: &Path, raw: &[u8], dir: &Path) -> Vec<u8> {
         .arg(&f)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
 
@@ -530,7 +557,10 @@ fn s3_encryption_is_age_and_hides_every_row() {
             for id in [&key, &ssh_key] {
                 let stored = age_decrypt(id, &raw, dir.path());
                 let seg = unstore(&stored);
-                assert_eq!(seg, fs::read(c.data.join("pg_wal").join(&last)).unwrap_or(seg.clone()));
+                assert_eq!(
+                    seg,
+                    fs::read(c.data.join("pg_wal").join(&last)).unwrap_or(seg.clone())
+                );
                 let got: GetReport = was(&s, repo)
                     .arg("--identity")
                     .arg(id)
@@ -546,11 +576,19 @@ fn s3_encryption_is_age_and_hides_every_row() {
             }
         }
     }
-    assert!(found_in_plaintext, "the search must be able to find the row");
+    assert!(
+        found_in_plaintext,
+        "the search must be able to find the row"
+    );
 
     // Without an identity, with a wrong one, with one others can read: get exits 126.
     let dest = dir.path().join("RECOVERYXLOG");
-    let out = was(&s, repo).arg("get").arg(&last).arg(&dest).run().expect_error(126, T);
+    let out = was(&s, repo)
+        .arg("get")
+        .arg(&last)
+        .arg(&dest)
+        .run()
+        .expect_error(126, T);
     assert!(out.stderr.contains("no identity"), "{}", out.stderr);
     let wrong = dir.path().join("wrong.key");
     age_keygen(&wrong);
@@ -563,7 +601,12 @@ fn s3_encryption_is_age_and_hides_every_row() {
         .arg(&dest)
         .run()
         .expect_error(126, T);
-    assert!(out.stderr.contains("not one of the repository's recipients"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("not one of the repository's recipients"),
+        "{}",
+        out.stderr
+    );
     fs::set_permissions(&key, fs::Permissions::from_mode(0o640)).unwrap();
     let out = was(&s, repo)
         .env("PGDR_IDENTITY", &key)
@@ -626,9 +669,21 @@ fn s3_copy_local_to_s3_to_another_prefix_killed_and_resumed() {
             .document();
         assert!(r.created);
         for n in &names {
-            tool(T).arg("--repo").arg(&local).arg("push").arg(wal.join(n)).run().ok();
+            tool(T)
+                .arg("--repo")
+                .arg(&local)
+                .arg("push")
+                .arg(wal.join(n))
+                .run()
+                .ok();
         }
-        let l: ListReport = tool(T).arg("--repo").arg(&local).arg("list").run().ok().document();
+        let l: ListReport = tool(T)
+            .arg("--repo")
+            .arg(&local)
+            .arg("list")
+            .run()
+            .ok()
+            .document();
         l.system_identifier.unwrap()
     };
     // Another kind of object (a snapshot image's file, say): copied object by object too.
@@ -646,15 +701,30 @@ fn s3_copy_local_to_s3_to_another_prefix_killed_and_resumed() {
     // A DST of another cluster is refused, and nothing is copied into it.
     let foreign = "s3://dr-copy/foreign";
     let fc = Cluster::builder().init_only();
-    was(&s, foreign).arg("init").arg("--pgdata").arg(&fc.data).run().ok();
+    was(&s, foreign)
+        .arg("init")
+        .arg("--pgdata")
+        .arg(&fc.data)
+        .run()
+        .ok();
     let out = copy_cmd(&s, &local_s, foreign).run().expect_error(1, T);
     assert!(out.stderr.contains("database system"), "{}", out.stderr);
-    assert!(!s.keys("dr-copy", "foreign/").iter().any(|k| k.contains("/wal/")));
+    assert!(!s
+        .keys("dr-copy", "foreign/")
+        .iter()
+        .any(|k| k.contains("/wal/")));
 
     // Dry run: counts, nothing copied.
-    let dry: CopyReport = copy_cmd(&s, &local_s, a).arg("--dry-run").run().ok().document();
+    let dry: CopyReport = copy_cmd(&s, &local_s, a)
+        .arg("--dry-run")
+        .run()
+        .ok()
+        .document();
     assert!(dry.dry_run && dry.copied == 13, "{dry:?}");
-    assert!(!s.keys("dr-copy", "region-a/").iter().any(|k| k.contains("/wal/")));
+    assert!(!s
+        .keys("dr-copy", "region-a/")
+        .iter()
+        .any(|k| k.contains("/wal/")));
 
     // Killed mid-way (kill -9) as soon as the first object is in DST, then resumed:
     // everything, once, verified.
@@ -682,7 +752,10 @@ fn s3_copy_local_to_s3_to_another_prefix_killed_and_resumed() {
     let _ = child.kill();
     let _ = child.wait();
     let at_kill = in_dst();
-    assert!(at_kill > 0 && at_kill < 13, "killed after {at_kill} of 13 objects");
+    assert!(
+        at_kill > 0 && at_kill < 13,
+        "killed after {at_kill} of 13 objects"
+    );
     let done: CopyReport = copy_cmd(&s, &local_s, a)
         .env("PGDR_IDENTITY", &key_a)
         .run()
@@ -706,7 +779,13 @@ fn s3_copy_local_to_s3_to_another_prefix_killed_and_resumed() {
         .document();
     assert_eq!(l.system_identifier.as_deref(), Some(sysid.as_str()));
     assert_eq!(timeline(&l, 1).count, 12);
-    let v: VerifyReport = was(&s, a).arg("--identity").arg(&key_a).arg("verify").run().ok().document();
+    let v: VerifyReport = was(&s, a)
+        .arg("--identity")
+        .arg(&key_a)
+        .arg("verify")
+        .run()
+        .ok()
+        .document();
     assert!(v.ok && v.content_verified, "{v:?}");
     // The image object came across encrypted and reads back byte for byte.
     let img_key = "region-a/images/pgdr-20260321T092837Z/base/1/1259";
@@ -728,7 +807,9 @@ fn s3_copy_local_to_s3_to_another_prefix_killed_and_resumed() {
         .ok()
         .document();
     assert_eq!(ab.copied, 13, "{ab:?}");
-    let raw_b = s.object("dr-copy", &img_key.replace("region-a", "region-b")).unwrap();
+    let raw_b = s
+        .object("dr-copy", &img_key.replace("region-a", "region-b"))
+        .unwrap();
     assert_eq!(age_decrypt(&key_b, &raw_b, dir.path()), vec![7u8; 300_000]);
     let pr: PruneReport = was(&s, b)
         .args(["prune", "--before"])
@@ -747,9 +828,21 @@ fn s3_copy_local_to_s3_to_another_prefix_killed_and_resumed() {
         .ok()
         .document();
     assert_eq!((ab2.copied, ab2.skipped_pruned), (0, 6), "{ab2:?}");
-    let lb: ListReport = was(&s, b).arg("--identity").arg(&key_b).arg("list").run().ok().document();
+    let lb: ListReport = was(&s, b)
+        .arg("--identity")
+        .arg(&key_b)
+        .arg("list")
+        .run()
+        .ok()
+        .document();
     assert_eq!(timeline(&lb, 1).first.as_deref(), Some(names[6].as_str()));
-    let la: ListReport = was(&s, a).arg("--identity").arg(&key_a).arg("list").run().ok().document();
+    let la: ListReport = was(&s, a)
+        .arg("--identity")
+        .arg(&key_a)
+        .arg("list")
+        .run()
+        .ok()
+        .document();
     assert_eq!(timeline(&la, 1).count, 12);
     // Without B's identity, copy cannot check what it stores: refused before copying.
     let out = copy_cmd(&s, a, b)

@@ -66,8 +66,7 @@ pub fn read_recipients_file(path: &Path) -> Result<Vec<String>> {
         if l.is_empty() || l.starts_with('#') {
             continue;
         }
-        parse_recipient(l)
-            .map_err(|e| e.hint(format!("in recipients file {}", path.display())))?;
+        parse_recipient(l).map_err(|e| e.hint(format!("in recipients file {}", path.display())))?;
         out.push(l.to_string());
     }
     if out.is_empty() {
@@ -93,7 +92,8 @@ pub struct Identities {
 /// Unreadable, too open, or holding no usable identity (exit 1; `get` makes it fatal).
 pub fn load_identities(path: &Path) -> Result<Identities> {
     let shown = path.display();
-    let refuse = |why: String| Error::failed(format!("refusing identity file {shown}")).because(why);
+    let refuse =
+        |why: String| Error::failed(format!("refusing identity file {shown}")).because(why);
     let m = std::fs::metadata(path).context(|| format!("cannot read identity file {shown}"))?;
     let mode = m.mode() & 0o777;
     if mode & 0o077 != 0 {
@@ -127,8 +127,9 @@ pub fn load_identities(path: &Path) -> Result<Identities> {
         if l.is_empty() || l.starts_with('#') {
             continue;
         }
-        let id = age::x25519::Identity::from_str(l)
-            .map_err(|_| refuse("a line is neither an AGE-SECRET-KEY-1… identity nor a comment".into()))?;
+        let id = age::x25519::Identity::from_str(l).map_err(|_| {
+            refuse("a line is neither an AGE-SECRET-KEY-1… identity nor a comment".into())
+        })?;
         publics.push(id.to_public().to_string());
         ids.push(Box::new(id));
     }
@@ -221,7 +222,9 @@ impl EncryptedStore {
     fn encrypt(&self, plain: &mut std::fs::File, out: &mut std::fs::File) -> io::Result<()> {
         plain.rewind()?;
         let enc = age::Encryptor::with_recipients(
-            self.recipients.iter().map(|r| r.as_ref() as &dyn age::Recipient),
+            self.recipients
+                .iter()
+                .map(|r| r.as_ref() as &dyn age::Recipient),
         )
         .map_err(io::Error::other)?;
         let mut w = enc.wrap_output(BufWriter::with_capacity(1 << 20, out))?;
@@ -270,7 +273,10 @@ impl Store for EncryptedStore {
             return Ok(None);
         };
         let cannot = || Error::failed(format!("cannot decrypt {}", self.inner.locate(key)));
-        let ids = self.identities.as_ref().map_err(|why| cannot().because(why))?;
+        let ids = self
+            .identities
+            .as_ref()
+            .map_err(|why| cannot().because(why))?;
         let dec = age::Decryptor::new(BufReader::with_capacity(1 << 16, o.reader))
             .map_err(|e| cannot().because(format!("not an intact age file: {e}")))?;
         let reader = dec
@@ -326,16 +332,20 @@ mod tests {
         let key = age::x25519::Identity::generate();
         let recipient = key.to_public().to_string();
         let idf = d.path().join("id");
-        std::fs::write(&idf, format!("# test\n{}\n", key.to_string().expose_secret())).unwrap();
+        std::fs::write(
+            &idf,
+            format!("# test\n{}\n", key.to_string().expose_secret()),
+        )
+        .unwrap();
         std::fs::set_permissions(&idf, std::fs::Permissions::from_mode(0o640)).unwrap();
         crate::store::local::LocalStore::create(&root, None).unwrap();
         let inner = || Box::new(crate::store::local::LocalStore::open(&root).unwrap());
-        let e = EncryptedStore::new(inner(), &[recipient.clone()], Some(&idf))
+        let e = EncryptedStore::new(inner(), std::slice::from_ref(&recipient), Some(&idf))
             .err()
             .unwrap();
         assert!(e.to_string().contains("group or others"), "{e}");
         std::fs::set_permissions(&idf, std::fs::Permissions::from_mode(0o600)).unwrap();
-        let s = EncryptedStore::new(inner(), &[recipient.clone()], Some(&idf)).unwrap();
+        let s = EncryptedStore::new(inner(), std::slice::from_ref(&recipient), Some(&idf)).unwrap();
         let mut st = s.stage("wal/00000001/A").unwrap();
         st.file().write_all(b"secret row 12345").unwrap();
         assert_eq!(s.create_if_absent(st).unwrap(), Created::New);
@@ -356,7 +366,7 @@ mod tests {
         s.create_if_absent(st).unwrap();
         assert_eq!(std::fs::read(root.join("cluster.json")).unwrap(), b"{}");
         // Without an identity, or with another one: a clear refusal.
-        let s2 = EncryptedStore::new(inner(), &[recipient.clone()], None).unwrap();
+        let s2 = EncryptedStore::new(inner(), std::slice::from_ref(&recipient), None).unwrap();
         let e = s2.read("wal/00000001/A").err().unwrap();
         assert!(e.to_string().contains("no identity"), "{e}");
         let other = d.path().join("other");
@@ -372,7 +382,11 @@ mod tests {
         let e = EncryptedStore::new(inner(), &[recipient], Some(&other))
             .err()
             .unwrap();
-        assert!(e.to_string().contains("not one of the repository's recipients"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("not one of the repository's recipients"),
+            "{e}"
+        );
         // A flipped byte in the body fails the read.
         let mut bad = raw.clone();
         let n = bad.len() - 5;

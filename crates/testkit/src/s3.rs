@@ -40,7 +40,9 @@ impl S3Server {
     /// Starts a server; `Unavailable` when moto is not installed.
     pub fn start() -> Result<S3Server, Unavailable> {
         let py = python_with_moto().ok_or_else(|| {
-            Unavailable("moto's S3 server is not installed (make deps: pip install 'moto[server]')".into())
+            Unavailable(
+                "moto's S3 server is not installed (make deps: pip install 'moto[server]')".into(),
+            )
         })?;
         let dir = tempfile::Builder::new()
             .prefix("pgdr-moto")
@@ -51,7 +53,8 @@ impl S3Server {
             .map_err(|e| Unavailable(format!("write launcher: {e}")))?;
         let faults = dir.path().join("faults");
         std::fs::write(&faults, "0").map_err(|e| Unavailable(e.to_string()))?;
-        let log = std::fs::File::create(dir.path().join("log")).map_err(|e| Unavailable(e.to_string()))?;
+        let log = std::fs::File::create(dir.path().join("log"))
+            .map_err(|e| Unavailable(e.to_string()))?;
         let mut last = String::new();
         for _ in 0..5 {
             let port = free_port();
@@ -136,7 +139,9 @@ impl S3Server {
             .stderr(Stdio::null())
             .status()
             .expect("aws CLI");
-        let bytes = st.success().then(|| std::fs::read(&out).expect("read object"));
+        let bytes = st
+            .success()
+            .then(|| std::fs::read(&out).expect("read object"));
         let _ = std::fs::remove_file(&out);
         bytes
     }
@@ -147,7 +152,15 @@ impl S3Server {
         std::fs::write(&body, bytes).expect("write body");
         let st = self
             .aws()
-            .args(["s3api", "put-object", "--bucket", bucket, "--key", key, "--body"])
+            .args([
+                "s3api",
+                "put-object",
+                "--bucket",
+                bucket,
+                "--key",
+                key,
+                "--body",
+            ])
             .arg(&body)
             .stdout(Stdio::null())
             .status()
@@ -217,7 +230,10 @@ fn http(port: u16, method: &str, path: &str, body: &str) -> Option<(u16, String)
     let head = String::from_utf8_lossy(&out[..split]).into_owned();
     let code = head.split_whitespace().nth(1)?.parse().ok()?;
     let mut rest = out[split + 4..].to_vec();
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         rest = dechunk(&rest);
     }
     Some((code, String::from_utf8_lossy(&rest).into_owned()))
@@ -225,10 +241,7 @@ fn http(port: u16, method: &str, path: &str, body: &str) -> Option<(u16, String)
 
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else {
-            break;
-        };
+    while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
         let n = usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
         if n == 0 {
             break;

@@ -1,12 +1,12 @@
 //! The `wal-archive` command line: arguments, and the rendering of each subcommand's
 //! document. The operations are in [`crate::cmd`].
 
+use crate::cmd::copy::CopyOptions;
 use crate::cmd::get::{self, GetOptions, GET_FATAL};
 use crate::cmd::init::InitOptions;
 use crate::cmd::prefetch::WorkerOptions;
 use crate::cmd::prune::{Bound, PruneOptions};
 use crate::cmd::push::PushOptions;
-use crate::cmd::copy::CopyOptions;
 use crate::cmd::{copy, init, list, prefetch, prune, push, verify};
 use crate::doc;
 use pgdr_core::cli::Stdin;
@@ -55,7 +55,12 @@ pub struct Args {
     pub output: OutputArgs,
     /// The repository: a directory, or s3://BUCKET[/PREFIX] (default: $WAL_ARCHIVE_REPO, else
     /// $PGDR_REPO).
-    #[arg(long, global = true, value_name = "PATH|s3://BUCKET[/PREFIX]", env = "WAL_ARCHIVE_REPO")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH|s3://BUCKET[/PREFIX]",
+        env = "WAL_ARCHIVE_REPO"
+    )]
     pub repo: Option<PathBuf>,
     /// The age identity file (AGE-SECRET-KEY-1… lines, or an unencrypted ssh-ed25519/ssh-rsa
     /// private key) that decrypts an encrypted repository; refused when group or others can

@@ -64,7 +64,10 @@ impl S3Location {
         if bucket.is_empty() {
             return bad("no bucket");
         }
-        if prefix.split('/').any(|p| p.is_empty() || p == "." || p == "..") && !prefix.is_empty()
+        if prefix
+            .split('/')
+            .any(|p| p.is_empty() || p == "." || p == "..")
+            && !prefix.is_empty()
         {
             return bad("the prefix has an empty, '.' or '..' segment");
         }
@@ -105,7 +108,10 @@ impl std::fmt::Debug for S3Store {
 
 /// One line from an object-store error (its Display may span lines).
 fn one_line(e: &dyn std::fmt::Display) -> String {
-    e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
+    e.to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 impl S3Store {
@@ -472,7 +478,8 @@ impl Store for S3Store {
             }
             Ok::<_, object_store::Error>(v)
         });
-        let metas = metas.map_err(|e| self.fail(format!("cannot list {}", self.locate(prefix)), e))?;
+        let metas =
+            metas.map_err(|e| self.fail(format!("cannot list {}", self.locate(prefix)), e))?;
         let mut out = Listing::default();
         for m in &metas {
             let info = self.info_of(m);
@@ -570,7 +577,10 @@ mod tests {
         assert_eq!((l.bucket.as_str(), l.prefix.as_str()), ("b", ""));
         assert!(S3Location::parse("/srv/wal").is_none());
         assert_eq!(
-            S3Location::parse("s3:///x").unwrap().unwrap_err().exit_code(),
+            S3Location::parse("s3:///x")
+                .unwrap()
+                .unwrap_err()
+                .exit_code(),
             2
         );
         assert!(S3Location::parse("s3://b/a//c").unwrap().is_err());

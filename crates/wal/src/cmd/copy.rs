@@ -112,16 +112,18 @@ pub fn copy(location: &Path, o: &CopyOptions) -> Result<CopyReport> {
     }
     match (src.identity(), dst.identity()) {
         (Some(a), Some(b)) if a != b => {
-            return Err(Error::failed(format!("refusing to copy into {}", dst.location()))
-                .because(format!(
-                    "it holds database system {} ({} byte segments), {} holds {} ({} byte segments)",
-                    b.system_identifier,
-                    b.wal_segment_size,
-                    src.location(),
-                    a.system_identifier,
-                    a.wal_segment_size
-                ))
-                .hint("copy into a repository initialised for the same cluster"))
+            return Err(
+                Error::failed(format!("refusing to copy into {}", dst.location()))
+                    .because(format!(
+            "it holds database system {} ({} byte segments), {} holds {} ({} byte segments)",
+            b.system_identifier,
+            b.wal_segment_size,
+            src.location(),
+            a.system_identifier,
+            a.wal_segment_size
+        ))
+                    .hint("copy into a repository initialised for the same cluster"),
+            )
         }
         (Some(a), None) if !o.dry_run => {
             dst.bind(a, &format!("copy from {}", src.location()))?;
@@ -240,7 +242,9 @@ fn pruned(dst: &Repo) -> Result<(Option<u64>, BTreeSet<String>)> {
 fn copy_object(src: &Repo, dst: &Repo, key: &str) -> Result<Outcome> {
     let from = src.store().locate(key);
     let Some(mut o) = src.store().read(key)? else {
-        return Err(Error::failed(format!("{from} vanished while it was copied")));
+        return Err(Error::failed(format!(
+            "{from} vanished while it was copied"
+        )));
     };
     let mut staged = dst.store().stage(key)?;
     let staged_path = staged.path().to_path_buf();
@@ -321,12 +325,13 @@ fn check_as_read(src: &Repo, key: &str, tee: &mut Tee) -> std::result::Result<()
             .map_err(|e| pgdr_core::error::clean_io_message(&e.to_string()));
     }
     let mut chained = io::Cursor::new(head).chain(&mut *tee);
-    let h = stored::read_verified(&mut chained, &mut io::sink(), &mut Vec::new()).map_err(
-        |e| match e {
-            Ok(io) => io.to_string(),
-            Err(Damage(why)) => why,
-        },
-    )?;
+    let h =
+        stored::read_verified(&mut chained, &mut io::sink(), &mut Vec::new()).map_err(
+            |e| match e {
+                Ok(io) => io.to_string(),
+                Err(Damage(why)) => why,
+            },
+        )?;
     // Whatever a decompressor left unread is copied too, so DST holds exactly SRC's object.
     io::copy(tee, &mut io::sink())
         .map_err(|e| pgdr_core::error::clean_io_message(&e.to_string()))?;
