@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/bench/lib.sh
-BIN=$PWD/target/release/wal-archive
+BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/wal-archive
 [ -x "$BIN" ] || { echo "bench-wal-archive-s3: build first: cargo build --release"; exit 1; }
 command -v moto_server >/dev/null || { echo "bench-wal-archive-s3: moto_server missing (make deps)"; exit 1; }
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
@@ -91,6 +91,7 @@ lock-path=$W/pgbr-lock
 pg1-path=$W/data
 pg1-socket-path=$W/s
 pg1-port=$PORT
+pg1-user=postgres
 EOF
 
 export W BIN ROUNDS
