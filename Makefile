@@ -14,8 +14,9 @@ TOOLS := hba-edit conf-edit wal-archive snap-take snap-prune snap-clone repl-lag
 # encrypted repository's objects in the test); python3-pip to install moto's S3 server
 # (PyPI moto[server], for the S3 repository tests) when moto_server is missing.
 # make bench also needs the peers: pgbackrest, check-postgres, postgresql-common (pg_conftool),
-# and bc and time (GNU time, for peak memory) to measure.
-BENCH_PACKAGES := pgbackrest check-postgres postgresql-common bc time
+# and bc and time (GNU time, for peak memory) to measure; socat puts TLS in front of the local S3
+# server for pgBackRest.
+BENCH_PACKAGES := pgbackrest check-postgres postgresql-common bc time socat
 
 .PHONY: all deps build release test lint unit man man-check bench demo install clean
 
@@ -44,6 +45,7 @@ deps:
 	  command -v check_postgres.pl >/dev/null || command -v check_postgres >/dev/null || missing="$$missing check-postgres"; \
 	  command -v pg_conftool >/dev/null || missing="$$missing postgresql-common"; \
 	  command -v bc >/dev/null || missing="$$missing bc"; \
+	  command -v socat >/dev/null || missing="$$missing socat"; \
 	  [ -x /usr/bin/time ] || missing="$$missing time"; fi; \
 	if [ -z "$$missing" ]; then echo "deps: everything is installed"; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \

@@ -2,11 +2,12 @@
 # wal-archive on S3 (issue 14) against pgBackRest repo1-type=s3 (compress-type=zst,
 # compress-level=1) on the same local S3 server (moto_server over TLS with a CA made here:
 # pgBackRest talks to S3 over TLS only), one process per segment as PostgreSQL calls them,
-# median of alternating rounds; peak memory (max RSS) of one push and one get; and
+# median of alternating rounds (pgBackRest gets a fresh repo1-path, wal-archive a fresh prefix,
+# per round); peak memory (max RSS) of one push and one get; and
 # `wal-archive copy` of a 1 GiB local repository (64 segments stored uncompressed) into S3
 # against `aws s3 sync` of the same directory.
 # Needs: cargo build --release; PostgreSQL server binaries; moto_server, aws CLI, pgbackrest,
-# openssl, GNU time (make deps WITH_BENCH=1). Knobs: BENCH_SEGMENTS (64), BENCH_ROUNDS (3).
+# socat, openssl, GNU time (make deps WITH_BENCH=1). Knobs: BENCH_SEGMENTS (64), BENCH_ROUNDS (3).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/bench/lib.sh
@@ -27,9 +28,11 @@ fi
 PORT=$((20000 + RANDOM % 20000))
 S3PORT=$((40000 + RANDOM % 20000))
 MOTO_PID=
+SOCAT_PID=
 cleanup() {
   as_pg "$PGBIN/pg_ctl" -D "$W/data" -m immediate stop >/dev/null 2>&1 || true
   [ -n "$MOTO_PID" ] && kill "$MOTO_PID" 2>/dev/null || true
+  [ -n "$SOCAT_PID" ] && kill "$SOCAT_PID" 2>/dev/null || true
   rm -rf "$W"
 }
 trap cleanup EXIT
@@ -64,8 +67,16 @@ printf 'subjectAltName=IP:127.0.0.1\n' > "$W/san"
 openssl x509 -req -in "$W/s3.csr" -CA "$W/ca.pem" -CAkey "$W/ca.key" -CAcreateserial -days 2 \
   -extfile "$W/san" -out "$W/s3.pem" >/dev/null 2>&1
 chmod 644 "$W"/*.pem "$W"/*.key
-moto_server -H 127.0.0.1 -p "$S3PORT" -c "$W/s3.pem" -k "$W/s3.key" >"$W/moto.log" 2>&1 &
+# moto's own server (through the tests' launcher, object requests served concurrently) on
+# plain HTTP, behind socat for TLS: werkzeug ends TLS connections without a close_notify, which
+# pgBackRest's OpenSSL 3 reports as "unexpected eof". Both tools go through the same socat.
+MOTOPORT=$((S3PORT + 1))
+PGDR_MOTO_CONCURRENT=1 python3 crates/testkit/src/moto_launcher.py -H 127.0.0.1 -p "$MOTOPORT" >"$W/moto.log" 2>&1 &
 MOTO_PID=$!
+cat "$W/s3.pem" "$W/s3.key" > "$W/s3both.pem"
+socat OPENSSL-LISTEN:"$S3PORT",bind=127.0.0.1,reuseaddr,fork,cert="$W/s3both.pem",verify=0 \
+  TCP:127.0.0.1:"$MOTOPORT" >"$W/socat.log" 2>&1 &
+SOCAT_PID=$!
 export AWS_ACCESS_KEY_ID=pgdr-bench AWS_SECRET_ACCESS_KEY=pgdr-bench-secret AWS_REGION=us-east-1
 export AWS_ENDPOINT_URL=https://127.0.0.1:$S3PORT SSL_CERT_FILE=$W/ca.pem AWS_CA_BUNDLE=$W/ca.pem
 for _ in $(seq 100); do aws s3 ls >/dev/null 2>&1 && break; sleep 0.2; done
@@ -117,7 +128,7 @@ def timed(cmds):
 
 def setup(tool, r):
     if tool == "wal-archive":
-        run([BIN, "init", "--repo", f"s3://bench/wa{r}"])
+        run([BIN, "init", "--repo", f"s3://bench/wa{r}", "--pgdata", f"{W}/data"])
     else:
         run(PGBR + [f"--repo1-path=/pgbr{r}", "stanza-create"])
 

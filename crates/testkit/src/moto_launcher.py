@@ -9,6 +9,9 @@ with two changes made before it serves anything:
 2. Injected faults: while the file named by PGDR_MOTO_FAULTS holds a number N > 0, the next N
    requests are answered 503 SlowDown (S3's throttling answer) and N is decremented, so tests
    can see retries with backoff and the failure after them against the real server.
+
+make bench (tests/bench/bench-wal-archive-s3.sh) sets PGDR_MOTO_CONCURRENT=1: object requests
+served concurrently, as a real store serves them.
 """
 import os
 import sys
@@ -27,7 +30,9 @@ def _locked_key_response(self, *args, **kwargs):
         return _key_response(self, *args, **kwargs)
 
 
-S3Response.key_response = _locked_key_response
+if os.environ.get("PGDR_MOTO_CONCURRENT") != "1":
+    S3Response.key_response = _locked_key_response
+
 
 _faults_lock = threading.Lock()
 _call = DomainDispatcherApplication.__call__

@@ -98,6 +98,8 @@ pub struct S3Store {
     rt: Arc<Runtime>,
     /// Concurrent part uploads of one object.
     parallel: usize,
+    /// Set once a request found the bucket (then a 404 can only mean a missing object).
+    bucket_seen: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for S3Store {
@@ -157,6 +159,7 @@ impl S3Store {
             s3: Arc::new(s3),
             rt: Arc::new(rt),
             parallel: parallel.max(1),
+            bucket_seen: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -432,6 +435,8 @@ impl Store for S3Store {
         let path = self.path(key);
         match self.block(self.s3.get(&path)) {
             Ok(r) => {
+                self.bucket_seen
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
                 let info = self.info_of(&r.meta);
                 Ok(Some(Object {
                     info,
@@ -445,6 +450,8 @@ impl Store for S3Store {
             Err(object_store::Error::NotFound { source, .. })
                 if !one_line(&source).contains("NoSuchBucket") =>
             {
+                self.bucket_seen
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
                 Ok(None)
             }
             Err(e) => Err(self.fail(format!("cannot read {}", self.locate(key)), e)),
@@ -454,9 +461,12 @@ impl Store for S3Store {
     fn head(&self, key: &Key) -> Result<Option<ObjectInfo>> {
         match self.block(self.s3.head(&self.path(key))) {
             Ok(m) => Ok(Some(self.info_of(&m))),
-            // HEAD has no body: a missing bucket also answers 404, so a listing tells them apart.
+            // HEAD has no body: a missing bucket also answers 404, so unless a request found
+            // the bucket already, a listing tells them apart.
             Err(object_store::Error::NotFound { .. }) => {
-                self.some_keys("", 1)?;
+                if !self.bucket_seen.load(std::sync::atomic::Ordering::Relaxed) {
+                    self.some_keys("", 1)?;
+                }
                 Ok(None)
             }
             Err(e) => Err(self.fail(format!("cannot read {}", self.locate(key)), e)),
