@@ -6,8 +6,7 @@
 //! given to the owner of the root directory, so PostgreSQL (running as that owner) can read
 //! them.
 
-use super::{not_initialised, Created, Key, Listing, Object, ObjectInfo, Staged, Store};
-use pgdr_core::lock::LockGuard;
+use super::{not_initialised, Created, Key, Listing, Lock, Object, ObjectInfo, Staged, Store};
 use pgdr_core::signals::TempFile;
 use pgdr_core::{Context, Error, Result};
 use std::collections::BTreeSet;
@@ -398,12 +397,16 @@ impl Store for LocalStore {
         Ok(())
     }
 
-    fn lock(&self, name: &str, what: &str, wait: Option<Duration>) -> Result<LockGuard> {
+    fn lock(&self, name: &str, what: &str, wait: Option<Duration>) -> Result<Lock> {
         let path = self.path(name);
         let guard = pgdr_core::lock::acquire(&path, what, wait)?;
         // A lock file root made must stay usable by the owner's own runs (its cron).
         self.give_away(&path)?;
-        Ok(guard)
+        Ok(Lock::File(guard))
+    }
+
+    fn kind(&self) -> &'static str {
+        "local"
     }
 }
 

@@ -20,11 +20,16 @@ use std::sync::Mutex;
 pub fn verify(location: &Path) -> Result<VerifyReport> {
     let repo = Repo::open(location)?;
     let s = survey(&repo)?;
-    let progress = Progress::bytes(&format!("verifying {}", location.display()), || {
-        Some(s.stored)
-    });
-    let mut problems = read_back(&repo, &s, &progress);
-    progress.finish();
+    let mut problems = if s.content_read {
+        let progress = Progress::bytes(&format!("verifying {}", location.display()), || {
+            Some(s.stored)
+        });
+        let found = read_back(&repo, &s, &progress);
+        progress.finish();
+        found
+    } else {
+        Vec::new()
+    };
     problems.extend(continuity(&s));
     for (n, why) in &s.unreadable {
         if !problems.iter().any(|p| p.name.as_ref() == Some(n)) {
@@ -45,6 +50,7 @@ pub fn verify(location: &Path) -> Result<VerifyReport> {
         problems,
         temporary_files: s.leftovers.len() as u64,
         unknown_files: s.unknown.clone(),
+        content_verified: s.content_read,
     })
 }
 
