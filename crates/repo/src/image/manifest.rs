@@ -68,10 +68,9 @@ pub struct Manifest {
     pub stored: DateTime<Utc>,
     /// The piece size the files were cut with.
     pub piece_size: u64,
-    /// The user and group names that owned the data directory (a restore as root gives the
-    /// tree to that user).
+    /// The name of the user that owned the data directory (a restore as root gives the tree
+    /// to that user).
     pub owner: String,
-    pub group: String,
     /// The snapshot's metadata as the snapshot tools store it (snap-take's document).
     pub snapshot: serde_json::Value,
     /// Original bytes of every file.
@@ -186,7 +185,6 @@ impl Manifest {
             stored: Utc::now(),
             piece_size: PIECE,
             owner: String::new(),
-            group: String::new(),
             snapshot,
             bytes: 0,
             objects: 0,

@@ -125,7 +125,6 @@ mod tests {
             created: chrono::Utc::now(),
             snapshot: serde_json::json!({"n": name}),
             owner: "postgres".into(),
-            group: "postgres".into(),
             entries: vec![entry("big", &src.join("big")), entry("a", &src.join("a"))],
             parallel: 3,
             wait_lock: None,

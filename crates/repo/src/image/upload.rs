@@ -48,9 +48,8 @@ pub struct Request {
     pub created: DateTime<Utc>,
     /// The snapshot's metadata.
     pub snapshot: serde_json::Value,
-    /// The data directory's owner and group names.
+    /// The name of the data directory's owner.
     pub owner: String,
-    pub group: String,
     pub entries: Vec<SourceEntry>,
     /// Concurrent workers (at least 1).
     pub parallel: usize,
@@ -199,7 +198,6 @@ pub fn upload(
         req.snapshot.clone(),
     );
     m.owner = req.owner.clone();
-    m.group = req.group.clone();
     let mut distinct = std::collections::HashSet::new();
     for (e, p) in req.entries.iter().zip(pieces) {
         let p = p.into_inner().unwrap_or_else(|p| p.into_inner());

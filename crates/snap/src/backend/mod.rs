@@ -18,6 +18,7 @@ pub mod copy;
 pub mod discover;
 pub mod probe;
 pub mod run;
+pub mod view;
 pub mod zfs;
 
 use crate::datadir::Layout;
