@@ -75,6 +75,9 @@ pub struct Args {
     /// offset); unless another target is given, recover to it.
     #[arg(long, value_name = "TIME")]
     pub before: Option<String>,
+    /// Clone the newest snapshot (or image).
+    #[arg(long)]
+    pub latest: bool,
     /// The data directory whose snapshots to use (with --snapshot or --before; needed only
     /// when snapshots of several data directories are found, or for copy snapshots).
     #[arg(long, short = 'D', env = "PGDATA", value_name = "DIR")]
@@ -117,9 +120,14 @@ pub struct Args {
     #[arg(long, value_name = "CMD", conflicts_with = "repo")]
     pub restore_command: Option<String>,
     /// A wal-archive repository: restore_command = 'wal-archive get %f %p --repo DIR
-    /// --prefetch 4' (the next segments decompressed and verified ahead of replay).
-    #[arg(long, value_name = "DIR")]
+    /// --prefetch 4' (the next segments decompressed and verified ahead of replay). With
+    /// --target and no --pgdata, --snapshot-dir, --backend or '-': the image is restored from
+    /// it too.
+    #[arg(long, value_name = "REPO")]
     pub repo: Option<PathBuf>,
+    /// Restoring an image: concurrent transfers.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub parallel: u16,
     /// shared_buffers for the clone (e.g. 2GB; default: the snapshot's setting). Replay
     /// writes out a dirty page for every page it reads once the buffers are full; where
     /// each write is slow (zfs-fuse), buffers that hold the pages the WAL touches make a
@@ -133,10 +141,10 @@ pub struct Args {
     #[arg(long, value_name = "SECONDS", requires = "start")]
     pub wait: Option<f64>,
     /// List every clone.
-    #[arg(long, conflicts_with_all = ["input", "snapshot", "before", "name", "destroy", "start"])]
+    #[arg(long, conflicts_with_all = ["input", "snapshot", "before", "latest", "name", "destroy", "start"])]
     pub list: bool,
     /// Stop and destroy a clone made by snap-clone.
-    #[arg(long, value_name = "CLONE", conflicts_with_all = ["input", "snapshot", "before", "name", "start"])]
+    #[arg(long, value_name = "CLONE", conflicts_with_all = ["input", "snapshot", "before", "latest", "name", "start"])]
     pub destroy: Option<String>,
     /// Wait up to this many seconds for another run on the same clone name.
     #[arg(long, value_name = "SECONDS")]
@@ -173,18 +181,23 @@ fn source(args: &Args) -> Result<Source> {
         args.input.is_some(),
         args.snapshot.is_some(),
         args.before.is_some(),
+        args.latest,
     ];
     match given.iter().filter(|g| **g).count() {
         1 => {}
         0 => {
-            return Err(Error::usage("nothing to clone")
-                .hint("pass --snapshot NAME, --before TIME or '-' (or --list, --destroy CLONE)"))
+            return Err(Error::usage("nothing to clone").hint(
+                "pass --snapshot NAME, --before TIME, --latest or '-' (or --list, --destroy CLONE)",
+            ))
         }
         _ => {
             return Err(Error::usage(
-                "--snapshot, --before and '-' exclude each other",
+                "--snapshot, --before, --latest and '-' exclude each other",
             ))
         }
+    }
+    if args.latest {
+        return Ok(Source::Latest);
     }
     if args.input.is_some() {
         let meta = pgdr_core::doc::read_stdin::<SnapshotMeta>()?;
@@ -246,19 +259,42 @@ fn restore_command(args: &Args) -> Result<Option<String>> {
     let Some(repo) = &args.repo else {
         return Ok(None);
     };
-    let repo = repo
-        .canonicalize()
-        .context(|| format!("cannot use --repo {}", repo.display()))?;
-    if !repo.is_dir() {
-        return Err(
-            Error::failed(format!("cannot use --repo {}", repo.display()))
-                .because("it is not a directory"),
-        );
-    }
+    // An object store's URL is used as it is; a directory by its full path (the server runs
+    // restore_command in the clone's data directory).
+    let remote = repo.to_str().is_some_and(|r| r.contains("://"));
+    let repo = if remote {
+        repo.clone()
+    } else {
+        let canon = repo
+            .canonicalize()
+            .context(|| format!("cannot use --repo {}", repo.display()))?;
+        if !canon.is_dir() {
+            return Err(
+                Error::failed(format!("cannot use --repo {}", repo.display()))
+                    .because("it is not a directory"),
+            );
+        }
+        canon
+    };
     Ok(Some(prepare::wal_archive_command(
         &wal_archive_bin()?,
         &repo,
     )))
+}
+
+/// Whether the clone is restored from an image of --repo: --target is given and nothing
+/// names a local snapshot's place (--pgdata on the command line, --snapshot-dir, --backend,
+/// '-'). PGDATA from the environment does not count: on a host of another region it names
+/// the instance to be, not a source.
+fn from_image(args: &Args) -> bool {
+    let pgdata_given =
+        args.pgdata.is_some() && std::env::var_os("PGDATA").map(PathBuf::from) != args.pgdata;
+    args.repo.is_some()
+        && args.target.is_some()
+        && !pgdata_given
+        && args.snapshot_dir.is_none()
+        && args.backend.is_none()
+        && args.input.is_none()
 }
 
 /// Parses the arguments into one of the three operations, runs it, prints its document.
@@ -299,6 +335,7 @@ pub fn run(args: Args) -> Result<Outcome> {
         ),
         None => None,
     };
+    let image_repo = from_image(&args).then(|| args.repo.clone()).flatten();
     let doc: CloneReport = crate::create::run(&CreateRequest {
         source: src,
         pgdata: args.pgdata,
@@ -315,6 +352,8 @@ pub fn run(args: Args) -> Result<Outcome> {
         wait,
         wait_lock,
         registry,
+        image_repo,
+        parallel: args.parallel.into(),
     })?;
     Outcome::document(&doc)
 }

@@ -404,6 +404,7 @@ impl Backend {
             created: chrono::Utc::now(),
             state: "creating".into(),
             server: None,
+            repository: None,
         };
         if let Err(e) = registry.write(&rec) {
             let _ = self.remove_clone(&rec);
