@@ -94,7 +94,12 @@ impl Region {
     }
 
     fn at(&self, name: &str) -> String {
-        self.marks.iter().find(|(n, _)| *n == name).unwrap().1.clone()
+        self.marks
+            .iter()
+            .find(|(n, _)| *n == name)
+            .unwrap()
+            .1
+            .clone()
     }
 
     fn batch(&mut self) {
@@ -201,7 +206,10 @@ fn manifest_of(repo: &str, name: &str) -> Manifest {
 }
 
 fn pieces(m: &Manifest) -> HashSet<String> {
-    m.files.iter().flat_map(|e| e.pieces.iter().cloned()).collect()
+    m.files
+        .iter()
+        .flat_map(|e| e.pieces.iter().cloned())
+        .collect()
 }
 
 /// Where a piece is stored (a local repository).
@@ -291,7 +299,11 @@ fn zfs_drill_in_another_region() {
     r.batch(); // 4
     r.archive_all();
     let listed = r.list();
-    let images: Vec<_> = listed.snapshots.iter().filter(|s| s.kind == "image").collect();
+    let images: Vec<_> = listed
+        .snapshots
+        .iter()
+        .filter(|s| s.kind == "image")
+        .collect();
     assert_eq!(images.len(), 2, "{listed:?}");
     for i in &images {
         let w = i.window.as_ref().expect("a window");
@@ -333,7 +345,10 @@ fn zfs_drill_in_another_region() {
     assert_eq!(rows(&all), vec![1, 2, 3, 4]);
     let listed = r.clones();
     assert_eq!(listed.clones.len(), 2);
-    assert!(listed.clones.iter().all(|c| c.backend == "image" && c.running));
+    assert!(listed
+        .clones
+        .iter()
+        .all(|c| c.backend == "image" && c.running));
     for name in ["dr", "all"] {
         let gone = r
             .sc()
@@ -359,7 +374,10 @@ fn tools_path() -> std::ffi::OsString {
 /// Pieces of the repository, by key.
 fn stored_pieces(repo: &str) -> HashSet<String> {
     let mut out = HashSet::new();
-    for d in std::fs::read_dir(Path::new(repo).join("images/data")).unwrap().flatten() {
+    for d in std::fs::read_dir(Path::new(repo).join("images/data"))
+        .unwrap()
+        .flatten()
+    {
         for f in std::fs::read_dir(d.path()).unwrap().flatten() {
             let n = f.file_name().to_string_lossy().into_owned();
             if !n.starts_with('.') {
@@ -485,7 +503,12 @@ fn btrfs_kill_and_prune() {
 
     // Retention: a dry run removes nothing and says what would go.
     let only_a: HashSet<String> = pieces(&r.manifest(&a.image))
-        .difference(&pieces(&mb).union(&pieces(&r.manifest(&c.image))).cloned().collect())
+        .difference(
+            &pieces(&mb)
+                .union(&pieces(&r.manifest(&c.image)))
+                .cloned()
+                .collect(),
+        )
         .cloned()
         .collect();
     let dry = tool("snap-prune")
@@ -509,7 +532,11 @@ fn btrfs_kill_and_prune() {
         .env("PATH", tools_path())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let wal: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(wal["bound"], serde_json::json!(b.snapshot.wal_start));
     let names: Vec<String> = r.list().snapshots.into_iter().map(|s| s.snapshot).collect();
@@ -555,7 +582,11 @@ fn copy_pipeline_restored_tree_and_tampering() {
         .env("PATH", tools_path())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let wal: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(wal["tool"], "wal-archive");
     assert_eq!(wal["bound"], serde_json::json!(a.snapshot.wal_start));
@@ -579,7 +610,12 @@ fn copy_pipeline_restored_tree_and_tampering() {
     for e in &r.manifest(&a.image).files {
         let (p, q) = (snapdir.join(&e.path), doc.path.join(&e.path));
         if e.path.starts_with("base/") && q.is_file() {
-            assert_eq!(std::fs::read(&p).unwrap(), std::fs::read(&q).unwrap(), "{}", e.path);
+            assert_eq!(
+                std::fs::read(&p).unwrap(),
+                std::fs::read(&q).unwrap(),
+                "{}",
+                e.path
+            );
             use std::os::unix::fs::PermissionsExt;
             assert_eq!(
                 std::fs::metadata(&p).unwrap().permissions().mode() & 0o7777,
@@ -594,7 +630,13 @@ fn copy_pipeline_restored_tree_and_tampering() {
     // A tampered piece: one line, exit 1, nothing started, the directory removed.
     let m = r.manifest(&b_name);
     // The largest relation file whose first piece no other file shares.
-    let uses = |d: &str| m.files.iter().flat_map(|e| &e.pieces).filter(|p| *p == d).count();
+    let uses = |d: &str| {
+        m.files
+            .iter()
+            .flat_map(|e| &e.pieces)
+            .filter(|p| *p == d)
+            .count()
+    };
     let t_file = m
         .files
         .iter()

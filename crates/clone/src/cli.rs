@@ -24,6 +24,8 @@ Examples:
   snap-clone --pgdata /zpdata01/pg --snapshot pgdr-20260321T090000Z --name all \\
       --recovery-target latest --repo /zpdata02/wal --start
   snap-take --pgdata /zpdata01/pg | snap-clone - --name latest --start
+  snap-clone --repo /backup/pg --before '2026-03-21 17:28:37+08' --target /srv/pg/drill \\
+      --name drill --start
   snap-clone --list
   snap-clone --destroy drill";
 
@@ -61,7 +63,16 @@ directories are a usage error naming them (pass --pgdata). Copy snapshots have n
 system-wide place: they need --pgdata or --snapshot-dir.\n\n\
 A target before a snapshot's consistent point is refused (PostgreSQL would stop with \
 \"requested recovery stop point is before consistent recovery point\"), naming the \
-snapshots that would serve it.",
+snapshots that would serve it.\n\n\
+From an image: with --repo and --target, and none of --pgdata (on the command line; PGDATA \
+from the environment does not count), --snapshot-dir, --backend or '-', the snapshot is an \
+image snap-take --to stored in the repository (--snapshot NAME, --before T or --latest chooses \
+among them as among snapshots). It is restored into --target, a new directory, by --parallel \
+workers, every piece verified against its SHA-256 and the manifest before anything uses it; \
+then the clone is prepared, started and watched as any other, with restore_command reading \
+the same repository. No ZFS pool or btrfs volume of the source is needed: this is how a new \
+instance comes up in another region. A missing or damaged piece fails the run (exit 1) before \
+anything starts, and the directory is removed.",
     after_help = AFTER_HELP
 )]
 pub struct Args {
@@ -361,7 +372,7 @@ pub fn run(args: Args) -> Result<Outcome> {
 pub static MAN: pgdr_core::man::ManExtra = pgdr_core::man::ManExtra {
     exit_status: &[
         (0, "The clone was made (and with --start, recovery reached the target); or --list/--destroy succeeded."),
-        (1, "It failed or was refused (no such snapshot, a target before the snapshot's consistent point, port taken, the server failed or stopped during recovery, --wait ran out, SIGINT/SIGTERM); the server it started was stopped and the clone destroyed. The message ends with the last lines of the server log."),
+        (1, "It failed or was refused (no such snapshot or image, a target before the snapshot's consistent point, a missing or damaged piece of an image, port taken, the server failed or stopped during recovery, --wait ran out, SIGINT/SIGTERM); the server it started was stopped and the clone destroyed (a restored directory removed). The message ends with the last lines of the server log."),
         (2, "Usage error: bad arguments, a document on stdin that is not snap-take's, or (without --pgdata) snapshots of several data directories found."),
         (75, "Another snap-clone run holds the lock of this clone name, or snap-take/snap-prune holds the lock of the data directory's snapshots longer than --wait-lock (default 30 seconds for the latter)."),
     ],
@@ -378,6 +389,7 @@ pub static MAN: pgdr_core::man::ManExtra = pgdr_core::man::ManExtra {
         ("Clone what snap-take just took:", "snap-take --pgdata /zpdata01/pg | snap-clone - --name latest --start"),
         ("Everything the archive has, paused at its end:", "snap-clone --pgdata /zpdata01/pg --snapshot pgdr-20260321T090000Z --name all --recovery-target latest --repo /zpdata02/wal --start"),
         ("Every clone, then remove one:", "snap-clone --list --pretty; snap-clone --destroy drill"),
+        ("A new instance in another region, from the repository alone, as it was at 17:28:37:", "snap-clone --repo s3://dr-region/pg --before '2026-03-21 17:28:37+08' --target /srv/pg/dr --name dr --start"),
     ],
     extra_sections: &[
         (
@@ -387,6 +399,10 @@ pub static MAN: pgdr_core::man::ManExtra = pgdr_core::man::ManExtra {
         (
             "CLONE REGISTRY",
             "The clone registry is per host: every clone has a JSON record in $PGDR_CLONE_DIR (default /var/lib/pgdr/clones): name, snapshot, source data directory, backend and store, location, path, port, socket directory, log, target. Records (and the registry, when root creates it) belong to the clone's data directory owner, so root's clones are the postgres user's too and the other way round; a non-root user where the registry does not exist yet needs it created once by root. NAME.lock beside a record is the per-clone lock, gone when the run ends. snap-prune reads the same registry to skip snapshots that have clones (on ZFS it also skips any snapshot that is a dataset's origin); ZFS clones carry the pgdr:clone property. --destroy refuses a name without a record (creating nothing), a record written by neither root nor the clone's owner, and a ZFS dataset without pgdr:clone.",
+        ),
+        (
+            "IMAGES",
+            "A clone restored from an image is recorded before its directory is made (state creating, with the repository it came from), so a run killed while restoring leaves a clone that --destroy removes; it depends on no snapshot of this host, so snap-prune never skips one for it. As root, the restored tree belongs to the user that owned the source's data directory (named in the image's manifest) when this host has that user, else to the owner of --target's parent directory; run as another user, to that user. The image is chosen when the run starts: an image snap-prune --repo removes during the restore fails it (exit 1, everything removed).",
         ),
         (
             "FILES",
