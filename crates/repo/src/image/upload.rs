@@ -78,6 +78,8 @@ struct Tally {
     sent: u64,
     bytes_sent: u64,
     stored_sent: u64,
+    /// The pieces this run sent (every other piece it references was there already).
+    digests: std::collections::HashSet<[u8; 32]>,
 }
 
 /// Stores `req` as an image, under the repository's images lock. `same` decides whether an
@@ -132,10 +134,11 @@ pub fn upload(
             held.insert(d, o.size);
         }
     }
-    let held_before: std::collections::HashSet<[u8; 32]> = held.keys().copied().collect();
     let compression = repo.compression();
-    let level = repo.settings().compression_level.unwrap_or(1);
-    let level = compression.level(Some(level)).unwrap_or(1);
+    // The repository's settings were checked when it was made (init refuses a bad level).
+    let level = compression
+        .level(repo.settings().compression_level)
+        .unwrap_or(1);
     let units: Vec<(usize, u64)> = req
         .entries
         .iter()
@@ -217,7 +220,8 @@ pub fn upload(
         .iter()
         .map(|d| held.get(d).copied().unwrap_or(0))
         .sum();
-    let reused = distinct.iter().filter(|d| held_before.contains(*d)).count() as u64;
+    let t = tally.into_inner().unwrap_or_else(|p| p.into_inner());
+    let reused = distinct.iter().filter(|d| !t.digests.contains(*d)).count() as u64;
     m.check(&req.name)?;
     if pgdr_core::signals::interrupted() {
         return Err(interrupted());
@@ -228,7 +232,6 @@ pub fn upload(
             .because("another run published a manifest of that name meanwhile")
             .hint("nothing was overwritten"));
     }
-    let t = tally.into_inner().unwrap_or_else(|p| p.into_inner());
     Ok(Uploaded {
         manifest: m,
         already_stored: false,
@@ -324,6 +327,7 @@ fn send_piece(
             t.sent += 1;
             t.bytes_sent += len as u64;
             t.stored_sent += put.stored_bytes;
+            t.digests.insert(digest);
             put.stored_bytes
         }
         // Written meanwhile by someone else (a copy into this repository).
