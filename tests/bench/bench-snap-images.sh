@@ -72,7 +72,7 @@ wait_paused() {
 
 say "btrfs, scale $SCALE: pgbench -i, archiving to wal-archive and pgBackRest"
 truncate -s 8G "$WORK/btrfs.img"
-mkfs.btrfs -q "$WORK/btrfs.img"
+mkfs.btrfs -q "$WORK/btrfs.img" >/dev/null 2>&1
 mkdir -p "$MNT"; mount -o loop "$WORK/btrfs.img" "$MNT"
 btrfs -q subvolume create "$MNT/pg"
 d=$MNT/pg/data
