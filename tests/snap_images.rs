@@ -212,7 +212,7 @@ fn pieces(m: &Manifest) -> HashSet<String> {
         .collect()
 }
 
-/// Where a piece is stored (a local repository).
+/// Where a piece is stored (a local repository: tampering with it needs the file).
 fn piece_path(repo: &str, digest: &str) -> PathBuf {
     Path::new(repo)
         .join("images/data")
@@ -371,21 +371,16 @@ fn tools_path() -> std::ffi::OsString {
     std::env::join_paths(dirs).unwrap()
 }
 
-/// Pieces of the repository, by key.
+/// The pieces the repository holds (their SHA-256), through the repository's own listing.
 fn stored_pieces(repo: &str) -> HashSet<String> {
-    let mut out = HashSet::new();
-    for d in std::fs::read_dir(Path::new(repo).join("images/data"))
+    let r = pgdr_repo::Repo::open(Path::new(repo)).unwrap();
+    r.store()
+        .list(pgdr_repo::image::DATA_PREFIX)
         .unwrap()
-        .flatten()
-    {
-        for f in std::fs::read_dir(d.path()).unwrap().flatten() {
-            let n = f.file_name().to_string_lossy().into_owned();
-            if !n.starts_with('.') {
-                out.insert(n);
-            }
-        }
-    }
-    out
+        .objects
+        .iter()
+        .filter_map(|o| pgdr_repo::image::digest_of(&o.key).map(str::to_string))
+        .collect()
 }
 
 /// Waits until `cond`, failing after a minute.
