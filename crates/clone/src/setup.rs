@@ -26,6 +26,10 @@ fn port_free(port: u16) -> bool {
     }
 }
 
+/// The clone's port: the one given, when free and no clone's; else one the kernel picks.
+///
+/// # Errors
+/// The given port is taken (or 0), or no free port was found.
 pub(crate) fn choose_port(given: Option<u16>, records: &[CloneRecord]) -> Result<u16> {
     let taken_by_clone = |p: u16| {
         records

@@ -46,7 +46,8 @@ milliseconds, pgdr-YYYYmmddTHHMMSS.mmmZ[-LABEL], so two runs never collide.\n\n\
 With --to REPO the snapshot is then stored as an image in a wal-archive repository (the one \
 that archives the cluster's WAL, local or s3://): a file-level copy read from the snapshot, \
 never from the live data directory (a read-only ZFS clone or btrfs snapshot of it, or the \
-copy itself), each file cut into pieces of 8 MiB, every piece compressed and checksummed as the \
+copy itself; of pg_wal only the segments a recovery from it reads: from its wal_start on, \
+recycled ones left out), each file cut into pieces of 8 MiB, every piece compressed and checksummed as the \
 repository stores WAL (and encrypted when the repository is), and a manifest (every file's \
 path, size, mode and the SHA-256 of its pieces) with the snapshot's metadata, so the image \
 alone says what it is and from which WAL it recovers. 'snap-take - --to REPO' stores an \

@@ -2,12 +2,19 @@
 //! (read from a [`crate::backend::view::View`], never from the live directory), with pg_wal
 //! and tablespaces stored as directories whatever links they are, and what PostgreSQL's base
 //! backups leave out left out too (src/backend/backup/basebackup.c, excludeDirContents and
-//! excludeFiles): it describes the running server or is rebuilt at startup.
+//! excludeFiles): it describes the running server or is rebuilt at startup. Of pg_wal, only
+//! the segments a recovery from the snapshot can read are kept: none before its wal_start
+//! (recovery begins at the redo point), none that is not the segment its name says (a
+//! recycled segment waiting for reuse, a preallocated one; xlogrecovery.c ends the WAL at
+//! such a page). Those are most of pg_wal on a busy server, and all in the archive or useless.
 
 use crate::meta::{relink, source_root, SnapshotMeta};
 use pgdr_core::{Context, Error, Result};
+use pgdr_pgformat::page_header;
+use pgdr_pgformat::wal_name::{Kind, WalName};
 use pgdr_repo::image::manifest::{EntryKind, Manifest};
 use pgdr_repo::image::upload::SourceEntry;
+use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -95,6 +102,9 @@ fn walk(
             });
             walk(&p, &child_rel, view_root, meta, out)?;
         } else if ft.is_file() {
+            if rel == "pg_wal" && unread_segment(&n, &p, meta)? {
+                continue;
+            }
             out.push(SourceEntry {
                 path: child_rel,
                 kind: EntryKind::File,
@@ -117,6 +127,32 @@ fn walk(
         // Sockets and fifos are not data.
     }
     Ok(())
+}
+
+/// Whether `name` in pg_wal is a segment no recovery from the snapshot reads: before its
+/// wal_start, or not holding its own pages (recycled or preallocated).
+///
+/// # Errors
+/// It cannot be read.
+fn unread_segment(name: &str, path: &Path, meta: &SnapshotMeta) -> Result<bool> {
+    let Some(w) = WalName::parse(name).filter(|w| w.kind == Kind::Segment) else {
+        return Ok(false);
+    };
+    let size = meta.wal_segment_size;
+    match WalName::parse(&meta.wal_start) {
+        Some(start) if w.fits(size) && w.segno(size) < start.segno(size) => return Ok(true),
+        _ => {}
+    }
+    let mut first = Vec::with_capacity(page_header::LONG_HEADER_LEN);
+    std::fs::File::open(path)
+        .and_then(|f| {
+            f.take(page_header::LONG_HEADER_LEN as u64)
+                .read_to_end(&mut first)
+        })
+        .context(|| format!("cannot read {}", path.display()))?;
+    Ok(page_header::parse(&first)
+        .and_then(|h| page_header::check_against_name(&h, &w))
+        .is_err())
 }
 
 /// pg_wal and the tablespace links are followed: the image holds their contents.
@@ -199,6 +235,18 @@ pub fn is_image_of(m: &Manifest, meta: &SnapshotMeta) -> std::result::Result<(),
 mod tests {
     use super::*;
 
+    /// The first bytes of a PostgreSQL 15 segment whose first page is at `pageaddr`.
+    fn segment_start(pageaddr: u64) -> Vec<u8> {
+        let mut b = vec![0u8; 64];
+        b[0..2].copy_from_slice(&0xD110u16.to_le_bytes());
+        b[2..4].copy_from_slice(&2u16.to_le_bytes());
+        b[4..8].copy_from_slice(&1u32.to_le_bytes());
+        b[8..16].copy_from_slice(&pageaddr.to_le_bytes());
+        b[32..36].copy_from_slice(&(16u32 << 20).to_le_bytes());
+        b[36..40].copy_from_slice(&8192u32.to_le_bytes());
+        b
+    }
+
     #[test]
     fn links_followed_and_contents_left_out() {
         assert!(followed("pg_wal") && followed("pg_tblspc/16384"));
@@ -210,7 +258,13 @@ mod tests {
             std::fs::create_dir_all(data.join(p)).unwrap();
         }
         std::fs::create_dir_all(root.join("wal")).unwrap();
-        std::fs::write(root.join("wal/000000010000000000000001"), b"w").unwrap();
+        let seg = |n: u64| format!("wal/0000000100000000000000{n:02X}");
+        // Before wal_start; wal_start itself; recycled (segment 1's pages); preallocated.
+        std::fs::write(root.join(seg(1)), segment_start(1 << 24)).unwrap();
+        std::fs::write(root.join(seg(2)), segment_start(2 << 24)).unwrap();
+        std::fs::write(root.join(seg(3)), segment_start(1 << 24)).unwrap();
+        std::fs::write(root.join(seg(4)), vec![0u8; 64]).unwrap();
+        std::fs::write(root.join("wal/00000002.history"), b"1\t0/2000000\tx\n").unwrap();
         std::fs::write(data.join("base/1/1259"), b"rel").unwrap();
         std::fs::write(data.join("base/1/pg_internal.init"), b"x").unwrap();
         std::fs::write(data.join("pg_replslot/s/state"), b"x").unwrap();
@@ -223,7 +277,7 @@ mod tests {
             "location": "/s", "pgdata_rel": "data",
             "pg_version": 15, "system_identifier": "1", "timeline": 1,
             "checkpoint_lsn": "0/1000028", "redo_lsn": "0/1000028",
-            "checkpoint_time": "2026-03-21T09:28:00Z", "wal_start": "000000010000000000000001",
+            "checkpoint_time": "2026-03-21T09:28:00Z", "wal_start": "000000010000000000000002",
             "wal_segment_size": 16777216, "method": "atomic", "tool_version": "0.1.0",
             "consistent_at": "2026-03-21T09:28:38Z"
         });
@@ -240,7 +294,8 @@ mod tests {
                 "pg_replslot",
                 "pg_stat_tmp",
                 "pg_wal",
-                "pg_wal/000000010000000000000001"
+                "pg_wal/000000010000000000000002",
+                "pg_wal/00000002.history"
             ]
         );
         assert_eq!(e[6].kind, EntryKind::Dir);
