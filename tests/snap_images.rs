@@ -562,6 +562,25 @@ fn copy_pipeline_restored_tree_and_tampering() {
     r.settle();
     let a = r.image();
     assert!(a.snapshot.backup.is_some(), "backup mode");
+    // A --to that is no repository: refused before a snapshot is taken.
+    let local = || {
+        tool("snap-take")
+            .args(["--list", "--backend", "copy", "--pgdata"])
+            .arg(&r.standby().data)
+            .run()
+            .ok()
+            .document::<SnapshotList>()
+            .snapshots
+            .len()
+    };
+    let before = local();
+    let out = r
+        .take()
+        .args(["--to", "/nonexistent/repo"])
+        .run()
+        .expect_error(1, "snap-take");
+    assert!(out.stderr.contains("not an initialised"), "{}", out.stderr);
+    assert_eq!(local(), before);
     r.batch();
     r.settle();
     // snap-take | snap-take - --to R | snap-prune - --repo R --keep-daily 30 | wal-archive prune -

@@ -158,6 +158,10 @@ pub fn run(args: Args) -> Result<Outcome> {
                 Error::usage("no data directory")
                     .hint("give --pgdata DIR (or set PGDATA), '-' with --to, or --list")
             })?;
+            // A --to that is no repository fails before a snapshot is taken for nothing.
+            if let Some(repo) = &args.to {
+                pgdr_repo::Repo::open(repo)?;
+            }
             crate::cmd::take::run(&TakeRequest {
                 pgdata,
                 backend: args.backend,
