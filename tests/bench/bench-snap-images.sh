@@ -13,7 +13,9 @@
 # (maximum resident set size, /usr/bin/time) of the upload and of the restore is reported;
 # goal <= 256 MiB. Goal for the times: <= 0.5x pgBackRest.
 # Needs root, pgbackrest, btrfs-progs, a release build (PGDR_BIN, default target/release).
-# Knobs: SCALE (64), TX (10000), PARALLEL (4), WAIT (600 s), KEEP=1 (leave it all in place).
+# Every figure is the median of REPEAT runs (default 3), the two tools taking turns.
+# Knobs: SCALE (64), TX (10000), PARALLEL (4), REPEAT (3), WAIT (600 s), KEEP=1 (leave it all
+# in place).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/bench/lib.sh
@@ -22,6 +24,7 @@ PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 SCALE=${SCALE:-64}
 TX=${TX:-10000}
 PARALLEL=${PARALLEL:-4}
+REPEAT=${REPEAT:-3}
 WAIT=${WAIT:-600}
 [ "$(id -u)" = 0 ] || { echo "bench-snap-images: needs root; skipped"; exit 0; }
 command -v pgbackrest >/dev/null || { echo "bench-snap-images: pgbackrest not installed; skipped"; exit 0; }
@@ -84,7 +87,7 @@ mkdir -p "$WORK/pgbr" "$WORK/pgbr-run"; chown postgres: "$WORK/pgbr" "$WORK/pgbr
 cat > "$conf" <<CONF
 [global]
 repo1-path=$WORK/pgbr
-repo1-retention-full=2
+repo1-retention-full=$((REPEAT + 1))
 compress-type=zst
 compress-level=1
 process-max=$PARALLEL
@@ -115,24 +118,42 @@ pg "$PGBIN/pgbench" -i -q -s "$SCALE" -h "$WORK" -p "$PORT" -U postgres postgres
 psqlq "$PORT" checkpoint >/dev/null
 size=$(du -sm "$d" | cut -f1)
 
+# Each measurement is taken REPEAT times, the two tools taking turns, and the median kept:
+# on a shared machine single runs differ by 2x. Repeated images go to fresh repositories
+# (repo.N, each initialised for the cluster); repeated pgBackRest backups go to its one
+# repository.
+median() { printf '%s\n' "$@" | grep -E '^[0-9.]+$' | sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "failed"; else print v[int((NR + 1) / 2)] }'; }
+for i in $(seq 2 "$REPEAT"); do "$BIN/wal-archive" init --repo "$repo.$i" --pgdata "$d" >/dev/null; done
+repo_n() { if [ "$1" = 1 ]; then echo "$repo"; else echo "$repo.$1"; fi; }
+
 # 1. First image vs full backup. The snapshot (btrfs, instant) is taken first and not timed:
 # the image is what is compared.
 snap1=$("$BIN/snap-take" --pgdata "$d")
-t_full=$(run_timed /dev/null "$WORK/rss-full" runuser -u postgres -- pgbackrest --config="$conf" --stanza=b --type=full backup) || t_full=failed
-t_img1=$(echo "$snap1" | run_timed "$WORK/img1.json" "$WORK/rss-img1" "$BIN/snap-take" - --to "$repo" --parallel "$PARALLEL") || t_img1=failed
+full=(); img=()
+for i in $(seq 1 "$REPEAT"); do
+  full+=("$(run_timed /dev/null "$WORK/rss-full" runuser -u postgres -- pgbackrest --config="$conf" --stanza=b --type=full backup || echo failed)")
+  img+=("$(echo "$snap1" | run_timed "$WORK/img1.json" "$WORK/rss-img1" "$BIN/snap-take" - --to "$(repo_n "$i")" --parallel "$PARALLEL" || echo failed)")
+done
+t_full=$(median "${full[@]}"); t_img1=$(median "${img[@]}")
 img1=$(cat "$WORK/img1.json")
-say "first image: $(echo "$img1" | json_num objects) pieces, $(( $(echo "$img1" | json_num stored_bytes) / 1048576 )) MiB stored, $(bench_fmt "$t_img1") s; pgBackRest full: $(bench_fmt "$t_full") s"
+say "first image: $(echo "$img1" | json_num objects) pieces, $(( $(echo "$img1" | json_num stored_bytes) / 1048576 )) MiB stored, ${img[*]} s; pgBackRest full: ${full[*]} s"
 
-# 2. TX transactions, then the second image vs an incremental backup.
+# 2. TX transactions, then the second image vs an incremental backup (the repeats: --type=diff,
+# which after the newest full copies exactly what incr copies).
 PGOPTIONS="-c synchronous_commit=off" pg "$PGBIN/pgbench" -n -c 4 -j 2 -t $((TX / 4)) -h "$WORK" -p "$PORT" -U postgres postgres >/dev/null 2>&1
 psqlq "$PORT" checkpoint >/dev/null
 snap2=$("$BIN/snap-take" --pgdata "$d")
-t_incr=$(run_timed /dev/null "$WORK/rss-incr" runuser -u postgres -- pgbackrest --config="$conf" --stanza=b --type=incr backup) || t_incr=failed
-t_img2=$(echo "$snap2" | run_timed "$WORK/img2.json" "$WORK/rss-img2" "$BIN/snap-take" - --to "$repo" --parallel "$PARALLEL") || t_img2=failed
-img2=$(cat "$WORK/img2.json")
+incr=(); img=()
+for i in $(seq 1 "$REPEAT"); do
+  type=diff; [ "$i" = 1 ] && type=incr
+  incr+=("$(run_timed /dev/null "$WORK/rss-incr" runuser -u postgres -- pgbackrest --config="$conf" --stanza=b --type=$type backup || echo failed)")
+  img+=("$(echo "$snap2" | run_timed "$WORK/img2.$i.json" "$WORK/rss-img2" "$BIN/snap-take" - --to "$(repo_n "$i")" --parallel "$PARALLEL" || echo failed)")
+done
+t_incr=$(median "${incr[@]}"); t_img2=$(median "${img[@]}")
+img2=$(cat "$WORK/img2.1.json")
 name2=$(echo "$img2" | json_field image)
 sent2=$(echo "$img2" | json_num objects_sent)
-say "second image: $sent2 of $(echo "$img2" | json_num objects) pieces sent ($(( $(echo "$img2" | json_num stored_bytes_sent) / 1048576 )) MiB stored), $(bench_fmt "$t_img2") s; pgBackRest incr: $(bench_fmt "$t_incr") s"
+say "second image: $sent2 of $(echo "$img2" | json_num objects) pieces sent ($(( $(echo "$img2" | json_num stored_bytes_sent) / 1048576 )) MiB stored), ${img[*]} s; pgBackRest incr/diff: ${incr[*]} s"
 # A moment after the second image, for the point-in-time rows; then its WAL archived.
 PGOPTIONS="-c synchronous_commit=off" pg "$PGBIN/pgbench" -n -c 4 -j 2 -t $((TX / 4)) -h "$WORK" -p "$PORT" -U postgres postgres >/dev/null 2>&1
 sleep 1
@@ -145,45 +166,58 @@ pg "$PGBIN/pg_ctl" -D "$d" -m fast -w stop >/dev/null
 sync
 
 # 3. Restore into a new directory (on the repositories' disk), nothing started.
-t_rest=$(run_timed "$WORK/rest.json" "$WORK/rss-rest" "$BIN/snap-clone" --repo "$repo" --snapshot "$name2" \
-  --target "$WORK/restore" --name restore --parallel "$PARALLEL") || t_rest=failed
-"$BIN/snap-clone" --destroy restore >/dev/null 2>&1 || true
+rest=(); brrest=()
 br=$WORK/br-restore
-mkdir -p "$br"; chown postgres: "$br"; chmod 700 "$br"
-t_brrest=$(run_timed /dev/null "$WORK/rss-brrest" runuser -u postgres -- pgbackrest --config="$conf" --stanza=b --pg1-path="$br" restore) || t_brrest=failed
-rm -rf "$br"
+for i in $(seq 1 "$REPEAT"); do
+  rest+=("$(run_timed "$WORK/rest.json" "$WORK/rss-rest" "$BIN/snap-clone" --repo "$repo" --snapshot "$name2" \
+    --target "$WORK/restore" --name restore --parallel "$PARALLEL" || echo failed)")
+  "$BIN/snap-clone" --destroy restore >/dev/null 2>&1 || true
+  mkdir -p "$br"; chown postgres: "$br"; chmod 700 "$br"
+  brrest+=("$(run_timed /dev/null "$WORK/rss-brrest" runuser -u postgres -- pgbackrest --config="$conf" --stanza=b --pg1-path="$br" restore || echo failed)")
+  rm -rf "$br"
+done
+t_rest=$(median "${rest[@]}"); t_brrest=$(median "${brrest[@]}")
+say "restore: ${rest[*]} s; pgBackRest: ${brrest[*]} s"
 
 # 4. A clone at T from the repository, started and paused, vs restore --type=time + start.
-t_pitr=failed
-if out=$(run_timed "$WORK/pitr.json" "$WORK/rss-pitr" "$BIN/snap-clone" --repo "$repo" --before "$T" \
-    --target "$WORK/pitr" --name pitr --parallel "$PARALLEL" --start --wait "$WAIT"); then
-  t_pitr=$out
-  j=$(cat "$WORK/pitr.json")
-  if [ "$(psqlq "$(echo "$j" | json_num port)" "select to_regclass('after_t') is null" "$(echo "$j" | json_field socket_dir)")" != t ]; then
-    say "the clone at T has a table created after T"; t_pitr=failed
-  fi
-fi
-"$BIN/snap-clone" --destroy pitr >/dev/null 2>&1 || true
+pitr=(); brpitr=()
 bp=$WORK/br-pitr
-t_brpitr=failed
-mkdir -p "$bp"; chown postgres: "$bp"; chmod 700 "$bp"
-a=$(now)
-if pg pgbackrest --config="$conf" --stanza=b --pg1-path="$bp" --type=time "--target=$T" --target-action=pause \
-    "--recovery-option=restore_command=pgbackrest --config=$conf --stanza=b --pg1-path=$bp archive-get %f \"%p\"" restore >/dev/null; then
-  printf "port = %d\narchive_mode = off\n" "$RPORT" >> "$bp/postgresql.auto.conf"
-  if pg "$PGBIN/pg_ctl" -D "$bp" -l "$WORK/log-br" -w -t "$WAIT" start >/dev/null 2>&1 && wait_paused "$RPORT" "$WORK" "$bp"; then
-    t_brpitr=$(secs "$a" "$(now)")
+for i in $(seq 1 "$REPEAT"); do
+  t=failed
+  if t=$(run_timed "$WORK/pitr.json" "$WORK/rss-pitr" "$BIN/snap-clone" --repo "$repo" --before "$T" \
+      --target "$WORK/pitr" --name pitr --parallel "$PARALLEL" --start --wait "$WAIT"); then
+    j=$(cat "$WORK/pitr.json")
+    if [ "$(psqlq "$(echo "$j" | json_num port)" "select to_regclass('after_t') is null" "$(echo "$j" | json_field socket_dir)")" != t ]; then
+      say "the clone at T has a table created after T"; t=failed
+    fi
   else
-    say "pgbackrest restore --type=time did not pause: $(tail -n 3 "$WORK/log-br" 2>/dev/null)"
+    t=failed
   fi
-fi
-pg "$PGBIN/pg_ctl" -D "$bp" -m immediate -w stop >/dev/null 2>&1 || true
-rm -rf "$bp"
+  pitr+=("$t")
+  "$BIN/snap-clone" --destroy pitr >/dev/null 2>&1 || true
+  t=failed
+  mkdir -p "$bp"; chown postgres: "$bp"; chmod 700 "$bp"
+  a=$(now)
+  if pg pgbackrest --config="$conf" --stanza=b --pg1-path="$bp" --type=time "--target=$T" --target-action=pause \
+      "--recovery-option=restore_command=pgbackrest --config=$conf --stanza=b --pg1-path=$bp archive-get %f \"%p\"" restore >/dev/null; then
+    printf "port = %d\narchive_mode = off\n" "$RPORT" >> "$bp/postgresql.auto.conf"
+    if pg "$PGBIN/pg_ctl" -D "$bp" -l "$WORK/log-br" -w -t "$WAIT" start >/dev/null 2>&1 && wait_paused "$RPORT" "$WORK" "$bp"; then
+      t=$(secs "$a" "$(now)")
+    else
+      say "pgbackrest restore --type=time did not pause: $(tail -n 3 "$WORK/log-br" 2>/dev/null)"
+    fi
+  fi
+  brpitr+=("$t")
+  pg "$PGBIN/pg_ctl" -D "$bp" -m immediate -w stop >/dev/null 2>&1 || true
+  rm -rf "$bp"
+done
+t_pitr=$(median "${pitr[@]}"); t_brpitr=$(median "${brpitr[@]}")
+say "clone at T: ${pitr[*]} s; pgBackRest: ${brpitr[*]} s"
 
 up=$(mib "$WORK/rss-img1"); up2=$(mib "$WORK/rss-img2"); rest=$(mib "$WORK/rss-rest")
 peak=$(printf '%s\n' "$up" "$up2" "$rest" | sort -n | tail -1)
 echo
-echo "snapshot images, btrfs source, local repositories, scale $SCALE ($size MB), --parallel $PARALLEL, seconds (pgBackRest: zst 1, process-max $PARALLEL)"
+echo "snapshot images, btrfs source, local repositories, scale $SCALE ($size MB), --parallel $PARALLEL, median seconds of $REPEAT (pgBackRest: zst 1, process-max $PARALLEL)"
 printf '%-46s %10s %10s %8s\n' measurement pgdr pgbackrest ratio
 row() {
   printf '%-46s %10s %10s %8s\n' "$1" "$(bench_fmt "$2")" "$(bench_fmt "$3")" "$(bench_ratio "$2" "$3")"
