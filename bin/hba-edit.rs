@@ -3,5 +3,6 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
+    pgdr_docgen::register();
     pgdr_hba::cli::main()
 }

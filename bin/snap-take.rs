@@ -1,3 +1,4 @@
 fn main() -> std::process::ExitCode {
+    pgdr_docgen::register();
     pgdr_snap::cli_take::main()
 }

@@ -2,9 +2,11 @@
 //! set → reload → pg_settings, check, and bad inputs that must change nothing. `show` against
 //! each major's own `pg_file_settings` on every fixture: tests/majors.rs (helpers in
 //! tests/oracle).
+//!
+//! Past 600 lines: one test per behaviour against a real server, with the helpers they share.
 
+use pgdr_conf::doc::{ChangeReport, CheckReport, GetReport, ShowReport};
 use pgdr_testkit::{tool, Cluster};
-use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -72,7 +74,7 @@ fn auto_set_is_byte_identical_to_alter_system() {
             .args(*args)
             .run()
             .ok();
-        assert_eq!(out.json()["changed"], true, "{sql}");
+        assert!(out.document::<ChangeReport>().changed, "{sql}");
         let want = std::fs::read_to_string(&auto).unwrap();
         let got = std::fs::read_to_string(&copy).unwrap();
         assert_eq!(got, want, "after {sql}");
@@ -84,7 +86,7 @@ fn auto_set_is_byte_identical_to_alter_system() {
         .args(["--auto", "set", "archive_mode=off"])
         .run()
         .ok();
-    assert_eq!(out.json()["changed"], false);
+    assert!(!out.document::<ChangeReport>().changed);
     // The library API gives the same bytes.
     let before = std::fs::read_to_string(&auto).unwrap();
     c.execute("ALTER SYSTEM SET recovery_target_action = 'pause'");
@@ -115,14 +117,11 @@ fn set_reload_get_round_trip() {
         .arg(c.conninfo())
         .run()
         .ok();
-    let doc = out.json();
-    assert_eq!(doc["changed"], true);
-    assert_eq!(doc["reload"]["errors"], serde_json::json!([]), "{doc}");
-    assert_eq!(
-        doc["reload"]["pending_restart"],
-        serde_json::json!([]),
-        "{doc}"
-    );
+    let doc: ChangeReport = out.document();
+    assert!(doc.changed);
+    let reload = doc.reload.as_ref().unwrap();
+    assert_eq!(reload.errors, [], "{doc:?}");
+    assert!(reload.pending_restart.is_empty(), "{doc:?}");
     let after = std::fs::read_to_string(&conf).unwrap();
     // Untouched lines keep their bytes: only lines that mention the names changed.
     let changed: Vec<_> = before
@@ -145,9 +144,9 @@ fn set_reload_get_round_trip() {
         ])
         .run()
         .ok()
-        .json();
-    let s = &get["settings"];
-    assert_eq!(s["nonexistent.param"], Value::Null);
+        .document::<GetReport>();
+    let s = &get.settings;
+    assert_eq!(s["nonexistent.param"], None);
     for (name, want) in [
         ("work_mem", "12MB"),
         ("application_name", "it's # x"),
@@ -155,7 +154,7 @@ fn set_reload_get_round_trip() {
         ("statement_timeout", "1.5min"),
         ("listen_addresses", "127.0.0.1"),
     ] {
-        assert_eq!(s[name]["value"], want, "{name}");
+        assert_eq!(s[name].as_ref().unwrap().value, want, "{name}");
     }
     // What the server now reports.
     assert_eq!(c.query_value("SHOW work_mem").as_deref(), Some("12MB"));
@@ -179,11 +178,11 @@ fn set_reload_get_round_trip() {
         .arg(c.conninfo())
         .run()
         .ok()
-        .json();
+        .document::<ChangeReport>();
     assert_eq!(
-        doc["reload"]["pending_restart"],
-        serde_json::json!(["max_connections"]),
-        "{doc}"
+        doc.reload.as_ref().unwrap().pending_restart,
+        ["max_connections"],
+        "{doc:?}"
     );
     // unset comments the line out; after reload the default is back.
     tool(TOOL)
@@ -237,12 +236,11 @@ fn check_with_and_without_a_connection() {
         .arg(c.conninfo())
         .run()
         .expect_code(1);
-    let doc = out.json();
-    let problems: Vec<String> = doc["problems"]
-        .as_array()
-        .unwrap()
+    let doc: CheckReport = out.document();
+    let problems: Vec<String> = doc
+        .problems
         .iter()
-        .map(|p| p["name"].as_str().unwrap_or("").to_string())
+        .map(|p| p.name.clone().unwrap_or_default())
         .collect();
     assert_eq!(
         problems,
@@ -253,7 +251,7 @@ fn check_with_and_without_a_connection() {
             "wal_level",
             "max_connections"
         ],
-        "{doc}"
+        "{doc:?}"
     );
     std::fs::write(&f, "fsync = o\nwork_mem = 1mb\nwal_level = bogus\nmax_connections = 0\nshared_buffers = 32MB\nrandom_page_cost = 2\n").unwrap();
     let doc = tool(TOOL)
@@ -264,24 +262,19 @@ fn check_with_and_without_a_connection() {
         .arg(c.conninfo())
         .run()
         .expect_code(1)
-        .json();
-    let mut problems: Vec<String> = doc["problems"]
-        .as_array()
-        .unwrap()
+        .document::<CheckReport>();
+    let mut problems: Vec<String> = doc
+        .problems
         .iter()
-        .map(|p| p["name"].as_str().unwrap().to_string())
+        .map(|p| p.name.clone().unwrap())
         .collect();
     problems.sort();
     assert_eq!(
         problems,
         vec!["fsync", "max_connections", "wal_level", "work_mem"],
-        "{doc}"
+        "{doc:?}"
     );
-    assert_eq!(
-        doc["needs_restart"],
-        serde_json::json!(["shared_buffers"]),
-        "{doc}"
-    );
+    assert_eq!(doc.needs_restart, ["shared_buffers"], "{doc:?}");
     // Offline: the server binary itself reads the files, as the data directory's owner.
     let conf = c.data.join("postgresql.conf");
     let good = tool(TOOL)
@@ -290,9 +283,9 @@ fn check_with_and_without_a_connection() {
         .arg("check")
         .run()
         .ok()
-        .json();
-    assert_eq!(good["ok"], true, "{good}");
-    assert_eq!(good["server_check"]["ran"], true, "{good}");
+        .document::<CheckReport>();
+    assert!(good.ok, "{good:?}");
+    assert!(good.server_check.as_ref().unwrap().ran, "{good:?}");
     let original = std::fs::read(&conf).unwrap();
     let mut bad = original.clone();
     bad.extend_from_slice(b"wal_level = bogus\n");
@@ -303,12 +296,15 @@ fn check_with_and_without_a_connection() {
         .arg("check")
         .run()
         .expect_code(1)
-        .json();
+        .document::<CheckReport>();
     std::fs::write(&conf, &original).unwrap();
-    assert!(doc["problems"].to_string().contains("bogus"), "{doc}");
     assert!(
-        !doc["server_check"]["errors"].as_array().unwrap().is_empty(),
-        "{doc}"
+        doc.problems.iter().any(|p| p.problem.contains("bogus")),
+        "{doc:?}"
+    );
+    assert!(
+        !doc.server_check.as_ref().unwrap().errors.is_empty(),
+        "{doc:?}"
     );
 }
 
@@ -388,31 +384,28 @@ fn bad_inputs_change_nothing() {
     // A syntax error in the file: set refuses, show reports it.
     std::fs::write(&conf, "work_mem = 4MB\nlisten_addresses = *\n").unwrap();
     run(&["set", "work_mem=8MB"]).expect_error(1, TOOL);
-    let doc = run(&["show"]).ok().json();
-    assert_eq!(doc["errors"][0]["line"], 2);
+    let doc: ShowReport = run(&["show"]).ok().document();
+    assert_eq!(doc.errors[0].line, Some(2));
     // --dry-run and --backup.
     std::fs::write(&conf, "work_mem = 4MB # c\n").unwrap();
-    let doc = run(&["set", "work_mem=8MB", "--dry-run"]).ok().json();
+    let doc: ChangeReport = run(&["set", "work_mem=8MB", "--dry-run"]).ok().document();
     assert!(
-        doc["diff"]
-            .as_str()
-            .unwrap()
-            .contains("+work_mem = 8MB # c"),
-        "{doc}"
+        doc.diff.as_deref().unwrap().contains("+work_mem = 8MB # c"),
+        "{doc:?}"
     );
     assert_eq!(
         std::fs::read_to_string(&conf).unwrap(),
         "work_mem = 4MB # c\n"
     );
-    let doc = run(&["set", "work_mem=8MB", "--backup"]).ok().json();
-    let bak = doc["backups"][0].as_str().unwrap();
+    let doc: ChangeReport = run(&["set", "work_mem=8MB", "--backup"]).ok().document();
+    let bak = &doc.backups[0];
     assert_eq!(
         std::fs::read_to_string(bak).unwrap(),
         "work_mem = 4MB # c\n"
     );
     // Idempotent.
-    let doc = run(&["set", "work_mem=8MB"]).ok().json();
-    assert_eq!(doc["changed"], false);
+    let doc: ChangeReport = run(&["set", "work_mem=8MB"]).ok().document();
+    assert!(!doc.changed);
     // Secrets are masked.
     run(&["set", "primary_conninfo=host=p user=r password=s3cret"]).ok();
     let out = run(&["get", "primary_conninfo"]).ok();
@@ -420,5 +413,336 @@ fn bad_inputs_change_nothing() {
         !out.stdout.contains("s3cret") && out.stdout.contains("********"),
         "{}",
         out.stdout
+    );
+}
+
+/// Issue 18, item 2: a value shown masked is never written back (`get | apply` between two
+/// data directories); with --show-secrets it is.
+#[test]
+fn masked_values_are_not_written_back() {
+    let d = tempfile::tempdir().unwrap();
+    let (x, y) = (d.path().join("x"), d.path().join("y"));
+    std::fs::create_dir_all(&x).unwrap();
+    std::fs::create_dir_all(&y).unwrap();
+    tool(TOOL)
+        .arg("-D")
+        .arg(&x)
+        .args([
+            "--auto",
+            "set",
+            "primary_conninfo=host=p user=r password=s3cret",
+        ])
+        .run()
+        .ok();
+    let got = tool(TOOL)
+        .arg("-D")
+        .arg(&x)
+        .args(["--auto", "get", "primary_conninfo"])
+        .run()
+        .ok();
+    let doc: GetReport = got.document();
+    let s = doc.settings["primary_conninfo"].as_ref().unwrap();
+    assert!(s.masked, "{doc:?}");
+    assert_eq!(s.value, "host=p user=r password=********");
+    let out = tool(TOOL)
+        .arg("-D")
+        .arg(&y)
+        .args(["--auto", "apply", "-"])
+        .stdin(got.stdout)
+        .run()
+        .expect_error(1, TOOL);
+    assert!(out.stderr.contains("primary_conninfo"), "{}", out.stderr);
+    assert!(!y.join("postgresql.auto.conf").exists());
+    // show's document carries the flag too.
+    let shown = tool(TOOL)
+        .arg("-D")
+        .arg(&x)
+        .args(["--auto", "show"])
+        .run()
+        .ok();
+    let doc: ShowReport = shown.document();
+    assert!(doc.settings["primary_conninfo"].masked);
+    assert!(doc.entries.iter().any(|e| e.masked));
+    tool(TOOL)
+        .arg("-D")
+        .arg(&y)
+        .args(["--auto", "apply", "-"])
+        .stdin(shown.stdout)
+        .run()
+        .expect_error(1, TOOL);
+    // The producer shows the secret: copied as it is.
+    let clear = tool(TOOL)
+        .arg("-D")
+        .arg(&x)
+        .args(["--auto", "--show-secrets", "get", "primary_conninfo"])
+        .run()
+        .ok();
+    assert!(
+        !clear.document::<GetReport>().settings["primary_conninfo"]
+            .as_ref()
+            .unwrap()
+            .masked
+    );
+    tool(TOOL)
+        .arg("-D")
+        .arg(&y)
+        .args(["--auto", "apply", "-"])
+        .stdin(clear.stdout)
+        .run()
+        .ok();
+    assert!(std::fs::read_to_string(y.join("postgresql.auto.conf"))
+        .unwrap()
+        .contains("password=s3cret"));
+}
+
+/// Issue 18, item 3: --reload is one transaction: it connects before writing, a value the
+/// server refuses (before or after the write) leaves every byte as it was, a restart-only
+/// change is pending and not an error, and only what the server applied is reported applied.
+#[test]
+fn reload_is_a_transaction() {
+    let c = Cluster::start();
+    let conf = c.data.join("postgresql.conf");
+    let auto = c.data.join("postgresql.auto.conf");
+    let dsn = c.conninfo();
+    let set = |args: &[&str]| {
+        tool(TOOL)
+            .arg("-D")
+            .arg(&c.data)
+            .arg("set")
+            .args(args)
+            .args(["--reload", "-d", &dsn])
+            .run()
+    };
+    let before = std::fs::read(&conf).unwrap();
+    let work_mem = c.query_value("SHOW work_mem");
+    // A closed port: nothing written.
+    let closed = format!(
+        "host=127.0.0.1 port={} user=postgres dbname=postgres",
+        pgdr_testkit::free_port()
+    );
+    let out = tool(TOOL)
+        .arg("-D")
+        .arg(&c.data)
+        .args(["set", "work_mem=8MB", "--reload", "-d", &closed])
+        .run()
+        .expect_error(1, TOOL);
+    assert!(out.stderr.contains("cannot connect"), "{}", out.stderr);
+    assert_eq!(std::fs::read(&conf).unwrap(), before);
+    // A bad enum is refused before writing (pg_settings says so).
+    let out = set(&["work_mem=64MB", "wal_level=replcia"]).expect_error(1, TOOL);
+    assert!(out.stderr.contains("replcia"), "{}", out.stderr);
+    assert_eq!(std::fs::read(&conf).unwrap(), before);
+    // A time zone only the server can judge: written, rejected by the server, put back.
+    let out =
+        set(&["work_mem=64MB", "log_timezone=Mars/Olympus", "--backup"]).expect_error(1, TOOL);
+    assert!(out.stderr.contains("log_timezone"), "{}", out.stderr);
+    assert_eq!(std::fs::read(&conf).unwrap(), before, "not put back");
+    assert_eq!(c.query_value("SHOW work_mem"), work_mem);
+    let baks: Vec<_> = std::fs::read_dir(&c.data)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".bak"))
+        .collect();
+    assert!(baks.is_empty(), "{baks:?}");
+    // A restart-only change waits for a restart and is no error.
+    let doc: ChangeReport = set(&["wal_level=logical"]).ok().document();
+    let r = doc.reload.unwrap();
+    assert!(
+        r.pending_restart.contains(&"wal_level".to_string()),
+        "{r:?}"
+    );
+    assert!(r.errors.is_empty(), "{r:?}");
+    assert!(r.applied.iter().all(|a| a.name != "wal_level"), "{r:?}");
+    // postgresql.auto.conf overrides work_mem: not applied, and says why.
+    c.execute("ALTER SYSTEM SET work_mem = '3MB'");
+    let doc: ChangeReport = set(&["work_mem=5MB", "maintenance_work_mem=70MB"])
+        .ok()
+        .document();
+    let r = doc.reload.unwrap();
+    assert_eq!(
+        r.applied
+            .iter()
+            .map(|a| a.name.as_str())
+            .collect::<Vec<_>>(),
+        ["maintenance_work_mem"],
+        "{r:?}"
+    );
+    assert_eq!(r.not_applied[0].name, "work_mem");
+    assert!(
+        r.not_applied[0]
+            .reason
+            .contains(&auto.display().to_string()),
+        "{r:?}"
+    );
+    assert_eq!(
+        c.query_value("SHOW maintenance_work_mem").as_deref(),
+        Some("70MB")
+    );
+    // Without -d, the PG* environment.
+    let doc: ChangeReport = tool(TOOL)
+        .arg("-D")
+        .arg(&c.data)
+        .args(["--auto", "unset", "work_mem", "--reload"])
+        .env("PGHOST", &c.sockdir)
+        .env("PGPORT", c.port.to_string())
+        .env("PGUSER", "postgres")
+        .env("PGDATABASE", "postgres")
+        .run()
+        .ok()
+        .document();
+    assert!(doc.reload.unwrap().reloaded);
+    assert_eq!(c.query_value("SHOW work_mem").as_deref(), Some("5MB"));
+    // A file the server does not read: refused before writing.
+    let d = tempfile::tempdir().unwrap();
+    let other = d.path().join("other.conf");
+    std::fs::write(&other, "work_mem = 1MB\n").unwrap();
+    tool(TOOL)
+        .arg("-f")
+        .arg(&other)
+        .args(["set", "work_mem=2MB", "--reload", "-d", &dsn])
+        .run()
+        .expect_error(1, TOOL);
+    assert_eq!(std::fs::read_to_string(&other).unwrap(), "work_mem = 1MB\n");
+}
+
+/// Issue 18, item 4: without a server, the server binary checks names and values (enums
+/// too), as the postgres user, not root; what it cannot check is unchecked, never OK; and
+/// --auto set refuses what ALTER SYSTEM refuses.
+#[test]
+fn values_are_checked_by_the_server_binary_without_a_server() {
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("candidate.conf");
+    std::fs::write(
+        &f,
+        "wal_level = bogus\narchive_mode = maybe\ndynamic_shared_memory_type = windows\nwork_mem = 64MB\nmax_wal_senders = 10\n",
+    )
+    .unwrap();
+    let doc: CheckReport = tool(TOOL)
+        .arg("-f")
+        .arg(&f)
+        .arg("check")
+        .run()
+        .expect_code(1)
+        .document();
+    let mut names: Vec<String> = doc.problems.iter().filter_map(|p| p.name.clone()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["archive_mode", "dynamic_shared_memory_type", "wal_level"],
+        "{doc:?}"
+    );
+    assert!(doc.unchecked.is_empty(), "{doc:?}");
+    let sc = doc.server_check.unwrap();
+    assert!(sc.ran);
+    assert_ne!(sc.run_as.as_deref(), Some("root"));
+    assert_eq!(doc.pg_version, Some(15));
+    // An unknown name and the values after it.
+    std::fs::write(&f, "nosuch_param = 1\nfsync = maybe\nwork_mem = 64MB\n").unwrap();
+    let doc: CheckReport = tool(TOOL)
+        .arg("-f")
+        .arg(&f)
+        .arg("check")
+        .run()
+        .expect_code(1)
+        .document();
+    let names: Vec<String> = doc.problems.iter().filter_map(|p| p.name.clone()).collect();
+    assert_eq!(names, ["nosuch_param", "fsync"], "{doc:?}");
+    assert_eq!(doc.problems[1].line, Some(2));
+    // A good file is ok.
+    std::fs::write(&f, "work_mem = 64MB\nwal_level = logical\n").unwrap();
+    let doc: CheckReport = tool(TOOL)
+        .arg("-f")
+        .arg(&f)
+        .arg("check")
+        .run()
+        .ok()
+        .document();
+    assert!(doc.ok && doc.problems.is_empty(), "{doc:?}");
+    // A version whose binary is not here: nothing is called fine.
+    let doc: CheckReport = tool(TOOL)
+        .arg("-f")
+        .arg(&f)
+        .args(["--pg-version", "9", "check"])
+        .run()
+        .expect_code(1)
+        .document();
+    assert!(!doc.ok);
+    assert_eq!(
+        doc.unchecked
+            .iter()
+            .map(|u| u.name.as_str())
+            .collect::<Vec<_>>(),
+        ["work_mem", "wal_level"],
+        "{doc:?}"
+    );
+    // set and --auto set refuse what ALTER SYSTEM refuses; nothing is written.
+    let data = d.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let out = tool(TOOL)
+        .arg("-D")
+        .arg(&data)
+        .args(["--auto", "set", "wal_level=bogus"])
+        .run()
+        .expect_error(1, TOOL);
+    assert!(out.stderr.contains("wal_level"), "{}", out.stderr);
+    assert!(!data.join("postgresql.auto.conf").exists());
+    tool(TOOL)
+        .arg("-f")
+        .arg(&f)
+        .args(["set", "archive_mode=maybe"])
+        .run()
+        .expect_error(1, TOOL);
+    assert_eq!(
+        std::fs::read_to_string(&f).unwrap(),
+        "work_mem = 64MB\nwal_level = logical\n"
+    );
+    let doc: ChangeReport = tool(TOOL)
+        .arg("-D")
+        .arg(&data)
+        .args(["--auto", "set", "wal_level=logical"])
+        .run()
+        .ok()
+        .document();
+    assert!(doc.changed && doc.unchecked.is_empty(), "{doc:?}");
+}
+
+/// Issue 18, item 5: an apply that would leave the file without any setting is refused
+/// without --allow-empty.
+#[test]
+fn apply_that_empties_the_file_needs_allow_empty() {
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src.conf");
+    std::fs::write(&src, "# nothing set here\n").unwrap();
+    let dst = d.path().join("dst.conf");
+    std::fs::write(&dst, "work_mem = 4MB\nport = 5433\n").unwrap();
+    let got = tool(TOOL)
+        .arg("-f")
+        .arg(&src)
+        .args(["get", "work_mem", "port"])
+        .run()
+        .ok()
+        .stdout;
+    let out = tool(TOOL)
+        .arg("-f")
+        .arg(&dst)
+        .args(["apply", "-"])
+        .stdin(got.clone())
+        .run()
+        .expect_error(1, TOOL);
+    assert!(out.stderr.contains("--allow-empty"), "{}", out.stderr);
+    assert_eq!(
+        std::fs::read_to_string(&dst).unwrap(),
+        "work_mem = 4MB\nport = 5433\n"
+    );
+    tool(TOOL)
+        .arg("-f")
+        .arg(&dst)
+        .args(["apply", "-", "--allow-empty"])
+        .stdin(got)
+        .run()
+        .ok();
+    assert_eq!(
+        std::fs::read_to_string(&dst).unwrap(),
+        "#work_mem = 4MB\n#port = 5433\n"
     );
 }

@@ -1,9 +1,14 @@
 //! hba-edit against a real PostgreSQL: real connections are the oracle for `match`, and
 //! `--reload` is exercised on a running server. `list` and `check` against each major's own
 //! `pg_hba_file_rules` on the whole corpus: tests/majors.rs (helpers in tests/oracle).
+//!
+//! Past 600 lines: one test per behaviour against a real server, with the connection oracle
+//! they share.
 
+use pgdr_hba::doc::{
+    AddAction, AddReport, ApplyReport, CheckReport, HbaList, MatchReport, RemoveReport, RuleDoc,
+};
 use pgdr_testkit::{tool, Cluster};
-use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -147,9 +152,9 @@ host    postgres    all         samehost                password
         let member = members.get(user).copied();
         let member_arg = member.unwrap_or("");
         args.extend(["--member-of", member_arg]);
-        let m = hba(&args).ok().json();
+        let m: MatchReport = hba(&args).ok().document();
         let ctx = format!("{host} {db} {user}: server ok={ok} {err} log={log}");
-        assert_eq!(m["decided"], true, "{ctx}: {m}");
+        assert!(m.decided, "{ctx}: {m:?}");
         if ok {
             // "connection authenticated: identity=... method=password (FILE:LINE)"
             let line: i64 = log
@@ -157,12 +162,20 @@ host    postgres    all         samehost                password
                 .find_map(|l| l.split("pg_hba.conf:").nth(1))
                 .and_then(|t| t.trim_end_matches(')').parse().ok())
                 .unwrap_or_else(|| panic!("{ctx}: no line in the server log"));
-            assert_eq!(m["match"]["line"].as_i64(), Some(line), "{ctx}: {m}");
+            assert_eq!(
+                m.matched.as_ref().map(|r| r.line as i64),
+                Some(line),
+                "{ctx}: {m:?}"
+            );
         } else if err.contains("rejects connection") {
-            assert_eq!(m["match"]["method"], "reject", "{ctx}: {m}");
+            assert_eq!(
+                m.matched.as_ref().map(|r| r.method.as_ref()),
+                Some("reject"),
+                "{ctx}: {m:?}"
+            );
         } else {
             assert!(err.contains("no pg_hba.conf entry"), "{ctx}");
-            assert!(m["match"].is_null(), "{ctx}: {m}");
+            assert!(m.matched.is_none(), "{ctx}: {m:?}");
         }
     }
     // Without --member-of, +grp depends on membership.
@@ -178,9 +191,9 @@ host    postgres    all         samehost                password
         "carol",
     ])
     .ok()
-    .json();
-    assert_eq!(m["decided"], false, "{m}");
-    assert_eq!(m["depends_on"][0]["line"], 4, "{m}");
+    .document::<MatchReport>();
+    assert!(!m.decided, "{m:?}");
+    assert_eq!(m.depends_on[0].line, 4, "{m:?}");
 }
 
 #[test]
@@ -213,6 +226,7 @@ fn reload_puts_the_previous_file_back_when_the_server_rejects_it() {
         "--option",
         "scope=openid",
         "--reload",
+        "--backup",
         "-d",
         &dsn,
     ])
@@ -222,6 +236,12 @@ fn reload_puts_the_previous_file_back_when_the_server_rejects_it() {
         before,
         "the previous file was not put back"
     );
+    let baks: Vec<_> = std::fs::read_dir(&c.data)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".bak"))
+        .collect();
+    assert!(baks.is_empty(), "a refused change left {baks:?}");
     // A good change is written and reloaded: the loaded rules now reject that user.
     let out = hba(&[
         "-f",
@@ -241,8 +261,8 @@ fn reload_puts_the_previous_file_back_when_the_server_rejects_it() {
         &dsn,
     ])
     .ok()
-    .json();
-    assert_eq!(out["reload"]["done"], true, "{out}");
+    .document::<AddReport>();
+    assert!(out.reload.as_ref().is_some_and(|r| r.done), "{out:?}");
     c.execute("CREATE ROLE blocked LOGIN");
     let err = postgres::Client::connect(
         &format!(
@@ -320,25 +340,29 @@ fn add_is_idempotent_placed_before_its_shadow_and_keeps_every_other_byte() {
         "--method",
         "scram-sha-256",
     ];
-    let out = hba(&add).ok().json();
-    assert_eq!(out["changed"], true);
+    let out: AddReport = hba(&add).ok().document();
+    assert!(out.changed);
     // 0.0.0.0/0 would not shadow a replication rule: `all` does not cover `replication`.
-    assert_eq!(out["position"], "after the last rule", "{out}");
+    assert_eq!(
+        out.position.as_deref(),
+        Some("after the last rule"),
+        "{out:?}"
+    );
     let once = std::fs::read_to_string(&p).unwrap();
     assert!(once.starts_with(SAMPLE), "untouched lines changed:\n{once}");
     assert_eq!(
         &once[SAMPLE.len()..],
         "host    replication     replicator      10.0.0.5/32             scram-sha-256\n"
     );
-    let again = hba(&add).ok().json();
-    assert_eq!(again["changed"], false, "{again}");
+    let again: AddReport = hba(&add).ok().document();
+    assert!(!again.changed, "{again:?}");
     assert_eq!(std::fs::read_to_string(&p).unwrap(), once);
 
     // A rule that 0.0.0.0/0 would shadow goes just before it, above nothing it does not own.
-    let out = hba(&app_rule(f, &[], "add", &["--method", "md5"]))
+    let out: AddReport = hba(&app_rule(f, &[], "add", &["--method", "md5"]))
         .ok()
-        .json();
-    assert_eq!(out["line"], 7, "{out}");
+        .document();
+    assert_eq!(out.line, 7, "{out:?}");
     let text = std::fs::read_to_string(&p).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
@@ -361,8 +385,8 @@ fn add_is_idempotent_placed_before_its_shadow_and_keeps_every_other_byte() {
         "10.1.2.3",
     ])
     .ok()
-    .json();
-    assert_eq!(m["match"]["line"], 7, "{m}");
+    .document::<MatchReport>();
+    assert_eq!(m.matched.as_ref().map(|r| r.line), Some(7), "{m:?}");
 
     // Same identity, other method: refused without --replace, replaced in place with it.
     let other = app_rule(f, &[], "add", &["--method", "scram-sha-256"]);
@@ -370,8 +394,8 @@ fn add_is_idempotent_placed_before_its_shadow_and_keeps_every_other_byte() {
     assert_eq!(std::fs::read_to_string(&p).unwrap(), text);
     let mut with_replace = other.clone();
     with_replace.push("--replace");
-    let out = hba(&with_replace).ok().json();
-    assert_eq!(out["action"], "replaced");
+    let out: AddReport = hba(&with_replace).ok().document();
+    assert_eq!(out.action, AddAction::Replaced);
     let replaced = std::fs::read_to_string(&p).unwrap();
     assert_eq!(
         replaced.lines().nth(6),
@@ -380,24 +404,28 @@ fn add_is_idempotent_placed_before_its_shadow_and_keeps_every_other_byte() {
     assert_eq!(replaced.lines().count(), text.lines().count());
 
     // --dry-run shows a diff and writes nothing; remove takes it out again.
-    let out = hba(&app_rule(f, &["--dry-run"], "remove", &[])).ok().json();
+    let out: RemoveReport = hba(&app_rule(f, &[], "remove", &["--dry-run"]))
+        .ok()
+        .document();
     assert!(
-        out["diff"]
-            .as_str()
+        out.diff
+            .as_deref()
             .unwrap()
             .contains("-host    all             app"),
-        "{out}"
+        "{out:?}"
     );
     assert_eq!(std::fs::read_to_string(&p).unwrap(), replaced);
-    let out = hba(&app_rule(f, &["--backup"], "remove", &[])).ok().json();
-    assert_eq!(out["removed"].as_array().unwrap().len(), 1);
+    let out: RemoveReport = hba(&app_rule(f, &[], "remove", &["--backup"]))
+        .ok()
+        .document();
+    assert_eq!(out.removed.len(), 1);
     assert_eq!(
-        std::fs::read_to_string(out["backup"].as_str().unwrap()).unwrap(),
+        std::fs::read_to_string(out.backup.as_deref().unwrap()).unwrap(),
         replaced
     );
     assert_eq!(std::fs::read_to_string(&p).unwrap(), once);
-    let out = hba(&app_rule(f, &[], "remove", &[])).ok().json();
-    assert_eq!(out["changed"], false);
+    let out: RemoveReport = hba(&app_rule(f, &[], "remove", &[])).ok().document();
+    assert!(!out.changed);
 
     // A rule the server would reject is refused before anything is written.
     hba(&[
@@ -447,8 +475,8 @@ fn apply_makes_the_rules_equal_and_keeps_comments_of_kept_rules() {
         .stdin(listed.clone())
         .run()
         .ok()
-        .json();
-    assert_eq!(out["changed"], false, "{out}");
+        .document::<ApplyReport>();
+    assert!(!out.changed, "{out:?}");
     assert_eq!(std::fs::read_to_string(&p).unwrap(), SAMPLE);
     // Another file gets exactly these rules.
     let new = d.path().join("new");
@@ -464,24 +492,24 @@ fn apply_makes_the_rules_equal_and_keeps_comments_of_kept_rules() {
         .stdin(listed.clone())
         .run()
         .ok()
-        .json();
-    assert_eq!(out["changed"], true, "{out}");
-    let a: Vec<Value> = serde_json::from_str::<Value>(&listed).unwrap()["rules"]
-        .as_array()
+        .document::<ApplyReport>();
+    assert!(out.changed, "{out:?}");
+    let a = pgdr_core::doc::parse::<HbaList>(&listed)
         .unwrap()
-        .clone();
-    let b = hba(&["-f", np.to_str().unwrap(), "list"]).ok().json()["rules"]
-        .as_array()
-        .unwrap()
-        .clone();
-    let strip = |v: &[Value]| -> Vec<Value> {
+        .rules
+        .to_vec();
+    let b = hba(&["-f", np.to_str().unwrap(), "list"])
+        .ok()
+        .document::<HbaList>()
+        .rules
+        .to_vec();
+    let strip = |v: &[RuleDoc<'static>]| -> Vec<RuleDoc<'static>> {
         v.iter()
-            .map(|r| {
-                let mut r = r.clone();
-                for k in ["file", "line", "comment"] {
-                    r.as_object_mut().unwrap().remove(k);
-                }
-                r
+            .map(|r| RuleDoc {
+                file: "".into(),
+                line: 0,
+                comment: None,
+                ..r.clone()
             })
             .collect()
     };
@@ -497,7 +525,7 @@ fn apply_makes_the_rules_equal_and_keeps_comments_of_kept_rules() {
         .expect_error(2, "hba-edit");
     tool("hba-edit")
         .args(["-f", np.to_str().unwrap(), "apply", "-"])
-        .stdin("{\"rules\": [{\"type\": \"host\", \"database\": [\"all\"], \"user\": [\"all\"], \"address\": \"10.0.0.0/8\", \"method\": \"peer\"}]}")
+        .stdin(r#"{"tool": "hba-edit", "file": "/x", "pg_version": 15, "rules": [{"file": "/x", "line": 1, "type": "host", "database": ["all"], "user": ["all"], "address": "10.0.0.0", "netmask": "255.0.0.0", "method": "peer", "options": {}, "comment": null, "masked": []}], "errors": []}"#)
         .run()
         .expect_error(2, "hba-edit");
     assert_eq!(std::fs::read_to_string(&np).unwrap(), text);
@@ -545,8 +573,8 @@ fn bad_inputs_fail_clearly_and_write_nothing() {
     text.push_str(&"x".repeat(1 << 20));
     text.push('\n');
     std::fs::write(&big, &text).unwrap();
-    let out = hba(&["-f", big.to_str().unwrap(), "list"]).ok().json();
-    assert_eq!(out["errors"][0]["line"], 2);
+    let out: HbaList = hba(&["-f", big.to_str().unwrap(), "list"]).ok().document();
+    assert_eq!(out.errors[0].line, Some(2));
     hba(&["-f", big.to_str().unwrap(), "check"]).expect_code(1);
     hba(&[
         "-f",
@@ -595,4 +623,210 @@ fn bad_inputs_fail_clearly_and_write_nothing() {
         .run()
         .expect_error(2, "hba-edit");
     hba(&["-f", big.to_str().unwrap(), "--pg-version", "9", "list"]).expect_error(2, "hba-edit");
+}
+
+/// Issue 18, item 3: `--reload` connects before it writes (a closed port leaves the file as
+/// it was) and, without -d, uses the PG* environment as libpq does.
+#[test]
+fn reload_connects_first_and_uses_the_environment() {
+    let c = Cluster::start();
+    let path = c.data.join("pg_hba.conf");
+    let p = path.to_str().unwrap();
+    let before = std::fs::read(&path).unwrap();
+    let closed = pgdr_testkit::free_port();
+    let rule = [
+        "-f",
+        p,
+        "add",
+        "--type",
+        "local",
+        "--database",
+        "all",
+        "--user",
+        "nobody1",
+        "--method",
+        "reject",
+        "--reload",
+    ];
+    let mut args = rule.to_vec();
+    let dsn = format!("host=127.0.0.1 port={closed} user=postgres dbname=postgres");
+    args.extend(["-d", &dsn]);
+    let out = hba(&args).expect_error(1, "hba-edit");
+    assert!(out.stderr.contains("cannot connect"), "{}", out.stderr);
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        before,
+        "written before connecting"
+    );
+    // No -d: PGHOST, PGPORT, PGUSER, PGDATABASE.
+    let out: AddReport = tool("hba-edit")
+        .args(rule)
+        .env("PGHOST", &c.sockdir)
+        .env("PGPORT", c.port.to_string())
+        .env("PGUSER", "postgres")
+        .env("PGDATABASE", "postgres")
+        .run()
+        .ok()
+        .document();
+    assert!(out.reload.is_some_and(|r| r.done));
+    assert_ne!(std::fs::read(&path).unwrap(), before);
+}
+
+/// Issue 18, item 2: a secret shown masked is never written back; with --show-secrets it is.
+#[test]
+fn masked_secrets_are_not_written_back() {
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src.conf");
+    std::fs::write(
+        &src,
+        "local all all peer\nhost all all 10.0.0.0/8 ldap ldapserver=ldap.example ldapbasedn=\"dc=example\" ldapbinddn=cn=pg ldapbindpasswd=s3cret ldapsearchattribute=uid\n",
+    )
+    .unwrap();
+    let dst = d.path().join("dst.conf");
+    std::fs::write(&dst, "local all all trust\n").unwrap();
+    let s = src.to_str().unwrap();
+    let listed = hba(&["-f", s, "list"]).ok();
+    assert!(!listed.stdout.contains("s3cret"), "{}", listed.stdout);
+    let doc: HbaList = listed.document();
+    let rules = doc.rules.to_vec();
+    assert_eq!(rules[1].masked, ["ldapbindpasswd"]);
+    assert_eq!(
+        rules[1]
+            .options
+            .0
+            .iter()
+            .find(|(k, _)| k == "ldapbindpasswd")
+            .map(|(_, v)| v.as_ref()),
+        Some("********")
+    );
+    let out = tool("hba-edit")
+        .args(["-f", dst.to_str().unwrap(), "apply", "-"])
+        .stdin(listed.stdout)
+        .run()
+        .expect_error(1, "hba-edit");
+    assert!(out.stderr.contains("ldapbindpasswd"), "{}", out.stderr);
+    assert_eq!(
+        std::fs::read_to_string(&dst).unwrap(),
+        "local all all trust\n"
+    );
+    let clear = hba(&["-f", s, "--show-secrets", "list"]).ok();
+    let doc: HbaList = clear.document();
+    assert!(doc.rules.to_vec()[1].masked.is_empty());
+    tool("hba-edit")
+        .args(["-f", dst.to_str().unwrap(), "apply", "-"])
+        .stdin(clear.stdout)
+        .run()
+        .ok();
+    assert!(std::fs::read_to_string(&dst)
+        .unwrap()
+        .contains("ldapbindpasswd=s3cret"));
+}
+
+/// Issue 18, item 5: an `apply -` that would remove every rule is refused without
+/// --allow-empty.
+#[test]
+fn apply_of_an_empty_document_is_refused_without_allow_empty() {
+    let d = tempfile::tempdir().unwrap();
+    let empty = d.path().join("empty.conf");
+    std::fs::write(&empty, "# nothing here yet\n").unwrap();
+    let p = sample_file(d.path());
+    let f = p.to_str().unwrap();
+    let listed = hba(&["-f", empty.to_str().unwrap(), "list"]).ok().stdout;
+    let out = tool("hba-edit")
+        .args(["-f", f, "apply", "-"])
+        .stdin(listed.clone())
+        .run()
+        .expect_error(1, "hba-edit");
+    assert!(out.stderr.contains("--allow-empty"), "{}", out.stderr);
+    assert_eq!(std::fs::read_to_string(&p).unwrap(), SAMPLE);
+    let out: ApplyReport = tool("hba-edit")
+        .args(["-f", f, "apply", "-", "--allow-empty"])
+        .stdin(listed)
+        .run()
+        .ok()
+        .document();
+    assert_eq!(out.removed, 4, "{out:?}");
+    let left: HbaList = hba(&["-f", f, "list"]).ok().document();
+    assert!(left.rules.is_empty());
+}
+
+/// Issue 18, item 7: the IPv4 and IPv6 catch-alls together shadow `samenet`: `check` says so,
+/// and `add` puts the rule where the server uses it (real connections from 127.0.0.1 and ::1
+/// get in without a password).
+#[test]
+fn rules_shadowed_together_are_reported_and_add_places_before_them() {
+    pgdr_testkit::skip_unless!(std::net::TcpListener::bind("[::1]:0")
+        .map_err(|e| pgdr_testkit::Unavailable(format!("no IPv6 loopback (::1): {e}"))));
+    let c = Cluster::builder()
+        .conf("listen_addresses = '127.0.0.1,::1'")
+        .start();
+    c.execute("CREATE ROLE app LOGIN PASSWORD 'pw'");
+    let path = c.data.join("pg_hba.conf");
+    let p = path.to_str().unwrap();
+    let base = "local all all trust\nhost all all 0.0.0.0/0 scram-sha-256\nhost all all ::/0 scram-sha-256\n";
+    // Appended by hand, the samenet rule is dead, and check says so.
+    std::fs::write(&path, format!("{base}host all all samenet trust\n")).unwrap();
+    let report: CheckReport = hba(&["-f", p, "check"]).ok().document();
+    let w = report
+        .warnings
+        .iter()
+        .find(|w| w.kind == pgdr_hba::doc::WarningKind::Shadowed)
+        .unwrap_or_else(|| panic!("no shadowed warning: {report:?}"));
+    assert_eq!(w.line, 4);
+    assert!(
+        w.message.contains(":2, ") && w.message.contains(":3 "),
+        "{}",
+        w.message
+    );
+    // add puts it before the catch-alls, and the server then uses it.
+    std::fs::write(&path, base).unwrap();
+    let dsn = c.conninfo();
+    let out: AddReport = hba(&[
+        "-f",
+        p,
+        "add",
+        "--type",
+        "host",
+        "--database",
+        "all",
+        "--user",
+        "all",
+        "--address",
+        "samenet",
+        "--method",
+        "trust",
+        "--reload",
+        "-d",
+        &dsn,
+    ])
+    .ok()
+    .document();
+    assert_eq!(out.line, 2, "{out:?}");
+    assert!(out.warnings.is_empty(), "{out:?}");
+    let report: CheckReport = hba(&["-f", p, "check"]).ok().document();
+    assert!(
+        report
+            .warnings
+            .iter()
+            .all(|w| w.kind != pgdr_hba::doc::WarningKind::Shadowed),
+        "{report:?}"
+    );
+    for host in ["127.0.0.1", "::1"] {
+        let out = Command::new(c.bindir.join("psql"))
+            .arg(format!(
+                "host={host} port={} dbname=postgres user=app sslmode=disable",
+                c.port
+            ))
+            .args(["-XAtc", "select 1"])
+            .env_remove("PGPASSWORD")
+            .env("PGPASSFILE", "/nonexistent")
+            .env("PGCONNECT_TIMEOUT", "10")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{host}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

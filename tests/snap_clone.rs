@@ -3,6 +3,9 @@
 //! the snapshot filesystem, rows in batches with recorded times, snapshots between batches)
 //! cloned to several target times; clones never touch production; every failure leaves no
 //! clone and no server behind.
+//!
+//! Past 600 lines: one test per behaviour, each on its own real servers and filesystems; the
+//! helpers they share stay beside them.
 
 use pgdr_clone::doc::{CloneList, CloneReport, DestroyReport, ListedClone};
 use pgdr_snap::registry::Registry;

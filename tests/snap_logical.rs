@@ -142,7 +142,7 @@ fn logical_snapshots_of_a_database_and_of_two_tables() {
     assert_eq!(two.tables, ["public.documents", "public.job_info"]);
     assert_eq!(two.table_patterns, ["public.job_info", "documents"]);
     let list = snap_take()
-        .args(["--list", "--snapshot-dir"])
+        .args(["--list", "--logical", "--snapshot-dir"])
         .arg(&dir)
         .run()
         .ok()
@@ -638,7 +638,7 @@ fn retention_over_logical_snapshots() {
         [taken[0].snapshot.as_str(), taken[3].snapshot.as_str()]
     );
     let left = snap_take()
-        .args(["--list", "--snapshot-dir"])
+        .args(["--list", "--logical", "--snapshot-dir"])
         .arg(&dir)
         .run()
         .ok()
@@ -867,9 +867,7 @@ mod majors {
 
 /// An encrypted repository: every object of the dump is an age file for the repository's
 /// recipient; snap-clone restores with the identity and fails with one line without it.
-/// Needs `wal-archive init --encrypt-to` (issue 14's branch); run once that is on main.
 #[test]
-#[ignore = "needs wal-archive init --encrypt-to (issue 14) on main"]
 fn an_encrypted_repository() {
     let c = Cluster::start();
     app(&c, "app");

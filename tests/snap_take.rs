@@ -1,5 +1,8 @@
 //! snap-take on real PostgreSQL servers, a real zfs-fuse pool, a real btrfs loop mount and the
 //! copy backend: snapshots of a standby under pgbench load come up consistent.
+//!
+//! Past 600 lines: one test per behaviour, each on its own real servers and filesystems; the
+//! helpers they share stay beside them.
 
 mod snap_support;
 

@@ -1,5 +1,8 @@
 //! wal-archive against real PostgreSQL 15: archiving under load, point-in-time recovery through
 //! restore_command, a promoted standby's timeline, and the faults the contract is about.
+//!
+//! Past 600 lines: one test per behaviour, each with its own real servers; shared helpers are
+//! in tests/wal_support.
 
 mod wal_support;
 

@@ -187,7 +187,7 @@ fn compare_with_server(c: &Cluster, name: &str, text: &[u8]) -> usize {
     let rows = view(c);
     let path_s = path.to_str().unwrap();
     let list = tool("hba-edit")
-        .args(["-f", path_s, "list"])
+        .args(["-f", path_s, "list", "--show-secrets"])
         .run()
         .ok()
         .json();

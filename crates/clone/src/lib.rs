@@ -2,7 +2,8 @@
 //! snap-take and the WAL archive, set up and started as one transaction.
 //!
 //! - [`cli`]: the command line (arguments in, one document of [`doc`] out).
-//! - [`create`], [`list`], [`destroy`]: the operations, callable without clap.
+//! - [`create`], [`from_image`], [`list`], [`destroy`]: the operations, callable without
+//!   clap; [`setup`] is what a clone of a snapshot and a restored image share.
 //! - [`tables`]: tables of a logical or physical snapshot restored into an existing
 //!   database (`--into`), in one transaction.
 //! - [`target`]: recovery targets, time parsing, which snapshot can serve a target (pure).
@@ -16,8 +17,10 @@ pub mod cli;
 pub mod create;
 pub mod destroy;
 pub mod doc;
+pub mod from_image;
 pub mod list;
 pub mod prepare;
 pub mod server;
+pub mod setup;
 pub mod tables;
 pub mod target;

@@ -4,18 +4,6 @@
 
 use crate::lex::{self, Tok};
 use crate::parse::{self, Kind};
-use serde::Serialize;
-
-/// What happened to one parameter.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Change {
-    pub name: String,
-    pub action: &'static str,
-    pub old: Option<String>,
-    pub new: Option<String>,
-    pub file: String,
-    pub line: u32,
-}
 
 /// Replaces line `number` (1-based) of `text` with `new_line` (no newline).
 pub fn replace_line(file: &parse::File, number: u32, new_line: &str) -> String {

@@ -5,14 +5,13 @@
 
 use crate::parse::{self, IncludeKind, Kind};
 use pgdr_core::{Error, Result};
-use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// `CONF_FILE_MAX_DEPTH`.
 pub const MAX_DEPTH: u32 = 10;
 
 /// One row of `pg_file_settings`: a setting, or an error (then `name` is usually `None`).
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     pub seqno: u32,
     pub name: Option<String>,
@@ -22,7 +21,6 @@ pub struct Entry {
     pub applied: bool,
     pub error: Option<String>,
     /// An earlier occurrence that a later one overrides.
-    #[serde(skip)]
     pub ignore: bool,
 }
 

@@ -256,8 +256,84 @@ fn section(out: &mut String, title: &str, body: &str) {
     out.push_str(&escape(body));
 }
 
-/// Renders the whole page: NAME, SYNOPSIS, DESCRIPTION, OPTIONS, subcommands from clap, then
-/// JSON OUTPUT, EXIT STATUS, the extra sections, POSTGRESQL VERSIONS, EXAMPLES, and VERSION.
+/// A clap_mangen section without its `.SH` line.
+fn body_of(render: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>) -> String {
+    let mut buf = Vec::new();
+    render(&mut buf).expect("write to Vec");
+    let text = String::from_utf8(buf).expect("clap_mangen writes UTF-8");
+    // Each render starts with its own string definitions and the .SH line; a blank line
+    // between two .br (possible values) is a paragraph mandoc warns about.
+    let body = text
+        .split_once("\n.SH ")
+        .map_or(text.as_str(), |(_, rest)| {
+            rest.split_once('\n').map_or("", |(_, b)| b)
+        });
+    let mut out = String::new();
+    for line in body.lines().filter(|l| !l.is_empty()) {
+        if line == ".br" && out.ends_with(".br\n") {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+/// SUBCOMMANDS: each one in this page (`.SS "wal-archive push"`: synopsis, description and its
+/// own options), so the page names no page that does not exist.
+fn render_subcommands(out: &mut String, cmd: &clap::Command, prefix: &str) {
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let name = format!("{prefix} {}", sub.get_name());
+        out.push_str(&format!(".SS \"{name}\"\n"));
+        let own = sub
+            .clone()
+            .bin_name(&name)
+            .disable_help_flag(true)
+            .disable_help_subcommand(true)
+            .disable_version_flag(true);
+        let man = clap_mangen::Man::new(own);
+        out.push_str(&body_of(|b| man.render_synopsis_section(b)));
+        if let Some(about) = sub.get_long_about().or(sub.get_about()) {
+            out.push_str(".PP\n");
+            out.push_str(&escape(&about.to_string()));
+        }
+        if sub.get_arguments().any(|a| !a.is_hide_set()) {
+            out.push_str(&body_of(|b| man.render_options_section(b)));
+        }
+        render_subcommands(out, sub, &name);
+    }
+}
+
+/// CONFIGURATION FILE: the same text in every page, with the tool's own section names.
+fn configuration_section(cmd: &clap::Command) -> String {
+    use crate::config::{DEFAULT_PATH, ENV};
+    let tool = cmd.get_name();
+    let subs: Vec<String> = cmd
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set())
+        .map(|s| format!("[{tool}.{}]", s.get_name()))
+        .collect();
+    let sections = if subs.is_empty() {
+        format!("[global] and [{tool}]")
+    } else {
+        format!("[global], [{tool}] and {}", subs.join(", "))
+    };
+    let mut out = String::from(".SH \"CONFIGURATION FILE\"\n");
+    out.push_str(&escape(&format!(
+        "Every long option can take its default from a TOML file: ${ENV}, else {DEFAULT_PATH} (${ENV} set but empty: no file; a missing {DEFAULT_PATH} is no file, a missing ${ENV} file an error). {tool} reads {sections}. [global] applies to every pgdr tool that has the option (repo, pgdata, dbname, ...); [TOOL] to that tool and its subcommands; [TOOL.SUBCOMMAND] to one subcommand, including the tool's own options for that subcommand. Where several sections set a key, the most specific wins."
+    )));
+    out.push_str(".PP\n");
+    out.push_str(&escape("Keys are long options without the dashes (_ may stand for -); a switch takes true or false, an option given several times a list. An option's value comes from, in this order: the command line, the environment variable that feeds it (shown in OPTIONS as env; set but empty counts as unset), the file, the built-in default. A file value also yields to a conflicting option given on the command line. An unknown section or key, a key given twice or a value the option refuses is a usage error naming the file, the line and the key. --print-config shows each effective value and where it came from."));
+    out.push_str(".PP\n.RS 4\n.nf\n");
+    out.push_str(&escape("[global]\nrepo = \"/zpdata02/wal\"\npgdata = \"/zpdata01/pg\"\n\n[wal-archive.push]\nparallel = 4\n\n[snap-prune]\nkeep-hourly = 24\nkeep-daily = 7"));
+    out.push_str(".fi\n.RE\n.PP\n");
+    out.push_str(&escape("With this file, archive_command = 'wal-archive push %p', restore_command = 'wal-archive get %f %p' and the crontab line 'snap-take | snap-prune - | wal-archive prune -' name the repository and the data directory once."));
+    out
+}
+
+/// Renders the whole page: NAME, SYNOPSIS, DESCRIPTION, OPTIONS, SUBCOMMANDS (each in full),
+/// then JSON OUTPUT, EXIT STATUS, CONFIGURATION FILE, the extra sections, POSTGRESQL VERSIONS
+/// and EXAMPLES.
 pub fn render(cmd: clap::Command, extra: &ManExtra) -> String {
     let man = clap_mangen::Man::new(cmd.clone())
         .date(MAN_DATE)
@@ -269,19 +345,23 @@ pub fn render(cmd: clap::Command, extra: &ManExtra) -> String {
     man.render_description_section(&mut buf)
         .expect("write to Vec");
     man.render_options_section(&mut buf).expect("write to Vec");
-    if cmd.get_subcommands().any(|s| !s.is_hide_set()) {
-        man.render_subcommands_section(&mut buf)
-            .expect("write to Vec");
-    }
     let mut out = String::from_utf8(buf).expect("clap_mangen writes UTF-8");
+    if cmd.get_subcommands().any(|s| !s.is_hide_set()) {
+        out.push_str(".SH SUBCOMMANDS\n");
+        render_subcommands(&mut out, &cmd, cmd.get_name());
+    }
     section(&mut out, "JSON OUTPUT", extra.json_output);
     for d in extra.documents {
         out.push_str(&render_document(d));
     }
+    out.push_str(&render_document(&DocSection::of::<
+        crate::config::PrintedConfig,
+    >("--print-config")));
     out.push_str(".SH \"EXIT STATUS\"\n");
     for (code, meaning) in extra.exit_status {
         out.push_str(&format!(".TP\n.B {code}\n{}", escape(meaning)));
     }
+    out.push_str(&configuration_section(&cmd));
     for (title, body) in extra.extra_sections {
         section(&mut out, title, body);
     }

@@ -3,8 +3,10 @@
 use crate::error::{Error, Result};
 use crate::signals;
 use serde_json::{Map, Value};
+use std::ffi::OsString;
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::OnceLock;
 
 /// Flags every tool has.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -71,7 +73,14 @@ impl Outcome {
     /// structs, without building a `serde_json::Value` tree. `doc` must not have the keys
     /// `tool` or `version`.
     pub fn json_serialized(doc: impl serde::Serialize) -> Result<Outcome> {
-        let s = serde_json::to_string(&doc)
+        Self::serialized_with_capacity(doc, 0)
+    }
+    fn serialized_with_capacity(doc: impl serde::Serialize, capacity: usize) -> Result<Outcome> {
+        let mut buf = Vec::with_capacity(capacity);
+        serde_json::to_writer(&mut buf, &doc)
+            .map_err(|e| Error::failed("internal error: cannot serialize output").because(e))?;
+        // serde_json writes valid UTF-8.
+        let s = String::from_utf8(buf)
             .map_err(|e| Error::failed("internal error: cannot serialize output").because(e))?;
         if !(s.starts_with('{') && s.ends_with('}')) {
             return Err(Error::failed("internal error").because("output is not a JSON object"));
@@ -84,6 +93,11 @@ impl Outcome {
     /// A typed document (see [`crate::doc`]): serialized once, straight from the type.
     pub fn document<T: crate::Document>(doc: &T) -> Result<Outcome> {
         Self::json_serialized(doc)
+    }
+    /// [`Outcome::document`] for a large document whose size is about `bytes`: the buffer is
+    /// made that big at once instead of growing by copies (a 100,000-rule list is 20 MB).
+    pub fn document_sized<T: crate::Document>(doc: &T, bytes: usize) -> Result<Outcome> {
+        Self::serialized_with_capacity(doc, bytes)
     }
     pub fn text(text: String) -> Outcome {
         Outcome {
@@ -104,6 +118,16 @@ impl Outcome {
     }
 }
 
+/// `{"tool":…,"version":…` and the comma before the document's own keys (for a compact
+/// document with at least one key; see [`render`]).
+fn envelope(tool: &str) -> String {
+    format!(
+        "{{\"tool\":{},\"version\":{},",
+        Value::String(tool.into()),
+        Value::String(crate::VERSION.into())
+    )
+}
+
 /// Renders the document with `"tool"` and `"version"` first.
 pub fn render(tool: &str, outcome: &Outcome, pretty: bool) -> String {
     match &outcome.body {
@@ -111,12 +135,9 @@ pub fn render(tool: &str, outcome: &Outcome, pretty: bool) -> String {
         Body::Raw(raw) if !pretty => {
             let rest = &raw[1..];
             let mut s = String::with_capacity(raw.len() + tool.len() + 40);
-            s.push_str("{\"tool\":");
-            s.push_str(&Value::String(tool.into()).to_string());
-            s.push_str(",\"version\":");
-            s.push_str(&Value::String(crate::VERSION.into()).to_string());
-            if rest != "}" {
-                s.push(',');
+            s.push_str(&envelope(tool));
+            if rest == "}" {
+                s.pop();
             }
             s.push_str(rest);
             s.push('\n');
@@ -166,9 +187,59 @@ pub fn report_error(tool: &str, err: &Error) {
     }
 }
 
+/// A pgdr tool as the runner, the man pages and the completions see it (pgdr-docgen holds
+/// the list).
+#[derive(Debug, Clone, Copy)]
+pub struct Tool {
+    pub name: &'static str,
+    /// The clap definition (`tool_args!`'s `command`).
+    pub command: fn() -> clap::Command,
+    /// Its man page's examples (`ManExtra::examples`), also `--help`'s.
+    pub examples: &'static [(&'static str, &'static str)],
+}
+
+static TOOLS: OnceLock<&'static [Tool]> = OnceLock::new();
+
+/// Makes every tool known to this process (called first in each binary's `main`): the
+/// configuration file's `[global]` keys and section names are checked against all of them,
+/// and the running tool's `--help` gets its examples.
+pub fn register(tools: &'static [Tool]) {
+    let _ = TOOLS.set(tools);
+}
+
+/// The tools [`register`] made known.
+pub fn registered() -> Option<&'static [Tool]> {
+    TOOLS.get().copied()
+}
+
+/// The command a user sees: the definition, `--print-config`, and the examples of its man
+/// page attached to the tool and to each subcommand they run.
+pub fn tool_command(cmd: clap::Command, examples: &[(&str, &str)]) -> clap::Command {
+    crate::examples::attach(cmd.arg(crate::config::print_config_arg()), examples)
+}
+
+/// How a tool's runner reports problems found before the tool runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// The exit code of a usage error (2; repl-lag: 3, UNKNOWN, as monitoring plugins do).
+    pub usage_code: u8,
+    /// The exit code of an unusable configuration file, given the subcommands of the run
+    /// (wal-archive get: above 125, so that recovery stops instead of ending early).
+    pub config_failure_code: fn(&[String]) -> Option<u8>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            usage_code: 2,
+            config_failure_code: |_| None,
+        }
+    }
+}
+
 /// The whole of a tool's `main()`.
 pub fn main<A: ToolArgs>(tool: &'static str, run: fn(A) -> Result<Outcome>) -> ExitCode {
-    main_with_usage_code(tool, run, 2)
+    main_with(tool, run, Settings::default())
 }
 
 /// [`main`] for a tool whose usage errors exit with another code (repl-lag: 3, UNKNOWN, as
@@ -178,17 +249,39 @@ pub fn main_with_usage_code<A: ToolArgs>(
     run: fn(A) -> Result<Outcome>,
     usage_code: u8,
 ) -> ExitCode {
+    main_with(
+        tool,
+        run,
+        Settings {
+            usage_code,
+            ..Settings::default()
+        },
+    )
+}
+
+/// [`main`] with [`Settings`]: arguments from the command line, the environment and the
+/// configuration file (see [`crate::config`]), `--print-config`, then the tool.
+pub fn main_with<A: ToolArgs>(
+    tool: &'static str,
+    run: fn(A) -> Result<Outcome>,
+    settings: Settings,
+) -> ExitCode {
     let argv = crate::argv::args_without_visible_passwords();
     signals::install(tool);
-    let args = match A::try_parse_from(argv) {
+    let args = match parse_args::<A>(tool, &argv, settings) {
         Ok(a) => a,
-        Err(e) => return ExitCode::from(clap_exit(tool, e, usage_code)),
+        Err(code) => return ExitCode::from(code),
     };
     let pretty = args.output_args().pretty;
     match run(args) {
         Ok(outcome) => {
-            let text = render(tool, &outcome, pretty);
-            write_stdout(text.as_bytes());
+            match &outcome.body {
+                // A large compact document goes out as it is, after its envelope, not copied.
+                Body::Raw(raw) if !pretty && raw != "{}" => {
+                    write_stdout_parts(&[envelope(tool).as_bytes(), &raw.as_bytes()[1..], b"\n"])
+                }
+                _ => write_stdout(render(tool, &outcome, pretty).as_bytes()),
+            }
             ExitCode::from(outcome.code)
         }
         Err(err) => {
@@ -198,10 +291,61 @@ pub fn main_with_usage_code<A: ToolArgs>(
     }
 }
 
+/// The tool's arguments, or the exit code once help, version or `--print-config` was printed
+/// or a problem reported.
+fn parse_args<A: ToolArgs>(
+    tool: &'static str,
+    argv: &[OsString],
+    settings: Settings,
+) -> std::result::Result<A, u8> {
+    let tools = registered();
+    let examples = tools
+        .and_then(|ts| ts.iter().find(|t| t.name == tool))
+        .map_or(&[][..], |t| t.examples);
+    let cmd = tool_command(<A as clap::CommandFactory>::command(), examples);
+    let applied = match crate::config::prepare(cmd.clone(), argv, tools) {
+        Ok(a) => a,
+        Err(e) => {
+            let path = crate::config::subcommand_path(&cmd, argv);
+            let code = (settings.config_failure_code)(&path).unwrap_or(settings.usage_code);
+            report_error(tool, &e.kind(crate::ErrorKind::Code(code)));
+            return Err(code);
+        }
+    };
+    if crate::config::wants_print(argv) {
+        let doc = crate::config::print(&applied, argv);
+        let pretty = doc.settings.get("pretty").is_some_and(|s| s.value == true);
+        return match Outcome::document(&doc) {
+            Ok(o) => {
+                write_stdout(render(tool, &o, pretty).as_bytes());
+                Err(0)
+            }
+            Err(e) => {
+                report_error(tool, &e);
+                Err(1)
+            }
+        };
+    }
+    let matches = match applied.parse(argv, false) {
+        Ok((m, _)) => m,
+        Err(e) => return Err(clap_exit(tool, e, settings.usage_code)),
+    };
+    <A as clap::FromArgMatches>::from_arg_matches(&matches)
+        .map_err(|e| clap_exit(tool, e, settings.usage_code))
+}
+
 /// Writes the document in one go; a closed pipe ends the run quietly (the work is done by now).
 fn write_stdout(bytes: &[u8]) {
+    write_stdout_parts(&[bytes]);
+}
+
+/// [`write_stdout`] for a document in several pieces.
+fn write_stdout_parts(parts: &[&[u8]]) {
     let mut out = std::io::stdout().lock();
-    let _ = out.write_all(bytes).and_then(|_| out.flush());
+    let _ = parts
+        .iter()
+        .try_for_each(|p| out.write_all(p))
+        .and_then(|_| out.flush());
 }
 
 /// Help and version go to stdout with exit 0; every other parse error is one line, exit
@@ -284,6 +428,14 @@ mod tests {
         for pretty in [false, true] {
             assert_eq!(render("t", &fast, pretty), render("t", &slow, pretty));
         }
+        // What main writes in pieces is what render makes.
+        let Body::Raw(raw) = &fast.body else {
+            panic!("not raw")
+        };
+        assert_eq!(
+            format!("{}{}\n", envelope("t"), &raw[1..]),
+            render("t", &fast, false)
+        );
         let empty = Outcome::json_serialized(json!({})).unwrap();
         assert_eq!(
             render("t", &empty, false),

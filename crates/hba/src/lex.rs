@@ -3,6 +3,9 @@
 //! `next_field_expand` (comma lists, `@file`), and the `include*` directives (16+).
 //!
 //! File access goes through [`Source`] so the logic stays testable without a disk.
+//!
+//! Over 600 lines because hba.c's tokenizer is one piece (records, tokens, `@file`,
+//! `include*`) and its tests are the corpus of tricky lines.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -51,8 +54,9 @@ pub struct Record {
     /// Byte range in the file, including the final line break.
     pub start: usize,
     pub end: usize,
-    /// The joined text the tokenizer sees (line breaks and continuation backslashes removed).
-    pub text: String,
+    /// The joined text the tokenizer sees, when it is not simply the line without its line
+    /// break (continuation lines joined, backslashes removed): see [`Record::text`].
+    pub joined: Option<String>,
     /// Pre-14 only: longer than the server's line buffer.
     pub too_long: bool,
 }
@@ -76,20 +80,31 @@ pub fn records(text: &str, version: u32) -> Vec<Record> {
     };
     while pos < bytes.len() {
         let start = pos;
+        let first_end = next_phys(pos);
+        let first = strip_crlf(&text[pos..first_end]);
+        // Most records are one line: no copy of their text.
+        let continued = version >= 14 && first.ends_with('\\');
+        if !continued {
+            out.push(Record {
+                line,
+                nlines: 1,
+                start,
+                end: first_end,
+                joined: None,
+                too_long: version < 14 && first_end - pos >= PRE14_MAX_LINE - 1,
+            });
+            pos = first_end;
+            line += 1;
+            continue;
+        }
         let mut buf = String::new();
         let mut last_backslash_len = 0usize;
         let mut nlines = 0;
-        let mut too_long = false;
         loop {
             let end = next_phys(pos);
             let phys = &text[pos..end];
             pos = end;
             nlines += 1;
-            if version < 14 {
-                too_long = phys.len() >= PRE14_MAX_LINE - 1;
-                buf.push_str(strip_crlf(phys));
-                break;
-            }
             buf.push_str(strip_crlf(phys));
             // A continuation counts only beyond the previous splice point (hba.c).
             if buf.len() > last_backslash_len && buf.ends_with('\\') && pos < bytes.len() {
@@ -108,12 +123,22 @@ pub fn records(text: &str, version: u32) -> Vec<Record> {
             nlines,
             start,
             end: pos,
-            text: buf,
-            too_long,
+            joined: Some(buf),
+            too_long: false,
         });
         line += nlines;
     }
     out
+}
+
+impl Record {
+    /// The text the tokenizer sees, given the text of the file the record is in.
+    pub fn text<'a>(&'a self, file_text: &'a str) -> &'a str {
+        match &self.joined {
+            Some(j) => j,
+            None => strip_crlf(&file_text[self.start..self.end]),
+        }
+    }
 }
 
 fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
@@ -184,7 +209,11 @@ impl Cursor<'_> {
         }
         let stop = self.b.get(j).copied().unwrap_or(0);
         if j > start && stop != b'"' && c != b'"' {
-            let s = String::from_utf8_lossy(&self.b[start..j]).into_owned();
+            // Cut at ASCII delimiters of a str: valid UTF-8 but for a cut multibyte tail.
+            let s = match std::str::from_utf8(&self.b[start..j]) {
+                Ok(s) => s.to_owned(),
+                Err(_) => String::from_utf8_lossy(&self.b[start..j]).into_owned(),
+            };
             let comma = stop == b',';
             if stop == b'#' {
                 self.comment = Some(j);
@@ -238,6 +267,8 @@ impl Cursor<'_> {
 pub struct AuthLine {
     pub file: Arc<Path>,
     pub line: usize,
+    /// The fields, each a list of tokens. Empty in a parsed [`crate::file::HbaFile`]: the
+    /// parser keeps what it needs (the rule's entries) and lets the rest go.
     pub fields: Vec<Vec<Token>>,
     /// Byte offset of each field in the record text (layout of neighbours for new lines).
     pub field_cols: Vec<usize>,
@@ -272,6 +303,9 @@ struct Ctx<'a> {
     version: u32,
     src: &'a dyn Source,
 }
+
+/// Where tokenized lines go, in file order (includes inline).
+type Sink<'s> = &'s mut dyn FnMut(AuthLine);
 
 /// `AbsoluteConfigLocation`: relative to the directory of the referencing file.
 pub fn absolute_location(name: &str, outer: &Path) -> PathBuf {
@@ -380,7 +414,7 @@ impl Ctx<'_> {
             }
         };
         let mut lines = Vec::new();
-        self.tokenize(&full, &text, depth, 0, &mut lines, None);
+        self.tokenize(&full, &text, depth, 0, &mut |l| lines.push(l), None);
         for l in lines {
             if let Some(e) = l.err {
                 *err = Some(e);
@@ -399,11 +433,10 @@ impl Ctx<'_> {
         text: &str,
         depth: usize,
         origin: usize,
-        out: &mut Vec<AuthLine>,
+        out: Sink,
         mut kinds: Option<&mut Vec<Kind>>,
     ) -> Vec<Record> {
         let recs = records(text, self.version);
-        out.reserve(recs.len());
         let file_arc: Arc<Path> = Arc::from(file);
         for (i, rec) in recs.iter().enumerate() {
             let origin = if depth == 0 { i } else { origin };
@@ -412,7 +445,7 @@ impl Ctx<'_> {
                 err = Some("authentication file line too long".into());
             }
             // C strings end at a NUL byte.
-            let t = rec.text.as_bytes();
+            let t = rec.text(text).as_bytes();
             let t = &t[..memchr(0, t).unwrap_or(t.len())];
             let mut cur = Cursor {
                 b: t,
@@ -457,7 +490,7 @@ impl Ctx<'_> {
                 k.push(kind);
             }
             if kind == Kind::Line {
-                out.push(AuthLine {
+                out(AuthLine {
                     file: file_arc.clone(),
                     line: rec.line,
                     fields,
@@ -479,7 +512,7 @@ impl Ctx<'_> {
         depth: usize,
         missing_ok: bool,
         origin: usize,
-        out: &mut Vec<AuthLine>,
+        out: Sink,
     ) -> Option<String> {
         let full = absolute_location(name, outer);
         match self.open(&full, depth + 1) {
@@ -499,7 +532,7 @@ impl Ctx<'_> {
         name: &str,
         depth: usize,
         origin: usize,
-        out: &mut Vec<AuthLine>,
+        out: Sink,
     ) -> Option<String> {
         if name.trim_matches([' ', '\t', '\r', '\n']).is_empty() {
             return Some("empty configuration directory name".into());
@@ -535,15 +568,28 @@ impl Ctx<'_> {
 /// Tokenizes a top-level file (its path should be absolute so relative includes resolve as
 /// the server resolves them).
 pub fn tokenize(file: &Path, text: &str, version: u32, src: &dyn Source) -> Tokenized {
-    let ctx = Ctx { version, src };
     let mut lines = Vec::new();
-    let mut kinds = Vec::new();
-    let records = ctx.tokenize(file, text, 0, 0, &mut lines, Some(&mut kinds));
+    let (records, kinds) = tokenize_each(file, text, version, src, &mut |l| lines.push(l));
     Tokenized {
         records,
         kinds,
         lines,
     }
+}
+
+/// [`tokenize`], handing each line to `each` as soon as it is read (a parser can keep what
+/// it needs and let the rest go); returns the records and kinds of the top file.
+pub fn tokenize_each(
+    file: &Path,
+    text: &str,
+    version: u32,
+    src: &dyn Source,
+    each: &mut dyn FnMut(AuthLine),
+) -> (Vec<Record>, Vec<Kind>) {
+    let ctx = Ctx { version, src };
+    let mut kinds = Vec::new();
+    let records = ctx.tokenize(file, text, 0, 0, each, Some(&mut kinds));
+    (records, kinds)
 }
 
 /// Tokenizes one field's worth of text the way a pg_hba.conf line would (for command-line
@@ -663,7 +709,7 @@ mod tests {
         assert_eq!(t.lines[0].fields[4][0].s, "\\");
         // A double backslash keeps one; an empty line ends the record.
         let r = records("a\\\\\n\nb\n", 16);
-        assert_eq!(r[0].text, "a\\");
+        assert_eq!(r[0].text("a\\\\\n\nb\n"), "a\\");
         assert_eq!(r[0].nlines, 2);
         assert_eq!(r[1].line, 3);
         // Records cover every byte.

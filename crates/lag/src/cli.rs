@@ -55,12 +55,7 @@ statistics reset, so after an earlier success the count since the reset is used 
 archive_mode on with an empty archive_command (and, from 15, no archive_library) archives nothing \
 while every segment stays in pg_wal: a WARNING, CRITICAL with --max-archive-failures.\n\n\
 A role without pg_monitor (or pg_read_all_stats) sees NULL replication columns: they are reported \
-as null with \"not visible to this role\" and the verdict is UNKNOWN, never a zero lag.",
-    after_help = "Examples:\n  \
-repl-lag -d 'host=primary user=monitor' --crit-bytes 1GB --min-standbys 1 || page-oncall\n  \
-repl-lag -d 'host=primary user=monitor' -d 'host=standby user=monitor' --warn-seconds 30s --crit-seconds 5m\n  \
-repl-lag -d 'host=primary user=monitor dbname=postgres' --format nagios --warn-bytes 64MB --crit-bytes 1GB --min-standbys 1\n  \
-repl-lag -d service=primary --format prometheus > /var/lib/node_exporter/repl.prom.tmp && mv /var/lib/node_exporter/repl.prom.tmp /var/lib/node_exporter/repl.prom"
+as null with \"not visible to this role\" and the verdict is UNKNOWN, never a zero lag."
 )]
 pub struct Args {
     /// A server to check: libpq conninfo, postgres:// URI or service=NAME (PG* variables, pg_service.conf and ~/.pgpass apply as in libpq). Repeat for several servers; each gets its own report
@@ -227,6 +222,14 @@ With --format prometheus the output is the text exposition format instead: pgdr_
         (
             "A Nagios or Icinga check (one line with perfdata, the plugin exit codes):",
             "repl-lag -d 'host=primary user=monitor dbname=postgres' --format nagios --warn-bytes 64MB --crit-bytes 1GB --min-standbys 1",
+        ),
+        (
+            "The servers and limits from /etc/pgdr/pgdr.toml ([repl-lag] dbname = [\"service=primary\", \"service=standby\"], crit-bytes = \"1GB\"), from cron:",
+            "repl-lag || page-oncall",
+        ),
+        (
+            "What the configuration file, the environment and the flags give, and from where:",
+            "repl-lag --warn-bytes 64MB --print-config --pretty",
         ),
         (
             "The connection from pg_service.conf:",

@@ -172,7 +172,9 @@ pub fn store_file(
     }
     let store = repo.store();
     let key = key_of(name);
-    if store.head(&key)?.is_some() {
+    // Locally a look is free and saves compressing a file already archived; on an object store
+    // it is a round trip, and the conditional create answers the same question.
+    if store.kind() == "local" && store.head(&key)?.is_some() {
         return compare_existing(repo, name, path);
     }
     let mut staged = store.stage(&key)?;

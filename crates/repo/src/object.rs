@@ -1,7 +1,8 @@
 //! Any object in the stored-object format (FORMAT.md, "Stored files"), by key: written from a
 //! byte stream through the store's staging ([`put`]), read back verified ([`get`]). The WAL
-//! files of [`crate::file`] add PostgreSQL's checks around the same format; the files and
-//! manifests of logical dumps ([`crate::dump`]) use it as it is. Whatever the stored-object
+//! files of [`crate::file`] add PostgreSQL's checks around the same format; the pieces and
+//! manifests of snapshot images ([`crate::image`]) and the files and manifests of logical dumps
+//! ([`crate::dump`]) use it as it is. Whatever the stored-object
 //! layer does to a body (compression, and encryption when a repository has it) applies to
 //! every object written here, without the callers knowing.
 
@@ -135,8 +136,9 @@ mod tests {
     use super::*;
     use crate::repo::{Identity, InitRequest};
 
-    #[test]
-    fn objects_round_trip_and_are_checked() {
+    /// Writes `key` as `kind`, writes it again (kept), reads it back, reads it as `other`
+    /// (refused, naming `other_name`) and reads `missing` (missing).
+    fn round_trip(key: &str, missing: &str, kind: ObjectKind, other: ObjectKind, other_name: &str) {
         let d = tempfile::tempdir().unwrap();
         let id = Identity {
             system_identifier: 7,
@@ -147,53 +149,42 @@ mod tests {
             ..Default::default()
         };
         let (repo, _) = Repo::init(&d.path().join("r"), &req).unwrap();
-        let body = b"hello dump".repeat(1000);
-        let p = put(
-            &repo,
-            "dumps/x/files/toc.dat",
-            ObjectKind::DumpFile,
-            &mut &body[..],
-            Compression::Zstd,
-            1,
-        )
-        .unwrap();
+        let body = format!("hello {}", kind.as_str()).repeat(1000).into_bytes();
+        let p = put(&repo, key, kind, &mut &body[..], Compression::Zstd, 1).unwrap();
         assert_eq!(p.created, Created::New);
         assert!(p.stored_bytes < body.len() as u64);
-        let again = put(
-            &repo,
-            "dumps/x/files/toc.dat",
-            ObjectKind::DumpFile,
-            &mut &b"other"[..],
-            Compression::Lz4,
-            0,
-        )
-        .unwrap();
+        let again = put(&repo, key, kind, &mut &b"other"[..], Compression::Lz4, 0).unwrap();
         assert_eq!(again.created, Created::Exists);
         let mut out = Vec::new();
-        let h = get(
-            &repo,
-            "dumps/x/files/toc.dat",
-            ObjectKind::DumpFile,
-            &mut out,
-        )
-        .unwrap();
+        let h = get(&repo, key, kind, &mut out).unwrap();
         assert_eq!((out, h.sha256), (body.clone(), p.header.sha256));
-        let e = get(
-            &repo,
-            "dumps/x/files/toc.dat",
-            ObjectKind::DumpManifest,
-            &mut Vec::new(),
-        )
-        .unwrap_err();
-        assert!(explain(e).contains("not dump manifest"));
+        let e = get(&repo, key, other, &mut Vec::new()).unwrap_err();
+        assert!(explain(e).contains(&format!("not {other_name}")));
         assert!(matches!(
-            get(
-                &repo,
-                "dumps/x/files/y",
-                ObjectKind::DumpFile,
-                &mut Vec::new()
-            ),
+            get(&repo, missing, kind, &mut Vec::new()),
             Err(RestoreError::Missing)
         ));
+    }
+
+    #[test]
+    fn objects_round_trip_and_are_checked() {
+        round_trip(
+            "images/x/y",
+            "images/x/z",
+            ObjectKind::ImageData,
+            ObjectKind::ImageManifest,
+            "image manifest",
+        );
+    }
+
+    #[test]
+    fn dump_objects_round_trip_and_are_checked() {
+        round_trip(
+            "dumps/x/files/toc.dat",
+            "dumps/x/files/y",
+            ObjectKind::DumpFile,
+            ObjectKind::DumpManifest,
+            "dump manifest",
+        );
     }
 }

@@ -3,17 +3,21 @@
 //! initialised repository of a format this build reads; `init` creates one; the first push
 //! into a repository initialised without a cluster binds it, race-free.
 
-use crate::store::{self, Created, Store};
+use crate::crypt::{self, EncryptedStore};
+use crate::store::{self, Created, Store, StoreOptions};
 use crate::stored::Compression;
 use chrono::{DateTime, Utc};
 use pgdr_core::{Context, Error, Result};
 use pgdr_pgformat::wal_name::WalName;
 use serde::{Deserialize, Serialize};
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// The repository format this build writes; it opens this version only.
+/// The repository format this build writes for an unencrypted repository.
 pub const REPO_VERSION: u32 = 1;
+/// The format of an encrypted repository: version-1 readers must not open it as if it were
+/// plain. This build reads both.
+pub const REPO_VERSION_ENCRYPTED: u32 = 2;
 /// The settings object; its presence marks a repository.
 pub const SETTINGS_KEY: &str = "pgdr-wal-archive.json";
 /// The binding to a database system when `init` did not know it (created by the first push).
@@ -22,6 +26,10 @@ pub const CLUSTER_KEY: &str = "cluster.json";
 pub const FORMAT_KEY: &str = "FORMAT.md";
 /// The prune lock.
 pub const PRUNE_LOCK: &str = "prune.lock";
+/// Retention markers: `pruned/wal/NAME`, the bound of a prune (segments before NAME were
+/// removed on purpose), and `pruned/KEY`, an object removed on purpose. `wal-archive copy`
+/// never brings back what a repository's own retention removed.
+pub const PRUNED_PREFIX: &str = "pruned/";
 const FORMAT_NAME: &str = "pgdr-wal-archive";
 
 /// `pgdr-wal-archive.json`. Written once, by `init` (or, before `init` existed, by the first
@@ -49,6 +57,10 @@ pub struct Settings {
     /// The zstd level push uses without --level (absent: 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compression_level: Option<i32>,
+    /// Version 2: every object but the settings is an age file for these recipients
+    /// (`age1…`, `ssh-ed25519 …`, `ssh-rsa …`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encrypt_to: Option<Vec<String>>,
 }
 
 /// `cluster.json`: the database system the first push bound the repository to. Created with
@@ -80,13 +92,44 @@ pub struct InitRequest {
     pub identity: Option<Identity>,
     /// As root: who gets a newly created repository directory.
     pub owner: Option<(u32, u32)>,
+    /// Encrypt every object to these recipients (checked with [`crypt::parse_recipient`]).
+    pub encrypt_to: Vec<String>,
+}
+
+/// How a repository is opened.
+#[derive(Debug, Clone, Default)]
+pub struct OpenOptions {
+    /// The identity file that decrypts an encrypted repository's objects (default:
+    /// `$PGDR_IDENTITY`).
+    pub identity: Option<PathBuf>,
+    /// Concurrent transfers of one object (parts of a large object on S3); 0: the default.
+    pub parallel: usize,
+}
+
+impl OpenOptions {
+    fn identity(&self) -> Option<PathBuf> {
+        self.identity.clone().or_else(|| {
+            std::env::var_os(crypt::IDENTITY_ENV)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
+    }
+    fn store(&self) -> StoreOptions {
+        match self.parallel {
+            0 => StoreOptions::default(),
+            n => StoreOptions { parallel: n },
+        }
+    }
 }
 
 /// An opened repository.
 pub struct Repo {
+    /// The objects' store: an [`EncryptedStore`] around the location's when encrypted.
     store: Box<dyn Store>,
     settings: Settings,
     identity: Option<Identity>,
+    /// False for an encrypted repository opened without an identity.
+    readable: bool,
 }
 
 impl std::fmt::Debug for Repo {
@@ -127,9 +170,19 @@ fn parse_settings(bytes: &[u8], loc: &str) -> Result<Settings> {
     if s.format != FORMAT_NAME {
         return Err(fail(format!("{SETTINGS_KEY} names format {:?}", s.format)));
     }
-    if s.version != REPO_VERSION {
+    if s.version == REPO_VERSION && s.encrypt_to.is_some() {
         return Err(fail(format!(
-            "repository format version {}, this wal-archive {} reads version {REPO_VERSION}",
+            "{SETTINGS_KEY} of format version 1 names encrypt_to, which only version {REPO_VERSION_ENCRYPTED} has"
+        )));
+    }
+    if s.version == REPO_VERSION_ENCRYPTED && s.encrypt_to.as_ref().is_none_or(|r| r.is_empty()) {
+        return Err(fail(format!(
+            "repository format version {REPO_VERSION_ENCRYPTED} without encryption recipients (encrypt_to)"
+        )));
+    }
+    if s.version != REPO_VERSION && s.version != REPO_VERSION_ENCRYPTED {
+        return Err(fail(format!(
+            "repository format version {}, this wal-archive {} reads versions {REPO_VERSION} and {REPO_VERSION_ENCRYPTED}",
             s.version,
             pgdr_core::VERSION
         ))
@@ -171,12 +224,30 @@ impl Repo {
     /// Not an initialised repository (with the hint `wal-archive init`), unreadable, writable
     /// by others, owned by another user, or of another format version.
     pub fn open(location: &Path) -> Result<Repo> {
-        Self::from_store(store::open(location)?)
+        Self::open_with(location, &OpenOptions::default())
     }
 
-    fn from_store(store: Box<dyn Store>) -> Result<Repo> {
+    /// Opens the repository at `location` (a directory or `s3://BUCKET[/PREFIX]`) with an
+    /// identity and a transfer bound.
+    ///
+    /// # Errors
+    /// As [`Repo::open`]; an identity file that cannot be used (readable by group or others,
+    /// no identity in it) when the repository is encrypted.
+    pub fn open_with(location: &Path, o: &OpenOptions) -> Result<Repo> {
+        Self::from_store(store::open(location, o.store())?, o)
+    }
+
+    fn from_store(store: Box<dyn Store>, o: &OpenOptions) -> Result<Repo> {
         let loc = store.location();
         let settings = parse_settings(&store.read_settings()?, &loc)?;
+        let (store, readable): (Box<dyn Store>, bool) = match &settings.encrypt_to {
+            Some(r) => {
+                let e = EncryptedStore::new(store, r, o.identity().as_deref())?;
+                let readable = e.can_decrypt();
+                (Box::new(e), readable)
+            }
+            None => (store, true),
+        };
         let identity = match (&settings.system_identifier, settings.wal_segment_size) {
             (Some(id), Some(size)) => {
                 Some(identity_from(id, size, SETTINGS_KEY).map_err(cannot_open(&loc))?)
@@ -187,6 +258,7 @@ impl Repo {
             store,
             settings,
             identity,
+            readable,
         })
     }
 
@@ -199,9 +271,15 @@ impl Repo {
     pub fn init(location: &Path, req: &InitRequest) -> Result<(Repo, bool)> {
         let store = store::create(location, req.owner)?;
         let loc = store.location();
+        let encrypt_to = (!req.encrypt_to.is_empty()).then(|| req.encrypt_to.clone());
         let settings = Settings {
             format: FORMAT_NAME.into(),
-            version: REPO_VERSION,
+            version: if encrypt_to.is_some() {
+                REPO_VERSION_ENCRYPTED
+            } else {
+                REPO_VERSION
+            },
+            encrypt_to,
             system_identifier: req.identity.map(|i| i.system_identifier.to_string()),
             wal_segment_size: req.identity.map(|i| i.wal_segment_size),
             created: Utc::now(),
@@ -213,7 +291,7 @@ impl Repo {
         let mut text = serde_json::to_string_pretty(&settings).expect("serializable");
         text.push('\n');
         let created = create_small(&*store, SETTINGS_KEY, text.as_bytes())?;
-        let repo = Self::from_store(store)?;
+        let repo = Self::from_store(store, &OpenOptions::default())?;
         if !created {
             repo.agrees_with(req).map_err(|why| {
                 Error::failed(format!("{loc} is already a repository with other settings"))
@@ -239,6 +317,16 @@ impl Repo {
                 "its compression is {}",
                 self.compression().as_str()
             ));
+        }
+        let mut have: Vec<&String> = s.encrypt_to.iter().flatten().collect();
+        let mut want: Vec<&String> = req.encrypt_to.iter().collect();
+        have.sort();
+        want.sort();
+        if have != want {
+            return Err(match have.len() {
+                0 => "it is not encrypted".to_string(),
+                n => format!("it is encrypted to {n} other recipient(s)"),
+            });
         }
         if req.compression_level.is_some() && req.compression_level != s.compression_level {
             return Err(format!(
@@ -295,6 +383,17 @@ impl Repo {
     /// The settings object.
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// Whether objects are encrypted (the recipients are in [`Settings::encrypt_to`]).
+    pub fn encrypted(&self) -> bool {
+        self.settings.encrypt_to.is_some()
+    }
+
+    /// Whether objects can be read: false for an encrypted repository opened without an
+    /// identity (names, sizes and settings are all that can be seen then).
+    pub fn content_readable(&self) -> bool {
+        self.readable
     }
 
     /// What push uses without --compress.

@@ -8,7 +8,8 @@
 //! 0  8  magic "PGDRWAL\0"
 //! 8  2  format version (u16 LE) = 1
 //! 10 1  compression: 0 none, 1 zstd, 2 lz4 (frame format)
-//! 11 1  kind: 0 segment, 1 partial, 2 backup, 3 history, 6 dump file, 7 dump manifest
+//! 11 1  kind: 0 segment, 1 partial, 2 backup, 3 history, 4 image data, 5 image manifest,
+//!       6 dump file, 7 dump manifest
 //! 12 4  reserved, zero
 //! 16 8  original size in bytes (u64 LE)
 //! 24 8  system identifier of the cluster (u64 LE)
@@ -93,12 +94,14 @@ impl Compression {
     }
 }
 
-/// What a stored object holds: an archived WAL file of a kind, or a part of a logical dump
-/// (crate::dump): one file of pg_dump's directory, or a dump's manifest. (Codes 4 and 5 are
-/// kept for snapshot images.)
+/// What a stored object holds: an archived WAL file of a kind, a part of a snapshot image
+/// (crate::image): a piece of a file's content or an image's manifest, or a part of a logical
+/// dump (crate::dump): one file of pg_dump's directory or a dump's manifest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ObjectKind {
     Wal(Kind),
+    ImageData,
+    ImageManifest,
     DumpFile,
     DumpManifest,
 }
@@ -110,6 +113,8 @@ impl ObjectKind {
             ObjectKind::Wal(Kind::Partial) => 1,
             ObjectKind::Wal(Kind::Backup) => 2,
             ObjectKind::Wal(Kind::History) => 3,
+            ObjectKind::ImageData => 4,
+            ObjectKind::ImageManifest => 5,
             ObjectKind::DumpFile => 6,
             ObjectKind::DumpManifest => 7,
         }
@@ -120,15 +125,19 @@ impl ObjectKind {
             1 => ObjectKind::Wal(Kind::Partial),
             2 => ObjectKind::Wal(Kind::Backup),
             3 => ObjectKind::Wal(Kind::History),
+            4 => ObjectKind::ImageData,
+            5 => ObjectKind::ImageManifest,
             6 => ObjectKind::DumpFile,
             7 => ObjectKind::DumpManifest,
             _ => return None,
         })
     }
-    /// For messages: "segment", …, "dump file", "dump manifest".
+    /// For messages: "segment", …, "image data", "image manifest", "dump file", "dump manifest".
     pub fn as_str(self) -> &'static str {
         match self {
             ObjectKind::Wal(k) => k.as_str(),
+            ObjectKind::ImageData => "image data",
+            ObjectKind::ImageManifest => "image manifest",
             ObjectKind::DumpFile => "dump file",
             ObjectKind::DumpManifest => "dump manifest",
         }

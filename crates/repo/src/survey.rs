@@ -47,6 +47,9 @@ pub struct Survey {
     pub unknown: Vec<String>,
     /// The segment size (that of the repository's cluster).
     pub seg_size: u64,
+    /// False for an encrypted repository surveyed without an identity: no header was read
+    /// (`bytes` are 0) and history files were not followed (their entries are empty).
+    pub content_read: bool,
 }
 
 /// Lists and classifies the repository's files: every `wal/` object, its header's size.
@@ -57,6 +60,7 @@ pub fn survey(repo: &Repo) -> Result<Survey> {
     let listing = repo.store().list("wal/")?;
     let mut s = Survey {
         leftovers: listing.leftovers,
+        content_read: repo.content_readable(),
         ..Survey::default()
     };
     for info in listing.objects {
@@ -83,15 +87,20 @@ pub fn survey(repo: &Repo) -> Result<Survey> {
     s.seg_size = id.wal_segment_size;
     for a in &s.files {
         let w = &a.name;
-        let orig = match file::read_header(repo, &a.info.key) {
-            Ok(h) => h.size,
-            Err(why) => {
+        let orig = match s.content_read.then(|| file::read_header(repo, &a.info.key)) {
+            None => 0,
+            Some(Ok(h)) => h.size,
+            Some(Err(why)) => {
                 s.unreadable.push((w.to_string(), why));
                 0
             }
         };
         s.bytes += orig;
         s.stored += a.info.size;
+        if w.kind == Kind::History && !s.content_read {
+            s.history.insert(w.timeline, Ok(Vec::new()));
+            continue;
+        }
         if w.kind == Kind::History {
             let mut text = Vec::new();
             let h = match file::restore(repo, w, &mut text) {

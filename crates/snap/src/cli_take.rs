@@ -2,22 +2,19 @@
 //! [`crate::cmd::take`].
 
 use crate::backend::BackendKind;
+use crate::cmd::image::{ImageRequest, PARALLEL};
+use crate::cmd::list::ListRequest;
 use crate::cmd::take::{TakeOptions, TakeRequest};
+use crate::doc::{ImageReport, SnapshotList};
 use crate::logical::list::LogicalList;
 use crate::logical::meta::LogicalSnapshot;
 use crate::logical::take::LogicalRequest;
 use crate::meta::SnapshotMeta;
 use clap::Parser;
+use pgdr_core::cli::Stdin;
 use pgdr_core::{Error, Outcome, OutputArgs, Result};
 use std::path::PathBuf;
-
-const AFTER_HELP: &str = "\
-Examples:
-  snap-take --pgdata /zpdata01/pg
-  snap-take --pgdata /zpdata01/pg --label nightly -d 'host=/var/run/postgresql user=postgres'
-  snap-take --pgdata /zpdata01/pg | snap-prune - --keep-hourly 24 --keep-daily 7
-  snap-take --logical -d 'dbname=app' --table 'public.job_*' --jobs 4 --to /backup/app
-  snap-take --list --snapshot-dir /backup/logical";
+use std::time::Instant;
 
 /// Take a consistent snapshot of a PostgreSQL data directory.
 #[derive(Debug, Parser)]
@@ -40,6 +37,30 @@ recovery needs, and the backup label) is stored as the ZFS user property pgdr:me
 JSON file beside a btrfs or copy snapshot, and printed.\n\n\
 Names are pgdr-YYYYmmddTHHMMSSZ[-LABEL] in UTC; a second snapshot within the same second gets \
 milliseconds, pgdr-YYYYmmddTHHMMSS.mmmZ[-LABEL], so two runs never collide.\n\n\
+Without --logical, --to REPO then stores the snapshot as an image in a wal-archive repository (the one \
+that archives the cluster's WAL, local or s3://): a file-level copy read from the snapshot, \
+never from the live data directory (a read-only ZFS clone or btrfs snapshot of it, or the \
+copy itself; of pg_wal only the segments a recovery from it reads: from its wal_start on, \
+recycled ones left out), each file cut into pieces of 8 MiB, every piece compressed and checksummed as the \
+repository stores WAL (and encrypted when the repository is), and a manifest (every file's \
+path, size, mode and the SHA-256 of its pieces) with the snapshot's metadata, so the image \
+alone says what it is and from which WAL it recovers. 'snap-take - --to REPO' stores an \
+existing snapshot named by a snap-take document instead of taking one.\n\n\
+Unchanged files are recognised by their content: a piece is stored under the SHA-256 of its \
+bytes, and a piece whose SHA-256 the repository holds already (from an earlier image of the \
+cluster, or an interrupted run) is referenced, not sent again. Every piece is hashed as it \
+is read from the snapshot, so nothing is trusted from file names, sizes or times (which can \
+miss a change made within the file system's timestamp resolution); two different pieces \
+with the same SHA-256 are not known to exist. The second image after a day of writes sends \
+only the pieces that changed. Pieces are sent by --parallel workers, so a large file is sent \
+by several at once; memory is bounded by one piece per worker.\n\n\
+The manifest is published last and never replaced: an image that is listed is complete. An \
+interrupted upload leaves only pieces; run it again and it sends only what is missing \
+(snap-prune --repo removes pieces no image references). The same snapshot stored twice sends \
+nothing (already_stored).\n\n\
+--list shows the snapshots of --pgdata and the images of --repo, each with the window it can \
+serve: from its consistent point to the end of the continuous WAL the repository holds from \
+its wal_start.\n\n\
 With --logical, snap-take takes a logical snapshot instead: the database -d names (or the \
 tables --table names, less --exclude-table) dumped by pg_dump in directory format with --jobs \
 workers, all from one snapshot that snap-take exports itself in a REPEATABLE READ \
@@ -52,10 +73,14 @@ snapshot is published all at once (a directory renamed into place, a manifest wr
 a failed or interrupted dump leaves nothing that looks like one. pg_dump of a major at least \
 the server's is needed; the newest found on PATH, in /usr/lib/postgresql/N/bin, \
 /usr/pgsql-N/bin or PGDR_PG_ROOT/N/bin is used (or --pg-bin DIR), and an older one is \
-refused with the reason. --list lists the logical snapshots of --snapshot-dir and --repo.",
-    after_help = AFTER_HELP
+refused with the reason. --list --logical lists the logical snapshots of --snapshot-dir and \
+--repo (--database: of one database)."
 )]
 pub struct Args {
+    /// '-' reads a snap-take document (a snapshot, or an image) from stdin and stores that
+    /// snapshot as an image (with --to) instead of taking one.
+    #[arg(value_name = "-", value_parser = pgdr_core::cli::stdin_marker, requires = "to")]
+    pub input: Option<Stdin>,
     /// The data directory to snapshot.
     #[arg(long, short = 'D', env = "PGDATA", value_name = "DIR")]
     pub pgdata: Option<PathBuf>,
@@ -73,11 +98,29 @@ pub struct Args {
     /// .pgdr-snapshots/NAME beside the data directory, subvolume or dataset).
     #[arg(long, value_name = "DIR")]
     pub snapshot_dir: Option<PathBuf>,
-    /// Wait up to this many seconds for another run on the same data directory.
+    /// Then store the snapshot as an image in this wal-archive repository (made by
+    /// wal-archive init); with --logical, store the dump there instead of in --snapshot-dir.
+    #[arg(long, value_name = "REPO")]
+    pub to: Option<PathBuf>,
+    /// With --to (an image): concurrent transfers (pieces read, compressed and sent at once).
+    #[arg(long, value_name = "N", default_value_t = PARALLEL, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub parallel: u16,
+    /// List the snapshots of --pgdata and the images of --repo, with their windows; with
+    /// --logical, the logical snapshots of --snapshot-dir and --repo.
+    #[arg(long, conflicts_with_all = ["input", "to", "label", "dbname", "tables", "exclude_tables"])]
+    pub list: bool,
+    /// With --list: the repository whose images to list and whose WAL gives the windows (with
+    /// --logical: whose dumps to list).
+    #[arg(long, value_name = "REPO", requires = "list")]
+    pub repo: Option<PathBuf>,
+    /// Wait up to this many seconds for another run on the same data directory (or, with
+    /// --to, on the repository's images; with --logical, on the snapshot directory or the
+    /// repository's dumps).
     #[arg(long, value_name = "SECONDS")]
     pub wait_lock: Option<f64>,
-    /// Take a logical snapshot (pg_dump of the database -d names) instead.
-    #[arg(long)]
+    /// Take a logical snapshot (pg_dump of the database -d names) instead; with --list, list
+    /// logical snapshots.
+    #[arg(long, conflicts_with = "input")]
     pub logical: bool,
     /// With --logical: dump only the tables matching this pg_dump pattern (repeatable; each
     /// must match a table).
@@ -89,22 +132,12 @@ pub struct Args {
     /// With --logical: pg_dump's parallel jobs (also the files stored at once).
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub jobs: u32,
-    /// With --logical: store it in this repository (made by wal-archive init) instead of
-    /// --snapshot-dir.
-    #[arg(long, value_name = "REPO", requires = "logical")]
-    pub to: Option<PathBuf>,
     /// Where pg_dump is (default: the newest on PATH, in /usr/lib/postgresql/N/bin,
     /// /usr/pgsql-N/bin or PGDR_PG_ROOT/N/bin).
     #[arg(long, value_name = "DIR")]
     pub pg_bin: Option<PathBuf>,
-    /// List the logical snapshots of --snapshot-dir and --repo.
-    #[arg(long, conflicts_with_all = ["logical", "label"])]
-    pub list: bool,
-    /// With --list: the repository to list.
-    #[arg(long, value_name = "REPO", requires = "list")]
-    pub repo: Option<PathBuf>,
-    /// With --list: only this database's logical snapshots.
-    #[arg(long, value_name = "NAME", requires = "list")]
+    /// With --list --logical: only this database's logical snapshots.
+    #[arg(long, value_name = "NAME", requires = "list", requires = "logical")]
     pub database: Option<String>,
     #[command(flatten)]
     pub output: OutputArgs,
@@ -112,14 +145,36 @@ pub struct Args {
 
 pgdr_core::tool_args!(Args);
 
-/// Parses the arguments into the operation's request, runs it, prints the snapshot.
+/// Reads the snapshot a snap-take document on stdin names (a snapshot's, or an image's).
+fn snapshot_from_stdin() -> Result<SnapshotMeta> {
+    let hint = "pipe in the output of snap-take";
+    let (map, _) = pgdr_core::doc::read_stdin_any(&["snap-take"])?;
+    if map.contains_key("image") {
+        let r: ImageReport = pgdr_core::doc::from_map(map, "snap-take's", hint)?;
+        return Ok(r.snapshot);
+    }
+    pgdr_core::doc::from_map(map, "snap-take's", hint)
+}
+
+/// Parses the arguments into the operation's request, runs it, prints its document.
 pub fn run(args: Args) -> Result<Outcome> {
-    if args.list {
+    let started = Instant::now();
+    let wait_lock = pgdr_core::lock::wait_duration("--wait-lock", args.wait_lock)?;
+    if args.list && args.logical {
         return Outcome::document(&crate::logical::list::run(
             args.snapshot_dir.as_deref(),
             args.repo.as_deref(),
             args.database.as_deref(),
         )?);
+    }
+    if args.list {
+        let doc: SnapshotList = crate::cmd::list::run(&ListRequest {
+            pgdata: args.pgdata,
+            backend: args.backend,
+            snapshot_dir: args.snapshot_dir,
+            repo: args.repo,
+        })?;
+        return Outcome::document(&doc);
     }
     if args.logical {
         return Outcome::document(&crate::logical::take::run(&LogicalRequest {
@@ -131,51 +186,107 @@ pub fn run(args: Args) -> Result<Outcome> {
             snapshot_dir: args.snapshot_dir,
             label: args.label,
             pg_bin: args.pg_bin,
-            wait_lock: pgdr_core::lock::wait_duration("--wait-lock", args.wait_lock)?,
+            wait_lock,
         })?);
     }
-    let pgdata = args.pgdata.ok_or_else(|| {
-        Error::usage("no data directory")
-            .hint("give --pgdata DIR (or set PGDATA), or --logical -d CONNINFO")
+    let meta = match args.input {
+        Some(Stdin) => {
+            let m = snapshot_from_stdin()?;
+            if let Some(p) = &args.pgdata {
+                // --pgdata (or $PGDATA) beside '-' must name the same data directory.
+                if p.canonicalize().ok() != m.pgdata.canonicalize().ok() {
+                    return Err(Error::usage("give either - or --pgdata, not both").because(
+                        format!(
+                            "the document on stdin is about {}, --pgdata (or $PGDATA) names {}",
+                            m.pgdata.display(),
+                            p.display()
+                        ),
+                    ));
+                }
+            }
+            m
+        }
+        None => {
+            let pgdata = args.pgdata.ok_or_else(|| {
+                Error::usage("no data directory")
+                    .hint("give --pgdata DIR (or set PGDATA), '-' with --to, --list, or --logical -d CONNINFO")
+            })?;
+            // A --to that is no repository fails before a snapshot is taken for nothing.
+            if let Some(repo) = &args.to {
+                pgdr_repo::Repo::open(repo)?;
+            }
+            crate::cmd::take::run(&TakeRequest {
+                pgdata,
+                backend: args.backend,
+                snapshot_dir: args.snapshot_dir,
+                options: TakeOptions {
+                    label: args.label,
+                    dsn: args.dbname,
+                    at: None,
+                },
+                wait_lock,
+            })?
+        }
+    };
+    let Some(repo) = args.to else {
+        return Outcome::document(&meta);
+    };
+    let name = meta.snapshot.clone();
+    let report = crate::cmd::image::run(&ImageRequest {
+        snapshot: meta,
+        repo,
+        parallel: args.parallel.into(),
+        wait_lock,
+        started,
+    })
+    .map_err(|e| match args.input {
+        // The snapshot this run took stays: say so.
+        None => {
+            let why = e.why.clone().map_or(String::new(), |w| format!(": {w}"));
+            Error {
+                why: Some(format!(
+                    "{}{why}; the snapshot {name} was taken and stays",
+                    e.what
+                )),
+                what: format!("cannot store {name} as an image"),
+                ..e
+            }
+        }
+        Some(_) => e,
     })?;
-    let meta = crate::cmd::take::run(&TakeRequest {
-        pgdata,
-        backend: args.backend,
-        snapshot_dir: args.snapshot_dir,
-        options: TakeOptions {
-            label: args.label,
-            dsn: args.dbname,
-            at: None,
-        },
-        wait_lock: pgdr_core::lock::wait_duration("--wait-lock", args.wait_lock)?,
-    })?;
-    Outcome::document(&meta)
+    Outcome::document(&report)
 }
 
 pub static MAN: pgdr_core::man::ManExtra = pgdr_core::man::ManExtra {
     exit_status: &[
-        (0, "The snapshot was taken and its metadata stored (--list: listed)."),
-        (1, "It failed or was refused (not a data directory, no zfs/btrfs command, a layout one snapshot cannot cover, a snapshot name taken already, backup mode failed; with --logical: no pg_dump of a sufficient major, a --table pattern that matches no table, no privilege, pg_dump failed or the server restarted); nothing was left behind."),
-        (2, "Usage error: bad arguments."),
-        (75, "Another snap-take, snap-prune or snap-clone run holds the lock of this data directory's snapshots, or of the snapshot directory or repository dumps a logical snapshot goes to (see --wait-lock)."),
+        (0, "The snapshot was taken and its metadata stored (with --to: and its image stored, or with --logical its dump; with --list: listed)."),
+        (1, "It failed or was refused (not a data directory, no zfs/btrfs command, a layout one snapshot cannot cover, a snapshot name taken already, backup mode failed; with --logical: no pg_dump of a sufficient major, a --table pattern that matches no table, no privilege, pg_dump failed or the server restarted; nothing was left behind), or storing the image failed (no image is listed then; a snapshot taken by the run stays, and the message says so)."),
+        (2, "Usage error: bad arguments, or a document on stdin that is not snap-take's."),
+        (75, "Another snap-take, snap-prune or snap-clone run holds the lock of this data directory's snapshots, or (--to) another upload or a snap-prune --repo holds the repository's images.lock, or (--logical) another run holds the lock of the snapshot directory or repository dumps the logical snapshot goes to (see --wait-lock)."),
     ],
     documents: &[
         pgdr_core::man::DocSection::of::<SnapshotMeta>("snap-take"),
+        pgdr_core::man::DocSection::of::<ImageReport>("snap-take --to"),
         pgdr_core::man::DocSection::of::<LogicalSnapshot>("snap-take --logical"),
-        pgdr_core::man::DocSection::of::<LogicalList>("snap-take --list"),
+        pgdr_core::man::DocSection::of::<SnapshotList>("snap-take --list"),
+        pgdr_core::man::DocSection::of::<LogicalList>("snap-take --list --logical"),
     ],
     json_output: "The same object is stored with the snapshot (pgdr:meta or the sidecar). Read from a snapshot, keys a newer pgdr added are ignored; read from stdin (snap-prune -, snap-clone -), the document must be snap-take's exactly.",
     examples: &[
         ("An atomic snapshot of a standby's data directory on ZFS, from cron:", "1 * * * * postgres snap-take --pgdata /zpdata01/pg --label hourly"),
         ("Backup mode on a primary, keeping the backup label:", "snap-take --pgdata /var/lib/postgresql/15/main -d 'host=/var/run/postgresql user=postgres'"),
+        ("The data directory from /etc/pgdr/pgdr.toml ([global] pgdata = \"/zpdata01/pg\"), from cron:", "0 * * * * postgres snap-take --label hourly"),
         ("Take a snapshot, then apply retention and prune the WAL archive:", "snap-take --pgdata /zpdata01/pg | snap-prune - --keep-hourly 24 --keep-daily 7 | wal-archive prune - --repo /zpdata02/wal"),
+        ("A snapshot stored as an image in the other region's repository, with its own retention:", "snap-take --pgdata /zpdata01/pg | snap-take - --to s3://dr-region/pg | snap-prune - --repo s3://dr-region/pg --keep-daily 30 | wal-archive prune - --repo s3://dr-region/pg"),
+        ("Store a new snapshot as an image in a local repository:", "snap-take --pgdata /zpdata01/pg --to /backup/pg"),
+        ("What can be restored, and to which moments:", "snap-take --list --pgdata /zpdata01/pg --repo /zpdata02/wal --pretty"),
         ("The job tables of a database, with 4 pg_dump jobs, into the cluster's repository, then a week of them kept:", "snap-take --logical -d 'dbname=app' --table 'public.job_*' --jobs 4 --to /backup/app | snap-prune - --keep-daily 7"),
         ("Nightly logical snapshots of one database in a directory, from cron:", "0 2 * * * postgres snap-take --logical -d 'dbname=app' --label nightly --snapshot-dir /backup/logical --jobs 2"),
-        ("What logical snapshots a directory holds:", "snap-take --list --snapshot-dir /backup/logical --pretty"),
+        ("What logical snapshots a directory holds:", "snap-take --list --logical --snapshot-dir /backup/logical --pretty"),
     ],
     extra_sections: &[(
         "FILES",
-        "The snapshot store, .pgdr-snapshots/NAME beside the data directory (btrfs: beside its subvolume; zfs: beside its dataset's mountpoint, so it is in no snapshot) or --snapshot-dir, holds btrfs and copy snapshots, their JSON sidecars, and .lock, the lock every snap-take, snap-prune and snap-clone run takes for these snapshots (removed when the run ends; created readable by all, so root's and the postgres user's runs share it). Created by root, the store and the sidecars belong to the data directory's owner.",
+        "The snapshot store, .pgdr-snapshots/NAME beside the data directory (btrfs: beside its subvolume; zfs: beside its dataset's mountpoint, so it is in no snapshot) or --snapshot-dir, holds btrfs and copy snapshots, their JSON sidecars, and .lock, the lock every snap-take, snap-prune and snap-clone run takes for these snapshots (removed when the run ends; created readable by all, so root's and the postgres user's runs share it). Created by root, the store and the sidecars belong to the data directory's owner. While --to reads a snapshot, the snapshot is seen through a view: on btrfs a read-only snapshot of it, .view-PID-NAME in the store; on ZFS a read-only clone of the set, POOL/pgdr-view-PID-NAME mounted at .view-PID-NAME in the store (so snap-prune skips the snapshot meanwhile: it has a clone); a copy is read in place under the store's lock. The view is removed when the upload ends; one left by a run that was killed is removed by the next --to on the same storage.",
     ), (
         "CONSISTENCY",
         "PGDATA's filesystem is asked of the kernel (statfs) first: a zfs or btrfs command is run only when PGDATA is on ZFS or btrfs, so a broken zfs (no zfs-fuse daemon) never fails a snapshot of a data directory elsewhere.\nzfs: one 'zfs snapshot -r' of the dataset holding PGDATA covers it and every child dataset in one instant, so pg_wal and tablespaces may live in child datasets. Anything on another dataset, pool or filesystem is refused.\nbtrfs: snapshots are not recursive; pg_wal and tablespaces must be in the PGDATA subvolume.\ncopy: a copy takes time, so it is refused while the server runs unless -d is given; then pg_wal is copied after pg_backup_stop, so the copy holds every WAL file from wal_start to the backup's end.\nThe metadata is read from the snapshot's own global/pg_control (CRC-32C checked); with zfs-fuse, which has no .zfs directory, it is read from the live file when the checkpoint did not change across the snapshot, else through a temporary clone.",

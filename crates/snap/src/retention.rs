@@ -1,7 +1,7 @@
 //! Which snapshots a policy keeps: restic's `forget` rules plus a PITR window. Pure.
 //!
-//! Snapshots are ordered newest first (by time, then by name, so equal times and clocks that
-//! went backwards still give one order). Then:
+//! Snapshots are ordered newest first (by time to the millisecond, then by name, so equal
+//! times and clocks that went backwards still give one order). Then:
 //!
 //! - the newest snapshot is always kept;
 //! - `last N`: the N newest;
@@ -52,6 +52,9 @@ pub struct Item {
     pub name: String,
     /// Seconds since the epoch (UTC).
     pub time: i64,
+    /// Milliseconds past `time`: orders snapshots taken within one second (names cannot:
+    /// `pgdr-…T110345Z` sorts after `pgdr-…T110345.652Z` though it was taken first).
+    pub subsec_millis: u32,
 }
 
 /// The verdict for one snapshot: kept when `reasons` is not empty.
@@ -121,7 +124,11 @@ pub const FUTURE: &str = "dated in the future";
 /// verdict per item, newest first.
 pub fn apply(items: &[Item], policy: &Policy, cal: &dyn Calendar, now: i64) -> Vec<Verdict> {
     let mut order: Vec<&Item> = items.iter().collect();
-    order.sort_by(|a, b| b.time.cmp(&a.time).then_with(|| b.name.cmp(&a.name)));
+    order.sort_by(|a, b| {
+        (b.time, b.subsec_millis)
+            .cmp(&(a.time, a.subsec_millis))
+            .then_with(|| b.name.cmp(&a.name))
+    });
     let verdict = |i: &&Item| Verdict {
         name: i.name.clone(),
         time: i.time,
@@ -229,6 +236,7 @@ mod tests {
             .map(|(i, &t)| Item {
                 name: format!("s{i:04}"),
                 time: t,
+                subsec_millis: 0,
             })
             .collect()
     }
@@ -413,6 +421,7 @@ mod tests {
             .map(|x| Item {
                 name: x.name.clone(),
                 time: x.time,
+                subsec_millis: 0,
             })
             .collect();
         let again = apply(&survivors, p, cal, NOW);
@@ -460,6 +469,27 @@ mod tests {
             .unwrap()
             .reasons
             .contains(&"oldest daily snapshot".to_string()));
+    }
+
+    #[test]
+    fn snapshots_of_one_second_go_by_their_milliseconds_not_their_names() {
+        // snap-take names the first of a second `…45Z` and the later ones `…45.652Z`.
+        let at = |name: &str, ms| Item {
+            name: name.into(),
+            time: NOW - 10,
+            subsec_millis: ms,
+        };
+        let items = [
+            at("pgdr-20261130T110345Z", 235),
+            at("pgdr-20261130T110345.652Z", 652),
+            at("pgdr-20261130T110345.965Z", 965),
+        ];
+        let p = Policy {
+            last: Some(1),
+            ..Policy::default()
+        };
+        let v = apply(&items, &p, &Utc, NOW);
+        assert_eq!(kept(&v), ["pgdr-20261130T110345.965Z"]);
     }
 
     #[test]

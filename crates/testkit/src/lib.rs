@@ -1,6 +1,8 @@
 //! Real parts for pgdr's tests: throwaway PostgreSQL clusters ([`Cluster`]), zfs-fuse pools on a
-//! file ([`ZfsPool`]), btrfs loop mounts ([`BtrfsMount`]), and a runner for the tool binaries
-//! ([`tool`]). [`Cluster::with_major`] starts a server of any supported major ([`majors`]). Everything is removed on drop, also after a panic.
+//! file ([`ZfsPool`]), btrfs loop mounts ([`BtrfsMount`]), a real S3-compatible server
+//! ([`S3Server`], moto), and a runner for the tool binaries ([`tool`]).
+//! [`Cluster::with_major`] starts a server of any supported major ([`majors`]). Everything is
+//! removed on drop, also after a panic.
 //!
 //! When a facility cannot exist on the machine (no /dev/fuse, not root for a loop mount) the
 //! constructors return [`Unavailable`], and [`skip_unless!`] prints a loud SKIPPED line.
@@ -9,11 +11,13 @@ mod cluster;
 mod fs;
 pub mod majors;
 mod run;
+pub mod s3;
 
 pub use cluster::{Cluster, ClusterBuilder};
 pub use fs::{BtrfsMount, ZfsPool};
 pub use majors::MAJORS;
 pub use run::{tool, ToolCommand, ToolOutput};
+pub use s3::S3Server;
 
 use std::path::{Path, PathBuf};
 

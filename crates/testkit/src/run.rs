@@ -4,9 +4,9 @@ use std::ffi::OsStr;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-/// A tool invocation: environment cleared except PATH, `PG*` scrubbed, no password file;
-/// `PGDR_PG_ROOT` set so a tool that needs another major's server binaries finds them
-/// ([`crate::majors`]).
+/// A tool invocation: environment cleared except PATH, `PG*` scrubbed, no password file, no
+/// configuration file (`PGDR_CONFIG=`; a test that wants one sets it); `PGDR_PG_ROOT` set so a
+/// tool that needs another major's server binaries finds them ([`crate::majors`]).
 #[derive(Debug)]
 pub struct ToolCommand {
     cmd: Command,
@@ -20,6 +20,7 @@ pub fn tool(name: &str) -> ToolCommand {
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", "/nonexistent")
         .env("PGPASSFILE", "/dev/null")
+        .env("PGDR_CONFIG", "")
         .env("LC_ALL", "C")
         .env("PGDR_PG_ROOT", crate::majors::pg_root());
     ToolCommand { cmd, stdin: None }

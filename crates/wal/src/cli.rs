@@ -1,12 +1,13 @@
 //! The `wal-archive` command line: arguments, and the rendering of each subcommand's
 //! document. The operations are in [`crate::cmd`].
 
+use crate::cmd::copy::CopyOptions;
 use crate::cmd::get::{self, GetOptions, GET_FATAL};
 use crate::cmd::init::InitOptions;
 use crate::cmd::prefetch::WorkerOptions;
 use crate::cmd::prune::{Bound, PruneOptions};
 use crate::cmd::push::PushOptions;
-use crate::cmd::{init, list, prefetch, prune, push, verify};
+use crate::cmd::{copy, init, list, prefetch, prune, push, verify};
 use crate::doc;
 use pgdr_core::cli::Stdin;
 use pgdr_core::man::DocSection;
@@ -25,29 +26,35 @@ never be overwritten. get verifies the checksum before writing the destination a
 file that is archived but damaged exits 126, which stops recovery instead of ending it early. \
 list, verify and prune work on the whole repository, timeline by timeline.
 
-The repository is --repo PATH or $WAL_ARCHIVE_REPO. It is created by 'wal-archive init' and bound \
-to one cluster's system identifier (given to init with --pgdata or -d, or taken from the first \
-push); every other command refuses a location that is not an initialised repository. Its format \
-is described in FORMAT.md inside it and in the REPOSITORY FORMAT section of the man page.";
-
-const AFTER_HELP: &str = "\
-Examples:
-  wal-archive init --repo /arch --pgdata /var/lib/postgresql/15/main
-  archive_command = 'wal-archive push %p --repo /arch'
-  restore_command = 'wal-archive get %f %p --repo /arch'
-  wal-archive list --repo /arch --pretty
-  wal-archive verify --repo /arch || echo 'archive damaged'
-  wal-archive prune --keep-days 14 --repo /arch --dry-run
-  snap-prune --pgdata /pg --keep-daily 7 | wal-archive prune - --repo /arch";
+The repository is --repo (or $WAL_ARCHIVE_REPO, else $PGDR_REPO): a local directory, or \
+s3://BUCKET[/PREFIX] in Amazon S3 or an S3-compatible store (credentials, region and endpoint from \
+the standard AWS variables or the instance's credential chain). It is created by 'wal-archive \
+init' and bound to one cluster's system identifier (given to init with --pgdata or -d, or taken \
+from the first push); every other command refuses a location that is not an initialised \
+repository. init --encrypt-to makes every object an age file for those recipients; reading it \
+back needs --identity. copy sends what one repository holds to another (another region), \
+verified and re-encrypted. The format is described in FORMAT.md inside the repository and in the \
+REPOSITORY FORMAT section of the man page.";
 
 #[derive(Debug, clap::Parser)]
-#[command(name = "wal-archive", version, about = ABOUT, long_about = LONG_ABOUT, after_help = AFTER_HELP)]
+#[command(name = "wal-archive", version, about = ABOUT, long_about = LONG_ABOUT)]
 pub struct Args {
     #[command(flatten)]
     pub output: OutputArgs,
-    /// The repository directory (default: $WAL_ARCHIVE_REPO).
-    #[arg(long, global = true, value_name = "PATH", env = "WAL_ARCHIVE_REPO")]
+    /// The repository: a directory, or s3://BUCKET[/PREFIX] (default: $WAL_ARCHIVE_REPO, else
+    /// $PGDR_REPO).
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH|s3://BUCKET[/PREFIX]",
+        env = "WAL_ARCHIVE_REPO"
+    )]
     pub repo: Option<PathBuf>,
+    /// The age identity file (AGE-SECRET-KEY-1… lines, or an unencrypted ssh-ed25519/ssh-rsa
+    /// private key) that decrypts an encrypted repository; refused when group or others can
+    /// read it.
+    #[arg(long, global = true, value_name = "FILE", env = "PGDR_IDENTITY")]
+    pub identity: Option<PathBuf>,
     #[command(subcommand)]
     pub cmd: Cmd,
 }
@@ -63,8 +70,7 @@ empty one (an unmounted mount point is refused by every other command, never fil
 format page and the settings. With --pgdata (read from pg_control) or -d (asked from the \
 server) it is bound to that cluster at once; otherwise the first push binds it. Running init \
 again on a repository with the same settings changes nothing (\"created\": false); other \
-settings are refused.",
-        after_help = "Examples:\n  wal-archive init --repo /zpdata02/wal --pgdata /zpdata01/pg\n  wal-archive init --repo /arch -d 'host=/run/postgresql dbname=postgres' --compress lz4"
+settings are refused."
     )]
     Init(InitArgs),
     /// Archive one WAL file (archive_command = 'wal-archive push %p --repo DIR').
@@ -72,31 +78,36 @@ settings are refused.",
         long_about = "Archive one WAL file: a segment, a .partial segment, a .backup or a .history \
 file. Durable before exit 0. If the name is already archived with identical content, exit 0 with \
 \"already_archived\": true once the archived copy is on disk; with different content, exit 1 \
-naming both checksums, nothing overwritten.",
-        after_help = "Examples:\n  archive_command = 'wal-archive push %p --repo /arch'\n  archive_command = 'wal-archive push %p --parallel 4 --repo /arch'"
+naming both checksums, nothing overwritten."
     )]
     Push(PushArgs),
     /// Restore one archived file (restore_command = 'wal-archive get %f %p --repo DIR').
     #[command(
         long_about = "Restore one archived file into DEST, atomically, after checking its SHA-256 \
 (and, for segments, its page header). Not archived: exit 1 with one line. Archived but \
-unreadable or damaged, or no usable repository: exit 126, nothing written.",
-        after_help = "Examples:\n  restore_command = 'wal-archive get %f %p --repo /arch'\n  restore_command = 'wal-archive get %f %p --prefetch 8 --repo /arch'"
+unreadable or damaged, or no usable repository: exit 126, nothing written."
     )]
     Get(GetArgs),
     /// Per timeline: first, last, count, bytes, stored bytes, gaps; history files.
-    #[command(after_help = "Examples:\n  wal-archive list --repo /arch --pretty")]
     List,
     /// Read back every file: checksum, header, continuity per timeline following history files.
-    #[command(
-        after_help = "Examples:\n  wal-archive verify --repo /arch >/dev/null || page-oncall"
-    )]
+    #[command()]
     Verify,
     /// Remove segments older than a bound on every timeline (never .history files).
-    #[command(
-        after_help = "Examples:\n  wal-archive prune --before 000000010000000A00000000 --repo /arch --dry-run\n  wal-archive prune --keep-days 14 --repo /arch\n  snap-prune --pgdata /pg --keep-daily 7 | wal-archive prune - --repo /arch"
-    )]
+    #[command()]
     Prune(PruneArgs),
+    /// Copy what the repository holds and DST lacks into DST (another region), verified.
+    #[command(
+        long_about = "Copy every object the repository (--repo, SRC) holds and DST lacks: WAL, \
+history files, and any other object kind (images, dumps), one object at a time on --parallel \
+threads. Each object is checked as read from SRC (checksum, size, cluster; an encrypted one is \
+authenticated) and again as stored in DST (read back and compared), and is re-encrypted for \
+DST's recipients. A name DST holds already is never overwritten; one with other content is \
+reported (exit 1). Idempotent; a copy killed at any point is resumed by running it again. DST \
+must be initialised (wal-archive init --repo DST) and not bound to another cluster. DST keeps its \
+own retention: what 'wal-archive prune --repo DST' removed is not copied again."
+    )]
+    Copy(CopyArgs),
     /// Internal: fills get's prefetch spool (started by get --prefetch).
     #[command(hide = true)]
     PrefetchWorker(WorkerArgs),
@@ -116,6 +127,30 @@ pub struct InitArgs {
     /// Bind the repository to this server's cluster: a libpq conninfo or postgres:// URI.
     #[arg(short = 'd', long = "dbname", value_name = "CONNINFO")]
     pub dbname: Option<String>,
+    /// Encrypt every object stored from now on to this recipient: an age public key (age1…)
+    /// or an ssh-ed25519/ssh-rsa public key line. Repeatable.
+    #[arg(long, value_name = "RECIPIENT")]
+    pub encrypt_to: Vec<String>,
+    /// Encrypt to the recipients listed in FILE (one a line, # comments), as age -R reads them.
+    #[arg(long, value_name = "FILE")]
+    pub encrypt_to_file: Vec<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CopyArgs {
+    /// The repository to copy into: a directory or s3://BUCKET[/PREFIX], initialised.
+    #[arg(long, value_name = "DST")]
+    pub to: PathBuf,
+    /// The identity that decrypts DST, when DST is encrypted for other recipients than SRC
+    /// (default: --identity; one age identity file may hold both).
+    #[arg(long, value_name = "FILE")]
+    pub to_identity: Option<PathBuf>,
+    /// Objects copied at once (default 4).
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub parallel: usize,
+    /// Count what would be copied; copy nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -209,16 +244,24 @@ pub struct WorkerArgs {
 }
 
 pub fn main() -> std::process::ExitCode {
-    pgdr_core::runner::main::<Args>("wal-archive", run)
+    pgdr_core::runner::main_with::<Args>(
+        "wal-archive",
+        run,
+        pgdr_core::runner::Settings {
+            // restore_command: a broken configuration file must stop recovery, not end it.
+            config_failure_code: |path| {
+                (path.first().map(String::as_str) == Some("get")).then_some(GET_FATAL)
+            },
+            ..Default::default()
+        },
+    )
 }
 
 fn repo_location(repo: Option<PathBuf>) -> Result<PathBuf> {
-    match repo {
+    match repo.or_else(|| std::env::var_os("PGDR_REPO").map(PathBuf::from)) {
         Some(p) if !p.as_os_str().is_empty() => Ok(p),
-        _ => {
-            Err(Error::usage("no repository given")
-                .hint("pass --repo PATH or set WAL_ARCHIVE_REPO"))
-        }
+        _ => Err(Error::usage("no repository given")
+            .hint("pass --repo PATH or s3://BUCKET/PREFIX, set WAL_ARCHIVE_REPO, or set repo in /etc/pgdr/pgdr.toml")),
     }
 }
 
@@ -228,6 +271,12 @@ fn repo_location(repo: Option<PathBuf>) -> Result<PathBuf> {
 /// The operation's.
 pub fn run(args: Args) -> Result<Outcome> {
     let location = repo_location(args.repo);
+    if let Some(id) = &args.identity {
+        // The repository layer (and get's prefetch worker, a child process) reads the
+        // identity from PGDR_IDENTITY; set here, before any thread starts.
+        let id = std::path::absolute(id).unwrap_or_else(|_| id.clone());
+        std::env::set_var(pgdr_repo::crypt::IDENTITY_ENV, id);
+    }
     match args.cmd {
         Cmd::Init(a) => Outcome::document(&init::init(
             &location?,
@@ -236,6 +285,8 @@ pub fn run(args: Args) -> Result<Outcome> {
                 level: a.level,
                 pgdata: a.pgdata,
                 dbname: a.dbname,
+                encrypt_to: a.encrypt_to,
+                encrypt_to_file: a.encrypt_to_file,
             },
         )?),
         Cmd::Push(a) => a.quiet.render(&push::push(
@@ -279,6 +330,19 @@ pub fn run(args: Args) -> Result<Outcome> {
                 },
             )?)
         }
+        Cmd::Copy(a) => {
+            let report = copy::copy(
+                &location?,
+                &CopyOptions {
+                    to: a.to,
+                    to_identity: a.to_identity,
+                    parallel: a.parallel,
+                    dry_run: a.dry_run,
+                },
+            )?;
+            let code = if report.failed.is_empty() { 0 } else { 1 };
+            Ok(Outcome::document(&report)?.with_code(code))
+        }
         Cmd::PrefetchWorker(a) => Outcome::document(&prefetch::worker(
             &location?,
             &WorkerOptions {
@@ -293,10 +357,10 @@ pub fn run(args: Args) -> Result<Outcome> {
 pub static MAN: pgdr_core::man::ManExtra = pgdr_core::man::ManExtra {
     exit_status: &[
         (0, "Success. init: the repository exists with these settings. push: the file is archived and on disk (also when it was already archived with identical content). verify: no problem found."),
-        (1, "The operation failed or was refused, nothing changed. Every command but init and get: --repo is not an initialised repository (a missing or empty directory, e.g. an unmounted mount point; nothing is created). push: a different file is archived under the name (both checksums named), a foreign cluster's segment, a bad page header, an I/O error such as a full disk. get: the name is not archived (one line; PostgreSQL reads it as the end of the archive). verify: problems found (the report is printed)."),
+        (1, "The operation failed or was refused, nothing changed. Every command but init and get: --repo is not an initialised repository (a missing or empty directory, e.g. an unmounted mount point, or an empty or foreign S3 prefix; nothing is created); an S3 store that cannot be reached, refuses the credentials, has no such bucket, or keeps failing (requests are retried with backoff for 30 seconds); an identity file group or others can read. copy: SRC or DST cannot be decrypted, DST belongs to another cluster, or some objects could not be copied (the report lists them). push: a different file is archived under the name (both checksums named), a foreign cluster's segment, a bad page header, an I/O error such as a full disk. get: the name is not archived (one line; PostgreSQL reads it as the end of the archive). verify: problems found (the report is printed)."),
         (2, "Usage error or malformed input (bad arguments, not a WAL file name, a document on stdin that is not snap-prune's)."),
         (75, "prune: another prune holds the repository's lock (see --wait-lock)."),
-        (GET_FATAL, "get only: the file is archived but cannot be read back intact (checksum mismatch, damaged or unreadable file), or there is no usable repository (missing, not initialised, unreadable), or DEST cannot be written. Nothing is written to DEST. PostgreSQL treats a restore_command status above 125 as fatal and stops recovery instead of ending it early at the wrong point. No other command exits above 125."),
+        (GET_FATAL, "get only: the file is archived but cannot be read back intact (checksum mismatch, damaged, truncated or unreadable file; an encrypted repository without an identity, with a wrong one, or with one group or others can read), or there is no usable repository (missing, not initialised, unreadable, unreachable), or DEST cannot be written. Nothing is written to DEST. PostgreSQL treats a restore_command status above 125 as fatal and stops recovery instead of ending it early at the wrong point. No other command exits above 125."),
     ],
     documents: &[
         DocSection::of::<doc::InitReport>("init"),
@@ -305,6 +369,7 @@ pub static MAN: pgdr_core::man::ManExtra = pgdr_core::man::ManExtra {
         DocSection::of::<doc::ListReport>("list"),
         DocSection::of::<doc::VerifyReport>("verify"),
         DocSection::of::<doc::PruneReport>("prune"),
+        DocSection::of::<doc::CopyReport>("copy"),
     ],
     json_output: "\
 Each command prints one document; push and get print theirs only when run by hand or with --json: run by PostgreSQL (archive_command, restore_command: a postgres process among their ancestors) they print nothing on success, because their stdout is the server log. Failures always print one line on stderr. Sizes: \"bytes\" are original bytes, \"stored_bytes\" as stored in the repository (compressed, with the 68-byte header). System identifiers are strings (64-bit integers do not survive JSON doubles).",
@@ -316,6 +381,13 @@ Each command prints one document; push and get print theirs only when run by han
         ("See what the archive holds, per timeline:", "wal-archive list --repo /arch --pretty"),
         ("Check every file from cron:", "wal-archive verify --repo /arch >/dev/null || page-oncall"),
         ("Keep WAL for the snapshots snap-prune keeps:", "snap-prune --pgdata /pg --keep-daily 7 | wal-archive prune - --repo /arch"),
+        ("Create a repository bound to a running server's cluster, storing lz4:", "wal-archive init --repo /arch -d 'host=/run/postgresql dbname=postgres' --compress lz4"),
+        ("Remove WAL before a segment, previewing first:", "wal-archive prune --before 000000010000000A00000000 --repo /arch --dry-run"),
+        ("Keep two weeks of WAL:", "wal-archive prune --keep-days 14 --repo /arch"),
+        ("An encrypted repository in another region:", "wal-archive init --repo s3://dr-region/pg --pgdata /pg --encrypt-to-file /etc/pgdr/recipients.txt"),
+        ("A daily copy into it:", "wal-archive copy --repo /arch --to s3://dr-region/pg"),
+        ("Restore from it (the identity file is 0600):", "restore_command = 'wal-archive get %f %p --repo s3://dr-region/pg --identity /etc/pgdr/dr.key'"),
+        ("Copy into another region, previewing first, 8 objects at a time:", "wal-archive copy --repo s3://main/pg --to s3://dr-region/pg --parallel 8 --dry-run"),
     ],
     extra_sections: &[
         ("REPOSITORY FORMAT", "\
@@ -323,6 +395,11 @@ Version 1 (checked on every open; another version is refused). The repository di
 Each stored file is a 68-byte header (magic PGDRWAL\\0, file format version, compression, kind, original size, system identifier, SHA-256 of the original bytes, CRC-32C of the header) followed by the body: raw, one zstd frame, or an lz4 frame.
 Directories are created 0700 and files 0600; a repository directory writable by group or others, or owned by another user (unless running as root), is refused, with the owner named.
 Files are written to .NAME.pgdr-tmp.PID.N in the target directory, fsynced, published with renameat2(RENAME_NOREPLACE) (link where unsupported) and the directory fsynced: a name, once published, is never replaced. cluster.json is published the same way, so two first pushes at once bind the repository to one cluster."),
-        ("ENVIRONMENT", "WAL_ARCHIVE_REPO: the repository when --repo is not given."),
+        ("S3 REPOSITORIES", "\
+--repo s3://BUCKET[/PREFIX] keeps the same layout as keys below PREFIX. The bucket must exist. Every object is published with a conditional create (If-None-Match: *), decided by the store, never a check then a put: objects above 8 MiB are sent in parallel parts (at most --parallel parts in memory; default 4) to a temporary key .NAME.pgdr-tmp.PID.N beside the final one, then published under the final name by a conditional CompleteMultipartUpload copying it server-side, and the temporary key deleted. A killed run may leave such temporary keys (prune removes them after a day) and incomplete multipart uploads (a bucket lifecycle rule AbortIncompleteMultipartUpload removes those). Requests that fail on the network, with a 5xx or throttling answer are retried with exponential backoff for up to 30 seconds. prune's lock is an object, prune.lock, created the same way and deleted when done (taken over when older than an hour)."),
+        ("ENCRYPTION", "\
+A repository made with init --encrypt-to or --encrypt-to-file (format version 2) stores every object but pgdr-wal-archive.json, cluster.json and FORMAT.md as an age file (age-encryption.org/v1) for its recipients: X25519 age1… keys or ssh-ed25519/ssh-rsa public keys. 'age -d -i KEY OBJECT' gives what pgdr stores unencrypted: for WAL, the 68-byte header and the compressed body, so 'age -d -i KEY OBJECT | tail -c +69 | zstd -d' is the original file. Object names and the settings are the only plaintext. Writing needs only the recipients. Reading (get, verify, list's sizes, copy, and push when a name is already archived and must be compared) needs --identity FILE or PGDR_IDENTITY: age identities (AGE-SECRET-KEY-1… lines) or an unencrypted ssh-ed25519/ssh-rsa private key, in a file group and others cannot read. Without an identity, list reports \"content_read\": false and verify \"content_verified\": false (names and continuity checked only). Plaintext is staged in private temporary files under $TMPDIR while objects are encrypted or copied."),
+        ("ENVIRONMENT", "\
+WAL_ARCHIVE_REPO, then PGDR_REPO: the repository when --repo is not given. PGDR_IDENTITY: the identity file when --identity is not given. TMPDIR: where objects for S3 or for encryption are staged. For s3:// repositories: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION (or AWS_DEFAULT_REGION), AWS_ENDPOINT_URL (MinIO, Ceph RGW, OSS and other S3-compatible stores), AWS_ALLOW_HTTP=true (a plain-HTTP endpoint, e.g. a test server); without keys, the container (AWS_CONTAINER_CREDENTIALS_*), web identity (AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN) and instance metadata credentials. Credentials are never taken from the command line and never printed."),
     ],
 };

@@ -34,6 +34,11 @@ pub struct InitReport {
     /// (null when the repository is not a local directory).
     #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub owner: Option<String>,
+    /// Where it is: "local" (a directory) or "s3" (an S3-compatible bucket).
+    pub kind: String,
+    /// The recipients every object is encrypted to (public keys); empty when the repository
+    /// is not encrypted.
+    pub encrypt_to: Vec<String>,
 }
 
 impl Document for InitReport {
@@ -130,6 +135,10 @@ pub struct ListReport {
     pub history: Vec<String>,
     /// Files whose header cannot be read.
     pub unreadable: Vec<Problem>,
+    /// True when every file's header was read. False for an encrypted repository listed
+    /// without an identity: then "bytes" are 0 (unknown) and history files were not followed
+    /// (no parent or switchpoint).
+    pub content_read: bool,
 }
 
 impl Document for ListReport {
@@ -159,6 +168,10 @@ pub struct VerifyReport {
     pub temporary_files: u64,
     /// Objects under wal/ that are not archived files (wrong names or places).
     pub unknown_files: Vec<String>,
+    /// True when every file was read back and checked. False for an encrypted repository
+    /// verified without an identity: then only names, continuity by name and the presence
+    /// of history files were checked.
+    pub content_verified: bool,
 }
 
 impl Document for VerifyReport {
@@ -230,4 +243,38 @@ pub struct PrefetchReport {
 
 impl Document for PrefetchReport {
     const PRODUCERS: &'static [&'static str] = &["wal-archive"];
+}
+
+/// `copy`: what was copied from one repository to another (with dry_run: would be).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CopyReport {
+    /// The repository copied from (--repo).
+    pub repo: String,
+    /// The repository copied to (--to).
+    pub to: String,
+    /// Nothing was copied: the counts say what would have been.
+    pub dry_run: bool,
+    /// Objects SRC holds (WAL, history files, images, dumps; not settings, locks or
+    /// acknowledgements).
+    pub objects: u64,
+    /// Objects copied by this run (each checked as read from SRC and as stored in DST).
+    pub copied: u64,
+    /// Their original bytes (as pgdr stores them, before encryption).
+    pub bytes: u64,
+    /// Their bytes as stored in DST (after DST's encryption).
+    pub stored_bytes: u64,
+    /// Objects DST already held with identical content.
+    pub present: u64,
+    /// Objects DST's own retention removed (below its prune bound): never brought back.
+    pub skipped_pruned: u64,
+    /// Objects that could not be copied, each with why (then the exit status is 1).
+    pub failed: Vec<Problem>,
+}
+
+impl Document for CopyReport {
+    const PRODUCERS: &'static [&'static str] = &["wal-archive"];
+    fn dry_run(&self) -> bool {
+        self.dry_run
+    }
 }

@@ -67,6 +67,10 @@ fn physical(args: &Args) -> Result<CreateRequest> {
         wait: pgdr_core::lock::wait_duration("--wait", args.wait)?,
         wait_lock: pgdr_core::lock::wait_duration("--wait-lock", args.wait_lock)?,
         registry: Registry::host(),
+        // A temporary clone is of a local snapshot: images are restored only with --target
+        // and without --into (crate::cli::run).
+        image_repo: None,
+        parallel: args.parallel.into(),
     })
 }
 

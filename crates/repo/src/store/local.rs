@@ -6,8 +6,7 @@
 //! given to the owner of the root directory, so PostgreSQL (running as that owner) can read
 //! them.
 
-use super::{not_initialised, Created, Key, Listing, Object, ObjectInfo, Staged, Store};
-use pgdr_core::lock::LockGuard;
+use super::{not_initialised, Created, Key, Listing, Lock, Object, ObjectInfo, Staged, Store};
 use pgdr_core::signals::TempFile;
 use pgdr_core::{Context, Error, Result};
 use std::collections::BTreeSet;
@@ -321,13 +320,17 @@ impl Store for LocalStore {
         file.sync_all()
             .context(|| format!("cannot write {}", temp.path().display()))?;
         drop(file);
-        let _guard = pgdr_core::signals::critical_section();
-        let published = pgdr_core::fsx::rename_noreplace(temp.path(), &target)
-            .context(|| format!("cannot publish {}", target.display()))?;
-        if !published {
-            return Ok(Created::Exists);
+        {
+            // Only the rename and forgetting the temporary file wait for a signal: the
+            // directory's fsync below need not hold every other writer of the process back.
+            let _guard = pgdr_core::signals::critical_section();
+            let published = pgdr_core::fsx::rename_noreplace(temp.path(), &target)
+                .context(|| format!("cannot publish {}", target.display()))?;
+            if !published {
+                return Ok(Created::Exists);
+            }
+            temp.keep();
         }
-        temp.keep();
         let dir = target.parent().unwrap_or(&self.root);
         pgdr_core::fsx::fsync_dir(dir).context(|| format!("cannot sync {}", dir.display()))?;
         Ok(Created::New)
@@ -398,12 +401,16 @@ impl Store for LocalStore {
         Ok(())
     }
 
-    fn lock(&self, name: &str, what: &str, wait: Option<Duration>) -> Result<LockGuard> {
+    fn lock(&self, name: &str, what: &str, wait: Option<Duration>) -> Result<Lock> {
         let path = self.path(name);
         let guard = pgdr_core::lock::acquire(&path, what, wait)?;
         // A lock file root made must stay usable by the owner's own runs (its cron).
         self.give_away(&path)?;
-        Ok(guard)
+        Ok(Lock::File(guard))
+    }
+
+    fn kind(&self) -> &'static str {
+        "local"
     }
 }
 

@@ -12,6 +12,7 @@
 //! `create_if_absent` makes it durable and publishes it, or reports the name taken.
 
 pub mod local;
+pub mod s3;
 
 use pgdr_core::lock::LockGuard;
 use pgdr_core::signals::TempFile;
@@ -132,28 +133,95 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// One of them cannot be deleted (the ones before it are gone).
     fn delete(&self, keys: &[String]) -> Result<()>;
-    /// Takes the repository's lock `name` (e.g. `prune.lock`) for `what`.
+    /// Takes the repository's lock `name` (e.g. `prune.lock`) for `what`; held until the
+    /// returned [`Lock`] is dropped.
     ///
     /// # Errors
     /// Exit 75 when another run holds it (after `wait`), exit 1 when it cannot be taken.
-    fn lock(&self, name: &str, what: &str, wait: Option<Duration>) -> Result<LockGuard>;
+    fn lock(&self, name: &str, what: &str, wait: Option<Duration>) -> Result<Lock>;
+    /// The kind of store: `"local"` or `"s3"`.
+    fn kind(&self) -> &'static str;
 }
 
-/// Opens the store at `location` (today a local directory; `s3://` is issue 14's).
+/// A repository lock, released on drop: a locked file beside the objects, or on an object
+/// store a lock object created with a conditional create (taken over when older than an hour).
+#[must_use = "the lock is released when dropped"]
+pub enum Lock {
+    File(LockGuard),
+    Object(s3::ObjectLock),
+}
+
+/// How a store is opened.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreOptions {
+    /// Concurrent transfers one object may use (the parts of a large object on S3).
+    pub parallel: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions { parallel: 4 }
+    }
+}
+
+/// Whether `location` names an object store (`s3://…`) rather than a local directory.
+pub fn is_remote(location: &Path) -> bool {
+    location.to_str().is_some_and(|s| s.starts_with("s3://"))
+}
+
+fn s3_location(location: &Path) -> Option<Result<s3::S3Location>> {
+    s3::S3Location::parse(location.to_str()?)
+}
+
+/// Opens the store at `location`: a local directory, or `s3://BUCKET[/PREFIX]`.
 ///
 /// # Errors
-/// A location that does not exist or is not a directory: not an initialised repository.
-pub fn open(location: &Path) -> Result<Box<dyn Store>> {
-    Ok(Box::new(local::LocalStore::open(location)?))
+/// A local location that does not exist or is not a directory (not an initialised
+/// repository); a malformed `s3://` URL (exit 2); an S3 configuration that cannot be used.
+pub fn open(location: &Path, o: StoreOptions) -> Result<Box<dyn Store>> {
+    match s3_location(location) {
+        Some(loc) => Ok(Box::new(s3::S3Store::open(loc?, o.parallel)?)),
+        None => Ok(Box::new(local::LocalStore::open(location)?)),
+    }
 }
 
 /// Makes `location` ready to become a repository (`init`): see
-/// [`local::LocalStore::create`]. `owner` (as root) gets a newly created directory.
+/// [`local::LocalStore::create`] and [`s3::S3Store::create`]. `owner` (as root) gets a newly
+/// created local directory.
 ///
 /// # Errors
 /// A location that cannot be created or holds something other than a repository.
 pub fn create(location: &Path, owner: Option<(u32, u32)>) -> Result<Box<dyn Store>> {
-    Ok(Box::new(local::LocalStore::create(location, owner)?))
+    match s3_location(location) {
+        Some(loc) => Ok(Box::new(s3::S3Store::create(
+            loc?,
+            StoreOptions::default().parallel,
+        )?)),
+        None => Ok(Box::new(local::LocalStore::create(location, owner)?)),
+    }
+}
+
+/// A staged object in a private temporary file of this host (`$TMPDIR`, 0600), for stores
+/// whose objects are not local files and for the plaintext of an encrypted object.
+///
+/// # Errors
+/// The temporary file cannot be made.
+pub fn stage_in_temp(key: &Key) -> Result<Staged> {
+    let name = key.rsplit('/').next().unwrap_or(key);
+    let target = std::env::temp_dir().join(name);
+    let (temp, file) = local::temp_beside(&target).map_err(|e| {
+        Error::failed(format!(
+            "cannot create a temporary file in {}",
+            std::env::temp_dir().display()
+        ))
+        .because(pgdr_core::error::clean_io_message(&e.to_string()))
+        .hint("set TMPDIR to a writable directory")
+    })?;
+    Ok(Staged {
+        key: key.to_string(),
+        temp,
+        file,
+    })
 }
 
 /// The refusal of a location that is not an initialised repository (exit 1; `get` makes it

@@ -5,6 +5,7 @@
 
 use crate::datadir::Layout;
 use crate::meta::{SnapshotMeta, Tablespace};
+use pgdr_core::progress::Progress;
 use pgdr_core::{Error, Result};
 use std::fs::{self, File, OpenOptions};
 use std::io::ErrorKind;
@@ -21,12 +22,28 @@ pub struct CopyStore {
 /// Files a copy leaves out: they describe the running server, not the data.
 const SKIP_TOP: &[&str] = &["postmaster.pid", "postmaster.opts"];
 
-/// Bytes copied and bytes shared by reflink.
-#[derive(Debug, Clone, Copy, Default)]
+/// Bytes copied and bytes shared by reflink; the progress shown on a terminal.
+#[derive(Debug, Clone, Default)]
 pub struct CopyStats {
     pub bytes: u64,
     pub reflinked: u64,
     pub files: u64,
+    pub progress: Progress,
+}
+
+/// The bytes of the files under `p`, following symlinked directories (pg_wal, tablespaces):
+/// the total of a copy's progress.
+fn tree_bytes(p: &Path) -> u64 {
+    match fs::metadata(p) {
+        Ok(m) if m.is_dir() => fs::read_dir(p)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| tree_bytes(&e.path()))
+            .sum(),
+        Ok(m) if m.is_file() => m.len(),
+        _ => 0,
+    }
 }
 
 impl CopyStore {
@@ -160,8 +177,14 @@ impl CopyStore {
     /// # Errors
     /// The copy failed; what was copied is removed again.
     pub fn clone_to(&self, meta: &SnapshotMeta, root: &Path) -> Result<(String, PathBuf)> {
-        let mut stats = CopyStats::default();
-        if let Err(e) = copy_tree(&self.snap_path(&meta.snapshot), root, &mut stats, false) {
+        let src = self.snap_path(&meta.snapshot);
+        let mut stats = CopyStats {
+            progress: Progress::bytes(&format!("copying snapshot {}", meta.snapshot), || {
+                Some(tree_bytes(&src))
+            }),
+            ..CopyStats::default()
+        };
+        if let Err(e) = copy_tree(&src, root, &mut stats, false) {
             let _ = self.remove_tree(root);
             return Err(e);
         }
@@ -179,7 +202,17 @@ fn io_err(p: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
 /// Copies a data directory: pg_wal and tablespace symlinks followed (stored as directories),
 /// postmaster.pid/opts left out.
 pub fn copy_data_dir(src: &Path, dst: &Path, skip_wal: bool) -> Result<CopyStats> {
-    let mut stats = CopyStats::default();
+    let mut stats = CopyStats {
+        progress: Progress::bytes(&format!("copying {}", src.display()), || {
+            let wal = if skip_wal {
+                tree_bytes(&src.join("pg_wal"))
+            } else {
+                0
+            };
+            Some(tree_bytes(src).saturating_sub(wal))
+        }),
+        ..CopyStats::default()
+    };
     make_dir_like(src, dst)?;
     for e in fs::read_dir(src).map_err(io_err(src))? {
         let e = e.map_err(io_err(src))?;
@@ -313,6 +346,7 @@ fn copy_file(
     }
     stats.bytes += len;
     stats.files += 1;
+    stats.progress.add(len);
     let _ = std::os::unix::fs::fchown(&to, Some(meta.uid()), Some(meta.gid()));
     to.set_permissions(fs::Permissions::from_mode(meta.mode() & 0o7777))?;
     Ok(())

@@ -3,7 +3,6 @@
 //! directory or a repository. A logical snapshot needs no WAL, so the report has no
 //! `oldest_kept` for `wal-archive prune -`.
 
-use super::meta::LogicalSnapshot;
 use super::place::Place;
 use crate::retention::{self, Calendar, Item, Policy, FUTURE};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -138,20 +137,20 @@ pub fn run(req: &LogicalPruneRequest) -> Result<LogicalPruneReport> {
             .iter()
             .filter(|m| &m.database == db && &m.label == label)
             .collect();
-        // The policy orders snapshots of one second by name; names with milliseconds
-        // (pgdr-…T092837.482Z) sort before the whole second's (pgdr-…T092837Z), so the key
-        // leads with the milliseconds of `created`.
-        let key =
-            |m: &LogicalSnapshot| format!("{:020}|{}", m.created.timestamp_millis(), m.snapshot);
+        // Snapshots of one second are ordered by the milliseconds of `created`, not by name.
         let items: Vec<Item> = members
             .iter()
             .map(|m| Item {
-                name: key(m),
+                name: m.snapshot.clone(),
                 time: m.created.timestamp(),
+                subsec_millis: m.created.timestamp_subsec_millis(),
             })
             .collect();
         for v in retention::apply(&items, &req.policy, cal, req.now.timestamp()) {
-            let m = members.iter().find(|m| key(m) == v.name).expect("listed");
+            let m = members
+                .iter()
+                .find(|m| m.snapshot == v.name)
+                .expect("listed");
             if v.reasons.iter().any(|r| r == FUTURE) {
                 problems.push(format!(
                     "{} is dated {}, after now ({}): a clock that had jumped ahead; it is kept and \

@@ -9,7 +9,7 @@ use pgdr_core::signals::TempFile;
 use pgdr_core::{Context, Error, ErrorKind, Result};
 use pgdr_pgformat::wal_name::{Kind, WalName};
 use pgdr_repo::file::{restore, RestoreError};
-use pgdr_repo::repo::{key_of, Repo};
+use pgdr_repo::repo::Repo;
 use pgdr_repo::store::local::temp_beside;
 use pgdr_repo::stored::{hex, Header};
 use std::fs::{self, File};
@@ -50,10 +50,6 @@ pub fn get(location: &Path, o: &GetOptions) -> Result<GetReport> {
             .because("not a WAL segment, .partial, .backup or .history file name")
     })?;
     let repo = Repo::open(location).map_err(fatal)?;
-    // "Not found" is how recovery learns it reached the end of the archive: one quiet line.
-    if repo.store().head(&key_of(&name)).map_err(fatal)?.is_none() {
-        return Err(Error::failed(format!("{name} is not in the archive")));
-    }
     let spool = prefetch::spool_dir(o);
     let taken = spool
         .as_ref()
@@ -86,19 +82,17 @@ fn restore_to(repo: &Repo, name: &WalName, dest: &Path) -> Result<Header> {
     let cannot_write = || format!("cannot write {}", dest.display());
     let (temp, f) = temp_beside(dest).context(cannot_write).map_err(fatal)?;
     let mut w = io::BufWriter::with_capacity(1 << 20, f);
-    let h = restore(repo, name, &mut w).map_err(|e| {
-        fatal(match e {
-            RestoreError::Write(io) => Err::<(), _>(io).context(cannot_write).unwrap_err(),
-            RestoreError::Store(e) => e,
-            RestoreError::Missing => Error::failed(format!(
-                "{name} vanished from the archive while it was read"
-            )),
-            RestoreError::Damaged(why) => {
-                Error::failed(format!("{name} is archived but cannot be read back intact"))
-                    .because(why)
-                    .hint("recovery stops here rather than end early; run 'wal-archive verify'")
-            }
-        })
+    let h = restore(repo, name, &mut w).map_err(|e| match e {
+        // "Not found" is how recovery learns it reached the end of the archive: exit 1, one
+        // quiet line.
+        RestoreError::Missing => Error::failed(format!("{name} is not in the archive")),
+        RestoreError::Write(io) => fatal(Err::<(), _>(io).context(cannot_write).unwrap_err()),
+        RestoreError::Store(e) => fatal(e),
+        RestoreError::Damaged(why) => fatal(
+            Error::failed(format!("{name} is archived but cannot be read back intact"))
+                .because(why)
+                .hint("recovery stops here rather than end early; run 'wal-archive verify'"),
+        ),
     })?;
     let f = w
         .into_inner()

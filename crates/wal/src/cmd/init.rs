@@ -3,7 +3,7 @@
 
 use crate::doc::InitReport;
 use pgdr_core::{Context, Error, Result};
-use pgdr_repo::repo::{Identity, InitRequest, Repo, REPO_VERSION};
+use pgdr_repo::repo::{Identity, InitRequest, Repo};
 use pgdr_repo::stored::Compression;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -19,6 +19,10 @@ pub struct InitOptions {
     pub pgdata: Option<PathBuf>,
     /// Bind to this server's cluster (a conninfo).
     pub dbname: Option<String>,
+    /// Encrypt every object to these recipients (`age1…`, `ssh-ed25519 …`, `ssh-rsa …`).
+    pub encrypt_to: Vec<String>,
+    /// Files listing more recipients, one a line (`age -R` files).
+    pub encrypt_to_file: Vec<PathBuf>,
 }
 
 /// The cluster of a data directory, from `global/pg_control` (src/include/catalog/pg_control.h).
@@ -82,6 +86,15 @@ pub fn init(location: &Path, o: &InitOptions) -> Result<InitReport> {
     if let Some(l) = o.level {
         o.compression.unwrap_or(Compression::Zstd).level(Some(l))?;
     }
+    let mut encrypt_to = Vec::new();
+    for r in &o.encrypt_to {
+        pgdr_repo::crypt::parse_recipient(r)?;
+        encrypt_to.push(r.trim().to_string());
+    }
+    for f in &o.encrypt_to_file {
+        encrypt_to.extend(pgdr_repo::crypt::read_recipients_file(f)?);
+    }
+    encrypt_to.dedup();
     let identity = match (&o.pgdata, &o.dbname) {
         (Some(p), _) => Some(identity_of_pgdata(p)?),
         (None, Some(d)) => Some(identity_of_server(d)?),
@@ -101,6 +114,7 @@ pub fn init(location: &Path, o: &InitOptions) -> Result<InitReport> {
             compression_level: o.level,
             identity,
             owner,
+            encrypt_to,
         },
     )?;
     let s = repo.settings();
@@ -108,15 +122,20 @@ pub fn init(location: &Path, o: &InitOptions) -> Result<InitReport> {
     Ok(InitReport {
         repo: repo.location(),
         created,
-        format_version: REPO_VERSION,
+        format_version: s.version,
         compression: repo.compression(),
         compression_level: s.compression_level,
         system_identifier: id.map(|i| i.system_identifier.to_string()),
         wal_segment_size: id.map(|i| i.wal_segment_size),
-        owner: std::fs::metadata(location).ok().map(|m| {
-            pgdr_core::owner::user_by_uid(m.uid())
-                .map(|u| u.name)
-                .unwrap_or_else(|| m.uid().to_string())
-        }),
+        owner: (repo.store().kind() == "local")
+            .then(|| std::fs::metadata(location).ok())
+            .flatten()
+            .map(|m| {
+                pgdr_core::owner::user_by_uid(m.uid())
+                    .map(|u| u.name)
+                    .unwrap_or_else(|| m.uid().to_string())
+            }),
+        kind: repo.store().kind().to_string(),
+        encrypt_to: s.encrypt_to.clone().unwrap_or_default(),
     })
 }

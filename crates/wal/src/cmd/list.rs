@@ -29,5 +29,6 @@ pub fn list(location: &Path) -> Result<ListReport> {
             .map(|t| format!("{t:08X}.history"))
             .collect(),
         unreadable: s.unreadable_problems(),
+        content_read: s.content_read,
     })
 }

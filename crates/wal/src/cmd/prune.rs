@@ -5,7 +5,7 @@
 use crate::doc::{PruneReport, PruneSource};
 use pgdr_core::{Document, Error, Result};
 use pgdr_pgformat::wal_name::{Kind, WalName};
-use pgdr_repo::repo::{self, Repo, PRUNE_LOCK};
+use pgdr_repo::repo::{self, Repo, PRUNED_PREFIX, PRUNE_LOCK};
 use std::path::Path;
 
 /// The tool whose document `prune -` reads.
@@ -131,6 +131,12 @@ pub fn prune(location: &Path, o: &PruneOptions) -> Result<PruneReport> {
         .collect();
     report.stale_temporary_files = stale.len() as u64;
     if !report.dry_run {
+        if !doomed.is_empty() {
+            // Recorded first: a copy into this repository must not bring them back.
+            let marker = format!("{PRUNED_PREFIX}wal/{}", bound.segment_name());
+            let staged = store.stage(&marker)?;
+            store.create_if_absent(staged)?;
+        }
         store.delete(&doomed)?;
         // Only tidying: a leftover that cannot go now goes next time.
         let _ = store.delete(&stale);

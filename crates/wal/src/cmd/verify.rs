@@ -2,6 +2,7 @@
 //! continuity per timeline, and each history file followed to its parent.
 
 use crate::doc::{Problem, VerifyReport};
+use pgdr_core::progress::Progress;
 use pgdr_core::Result;
 use pgdr_pgformat::wal_name::WalName;
 use pgdr_repo::file::{restore, RestoreError};
@@ -19,7 +20,16 @@ use std::sync::Mutex;
 pub fn verify(location: &Path) -> Result<VerifyReport> {
     let repo = Repo::open(location)?;
     let s = survey(&repo)?;
-    let mut problems = read_back(&repo, &s);
+    let mut problems = if s.content_read {
+        let progress = Progress::bytes(&format!("verifying {}", location.display()), || {
+            Some(s.stored)
+        });
+        let found = read_back(&repo, &s, &progress);
+        progress.finish();
+        found
+    } else {
+        Vec::new()
+    };
     problems.extend(continuity(&s));
     for (n, why) in &s.unreadable {
         if !problems.iter().any(|p| p.name.as_ref() == Some(n)) {
@@ -40,11 +50,12 @@ pub fn verify(location: &Path) -> Result<VerifyReport> {
         problems,
         temporary_files: s.leftovers.len() as u64,
         unknown_files: s.unknown.clone(),
+        content_verified: s.content_read,
     })
 }
 
-/// Every file read back in full, on up to 8 cores.
-fn read_back(repo: &Repo, s: &Survey) -> Vec<Problem> {
+/// Every file read back in full, on up to 8 cores (`progress`: stored bytes read).
+fn read_back(repo: &Repo, s: &Survey, progress: &Progress) -> Vec<Problem> {
     let next = AtomicUsize::new(0);
     let found = Mutex::new(Vec::new());
     let threads = std::thread::available_parallelism()
@@ -55,7 +66,9 @@ fn read_back(repo: &Repo, s: &Survey) -> Vec<Problem> {
         for _ in 0..threads {
             sc.spawn(|| {
                 while let Some(a) = s.files.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    let why = match restore(repo, &a.name, &mut io::sink()) {
+                    let read = restore(repo, &a.name, &mut io::sink());
+                    progress.add(a.info.size);
+                    let why = match read {
                         Ok(_) => continue,
                         Err(RestoreError::Damaged(why)) => why,
                         Err(RestoreError::Store(e)) => e.to_string(),

@@ -3,6 +3,10 @@
 //!
 //! Build assumptions are those of the Linux packages (Debian/PGDG/RHEL): SSL, GSSAPI, PAM and
 //! OpenLDAP are compiled in; BSD auth and SSPI are not.
+//!
+//! Over 600 lines because `parse_hba_line` and `parse_hba_auth_opt` check in the server's
+//! order, per method and per version; split up, that order would be lost. Per-version rules
+//! are the `version` comparisons here and the method table in `parse_fields`.
 
 use crate::addr::{self, Numeric};
 use crate::lex::{AuthLine, Token};
@@ -129,7 +133,7 @@ pub struct Rule {
     /// Something the server logs but still loads (e.g. an invalid `ldapscheme`).
     pub warning: Option<String>,
     /// Compiled `/regex` entries (16+), by token text.
-    pub regexes: Vec<(String, crate::pgre::Compiled)>,
+    pub regexes: Vec<(String, crate::pg_regex::Compiled)>,
 }
 
 /// A line the server rejects.
@@ -159,22 +163,48 @@ pub enum Meaning {
     Name(String),
 }
 
-pub fn meaning(t: &Token, field: Field, version: u32) -> Meaning {
+/// [`Meaning`], borrowing the token's text (no copy per token of a 100,000-line file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MeaningRef<'a> {
+    Keyword(&'a str),
+    Member(&'a str),
+    Regex(&'a str),
+    Name(&'a str),
+}
+
+impl MeaningRef<'_> {
+    pub fn to_owned(self) -> Meaning {
+        match self {
+            MeaningRef::Keyword(s) => Meaning::Keyword(s.to_string()),
+            MeaningRef::Member(s) => Meaning::Member(s.to_string()),
+            MeaningRef::Regex(s) => Meaning::Regex(s.to_string()),
+            MeaningRef::Name(s) => Meaning::Name(s.to_string()),
+        }
+    }
+}
+
+/// What token `t` in `field` means to the server of `version` (`token_is_keyword`,
+/// `token_is_member_check`, regular expressions from 16 on).
+pub fn meaning_ref(t: &Token, field: Field, version: u32) -> MeaningRef<'_> {
     let kw = match field {
         Field::Database => DB_KEYWORDS.contains(&t.s.as_str()),
         Field::User => t.s == "all",
     };
     if kw && !t.quoted {
         // samegroup is an alias of samerole.
-        let k = if t.s == "samegroup" { "samerole" } else { &t.s };
-        Meaning::Keyword(k.to_string())
+        MeaningRef::Keyword(if t.s == "samegroup" { "samerole" } else { &t.s })
     } else if field == Field::User && t.is_member_check() {
-        Meaning::Member(t.s[1..].to_string())
+        MeaningRef::Member(&t.s[1..])
     } else if version >= 16 && t.s.starts_with('/') {
-        Meaning::Regex(t.s.clone())
+        MeaningRef::Regex(&t.s)
     } else {
-        Meaning::Name(t.s.clone())
+        MeaningRef::Name(&t.s)
     }
+}
+
+/// [`meaning_ref`], owned.
+pub fn meaning(t: &Token, field: Field, version: u32) -> Meaning {
+    meaning_ref(t, field, version).to_owned()
 }
 
 /// Build-time facts the parser depends on.
@@ -301,7 +331,7 @@ fn parse_fields(
     let mut regexes = Vec::new();
     let mut compile = |t: &Token| -> Result<(), String> {
         if version >= 16 && t.s.starts_with('/') {
-            let c = crate::pgre::compile(&t.s[1..])
+            let c = crate::pg_regex::compile(&t.s[1..])
                 .map_err(|why| format!("invalid regular expression \"{}\": {why}", &t.s[1..]))?;
             regexes.push((t.s.clone(), c));
         }
@@ -874,17 +904,8 @@ fn atoi(s: &str) -> i64 {
 mod tests {
     use super::*;
     use crate::lex;
+    use crate::testing::NoFiles;
     use std::path::Path;
-
-    struct NoFiles;
-    impl lex::Source for NoFiles {
-        fn read(&self, _: &Path) -> std::io::Result<String> {
-            Err(std::io::ErrorKind::NotFound.into())
-        }
-        fn read_dir(&self, _: &Path) -> std::io::Result<Vec<(String, bool)>> {
-            Err(std::io::ErrorKind::NotFound.into())
-        }
-    }
 
     fn parse(line: &str, v: u32) -> Result<Rule, String> {
         let t = lex::tokenize(Path::new("/d/pg_hba.conf"), line, v, &NoFiles);

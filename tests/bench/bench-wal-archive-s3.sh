@@ -1,0 +1,208 @@
+#!/usr/bin/env bash
+# wal-archive on S3 (issue 14) against pgBackRest repo1-type=s3 (compress-type=zst,
+# compress-level=1) on the same local S3 server (moto_server over TLS with a CA made here:
+# pgBackRest talks to S3 over TLS only), one process per segment as PostgreSQL calls them,
+# median of alternating rounds (pgBackRest gets a fresh repo1-path, wal-archive a fresh prefix,
+# per round); peak memory (max RSS) of one push and one get; and
+# `wal-archive copy` of a 1 GiB local repository (64 segments stored uncompressed) into S3
+# against `aws s3 sync` of the same directory.
+# Needs: cargo build --release; PostgreSQL server binaries; moto_server, aws CLI, pgbackrest,
+# socat, openssl, GNU time (make deps WITH_BENCH=1). Knobs: BENCH_SEGMENTS (64), BENCH_ROUNDS (3).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+. tests/bench/lib.sh
+BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/wal-archive
+[ -x "$BIN" ] || { echo "bench-wal-archive-s3: build first: cargo build --release"; exit 1; }
+command -v moto_server >/dev/null || { echo "bench-wal-archive-s3: moto_server missing (make deps)"; exit 1; }
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+N=${BENCH_SEGMENTS:-64}
+ROUNDS=${BENCH_ROUNDS:-3}
+W=$(mktemp -d /tmp/pgdr-bench-s3.XXXXXX)
+chmod 755 "$W"
+if [ "$(id -u)" = 0 ]; then
+  chown postgres: "$W"
+  as_pg() { runuser -u postgres -- "$@"; }
+else
+  as_pg() { "$@"; }
+fi
+PORT=$((20000 + RANDOM % 20000))
+S3PORT=$((40000 + RANDOM % 20000))
+MOTO_PID=
+SOCAT_PID=
+cleanup() {
+  as_pg "$PGBIN/pg_ctl" -D "$W/data" -m immediate stop >/dev/null 2>&1 || true
+  [ -n "$MOTO_PID" ] && kill "$MOTO_PID" 2>/dev/null || true
+  [ -n "$SOCAT_PID" ] && kill "$SOCAT_PID" 2>/dev/null || true
+  rm -rf "$W"
+}
+trap cleanup EXIT
+
+# Real pgbench segments.
+as_pg mkdir -p "$W/src/pg_wal" "$W/s"
+as_pg "$PGBIN/initdb" -D "$W/data" -U postgres -A trust --no-sync >/dev/null
+cat >>"$W/data/postgresql.conf" <<EOF
+port = $PORT
+listen_addresses = ''
+unix_socket_directories = '$W/s'
+archive_mode = on
+archive_command = 'test ! -f $W/src/pg_wal/%f && cp %p $W/src/pg_wal/%f'
+max_wal_size = 4GB
+EOF
+as_pg "$PGBIN/pg_ctl" -D "$W/data" -l "$W/log" -w start >/dev/null
+PGB="$PGBIN/pgbench -h $W/s -p $PORT -U postgres"
+as_pg $PGB -i -s 10 -q postgres >/dev/null 2>&1
+count() { find "$W/src/pg_wal" -maxdepth 1 -regextype posix-extended -regex '.*/[0-9A-F]{24}' | wc -l; }
+while [ "$(count)" -lt $((N + 1)) ]; do
+  as_pg $PGB -n -c 2 -T 3 postgres >/dev/null 2>&1
+  as_pg "$PGBIN/psql" -h "$W/s" -p $PORT -U postgres -Atqc 'select pg_switch_wal()' postgres >/dev/null
+  sleep 0.5
+done
+mapfile -t SEGS < <(cd "$W/src/pg_wal" && ls | grep -E '^[0-9A-F]{24}$' | sort | head -n "$N")
+
+# The S3 server, over TLS with a CA of our own.
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=pgdr bench CA" \
+  -keyout "$W/ca.key" -out "$W/ca.pem" >/dev/null 2>&1
+openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout "$W/s3.key" -out "$W/s3.csr" >/dev/null 2>&1
+printf 'subjectAltName=IP:127.0.0.1\n' > "$W/san"
+openssl x509 -req -in "$W/s3.csr" -CA "$W/ca.pem" -CAkey "$W/ca.key" -CAcreateserial -days 2 \
+  -extfile "$W/san" -out "$W/s3.pem" >/dev/null 2>&1
+chmod 644 "$W"/*.pem "$W"/*.key
+# moto's own server (through the tests' launcher, object requests served concurrently) on
+# plain HTTP, behind socat for TLS: werkzeug ends TLS connections without a close_notify, which
+# pgBackRest's OpenSSL 3 reports as "unexpected eof". Both tools go through the same socat.
+MOTOPORT=$((S3PORT + 1))
+PGDR_MOTO_CONCURRENT=1 python3 crates/testkit/src/moto_launcher.py -H 127.0.0.1 -p "$MOTOPORT" >"$W/moto.log" 2>&1 &
+MOTO_PID=$!
+cat "$W/s3.pem" "$W/s3.key" > "$W/s3both.pem"
+socat OPENSSL-LISTEN:"$S3PORT",bind=127.0.0.1,reuseaddr,fork,cert="$W/s3both.pem",verify=0 \
+  TCP:127.0.0.1:"$MOTOPORT" >"$W/socat.log" 2>&1 &
+SOCAT_PID=$!
+export AWS_ACCESS_KEY_ID=pgdr-bench AWS_SECRET_ACCESS_KEY=pgdr-bench-secret AWS_REGION=us-east-1
+export AWS_ENDPOINT_URL=https://127.0.0.1:$S3PORT SSL_CERT_FILE=$W/ca.pem AWS_CA_BUNDLE=$W/ca.pem
+for _ in $(seq 100); do aws s3 ls >/dev/null 2>&1 && break; sleep 0.2; done
+aws s3 mb s3://bench >/dev/null
+
+as_pg tee "$W/pgbackrest.conf" >/dev/null <<EOF
+[global]
+repo1-type=s3
+repo1-s3-bucket=bench
+repo1-s3-endpoint=127.0.0.1
+repo1-storage-port=$S3PORT
+repo1-s3-region=us-east-1
+repo1-s3-key=$AWS_ACCESS_KEY_ID
+repo1-s3-key-secret=$AWS_SECRET_ACCESS_KEY
+repo1-s3-uri-style=path
+repo1-storage-verify-tls=n
+compress-type=zst
+compress-level=1
+log-level-console=off
+log-level-file=off
+lock-path=$W/pgbr-lock
+[bench]
+pg1-path=$W/data
+pg1-socket-path=$W/s
+pg1-port=$PORT
+pg1-user=postgres
+EOF
+
+export W BIN ROUNDS
+printf '%s\n' "${SEGS[@]}" >"$W/names"
+python3 - <<'PY'
+import os, subprocess, statistics, time
+W, BIN = os.environ["W"], os.environ["BIN"]
+names = open(f"{W}/names").read().split()
+src = f"{W}/src/pg_wal"
+Q = dict(stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=True)
+PGBR = ["pgbackrest", f"--config={W}/pgbackrest.conf", "--stanza=bench"]
+
+def run(cmd):
+    r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if r.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)}: exit {r.returncode}: {r.stderr.decode()[-300:]}")
+
+def timed(cmds):
+    t = time.perf_counter()
+    for c in cmds:
+        run(c)
+    return time.perf_counter() - t
+
+def setup(tool, r):
+    if tool == "wal-archive":
+        run([BIN, "init", "--repo", f"s3://bench/wa{r}", "--pgdata", f"{W}/data"])
+    else:
+        run(PGBR + [f"--repo1-path=/pgbr{r}", "stanza-create"])
+
+push = {
+    "wal-archive": lambda n, r: [BIN, "push", f"{src}/{n}", "--repo", f"s3://bench/wa{r}"],
+    "pgbackrest": lambda n, r: PGBR + [f"--repo1-path=/pgbr{r}", "archive-push", f"{src}/{n}"],
+}
+get = {
+    "wal-archive": lambda n, r: [BIN, "get", n, f"{W}/out/RECOVERYXLOG", "--repo", f"s3://bench/wa{r}"],
+    "pgbackrest": lambda n, r: PGBR + [f"--repo1-path=/pgbr{r}", "archive-get", n, f"{W}/out/RECOVERYXLOG"],
+}
+os.makedirs(f"{W}/out", exist_ok=True)
+order = ["wal-archive", "pgbackrest"]
+res = {t: {"push": [], "get": []} for t in order}
+R = int(os.environ["ROUNDS"])
+for r in range(R):
+    for t in (order if r % 2 == 0 else list(reversed(order))):
+        setup(t, r)
+        res[t]["push"].append(timed([push[t](n, r) for n in names]))
+        res[t]["get"].append(timed([get[t](n, r) for n in names]))
+
+def peak(cmd):
+    out = subprocess.run(["/usr/bin/time", "-f", "%M"] + cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"{cmd}: {out.stderr[-300:]}")
+    return int(out.stderr.strip().splitlines()[-1])
+setup("wal-archive", "peak")
+pk_push = max(peak(push["wal-archive"](n, "peak")) for n in names[:4])
+pk_get = max(peak(get["wal-archive"](n, "peak")) for n in names[:4])
+setup("pgbackrest", "peak")
+pb_push = max(peak(push["pgbackrest"](n, "peak")) for n in names[:4])
+pb_get = max(peak(get["pgbackrest"](n, "peak")) for n in names[:4])
+
+# copy: a local repository of 64 segments stored uncompressed (1 GiB) into S3, against aws s3
+# sync of the same directory; alternating, median.
+local = f"{W}/local"
+run([BIN, "init", "--repo", local, "--compress", "none"])
+for n in names:
+    run([BIN, "push", f"{src}/{n}", "--repo", local])
+size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(f"{local}/wal") for f in fs)
+cp = {"copy": [], "sync": []}
+for r in range(R):
+    for t in (["copy", "sync"] if r % 2 == 0 else ["sync", "copy"]):
+        if t == "copy":
+            run([BIN, "init", "--repo", f"s3://bench/copy{r}"])
+            cp[t].append(timed([[BIN, "copy", "--repo", local, "--to", f"s3://bench/copy{r}", "--parallel", "4"]]))
+        else:
+            cp[t].append(timed([["aws", "s3", "sync", "--only-show-errors", local, f"s3://bench/sync{r}"]]))
+run([BIN, "init", "--repo", "s3://bench/copy-peak"])
+pk_copy = peak([BIN, "copy", "--repo", local, "--to", "s3://bench/copy-peak", "--parallel", "4"])
+
+med = statistics.median
+n = len(names)
+print(f"wal-archive on S3: {n} pgbench segments, one process each, moto_server over TLS, median of {R} rounds")
+print(f"{'tool':<12} {'push s':>8} {'ms/seg':>7} {'get s':>8} {'ms/seg':>7} {'peak push MiB':>14} {'peak get MiB':>13}")
+for t, pp, pg in (("wal-archive", pk_push, pk_get), ("pgbackrest", pb_push, pb_get)):
+    p, g = med(res[t]["push"]), med(res[t]["get"])
+    print(f"{t:<12} {p:8.2f} {1000*p/n:7.1f} {g:8.2f} {1000*g/n:7.1f} {pp/1024:14.1f} {pg/1024:13.1f}")
+c, s = med(cp["copy"]), med(cp["sync"])
+print(f"copy {size/2**30:.2f} GiB: wal-archive copy {c:.2f} s ({size/2**20/c:.0f} MiB/s, peak {pk_copy/1024:.1f} MiB), aws s3 sync {s:.2f} s ({size/2**20/s:.0f} MiB/s)")
+wa, pb = res["wal-archive"], res["pgbackrest"]
+rows = []
+for m, a, b in (("push", med(wa["push"]), med(pb["push"])), ("get", med(wa["get"]), med(pb["get"]))):
+    rows.append([f"S3 {m} {n} segments, 1 process each (median of {R})", f"{1000*a/n:.1f} ms/seg", "pgBackRest s3 zst-1",
+                 f"{1000*b/n:.1f} ms/seg", f"{a/b:.2f}x", "<= 0.5x", "yes" if a / b <= 0.5 else "no"])
+for m, a, b in (("push", pk_push, pb_push), ("get", pk_get, pb_get)):
+    rows.append([f"S3 peak memory of one {m} (max RSS)", f"{a/1024:.1f} MiB", "pgBackRest s3 zst-1", f"{b/1024:.1f} MiB",
+                 f"{a/max(1,b):.2f}x", "<= 64 MiB", "yes" if a <= 64 * 1024 else "no"])
+rows.append([f"copy {size/2**30:.2f} GiB of WAL to S3 (median of {R})", f"{c:.2f} s", "aws s3 sync", f"{s:.2f} s",
+             f"{c/s:.2f}x", "-", "-"])
+with open(f"{W}/rows", "w") as f:
+    for r in rows:
+        f.write("\t".join(r) + "\n")
+PY
+while IFS=$'\t' read -r m ours peer theirs ratio goal met; do
+  bench_row wal-archive-s3 "$m" "$ours" "$peer" "$theirs" "$ratio" "$goal" "$met"
+done < "$W/rows"

@@ -1,0 +1,854 @@
+//! wal-archive on S3 (issue 14), against a real moto server the tests start (crates/testkit
+//! S3Server): the WAL fault suite (duplicates, different content, foreign cluster, tampered and
+//! truncated objects, concurrent pushes of one name, kill -9 mid-push, throttling and an
+//! unreachable endpoint), a primary under pgbench archiving to S3 and a point-in-time recovery
+//! from it, encryption checked with the `age` CLI, and `copy` local → S3 → S3 killed and resumed.
+
+mod wal_support;
+
+use pgdr_testkit::{chown_to_pg_user, short_tempdir, tool, Cluster, S3Server, ToolCommand};
+use pgdr_wal::doc::{
+    CopyReport, GetReport, InitReport, ListReport, PruneReport, PushReport, VerifyReport,
+};
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use wal_support::{bin, make_segments, sha, switch_and_wait, timeline, T};
+
+/// wal-archive --repo LOC with the server's AWS variables.
+fn was(s: &S3Server, loc: &str) -> ToolCommand {
+    let mut c = tool(T).arg("--repo").arg(loc);
+    for (k, v) in s.env() {
+        c = c.env(k, v);
+    }
+    c
+}
+
+/// The same as a std Command (for children the test kills or runs at once).
+fn was_cmd(s: &S3Server, loc: &str) -> Command {
+    let mut c = Command::new(bin());
+    c.arg("--repo").arg(loc).envs(s.env()).stdin(Stdio::null());
+    c
+}
+
+#[test]
+fn s3_faults_duplicates_damage_and_foreign_wal() {
+    let s = pgdr_testkit::skip_unless!(S3Server::start());
+    s.create_bucket("wal");
+    let (segs, names) = make_segments(2);
+    let (other, other_names) = make_segments(1);
+    let wal = segs.path().join("pg_wal");
+    let seg = wal.join(&names[0]);
+    let dir = short_tempdir("pgdr-s3f");
+    let dest = dir.path().join("RECOVERYXLOG");
+    let repo = "s3://wal/main";
+
+    // Not a repository: an empty prefix, a missing bucket, a prefix holding something else.
+    for (loc, why) in [
+        (repo, "nothing is stored there"),
+        ("s3://nobucket/x", "bucket nobucket does not exist"),
+    ] {
+        let out = was(&s, loc).arg("push").arg(&seg).run().expect_error(1, T);
+        assert!(out.stderr.contains(why), "{}", out.stderr);
+        let out = was(&s, loc)
+            .arg("get")
+            .arg(&names[0])
+            .arg(&dest)
+            .run()
+            .expect_error(126, T);
+        assert!(out.stderr.contains(why), "{}", out.stderr);
+        assert!(!dest.exists());
+    }
+    assert!(s.keys("wal", "").is_empty(), "nothing may be created");
+    s.put_object("wal", "other/notes.txt", b"mine");
+    let out = was(&s, "s3://wal/other")
+        .arg("init")
+        .run()
+        .expect_error(1, T);
+    assert!(out.stderr.contains("notes.txt"), "{}", out.stderr);
+    let out = was(&s, "s3://wal/other")
+        .arg("list")
+        .run()
+        .expect_error(1, T);
+    assert!(out.stderr.contains("notes.txt"), "{}", out.stderr);
+
+    // init, push, the same again: already archived; idempotent init.
+    let r: InitReport = was(&s, repo).arg("init").run().ok().document();
+    assert!(r.created && r.kind == "s3" && r.owner.is_none(), "{r:?}");
+    let again: InitReport = was(&s, repo).arg("init").run().ok().document();
+    assert!(!again.created);
+    let p: PushReport = was(&s, repo).arg("push").arg(&seg).run().ok().document();
+    assert!(
+        !p.file.already_archived && p.file.sha256 == sha(&seg),
+        "{p:?}"
+    );
+    let p: PushReport = was(&s, repo).arg("push").arg(&seg).run().ok().document();
+    assert!(p.file.already_archived, "{p:?}");
+    let key = format!("main/wal/00000001/{}", names[0]);
+    let stored = s.object("wal", &key).expect("stored");
+
+    // Different content under the name: exit 1, both checksums, nothing overwritten.
+    let tdir = dir.path().join("tampered/pg_wal");
+    fs::create_dir_all(&tdir).unwrap();
+    let mut bytes = fs::read(&seg).unwrap();
+    bytes[100_000] ^= 0xFF;
+    fs::write(tdir.join(&names[0]), &bytes).unwrap();
+    let out = was(&s, repo)
+        .arg("push")
+        .arg(tdir.join(&names[0]))
+        .run()
+        .expect_error(1, T);
+    assert!(out.stderr.contains(&sha(&seg)), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&sha(&tdir.join(&names[0]))),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(s.object("wal", &key).unwrap(), stored);
+    // A foreign cluster's segment.
+    let foreign = other.path().join("pg_wal").join(&other_names[0]);
+    let out = was(&s, repo)
+        .arg("push")
+        .arg(&foreign)
+        .run()
+        .expect_error(1, T);
+    assert!(out.stderr.contains("database system"), "{}", out.stderr);
+
+    // get: round trip; not archived → 1; tampered or truncated → 126, nothing written.
+    let g: GetReport = was(&s, repo)
+        .arg("get")
+        .arg(&names[0])
+        .arg(&dest)
+        .run()
+        .ok()
+        .document();
+    assert_eq!(g.sha256, sha(&seg));
+    assert_eq!(fs::read(&dest).unwrap(), fs::read(&seg).unwrap());
+    fs::remove_file(&dest).unwrap();
+    was(&s, repo)
+        .arg("get")
+        .arg("00000009.history")
+        .arg(&dest)
+        .run()
+        .expect_error(1, T);
+    let mut bad = stored.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0x55;
+    for damaged in [&bad[..], &stored[..1000]] {
+        s.put_object("wal", &key, damaged);
+        was(&s, repo)
+            .arg("get")
+            .arg(&names[0])
+            .arg(&dest)
+            .run()
+            .expect_error(126, T);
+        assert!(!dest.exists());
+        let v: VerifyReport = was(&s, repo).arg("verify").run().expect_code(1).document();
+        assert!(
+            v.problems
+                .iter()
+                .any(|p| p.name.as_ref() == Some(&names[0])),
+            "{v:?}"
+        );
+        // The same content pushed over a damaged copy: refused, not "already archived".
+        was(&s, repo).arg("push").arg(&seg).run().expect_error(1, T);
+    }
+    s.put_object("wal", &key, &stored);
+    let v: VerifyReport = was(&s, repo).arg("verify").run().ok().document();
+    assert!(v.ok && v.content_verified, "{v:?}");
+
+    // Throttling: retried with backoff, then a success; a store that keeps failing, one line.
+    s.fail_next(3);
+    let p: PushReport = was(&s, repo)
+        .arg("push")
+        .arg(wal.join(&names[1]))
+        .run()
+        .ok()
+        .document();
+    assert!(!p.file.already_archived);
+    s.fail_next(10_000);
+    let out = was(&s, repo).arg("list").run().expect_error(1, T);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(out.stderr.contains("503"), "{}", out.stderr);
+    s.fail_next(0);
+    // An endpoint nobody answers on.
+    let out = was(&s, repo)
+        .env(
+            "AWS_ENDPOINT_URL",
+            format!("http://127.0.0.1:{}", pgdr_testkit::free_port()),
+        )
+        .arg("get")
+        .arg(&names[0])
+        .arg(&dest)
+        .run()
+        .expect_error(126, T);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(out.stderr.contains("AWS_ENDPOINT_URL"), "{}", out.stderr);
+    // No credentials anywhere (and no instance to ask): a clear line, no secret printed.
+    assert!(!out.stderr.contains(pgdr_testkit::s3::SECRET_KEY));
+
+    // list and prune as on disk.
+    let l: ListReport = was(&s, repo).arg("list").run().ok().document();
+    assert_eq!(timeline(&l, 1).count, 2, "{l:?}");
+    assert!(l.content_read);
+    let pr: PruneReport = was(&s, repo)
+        .args(["prune", "--before"])
+        .arg(&names[1])
+        .run()
+        .ok()
+        .document();
+    assert_eq!(pr.removed, [names[0].clone()]);
+    assert!(s.object("wal", &key).is_none());
+}
+
+#[test]
+fn s3_concurrent_pushes_of_one_name_and_kill_9() {
+    let s = pgdr_testkit::skip_unless!(S3Server::start());
+    s.create_bucket("race");
+    let (segs, names) = make_segments(1);
+    let seg = segs.path().join("pg_wal").join(&names[0]);
+    let dir = short_tempdir("pgdr-s3c");
+    let alt_dir = dir.path().join("alt/pg_wal");
+    fs::create_dir_all(&alt_dir).unwrap();
+    let mut alt = fs::read(&seg).unwrap();
+    alt[5_000_000] ^= 1;
+    let alt_seg = alt_dir.join(&names[0]);
+    fs::write(&alt_seg, &alt).unwrap();
+    let (sha_a, sha_b) = (sha(&seg), sha(&alt_seg));
+    // zstd: one conditional PUT each; none: 16 MiB in parallel parts, published by a
+    // conditional multipart completion.
+    for (round, compress) in ["zstd", "none", "zstd", "none"].iter().enumerate() {
+        let repo = format!("s3://race/r{round}");
+        was(&s, &repo).arg("init").run().ok();
+        let kids: Vec<_> = (0..6)
+            .map(|i| {
+                let src = if i % 2 == 0 { &seg } else { &alt_seg };
+                let c = was_cmd(&s, &repo)
+                    .args(["push", "--compress", compress])
+                    .arg(src)
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                (i % 2 == 0, c)
+            })
+            .collect();
+        let results: Vec<(bool, i32, String)> = kids
+            .into_iter()
+            .map(|(a, c)| {
+                let o = c.wait_with_output().unwrap();
+                (
+                    a,
+                    o.status.code().unwrap(),
+                    String::from_utf8_lossy(&o.stderr).into_owned(),
+                )
+            })
+            .collect();
+        let g: GetReport = was(&s, &repo)
+            .arg("get")
+            .arg(&names[0])
+            .arg(dir.path().join("g"))
+            .run()
+            .ok()
+            .document();
+        let winner_a = g.sha256 == sha_a;
+        assert!(winner_a || g.sha256 == sha_b);
+        for (is_a, code, stderr) in &results {
+            assert_eq!(
+                *code,
+                if *is_a == winner_a { 0 } else { 1 },
+                "round {round} ({compress}): {stderr}"
+            );
+        }
+    }
+
+    // kill -9 at many points of a push (small and multipart): the name holds a whole
+    // object or nothing, and a new push always succeeds.
+    let repo = "s3://race/kill";
+    was(&s, repo).arg("init").run().ok();
+    for i in 0..10u64 {
+        let compress = if i % 2 == 0 { "zstd" } else { "none" };
+        let _ = was(&s, repo)
+            .args(["prune", "--before", "000000FF0000000000000000"])
+            .run();
+        let mut c = was_cmd(&s, repo)
+            .args(["push", "--compress", compress])
+            .arg(&seg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(20 + i * 40));
+        let _ = c.kill();
+        let _ = c.wait();
+        let got = was(&s, repo)
+            .arg("get")
+            .arg(&names[0])
+            .arg(dir.path().join("k"))
+            .run();
+        match got.code {
+            Some(0) => assert_eq!(got.document::<GetReport>().sha256, sha_a, "kill {i}"),
+            Some(1) => {}
+            c => panic!("kill {i}: get exited {c:?}: {}", got.stderr),
+        }
+        was(&s, repo).arg("push").arg(&seg).run().ok();
+    }
+    let v: VerifyReport = was(&s, repo).arg("verify").run().ok().document();
+    assert!(v.ok, "{v:?}");
+}
+
+fn pgbench(c: &Cluster, args: &[&str]) {
+    let out = c
+        .cmd("pgbench")
+        .args(["-h", c.sockdir.to_str().unwrap(), "-p", &c.port.to_string()])
+        .args(["-U", "postgres"])
+        .args(args)
+        .arg("postgres")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A primary whose archive_command pushes into `repo` on the server `s`.
+fn s3_primary(s: &S3Server, repo: &str) -> Cluster {
+    let mut c = Cluster::builder()
+        .conf("archive_mode = on")
+        .conf(format!(
+            "archive_command = '{} {} push %p --repo {repo}'",
+            s.env_prefix(),
+            bin().display()
+        ))
+        .init_only();
+    let r: InitReport = was(s, repo)
+        .arg("init")
+        .arg("--pgdata")
+        .arg(&c.data)
+        .run()
+        .ok()
+        .document();
+    assert!(r.system_identifier.is_some(), "{r:?}");
+    c.start_server();
+    c
+}
+
+#[test]
+fn s3_archive_under_pgbench_and_pitr_to_a_restore_point() {
+    let s = pgdr_testkit::skip_unless!(S3Server::start());
+    s.create_bucket("pitr");
+    let repo = "s3://pitr/cluster";
+    let dir = short_tempdir("pgdr-s3p");
+    let primary = s3_primary(&s, repo);
+    primary.execute("create table t (id int primary key, note text)");
+    let backup = dir.path().join("base");
+    pgdr_testkit::run_ok(
+        primary
+            .cmd("pg_basebackup")
+            .arg("-D")
+            .arg(&backup)
+            .args(["-X", "none", "-c", "fast", "-d"])
+            .arg(primary.conninfo()),
+    );
+    pgbench(&primary, &["-i", "-s", "2", "-q"]);
+    pgbench(&primary, &["-c", "2", "-t", "300", "-n"]);
+    primary.execute("insert into t select g, 'before' from generate_series(1, 100) g");
+    primary.execute("select pg_create_restore_point('drill')");
+    primary.execute("insert into t select g, 'after' from generate_series(101, 200) g");
+    let last = switch_and_wait(&primary);
+
+    // Every segment archived and verified, no gap.
+    let l: ListReport = was(&s, repo).arg("list").run().ok().document();
+    let t1 = timeline(&l, 1);
+    assert_eq!(
+        t1.first.as_deref(),
+        Some("000000010000000000000001"),
+        "{l:?}"
+    );
+    assert_eq!(t1.last.as_deref(), Some(last.as_str()), "{l:?}");
+    assert_eq!(t1.count, u64::from_str_radix(&last[16..], 16).unwrap());
+    assert!(t1.gaps.is_empty() && !t1.backup.is_empty(), "{l:?}");
+    let v: VerifyReport = was(&s, repo).arg("verify").run().ok().document();
+    assert!(v.ok && v.content_verified && v.files == l.files, "{v:?}");
+
+    // A new cluster from the base backup, recovered from S3 to the restore point.
+    let root = short_tempdir("pgdr-s3r");
+    let data = root.path().join("data");
+    pgdr_testkit::run_ok(Command::new("cp").arg("-a").arg(&backup).arg(&data));
+    let sockdir = root.path().join("s");
+    fs::create_dir(&sockdir).unwrap();
+    chown_to_pg_user(&sockdir);
+    let log = root.path().join("log");
+    fs::write(&log, "").unwrap();
+    chown_to_pg_user(&log);
+    let mut restored = Cluster {
+        root,
+        data,
+        sockdir,
+        port: pgdr_testkit::free_port(),
+        bindir: primary.bindir.clone(),
+        owner: primary.owner.clone(),
+        log,
+    };
+    restored.append_conf(&format!(
+        "\nport = {}\nunix_socket_directories = '{}'\narchive_mode = off\n\
+         restore_command = '{} {} get %f %p --prefetch 4 --repo {repo}'\n\
+         recovery_target_name = 'drill'\nrecovery_target_action = 'pause'\n",
+        restored.port,
+        restored.sockdir.display(),
+        s.env_prefix(),
+        bin().display()
+    ));
+    fs::write(restored.data.join("recovery.signal"), "").unwrap();
+    chown_to_pg_user(&restored.data.join("recovery.signal"));
+    restored.start_server();
+    restored.wait_for(
+        "select pg_get_wal_replay_pause_state() = 'paused'",
+        Duration::from_secs(180),
+    );
+    assert_eq!(
+        restored.query_value("select count(*) from t").as_deref(),
+        Some("100")
+    );
+    assert_eq!(
+        restored
+            .query_value("select count(*) from t where note = 'after'")
+            .as_deref(),
+        Some("0")
+    );
+    assert_eq!(
+        restored
+            .query_value("select count(*) from pgbench_accounts")
+            .as_deref(),
+        Some("200000")
+    );
+}
+
+fn age_keygen(path: &Path) -> String {
+    let out = Command::new("age-keygen")
+        .arg("-o")
+        .arg(path)
+        .output()
+        .expect("age-keygen (Debian package age; make deps)");
+    assert!(out.status.success());
+    let text = fs::read_to_string(path).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("# public key: "))
+        .unwrap()
+        .to_string()
+}
+
+fn ssh_keygen(path: &Path) -> String {
+    pgdr_testkit::run_ok(
+        Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "dr@test", "-f"])
+            .arg(path),
+    );
+    fs::read_to_string(path.with_extension("pub"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// `age -d -i KEY` of raw bytes.
+fn age_decrypt(key: &Path, raw: &[u8], dir: &Path) -> Vec<u8> {
+    let f = dir.join("obj.age");
+    fs::write(&f, raw).unwrap();
+    let out = Command::new("age")
+        .arg("-d")
+        .arg("-i")
+        .arg(key)
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// The original file inside a stored file (FORMAT.md: header, then a zstd body).
+fn unstore(stored: &[u8]) -> Vec<u8> {
+    zstd_decode(&stored[68..])
+}
+
+fn zstd_decode(b: &[u8]) -> Vec<u8> {
+    let mut c = Command::new("zstd")
+        .args(["-d", "-c"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = c.stdin.take().unwrap();
+    let input = b.to_vec();
+    let w = std::thread::spawn(move || {
+        use std::io::Write;
+        stdin.write_all(&input).unwrap();
+    });
+    let out = c.wait_with_output().unwrap();
+    w.join().unwrap();
+    assert!(out.status.success());
+    out.stdout
+}
+
+#[test]
+fn s3_encryption_is_age_and_hides_every_row() {
+    let s = pgdr_testkit::skip_unless!(S3Server::start());
+    s.create_bucket("enc");
+    let dir = short_tempdir("pgdr-s3e");
+    let key = dir.path().join("dr.key");
+    let age_pub = age_keygen(&key);
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+    let ssh_key = dir.path().join("id_ed25519");
+    let ssh_pub = ssh_keygen(&ssh_key);
+    let recipients = dir.path().join("recipients.txt");
+    fs::write(&recipients, format!("# the DR team\n{ssh_pub}\n")).unwrap();
+    let repo = "s3://enc/pg";
+    let mut c = Cluster::builder()
+        .conf("archive_mode = on")
+        .conf(format!(
+            "archive_command = '{} {} push %p --repo {repo}'",
+            s.env_prefix(),
+            bin().display()
+        ))
+        .init_only();
+    let r: InitReport = was(&s, repo)
+        .args(["init", "--encrypt-to", &age_pub, "--encrypt-to-file"])
+        .arg(&recipients)
+        .arg("--pgdata")
+        .arg(&c.data)
+        .run()
+        .ok()
+        .document();
+    assert_eq!(r.encrypt_to.len(), 2, "{r:?}");
+    assert_eq!(r.format_version, 2);
+    c.start_server();
+    let marker = "pgdr-secret-row-7f3a9c";
+    c.execute(&format!(
+        "create table secrets as select g, '{marker}' || g as v from generate_series(1, 50) g"
+    ));
+    let last = switch_and_wait(&c);
+
+    // Every object but the settings is an age file; the row is nowhere in the stored bytes.
+    let keys = s.keys("enc", "pg/");
+    assert!(keys.iter().any(|k| k.ends_with(&last)), "{keys:?}");
+    let mut found_in_plaintext = false;
+    for k in &keys {
+        let raw = s.object("enc", k).unwrap();
+        let plain_ok = k.ends_with("pgdr-wal-archive.json") || k.ends_with("FORMAT.md");
+        assert_eq!(
+            raw.starts_with(b"age-encryption.org/v1\n"),
+            !plain_ok,
+            "{k}"
+        );
+        assert!(
+            !raw.windows(marker.len()).any(|w| w == marker.as_bytes()),
+            "{k} holds the row in the clear"
+        );
+        if k.ends_with(&last) {
+            // The age CLI (with either identity) gives the stored file; its body is the
+            // segment, byte for byte, and it does hold the row.
+            for id in [&key, &ssh_key] {
+                let stored = age_decrypt(id, &raw, dir.path());
+                let seg = unstore(&stored);
+                assert_eq!(
+                    seg,
+                    fs::read(c.data.join("pg_wal").join(&last)).unwrap_or(seg.clone())
+                );
+                let got: GetReport = was(&s, repo)
+                    .arg("--identity")
+                    .arg(id)
+                    .arg("get")
+                    .arg(&last)
+                    .arg(dir.path().join("seg"))
+                    .run()
+                    .ok()
+                    .document();
+                assert_eq!(fs::read(dir.path().join("seg")).unwrap(), seg);
+                assert_eq!(got.sha256, sha(&dir.path().join("seg")));
+                found_in_plaintext |= seg.windows(marker.len()).any(|w| w == marker.as_bytes());
+            }
+        }
+    }
+    assert!(
+        found_in_plaintext,
+        "the search must be able to find the row"
+    );
+
+    // Without an identity, with a wrong one, with one others can read: get exits 126.
+    let dest = dir.path().join("RECOVERYXLOG");
+    let out = was(&s, repo)
+        .arg("get")
+        .arg(&last)
+        .arg(&dest)
+        .run()
+        .expect_error(126, T);
+    assert!(out.stderr.contains("no identity"), "{}", out.stderr);
+    let wrong = dir.path().join("wrong.key");
+    age_keygen(&wrong);
+    fs::set_permissions(&wrong, fs::Permissions::from_mode(0o600)).unwrap();
+    let out = was(&s, repo)
+        .arg("--identity")
+        .arg(&wrong)
+        .arg("get")
+        .arg(&last)
+        .arg(&dest)
+        .run()
+        .expect_error(126, T);
+    assert!(
+        out.stderr
+            .contains("not one of the repository's recipients"),
+        "{}",
+        out.stderr
+    );
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o640)).unwrap();
+    let out = was(&s, repo)
+        .env("PGDR_IDENTITY", &key)
+        .arg("get")
+        .arg(&last)
+        .arg(&dest)
+        .run()
+        .expect_error(126, T);
+    assert!(out.stderr.contains("group or others"), "{}", out.stderr);
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(!dest.exists());
+
+    // verify: without the identity only what it can, and says so; with it, everything.
+    let v: VerifyReport = was(&s, repo).arg("verify").run().ok().document();
+    assert!(v.ok && !v.content_verified, "{v:?}");
+    let v: VerifyReport = was(&s, repo)
+        .arg("--identity")
+        .arg(&key)
+        .arg("verify")
+        .run()
+        .ok()
+        .document();
+    assert!(v.ok && v.content_verified && v.bytes > 0, "{v:?}");
+    // A tampered ciphertext fails authentication: 126.
+    let k = keys.iter().find(|k| k.ends_with(&last)).unwrap();
+    let mut raw = s.object("enc", k).unwrap();
+    let n = raw.len() - 100;
+    raw[n] ^= 1;
+    s.put_object("enc", k, &raw);
+    was(&s, repo)
+        .arg("--identity")
+        .arg(&key)
+        .arg("get")
+        .arg(&last)
+        .arg(&dest)
+        .run()
+        .expect_error(126, T);
+    assert!(!dest.exists());
+}
+
+fn copy_cmd(s: &S3Server, from: &str, to: &str) -> ToolCommand {
+    was(s, from).args(["copy", "--to", to])
+}
+
+#[test]
+fn s3_copy_local_to_s3_to_another_prefix_killed_and_resumed() {
+    let s = pgdr_testkit::skip_unless!(S3Server::start());
+    s.create_bucket("dr-copy");
+    let dir = short_tempdir("pgdr-s3y");
+    let local = dir.path().join("repo");
+    let (segs, names) = make_segments(12);
+    let wal = segs.path().join("pg_wal");
+    let sysid = {
+        let r: InitReport = tool(T)
+            .arg("--repo")
+            .arg(&local)
+            .arg("init")
+            .run()
+            .ok()
+            .document();
+        assert!(r.created);
+        for n in &names {
+            tool(T)
+                .arg("--repo")
+                .arg(&local)
+                .arg("push")
+                .arg(wal.join(n))
+                .run()
+                .ok();
+        }
+        let l: ListReport = tool(T)
+            .arg("--repo")
+            .arg(&local)
+            .arg("list")
+            .run()
+            .ok()
+            .document();
+        l.system_identifier.unwrap()
+    };
+    // Another kind of object (a snapshot image's file, say): copied object by object too.
+    let img = local.join("images/pgdr-20260321T092837Z/base/1/1259");
+    fs::create_dir_all(img.parent().unwrap()).unwrap();
+    fs::write(&img, vec![7u8; 300_000]).unwrap();
+    let local_s = local.display().to_string();
+
+    let key_a = dir.path().join("a.key");
+    let pub_a = age_keygen(&key_a);
+    fs::set_permissions(&key_a, fs::Permissions::from_mode(0o600)).unwrap();
+    let a = "s3://dr-copy/region-a";
+    was(&s, a).args(["init", "--encrypt-to", &pub_a]).run().ok();
+
+    // A DST of another cluster is refused, and nothing is copied into it.
+    let foreign = "s3://dr-copy/foreign";
+    let fc = Cluster::builder().init_only();
+    was(&s, foreign)
+        .arg("init")
+        .arg("--pgdata")
+        .arg(&fc.data)
+        .run()
+        .ok();
+    let out = copy_cmd(&s, &local_s, foreign).run().expect_error(1, T);
+    assert!(out.stderr.contains("database system"), "{}", out.stderr);
+    assert!(!s
+        .keys("dr-copy", "foreign/")
+        .iter()
+        .any(|k| k.contains("/wal/")));
+
+    // Dry run: counts, nothing copied.
+    let dry: CopyReport = copy_cmd(&s, &local_s, a)
+        .arg("--dry-run")
+        .run()
+        .ok()
+        .document();
+    assert!(dry.dry_run && dry.copied == 13, "{dry:?}");
+    assert!(!s
+        .keys("dr-copy", "region-a/")
+        .iter()
+        .any(|k| k.contains("/wal/")));
+
+    // Killed mid-way (kill -9) as soon as the first object is in DST, then resumed:
+    // everything, once, verified.
+    let mut child = Command::new(bin())
+        .arg("--repo")
+        .arg(&local)
+        .args(["copy", "--parallel", "1", "--to", a])
+        .envs(s.env())
+        .env("PGDR_IDENTITY", &key_a)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let in_dst = || {
+        s.keys("dr-copy", "region-a/")
+            .iter()
+            .filter(|k| k.contains("/wal/0") || k.contains("/images/"))
+            .count()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while in_dst() == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let at_kill = in_dst();
+    assert!(
+        at_kill > 0 && at_kill < 13,
+        "killed after {at_kill} of 13 objects"
+    );
+    let done: CopyReport = copy_cmd(&s, &local_s, a)
+        .env("PGDR_IDENTITY", &key_a)
+        .run()
+        .ok()
+        .document();
+    assert!(done.failed.is_empty(), "{done:?}");
+    assert_eq!(done.copied + done.present, 13, "{done:?}");
+    assert!(done.copied >= 13 - at_kill as u64, "{done:?}");
+    let again: CopyReport = copy_cmd(&s, &local_s, a)
+        .env("PGDR_IDENTITY", &key_a)
+        .run()
+        .ok()
+        .document();
+    assert_eq!((again.copied, again.present), (0, 13), "{again:?}");
+    let l: ListReport = was(&s, a)
+        .arg("--identity")
+        .arg(&key_a)
+        .arg("list")
+        .run()
+        .ok()
+        .document();
+    assert_eq!(l.system_identifier.as_deref(), Some(sysid.as_str()));
+    assert_eq!(timeline(&l, 1).count, 12);
+    let v: VerifyReport = was(&s, a)
+        .arg("--identity")
+        .arg(&key_a)
+        .arg("verify")
+        .run()
+        .ok()
+        .document();
+    assert!(v.ok && v.content_verified, "{v:?}");
+    // The image object came across encrypted and reads back byte for byte.
+    let img_key = "region-a/images/pgdr-20260321T092837Z/base/1/1259";
+    let raw = s.object("dr-copy", img_key).unwrap();
+    assert_eq!(age_decrypt(&key_a, &raw, dir.path()), vec![7u8; 300_000]);
+
+    // A → B (another prefix, other recipients: re-encrypted), with its own retention.
+    let key_b = dir.path().join("b.key");
+    let pub_b = age_keygen(&key_b);
+    fs::set_permissions(&key_b, fs::Permissions::from_mode(0o600)).unwrap();
+    let b = "s3://dr-copy/region-b";
+    was(&s, b).args(["init", "--encrypt-to", &pub_b]).run().ok();
+    let ab: CopyReport = copy_cmd(&s, a, b)
+        .arg("--identity")
+        .arg(&key_a)
+        .arg("--to-identity")
+        .arg(&key_b)
+        .run()
+        .ok()
+        .document();
+    assert_eq!(ab.copied, 13, "{ab:?}");
+    let raw_b = s
+        .object("dr-copy", &img_key.replace("region-a", "region-b"))
+        .unwrap();
+    assert_eq!(age_decrypt(&key_b, &raw_b, dir.path()), vec![7u8; 300_000]);
+    let pr: PruneReport = was(&s, b)
+        .args(["prune", "--before"])
+        .arg(&names[6])
+        .run()
+        .ok()
+        .document();
+    assert_eq!(pr.removed_count, 6, "{pr:?}");
+    // B's retention holds: copy does not bring back what B pruned; A keeps everything.
+    let ab2: CopyReport = copy_cmd(&s, a, b)
+        .arg("--identity")
+        .arg(&key_a)
+        .arg("--to-identity")
+        .arg(&key_b)
+        .run()
+        .ok()
+        .document();
+    assert_eq!((ab2.copied, ab2.skipped_pruned), (0, 6), "{ab2:?}");
+    let lb: ListReport = was(&s, b)
+        .arg("--identity")
+        .arg(&key_b)
+        .arg("list")
+        .run()
+        .ok()
+        .document();
+    assert_eq!(timeline(&lb, 1).first.as_deref(), Some(names[6].as_str()));
+    let la: ListReport = was(&s, a)
+        .arg("--identity")
+        .arg(&key_a)
+        .arg("list")
+        .run()
+        .ok()
+        .document();
+    assert_eq!(timeline(&la, 1).count, 12);
+    // Without B's identity, copy cannot check what it stores: refused before copying.
+    let out = copy_cmd(&s, a, b)
+        .arg("--identity")
+        .arg(&key_a)
+        .run()
+        .expect_error(1, T);
+    assert!(out.stderr.contains("--to-identity"), "{}", out.stderr);
+}
