@@ -5,8 +5,9 @@
 //! storage is gone. Also: the second image sends only what changed, retention of images keeps
 //! what a later clone needs, kill -9 during an upload and a restore, tampered objects.
 //!
-//! Every test takes the repository's location as a string: today a local directory, the same
-//! tests with an `s3://` location once object stores are there.
+//! The drill crosses into another region for real: the newest image is stored in an encrypted
+//! S3 repository (moto) through `snap-take - --to`, the WAL and the older image follow with
+//! `wal-archive copy`, and the new instances come from that repository alone.
 
 mod snap_support;
 
@@ -14,7 +15,9 @@ use pgdr_clone::doc::{CloneList, CloneReport, DestroyReport};
 use pgdr_repo::image::manifest::{self, Manifest};
 use pgdr_snap::doc::{ImageReport, PruneReport, SnapshotList};
 use pgdr_snap::SnapshotMeta;
-use pgdr_testkit::{bin_dir, skip_unless, tool, BtrfsMount, Cluster, ToolCommand, ZfsPool};
+use pgdr_testkit::{
+    bin_dir, skip_unless, tool, BtrfsMount, Cluster, S3Server, ToolCommand, ZfsPool,
+};
 use snap_support::pgbench_init;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -259,8 +262,9 @@ fn assert_sends_only_changes(first: &Manifest, second: &ImageReport, m2: &Manife
     );
 }
 
-/// The drill in another region: images of a standby on ZFS, the pool destroyed, a new
-/// instance at T from the repository alone.
+/// The drill in another region: images of a standby on ZFS, the newest also stored straight
+/// into an encrypted S3 repository and the rest copied there, the pool and the local
+/// repository destroyed, new instances at T and at the end of the WAL from S3 alone.
 #[test]
 fn zfs_drill_in_another_region() {
     let pool = skip_unless!(ZfsPool::create("1G"));
@@ -310,15 +314,47 @@ fn zfs_drill_in_another_region() {
         assert_eq!(w.from, i.consistent_at);
         assert!(w.to_lsn >= w.from_lsn);
     }
-    // The source's storage goes: standby stopped, pool destroyed.
+    // The other region's repository: S3 (moto), encrypted. The newest image goes there
+    // through the pipeline, the WAL and the older image through wal-archive copy.
+    let s3 = skip_unless!(S3Server::start());
+    s3.create_bucket("far");
+    let far = "s3://far/pg";
+    let key = place_identity();
+    let in_s3 = |t: ToolCommand| {
+        s3.env()
+            .into_iter()
+            .fold(t, |t, (k, v)| t.env(k, v))
+            .env("PGDR_IDENTITY", key.1.as_path())
+    };
+    in_s3(tool("wal-archive"))
+        .args(["init", "--repo", far, "--encrypt-to", &key.2, "--pgdata"])
+        .arg(&r.primary.data)
+        .run()
+        .ok();
+    let direct = in_s3(tool("snap-take"))
+        .args(["-", "--to", far])
+        .stdin(snap.stdout.clone())
+        .run()
+        .ok()
+        .document::<ImageReport>();
+    assert_eq!(direct.image, b.image);
+    assert_eq!(direct.objects_sent, direct.objects, "{direct:?}");
+    let copied = in_s3(tool("wal-archive"))
+        .args(["copy", "--repo", &r.repo, "--to", far])
+        .run()
+        .ok()
+        .document::<pgdr_wal::doc::CopyReport>();
+    assert!(copied.failed.is_empty(), "{copied:?}");
+    assert!(copied.present > 0, "b's pieces are in S3 already: {copied:?}");
+    // The source's storage goes: standby stopped, pool destroyed, local repository removed.
     let standby_data = r.standby().data.clone();
     drop(r.standby.take());
     drop(pool);
     assert!(!standby_data.exists());
+    std::fs::remove_dir_all(&r.repo).unwrap();
     let place = pgdr_testkit::short_tempdir("pgdr-dr-");
-    let doc = r
-        .sc()
-        .args(["--repo", &r.repo, "--before", &r.at("t"), "--target"])
+    let doc = in_s3(r.sc())
+        .args(["--repo", far, "--before", &r.at("t"), "--target"])
         .arg(place.path().join("dr"))
         .args(["--name", "dr", "--start", "--wait", "120"])
         .run()
@@ -332,9 +368,8 @@ fn zfs_drill_in_another_region() {
     assert_eq!(rows(&doc), r.expected(&r.at("t")));
     assert_eq!(rows(&doc), vec![1, 2]);
     // Everything the repository has, from the newest image.
-    let all = r
-        .sc()
-        .args(["--repo", &r.repo, "--latest", "--recovery-target", "latest"])
+    let all = in_s3(r.sc())
+        .args(["--repo", far, "--latest", "--recovery-target", "latest"])
         .arg("--target")
         .arg(place.path().join("all"))
         .args(["--name", "all", "--start", "--wait", "120"])
@@ -360,6 +395,30 @@ fn zfs_drill_in_another_region() {
     }
     assert!(std::fs::read_dir(place.path()).unwrap().next().is_none());
     assert!(!postgres_running_under(place.path()));
+}
+
+/// An age identity for the far repository: (its directory, the key file readable by the
+/// postgres user alone, the recipient).
+fn place_identity() -> (tempfile::TempDir, PathBuf, String) {
+    let dir = pgdr_testkit::short_tempdir("pgdr-key-");
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let key = dir.path().join("dr.key");
+    let out = Command::new("age-keygen")
+        .arg("-o")
+        .arg(&key)
+        .output()
+        .expect("age-keygen (make deps installs age)");
+    assert!(out.status.success(), "{out:?}");
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let pg = pgdr_core::owner::user_by_name("postgres").expect("a postgres user");
+    std::os::unix::fs::chown(&key, Some(pg.uid), Some(pg.gid)).unwrap();
+    let out = Command::new("age-keygen").arg("-y").arg(&key).output().unwrap();
+    let recipient = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    (dir, key, recipient)
 }
 
 /// PATH with the tools first.

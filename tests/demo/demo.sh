@@ -6,7 +6,10 @@
 # snap-prune | wal-archive prune -; snap-clone --before T --recovery-target-time T --start;
 # the clone's rows next to the primary's; snap-clone --destroy; then seed 001's step: the
 # table damaged on the primary after T, restored beside it as it was at T (snap-clone --into
-# --table, through a temporary clone), both shown; everything removed, also on Ctrl-C or
+# --table, through a temporary clone), both shown; then the second region (an encrypted S3
+# repository: wal-archive copy, snap-take - --to, the source's storage and local repository
+# removed, and an instance at T from the S3 repository alone; tests/demo/second-region.sh);
+# everything removed, also on Ctrl-C or
 # failure. ZFS (zfs-fuse counts) when it works here, else the copy backend.
 set -euo pipefail
 
@@ -46,6 +49,8 @@ cleanup() {
   set +e
   trap - EXIT INT TERM
   [ -n "${STANDBY:-}" ] && snap-clone --pgdata "$STANDBY" --destroy drill >/dev/null 2>&1
+  [ -n "${DRDIR:-}" ] && snap-clone --destroy dr >/dev/null 2>&1
+  [ -n "${MOTO_PID:-}" ] && kill "$MOTO_PID" 2>/dev/null
   for d in "$PRIMARY" "${STANDBY:-}"; do
     [ -n "$d" ] && [ -f "$d/postmaster.pid" ] && as_pg "$PGBIN/pg_ctl" -D "$d" -m immediate -w stop >/dev/null 2>&1
   done
@@ -196,10 +201,13 @@ damaged=$(counts "$P1")
 say "rows of public.drill on the primary (damaged): $damaged"
 say "rows of $COPY (as at T)      : $copy_counts"
 
-if [ "$on_primary" = "1 1000;2 1000;3 1000;" ] && [ "$on_clone" = "1 1000;2 1000;" ] \
-   && [ "$copy_counts" = "1 1000;2 1000;" ] && [ "$damaged" = "0 1000;3 1000;" ]; then
-  verdict="PASS: the clone and the restored table hold exactly the rows committed before T ($backend backend)"
-else
+if [ "$on_primary" != "1 1000;2 1000;3 1000;" ] || [ "$on_clone" != "1 1000;2 1000;" ] \
+   || [ "$copy_counts" != "1 1000;2 1000;" ] || [ "$damaged" != "0 1000;3 1000;" ]; then
   verdict="FAIL: expected batches 1 and 2 on the clone and in the restored table, got '$on_clone' and '$copy_counts'"
   exit 1
 fi
+
+# --- 8. the second region ----------------------------------------------------------------------
+source "$ROOT/tests/demo/second-region.sh"
+
+verdict="PASS: the clone, the restored table and the second region's instance hold exactly the rows committed before T ($backend backend)"
