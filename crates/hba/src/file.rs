@@ -23,9 +23,11 @@ impl HbaRules {
     /// The file cannot be read (exit 1) or is not UTF-8 (exit 2).
     pub fn load(path: &Path, version: u32) -> Result<HbaRules> {
         let text = pgdr_core::fsx::read_text(path)?;
-        let mut rules = Vec::new();
+        // At most one rule a line (included files aside): one allocation, never regrown and
+        // copied, and the pages of the unused tail are never touched.
+        let mut rules = Vec::with_capacity(line_count(&text));
         let mut errors = Vec::new();
-        lex::tokenize_each(path, &text, version, &lex::Disk, &mut |mut l| {
+        lex::tokenize_lines(path, &text, version, &lex::Disk, &mut |mut l| {
             match parse_line::parse_line_taking(
                 &mut l,
                 version,
@@ -282,6 +284,12 @@ impl HbaFile {
             ""
         }
     }
+}
+
+/// How many lines `text` has (a last one without a line break counts).
+fn line_count(text: &str) -> usize {
+    let breaks = text.as_bytes().iter().filter(|&&b| b == b'\n').count();
+    breaks + usize::from(!text.ends_with('\n'))
 }
 
 /// The 1-based line number of byte offset `at` in `text`.

@@ -68,46 +68,74 @@ fn strip_crlf(s: &str) -> &str {
 
 /// Splits a file into records as `tokenize_auth_file` does.
 pub fn records(text: &str, version: u32) -> Vec<Record> {
-    let mut out = Vec::new();
-    let mut pos = 0;
-    let mut line = 1;
-    let bytes = text.as_bytes();
-    let next_phys = |pos: usize| -> usize {
+    Records::new(text, version).collect()
+}
+
+/// [`records`] one at a time (a reader that needs only the lines keeps none of them).
+pub struct Records<'t> {
+    text: &'t str,
+    version: u32,
+    pos: usize,
+    line: usize,
+}
+
+impl<'t> Records<'t> {
+    pub fn new(text: &'t str, version: u32) -> Records<'t> {
+        Records {
+            text,
+            version,
+            pos: 0,
+            line: 1,
+        }
+    }
+
+    /// The end of the physical line starting at `pos` (after its line break).
+    fn next_phys(&self, pos: usize) -> usize {
+        let bytes = self.text.as_bytes();
         match memchr(b'\n', &bytes[pos..]) {
             Some(i) => pos + i + 1,
             None => bytes.len(),
         }
-    };
-    while pos < bytes.len() {
-        let start = pos;
-        let first_end = next_phys(pos);
-        let first = strip_crlf(&text[pos..first_end]);
+    }
+}
+
+impl Iterator for Records<'_> {
+    type Item = Record;
+
+    fn next(&mut self) -> Option<Record> {
+        let (text, len) = (self.text, self.text.len());
+        if self.pos >= len {
+            return None;
+        }
+        let start = self.pos;
+        let first_end = self.next_phys(start);
+        let first = strip_crlf(&text[start..first_end]);
         // Most records are one line: no copy of their text.
-        let continued = version >= 14 && first.ends_with('\\');
+        let continued = self.version >= 14 && first.ends_with('\\');
         if !continued {
-            out.push(Record {
-                line,
+            let r = Record {
+                line: self.line,
                 nlines: 1,
                 start,
                 end: first_end,
                 joined: None,
-                too_long: version < 14 && first_end - pos >= PRE14_MAX_LINE - 1,
-            });
-            pos = first_end;
-            line += 1;
-            continue;
+                too_long: self.version < 14 && first_end - start >= PRE14_MAX_LINE - 1,
+            };
+            self.pos = first_end;
+            self.line += 1;
+            return Some(r);
         }
         let mut buf = String::new();
         let mut last_backslash_len = 0usize;
         let mut nlines = 0;
         loop {
-            let end = next_phys(pos);
-            let phys = &text[pos..end];
-            pos = end;
+            let end = self.next_phys(self.pos);
+            let phys = &text[self.pos..end];
+            self.pos = end;
             nlines += 1;
             buf.push_str(strip_crlf(phys));
             // A continuation counts only beyond the previous splice point (hba.c).
-            if buf.len() > last_backslash_len && buf.ends_with('\\') && pos < bytes.len() {
+            if buf.len() > last_backslash_len && buf.ends_with('\\') && self.pos < len {
                 buf.pop();
                 last_backslash_len = buf.len();
                 continue;
@@ -118,17 +146,17 @@ pub fn records(text: &str, version: u32) -> Vec<Record> {
             }
             break;
         }
-        out.push(Record {
-            line,
+        let r = Record {
+            line: self.line,
             nlines,
             start,
-            end: pos,
+            end: self.pos,
             joined: Some(buf),
             too_long: false,
-        });
-        line += nlines;
+        };
+        self.line += nlines;
+        Some(r)
     }
-    out
 }
 
 impl Record {
@@ -426,7 +454,8 @@ impl Ctx<'_> {
         }
     }
 
-    /// `tokenize_auth_file` for one file; appends to `out`. `kinds` is filled for the top file.
+    /// `tokenize_auth_file` for one file; appends to `out`. `top` gets the records of the top
+    /// file and what each is, when asked for.
     fn tokenize(
         &self,
         file: &Path,
@@ -434,11 +463,10 @@ impl Ctx<'_> {
         depth: usize,
         origin: usize,
         out: Sink,
-        mut kinds: Option<&mut Vec<Kind>>,
-    ) -> Vec<Record> {
-        let recs = records(text, self.version);
+        mut top: Option<(&mut Vec<Record>, &mut Vec<Kind>)>,
+    ) {
         let file_arc: Arc<Path> = Arc::from(file);
-        for (i, rec) in recs.iter().enumerate() {
+        for (i, rec) in Records::new(text, self.version).enumerate() {
             let origin = if depth == 0 { i } else { origin };
             let mut err: Option<String> = None;
             if rec.too_long {
@@ -486,13 +514,15 @@ impl Ctx<'_> {
                     }
                 }
             }
-            if let Some(k) = kinds.as_deref_mut() {
+            let line = rec.line;
+            if let Some((r, k)) = top.as_mut() {
+                r.push(rec);
                 k.push(kind);
             }
             if kind == Kind::Line {
                 out(AuthLine {
                     file: file_arc.clone(),
-                    line: rec.line,
+                    line,
                     fields,
                     field_cols: cols,
                     err,
@@ -501,7 +531,6 @@ impl Ctx<'_> {
                 });
             }
         }
-        recs
     }
 
     /// `tokenize_include_file`; Some(error) when the directive fails.
@@ -587,9 +616,21 @@ pub fn tokenize_each(
     each: &mut dyn FnMut(AuthLine),
 ) -> (Vec<Record>, Vec<Kind>) {
     let ctx = Ctx { version, src };
-    let mut kinds = Vec::new();
-    let records = ctx.tokenize(file, text, 0, 0, each, Some(&mut kinds));
+    let (mut records, mut kinds) = (Vec::new(), Vec::new());
+    ctx.tokenize(file, text, 0, 0, each, Some((&mut records, &mut kinds)));
     (records, kinds)
+}
+
+/// [`tokenize_each`] for a reader that needs the lines only (list, check, match): the
+/// records of the file are not kept.
+pub fn tokenize_lines(
+    file: &Path,
+    text: &str,
+    version: u32,
+    src: &dyn Source,
+    each: &mut dyn FnMut(AuthLine),
+) {
+    Ctx { version, src }.tokenize(file, text, 0, 0, each, None);
 }
 
 /// Tokenizes one field's worth of text the way a pg_hba.conf line would (for command-line
