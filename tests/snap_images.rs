@@ -345,7 +345,10 @@ fn zfs_drill_in_another_region() {
         .ok()
         .document::<pgdr_wal::doc::CopyReport>();
     assert!(copied.failed.is_empty(), "{copied:?}");
-    assert!(copied.present > 0, "b's pieces are in S3 already: {copied:?}");
+    assert!(
+        copied.present > 0,
+        "b's pieces are in S3 already: {copied:?}"
+    );
     // The source's storage goes: standby stopped, pool destroyed, local repository removed.
     let standby_data = r.standby().data.clone();
     drop(r.standby.take());
@@ -416,7 +419,11 @@ fn place_identity() -> (tempfile::TempDir, PathBuf, String) {
     std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let pg = pgdr_core::owner::user_by_name("postgres").expect("a postgres user");
     std::os::unix::fs::chown(&key, Some(pg.uid), Some(pg.gid)).unwrap();
-    let out = Command::new("age-keygen").arg("-y").arg(&key).output().unwrap();
+    let out = Command::new("age-keygen")
+        .arg("-y")
+        .arg(&key)
+        .output()
+        .unwrap();
     let recipient = String::from_utf8(out.stdout).unwrap().trim().to_string();
     (dir, key, recipient)
 }

@@ -150,6 +150,14 @@ fn logical_snapshots_of_a_database_and_of_two_tables() {
     let names: Vec<&str> = list.logical.iter().map(|l| l.snapshot.as_str()).collect();
     assert_eq!(names, [all.snapshot.as_str(), two.snapshot.as_str()]);
     assert_eq!(list.logical[1].consistent_at, two.consistent_at);
+    // SPEC: "snap-take --list lists them": a snapshot directory alone is logical snapshots.
+    let plain = snap_take()
+        .args(["--list", "--snapshot-dir"])
+        .arg(&dir)
+        .run()
+        .ok()
+        .document::<LogicalList>();
+    assert_eq!(plain, list);
 
     // A pattern that matches no table: exit 1, one line, nothing stored.
     let listed = entries(&dir);

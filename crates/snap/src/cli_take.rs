@@ -106,7 +106,8 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = PARALLEL, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub parallel: u16,
     /// List the snapshots of --pgdata and the images of --repo, with their windows; with
-    /// --logical, the logical snapshots of --snapshot-dir and --repo.
+    /// --logical (or --database, or --snapshot-dir without --pgdata and --repo), the logical
+    /// snapshots of --snapshot-dir and --repo.
     #[arg(long, conflicts_with_all = ["input", "to", "label", "dbname", "tables", "exclude_tables"])]
     pub list: bool,
     /// With --list: the repository whose images to list and whose WAL gives the windows (with
@@ -136,8 +137,8 @@ pub struct Args {
     /// /usr/pgsql-N/bin or PGDR_PG_ROOT/N/bin).
     #[arg(long, value_name = "DIR")]
     pub pg_bin: Option<PathBuf>,
-    /// With --list --logical: only this database's logical snapshots.
-    #[arg(long, value_name = "NAME", requires = "list", requires = "logical")]
+    /// With --list: only this database's logical snapshots (implies --logical).
+    #[arg(long, value_name = "NAME", requires = "list")]
     pub database: Option<String>,
     #[command(flatten)]
     pub output: OutputArgs,
@@ -160,7 +161,12 @@ fn snapshot_from_stdin() -> Result<SnapshotMeta> {
 pub fn run(args: Args) -> Result<Outcome> {
     let started = Instant::now();
     let wait_lock = pgdr_core::lock::wait_duration("--wait-lock", args.wait_lock)?;
-    if args.list && args.logical {
+    // A snapshot directory alone holds no physical snapshots to list without their data
+    // directory: it is where logical snapshots are kept.
+    let logical_list = args.logical
+        || args.database.is_some()
+        || (args.pgdata.is_none() && args.repo.is_none() && args.snapshot_dir.is_some());
+    if args.list && logical_list {
         return Outcome::document(&crate::logical::list::run(
             args.snapshot_dir.as_deref(),
             args.repo.as_deref(),
