@@ -624,6 +624,14 @@ fn retention_over_logical_snapshots() {
         taken[0].snapshot.replace("Z", "Z-killed")
     )))
     .unwrap();
+    // SPEC's `snap-prune --snapshot-dir DIR`: a snapshot directory alone is logical snapshots.
+    let preview = tool("snap-prune")
+        .args(["--snapshot-dir"])
+        .arg(&dir)
+        .args(["--keep-last", "1", "--dry-run"])
+        .run()
+        .ok()
+        .document::<LogicalPruneReport>();
     let r = tool("snap-prune")
         .args(["--logical", "--snapshot-dir"])
         .arg(&dir)
@@ -631,6 +639,7 @@ fn retention_over_logical_snapshots() {
         .run()
         .ok()
         .document::<LogicalPruneReport>();
+    assert_eq!(preview.destroyed, r.destroyed);
     let kept: Vec<(&str, Option<&str>)> = r
         .kept
         .iter()

@@ -126,7 +126,8 @@ pub struct Args {
     /// Wait up to this many seconds for another run on the same data directory.
     #[arg(long, value_name = "SECONDS")]
     pub wait_lock: Option<f64>,
-    /// Prune logical snapshots (snap-take --logical) in --snapshot-dir or --repo.
+    /// Prune logical snapshots (snap-take --logical) in --snapshot-dir or --repo (implied by
+    /// --database, and by --snapshot-dir without --pgdata and --repo).
     #[arg(long)]
     pub logical: bool,
     /// Only this database's logical snapshots (implies --logical; default: every database,
@@ -230,7 +231,13 @@ pub fn run(args: Args) -> Result<Outcome> {
     let logical_doc = doc
         .as_ref()
         .is_some_and(|(m, _)| m.get("kind").and_then(Value::as_str) == Some(KIND));
-    if args.logical || args.database.is_some() || logical_doc {
+    // A snapshot directory with no data directory and no document names no physical
+    // snapshots: it is where logical snapshots are kept (SPEC: `snap-prune --snapshot-dir DIR`).
+    let logical_dir = doc.is_none()
+        && args.pgdata.is_none()
+        && args.repo.is_none()
+        && args.snapshot_dir.is_some();
+    if args.logical || args.database.is_some() || logical_doc || logical_dir {
         let req = crate::logical::prune::request(
             doc,
             crate::logical::prune::Given {
