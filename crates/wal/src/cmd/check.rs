@@ -233,7 +233,7 @@ fn wait_for(
         // after that, it went elsewhere.
         let state = read_archiver(client);
         if repo.store().head(&key)?.is_some() {
-            return Ok((true, state));
+            return Ok((true, settled(client, name, state)));
         }
         let server_done = state
             .as_ref()
@@ -243,6 +243,28 @@ fn wait_for(
             return Ok((false, state));
         }
         std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The archiver's state once it reports `name` archived: push publishes the segment before
+/// the server counts the success, so a reading taken in between still shows the failures
+/// before it. Waits up to 10 seconds for the server's statistics to catch up.
+fn settled(
+    client: &mut postgres::Client,
+    name: &str,
+    mut state: Option<ArchiverState>,
+) -> Option<ArchiverState> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let done = state
+            .as_ref()
+            .and_then(|s| s.last_archived_wal.as_deref())
+            .is_some_and(|l| archived_past(l, name));
+        if done || Instant::now() >= deadline {
+            return state;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        state = read_archiver(client).or(state);
     }
 }
 
