@@ -5,11 +5,12 @@
 
 mod wal_support;
 
-use pgdr_testkit::{short_tempdir, tool, Cluster, S3Server, ToolCommand};
+use pgdr_testkit::{chown_to_pg_user, short_tempdir, tool, Cluster, S3Server, ToolCommand};
 use pgdr_wal::doc::{CheckReport, InfoReport, InitReport, ListReport};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 use wal_support::{archiving_primary, bin, init, switch_and_wait, timeline, wa, wait_archived, T};
 
@@ -215,6 +216,90 @@ fn info_reports_timelines_counts_and_the_window() {
     );
     assert_eq!(i.window.latest_segment.as_deref(), Some(last2.as_str()));
     assert_eq!(i.timelines[0].gaps.len(), 1, "{i:?}");
+}
+
+/// A stopped copy of a base backup directory as a startable Cluster, recovering with
+/// restore_command from `repo` to the end of the archive.
+fn recovering_copy(backup: &Path, primary: &Cluster, repo: &Path) -> Cluster {
+    let root = short_tempdir("pgdr-ir");
+    let data = root.path().join("data");
+    let sockdir = root.path().join("s");
+    fs::create_dir(&sockdir).unwrap();
+    chown_to_pg_user(&sockdir);
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(backup)
+        .arg(&data)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let log = root.path().join("log");
+    fs::write(&log, "").unwrap();
+    chown_to_pg_user(&log);
+    let c = Cluster {
+        root,
+        data,
+        sockdir,
+        port: pgdr_testkit::free_port(),
+        bindir: primary.bindir.clone(),
+        owner: primary.owner.clone(),
+        log,
+    };
+    c.append_conf(&format!(
+        "\nport = {}\nunix_socket_directories = '{}'\narchive_mode = off\n\
+         restore_command = '{} get %f %p --repo {}'\nrecovery_target_timeline = 'latest'\n",
+        c.port,
+        c.sockdir.display(),
+        bin().display(),
+        repo.display()
+    ));
+    fs::write(c.data.join("recovery.signal"), "").unwrap();
+    chown_to_pg_user(&c.data.join("recovery.signal"));
+    c
+}
+
+/// info's latest LSN is where a recovery from a base backup through restore_command ends
+/// (the switch point of the timeline it then starts).
+#[test]
+fn info_latest_is_where_recovery_ends() {
+    let dir = short_tempdir("pgdr-infr");
+    let repo = dir.path().join("repo");
+    let primary = archiving_primary(&repo, "");
+    let backup = dir.path().join("base");
+    pgdr_testkit::run_ok(
+        primary
+            .cmd("pg_basebackup")
+            .arg("-D")
+            .arg(&backup)
+            .args(["-X", "none", "-c", "fast", "-d"])
+            .arg(primary.conninfo()),
+    );
+    primary.execute("create table t as select generate_series(1, 50000) g");
+    switch_and_wait(&primary);
+    // Not archived: still in the current segment.
+    primary.execute("insert into t values (-1)");
+    let i: InfoReport = wa(&repo).arg("info").run().ok().document();
+    let latest = i.window.latest_lsn.unwrap().0;
+    let mut restored = recovering_copy(&backup, &primary, &repo);
+    restored.start_server();
+    restored.wait_for("select not pg_is_in_recovery()", Duration::from_secs(120));
+    let history = fs::read_to_string(restored.data.join("pg_wal/00000002.history")).unwrap();
+    let switch: pgdr_pgformat::Lsn = history
+        .lines()
+        .find(|l| l.starts_with('1'))
+        .and_then(|l| l.split('\t').nth(1))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        switch.0 <= latest && switch.0 > latest - SEG,
+        "recovery ended at {switch}, info said {:?}",
+        i.window
+    );
+    assert_eq!(
+        restored.query_value("select count(*) from t").as_deref(),
+        Some("50000")
+    );
 }
 
 #[test]

@@ -123,9 +123,20 @@ fn serving(s: &Survey, spans: &[Span], segno: u64) -> Option<Span> {
         .copied()
 }
 
-/// The recovery window: from `base` (the consistent LSN of the oldest base backup the
-/// repository holds, with its description) when there is one, else from the WAL alone.
-pub(crate) fn window(s: &Survey, base: Option<(Lsn, String)>) -> RecoveryWindow {
+/// A base backup the repository holds, as the window needs it.
+#[derive(Debug, Clone)]
+pub(crate) struct Base {
+    /// Its consistent point: the earliest LSN a recovery from it can stop at.
+    pub consistent: Lsn,
+    /// The segment number of the oldest WAL file a recovery from it reads.
+    pub wal_start: u64,
+    /// What it is, for messages ("image NAME").
+    pub what: String,
+}
+
+/// The recovery window: from `base` (the oldest base backup the repository holds) when there
+/// is one, else from the WAL alone.
+pub(crate) fn window(s: &Survey, base: Option<&Base>) -> RecoveryWindow {
     let mut w = RecoveryWindow {
         timeline: None,
         earliest_lsn: None,
@@ -153,8 +164,8 @@ pub(crate) fn window(s: &Survey, base: Option<(Lsn, String)>) -> RecoveryWindow 
     let (spans, chain_note) = chain(s, target);
     let size = s.seg_size;
     // Where the continuous WAL starts: the base's segment, else back from the newest segment.
-    let start = match &base {
-        Some((lsn, _)) => Some(lsn.0 / size),
+    let start = match base {
+        Some(b) => Some(b.wal_start),
         None => {
             let newest_seg = spans
                 .iter()
@@ -175,8 +186,8 @@ pub(crate) fn window(s: &Survey, base: Option<(Lsn, String)>) -> RecoveryWindow 
             })
         }
     };
-    match &base {
-        Some((lsn, _)) => w.earliest_lsn = Some(*lsn),
+    match base {
+        Some(b) => w.earliest_lsn = Some(b.consistent),
         None => {
             w.earliest_note = Some(
                 "the repository holds no base backup (a snapshot or pg_basebackup taken elsewhere is not known to it): a base backup whose WAL starts at or after wal_start can be recovered up to latest_lsn".into(),
@@ -185,9 +196,10 @@ pub(crate) fn window(s: &Survey, base: Option<(Lsn, String)>) -> RecoveryWindow 
     }
     let first_span = start.and_then(|n| serving(s, &spans, n).map(|sp| (n, sp)));
     let Some((first, first_sp)) = first_span else {
-        w.latest_note = Some(match &base {
-            Some((_, what)) => format!(
-                "the segment holding {what}'s consistent point is not archived on timeline {target} or its ancestors"
+        w.latest_note = Some(match base {
+            Some(b) => format!(
+                "the oldest WAL file {} needs is not archived on timeline {target} or its ancestors",
+                b.what
             ),
             None => format!("no segment of timeline {target} or its ancestors is archived"),
         });
@@ -286,7 +298,12 @@ mod tests {
         assert_eq!(w.earliest_lsn, None);
         assert!(w.earliest_note.is_some());
         // From a base in segment 2: up to 5, and the missing 6 is named.
-        let w = window(&s, Some((Lsn(2 * SIZE + 40), "image x".into())));
+        let base = |seg: u64, what: &str| Base {
+            consistent: Lsn(seg * SIZE + 40),
+            wal_start: seg,
+            what: what.into(),
+        };
+        let w = window(&s, Some(&base(2, "image x")));
         assert_eq!(w.earliest_lsn, Some(Lsn(2 * SIZE + 40)));
         assert_eq!(w.latest_lsn, Some(Lsn(6 * SIZE)));
         assert_eq!(
@@ -301,7 +318,7 @@ mod tests {
             "{w:?}"
         );
         // A base whose segment is not archived reaches nothing.
-        let w = window(&s, Some((Lsn(6 * SIZE), "image y".into())));
+        let w = window(&s, Some(&base(6, "image y")));
         assert_eq!(w.latest_lsn, None);
         assert!(w.latest_note.unwrap().contains("image y"));
     }
@@ -314,7 +331,12 @@ mod tests {
             &[(1, &[1, 2, 3, 4, 5, 6]), (2, &[4, 5])],
             &[(2, vec![(1, switch)])],
         );
-        let w = window(&s, Some((Lsn(SIZE), "base".into())));
+        let b = Base {
+            consistent: Lsn(SIZE + 40),
+            wal_start: 1,
+            what: "base".into(),
+        };
+        let w = window(&s, Some(&b));
         assert_eq!(w.timeline, Some(2));
         assert_eq!(
             w.wal_start_segment.as_deref(),
