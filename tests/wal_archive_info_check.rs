@@ -6,6 +6,7 @@
 mod wal_support;
 
 use pgdr_testkit::{chown_to_pg_user, short_tempdir, tool, Cluster, S3Server, ToolCommand};
+use pgdr_snap::doc::ImageReport;
 use pgdr_wal::doc::{CheckReport, InfoReport, InitReport, ListReport};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -64,6 +65,28 @@ fn check_passes_on_a_primary_archiving_into_the_repository() {
         .document();
     assert!(r.ok, "{r:?}");
     assert!(r.switched_segment.unwrap() > seg);
+
+    // archive_command naming no repository: the configuration file it names decides, which
+    // check cannot know for sure (a warning), and the switch shows where WAL goes.
+    let conf = dir.path().join("pgdr.toml");
+    fs::write(&conf, format!("[global]\nrepo = \"{}\"\n", repo.display())).unwrap();
+    chown_to_pg_user(&conf);
+    primary.execute(&format!(
+        "alter system set archive_command = 'PGDR_CONFIG={} {} push %p'",
+        conf.display(),
+        bin().display()
+    ));
+    primary.execute("select pg_reload_conf()");
+    primary.wait_for(
+        "select current_setting('archive_command') like 'PGDR_CONFIG=%'",
+        Duration::from_secs(30),
+    );
+    let r: CheckReport = check(&repo, &primary, "60").run().ok().document();
+    assert!(r.ok && r.arrived, "{r:?}");
+    assert_eq!(r.command_repo, None);
+    let w: Vec<&str> = r.warnings.iter().map(|w| w.code.as_str()).collect();
+    assert_eq!(w, ["repo_not_named"], "{r:?}");
+    assert!(r.warnings[0].message.contains("gives"), "{r:?}");
 
     // A standby is refused in one line: check its primary.
     let standby = primary.standby();
@@ -299,6 +322,61 @@ fn info_latest_is_where_recovery_ends() {
     assert_eq!(
         restored.query_value("select count(*) from t").as_deref(),
         Some("50000")
+    );
+}
+
+/// With images (snap-take --to): the window starts at the oldest image's consistent point and
+/// runs through the WAL continuous from its oldest WAL file; each image says how far it
+/// reaches.
+#[test]
+fn info_with_images_starts_the_window_at_the_oldest_image() {
+    let dir = short_tempdir("pgdr-infi");
+    let repo = dir.path().join("repo");
+    let primary = archiving_primary(&repo, "");
+    primary.execute("create table t as select generate_series(1, 10000) g");
+    let take = || {
+        tool("snap-take")
+            .arg("--pgdata")
+            .arg(&primary.data)
+            .args(["--backend", "copy", "-d", &primary.conninfo(), "--to"])
+            .arg(&repo)
+            .run()
+            .ok()
+            .document::<ImageReport>()
+    };
+    let a = take();
+    primary.execute("insert into t select generate_series(1, 10000)");
+    switch_and_wait(&primary);
+    let b = take();
+    let last = switch_and_wait(&primary);
+    let i: InfoReport = wa(&repo).arg("info").run().ok().document();
+    let names: Vec<&str> = i.images.iter().map(|m| m.image.as_str()).collect();
+    assert_eq!(names, [a.image.as_str(), b.image.as_str()], "{i:?}");
+    let w = &i.window;
+    assert_eq!(w.earliest_image.as_deref(), Some(a.image.as_str()));
+    assert_eq!(w.earliest_lsn, Some(i.images[0].consistent_lsn));
+    assert_eq!(w.earliest_time, Some(i.images[0].consistent_at));
+    assert_eq!(w.earliest_note, None);
+    assert_eq!(i.images[0].wal_start, a.snapshot.wal_start);
+    assert_eq!(w.wal_start_segment.as_deref(), Some(a.snapshot.wal_start.as_str()));
+    assert_eq!(w.latest_segment.as_deref(), Some(last.as_str()), "{w:?}");
+    for m in &i.images {
+        assert_eq!(m.latest_lsn, w.latest_lsn, "{m:?}");
+        assert!(m.consistent_lsn < w.latest_lsn.unwrap(), "{m:?}");
+    }
+
+    // The oldest image's first WAL file gone: it reaches nothing, the window says why, the
+    // newer image still reaches the end.
+    let first = &a.snapshot.wal_start;
+    fs::remove_file(repo.join("wal").join(&first[..8]).join(first)).unwrap();
+    let i: InfoReport = wa(&repo).arg("info").run().ok().document();
+    assert_eq!(i.images[0].latest_lsn, None, "{i:?}");
+    assert_eq!(i.images[1].latest_lsn.unwrap().0, (segno(&last) + 1) * SEG);
+    assert_eq!(i.window.latest_lsn, None);
+    assert!(
+        i.window.latest_note.as_deref().unwrap().contains(&a.image),
+        "{:?}",
+        i.window
     );
 }
 

@@ -323,8 +323,42 @@ pub struct InfoReport {
     pub timelines: Vec<Timeline>,
     /// Files whose header cannot be read.
     pub unreadable: Vec<Problem>,
+    /// The snapshot images it holds (snap-take --to), oldest first; empty when content_read
+    /// is false (their manifests are encrypted).
+    pub images: Vec<InfoImage>,
     /// The recovery window.
     pub window: RecoveryWindow,
+}
+
+/// A snapshot image in the repository (snap-take --to), as its manifest describes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InfoImage {
+    /// Its name (the snapshot's).
+    pub image: String,
+    /// When the snapshot was taken.
+    pub created: DateTime<Utc>,
+    /// The snapshot's label, if any.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub label: Option<String>,
+    /// The database system, as a string.
+    pub system_identifier: String,
+    /// Its timeline.
+    pub timeline: u32,
+    /// The oldest WAL file a recovery from it needs.
+    pub wal_start: String,
+    /// Its consistent point: the earliest LSN a recovery from it can stop at.
+    pub consistent_lsn: Lsn,
+    /// When it was consistent (snap-take's metadata: no commit in its WAL is younger).
+    pub consistent_at: DateTime<Utc>,
+    /// Original bytes of its files.
+    pub bytes: u64,
+    /// The stored bytes of the pieces it references (shared with other images).
+    pub stored_bytes: u64,
+    /// The latest LSN a recovery from it reaches (as the window's latest_lsn, from this
+    /// image); null when its WAL is not archived.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub latest_lsn: Option<Lsn>,
 }
 
 impl Document for InfoReport {
@@ -340,13 +374,16 @@ impl Document for InfoReport {
 /// the newest timeline that had begun by then). .partial files are not used: restore_command
 /// is never asked for them.
 ///
-/// "earliest" is the first LSN a recovery can stop at: the consistent point of a base backup
-/// the repository holds. A base backup taken elsewhere (a local snapshot, pg_basebackup) is
+/// "earliest" is the first LSN a recovery can stop at: the consistent point of the oldest
+/// snapshot image the repository holds (images are the base backups it knows; a logical dump
+/// is not one). A base backup taken elsewhere (a local snapshot, pg_basebackup) is
 /// not known to the repository: without one, earliest is null and earliest_note says why;
 /// wal_start then says which base backups can use this WAL (those whose WAL starts at or
 /// after it).
 ///
-/// "latest" is the end of the WAL continuous from wal_start on that timeline: the end LSN of
+/// "latest" is the end of the WAL continuous from wal_start (the oldest image's oldest WAL
+/// file; without an image, the start of the run that ends at the newest segment) on that
+/// timeline: the end LSN of
 /// the last segment reachable without a missing segment (or the switch point, when that
 /// segment is on an ancestor timeline). A recovery can replay up to it, no further; the last
 /// record inside it may end a little before. Times are not read from WAL records:
@@ -358,9 +395,17 @@ pub struct RecoveryWindow {
     /// The timeline recovery follows (the newest one); null when the repository holds no WAL.
     #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub timeline: Option<u32>,
-    /// The earliest recoverable LSN; null when the repository holds no base backup.
+    /// The earliest recoverable LSN: the oldest image's consistent point; null when the
+    /// repository holds no image.
     #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub earliest_lsn: Option<Lsn>,
+    /// That image.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub earliest_image: Option<String>,
+    /// When it was consistent (its metadata's consistent_at, taken when the snapshot
+    /// completed): the earliest recovery_target_time.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub earliest_time: Option<DateTime<Utc>>,
     /// Why earliest_lsn is null; null when it is not.
     #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub earliest_note: Option<String>,

@@ -325,9 +325,14 @@ fn command_target(command: &str, location: &Path, shown: &str, f: &mut Findings)
             .config
             .as_deref()
             .unwrap_or(pgdr_core::config::DEFAULT_PATH);
+        let gives = match config_repo(Path::new(config)) {
+            Some(r) if same_location(&r, location) => format!("; {config} here gives {r}"),
+            Some(r) => format!("; {config} here gives {r}, not {shown}"),
+            None => String::new(),
+        };
         f.warning(
             "repo_not_named",
-            format!("archive_command names no repository: the server's environment (WAL_ARCHIVE_REPO, PGDR_REPO) or configuration file ({config}, or $PGDR_CONFIG of the server) decides; the forced switch shows where it went"),
+            format!("archive_command names no repository: the server's environment (WAL_ARCHIVE_REPO, PGDR_REPO) or configuration file ({config}, unless the server sets PGDR_CONFIG) decides{gives}; the forced switch shows where it went"),
         );
         return None;
     };
@@ -338,6 +343,24 @@ fn command_target(command: &str, location: &Path, shown: &str, f: &mut Findings)
         );
     }
     Some(named)
+}
+
+/// The repository a configuration file gives `wal-archive push` (the most specific of
+/// `[wal-archive.push]`, `[wal-archive]`, `[global]`), when this host can read it.
+fn config_repo(path: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let file = pgdr_core::config::file::parse(path, &text).ok()?;
+    let in_section = |want: &[&str]| {
+        file.sections
+            .iter()
+            .filter(|s| s.path == want)
+            .flat_map(|s| &s.entries)
+            .filter(|e| e.option() == "repo")
+            .find_map(|e| e.value.word())
+    };
+    in_section(&["wal-archive", "push"])
+        .or_else(|| in_section(&["wal-archive"]))
+        .or_else(|| in_section(&[pgdr_core::config::file::GLOBAL]))
 }
 
 /// A `wal-archive push` found in an archive_command.

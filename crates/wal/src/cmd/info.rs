@@ -1,11 +1,12 @@
 //! `wal-archive info`: the repository (settings, cluster, encryption), its WAL per timeline,
-//! and the recovery window ([`RecoveryWindow`] defines its bounds).
+//! its snapshot images, and the recovery window ([`RecoveryWindow`] defines its bounds).
 
-use crate::doc::{InfoReport, RecoveryWindow};
+use crate::doc::{InfoImage, InfoReport, RecoveryWindow};
 use chrono::{DateTime, Utc};
-use pgdr_core::Result;
+use pgdr_core::{Error, Result};
 use pgdr_pgformat::wal_name::WalName;
 use pgdr_pgformat::Lsn;
+use pgdr_repo::image::manifest;
 use pgdr_repo::repo::Repo;
 use pgdr_repo::survey::{survey, Survey};
 use std::path::Path;
@@ -19,6 +20,11 @@ pub fn info(location: &Path) -> Result<InfoReport> {
     let s = survey(&repo)?;
     let settings = repo.settings();
     let id = repo.identity();
+    let (images, oldest) = if s.content_read {
+        images(&repo, &s)?
+    } else {
+        (Vec::new(), None)
+    };
     Ok(InfoReport {
         repo: repo.location(),
         kind: repo.store().kind().to_string(),
@@ -36,8 +42,46 @@ pub fn info(location: &Path) -> Result<InfoReport> {
         stored_bytes: s.stored,
         timelines: s.timelines(),
         unreadable: s.unreadable_problems(),
-        window: window(&s, None),
+        images,
+        window: window(&s, oldest.as_ref()),
     })
+}
+
+/// The images the repository holds, oldest first, each with how far a recovery from it
+/// reaches, and the oldest as the window's base.
+fn images(repo: &Repo, s: &Survey) -> Result<(Vec<InfoImage>, Option<Base>)> {
+    let mut out = Vec::new();
+    let mut oldest = None;
+    for man in manifest::all(repo)? {
+        let m = pgdr_snap::image::meta_of(&man)?;
+        let start = WalName::parse(&m.wal_start).ok_or_else(|| {
+            Error::failed(format!("image {} cannot be used", man.image)).because(format!(
+                "its wal_start {:?} is not a WAL file name",
+                m.wal_start
+            ))
+        })?;
+        let base = Base {
+            consistent: m.consistent_lsn(),
+            wal_start: start.segno(m.wal_segment_size),
+            image: man.image.clone(),
+            time: Some(m.consistent_at),
+        };
+        out.push(InfoImage {
+            image: man.image.clone(),
+            created: m.created,
+            label: m.label.clone(),
+            system_identifier: m.system_identifier.clone(),
+            timeline: m.timeline,
+            wal_start: m.wal_start.clone(),
+            consistent_lsn: base.consistent,
+            consistent_at: m.consistent_at,
+            bytes: man.bytes,
+            stored_bytes: man.stored_bytes,
+            latest_lsn: window(s, Some(&base)).latest_lsn,
+        });
+        oldest.get_or_insert(base);
+    }
+    Ok((out, oldest))
 }
 
 /// A stretch of WAL one timeline serves on the way to the newest timeline: segments
@@ -130,8 +174,10 @@ pub(crate) struct Base {
     pub consistent: Lsn,
     /// The segment number of the oldest WAL file a recovery from it reads.
     pub wal_start: u64,
-    /// What it is, for messages ("image NAME").
-    pub what: String,
+    /// The image's name.
+    pub image: String,
+    /// When it was consistent.
+    pub time: Option<DateTime<Utc>>,
 }
 
 /// The recovery window: from `base` (the oldest base backup the repository holds) when there
@@ -140,6 +186,8 @@ pub(crate) fn window(s: &Survey, base: Option<&Base>) -> RecoveryWindow {
     let mut w = RecoveryWindow {
         timeline: None,
         earliest_lsn: None,
+        earliest_image: None,
+        earliest_time: None,
         earliest_note: None,
         wal_start: None,
         wal_start_segment: None,
@@ -187,10 +235,14 @@ pub(crate) fn window(s: &Survey, base: Option<&Base>) -> RecoveryWindow {
         }
     };
     match base {
-        Some(b) => w.earliest_lsn = Some(b.consistent),
+        Some(b) => {
+            w.earliest_lsn = Some(b.consistent);
+            w.earliest_image = Some(b.image.clone());
+            w.earliest_time = b.time;
+        }
         None => {
             w.earliest_note = Some(
-                "the repository holds no base backup (a snapshot or pg_basebackup taken elsewhere is not known to it): a base backup whose WAL starts at or after wal_start can be recovered up to latest_lsn".into(),
+                "the repository holds no image (a snapshot or pg_basebackup kept elsewhere is not known to it): a base backup whose WAL starts at or after wal_start can be recovered up to latest_lsn".into(),
             )
         }
     }
@@ -198,8 +250,8 @@ pub(crate) fn window(s: &Survey, base: Option<&Base>) -> RecoveryWindow {
     let Some((first, first_sp)) = first_span else {
         w.latest_note = Some(match base {
             Some(b) => format!(
-                "the oldest WAL file {} needs is not archived on timeline {target} or its ancestors",
-                b.what
+                "the oldest WAL file image {} needs is not archived on timeline {target} or its ancestors",
+                b.image
             ),
             None => format!("no segment of timeline {target} or its ancestors is archived"),
         });
@@ -298,12 +350,13 @@ mod tests {
         assert_eq!(w.earliest_lsn, None);
         assert!(w.earliest_note.is_some());
         // From a base in segment 2: up to 5, and the missing 6 is named.
-        let base = |seg: u64, what: &str| Base {
+        let base = |seg: u64, name: &str| Base {
             consistent: Lsn(seg * SIZE + 40),
             wal_start: seg,
-            what: what.into(),
+            image: name.into(),
+            time: None,
         };
-        let w = window(&s, Some(&base(2, "image x")));
+        let w = window(&s, Some(&base(2, "x")));
         assert_eq!(w.earliest_lsn, Some(Lsn(2 * SIZE + 40)));
         assert_eq!(w.latest_lsn, Some(Lsn(6 * SIZE)));
         assert_eq!(
@@ -318,8 +371,9 @@ mod tests {
             "{w:?}"
         );
         // A base whose segment is not archived reaches nothing.
-        let w = window(&s, Some(&base(6, "image y")));
+        let w = window(&s, Some(&base(6, "y")));
         assert_eq!(w.latest_lsn, None);
+        assert_eq!(w.earliest_image.as_deref(), Some("y"));
         assert!(w.latest_note.unwrap().contains("image y"));
     }
 
@@ -334,7 +388,8 @@ mod tests {
         let b = Base {
             consistent: Lsn(SIZE + 40),
             wal_start: 1,
-            what: "base".into(),
+            image: "base".into(),
+            time: None,
         };
         let w = window(&s, Some(&b));
         assert_eq!(w.timeline, Some(2));
