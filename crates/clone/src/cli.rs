@@ -47,7 +47,16 @@ directories are a usage error naming them (pass --pgdata). Copy snapshots have n
 system-wide place: they need --pgdata or --snapshot-dir.\n\n\
 A target before a snapshot's consistent point is refused (PostgreSQL would stop with \
 \"requested recovery stop point is before consistent recovery point\"), naming the \
-snapshots that would serve it."
+snapshots that would serve it.\n\n\
+From an image: with --repo and --target, and none of --pgdata (on the command line; PGDATA \
+from the environment does not count), --snapshot-dir, --backend or '-', the snapshot is an \
+image snap-take --to stored in the repository (--snapshot NAME, --before T or --latest chooses \
+among them as among snapshots). It is restored into --target, a new directory, by --parallel \
+workers, every piece verified against its SHA-256 and the manifest before anything uses it; \
+then the clone is prepared, started and watched as any other, with restore_command reading \
+the same repository. No ZFS pool or btrfs volume of the source is needed: this is how a new \
+instance comes up in another region. A missing or damaged piece fails the run (exit 1) before \
+anything starts, and the directory is removed."
 )]
 pub struct Args {
     /// '-' reads the snapshot object snap-take printed from stdin.
@@ -60,6 +69,9 @@ pub struct Args {
     /// offset); unless another target is given, recover to it.
     #[arg(long, value_name = "TIME")]
     pub before: Option<String>,
+    /// Clone the newest snapshot (or image).
+    #[arg(long)]
+    pub latest: bool,
     /// The data directory whose snapshots to use (with --snapshot or --before; needed only
     /// when snapshots of several data directories are found, or for copy snapshots).
     #[arg(long, short = 'D', env = "PGDATA", value_name = "DIR")]
@@ -102,9 +114,14 @@ pub struct Args {
     #[arg(long, value_name = "CMD", conflicts_with = "repo")]
     pub restore_command: Option<String>,
     /// A wal-archive repository: restore_command = 'wal-archive get %f %p --repo DIR
-    /// --prefetch 4' (the next segments decompressed and verified ahead of replay).
-    #[arg(long, value_name = "DIR")]
+    /// --prefetch 4' (the next segments decompressed and verified ahead of replay). With
+    /// --target and no --pgdata, --snapshot-dir, --backend or '-': the image is restored from
+    /// it too.
+    #[arg(long, value_name = "REPO")]
     pub repo: Option<PathBuf>,
+    /// Restoring an image: concurrent transfers.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub parallel: u16,
     /// shared_buffers for the clone (e.g. 2GB; default: the snapshot's setting). Replay
     /// writes out a dirty page for every page it reads once the buffers are full; where
     /// each write is slow (zfs-fuse), buffers that hold the pages the WAL touches make a
@@ -118,10 +135,10 @@ pub struct Args {
     #[arg(long, value_name = "SECONDS", requires = "start")]
     pub wait: Option<f64>,
     /// List every clone.
-    #[arg(long, conflicts_with_all = ["input", "snapshot", "before", "name", "destroy", "start"])]
+    #[arg(long, conflicts_with_all = ["input", "snapshot", "before", "latest", "name", "destroy", "start"])]
     pub list: bool,
     /// Stop and destroy a clone made by snap-clone.
-    #[arg(long, value_name = "CLONE", conflicts_with_all = ["input", "snapshot", "before", "name", "start"])]
+    #[arg(long, value_name = "CLONE", conflicts_with_all = ["input", "snapshot", "before", "latest", "name", "start"])]
     pub destroy: Option<String>,
     /// Wait up to this many seconds for another run on the same clone name.
     #[arg(long, value_name = "SECONDS")]
@@ -158,18 +175,23 @@ fn source(args: &Args) -> Result<Source> {
         args.input.is_some(),
         args.snapshot.is_some(),
         args.before.is_some(),
+        args.latest,
     ];
     match given.iter().filter(|g| **g).count() {
         1 => {}
         0 => {
-            return Err(Error::usage("nothing to clone")
-                .hint("pass --snapshot NAME, --before TIME or '-' (or --list, --destroy CLONE)"))
+            return Err(Error::usage("nothing to clone").hint(
+                "pass --snapshot NAME, --before TIME, --latest or '-' (or --list, --destroy CLONE)",
+            ))
         }
         _ => {
             return Err(Error::usage(
-                "--snapshot, --before and '-' exclude each other",
+                "--snapshot, --before, --latest and '-' exclude each other",
             ))
         }
+    }
+    if args.latest {
+        return Ok(Source::Latest);
     }
     if args.input.is_some() {
         let meta = pgdr_core::doc::read_stdin::<SnapshotMeta>()?;
@@ -231,19 +253,42 @@ fn restore_command(args: &Args) -> Result<Option<String>> {
     let Some(repo) = &args.repo else {
         return Ok(None);
     };
-    let repo = repo
-        .canonicalize()
-        .context(|| format!("cannot use --repo {}", repo.display()))?;
-    if !repo.is_dir() {
-        return Err(
-            Error::failed(format!("cannot use --repo {}", repo.display()))
-                .because("it is not a directory"),
-        );
-    }
+    // An object store's URL is used as it is; a directory by its full path (the server runs
+    // restore_command in the clone's data directory).
+    let remote = repo.to_str().is_some_and(|r| r.contains("://"));
+    let repo = if remote {
+        repo.clone()
+    } else {
+        let canon = repo
+            .canonicalize()
+            .context(|| format!("cannot use --repo {}", repo.display()))?;
+        if !canon.is_dir() {
+            return Err(
+                Error::failed(format!("cannot use --repo {}", repo.display()))
+                    .because("it is not a directory"),
+            );
+        }
+        canon
+    };
     Ok(Some(prepare::wal_archive_command(
         &wal_archive_bin()?,
         &repo,
     )))
+}
+
+/// Whether the clone is restored from an image of --repo: --target is given and nothing
+/// names a local snapshot's place (--pgdata on the command line, --snapshot-dir, --backend,
+/// '-'). PGDATA from the environment does not count: on a host of another region it names
+/// the instance to be, not a source.
+fn from_image(args: &Args) -> bool {
+    let pgdata_given =
+        args.pgdata.is_some() && std::env::var_os("PGDATA").map(PathBuf::from) != args.pgdata;
+    args.repo.is_some()
+        && args.target.is_some()
+        && !pgdata_given
+        && args.snapshot_dir.is_none()
+        && args.backend.is_none()
+        && args.input.is_none()
 }
 
 /// Parses the arguments into one of the three operations, runs it, prints its document.
@@ -284,6 +329,7 @@ pub fn run(args: Args) -> Result<Outcome> {
         ),
         None => None,
     };
+    let image_repo = from_image(&args).then(|| args.repo.clone()).flatten();
     let doc: CloneReport = crate::create::run(&CreateRequest {
         source: src,
         pgdata: args.pgdata,
@@ -300,6 +346,8 @@ pub fn run(args: Args) -> Result<Outcome> {
         wait,
         wait_lock,
         registry,
+        image_repo,
+        parallel: args.parallel.into(),
     })?;
     Outcome::document(&doc)
 }
@@ -307,7 +355,7 @@ pub fn run(args: Args) -> Result<Outcome> {
 pub static MAN: pgdr_core::man::ManExtra = pgdr_core::man::ManExtra {
     exit_status: &[
         (0, "The clone was made (and with --start, recovery reached the target); or --list/--destroy succeeded."),
-        (1, "It failed or was refused (no such snapshot, a target before the snapshot's consistent point, port taken, the server failed or stopped during recovery, --wait ran out, SIGINT/SIGTERM); the server it started was stopped and the clone destroyed. The message ends with the last lines of the server log."),
+        (1, "It failed or was refused (no such snapshot or image, a target before the snapshot's consistent point, a missing or damaged piece of an image, port taken, the server failed or stopped during recovery, --wait ran out, SIGINT/SIGTERM); the server it started was stopped and the clone destroyed (a restored directory removed). The message ends with the last lines of the server log."),
         (2, "Usage error: bad arguments, a document on stdin that is not snap-take's, or (without --pgdata) snapshots of several data directories found."),
         (75, "Another snap-clone run holds the lock of this clone name, or snap-take/snap-prune holds the lock of the data directory's snapshots longer than --wait-lock (default 30 seconds for the latter)."),
     ],
@@ -324,6 +372,7 @@ pub static MAN: pgdr_core::man::ManExtra = pgdr_core::man::ManExtra {
         ("Clone what snap-take just took:", "snap-take --pgdata /zpdata01/pg | snap-clone - --name latest --start"),
         ("Everything the archive has, paused at its end:", "snap-clone --pgdata /zpdata01/pg --snapshot pgdr-20260321T090000Z --name all --recovery-target latest --repo /zpdata02/wal --start"),
         ("Every clone, then remove one:", "snap-clone --list --pretty; snap-clone --destroy drill"),
+        ("A new instance in another region, from the repository alone, as it was at 17:28:37:", "snap-clone --repo s3://dr-region/pg --before '2026-03-21 17:28:37+08' --target /srv/pg/dr --name dr --start"),
     ],
     extra_sections: &[
         (
@@ -333,6 +382,10 @@ pub static MAN: pgdr_core::man::ManExtra = pgdr_core::man::ManExtra {
         (
             "CLONE REGISTRY",
             "The clone registry is per host: every clone has a JSON record in $PGDR_CLONE_DIR (default /var/lib/pgdr/clones): name, snapshot, source data directory, backend and store, location, path, port, socket directory, log, target. Records (and the registry, when root creates it) belong to the clone's data directory owner, so root's clones are the postgres user's too and the other way round; a non-root user where the registry does not exist yet needs it created once by root. NAME.lock beside a record is the per-clone lock, gone when the run ends. snap-prune reads the same registry to skip snapshots that have clones (on ZFS it also skips any snapshot that is a dataset's origin); ZFS clones carry the pgdr:clone property. --destroy refuses a name without a record (creating nothing), a record written by neither root nor the clone's owner, and a ZFS dataset without pgdr:clone.",
+        ),
+        (
+            "IMAGES",
+            "A clone restored from an image is recorded before its directory is made (state creating, with the repository it came from), so a run killed while restoring leaves a clone that --destroy removes; it depends on no snapshot of this host, so snap-prune never skips one for it. As root, the restored tree belongs to the user that owned the source's data directory (named in the image's manifest) when this host has that user, else to the owner of --target's parent directory; run as another user, to that user. The image is chosen when the run starts: an image snap-prune --repo removes during the restore fails it (exit 1, everything removed).",
         ),
         (
             "FILES",

@@ -1,16 +1,19 @@
 //! Making a clone, as one transaction: choose the snapshot, clone it, record it, prepare it
 //! to recover to the target without touching production, start it as the owner and wait
 //! until recovery reached the target. If any step fails (or SIGINT/SIGTERM arrives), the
-//! server it started is stopped, the clone destroyed and forgotten.
+//! server it started is stopped, the clone destroyed and forgotten. A clone from an image in
+//! a repository is [`crate::from_image`]; both share [`crate::setup`].
 
-use crate::doc::{CloneReport, Recovery};
-use crate::prepare::{self, Action, Plan};
-use crate::server::{self, Goal, Server};
+use crate::doc::CloneReport;
+use crate::prepare::Action;
+use crate::setup::{
+    check_interrupt, choose_port, conclude, configure_and_start, Setup, Storage, Undo,
+};
 use crate::target::{self, Target};
 use chrono::{DateTime, SecondsFormat, Utc};
-use pgdr_core::{Context, Error, Result};
+use pgdr_core::{Error, Result};
 use pgdr_snap::backend::discover;
-use pgdr_snap::registry::{CloneRecord, Registry, ServerRecord};
+use pgdr_snap::registry::Registry;
 use pgdr_snap::{Backend, BackendKind, SnapshotMeta};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -24,6 +27,8 @@ pub enum Source {
     Before(DateTime<Utc>),
     /// `-`: the snapshot snap-take printed.
     Document(Box<SnapshotMeta>),
+    /// `--latest`: the newest one.
+    Latest,
 }
 
 /// Everything a clone is made from.
@@ -54,10 +59,106 @@ pub struct CreateRequest {
     pub wait: Option<Duration>,
     pub wait_lock: Option<Duration>,
     pub registry: Registry,
+    /// Restore an image of this repository instead of cloning a local snapshot.
+    pub image_repo: Option<PathBuf>,
+    /// With `image_repo`: concurrent transfers of the restore.
+    pub parallel: usize,
 }
 
 fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+/// How to word what is chosen from.
+pub(crate) struct Among<'a> {
+    /// "snapshot" or "image".
+    pub noun: &'a str,
+    /// "of /zpdata01/pg", "in repository /backup/pg".
+    pub of: String,
+    /// Why a name is not found.
+    pub missing: &'a str,
+    /// Why --before found nothing when there is nothing at all.
+    pub none: &'a str,
+    /// What to do when nothing is old enough for the target.
+    pub older: &'a str,
+}
+
+/// The snapshot (of `snaps`, oldest first) the source names and the recovery target (its
+/// default: immediate, or the --before time), checked: the snapshot serves the target and its
+/// PostgreSQL is one snap-clone configures.
+///
+/// # Errors
+/// Nothing is named so, nothing is consistent early enough, the target is before the
+/// snapshot's consistent point (naming the ones that would serve it), or an old major.
+pub(crate) fn choose(
+    snaps: &[SnapshotMeta],
+    source: &Source,
+    target: Option<Target>,
+    among: &Among,
+) -> Result<(SnapshotMeta, Target)> {
+    let Among { noun, of, .. } = among;
+    let named = |n: &str| {
+        snaps
+            .iter()
+            .find(|m| m.snapshot == n)
+            .cloned()
+            .ok_or_else(|| Error::failed(format!("no {noun} {n} {of}")).because(among.missing))
+    };
+    let (meta, target) = match source {
+        Source::Name(n) => (named(n)?, target.unwrap_or(Target::Immediate)),
+        Source::Document(m) => (named(&m.snapshot)?, target.unwrap_or(Target::Immediate)),
+        Source::Latest => {
+            let m = snaps
+                .iter()
+                .max_by_key(|m| (m.consistent_at, m.created))
+                .cloned()
+                .ok_or_else(|| Error::failed(format!("no {noun} {of}")).because(among.none))?;
+            (m, target.unwrap_or(Target::Immediate))
+        }
+        Source::Before(t) => {
+            let m = target::choose_before(snaps, *t).cloned().ok_or_else(|| {
+                let why = match snaps.first() {
+                    Some(o) => format!(
+                        "the oldest, {}, is consistent at {}",
+                        o.snapshot,
+                        rfc3339(o.consistent_at)
+                    ),
+                    None => among.none.to_string(),
+                };
+                Error::failed(format!(
+                    "no {noun} {of} is consistent before {}",
+                    rfc3339(*t)
+                ))
+                .because(why)
+            })?;
+            (m, target.unwrap_or(Target::Time(*t)))
+        }
+    };
+    if let Err(reason) = target::check(&meta, &target) {
+        let serve = target::serving(snaps, &target);
+        let hint = if serve.is_empty() {
+            among.older.to_string()
+        } else {
+            format!(
+                "{noun}s that would serve it: {}",
+                target::name_list(&serve, 5)
+            )
+        };
+        return Err(
+            Error::failed(format!("cannot clone {} to that target", meta.snapshot))
+                .because(reason)
+                .hint(hint),
+        );
+    }
+    if meta.pg_version < 12 {
+        return Err(
+            Error::failed(format!("cannot clone {}", meta.snapshot)).because(format!(
+                "it is PostgreSQL {}; snap-clone writes recovery settings the PostgreSQL 12+ way",
+                meta.pg_version
+            )),
+        );
+    }
+    Ok((meta, target))
 }
 
 /// The backend holding the snapshots: from snap-take's document, --pgdata, or found.
@@ -133,148 +234,15 @@ fn discovered(req: &CreateRequest) -> Result<Backend> {
     }
 }
 
-/// Whether a TCP port is free on every address (bound by nobody, listening or not).
-fn port_free(port: u16) -> bool {
-    use std::net::TcpListener;
-    if TcpListener::bind(("0.0.0.0", port)).is_err() {
-        return false;
-    }
-    match TcpListener::bind(("::", port)) {
-        Ok(_) => true,
-        Err(e) => e.kind() != std::io::ErrorKind::AddrInUse,
-    }
-}
-
-fn choose_port(given: Option<u16>, records: &[CloneRecord]) -> Result<u16> {
-    let taken_by_clone = |p: u16| {
-        records
-            .iter()
-            .find(|r| r.server.as_ref().is_some_and(|s| s.port == p))
-    };
-    if let Some(p) = given {
-        if p == 0 {
-            return Err(Error::usage("invalid --port 0"));
-        }
-        if let Some(r) = taken_by_clone(p) {
-            return Err(Error::failed(format!("port {p} is taken"))
-                .because(format!("clone {} uses it", r.clone))
-                .hint("pick another --port, or leave it out for a free one"));
-        }
-        if !port_free(p) {
-            return Err(Error::failed(format!("port {p} is taken"))
-                .because("another program is bound to it")
-                .hint("pick another --port, or leave it out for a free one"));
-        }
-        return Ok(p);
-    }
-    // The kernel's choice (its ephemeral range): never a port a stopped production server
-    // is configured for, which a fixed range could hit.
-    for _ in 0..100 {
-        let p = std::net::TcpListener::bind(("0.0.0.0", 0))
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .context(|| "cannot find a free port".into())?;
-        if taken_by_clone(p).is_none() && port_free(p) {
-            return Ok(p);
-        }
-    }
-    Err(Error::failed("cannot find a free port").hint("pass --port N"))
-}
-
-/// The restore_command the clone's own configuration sets ("" when none).
-fn configured_restore_command(
-    bindir: &Path,
-    owner: &pgdr_core::owner::User,
-    pgdata: &Path,
-) -> Result<String> {
-    let out = pgdr_core::owner::command_as(owner, bindir.join("postgres"))
-        .arg("-D")
-        .arg(pgdata)
-        .args(["-C", "restore_command"])
-        .output()
-        .context(|| format!("cannot run {}", bindir.join("postgres").display()))?;
-    if !out.status.success() {
-        return Err(
-            Error::failed("cannot read the clone's configuration").because(
-                String::from_utf8_lossy(&out.stderr)
-                    .lines()
-                    .next()
-                    .unwrap_or("postgres -C failed")
-                    .to_string(),
-            ),
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-/// The socket directory: inside the clone when the socket path fits the kernel's limit.
-fn socket_dir(pgdata: &Path, name: &str, port: u16) -> PathBuf {
-    let inside = pgdata.join("pgdr_clone");
-    let sock_len = inside.as_os_str().len() + format!("/.s.PGSQL.{port}").len();
-    if sock_len < 100 {
-        inside
-    } else {
-        PathBuf::from(format!("/tmp/pgdr-clone-{name}"))
-    }
-}
-
-/// What the transaction has done so far, to undo on failure.
-struct Undo<'a> {
-    backend: &'a Backend,
-    registry: &'a Registry,
-    clone: Option<CloneRecord>,
-    server: Option<Server>,
-    socket_outside: Option<PathBuf>,
-}
-
-impl Undo<'_> {
-    /// Stops what it started, destroys the clone, forgets it. Cleanup failures are added to
-    /// the error (the original reason stays first).
-    fn rollback(&mut self, err: Error) -> Error {
-        let mut problems = Vec::new();
-        if let Some(s) = &mut self.server {
-            s.stop(false);
-        }
-        if let Some(rec) = &self.clone {
-            match self.backend.remove_clone(rec) {
-                Ok(()) => {
-                    if let Err(e) = self.registry.remove(&rec.clone) {
-                        problems.push(format!("its record could not be removed: {e}"));
-                    }
-                }
-                Err(e) => problems.push(format!("the clone could not be destroyed: {e}")),
-            }
-        }
-        if let Some(d) = &self.socket_outside {
-            let _ = std::fs::remove_dir_all(d);
-        }
-        if problems.is_empty() {
-            return err;
-        }
-        let why = match &err.why {
-            Some(w) => format!("{w}; {}", problems.join("; ")),
-            None => problems.join("; "),
-        };
-        Error {
-            why: Some(why),
-            ..err
-        }
-    }
-}
-
-fn check_interrupt() -> Result<()> {
-    if pgdr_core::signals::interrupted() {
-        return Err(Error::failed("interrupted").because("SIGINT or SIGTERM arrived"));
-    }
-    Ok(())
-}
-
 /// Makes the clone.
 ///
 /// # Errors
 /// No snapshot serves the request, the name or port is taken, a lock is held (exit 75), or a
 /// step failed (the clone was rolled back).
 pub fn run(req: &CreateRequest) -> Result<CloneReport> {
+    if let Some(repo) = &req.image_repo {
+        return crate::from_image::run(req, repo);
+    }
     let started = Instant::now();
     let name = &req.name;
     let registry = &req.registry;
@@ -301,213 +269,46 @@ pub fn run(req: &CreateRequest) -> Result<CloneReport> {
     // between; afterwards the clone itself protects it.
     let data_lock = backend.lock(Some(req.wait_lock.unwrap_or(Duration::from_secs(30))))?;
     let snaps = backend.list()?;
-    let (meta, target) = match &req.source {
-        Source::Name(n) => (backend.get(n)?, req.target.unwrap_or(Target::Immediate)),
-        Source::Document(m) => (
-            backend.get(&m.snapshot)?,
-            req.target.unwrap_or(Target::Immediate),
-        ),
-        Source::Before(t) => {
-            let m = target::choose_before(&snaps, *t).cloned().ok_or_else(|| {
-                let why = match snaps.first() {
-                    Some(o) => format!(
-                        "the oldest, {}, is consistent at {}",
-                        o.snapshot,
-                        rfc3339(o.consistent_at)
-                    ),
-                    None => "it has no snapshots made by snap-take".into(),
-                };
-                Error::failed(format!(
-                    "no snapshot of {} is consistent before {}",
-                    backend.pgdata().display(),
-                    rfc3339(*t)
-                ))
-                .because(why)
-            })?;
-            (m, req.target.unwrap_or(Target::Time(*t)))
-        }
-    };
-    if let Err(reason) = target::check(&meta, &target) {
-        let serve = target::serving(&snaps, &target);
-        let hint = if serve.is_empty() {
-            "no snapshot of this data directory is that old; recover from a base backup".into()
-        } else {
-            format!(
-                "snapshots that would serve it: {}",
-                target::name_list(&serve, 5)
-            )
-        };
-        return Err(
-            Error::failed(format!("cannot clone {} to that target", meta.snapshot))
-                .because(reason)
-                .hint(hint),
-        );
-    }
-    if meta.pg_version < 12 {
-        return Err(
-            Error::failed(format!("cannot clone {}", meta.snapshot)).because(format!(
-                "it is PostgreSQL {}; snap-clone writes recovery settings the PostgreSQL 12+ way",
-                meta.pg_version
-            )),
-        );
-    }
+    let (meta, target) = choose(
+        &snaps,
+        &req.source,
+        req.target,
+        &Among {
+            noun: "snapshot",
+            of: format!("of {}", backend.pgdata().display()),
+            missing: "it does not exist or was not made by snap-take",
+            none: "it has no snapshots made by snap-take",
+            older: "no snapshot of this data directory is that old; recover from a base backup",
+        },
+    )?;
     let bindir = pgdr_core::pgbin::bindir(Some(meta.pg_version))?;
     let port = choose_port(req.port, &registry.list()?)?;
-    let mut action = req.action;
 
     pgdr_core::signals::set_cooperative(true);
-    let mut undo = Undo {
-        backend: &backend,
-        registry,
-        clone: None,
-        server: None,
-        socket_outside: None,
-    };
+    let mut undo = Undo::new(Storage::Backend(&backend), registry);
     let result = (|| -> Result<CloneReport> {
         check_interrupt()?;
-        let mut rec = backend.clone_snapshot(registry, &meta, name, req.target_dir.as_deref())?;
+        let rec = backend.clone_snapshot(registry, &meta, name, req.target_dir.as_deref())?;
         undo.clone = Some(rec.clone());
-        let sock = socket_dir(&rec.path, name, port);
-        if !sock.starts_with(&rec.path) {
-            undo.socket_outside = Some(sock.clone());
-        }
-        let log = sock.join("server.log");
-        rec.server = Some(ServerRecord {
-            port,
-            socket_dir: sock.clone(),
-            log: log.clone(),
-            pg_version: meta.pg_version,
-            target_type: target.kind().into(),
-            target: target.display(),
-            action: action.name().into(),
-        });
-        registry.write(&rec)?;
-        check_interrupt()?;
-        let owner = pgdr_core::owner::data_dir_owner(&rec.path)?;
-        let mut plan_target = target;
-        let restore = match &req.restore_command {
-            Some(r) => Some(r.clone()),
-            None => {
-                let configured = configured_restore_command(&bindir, &owner, &rec.path)?;
-                if !configured.is_empty() {
-                    None
-                } else if target == Target::Immediate {
-                    // Everything is in the snapshot's pg_wal; archive recovery still wants a
-                    // command, and one that finds nothing sends it to pg_wal.
-                    if meta.min_recovery_point.is_none() && meta.backup.is_none() {
-                        // A crash image of a primary is consistent only at the end of its
-                        // pg_wal, and "immediate" stops one record later, which no archive
-                        // provides here: recover to the end and promote instead.
-                        plan_target = Target::Latest;
-                        action = Action::Promote;
-                    }
-                    Some("false".into())
-                } else {
-                    return Err(Error::failed("no WAL archive to recover from")
-                        .because("the clone's configuration has no restore_command")
-                        .hint(
-                            "pass --repo DIR (a wal-archive repository) or --restore-command CMD",
-                        ));
-                }
-            }
-        };
-        let plan = Plan {
-            clone: name.clone(),
-            port,
-            target: plan_target,
-            action,
-            restore_command: restore,
-            socket_dir: sock.clone(),
-            pg_version: meta.pg_version,
-            shared_buffers: req.shared_buffers.clone(),
-        };
-        prepare::prepare(&rec.path, &rec.root, &meta, &plan, &owner)?;
-        check_interrupt()?;
-        let mut reached = None;
-        if req.start {
-            let s = undo.server.insert(Server::new(
-                &rec.path,
-                &bindir,
-                &owner,
-                &sock,
+        configure_and_start(
+            &mut undo,
+            rec,
+            &Setup {
+                name: name.clone(),
+                meta: &meta,
+                target,
+                action: req.action,
                 port,
-                &log,
-                meta.pg_version,
-            ));
-            s.start()?;
-            let goal = match (plan.standby_mode(), action) {
-                (true, _) => Goal::EndOfWal,
-                (false, Action::Promote) => Goal::Promoted,
-                (false, Action::Pause) => Goal::Paused,
-            };
-            reached = Some(server::wait_reached(s, goal, &target.display(), req.wait)?);
-        }
-        rec.state = "ready".into();
-        registry.write(&rec)?;
-        let reached_lsn = match reached.as_ref().and_then(|r| r.lsn.as_deref()) {
-            Some(l) => Some(
-                l.parse()
-                    .map_err(|e| Error::failed("cannot read the clone's replay LSN").because(e))?,
-            ),
-            None => None,
-        };
-        let reached_time = match reached.as_ref().and_then(|r| r.time.as_deref()) {
-            Some(t) => Some(
-                target::parse_time(t)
-                    .map_err(|e| Error::failed("cannot read the clone's replay time").because(e))?,
-            ),
-            None => None,
-        };
-        Ok(CloneReport {
-            clone: name.clone(),
-            path: rec.path.clone(),
-            port,
-            snapshot: meta.snapshot.clone(),
-            backend: backend.kind().name().into(),
-            location: rec.location.clone(),
-            socket_dir: sock,
-            log,
-            started: req.start,
-            recovery: Recovery {
-                target: target.display(),
-                target_type: target.kind().into(),
-                action: action.name().into(),
-                reached_lsn,
-                reached_time,
-                state: reached
-                    .map(|r| r.state)
-                    .unwrap_or_else(|| "configured".into()),
+                bindir: bindir.clone(),
+                restore_command: req.restore_command.clone(),
+                shared_buffers: req.shared_buffers.clone(),
+                start: req.start,
+                wait: req.wait,
+                registry,
+                backend_name: backend.kind().name(),
             },
-            seconds: 0.0,
-        })
+        )
     })();
     drop(data_lock);
-    match result {
-        Ok(mut doc) => {
-            if let Some(s) = undo.server.take() {
-                s.detach();
-            }
-            doc.seconds = (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
-            Ok(doc)
-        }
-        Err(e) => {
-            let readable = e.what.starts_with("cannot recover to");
-            let e = match &undo.server {
-                Some(s) if !readable && !e.to_string().contains("server log:") => {
-                    let tail = s.log_tail(5);
-                    let why = match &e.why {
-                        Some(w) if !tail.is_empty() => format!("{w}; server log: {tail}"),
-                        Some(w) => w.clone(),
-                        None => format!("server log: {tail}"),
-                    };
-                    Error {
-                        why: Some(why),
-                        ..e
-                    }
-                }
-                _ => e,
-            };
-            Err(undo.rollback(e))
-        }
-    }
+    conclude(result, undo, started)
 }

@@ -2,7 +2,7 @@
 
 use crate::doc::DestroyReport;
 use crate::server::Server;
-use pgdr_core::{Error, Result};
+use pgdr_core::{Context, Error, Result};
 use pgdr_snap::datadir::postmaster_pid;
 use pgdr_snap::meta::check_label_arg;
 use pgdr_snap::registry::Registry;
@@ -38,7 +38,15 @@ pub fn run(registry: &Registry, name: &str, wait_lock: Option<Duration>) -> Resu
             ))
             .hint("remove the record and the clone by hand if they are yours"));
     }
-    let backend = Backend::detect(&rec.source_pgdata, Some(rec.backend), Some(&rec.store))?;
+    // A restored image is a plain directory; a clone of a snapshot belongs to its backend.
+    let backend = match rec.repository {
+        Some(_) => None,
+        None => Some(Backend::detect(
+            &rec.source_pgdata,
+            Some(rec.backend),
+            Some(&rec.store),
+        )?),
+    };
     let mut stopped = false;
     if postmaster_pid(&rec.path).is_some() {
         if let Some(srv) = &rec.server {
@@ -58,7 +66,15 @@ pub fn run(registry: &Registry, name: &str, wait_lock: Option<Duration>) -> Resu
         }
     }
     let existed = rec.root.exists();
-    backend.remove_clone(&rec)?;
+    match &backend {
+        Some(b) => b.remove_clone(&rec)?,
+        None => match std::fs::remove_dir_all(&rec.root) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).context(|| format!("cannot remove {}", rec.root.display()))
+            }
+            _ => {}
+        },
+    }
     if let Some(srv) = &rec.server {
         if !srv.socket_dir.starts_with(&rec.path) {
             let _ = std::fs::remove_dir_all(&srv.socket_dir);

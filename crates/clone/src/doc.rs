@@ -16,11 +16,12 @@ pub struct CloneReport {
     pub path: PathBuf,
     /// Its port.
     pub port: u16,
-    /// The snapshot it was made from.
+    /// The snapshot (or image) it was made from.
     pub snapshot: String,
-    /// The storage backend: zfs, btrfs or copy.
+    /// The storage backend: zfs, btrfs or copy; "image" for an image restored from a
+    /// repository.
     pub backend: String,
-    /// zfs: the clone's dataset; btrfs and copy: its root directory.
+    /// zfs: the clone's dataset; btrfs, copy and image: its root directory.
     pub location: String,
     /// Its Unix socket directory (connect with host=SOCKET_DIR).
     pub socket_dir: PathBuf,
@@ -81,9 +82,10 @@ pub struct ListedClone {
     pub snapshot: String,
     /// The data directory the snapshot was taken of.
     pub source_pgdata: PathBuf,
-    /// The storage backend: zfs, btrfs or copy.
+    /// The storage backend: zfs, btrfs or copy; "image" for an image restored from a
+    /// repository.
     pub backend: String,
-    /// zfs: the clone's dataset; btrfs and copy: its root directory.
+    /// zfs: the clone's dataset; btrfs, copy and image: its root directory.
     pub location: String,
     /// Its data directory.
     pub path: PathBuf,

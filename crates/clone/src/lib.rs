@@ -2,7 +2,8 @@
 //! snap-take and the WAL archive, set up and started as one transaction.
 //!
 //! - [`cli`]: the command line (arguments in, one document of [`doc`] out).
-//! - [`create`], [`list`], [`destroy`]: the operations, callable without clap.
+//! - [`create`], [`from_image`], [`list`], [`destroy`]: the operations, callable without
+//!   clap; [`setup`] is what a clone of a snapshot and a restored image share.
 //! - [`target`]: recovery targets, time parsing, which snapshot can serve a target (pure).
 //! - [`prepare`]: turning a fresh clone of a snapshot into a data directory that recovers to
 //!   the target and can never touch production (pure helpers plus the file work).
@@ -14,7 +15,9 @@ pub mod cli;
 pub mod create;
 pub mod destroy;
 pub mod doc;
+pub mod from_image;
 pub mod list;
 pub mod prepare;
 pub mod server;
+pub mod setup;
 pub mod target;

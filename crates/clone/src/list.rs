@@ -21,7 +21,10 @@ pub fn run(registry: &Registry, source: Option<&Path>) -> Result<CloneList> {
             clone: r.clone,
             snapshot: r.snapshot,
             source_pgdata: r.source_pgdata,
-            backend: r.backend.name().into(),
+            backend: match r.repository {
+                Some(_) => "image".into(),
+                None => r.backend.name().into(),
+            },
             location: r.location,
             exists: r.path.is_dir(),
             path: r.path,

@@ -10,7 +10,7 @@ use pgdr_core::owner::User;
 use pgdr_core::{Context, Error, Result};
 use pgdr_snap::SnapshotMeta;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 /// What recovery does at the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -119,47 +119,7 @@ pub fn wal_archive_command(wal_archive: &Path, repo: &Path) -> String {
     )
 }
 
-/// `a/b/../c` → `a/c`, without touching the filesystem.
-fn normalize(p: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in p.components() {
-        match c {
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::CurDir => {}
-            c => out.push(c.as_os_str()),
-        }
-    }
-    out
-}
-
-/// Where a symlink copied from the source must point in the clone: its target (relative to
-/// `link_dir` on the source) mapped from the source's snapshot root to the clone's root, or
-/// None when it points outside the snapshot (the clone would write into production).
-pub fn relink(
-    target: &Path,
-    link_dir: &Path,
-    src_root: &Path,
-    clone_root: &Path,
-) -> Option<PathBuf> {
-    let abs = normalize(&if target.is_absolute() {
-        target.to_path_buf()
-    } else {
-        link_dir.join(target)
-    });
-    let rel = abs.strip_prefix(src_root).ok()?;
-    Some(clone_root.join(rel))
-}
-
-/// The snapshot's root on the source: PGDATA without `pgdata_rel`.
-pub fn source_root(meta: &SnapshotMeta) -> PathBuf {
-    let mut root = meta.pgdata.clone();
-    for _ in Path::new(&meta.pgdata_rel).components() {
-        root.pop();
-    }
-    root
-}
+pub use pgdr_snap::meta::{relink, source_root};
 
 /// tablespace_map with every path mapped into the clone (lines are `OID PATH`).
 pub fn rewrite_tablespace_map(

@@ -115,20 +115,6 @@ pub fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
     ))
 }
 
-/// The lowest LSN a recovery from this snapshot can stop at: before it the copy is not
-/// consistent yet. (A crash image of a primary is consistent only at the end of its pg_wal,
-/// which the metadata does not know; PostgreSQL's own check catches a target in between.)
-pub fn min_lsn(meta: &SnapshotMeta) -> Lsn {
-    let mut l = meta.checkpoint_lsn;
-    if let Some(m) = meta.min_recovery_point {
-        l = l.max(m);
-    }
-    if let Some(b) = &meta.backup {
-        l = l.max(b.stop_lsn);
-    }
-    l
-}
-
 /// Whether the snapshot can serve the target; the reason when not.
 pub fn check(meta: &SnapshotMeta, target: &Target) -> Result<(), String> {
     match target {
@@ -149,7 +135,7 @@ pub fn check(meta: &SnapshotMeta, target: &Target) -> Result<(), String> {
             }
         }
         Target::Lsn(l) => {
-            let m = min_lsn(meta);
+            let m = meta.consistent_lsn();
             if *l < m {
                 Err(format!(
                     "the recovery target {l} is before {}'s consistent point {m}: PostgreSQL \

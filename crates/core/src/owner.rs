@@ -18,19 +18,30 @@ pub struct User {
 
 /// The user with this uid, from the password database.
 pub fn user_by_uid(uid: u32) -> Option<User> {
+    lookup(|pwd, buf, result| {
+        // SAFETY: buffers are valid for the sizes given; getpwuid_r writes only into them.
+        unsafe { libc::getpwuid_r(uid, pwd, buf.as_mut_ptr().cast(), buf.len(), result) }
+    })
+}
+
+/// The user with this name, from the password database.
+pub fn user_by_name(name: &str) -> Option<User> {
+    let c = std::ffi::CString::new(name).ok()?;
+    lookup(|pwd, buf, result| {
+        // SAFETY: `c` is NUL-terminated; buffers are valid for the sizes given.
+        unsafe { libc::getpwnam_r(c.as_ptr(), pwd, buf.as_mut_ptr().cast(), buf.len(), result) }
+    })
+}
+
+/// One password-database lookup through `call` (getpwuid_r or getpwnam_r).
+fn lookup(
+    call: impl FnOnce(&mut libc::passwd, &mut [u8], &mut *mut libc::passwd) -> libc::c_int,
+) -> Option<User> {
     let mut buf = vec![0u8; 16 * 1024];
+    // SAFETY: an all-zero passwd is a valid value to be overwritten.
     let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
     let mut result: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: buffers are valid for the sizes given; getpwuid_r writes only into them.
-    let rc = unsafe {
-        libc::getpwuid_r(
-            uid,
-            &mut pwd,
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            &mut result,
-        )
-    };
+    let rc = call(&mut pwd, &mut buf, &mut result);
     if rc != 0 || result.is_null() {
         return None;
     }
@@ -42,33 +53,11 @@ pub fn user_by_uid(uid: u32) -> Option<User> {
         )
     };
     Some(User {
-        uid,
+        uid: pwd.pw_uid,
         gid: pwd.pw_gid,
         name,
         home: PathBuf::from(home),
     })
-}
-
-/// The user with this name, from the password database (`getpwnam_r`).
-pub fn user_by_name(name: &str) -> Option<User> {
-    let c = std::ffi::CString::new(name).ok()?;
-    let mut buf = vec![0u8; 16 * 1024];
-    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut result: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: buffers are valid for the sizes given; getpwnam_r writes only into them.
-    let rc = unsafe {
-        libc::getpwnam_r(
-            c.as_ptr(),
-            &mut pwd,
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            &mut result,
-        )
-    };
-    if rc != 0 || result.is_null() {
-        return None;
-    }
-    user_by_uid(pwd.pw_uid)
 }
 
 /// The user this process runs as (effective uid).

@@ -205,15 +205,15 @@ With --format prometheus the output is the text exposition format instead: pgdr_
     examples: &[
         (
             "Page when the only standby is gone or more than 1 GB behind:",
-            "repl-lag -d 'host=primary user=monitor' --crit-bytes 1GB --min-standbys 1 || page-oncall",
+            "repl-lag -d 'host=primary user=monitor dbname=postgres' --crit-bytes 1GB --min-standbys 1 || page-oncall",
         ),
         (
             "Check a primary and its standby in one run; the worst status is the exit code:",
-            "repl-lag -d 'host=primary user=monitor' -d 'host=standby user=monitor' --warn-seconds 30s --crit-seconds 5m",
+            "repl-lag -d 'host=primary user=monitor dbname=postgres' -d 'host=standby user=monitor dbname=postgres' --warn-seconds 30s --crit-seconds 5m",
         ),
         (
             "Fail when the archiver has failed at all since it last succeeded:",
-            "repl-lag -d 'host=primary user=monitor' --max-archive-failures 0",
+            "repl-lag -d 'host=primary user=monitor dbname=postgres' --max-archive-failures 0",
         ),
         (
             "Feed node_exporter's textfile collector from cron (exit 0 whenever written, so a CRITICAL is published too):",

@@ -6,7 +6,7 @@
 use crate::doc::{FileKind, StoredFile};
 use crate::repo::{key_of, Identity, Repo};
 use crate::store::Created;
-use crate::stored::{self, hex, Compression, Damage, Header, HEADER_LEN};
+use crate::stored::{self, hex, Compression, Damage, Header, ObjectKind, HEADER_LEN};
 use pgdr_core::{Context, Error, Result};
 use pgdr_pgformat::history;
 use pgdr_pgformat::page_header;
@@ -189,7 +189,7 @@ pub fn store_file(
         })?;
     let header = Header {
         compression,
-        kind: name.kind,
+        kind: ObjectKind::Wal(name.kind),
         size: body.size,
         system_identifier: id.system_identifier,
         sha256: body.sha256,
@@ -326,7 +326,7 @@ pub fn restore(
             h.system_identifier, id.system_identifier
         )));
     }
-    if h.kind != name.kind {
+    if h.kind != ObjectKind::Wal(name.kind) {
         return Err(RestoreError::Damaged(format!(
             "stored as a {} file",
             h.kind.as_str()

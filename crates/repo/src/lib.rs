@@ -1,9 +1,11 @@
 //! pgdr-repo: the repository every pgdr tool that stores or reads backups shares (FORMAT.md).
-//! One repository holds one cluster's WAL (and, later, its snapshot images and logical dumps).
+//! One repository holds one cluster's WAL and its snapshot images (and, later, logical dumps).
 //!
 //! Layers, each knowing only the ones below it:
 //! - [`file`] (store one WAL file, restore one WAL file, with PostgreSQL's checks) and
 //!   [`survey`] (the whole repository by timeline): the per-file and per-repository work.
+//! - [`image`]: snapshot images (pieces keyed by SHA-256, a manifest published last), stored,
+//!   restored and swept through [`object`] (any object by key, in the stored-object format).
 //! - [`repo`]: settings, the cluster a repository is bound to, where each object lives.
 //! - [`store`]: the bytes, as object operations (a local directory; S3 and S3-compatible
 //!   stores behind the same interface).
@@ -18,6 +20,8 @@
 pub mod crypt;
 pub mod doc;
 pub mod file;
+pub mod image;
+pub mod object;
 pub mod repo;
 pub mod store;
 pub mod stored;

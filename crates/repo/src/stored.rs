@@ -8,7 +8,7 @@
 //! 0  8  magic "PGDRWAL\0"
 //! 8  2  format version (u16 LE) = 1
 //! 10 1  compression: 0 none, 1 zstd, 2 lz4 (frame format)
-//! 11 1  kind: 0 segment, 1 partial, 2 backup, 3 history
+//! 11 1  kind: 0 segment, 1 partial, 2 backup, 3 history, 4 image data, 5 image manifest
 //! 12 4  reserved, zero
 //! 16 8  original size in bytes (u64 LE)
 //! 24 8  system identifier of the cluster (u64 LE)
@@ -93,30 +93,52 @@ impl Compression {
     }
 }
 
-fn kind_code(k: Kind) -> u8 {
-    match k {
-        Kind::Segment => 0,
-        Kind::Partial => 1,
-        Kind::Backup => 2,
-        Kind::History => 3,
-    }
+/// What a stored object holds: an archived WAL file of a kind, or a part of a snapshot image
+/// (crate::image): a piece of a file's content, or an image's manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectKind {
+    Wal(Kind),
+    ImageData,
+    ImageManifest,
 }
 
-fn kind_from_code(c: u8) -> Option<Kind> {
-    Some(match c {
-        0 => Kind::Segment,
-        1 => Kind::Partial,
-        2 => Kind::Backup,
-        3 => Kind::History,
-        _ => return None,
-    })
+impl ObjectKind {
+    fn code(self) -> u8 {
+        match self {
+            ObjectKind::Wal(Kind::Segment) => 0,
+            ObjectKind::Wal(Kind::Partial) => 1,
+            ObjectKind::Wal(Kind::Backup) => 2,
+            ObjectKind::Wal(Kind::History) => 3,
+            ObjectKind::ImageData => 4,
+            ObjectKind::ImageManifest => 5,
+        }
+    }
+    fn from_code(c: u8) -> Option<Self> {
+        Some(match c {
+            0 => ObjectKind::Wal(Kind::Segment),
+            1 => ObjectKind::Wal(Kind::Partial),
+            2 => ObjectKind::Wal(Kind::Backup),
+            3 => ObjectKind::Wal(Kind::History),
+            4 => ObjectKind::ImageData,
+            5 => ObjectKind::ImageManifest,
+            _ => return None,
+        })
+    }
+    /// For messages: "segment", …, "image data", "image manifest".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectKind::Wal(k) => k.as_str(),
+            ObjectKind::ImageData => "image data",
+            ObjectKind::ImageManifest => "image manifest",
+        }
+    }
 }
 
 /// The decoded header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {
     pub compression: Compression,
-    pub kind: Kind,
+    pub kind: ObjectKind,
     pub size: u64,
     pub system_identifier: u64,
     pub sha256: [u8; 32],
@@ -128,7 +150,7 @@ impl Header {
         b[0..8].copy_from_slice(MAGIC);
         b[8..10].copy_from_slice(&FILE_VERSION.to_le_bytes());
         b[10] = self.compression.code();
-        b[11] = kind_code(self.kind);
+        b[11] = self.kind.code();
         b[16..24].copy_from_slice(&self.size.to_le_bytes());
         b[24..32].copy_from_slice(&self.system_identifier.to_le_bytes());
         b[32..64].copy_from_slice(&self.sha256);
@@ -158,7 +180,8 @@ impl Header {
         Ok(Header {
             compression: Compression::from_code(b[10])
                 .ok_or_else(|| format!("unknown compression code {}", b[10]))?,
-            kind: kind_from_code(b[11]).ok_or_else(|| format!("unknown kind code {}", b[11]))?,
+            kind: ObjectKind::from_code(b[11])
+                .ok_or_else(|| format!("unknown kind code {}", b[11]))?,
             size: u64::from_le_bytes(b[16..24].try_into().expect("8 bytes")),
             system_identifier: u64::from_le_bytes(b[24..32].try_into().expect("8 bytes")),
             sha256: b[32..64].try_into().expect("32 bytes"),
@@ -397,7 +420,7 @@ mod tests {
     fn h() -> Header {
         Header {
             compression: Compression::Lz4,
-            kind: Kind::Partial,
+            kind: ObjectKind::Wal(Kind::Partial),
             size: 16 << 20,
             system_identifier: 7_361_234_567_890_123_456,
             sha256: [7; 32],
@@ -431,7 +454,7 @@ mod tests {
             assert_eq!(body.size, orig.len() as u64);
             let h = Header {
                 compression: c,
-                kind: Kind::Segment,
+                kind: ObjectKind::Wal(Kind::Segment),
                 size: body.size,
                 system_identifier: 1,
                 sha256: body.sha256,

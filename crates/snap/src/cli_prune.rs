@@ -3,7 +3,8 @@
 
 use crate::backend::BackendKind;
 use crate::cmd::prune::PruneRequest;
-use crate::doc::PruneReport;
+use crate::cmd::prune_images::ImagePruneRequest;
+use crate::doc::{ImageReport, PruneReport};
 use crate::meta::SnapshotMeta;
 use crate::registry::Registry;
 use crate::retention::Policy;
@@ -50,7 +51,14 @@ skipped hour simply has no snapshots. --tz utc (the default) has neither effect.
 Worked example: snapshots every 15 minutes for 3 days, --keep-hourly 24 --keep-daily 7 \
 keeps 27: the :45 snapshot of each of the last 24 hours (the newest is the day's daily), \
 23:45 of the two earlier days, and the very first snapshot as 'oldest daily' because fewer \
-than 7 days exist."
+than 7 days exist.\n\n\
+With --repo the same rules apply to the images snap-take --to stored in a repository (every \
+image of the repository's cluster, whichever data directory it was taken of; --label and \
+--system-id narrow them): the newest is always kept, every kept image lists its reasons, \
+--dry-run removes nothing, and oldest_kept.wal_start feeds 'wal-archive prune - --repo'. An \
+image's manifest is removed first, then every piece (object) no remaining image references; \
+a piece a remaining image needs is never removed, and neither is one an upload in progress \
+has decided to reference: the prune holds the repository's images.lock, as an upload does."
 )]
 pub struct Args {
     /// '-' reads a snap-take (or snap-prune) document from stdin to learn the target; a
@@ -66,6 +74,12 @@ pub struct Args {
     /// Where btrfs and copy snapshots are kept (as given to snap-take).
     #[arg(long, value_name = "DIR")]
     pub snapshot_dir: Option<PathBuf>,
+    /// Prune the images in this repository instead of local snapshots (--pgdata is not used).
+    #[arg(long, value_name = "REPO", conflicts_with_all = ["backend", "snapshot_dir"])]
+    pub repo: Option<PathBuf>,
+    /// With --repo: only images of this database system (the repository's must be it).
+    #[arg(long, value_name = "ID", requires = "repo")]
+    pub system_id: Option<String>,
     /// Keep the N newest snapshots.
     #[arg(long, value_name = "N")]
     pub keep_last: Option<u32>,
@@ -123,11 +137,17 @@ fn duration(flag: &str, v: &Option<String>) -> Result<Option<u64>> {
         .transpose()
 }
 
-/// The target a document on stdin names: (pgdata, backend, store, dry run).
-type Target = (PathBuf, Option<BackendKind>, Option<PathBuf>, bool);
+/// What a document on stdin says: a local target (pgdata, backend, store) or a repository,
+/// the database system, and whether it comes from a dry run.
+struct FromStdin {
+    local: Option<(PathBuf, Option<BackendKind>, Option<PathBuf>)>,
+    repository: Option<PathBuf>,
+    system_id: Option<String>,
+    dry_run: bool,
+}
 
-/// Reads snap-take's or snap-prune's document from stdin.
-fn target_from_stdin() -> Result<Target> {
+/// Reads snap-take's (a snapshot or an image) or snap-prune's document from stdin.
+fn from_stdin() -> Result<FromStdin> {
     let accepted = ["snap-take", "snap-prune"];
     let (map, tool) = pgdr_core::doc::read_stdin_any(&accepted)?;
     let hint = "pipe in the output of snap-take or snap-prune";
@@ -138,19 +158,38 @@ fn target_from_stdin() -> Result<Target> {
                 .hint(hint)
         })
     };
-    if tool == "snap-take" {
-        let m: SnapshotMeta = pgdr_core::doc::from_map(map, "snap-take's", hint)?;
+    let of_snapshot = |m: SnapshotMeta| -> Result<FromStdin> {
         let kind = kind(&m.backend)?;
         // btrfs and copy snapshots live in the store: the directory of the snapshot.
         let store = match kind {
             BackendKind::Zfs => None,
             _ => Path::new(&m.location).parent().map(Path::to_path_buf),
         };
-        Ok((m.pgdata, Some(kind), store, false))
-    } else {
-        let r: PruneReport = pgdr_core::doc::from_map(map, "snap-prune's", hint)?;
-        Ok((r.pgdata, Some(kind(&r.backend)?), Some(r.store), r.dry_run))
+        Ok(FromStdin {
+            local: Some((m.pgdata, Some(kind), store)),
+            repository: None,
+            system_id: Some(m.system_identifier),
+            dry_run: false,
+        })
+    };
+    if tool == "snap-take" && map.contains_key("image") {
+        let r: ImageReport = pgdr_core::doc::from_map(map, "snap-take's", hint)?;
+        return of_snapshot(r.snapshot);
     }
+    if tool == "snap-take" {
+        return of_snapshot(pgdr_core::doc::from_map(map, "snap-take's", hint)?);
+    }
+    let r: PruneReport = pgdr_core::doc::from_map(map, "snap-prune's", hint)?;
+    let local = match (r.pgdata, r.backend.as_str()) {
+        (Some(p), b) => Some((p, Some(kind(b)?), r.store)),
+        (None, _) => None,
+    };
+    Ok(FromStdin {
+        local,
+        repository: r.repository.map(PathBuf::from),
+        system_id: None,
+        dry_run: r.dry_run,
+    })
 }
 
 /// Parses the arguments into the operation's request, runs it, prints the report.
@@ -166,9 +205,38 @@ pub fn run(args: Args) -> Result<Outcome> {
         pitr_window: duration("--pitr-window", &args.pitr_window)?,
     };
     let wait_lock = pgdr_core::lock::wait_duration("--wait-lock", args.wait_lock)?;
-    let (pgdata, kind, store, upstream_dry_run) = match (args.input, &args.pgdata) {
-        (Some(Stdin), given) => {
-            let t = target_from_stdin()?;
+    let doc = match args.input {
+        Some(Stdin) => Some(from_stdin()?),
+        None => None,
+    };
+    let upstream_dry_run = doc.as_ref().is_some_and(|d| d.dry_run);
+    let repo = args
+        .repo
+        .clone()
+        .or_else(|| doc.as_ref().and_then(|d| d.repository.clone()));
+    if let Some(repo) = repo {
+        let system_id = match (&args.system_id, doc.as_ref().and_then(|d| d.system_id.clone())) {
+            (Some(given), Some(doc_id)) if *given != doc_id => {
+                return Err(Error::usage("give either - or --system-id, not both").because(
+                    format!("the document on stdin is about database system {doc_id}, --system-id names {given}"),
+                ))
+            }
+            (given, doc_id) => given.clone().or(doc_id),
+        };
+        let report = crate::cmd::prune_images::run(&ImagePruneRequest {
+            repo,
+            system_id,
+            policy,
+            label: args.label,
+            local_time: matches!(args.tz, Tz::Local),
+            dry_run: args.dry_run || upstream_dry_run,
+            wait_lock,
+            now: chrono::Utc::now(),
+        })?;
+        return Outcome::document(&report);
+    }
+    let (pgdata, kind, store) = match (doc.and_then(|d| d.local), &args.pgdata) {
+        (Some(t), given) => {
             if let Some(p) = given {
                 // --pgdata (or $PGDATA) beside '-' must name the same data directory.
                 if p.canonicalize().ok() != t.0.canonicalize().ok() {
@@ -183,10 +251,10 @@ pub fn run(args: Args) -> Result<Outcome> {
             }
             t
         }
-        (None, Some(p)) => (p.clone(), None, None, false),
+        (None, Some(p)) => (p.clone(), None, None),
         (None, None) => {
             return Err(Error::usage("no target")
-                .hint("give --pgdata DIR, or '-' to read snap-take's output"))
+                .hint("give --pgdata DIR, --repo REPO, or '-' to read snap-take's output"))
         }
     };
     let report = crate::cmd::prune::run(&PruneRequest {
@@ -207,9 +275,9 @@ pub fn run(args: Args) -> Result<Outcome> {
 pub static MAN: pgdr_core::man::ManExtra = pgdr_core::man::ManExtra {
     exit_status: &[
         (0, "The policy was applied (or, with --dry-run, shown)."),
-        (1, "It failed: not a data directory, the storage cannot be read, or a destroy failed (the message lists what was destroyed before)."),
+        (1, "It failed: not a data directory, the storage or the repository cannot be read (an image whose manifest cannot be read stops it before anything is removed), or a destroy failed (the message lists what was destroyed before)."),
         (2, "Usage error: bad arguments, no retention rule, malformed JSON on stdin, or a document that is not snap-take's or snap-prune's."),
-        (75, "Another snap-take, snap-prune or snap-clone run holds the lock of this data directory's snapshots (see --wait-lock)."),
+        (75, "Another snap-take, snap-prune or snap-clone run holds the lock of this data directory's snapshots, or (--repo) an upload or a prune holds the repository's images.lock (see --wait-lock)."),
     ],
     documents: &[pgdr_core::man::DocSection::of::<PruneReport>("snap-prune")],
     json_output: "",
@@ -218,10 +286,12 @@ pub static MAN: pgdr_core::man::ManExtra = pgdr_core::man::ManExtra {
         ("Keep point-in-time recovery possible for a week, plus monthly snapshots for half a year:", "snap-prune --pgdata /zpdata01/pg --pitr-window 7d --keep-monthly 6"),
         ("After snap-take, and before pruning the WAL archive to what the remaining snapshots need:", "snap-take --pgdata /zpdata01/pg | snap-prune - --keep-hourly 24 --keep-daily 7 | wal-archive prune - --repo /zpdata02/wal"),
         ("The same with the data directory, the policy and the repository in /etc/pgdr/pgdr.toml ([global] pgdata, repo; [snap-prune] keep-hourly = 24, keep-daily = 7):", "snap-take | snap-prune - | wal-archive prune -"),
+        ("Images in a repository, with their own retention, then the WAL they no longer need:", "snap-take --pgdata /zpdata01/pg | snap-take - --to /backup/pg | snap-prune - --repo /backup/pg --keep-daily 30 | wal-archive prune - --repo /backup/pg"),
+        ("Preview the retention of images in a repository:", "snap-prune --repo /backup/pg --keep-daily 30 --dry-run"),
     ],
     extra_sections: &[(
         "FILES",
-        "The lock is .lock in the snapshot store (.pgdr-snapshots/NAME beside the data directory, or --snapshot-dir), shared with snap-take and snap-clone, by root and the data directory's owner alike, and removed when the run ends (a dry run takes none). Which snapshots have clones comes from the host's clone registry, $PGDR_CLONE_DIR (default /var/lib/pgdr/clones), and for ZFS also from the datasets' origins.",
+        "The lock is .lock in the snapshot store (.pgdr-snapshots/NAME beside the data directory, or --snapshot-dir), shared with snap-take and snap-clone, by root and the data directory's owner alike, and removed when the run ends (a dry run takes none). Which snapshots have clones comes from the host's clone registry, $PGDR_CLONE_DIR (default /var/lib/pgdr/clones), and for ZFS also from the datasets' origins. With --repo the lock is images.lock in the repository (a dry run takes none).",
     )],
 };
 

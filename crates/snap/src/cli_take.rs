@@ -2,11 +2,16 @@
 //! [`crate::cmd::take`].
 
 use crate::backend::BackendKind;
+use crate::cmd::image::{ImageRequest, PARALLEL};
+use crate::cmd::list::ListRequest;
 use crate::cmd::take::{TakeOptions, TakeRequest};
+use crate::doc::{ImageReport, SnapshotList};
 use crate::meta::SnapshotMeta;
 use clap::Parser;
-use pgdr_core::{Outcome, OutputArgs, Result};
+use pgdr_core::cli::Stdin;
+use pgdr_core::{Error, Outcome, OutputArgs, Result};
 use std::path::PathBuf;
+use std::time::Instant;
 
 /// Take a consistent snapshot of a PostgreSQL data directory.
 #[derive(Debug, Parser)]
@@ -28,12 +33,40 @@ redo LSN read from the snapshot's own pg_control, wal_start = the oldest WAL fil
 recovery needs, and the backup label) is stored as the ZFS user property pgdr:meta, or as a \
 JSON file beside a btrfs or copy snapshot, and printed.\n\n\
 Names are pgdr-YYYYmmddTHHMMSSZ[-LABEL] in UTC; a second snapshot within the same second gets \
-milliseconds, pgdr-YYYYmmddTHHMMSS.mmmZ[-LABEL], so two runs never collide."
+milliseconds, pgdr-YYYYmmddTHHMMSS.mmmZ[-LABEL], so two runs never collide.\n\n\
+With --to REPO the snapshot is then stored as an image in a wal-archive repository (the one \
+that archives the cluster's WAL, local or s3://): a file-level copy read from the snapshot, \
+never from the live data directory (a read-only ZFS clone or btrfs snapshot of it, or the \
+copy itself; of pg_wal only the segments a recovery from it reads: from its wal_start on, \
+recycled ones left out), each file cut into pieces of 8 MiB, every piece compressed and checksummed as the \
+repository stores WAL (and encrypted when the repository is), and a manifest (every file's \
+path, size, mode and the SHA-256 of its pieces) with the snapshot's metadata, so the image \
+alone says what it is and from which WAL it recovers. 'snap-take - --to REPO' stores an \
+existing snapshot named by a snap-take document instead of taking one.\n\n\
+Unchanged files are recognised by their content: a piece is stored under the SHA-256 of its \
+bytes, and a piece whose SHA-256 the repository holds already (from an earlier image of the \
+cluster, or an interrupted run) is referenced, not sent again. Every piece is hashed as it \
+is read from the snapshot, so nothing is trusted from file names, sizes or times (which can \
+miss a change made within the file system's timestamp resolution); two different pieces \
+with the same SHA-256 are not known to exist. The second image after a day of writes sends \
+only the pieces that changed. Pieces are sent by --parallel workers, so a large file is sent \
+by several at once; memory is bounded by one piece per worker.\n\n\
+The manifest is published last and never replaced: an image that is listed is complete. An \
+interrupted upload leaves only pieces; run it again and it sends only what is missing \
+(snap-prune --repo removes pieces no image references). The same snapshot stored twice sends \
+nothing (already_stored).\n\n\
+--list shows the snapshots of --pgdata and the images of --repo, each with the window it can \
+serve: from its consistent point to the end of the continuous WAL the repository holds from \
+its wal_start."
 )]
 pub struct Args {
+    /// '-' reads a snap-take document (a snapshot, or an image) from stdin and stores that
+    /// snapshot as an image (with --to) instead of taking one.
+    #[arg(value_name = "-", value_parser = pgdr_core::cli::stdin_marker, requires = "to")]
+    pub input: Option<Stdin>,
     /// The data directory to snapshot.
     #[arg(long, short = 'D', env = "PGDATA", value_name = "DIR")]
-    pub pgdata: PathBuf,
+    pub pgdata: Option<PathBuf>,
     /// A label appended to the snapshot name (letters, digits, '.', '_', '-').
     #[arg(long, value_name = "L")]
     pub label: Option<String>,
@@ -47,7 +80,20 @@ pub struct Args {
     /// .pgdr-snapshots/NAME beside the data directory, subvolume or dataset).
     #[arg(long, value_name = "DIR")]
     pub snapshot_dir: Option<PathBuf>,
-    /// Wait up to this many seconds for another run on the same data directory.
+    /// Then store the snapshot as an image in this wal-archive repository.
+    #[arg(long, value_name = "REPO")]
+    pub to: Option<PathBuf>,
+    /// With --to: concurrent transfers (pieces read, compressed and sent at once).
+    #[arg(long, value_name = "N", default_value_t = PARALLEL, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub parallel: u16,
+    /// List the snapshots of --pgdata and the images of --repo, with their windows.
+    #[arg(long, conflicts_with_all = ["input", "to", "label", "dbname"])]
+    pub list: bool,
+    /// With --list: the repository whose images to list and whose WAL gives the windows.
+    #[arg(long, value_name = "REPO", requires = "list")]
+    pub repo: Option<PathBuf>,
+    /// Wait up to this many seconds for another run on the same data directory (or, with
+    /// --to, on the repository's images).
     #[arg(long, value_name = "SECONDS")]
     pub wait_lock: Option<f64>,
     #[command(flatten)]
@@ -56,40 +102,123 @@ pub struct Args {
 
 pgdr_core::tool_args!(Args);
 
-/// Parses the arguments into the operation's request, runs it, prints the snapshot.
+/// Reads the snapshot a snap-take document on stdin names (a snapshot's, or an image's).
+fn snapshot_from_stdin() -> Result<SnapshotMeta> {
+    let hint = "pipe in the output of snap-take";
+    let (map, _) = pgdr_core::doc::read_stdin_any(&["snap-take"])?;
+    if map.contains_key("image") {
+        let r: ImageReport = pgdr_core::doc::from_map(map, "snap-take's", hint)?;
+        return Ok(r.snapshot);
+    }
+    pgdr_core::doc::from_map(map, "snap-take's", hint)
+}
+
+/// Parses the arguments into the operation's request, runs it, prints its document.
 pub fn run(args: Args) -> Result<Outcome> {
-    let meta = crate::cmd::take::run(&TakeRequest {
-        pgdata: args.pgdata,
-        backend: args.backend,
-        snapshot_dir: args.snapshot_dir,
-        options: TakeOptions {
-            label: args.label,
-            dsn: args.dbname,
-            at: None,
-        },
-        wait_lock: pgdr_core::lock::wait_duration("--wait-lock", args.wait_lock)?,
+    let started = Instant::now();
+    let wait_lock = pgdr_core::lock::wait_duration("--wait-lock", args.wait_lock)?;
+    if args.list {
+        let doc: SnapshotList = crate::cmd::list::run(&ListRequest {
+            pgdata: args.pgdata,
+            backend: args.backend,
+            snapshot_dir: args.snapshot_dir,
+            repo: args.repo,
+        })?;
+        return Outcome::document(&doc);
+    }
+    let meta = match args.input {
+        Some(Stdin) => {
+            let m = snapshot_from_stdin()?;
+            if let Some(p) = &args.pgdata {
+                // --pgdata (or $PGDATA) beside '-' must name the same data directory.
+                if p.canonicalize().ok() != m.pgdata.canonicalize().ok() {
+                    return Err(Error::usage("give either - or --pgdata, not both").because(
+                        format!(
+                            "the document on stdin is about {}, --pgdata (or $PGDATA) names {}",
+                            m.pgdata.display(),
+                            p.display()
+                        ),
+                    ));
+                }
+            }
+            m
+        }
+        None => {
+            let pgdata = args.pgdata.ok_or_else(|| {
+                Error::usage("no data directory")
+                    .hint("give --pgdata DIR (or set PGDATA), '-' with --to, or --list")
+            })?;
+            // A --to that is no repository fails before a snapshot is taken for nothing.
+            if let Some(repo) = &args.to {
+                pgdr_repo::Repo::open(repo)?;
+            }
+            crate::cmd::take::run(&TakeRequest {
+                pgdata,
+                backend: args.backend,
+                snapshot_dir: args.snapshot_dir,
+                options: TakeOptions {
+                    label: args.label,
+                    dsn: args.dbname,
+                    at: None,
+                },
+                wait_lock,
+            })?
+        }
+    };
+    let Some(repo) = args.to else {
+        return Outcome::document(&meta);
+    };
+    let name = meta.snapshot.clone();
+    let report = crate::cmd::image::run(&ImageRequest {
+        snapshot: meta,
+        repo,
+        parallel: args.parallel.into(),
+        wait_lock,
+        started,
+    })
+    .map_err(|e| match args.input {
+        // The snapshot this run took stays: say so.
+        None => {
+            let why = e.why.clone().map_or(String::new(), |w| format!(": {w}"));
+            Error {
+                why: Some(format!(
+                    "{}{why}; the snapshot {name} was taken and stays",
+                    e.what
+                )),
+                what: format!("cannot store {name} as an image"),
+                ..e
+            }
+        }
+        Some(_) => e,
     })?;
-    Outcome::document(&meta)
+    Outcome::document(&report)
 }
 
 pub static MAN: pgdr_core::man::ManExtra = pgdr_core::man::ManExtra {
     exit_status: &[
-        (0, "The snapshot was taken and its metadata stored."),
-        (1, "It failed or was refused (not a data directory, no zfs/btrfs command, a layout one snapshot cannot cover, a snapshot name taken already, backup mode failed); nothing was left behind."),
-        (2, "Usage error: bad arguments."),
-        (75, "Another snap-take, snap-prune or snap-clone run holds the lock of this data directory's snapshots (see --wait-lock)."),
+        (0, "The snapshot was taken and its metadata stored (with --to: and its image stored; with --list: listed)."),
+        (1, "It failed or was refused (not a data directory, no zfs/btrfs command, a layout one snapshot cannot cover, a snapshot name taken already, backup mode failed; nothing was left behind), or storing the image failed (no image is listed then; a snapshot taken by the run stays, and the message says so)."),
+        (2, "Usage error: bad arguments, or a document on stdin that is not snap-take's."),
+        (75, "Another snap-take, snap-prune or snap-clone run holds the lock of this data directory's snapshots, or (--to) another upload or a snap-prune --repo holds the repository's images.lock (see --wait-lock)."),
     ],
-    documents: &[pgdr_core::man::DocSection::of::<SnapshotMeta>("snap-take")],
+    documents: &[
+        pgdr_core::man::DocSection::of::<SnapshotMeta>("snap-take"),
+        pgdr_core::man::DocSection::of::<ImageReport>("snap-take --to"),
+        pgdr_core::man::DocSection::of::<SnapshotList>("snap-take --list"),
+    ],
     json_output: "The same object is stored with the snapshot (pgdr:meta or the sidecar). Read from a snapshot, keys a newer pgdr added are ignored; read from stdin (snap-prune -, snap-clone -), the document must be snap-take's exactly.",
     examples: &[
         ("An atomic snapshot of a standby's data directory on ZFS, from cron:", "1 * * * * postgres snap-take --pgdata /zpdata01/pg --label hourly"),
         ("Backup mode on a primary, keeping the backup label:", "snap-take --pgdata /var/lib/postgresql/15/main -d 'host=/var/run/postgresql user=postgres'"),
         ("The data directory from /etc/pgdr/pgdr.toml ([global] pgdata = \"/zpdata01/pg\"), from cron:", "0 * * * * postgres snap-take --label hourly"),
         ("Take a snapshot, then apply retention and prune the WAL archive:", "snap-take --pgdata /zpdata01/pg | snap-prune - --keep-hourly 24 --keep-daily 7 | wal-archive prune - --repo /zpdata02/wal"),
+        ("A snapshot stored as an image in the other region's repository, with its own retention:", "snap-take --pgdata /zpdata01/pg | snap-take - --to s3://dr-region/pg | snap-prune - --repo s3://dr-region/pg --keep-daily 30 | wal-archive prune - --repo s3://dr-region/pg"),
+        ("Store a new snapshot as an image in a local repository:", "snap-take --pgdata /zpdata01/pg --to /backup/pg"),
+        ("What can be restored, and to which moments:", "snap-take --list --pgdata /zpdata01/pg --repo /zpdata02/wal --pretty"),
     ],
     extra_sections: &[(
         "FILES",
-        "The snapshot store, .pgdr-snapshots/NAME beside the data directory (btrfs: beside its subvolume; zfs: beside its dataset's mountpoint, so it is in no snapshot) or --snapshot-dir, holds btrfs and copy snapshots, their JSON sidecars, and .lock, the lock every snap-take, snap-prune and snap-clone run takes for these snapshots (removed when the run ends; created readable by all, so root's and the postgres user's runs share it). Created by root, the store and the sidecars belong to the data directory's owner.",
+        "The snapshot store, .pgdr-snapshots/NAME beside the data directory (btrfs: beside its subvolume; zfs: beside its dataset's mountpoint, so it is in no snapshot) or --snapshot-dir, holds btrfs and copy snapshots, their JSON sidecars, and .lock, the lock every snap-take, snap-prune and snap-clone run takes for these snapshots (removed when the run ends; created readable by all, so root's and the postgres user's runs share it). Created by root, the store and the sidecars belong to the data directory's owner. While --to reads a snapshot, the snapshot is seen through a view: on btrfs a read-only snapshot of it, .view-PID-NAME in the store; on ZFS a read-only clone of the set, POOL/pgdr-view-PID-NAME mounted at .view-PID-NAME in the store (so snap-prune skips the snapshot meanwhile: it has a clone); a copy is read in place under the store's lock. The view is removed when the upload ends; one left by a run that was killed is removed by the next --to on the same storage.",
     ), (
         "CONSISTENCY",
         "PGDATA's filesystem is asked of the kernel (statfs) first: a zfs or btrfs command is run only when PGDATA is on ZFS or btrfs, so a broken zfs (no zfs-fuse daemon) never fails a snapshot of a data directory elsewhere.\nzfs: one 'zfs snapshot -r' of the dataset holding PGDATA covers it and every child dataset in one instant, so pg_wal and tablespaces may live in child datasets. Anything on another dataset, pool or filesystem is refused.\nbtrfs: snapshots are not recursive; pg_wal and tablespaces must be in the PGDATA subvolume.\ncopy: a copy takes time, so it is refused while the server runs unless -d is given; then pg_wal is copied after pg_backup_stop, so the copy holds every WAL file from wal_start to the backup's end.\nThe metadata is read from the snapshot's own global/pg_control (CRC-32C checked); with zfs-fuse, which has no .zfs directory, it is read from the live file when the checkpoint did not change across the snapshot, else through a temporary clone.",

@@ -2,7 +2,9 @@
 //! retention that keeps what recovery needs.
 //!
 //! - [`cli_take`], [`cli_prune`]: the command lines of snap-take and snap-prune (arguments in,
-//!   one document out); their operations are [`cmd::take`] and [`cmd::prune`].
+//!   one document out); their operations are [`cmd::take`], [`cmd::image`] (a snapshot stored
+//!   as an image in a repository, its tree from [`image`]), [`cmd::list`], [`cmd::prune`] and
+//!   [`cmd::prune_images`] (retention of a repository's images).
 //! - [`backend::Backend::detect`] finds the storage of a data directory (zfs, btrfs, copy);
 //!   then `list()`, `get(name)`, `clone_snapshot(..)`, `destroy_clone(..)`, `has_clones(..)`,
 //!   `destroy(..)`, `lock(..)`.
@@ -19,6 +21,7 @@ pub mod cli_take;
 pub mod cmd;
 pub mod datadir;
 pub mod doc;
+pub mod image;
 pub mod meta;
 pub mod registry;
 pub mod retention;

@@ -18,7 +18,7 @@ use pgdr_core::{Error, Result};
 use pgdr_pgformat::Lsn;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
 
 /// Snapshot names start with this; the rest is the UTC time and an optional label.
 pub const PREFIX: &str = "pgdr-";
@@ -146,6 +146,22 @@ impl SnapshotMeta {
         })
     }
 
+    /// The lowest LSN a recovery from this snapshot can stop at: before it the copy is not
+    /// consistent yet: the checkpoint, a standby's minimum recovery point, a backup's stop
+    /// LSN, whichever is last. (A crash image of a primary is consistent only at the end of
+    /// its pg_wal, which the metadata does not know; PostgreSQL's own check catches a target
+    /// in between.)
+    pub fn consistent_lsn(&self) -> Lsn {
+        let mut l = self.checkpoint_lsn;
+        if let Some(m) = self.min_recovery_point {
+            l = l.max(m);
+        }
+        if let Some(b) = &self.backup {
+            l = l.max(b.stop_lsn);
+        }
+        l
+    }
+
     /// The metadata as stored: compact JSON.
     pub fn to_stored(&self) -> String {
         serde_json::to_string(self).expect("metadata serializes")
@@ -191,6 +207,49 @@ fn resolve<'a>(schema: &'a Value, root: &'a Value) -> &'a Value {
             .unwrap_or(schema),
         None => schema,
     }
+}
+
+/// `a/b/../c` → `a/c`, without touching the filesystem.
+fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            c => out.push(c.as_os_str()),
+        }
+    }
+    out
+}
+
+/// Where a symlink of the snapshot's source must point in a copy of the snapshot (a clone, a
+/// view an image is read from): its target (relative to `link_dir` on the source) mapped from
+/// the source's snapshot root to the copy's root, or None when it points outside the snapshot
+/// (a clone would write into production).
+pub fn relink(
+    target: &Path,
+    link_dir: &Path,
+    src_root: &Path,
+    clone_root: &Path,
+) -> Option<PathBuf> {
+    let abs = normalize(&if target.is_absolute() {
+        target.to_path_buf()
+    } else {
+        link_dir.join(target)
+    });
+    let rel = abs.strip_prefix(src_root).ok()?;
+    Some(clone_root.join(rel))
+}
+
+/// The snapshot's root on the source: PGDATA without `pgdata_rel`.
+pub fn source_root(meta: &SnapshotMeta) -> PathBuf {
+    let mut root = meta.pgdata.clone();
+    for _ in Path::new(&meta.pgdata_rel).components() {
+        root.pop();
+    }
+    root
 }
 
 /// A valid snapshot label (also used for clone names): 1–64 of `[A-Za-z0-9._]` and `-` (not

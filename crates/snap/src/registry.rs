@@ -49,6 +49,10 @@ pub struct CloneRecord {
     /// The server snap-clone configured in it; None for a bare clone (the library's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<ServerRecord>,
+    /// For a clone restored from an image: the repository it came from. Its storage is then
+    /// a plain directory (`backend` copy, `root`), depending on no snapshot of this host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
 }
 
 /// The server configured in a clone.
@@ -231,7 +235,8 @@ impl Registry {
         Ok(out)
     }
 
-    /// Whether a clone of `snapshot` of the data directory `pgdata` is recorded.
+    /// Whether a clone of `snapshot` of the data directory `pgdata` is recorded (a clone
+    /// restored from an image depends on no local snapshot).
     ///
     /// # Errors
     /// As [`Registry::list`].
@@ -239,7 +244,7 @@ impl Registry {
         Ok(self
             .list()?
             .iter()
-            .any(|r| r.source_pgdata == pgdata && r.snapshot == snapshot))
+            .any(|r| r.source_pgdata == pgdata && r.snapshot == snapshot && r.repository.is_none()))
     }
 }
 

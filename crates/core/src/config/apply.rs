@@ -53,6 +53,17 @@ pub(crate) fn configurable(arg: &Arg) -> bool {
         )
 }
 
+/// Options a `[global]` key does not reach, though they share its name: there the option
+/// chooses what the run works on rather than where. `snap-prune --repo` prunes a repository's
+/// images instead of the data directory's snapshots, so `[global] repo` (the WAL repository
+/// every other tool reads) must not turn `snap-take | snap-prune -` into an image prune; it is
+/// set in `[snap-prune]` when wanted.
+const NOT_FROM_GLOBAL: &[(&str, &str)] = &[("snap-prune", "repo")];
+
+fn not_from_global(tool: &str, long: &str) -> bool {
+    NOT_FROM_GLOBAL.contains(&(tool, long))
+}
+
 /// Options whose values are shown as `********`.
 pub(crate) fn secret(long: &str) -> bool {
     ["password", "secret", "passphrase", "token"]
@@ -163,6 +174,9 @@ pub fn apply(
         for arg in c.get_arguments().filter(|a| configurable(a)) {
             let long = arg.get_long().unwrap_or_default();
             let found = chain.iter().rev().find_map(|s| {
+                if s.path == [GLOBAL] && not_from_global(&tool, long) {
+                    return None;
+                }
                 s.entries
                     .iter()
                     .find(|e| e.option() == long)
@@ -433,6 +447,37 @@ mod tests {
             Vec::<String>::new()
         );
         assert_eq!(subcommand_path(&c, &argv(&["push", "--help"])), ["push"]);
+    }
+
+    #[test]
+    fn global_repo_does_not_turn_snap_prune_to_images() {
+        let prune = || {
+            Command::new("snap-prune")
+                .arg(Arg::new("repo").long("repo"))
+                .arg(Arg::new("keep-daily").long("keep-daily"))
+        };
+        let words = [OsString::from("snap-prune")];
+        let f = parse(
+            Path::new("/p.toml"),
+            "[global]\nrepo = \"/g\"\nkeep-daily = \"7\"\n",
+        )
+        .unwrap();
+        let (m, _) = apply(&f, prune(), &words, None)
+            .unwrap()
+            .parse(&words, false)
+            .unwrap();
+        assert_eq!(m.get_one::<String>("repo"), None);
+        assert_eq!(m.get_one::<String>("keep-daily").unwrap(), "7");
+        let f = parse(
+            Path::new("/p.toml"),
+            "[global]\nrepo = \"/g\"\n[snap-prune]\nrepo = \"/i\"\n",
+        )
+        .unwrap();
+        let (m, _) = apply(&f, prune(), &words, None)
+            .unwrap()
+            .parse(&words, false)
+            .unwrap();
+        assert_eq!(m.get_one::<String>("repo").unwrap(), "/i");
     }
 
     #[test]

@@ -320,13 +320,17 @@ impl Store for LocalStore {
         file.sync_all()
             .context(|| format!("cannot write {}", temp.path().display()))?;
         drop(file);
-        let _guard = pgdr_core::signals::critical_section();
-        let published = pgdr_core::fsx::rename_noreplace(temp.path(), &target)
-            .context(|| format!("cannot publish {}", target.display()))?;
-        if !published {
-            return Ok(Created::Exists);
+        {
+            // Only the rename and forgetting the temporary file wait for a signal: the
+            // directory's fsync below need not hold every other writer of the process back.
+            let _guard = pgdr_core::signals::critical_section();
+            let published = pgdr_core::fsx::rename_noreplace(temp.path(), &target)
+                .context(|| format!("cannot publish {}", target.display()))?;
+            if !published {
+                return Ok(Created::Exists);
+            }
+            temp.keep();
         }
-        temp.keep();
         let dir = target.parent().unwrap_or(&self.root);
         pgdr_core::fsx::fsync_dir(dir).context(|| format!("cannot sync {}", dir.display()))?;
         Ok(Created::New)

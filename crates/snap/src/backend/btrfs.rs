@@ -11,6 +11,9 @@ use pgdr_core::{Error, Result};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+/// Views of snapshots (an image is read from one) are `STORE/.view-PID-NAME`.
+const VIEW_PREFIX: &str = ".view-";
+
 /// The subvolume holding a data directory.
 #[derive(Debug, Clone)]
 pub struct Btrfs {
@@ -112,6 +115,55 @@ impl Btrfs {
                 .because(e.why.unwrap_or_default())
         })?;
         Ok(dst.to_string_lossy().into_owned())
+    }
+
+    /// A read-only snapshot of the snapshot, `STORE/.view-PID-NAME`: its files for as long
+    /// as it exists, whatever snap-prune does to the snapshot meanwhile. Returns its path.
+    ///
+    /// # Errors
+    /// btrfs refused.
+    pub fn open_view(&self, name: &str) -> Result<PathBuf> {
+        let view = self
+            .store
+            .join(format!("{VIEW_PREFIX}{}-{name}", std::process::id()));
+        run(
+            "btrfs",
+            &[
+                "subvolume",
+                "snapshot",
+                "-r",
+                &self.snap_path(name).to_string_lossy(),
+                &view.to_string_lossy(),
+            ],
+        )?;
+        Ok(view)
+    }
+
+    /// Deletes a view made by [`Btrfs::open_view`].
+    ///
+    /// # Errors
+    /// btrfs refused.
+    pub fn close_view(view: &Path) -> Result<()> {
+        run("btrfs", &["subvolume", "delete", &view.to_string_lossy()]).map(drop)
+    }
+
+    /// The views in the store left by runs whose process is gone.
+    pub fn stale_views(&self) -> Vec<PathBuf> {
+        std::fs::read_dir(&self.store)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                let pid: i32 = n
+                    .strip_prefix(VIEW_PREFIX)?
+                    .split('-')
+                    .next()?
+                    .parse()
+                    .ok()?;
+                (!super::view::alive(pid)).then(|| e.path())
+            })
+            .collect()
     }
 
     /// A writable snapshot of the snapshot at `root`. Returns (location, root).

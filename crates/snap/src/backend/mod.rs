@@ -18,6 +18,7 @@ pub mod copy;
 pub mod discover;
 pub mod probe;
 pub mod run;
+pub mod view;
 pub mod zfs;
 
 use crate::datadir::Layout;
@@ -403,6 +404,7 @@ impl Backend {
             created: chrono::Utc::now(),
             state: "creating".into(),
             server: None,
+            repository: None,
         };
         if let Err(e) = registry.write(&rec) {
             let _ = self.remove_clone(&rec);

@@ -19,6 +19,8 @@ pub const PROP_META: &str = "pgdr:meta";
 pub const PROP_TOOL: &str = "pgdr:tool";
 /// On clones: the snapshot they were made from.
 pub const PROP_CLONE: &str = "pgdr:clone";
+/// Read-only views of a snapshot set (an image is read from one) are `POOL/pgdr-view-PID-NAME`.
+const VIEW_PREFIX: &str = "pgdr-view-";
 
 /// The dataset holding a data directory.
 #[derive(Debug, Clone)]
@@ -387,6 +389,78 @@ impl Zfs {
         }
         retry_busy(&["destroy", "-r", &rec.location])?;
         Ok(())
+    }
+
+    fn pool(&self) -> &str {
+        self.dataset.split('/').next().unwrap_or(&self.dataset)
+    }
+
+    /// A read-only clone of the snapshot set, mounted at `mountpoint` (an empty directory):
+    /// the snapshot's files for as long as it exists, and, as a clone, it keeps snap-prune
+    /// from destroying the snapshot meanwhile. Returns its dataset.
+    ///
+    /// # Errors
+    /// zfs refused; what was made is destroyed again.
+    pub fn open_view(&self, meta: &SnapshotMeta, mountpoint: &Path) -> Result<String> {
+        let ds = format!(
+            "{}/{VIEW_PREFIX}{}-{}",
+            self.pool(),
+            std::process::id(),
+            meta.snapshot
+        );
+        let clone = |snap: String, target: &str, mp: &Path| {
+            let mpo = format!("mountpoint={}", mp.display());
+            run(
+                "zfs",
+                &["clone", "-o", "readonly=on", "-o", &mpo, &snap, target],
+            )
+        };
+        clone(self.snap(&meta.snapshot), &ds, mountpoint)?;
+        let members = || -> Result<()> {
+            for m in meta.members.iter().filter(|m| !m.rel.is_empty()) {
+                let suffix = m
+                    .dataset
+                    .strip_prefix(&format!("{}/", self.dataset))
+                    .unwrap_or(&m.rel);
+                clone(
+                    format!("{}@{}", m.dataset, meta.snapshot),
+                    &format!("{ds}/{suffix}"),
+                    &mountpoint.join(&m.rel),
+                )?;
+            }
+            Ok(())
+        };
+        match members() {
+            Ok(()) => Ok(ds),
+            Err(e) => {
+                let _ = retry_busy(&["destroy", "-r", &ds]);
+                Err(e)
+            }
+        }
+    }
+
+    /// Destroys a view made by [`Zfs::open_view`].
+    ///
+    /// # Errors
+    /// zfs refused.
+    pub fn close_view(dataset: &str) -> Result<()> {
+        retry_busy(&["destroy", "-r", dataset]).map(drop)
+    }
+
+    /// The views (dataset, mountpoint) of this pool left by runs whose process is gone.
+    ///
+    /// # Errors
+    /// zfs cannot list the datasets.
+    pub fn stale_views(&self) -> Result<Vec<(String, PathBuf)>> {
+        let prefix = format!("{}/{VIEW_PREFIX}", self.pool());
+        Ok(datasets()?
+            .into_iter()
+            .filter_map(|(n, m)| {
+                let rest = n.strip_prefix(&prefix)?;
+                let pid: i32 = rest.split('-').next()?.parse().ok()?;
+                (!rest.contains('/') && !super::view::alive(pid)).then(|| (n, PathBuf::from(m)))
+            })
+            .collect())
     }
 
     /// Whether any dataset (made by snap-clone or not) is a clone of this snapshot or of a

@@ -34,7 +34,8 @@ pub struct PruneRequest {
     pub now: DateTime<Utc>,
 }
 
-fn brief(m: &SnapshotMeta) -> SnapshotRef {
+/// The reference to a snapshot in a report.
+pub fn brief(m: &SnapshotMeta) -> SnapshotRef {
     SnapshotRef {
         snapshot: m.snapshot.clone(),
         created: m.created,
@@ -42,29 +43,25 @@ fn brief(m: &SnapshotMeta) -> SnapshotRef {
     }
 }
 
-/// Applies the policy: destroys (unless a dry run) what no rule keeps, never the newest,
-/// never a snapshot with a clone, never one dated in the future; reports it all.
-///
-/// # Errors
-/// Not a data directory, the storage cannot be read, the lock is held (exit 75), or a destroy
-/// failed (the message lists what was destroyed before it).
-pub fn run(req: &PruneRequest) -> Result<PruneReport> {
-    if req.policy.is_empty() {
-        return Err(Error::usage("no retention rule given")
-            .because("an empty policy would keep only the newest snapshot")
-            .hint("give at least one --keep-* or --pitr-window"));
-    }
-    let pgdata = datadir::check_data_dir(&req.pgdata)?;
-    let backend = Backend::detect(&pgdata, req.backend, req.store.as_deref())?;
-    let _lock = if req.dry_run {
-        None
-    } else {
-        Some(backend.lock(req.wait_lock)?)
-    };
-    let all = backend.list()?;
+/// What a policy says about a set of snapshots (or images): the kept ones with their reasons
+/// (newest first), the ones no rule keeps (oldest first), and what needs a human.
+pub struct Judged<'a> {
+    pub kept: Vec<KeptSnapshot>,
+    pub doomed: Vec<&'a SnapshotMeta>,
+    pub problems: Vec<String>,
+}
+
+/// Applies `policy` to the snapshots of `all` with `label` (all when None) at `now`.
+pub fn judge<'a>(
+    all: &'a [SnapshotMeta],
+    label: Option<&str>,
+    policy: &Policy,
+    local_time: bool,
+    now: DateTime<Utc>,
+) -> Judged<'a> {
     let considered: Vec<&SnapshotMeta> = all
         .iter()
-        .filter(|m| req.label.is_none() || m.label == req.label)
+        .filter(|m| label.is_none() || m.label.as_deref() == label)
         .collect();
     let items: Vec<Item> = considered
         .iter()
@@ -74,12 +71,12 @@ pub fn run(req: &PruneRequest) -> Result<PruneReport> {
             subsec_millis: m.created.timestamp_subsec_millis(),
         })
         .collect();
-    let cal: &dyn Calendar = if req.local_time {
+    let cal: &dyn Calendar = if local_time {
         &chrono::Local
     } else {
         &chrono::Utc
     };
-    let verdicts = retention::apply(&items, &req.policy, cal, req.now.timestamp());
+    let verdicts = retention::apply(&items, policy, cal, now.timestamp());
     let by_name = |n: &str| {
         considered
             .iter()
@@ -87,32 +84,99 @@ pub fn run(req: &PruneRequest) -> Result<PruneReport> {
             .copied()
             .expect("listed")
     };
-    let mut kept = Vec::new();
-    let mut destroyed = Vec::new();
-    let mut skipped = Vec::new();
-    let mut gone: Vec<String> = Vec::new();
-    let mut problems = Vec::new();
+    let mut out = Judged {
+        kept: Vec::new(),
+        doomed: Vec::new(),
+        problems: Vec::new(),
+    };
     for v in verdicts.iter().rev() {
         // oldest first, so a failure part-way leaves the newest ones
         let m = by_name(&v.name);
         if v.reasons.iter().any(|r| r == FUTURE) {
-            problems.push(format!(
+            out.problems.push(format!(
                 "{} is dated {}, after now ({}): a clock that had jumped ahead; it is kept and \
                  counted by no rule (check it, then destroy it by hand)",
                 m.snapshot,
                 m.created.to_rfc3339_opts(SecondsFormat::AutoSi, true),
-                req.now.to_rfc3339_opts(SecondsFormat::Secs, true)
+                now.to_rfc3339_opts(SecondsFormat::Secs, true)
             ));
         }
         if v.keep() {
-            kept.push(KeptSnapshot {
+            out.kept.push(KeptSnapshot {
                 snapshot: m.snapshot.clone(),
                 created: m.created,
                 label: m.label.clone(),
                 reasons: v.reasons.clone(),
             });
-            continue;
+        } else {
+            out.doomed.push(m);
         }
+    }
+    out.kept.reverse();
+    out
+}
+
+/// The oldest snapshot of `all` (oldest first) that still exists once `gone` are destroyed
+/// (of any label): WAL older than its wal_start is no longer needed by any snapshot. One
+/// dated in the future says nothing about WAL age, so it counts only when nothing else is
+/// left.
+pub fn oldest_kept(
+    all: &[SnapshotMeta],
+    gone: &[String],
+    now: DateTime<Utc>,
+) -> Option<OldestKept> {
+    let left: Vec<&SnapshotMeta> = all.iter().filter(|m| !gone.contains(&m.snapshot)).collect();
+    left.iter()
+        .find(|m| m.created <= now)
+        .or_else(|| left.first())
+        .map(|m| OldestKept {
+            snapshot: m.snapshot.clone(),
+            created: m.created,
+            wal_start: m.wal_start.clone(),
+            timeline: m.timeline,
+        })
+}
+
+/// An empty policy is refused: it would keep only the newest snapshot.
+///
+/// # Errors
+/// A usage error.
+pub fn check_policy(policy: &Policy) -> Result<()> {
+    if policy.is_empty() {
+        return Err(Error::usage("no retention rule given")
+            .because("an empty policy would keep only the newest snapshot")
+            .hint("give at least one --keep-* or --pitr-window"));
+    }
+    Ok(())
+}
+
+/// Applies the policy: destroys (unless a dry run) what no rule keeps, never the newest,
+/// never a snapshot with a clone, never one dated in the future; reports it all.
+///
+/// # Errors
+/// Not a data directory, the storage cannot be read, the lock is held (exit 75), or a destroy
+/// failed (the message lists what was destroyed before it).
+pub fn run(req: &PruneRequest) -> Result<PruneReport> {
+    check_policy(&req.policy)?;
+    let pgdata = datadir::check_data_dir(&req.pgdata)?;
+    let backend = Backend::detect(&pgdata, req.backend, req.store.as_deref())?;
+    let _lock = if req.dry_run {
+        None
+    } else {
+        Some(backend.lock(req.wait_lock)?)
+    };
+    let all = backend.list()?;
+    let judged = judge(
+        &all,
+        req.label.as_deref(),
+        &req.policy,
+        req.local_time,
+        req.now,
+    );
+    let mut destroyed = Vec::new();
+    let mut skipped = Vec::new();
+    let mut gone: Vec<String> = Vec::new();
+    for m in judged.doomed {
         if backend.has_clones(&req.registry, &m.snapshot)? {
             skipped.push(SkippedSnapshot {
                 snapshot: m.snapshot.clone(),
@@ -137,30 +201,17 @@ pub fn run(req: &PruneRequest) -> Result<PruneReport> {
         gone.push(m.snapshot.clone());
         destroyed.push(brief(m));
     }
-    kept.reverse();
-    // The oldest snapshot that still exists afterwards (of any label): WAL older than its
-    // wal_start is no longer needed by any snapshot. One dated in the future says nothing
-    // about WAL age, so it counts only when nothing else is left.
-    let left: Vec<&SnapshotMeta> = all.iter().filter(|m| !gone.contains(&m.snapshot)).collect();
-    let oldest = left
-        .iter()
-        .find(|m| m.created <= req.now)
-        .or_else(|| left.first())
-        .map(|m| OldestKept {
-            snapshot: m.snapshot.clone(),
-            created: m.created,
-            wal_start: m.wal_start.clone(),
-            timeline: m.timeline,
-        });
     Ok(PruneReport {
-        pgdata,
+        pgdata: Some(pgdata),
         backend: backend.kind().name().into(),
-        store: backend.store().to_path_buf(),
+        store: Some(backend.store().to_path_buf()),
+        repository: None,
+        objects: None,
         dry_run: req.dry_run,
-        kept,
+        kept: judged.kept,
         destroyed,
         skipped,
-        oldest_kept: oldest,
-        problems,
+        oldest_kept: oldest_kept(&all, &gone, req.now),
+        problems: judged.problems,
     })
 }

@@ -344,7 +344,7 @@ fn check_as_read(src: &Repo, key: &str, tee: &mut Tee) -> std::result::Result<()
                 ));
             }
         }
-        if h.kind != w.kind {
+        if h.kind != stored::ObjectKind::Wal(w.kind) {
             return Err(format!("stored as a {} file", h.kind.as_str()));
         }
     }

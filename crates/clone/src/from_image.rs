@@ -1,0 +1,181 @@
+//! A clone from an image in a repository: a new instance on a machine that may have none of
+//! the source's storage. The image is chosen among the repository's (by name, `--before T`,
+//! `--latest`), restored into a new directory by parallel workers with every piece verified
+//! (pgdr_repo::image::restore), then configured, started and watched as any clone
+//! ([`crate::setup`]), with restore_command reading the same repository. One transaction: a
+//! bad piece, a failed start, SIGINT/SIGTERM: the server is stopped, the directory removed,
+//! the clone forgotten, exit 1.
+//!
+//! The clone is recorded in the host's registry like any other (backend `copy`: a plain
+//! directory, removed as one; `repository` names where it came from).
+
+use crate::create::{choose, Among, CreateRequest};
+use crate::doc::CloneReport;
+use crate::setup::{
+    check_interrupt, choose_port, conclude, configure_and_start, Setup, Storage, Undo,
+};
+use pgdr_core::owner::User;
+use pgdr_core::{Context, Error, Result};
+use pgdr_repo::image::manifest::{self, Manifest};
+use pgdr_repo::Repo;
+use pgdr_snap::image::meta_of;
+use pgdr_snap::registry::CloneRecord;
+use pgdr_snap::{BackendKind, SnapshotMeta};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::time::Instant;
+
+/// Who owns the restored tree: as root, the user named in the manifest when this host has
+/// one, else the owner of the target's parent directory when that is not root; otherwise the
+/// user running snap-clone.
+fn owner_for(m: &Manifest, target: &Path) -> Result<User> {
+    if !pgdr_core::owner::is_root() {
+        return pgdr_core::owner::current_user()
+            .ok_or_else(|| Error::failed("cannot tell which user runs snap-clone"));
+    }
+    if let Some(u) = pgdr_core::owner::user_by_name(&m.owner).filter(|u| u.uid != 0) {
+        return Ok(u);
+    }
+    let parent = target.parent().unwrap_or(Path::new("/"));
+    let uid = std::fs::metadata(parent).map(|md| md.uid()).unwrap_or(0);
+    match pgdr_core::owner::user_by_uid(uid).filter(|u| u.uid != 0) {
+        Some(u) => Ok(u),
+        None => Err(Error::failed(format!("cannot restore image {}", m.image))
+            .because(format!(
+                "its data directory belonged to {:?}, who has no account here, and {} belongs to root; PostgreSQL refuses to run as root",
+                m.owner,
+                parent.display()
+            ))
+            .hint(format!(
+                "create the user {:?}, or give --target a parent directory that belongs to the user who should run it",
+                m.owner
+            ))),
+    }
+}
+
+/// Restores an image of `repo_loc` as the clone `req` asks for.
+///
+/// # Errors
+/// No --target or one that exists, no image serves the request, the name is taken, a lock is
+/// held (exit 75), or a step failed (everything was rolled back).
+pub fn run(req: &CreateRequest, repo_loc: &Path) -> Result<CloneReport> {
+    let started = Instant::now();
+    let name = &req.name;
+    let registry = &req.registry;
+    let root = req.target_dir.clone().ok_or_else(|| {
+        Error::usage("no --target")
+            .hint("give --target DIR: the new directory the image is restored into")
+    })?;
+    if root.exists() || root.is_symlink() {
+        return Err(
+            Error::failed(format!("cannot restore into {}", root.display()))
+                .because("it exists already")
+                .hint("give --target a directory that does not exist yet"),
+        );
+    }
+    let parent = root.parent().unwrap_or(Path::new("/"));
+    if !parent.is_dir() {
+        return Err(
+            Error::failed(format!("cannot restore into {}", root.display()))
+                .because(format!("{} is not a directory", parent.display())),
+        );
+    }
+    if registry.read(name)?.is_some() {
+        return Err(
+            Error::failed(format!("a clone named {name} exists already"))
+                .hint("pick another --name, or snap-clone --destroy it first"),
+        );
+    }
+    let repo = Repo::open(repo_loc)?;
+    let manifests = manifest::all(&repo)?;
+    let snaps: Vec<SnapshotMeta> = manifests.iter().map(meta_of).collect::<Result<_>>()?;
+    let (meta, target) = choose(
+        &snaps,
+        &req.source,
+        req.target,
+        &Among {
+            noun: "image",
+            of: format!("in repository {}", repo.location()),
+            missing:
+                "the repository has no image of that name (snap-take --list --repo lists them)",
+            none: "it has no images (snap-take --to stores one)",
+            older: "no image in this repository is that old",
+        },
+    )?;
+    let m = manifests
+        .iter()
+        .find(|m| m.image == meta.snapshot)
+        .expect("chosen among them");
+    let bindir = pgdr_core::pgbin::bindir(Some(meta.pg_version))?;
+    let owner = owner_for(m, &root)?;
+    registry.ensure((owner.uid, owner.gid))?;
+    let _name_lock = registry.lock(name, req.wait_lock)?;
+    if registry.read(name)?.is_some() {
+        return Err(
+            Error::failed(format!("a clone named {name} exists already"))
+                .hint("pick another --name, or snap-clone --destroy it first"),
+        );
+    }
+    let port = choose_port(req.port, &registry.list()?)?;
+
+    pgdr_core::signals::set_cooperative(true);
+    let mut undo = Undo::new(Storage::Directory, registry);
+    let result = (|| -> Result<CloneReport> {
+        check_interrupt()?;
+        // Recorded before the directory exists: a run killed while restoring leaves a clone
+        // that snap-clone --destroy removes.
+        let rec = CloneRecord {
+            clone: name.clone(),
+            snapshot: meta.snapshot.clone(),
+            source_pgdata: meta.pgdata.clone(),
+            backend: BackendKind::Copy,
+            store: repo_loc.to_path_buf(),
+            location: root.display().to_string(),
+            root: root.clone(),
+            path: root.clone(),
+            created: chrono::Utc::now(),
+            state: "creating".into(),
+            server: None,
+            repository: Some(repo.location()),
+        };
+        registry.write(&rec)?;
+        undo.clone = Some(rec.clone());
+        make_dir(&root, &owner)?;
+        let ids = pgdr_core::owner::is_root().then_some((owner.uid, owner.gid));
+        pgdr_repo::image::restore::restore(&repo, m, &root, req.parallel, ids)?;
+        check_interrupt()?;
+        configure_and_start(
+            &mut undo,
+            rec,
+            &Setup {
+                name: name.clone(),
+                meta: &meta,
+                target,
+                action: req.action,
+                port,
+                bindir: bindir.clone(),
+                restore_command: req.restore_command.clone(),
+                shared_buffers: req.shared_buffers.clone(),
+                start: req.start,
+                wait: req.wait,
+                registry,
+                backend_name: "image",
+            },
+        )
+    })();
+    conclude(result, undo, started)
+}
+
+/// The new directory, 0700, given to the owner.
+fn make_dir(root: &Path, owner: &User) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(root)
+        .context(|| format!("cannot create {}", root.display()))?;
+    if pgdr_core::owner::is_root() {
+        std::os::unix::fs::chown(root, Some(owner.uid), Some(owner.gid))
+            .context(|| format!("cannot give {} to {}", root.display(), owner.name))?;
+    }
+    Ok(())
+}

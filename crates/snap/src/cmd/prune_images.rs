@@ -1,0 +1,100 @@
+//! snap-prune --repo: the policy of local pruning applied to a repository's images (every
+//! image of the cluster, whichever data directory it was taken of: they restore the same
+//! database and share its WAL). The same promises: never the newest, reasons for every kept
+//! image, --dry-run changes nothing, and `oldest_kept.wal_start` for `wal-archive prune -`.
+//! Then the pieces no remaining image references are removed (pgdr_repo::image::sweep), under
+//! the images lock an upload holds too, so a piece an upload in progress has decided to
+//! reference is never removed.
+
+use super::prune::{brief, check_policy, judge, oldest_kept};
+use crate::doc::{PruneReport, SweptObjects};
+use crate::image::meta_of;
+use crate::meta::SnapshotMeta;
+use crate::retention::Policy;
+use chrono::{DateTime, Utc};
+use pgdr_core::{Error, Result};
+use pgdr_repo::image::{self, manifest, sweep};
+use pgdr_repo::Repo;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What snap-prune --repo was asked for.
+#[derive(Debug, Clone)]
+pub struct ImagePruneRequest {
+    /// The repository, as given.
+    pub repo: PathBuf,
+    /// Only images of this database system (the repository's must be it).
+    pub system_id: Option<String>,
+    pub policy: Policy,
+    /// Only images with this label are considered.
+    pub label: Option<String>,
+    pub local_time: bool,
+    pub dry_run: bool,
+    pub wait_lock: Option<Duration>,
+    pub now: DateTime<Utc>,
+}
+
+/// Applies the policy to the images of `req.repo`.
+///
+/// # Errors
+/// No rule (exit 2); the repository cannot be opened, is of another database system, or an
+/// image's manifest cannot be read (nothing is removed then); the images lock is held (exit
+/// 75); a removal failed.
+pub fn run(req: &ImagePruneRequest) -> Result<PruneReport> {
+    check_policy(&req.policy)?;
+    let repo = Repo::open(&req.repo)?;
+    if let (Some(want), Some(have)) = (&req.system_id, repo.identity()) {
+        if *want != have.system_identifier.to_string() {
+            return Err(Error::failed(format!(
+                "repository {} holds database system {}, not {want}",
+                repo.location(),
+                have.system_identifier
+            ))
+            .hint("check --repo and --system-id"));
+        }
+    }
+    let _lock = if req.dry_run {
+        None
+    } else {
+        Some(repo.store().lock(
+            image::LOCK,
+            &format!("the images of repository {}", repo.location()),
+            req.wait_lock,
+        )?)
+    };
+    let mut all: Vec<SnapshotMeta> = manifest::all(&repo)?
+        .iter()
+        .map(meta_of)
+        .collect::<Result<_>>()?;
+    if let Some(id) = &req.system_id {
+        all.retain(|m| m.system_identifier == *id);
+    }
+    let judged = judge(
+        &all,
+        req.label.as_deref(),
+        &req.policy,
+        req.local_time,
+        req.now,
+    );
+    let gone: Vec<String> = judged.doomed.iter().map(|m| m.snapshot.clone()).collect();
+    let destroyed = judged.doomed.iter().map(|m| brief(m)).collect();
+    let swept = sweep::sweep(&repo, &gone, req.dry_run, req.now.timestamp())?;
+    Ok(PruneReport {
+        pgdata: None,
+        backend: "image".into(),
+        store: None,
+        repository: Some(repo.location()),
+        objects: Some(SweptObjects {
+            removed: swept.objects_removed,
+            removed_stored_bytes: swept.stored_bytes_removed,
+            kept: swept.objects_kept,
+            leftovers_removed: swept.leftovers_removed,
+        }),
+        dry_run: req.dry_run,
+        kept: judged.kept,
+        destroyed,
+        skipped: Vec::new(),
+        oldest_kept: oldest_kept(&all, &gone, req.now),
+        problems: judged.problems,
+    })
+}
