@@ -5,8 +5,8 @@
 
 mod wal_support;
 
-use pgdr_testkit::{chown_to_pg_user, short_tempdir, tool, Cluster, S3Server, ToolCommand};
 use pgdr_snap::doc::ImageReport;
+use pgdr_testkit::{chown_to_pg_user, short_tempdir, tool, Cluster, S3Server, ToolCommand};
 use pgdr_wal::doc::{CheckReport, InfoReport, InitReport, ListReport};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -358,7 +358,10 @@ fn info_with_images_starts_the_window_at_the_oldest_image() {
     assert_eq!(w.earliest_time, Some(i.images[0].consistent_at));
     assert_eq!(w.earliest_note, None);
     assert_eq!(i.images[0].wal_start, a.snapshot.wal_start);
-    assert_eq!(w.wal_start_segment.as_deref(), Some(a.snapshot.wal_start.as_str()));
+    assert_eq!(
+        w.wal_start_segment.as_deref(),
+        Some(a.snapshot.wal_start.as_str())
+    );
     assert_eq!(w.latest_segment.as_deref(), Some(last.as_str()), "{w:?}");
     for m in &i.images {
         assert_eq!(m.latest_lsn, w.latest_lsn, "{m:?}");

@@ -92,16 +92,19 @@ unreadable or damaged, or no usable repository: exit 126, nothing written."
     Get(GetArgs),
     /// Per timeline: first, last, count, bytes, stored bytes, gaps; history files.
     List,
-    /// The repository, its WAL per timeline, and the recovery window (earliest, latest LSN).
+    /// The repository, WAL per timeline, images, and the recovery window (earliest, latest LSN).
     #[command(
         long_about = "Describe the repository: where it is, its format, cluster, compression and \
-encryption; its WAL per timeline (first and last segment, count, bytes, gaps); and the recovery \
-window: the earliest and latest LSN a server can be recovered to from what it holds, following \
-the newest timeline and its ancestors as recovery_target_timeline = 'latest' does. The latest \
-LSN is the end of the last segment reachable from the start without a missing one; the earliest \
-is the consistent point of the oldest base backup the repository holds (null, with a note, when \
-it holds none: a snapshot or pg_basebackup kept elsewhere is not known to it). No time is read \
-from WAL records: latest_segment_stored_at is when the last segment was stored."
+encryption; its WAL per timeline (first and last segment, count, bytes, gaps); its snapshot \
+images (snap-take --to), each with its consistent point and how far a recovery from it reaches; \
+and the recovery window: the earliest and latest LSN a server can be recovered to from what it \
+holds, following the newest timeline and its ancestors as recovery_target_timeline = 'latest' \
+does. The earliest is the consistent point of the oldest image (null, with a note, when there is \
+none: a snapshot or pg_basebackup kept elsewhere is not known to the repository); the latest is \
+the end of the last segment reachable from the oldest image's first WAL file (without an image: \
+from the start of the run of segments ending at the newest) without a missing one. No time is \
+read from WAL records: earliest_time is the image's consistent_at, latest_segment_stored_at when \
+the last segment was stored."
     )]
     Info,
     /// Read back every file: checksum, header, continuity per timeline following history files.
