@@ -1,13 +1,14 @@
 //! The `wal-archive` command line: arguments, and the rendering of each subcommand's
 //! document. The operations are in [`crate::cmd`].
 
+use crate::cmd::check::CheckOptions;
 use crate::cmd::copy::CopyOptions;
 use crate::cmd::get::{self, GetOptions, GET_FATAL};
 use crate::cmd::init::InitOptions;
 use crate::cmd::prefetch::WorkerOptions;
 use crate::cmd::prune::{Bound, PruneOptions};
 use crate::cmd::push::PushOptions;
-use crate::cmd::{copy, init, list, prefetch, prune, push, verify};
+use crate::cmd::{check, copy, info, init, list, prefetch, prune, push, verify};
 use crate::doc;
 use pgdr_core::cli::Stdin;
 use pgdr_core::man::DocSection;
@@ -24,7 +25,8 @@ header (magic, timeline, address, system identifier), compresses it (zstd by def
 with the SHA-256 of its original bytes, makes it durable, and publishes it under a name that can \
 never be overwritten. get verifies the checksum before writing the destination atomically; a \
 file that is archived but damaged exits 126, which stops recovery instead of ending it early. \
-list, verify and prune work on the whole repository, timeline by timeline.
+list, info (with the recovery window), verify and prune work on the whole repository, timeline by \
+timeline; check proves end to end that a running primary archives into it.
 
 The repository is --repo (or $WAL_ARCHIVE_REPO, else $PGDR_REPO): a local directory, or \
 s3://BUCKET[/PREFIX] in Amazon S3 or an S3-compatible store (credentials, region and endpoint from \
@@ -90,12 +92,41 @@ unreadable or damaged, or no usable repository: exit 126, nothing written."
     Get(GetArgs),
     /// Per timeline: first, last, count, bytes, stored bytes, gaps; history files.
     List,
+    /// The repository, WAL per timeline, images, and the recovery window (earliest, latest LSN).
+    #[command(
+        long_about = "Describe the repository: where it is, its format, cluster, compression and \
+encryption; its WAL per timeline (first and last segment, count, bytes, gaps); its snapshot \
+images (snap-take --to), each with its consistent point and how far a recovery from it reaches; \
+and the recovery window: the earliest and latest LSN a server can be recovered to from what it \
+holds, following the newest timeline and its ancestors as recovery_target_timeline = 'latest' \
+does. The earliest is the consistent point of the oldest image (null, with a note, when there is \
+none: a snapshot or pg_basebackup kept elsewhere is not known to the repository); the latest is \
+the end of the last segment reachable from the oldest image's first WAL file (without an image: \
+from the start of the run of segments ending at the newest) without a missing one. No time is \
+read from WAL records: earliest_time is the image's consistent_at, latest_segment_stored_at when \
+the last segment was stored."
+    )]
+    Info,
     /// Read back every file: checksum, header, continuity per timeline following history files.
     #[command()]
     Verify,
     /// Remove segments older than a bound on every timeline (never .history files).
     #[command()]
     Prune(PruneArgs),
+    /// Check a running primary's archiving into the repository, end to end.
+    #[command(
+        long_about = "Check that a running primary archives into the repository: archive_mode is \
+on; archive_command runs 'wal-archive push' into this repository (named by --repo in the \
+command, or by WAL_ARCHIVE_REPO/PGDR_REPO set in it; when the command names none, the server's \
+environment or configuration file decides, which is reported as a warning); archive_library is \
+not set; the server's system identifier is the repository's; pg_stat_archiver shows no failure \
+since the last success. Then it writes a little WAL (txid_current()), forces a WAL switch \
+(pg_switch_wal()) and waits up to --timeout seconds for the switched segment to arrive in the \
+repository. Every problem is listed with a code; exit 0 when there is none, 1 otherwise. A \
+standby is refused (exit 1): check its primary. Needs a role that may read archive_command \
+(superuser or pg_read_all_settings) and execute pg_switch_wal()."
+    )]
+    Check(CheckArgs),
     /// Copy what the repository holds and DST lacks into DST (another region), verified.
     #[command(
         long_about = "Copy every object the repository (--repo, SRC) holds and DST lacks: WAL, \
@@ -134,6 +165,17 @@ pub struct InitArgs {
     /// Encrypt to the recipients listed in FILE (one a line, # comments), as age -R reads them.
     #[arg(long, value_name = "FILE")]
     pub encrypt_to_file: Vec<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// The primary: a libpq conninfo or postgres:// URI (default: the PG* environment, as
+    /// libpq).
+    #[arg(short = 'd', long = "dbname", value_name = "CONNINFO")]
+    pub dbname: Option<String>,
+    /// Seconds to wait for the switched segment to arrive in the repository.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
+    pub timeout: f64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -308,6 +350,19 @@ pub fn run(args: Args) -> Result<Outcome> {
             },
         )?),
         Cmd::List => Outcome::document(&list::list(&location?)?),
+        Cmd::Info => Outcome::document(&info::info(&location?)?),
+        Cmd::Check(a) => {
+            let report = check::check(
+                &location?,
+                &CheckOptions {
+                    dbname: a.dbname,
+                    timeout: pgdr_core::lock::wait_duration("--timeout", Some(a.timeout))?
+                        .unwrap_or_default(),
+                },
+            )?;
+            let code = if report.ok { 0 } else { 1 };
+            Ok(Outcome::document(&report)?.with_code(code))
+        }
         Cmd::Verify => {
             let report = verify::verify(&location?)?;
             let code = if report.ok { 0 } else { 1 };
@@ -356,8 +411,8 @@ pub fn run(args: Args) -> Result<Outcome> {
 
 pub static MAN: pgdr_core::man::ManExtra = pgdr_core::man::ManExtra {
     exit_status: &[
-        (0, "Success. init: the repository exists with these settings. push: the file is archived and on disk (also when it was already archived with identical content). verify: no problem found."),
-        (1, "The operation failed or was refused, nothing changed. Every command but init and get: --repo is not an initialised repository (a missing or empty directory, e.g. an unmounted mount point, or an empty or foreign S3 prefix; nothing is created); an S3 store that cannot be reached, refuses the credentials, has no such bucket, or keeps failing (requests are retried with backoff for 30 seconds); an identity file group or others can read. copy: SRC or DST cannot be decrypted, DST belongs to another cluster, or some objects could not be copied (the report lists them). push: a different file is archived under the name (both checksums named), a foreign cluster's segment, a bad page header, an I/O error such as a full disk. get: the name is not archived (one line; PostgreSQL reads it as the end of the archive). verify: problems found (the report is printed)."),
+        (0, "Success. init: the repository exists with these settings. push: the file is archived and on disk (also when it was already archived with identical content). verify: no problem found. check: no problem found."),
+        (1, "The operation failed or was refused, nothing changed. Every command but init and get: --repo is not an initialised repository (a missing or empty directory, e.g. an unmounted mount point, or an empty or foreign S3 prefix; nothing is created); an S3 store that cannot be reached, refuses the credentials, has no such bucket, or keeps failing (requests are retried with backoff for 30 seconds); an identity file group or others can read. copy: SRC or DST cannot be decrypted, DST belongs to another cluster, or some objects could not be copied (the report lists them). push: a different file is archived under the name (both checksums named), a foreign cluster's segment, a bad page header, an I/O error such as a full disk. get: the name is not archived (one line; PostgreSQL reads it as the end of the archive). verify: problems found (the report is printed). check: problems found (the report is printed), the server cannot be reached, or it is a standby (one line: check its primary)."),
         (2, "Usage error or malformed input (bad arguments, not a WAL file name, a document on stdin that is not snap-prune's)."),
         (75, "prune: another prune holds the repository's lock (see --wait-lock)."),
         (GET_FATAL, "get only: the file is archived but cannot be read back intact (checksum mismatch, damaged, truncated or unreadable file; an encrypted repository without an identity, with a wrong one, or with one group or others can read), or there is no usable repository (missing, not initialised, unreadable, unreachable), or DEST cannot be written. Nothing is written to DEST. PostgreSQL treats a restore_command status above 125 as fatal and stops recovery instead of ending it early at the wrong point. No other command exits above 125."),
@@ -368,6 +423,8 @@ pub static MAN: pgdr_core::man::ManExtra = pgdr_core::man::ManExtra {
         DocSection::of::<doc::GetReport>("get"),
         DocSection::of::<doc::ListReport>("list"),
         DocSection::of::<doc::VerifyReport>("verify"),
+        DocSection::of::<doc::InfoReport>("info"),
+        DocSection::of::<doc::CheckReport>("check"),
         DocSection::of::<doc::PruneReport>("prune"),
         DocSection::of::<doc::CopyReport>("copy"),
     ],
@@ -380,6 +437,9 @@ Each command prints one document; push and get print theirs only when run by han
         ("Restore (postgresql.conf of the server being recovered):", "restore_command = 'wal-archive get %f %p --prefetch 8 --repo /arch'"),
         ("See what the archive holds, per timeline:", "wal-archive list --repo /arch --pretty"),
         ("Check every file from cron:", "wal-archive verify --repo /arch >/dev/null || page-oncall"),
+        ("What the repository holds and the LSNs a recovery can reach:", "wal-archive info --repo /arch --pretty"),
+        ("Check that the primary really archives into the repository (a forced switch, 30 s):", "wal-archive check --repo /arch -d 'host=/run/postgresql dbname=postgres' --timeout 30"),
+        ("The same with the PG* environment, from cron:", "PGHOST=/run/postgresql PGDATABASE=postgres wal-archive check --repo /arch >/dev/null || page-oncall"),
         ("Keep WAL for the snapshots snap-prune keeps:", "snap-prune --pgdata /pg --keep-daily 7 | wal-archive prune - --repo /arch"),
         ("Create a repository bound to a running server's cluster, storing lz4:", "wal-archive init --repo /arch -d 'host=/run/postgresql dbname=postgres' --compress lz4"),
         ("Remove WAL before a segment, previewing first:", "wal-archive prune --before 000000010000000A00000000 --repo /arch --dry-run"),

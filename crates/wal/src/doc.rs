@@ -2,7 +2,9 @@
 //! `bytes` are original bytes, `stored_bytes` as stored (compressed, with the header).
 //! wal-archive reads one document with `-`: snap-prune's [`pgdr_snap::doc::PruneReport`].
 
+use chrono::{DateTime, Utc};
 use pgdr_core::Document;
+use pgdr_pgformat::Lsn;
 pub use pgdr_repo::doc::{FileKind, Gap, Problem, StoredFile, Timeline};
 use pgdr_repo::stored::Compression;
 use serde::{Deserialize, Serialize};
@@ -277,4 +279,251 @@ impl Document for CopyReport {
     fn dry_run(&self) -> bool {
         self.dry_run
     }
+}
+
+/// `info`: the repository, what it holds per timeline, and the recovery window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InfoReport {
+    /// The repository (--repo).
+    pub repo: String,
+    /// Where it is: "local" (a directory) or "s3" (an S3-compatible bucket).
+    pub kind: String,
+    /// Its format version (FORMAT.md): 1 plain, 2 encrypted.
+    pub format_version: u32,
+    /// When it was created (its settings' "created").
+    pub created: DateTime<Utc>,
+    /// The database system it is bound to, as a string; null until the first push.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub system_identifier: Option<String>,
+    /// The cluster's WAL segment size in bytes; null until the first push.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub wal_segment_size: Option<u64>,
+    /// What push uses when --compress is not given (the settings'; else zstd).
+    pub compression: Compression,
+    /// The zstd level push uses when --level is not given (null: 1, or no levels).
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub compression_level: Option<i32>,
+    /// True when every object is encrypted (format version 2).
+    pub encrypted: bool,
+    /// The recipients objects are encrypted to; empty when not encrypted.
+    pub encrypt_to: Vec<String>,
+    /// True when objects could be read. False for an encrypted repository without an
+    /// identity: then "bytes" are 0 (unknown) and history files were not followed, so the
+    /// window is computed on the newest timeline alone.
+    pub content_read: bool,
+    /// Archived WAL files of every kind (segments, .partial, .backup, .history).
+    pub files: u64,
+    /// Their original bytes.
+    pub bytes: u64,
+    /// Their bytes in the repository.
+    pub stored_bytes: u64,
+    /// WAL per timeline, in order, as list prints it (first/last segment, count, bytes,
+    /// stored_bytes, gaps, parent and switch point from the history file).
+    pub timelines: Vec<Timeline>,
+    /// Files whose header cannot be read.
+    pub unreadable: Vec<Problem>,
+    /// The snapshot images it holds (snap-take --to), oldest first; empty when content_read
+    /// is false (their manifests are encrypted).
+    pub images: Vec<InfoImage>,
+    /// The recovery window.
+    pub window: RecoveryWindow,
+}
+
+/// A snapshot image in the repository (snap-take --to), as its manifest describes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InfoImage {
+    /// Its name (the snapshot's).
+    pub image: String,
+    /// When the snapshot was taken.
+    pub created: DateTime<Utc>,
+    /// The snapshot's label, if any.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub label: Option<String>,
+    /// The database system, as a string.
+    pub system_identifier: String,
+    /// Its timeline.
+    pub timeline: u32,
+    /// The oldest WAL file a recovery from it needs.
+    pub wal_start: String,
+    /// Its consistent point: the earliest LSN a recovery from it can stop at.
+    pub consistent_lsn: Lsn,
+    /// When it was consistent (snap-take's metadata: no commit in its WAL is younger).
+    pub consistent_at: DateTime<Utc>,
+    /// Original bytes of its files.
+    pub bytes: u64,
+    /// The stored bytes of the pieces it references (shared with other images).
+    pub stored_bytes: u64,
+    /// The latest LSN a recovery from it reaches (as the window's latest_lsn, from this
+    /// image); null when its WAL is not archived.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub latest_lsn: Option<Lsn>,
+}
+
+impl Document for InfoReport {
+    const PRODUCERS: &'static [&'static str] = &["wal-archive"];
+}
+
+/// The moments a server can be recovered to from what the repository holds, as LSNs.
+///
+/// Recovery follows one timeline, as PostgreSQL does with recovery_target_timeline =
+/// 'latest': the newest timeline in the repository (the highest ID with a segment or a
+/// history file) and, through its history file, the ancestors it branched off, each up to its
+/// switch point (src/backend/access/transam/xlogrecovery.c, XLogFileReadAnyTLI: for a segment,
+/// the newest timeline that had begun by then). .partial files are not used: restore_command
+/// is never asked for them.
+///
+/// "earliest" is the first LSN a recovery can stop at: the consistent point of the oldest
+/// snapshot image the repository holds (images are the base backups it knows; a logical dump
+/// is not one). A base backup taken elsewhere (a local snapshot, pg_basebackup) is
+/// not known to the repository: without one, earliest is null and earliest_note says why;
+/// wal_start then says which base backups can use this WAL (those whose WAL starts at or
+/// after it).
+///
+/// "latest" is the end of the WAL continuous from wal_start (the oldest image's oldest WAL
+/// file; without an image, the start of the run that ends at the newest segment) on that
+/// timeline: the end LSN of
+/// the last segment reachable without a missing segment (or the switch point, when that
+/// segment is on an ancestor timeline). A recovery can replay up to it, no further; the last
+/// record inside it may end a little before. Times are not read from WAL records:
+/// latest_segment_stored_at is only when that segment was stored (the store's modification
+/// time), an upper bound of the last transaction it holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecoveryWindow {
+    /// The timeline recovery follows (the newest one); null when the repository holds no WAL.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub timeline: Option<u32>,
+    /// The earliest recoverable LSN: the oldest image's consistent point; null when the
+    /// repository holds no image.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub earliest_lsn: Option<Lsn>,
+    /// That image.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub earliest_image: Option<String>,
+    /// When it was consistent (its metadata's consistent_at, taken when the snapshot
+    /// completed): the earliest recovery_target_time.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub earliest_time: Option<DateTime<Utc>>,
+    /// Why earliest_lsn is null; null when it is not.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub earliest_note: Option<String>,
+    /// The start of the continuous WAL that ends at latest_lsn (the start of its first
+    /// segment); null when there is no WAL on the timeline.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub wal_start: Option<Lsn>,
+    /// The first segment of that WAL.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub wal_start_segment: Option<String>,
+    /// The latest recoverable LSN (defined above); null when there is no WAL to reach it.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub latest_lsn: Option<Lsn>,
+    /// The segment ending at latest_lsn.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub latest_segment: Option<String>,
+    /// When that segment was stored in the repository (the store's modification time, not a
+    /// time read from WAL).
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub latest_segment_stored_at: Option<DateTime<Utc>>,
+    /// Why latest_lsn is null, or what limits it (a missing segment after it, an unreadable
+    /// history file); null when nothing does.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub latest_note: Option<String>,
+}
+
+/// `check`: whether a running primary archives into the repository; exit 1 when problems is
+/// not empty.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckReport {
+    /// The repository (--repo).
+    pub repo: String,
+    /// The server checked (host, port, user, dbname; never the password).
+    pub server: String,
+    /// True when problems is empty.
+    pub ok: bool,
+    /// What is wrong, each with a code: "archive_mode_off", "archive_library_set",
+    /// "archive_command_empty", "archive_command_not_wal_archive" (it does not run
+    /// 'wal-archive push'), "archive_command_other_repo" (it names another repository),
+    /// "settings_unreadable", "system_identifier_mismatch", "archiver_failing" (a failure
+    /// since the last success in pg_stat_archiver), "switch_failed", "segment_elsewhere" (the
+    /// server archived the switched segment but it is not in the repository),
+    /// "segment_not_arrived" (not archived within --timeout), "repository_unreadable".
+    pub problems: Vec<CheckProblem>,
+    /// What could not be decided, not counted as a problem: "repo_not_named" (archive_command
+    /// names no repository, so the server's environment or configuration file decides),
+    /// "repository_unbound" (the repository is bound to no cluster yet).
+    pub warnings: Vec<CheckProblem>,
+    /// The server's system identifier (pg_control_system()), as a string; null when it could
+    /// not be read.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub server_system_identifier: Option<String>,
+    /// The repository's system identifier; null while it is bound to no cluster.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub repo_system_identifier: Option<String>,
+    /// The server's archive_mode; null when it could not be read.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub archive_mode: Option<String>,
+    /// The server's archive_command, with the values of variables that look like secrets
+    /// (…KEY…, …SECRET…, …TOKEN…, …PASSWORD…) shown as ********; null when it could not be
+    /// read.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub archive_command: Option<String>,
+    /// The server's archive_library (PostgreSQL 15 and later); null before 15 or unreadable.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub archive_library: Option<String>,
+    /// The repository archive_command names (--repo, or WAL_ARCHIVE_REPO/PGDR_REPO set in
+    /// the command); null when it names none.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub command_repo: Option<String>,
+    /// pg_stat_archiver as read after the switch (or before, when there was none).
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub archiver: Option<ArchiverState>,
+    /// The segment the forced switch completed (pg_walfile_name(pg_switch_wal())); null when
+    /// the switch failed.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub switched_segment: Option<String>,
+    /// True when that segment arrived in the repository within --timeout.
+    pub arrived: bool,
+    /// Seconds spent waiting for it.
+    pub waited_seconds: f64,
+}
+
+impl Document for CheckReport {
+    const PRODUCERS: &'static [&'static str] = &["wal-archive"];
+}
+
+/// One finding of `check`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckProblem {
+    /// A short, stable code (listed under problems and warnings).
+    pub code: String,
+    /// What is wrong, in one line.
+    pub message: String,
+}
+
+/// The server's archiver (pg_stat_archiver, src/backend/utils/activity/pgstat_archiver.c).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ArchiverState {
+    /// Files archived since the statistics were reset.
+    pub archived_count: u64,
+    /// The last file archived; null when none was.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub last_archived_wal: Option<String>,
+    /// When.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub last_archived_time: Option<DateTime<Utc>>,
+    /// Failed attempts since the statistics were reset.
+    pub failed_count: u64,
+    /// The last file that failed; null when none did.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub last_failed_wal: Option<String>,
+    /// When.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub last_failed_time: Option<DateTime<Utc>>,
+    /// True when the last failure is more recent than the last success.
+    pub failing: bool,
 }
