@@ -4,6 +4,7 @@
 //! - [`cli`]: the command line (arguments in, one document of [`doc`] out).
 //! - [`create`], [`from_image`], [`list`], [`destroy`]: the operations, callable without
 //!   clap; [`setup`] is what a clone of a snapshot and a restored image share.
+//! - [`drill`]: a restore drill (clone the newest, recover, amcheck, destroy) for cron.
 //! - [`target`]: recovery targets, time parsing, which snapshot can serve a target (pure).
 //! - [`prepare`]: turning a fresh clone of a snapshot into a data directory that recovers to
 //!   the target and can never touch production (pure helpers plus the file work).
@@ -15,6 +16,7 @@ pub mod cli;
 pub mod create;
 pub mod destroy;
 pub mod doc;
+pub mod drill;
 pub mod from_image;
 pub mod list;
 pub mod prepare;
