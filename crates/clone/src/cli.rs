@@ -144,10 +144,10 @@ pub struct Args {
     #[arg(long, value_name = "SECONDS", requires = "starts")]
     pub wait: Option<f64>,
     /// List every clone.
-    #[arg(long, conflicts_with_all = ["input", "snapshot", "before", "latest", "name", "destroy", "starts"])]
+    #[arg(long, conflicts_with_all = ["input", "snapshot", "before", "latest", "name", "destroy", "starts", "format"])]
     pub list: bool,
     /// Stop and destroy a clone made by snap-clone.
-    #[arg(long, value_name = "CLONE", conflicts_with_all = ["input", "snapshot", "before", "latest", "name", "starts"])]
+    #[arg(long, value_name = "CLONE", conflicts_with_all = ["input", "snapshot", "before", "latest", "name", "starts", "format"])]
     pub destroy: Option<String>,
     /// Wait up to this many seconds for another run on the same clone name.
     #[arg(long, value_name = "SECONDS")]
