@@ -395,6 +395,49 @@ fn drill_of_an_image_from_a_repository() {
         gauge(&scrape, "pgdr_last_restore_drill_success"),
         (0.0, "repo".into())
     );
+    // SIGTERM while the clone is being made or checked: a report, exit 1, nothing left.
+    let mut child = std::process::Command::new(bin_dir().join(T))
+        .args(["--drill", "--repo", &site.repo])
+        .env("PGDR_CLONE_DIR", site.registry.path())
+        .env("TMPDIR", tmp.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while std::fs::read_dir(site.registry.path())
+        .unwrap()
+        .flatten()
+        .all(|e| !e.file_name().to_string_lossy().ends_with(".json"))
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no clone recorded"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let killed: DrillReport = pgdr_core::doc::parse(&String::from_utf8_lossy(&out.stdout)).unwrap();
+    assert!(!killed.success && killed.cleaned_up, "{killed:?}");
+    assert!(
+        killed
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("interrupted"),
+        "{killed:?}"
+    );
+    site.assert_nothing_left(&[tmp.path()]);
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        1,
+        "only the empty repository"
+    );
+
     // Usage errors stay usage errors: nothing written.
     let out = site
         .sc()

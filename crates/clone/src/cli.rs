@@ -138,7 +138,13 @@ pub struct Args {
     pub drill: bool,
     /// With --drill: json (the report; exit 0 or 1) or prometheus (metrics for
     /// node_exporter's textfile collector; exit 0 once written).
-    #[arg(long, value_enum, requires = "drill", value_name = "json|prometheus")]
+    #[arg(
+        long,
+        value_enum,
+        hide_possible_values = true,
+        requires = "drill",
+        value_name = "json|prometheus"
+    )]
     pub format: Option<crate::drill::Format>,
     /// With --start or --drill: give up (and roll back) after this many seconds.
     #[arg(long, value_name = "SECONDS", requires = "starts")]

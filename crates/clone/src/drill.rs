@@ -26,9 +26,9 @@ use std::time::{Duration, Instant};
 /// What --drill prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
-    /// The [`DrillReport`]; exit 1 unless the drill passed.
+    /// The report; exit 1 unless the drill passed.
     Json,
-    /// [`prometheus`]; exit 0 whenever the metrics were written.
+    /// The metrics; exit 0 whenever they were written.
     Prometheus,
 }
 
