@@ -396,7 +396,7 @@ fn drill_of_an_image_from_a_repository() {
         (0.0, "repo".into())
     );
     // SIGTERM while the clone is being made or checked: a report, exit 1, nothing left.
-    let mut child = std::process::Command::new(bin_dir().join(T))
+    let child = std::process::Command::new(bin_dir().join(T))
         .args(["--drill", "--repo", &site.repo])
         .env("PGDR_CLONE_DIR", site.registry.path())
         .env("TMPDIR", tmp.path())
