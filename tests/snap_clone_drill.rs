@@ -446,3 +446,91 @@ fn drill_of_an_image_from_a_repository() {
         .expect_code(2);
     assert!(out.stdout.is_empty(), "{}", out.stdout);
 }
+
+/// PostgreSQL 13 (an installed major without pg_amcheck): the drill checks with the server's
+/// functions (bt_index_check only: verify_heapam is 14+); a server whose contrib has no
+/// amcheck gives "unavailable" and the drill passes on recovery alone.
+#[test]
+fn drill_on_13_with_the_functions_or_no_amcheck() {
+    let c = pgdr_testkit::skip_unless!(Cluster::with_major(13)).start();
+    c.execute(
+        "create table c (id int primary key, pad text); \
+         insert into c select g, 'x' from generate_series(1, 1000) g; checkpoint",
+    );
+    c.stop();
+    let snap = tool("snap-take")
+        .arg("-D")
+        .arg(&c.data)
+        .args(["--backend", "copy"])
+        .run()
+        .ok()
+        .document::<SnapshotMeta>();
+    assert_eq!(snap.pg_version, 13);
+    let reg = tempfile::tempdir().unwrap();
+    let drill = || {
+        tool(T)
+            .env("PGDR_CLONE_DIR", reg.path())
+            .args([
+                "--drill",
+                "--backend",
+                "copy",
+                "--recovery-target",
+                "immediate",
+            ])
+            .arg("-D")
+            .arg(&c.data)
+    };
+    let doc = drill().run().ok().document::<DrillReport>();
+    assert!(doc.success && doc.cleaned_up, "{doc:?}");
+    assert_eq!(doc.amcheck, "functions", "{doc:?}");
+    assert!(doc.amcheck_program.is_none());
+
+    // The same server binaries without amcheck in their contrib.
+    let copy = tempfile::tempdir().unwrap();
+    let real = pgdr_testkit::majors::server_bindir(13).unwrap();
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(real.parent().unwrap())
+        .arg(copy.path().join("13"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(copy.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let ext = find_file(&copy.path().join("13"), "amcheck.control");
+    std::fs::remove_file(&ext).unwrap();
+    let doc = drill()
+        .env("PGDR_PG_BINDIR", copy.path().join("13/bin"))
+        .run()
+        .ok()
+        .document::<DrillReport>();
+    assert!(doc.success && doc.cleaned_up, "{doc:?}");
+    assert_eq!(doc.amcheck, "unavailable", "{doc:?}");
+    assert!(doc.recovery.is_some());
+    let left = tool(T)
+        .env("PGDR_CLONE_DIR", reg.path())
+        .arg("--list")
+        .run()
+        .ok()
+        .document::<CloneList>()
+        .clones;
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// The one file called `name` below `dir`.
+fn find_file(dir: &Path, name: &str) -> PathBuf {
+    let mut found = vec![];
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() && !p.is_symlink() {
+                todo.push(p);
+            } else if e.file_name() == name {
+                found.push(p);
+            }
+        }
+    }
+    assert_eq!(found.len(), 1, "{found:?}");
+    found.remove(0)
+}
