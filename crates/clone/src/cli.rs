@@ -1,5 +1,5 @@
 //! snap-clone's command line: arguments (or snap-take's document) in, one document out. The
-//! operations are [`crate::create`], [`crate::list`] and [`crate::destroy`].
+//! operations are [`crate::create`], [`crate::list`], [`crate::destroy`] and [`crate::drill`].
 
 use crate::create::{CreateRequest, Source};
 use crate::doc::{CloneList, CloneReport, DestroyReport, DrillReport};
@@ -134,7 +134,11 @@ pub struct Args {
     /// A restore drill: clone the newest snapshot (of --pgdata) or image (of --repo alone),
     /// recover it (by default to the end of the archive) and promote it, check it with
     /// amcheck, destroy it; exit 0 only when it recovered and is clean (see RESTORE DRILLS).
-    #[arg(long, group = "starts", conflicts_with_all = ["input", "latest"])]
+    #[arg(
+        long,
+        group = "starts",
+        conflicts_with_all = ["input", "recovery_target_action"]
+    )]
     pub drill: bool,
     /// With --drill: json (the report; exit 0 or 1) or prometheus (metrics for
     /// node_exporter's textfile collector; exit 0 once written).
@@ -150,10 +154,10 @@ pub struct Args {
     #[arg(long, value_name = "SECONDS", requires = "starts")]
     pub wait: Option<f64>,
     /// List every clone.
-    #[arg(long, conflicts_with_all = ["input", "snapshot", "before", "latest", "name", "destroy", "starts", "format"])]
+    #[arg(long, conflicts_with_all = ["input", "snapshot", "before", "latest", "name", "destroy", "start", "drill", "format"])]
     pub list: bool,
     /// Stop and destroy a clone made by snap-clone.
-    #[arg(long, value_name = "CLONE", conflicts_with_all = ["input", "snapshot", "before", "latest", "name", "starts", "format"])]
+    #[arg(long, value_name = "CLONE", conflicts_with_all = ["input", "snapshot", "before", "latest", "name", "start", "drill", "format"])]
     pub destroy: Option<String>,
     /// Wait up to this many seconds for another run on the same clone name.
     #[arg(long, value_name = "SECONDS")]
