@@ -1,8 +1,8 @@
 //! snap-clone's command line: arguments (or snap-take's document) in, one document out. The
-//! operations are [`crate::create`], [`crate::list`] and [`crate::destroy`].
+//! operations are [`crate::create`], [`crate::list`], [`crate::destroy`] and [`crate::drill`].
 
 use crate::create::{CreateRequest, Source};
-use crate::doc::{CloneList, CloneReport, DestroyReport};
+use crate::doc::{CloneList, CloneReport, DestroyReport, DrillReport};
 use crate::prepare::{self, Action};
 use crate::tables::doc::RestoreReport;
 use crate::tables::plan::OnConflict;
@@ -64,7 +64,7 @@ With --into CONNINFO, tables of a snapshot are restored into an existing databas
 with pg_restore, or from a physical one at any moment of the recovery window through a \
 temporary clone that is destroyed afterwards."
 )]
-#[command(group(clap::ArgGroup::new("started").args(["start", "into"]).multiple(true)))]
+#[command(group(clap::ArgGroup::new("started").args(["start", "into", "drill"]).multiple(true)))]
 pub struct Args {
     /// '-' reads the snapshot object snap-take printed from stdin.
     #[arg(value_name = "-", value_parser = pgdr_core::cli::stdin_marker)]
@@ -138,14 +138,32 @@ pub struct Args {
     /// Start the clone and wait until recovery reached the target.
     #[arg(long)]
     pub start: bool,
-    /// With --start (or --into): give up (and roll back) after this many seconds.
+    /// A restore drill: clone the newest snapshot (of --pgdata) or image (of --repo alone),
+    /// recover it (by default to the end of the archive) and promote it, check it with
+    /// amcheck, destroy it; exit 0 only when it recovered and is clean (see RESTORE DRILLS).
+    #[arg(
+        long,
+        conflicts_with_all = ["input", "recovery_target_action", "into"]
+    )]
+    pub drill: bool,
+    /// With --drill: json (the report; exit 0 or 1) or prometheus (metrics for
+    /// node_exporter's textfile collector; exit 0 once written).
+    #[arg(
+        long,
+        value_enum,
+        hide_possible_values = true,
+        requires = "drill",
+        value_name = "json|prometheus"
+    )]
+    pub format: Option<crate::drill::Format>,
+    /// With --start, --into or --drill: give up (and roll back) after this many seconds.
     #[arg(long, value_name = "SECONDS", requires = "started")]
     pub wait: Option<f64>,
     /// List every clone.
-    #[arg(long, conflicts_with_all = ["input", "snapshot", "before", "latest", "name", "destroy", "start"])]
+    #[arg(long, conflicts_with_all = ["input", "snapshot", "before", "latest", "name", "destroy", "start", "drill", "format"])]
     pub list: bool,
     /// Stop and destroy a clone made by snap-clone.
-    #[arg(long, value_name = "CLONE", conflicts_with_all = ["input", "snapshot", "before", "latest", "name", "start"])]
+    #[arg(long, value_name = "CLONE", conflicts_with_all = ["input", "snapshot", "before", "latest", "name", "start", "drill", "format"])]
     pub destroy: Option<String>,
     /// Wait up to this many seconds for another run on the same clone name.
     #[arg(long, value_name = "SECONDS")]
@@ -222,6 +240,7 @@ pub(crate) fn source(args: &Args) -> Result<Source> {
     ];
     match given.iter().filter(|g| **g).count() {
         1 => {}
+        0 if args.drill => return Ok(Source::Latest),
         0 => {
             return Err(Error::usage("nothing to clone").hint(
                 "pass --snapshot NAME, --before TIME, --latest or '-' (or --list, --destroy CLONE)",
@@ -319,7 +338,7 @@ pub(crate) fn restore_command(args: &Args) -> Result<Option<String>> {
     )))
 }
 
-/// Whether the clone is restored from an image of --repo: --target is given and nothing
+/// Whether the clone is restored from an image of --repo: --target (or --drill) is given and nothing
 /// names a local snapshot's place (--pgdata on the command line, --snapshot-dir, --backend,
 /// '-'). PGDATA from the environment does not count: on a host of another region it names
 /// the instance to be, not a source.
@@ -327,7 +346,7 @@ fn from_image(args: &Args) -> bool {
     let pgdata_given =
         args.pgdata.is_some() && std::env::var_os("PGDATA").map(PathBuf::from) != args.pgdata;
     args.repo.is_some()
-        && args.target.is_some()
+        && (args.target.is_some() || args.drill)
         && !pgdata_given
         && args.snapshot_dir.is_none()
         && args.backend.is_none()
@@ -353,10 +372,12 @@ pub fn run(args: Args) -> Result<Outcome> {
     if args.into.is_some() {
         return crate::tables::cli::run(args);
     }
-    let name = args
-        .name
-        .clone()
-        .ok_or_else(|| Error::usage("no clone name").hint("pass --name CLONE"))?;
+    let name = match (&args.name, args.drill) {
+        (None, true) => crate::drill::clone_name(),
+        (n, _) => n
+            .clone()
+            .ok_or_else(|| Error::usage("no clone name").hint("pass --name CLONE"))?,
+    };
     pgdr_snap::meta::check_label_arg("--name", &name)?;
     let wait = pgdr_core::lock::wait_duration("--wait", args.wait)?;
     let target = parse_target(&args)?;
@@ -376,7 +397,7 @@ pub fn run(args: Args) -> Result<Outcome> {
         None => None,
     };
     let image_repo = from_image(&args).then(|| args.repo.clone()).flatten();
-    let doc: CloneReport = crate::create::run(&CreateRequest {
+    let req = CreateRequest {
         source: src,
         pgdata: args.pgdata,
         backend: args.backend,
@@ -394,14 +415,18 @@ pub fn run(args: Args) -> Result<Outcome> {
         registry,
         image_repo,
         parallel: args.parallel.into(),
-    })?;
+    };
+    if args.drill {
+        return crate::drill::render(&crate::drill::run(req)?, args.format);
+    }
+    let doc: CloneReport = crate::create::run(&req)?;
     Outcome::document(&doc)
 }
 
 pub static MAN: pgdr_core::man::ManExtra = pgdr_core::man::ManExtra {
     exit_status: &[
-        (0, "The clone was made (and with --start, recovery reached the target); or --list/--destroy succeeded; or (--into) the tables were restored, or with --dry-run the precheck passed."),
-        (1, "It failed or was refused (no such snapshot or image, a target before the snapshot's consistent point, a missing or damaged piece of an image, port taken, the server failed or stopped during recovery, --wait ran out, SIGINT/SIGTERM); the server it started was stopped and the clone destroyed (a restored directory removed). The message ends with the last lines of the server log. With --into: no such table in the snapshot, a name that exists (fail, replace), a privilege missing, no pg_dump/pg_restore of a sufficient major, the target database missing, or the restore failed: the target database is as it was and no temporary clone is left."),
+        (0, "The clone was made (and with --start, recovery reached the target); or --list/--destroy succeeded; or (--into) the tables were restored, or with --dry-run the precheck passed; --drill: the drill passed, or with --format prometheus the metrics were written."),
+        (1, "--drill: the drill failed (not restorable, corruption, or the clone not removed; the report says which). Otherwise: it failed or was refused (no such snapshot or image, a target before the snapshot's consistent point, a missing or damaged piece of an image, port taken, the server failed or stopped during recovery, --wait ran out, SIGINT/SIGTERM); the server it started was stopped and the clone destroyed (a restored directory removed). The message ends with the last lines of the server log. With --into: no such table in the snapshot, a name that exists (fail, replace), a privilege missing, no pg_dump/pg_restore of a sufficient major, the target database missing, or the restore failed: the target database is as it was and no temporary clone is left."),
         (2, "Usage error: bad arguments, a document on stdin that is not snap-take's, or (without --pgdata) snapshots of several data directories found."),
         (75, "Another snap-clone run holds the lock of this clone name, or snap-take/snap-prune holds the lock of the data directory's snapshots longer than --wait-lock (default 30 seconds for the latter)."),
     ],
@@ -410,6 +435,7 @@ pub static MAN: pgdr_core::man::ManExtra = pgdr_core::man::ManExtra {
         pgdr_core::man::DocSection::of::<CloneList>("--list"),
         pgdr_core::man::DocSection::of::<DestroyReport>("--destroy"),
         pgdr_core::man::DocSection::of::<RestoreReport>("--into"),
+        pgdr_core::man::DocSection::of::<DrillReport>("--drill"),
     ],
     json_output: "",
     examples: &[
@@ -423,6 +449,7 @@ pub static MAN: pgdr_core::man::ManExtra = pgdr_core::man::ManExtra {
         ("One table of last night's logical snapshot beside the live one (job_info_pgdr_20260321020000):", "snap-clone --snapshot pgdr-20260321T020000Z-nightly --snapshot-dir /backup/logical --into 'dbname=app' --table public.job_info"),
         ("The same table as it was at 17:28:37 (+08), from the physical snapshots and the WAL archive:", "snap-clone --before '2026-03-21 17:28:37+08' --recovery-target-time '2026-03-21 17:28:37+08' --repo /zpdata02/wal --into 'dbname=app' --table public.job_info"),
         ("Check a replace before doing it:", "snap-clone --snapshot pgdr-20260321T020000Z --repo /backup/app --into 'dbname=app' --table public.job_info --on-conflict replace --dry-run --pretty"),
+        ("Nightly from cron: prove the newest image restorable and clean, published for node_exporter's textfile collector (failures too):", "snap-clone --drill --repo s3://dr-region/pg --format prometheus > /var/lib/node_exporter/drill.prom.tmp && mv /var/lib/node_exporter/drill.prom.tmp /var/lib/node_exporter/drill.prom"),
     ],
     extra_sections: &[
         (
@@ -440,6 +467,10 @@ pub static MAN: pgdr_core::man::ManExtra = pgdr_core::man::ManExtra {
         (
             "IMAGES",
             "A clone restored from an image is recorded before its directory is made (state creating, with the repository it came from), so a run killed while restoring leaves a clone that --destroy removes; it depends on no snapshot of this host, so snap-prune never skips one for it. As root, the restored tree belongs to the user that owned the source's data directory (named in the image's manifest) when this host has that user, else to the owner of --target's parent directory; run as another user, to that user. The image is chosen when the run starts: an image snap-prune --repo removes during the restore fails it (exit 1, everything removed).",
+        ),
+        (
+            "RESTORE DRILLS",
+            "--drill clones the newest snapshot of --pgdata (or --snapshot-dir, or the one found) with WAL from --repo or the snapshot's restore_command; or, with --repo and no --pgdata, --snapshot-dir, --backend, the newest image of the repository, restored into --target or $TMPDIR/pgdr-drill-NAME (a directory that must not exist; it is removed again). --snapshot NAME or --before T choose another; the clone recovers to the end of the archive (--recovery-target latest, the default) or to T (or another recovery target) and is promoted, so amcheck can be created in it. Its name is drill-TIME-PID unless --name. Then amcheck checks every database: pg_amcheck --all --install-missing --heapallindexed when pg_amcheck is installed beside the server binaries of the clone's major, else CREATE EXTENSION amcheck and the server's bt_index_check(index, heapallindexed => true) for every B-tree index and, from PostgreSQL 14, verify_heapam for every table. When the server's contrib has no amcheck the report says \"amcheck\": \"unavailable\" and the drill passes on recovery alone. The clone is destroyed whatever happened, also on SIGINT/SIGTERM (pg_amcheck is killed). The report has the seconds taken, the LSN and time reached (pg_last_wal_replay_lsn, pg_last_xact_replay_timestamp), the corruption found and whether anything was left. --format prometheus prints pgdr_last_restore_drill_timestamp_seconds (when it ended), pgdr_last_restore_drill_success (1 or 0), pgdr_last_restore_drill_seconds and, when a transaction was replayed, pgdr_last_restore_drill_reached_timestamp_seconds, labelled source=\"pgdata\" or \"repo\" and location, and exits 0 whenever they were written, so a textfile pipeline publishes a failed drill too; only a usage error (exit 2) writes nothing.",
         ),
         (
             "FILES",

@@ -1,5 +1,6 @@
 //! The documents snap-clone prints: a clone made ([`CloneReport`]), the clone list
-//! ([`CloneList`]) and a clone destroyed ([`DestroyReport`]).
+//! ([`CloneList`]), a clone destroyed ([`DestroyReport`]) and a restore drill
+//! ([`DrillReport`]).
 
 use chrono::{DateTime, Utc};
 use pgdr_pgformat::Lsn;
@@ -143,4 +144,69 @@ pub struct DestroyReport {
 
 impl pgdr_core::Document for DestroyReport {
     const PRODUCERS: &'static [&'static str] = &["snap-clone"];
+}
+
+/// A restore drill (--drill): the newest snapshot or image cloned, recovered, checked with
+/// amcheck and destroyed again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DrillReport {
+    /// Whether the drill passed: the clone recovered to its target, amcheck found no
+    /// corruption (or was unavailable) and nothing of the clone is left. The exit code is 0
+    /// exactly then (with --format json).
+    pub success: bool,
+    /// Where the snapshot came from: "pgdata" (a snapshot of a data directory on this host) or
+    /// "repo" (an image in a repository).
+    pub source: String,
+    /// The data directory (as given, or the one whose snapshot was cloned) or the
+    /// repository's location; empty when neither is known.
+    pub location: String,
+    /// The snapshot or image cloned; null when the drill failed before one was cloned.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub snapshot: Option<String>,
+    /// The temporary clone's name (gone when the drill ends).
+    pub clone: String,
+    /// The recovery target, and where recovery stopped: reached_lsn is
+    /// pg_last_wal_replay_lsn(), reached_time pg_last_xact_replay_timestamp(); null when the
+    /// clone did not come up.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub recovery: Option<Recovery>,
+    /// How the data was checked: "pg_amcheck" (pg_amcheck --all --heapallindexed of the
+    /// clone's major), "functions" (the server's bt_index_check with heapallindexed for every
+    /// B-tree index and, from PostgreSQL 14, verify_heapam for every table, in every
+    /// database), "unavailable" (the server's contrib has no amcheck: nothing was checked, and
+    /// that does not fail the drill), or "not_run" (the clone did not come up, or the check
+    /// could not run: see error).
+    pub amcheck: String,
+    /// The pg_amcheck program run; null otherwise.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub amcheck_program: Option<PathBuf>,
+    /// The corruption amcheck reported, one entry per relation (and block and offset, for a
+    /// table) as pg_amcheck names them; empty when clean.
+    pub corruption: Vec<Corruption>,
+    /// What failed, as one line (choosing, restoring, recovering, checking, destroying);
+    /// null when every step ran (corruption alone is in corruption).
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub error: Option<String>,
+    /// Whether nothing of the clone is left: no server, no clone storage, no registry record.
+    pub cleaned_up: bool,
+    /// When the drill ended (RFC 3339, UTC).
+    pub finished: DateTime<Utc>,
+    /// How long the drill took, in seconds.
+    pub seconds: f64,
+}
+
+impl pgdr_core::Document for DrillReport {
+    const PRODUCERS: &'static [&'static str] = &["snap-clone"];
+}
+
+/// One complaint of amcheck.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Corruption {
+    /// What is corrupt, as pg_amcheck words it: `btree index "DB.SCHEMA.NAME"` or
+    /// `heap table "DB.SCHEMA.NAME", block B, offset O[, attribute A]`.
+    pub relation: String,
+    /// amcheck's message (the error and its detail, or verify_heapam's msg).
+    pub message: String,
 }

@@ -6,6 +6,7 @@
 //!   clap; [`setup`] is what a clone of a snapshot and a restored image share.
 //! - [`tables`]: tables of a logical or physical snapshot restored into an existing
 //!   database (`--into`), in one transaction.
+//! - [`drill`]: a restore drill (clone the newest, recover, amcheck, destroy) for cron.
 //! - [`target`]: recovery targets, time parsing, which snapshot can serve a target (pure).
 //! - [`prepare`]: turning a fresh clone of a snapshot into a data directory that recovers to
 //!   the target and can never touch production (pure helpers plus the file work).
@@ -17,6 +18,7 @@ pub mod cli;
 pub mod create;
 pub mod destroy;
 pub mod doc;
+pub mod drill;
 pub mod from_image;
 pub mod list;
 pub mod prepare;

@@ -241,6 +241,25 @@ impl Server {
             .because("it has neither a postgres nor a template1 database"))
     }
 
+    /// A connection of its own to database `dbname` of the running clone, as its owner over
+    /// its socket (the restore drill checks every database with one).
+    ///
+    /// # Errors
+    /// The server does not accept connections, refuses the owner, or has no such database.
+    pub fn client(&self, dbname: &str) -> Result<postgres::Client> {
+        self.connect(dbname).map_err(|r| {
+            let why = match r {
+                Refusal::NotYet => "it does not accept connections".to_string(),
+                Refusal::NoDatabase => "no such database".to_string(),
+                Refusal::Refused(why) => why,
+            };
+            Error::failed(format!(
+                "cannot connect to database {dbname:?} of the clone"
+            ))
+            .because(why)
+        })
+    }
+
     /// Runs one statement on the clone (connected by [`Server::probe`]).
     ///
     /// # Errors
