@@ -19,6 +19,7 @@ pub mod crypt;
 pub mod doc;
 pub mod file;
 pub mod repo;
+mod sha_pipe;
 pub mod store;
 pub mod stored;
 pub mod survey;
