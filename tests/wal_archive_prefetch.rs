@@ -26,12 +26,14 @@ fn write_wal(c: &Cluster, mb: u32) {
     ));
 }
 
-/// The spool's entries (all but the lock): how many, and their bytes.
+/// The spool's segments (spooled or being written; not the lock, not the checksum files):
+/// how many, and their bytes.
 fn spool_size(spool: &Path) -> (usize, u64) {
     let mut n = 0;
     let mut bytes = 0;
     for e in fs::read_dir(spool).into_iter().flatten().flatten() {
-        if e.file_name() != ".lock" {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name != ".lock" && !name.ends_with(".sha256") {
             n += 1;
             bytes += e.metadata().map(|m| m.len()).unwrap_or(0);
         }
@@ -195,8 +197,7 @@ fn recovery_across_a_timeline_switch_with_a_bounded_spool() {
             .flatten()
             .flatten()
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| !n.starts_with('.'))
-            .map(|n| n.split('.').next().unwrap().to_string())
+            .filter(|n| WalName::parse(n).is_some())
             .collect();
         v.sort();
         v

@@ -181,6 +181,7 @@ pub struct Body {
 }
 
 /// Compresses `first` then the rest of `src` into `out`, hashing the original bytes.
+/// `workers` zstd threads compress beside the calling thread (0: it compresses alone).
 ///
 /// # Errors
 /// `Err(Ok(e))` when reading `src` fails, `Err(Err(e))` when writing `out` fails (the
@@ -191,10 +192,11 @@ pub fn write_body(
     out: &mut dyn Write,
     compression: Compression,
     level: i32,
+    workers: u32,
 ) -> Result<Body, Result<io::Error, io::Error>> {
     let mut pipe = ShaPipe::new();
     let bw = BufWriter::with_capacity(CHUNK, out);
-    let mut enc = Encoder::new(compression, level, bw).map_err(Err)?;
+    let mut enc = Encoder::new(compression, level, workers, bw).map_err(Err)?;
     pipe.hash_slice(first);
     let mut size = first.len() as u64;
     enc.write_all(first).map_err(Err)?;
@@ -238,10 +240,17 @@ enum Encoder<W: Write> {
 }
 
 impl<W: Write> Encoder<W> {
-    fn new(c: Compression, level: i32, w: W) -> io::Result<Self> {
+    fn new(c: Compression, level: i32, workers: u32, w: W) -> io::Result<Self> {
         Ok(match c {
             Compression::None => Encoder::None(w),
-            Compression::Zstd => Encoder::Zstd(zstd::stream::write::Encoder::new(w, level)?),
+            Compression::Zstd => {
+                let mut e = zstd::stream::write::Encoder::new(w, level)?;
+                if workers > 0 {
+                    // One frame still; jobs of a few MiB are compressed on these threads.
+                    e.multithread(workers)?;
+                }
+                Encoder::Zstd(e)
+            }
             Compression::Lz4 => Encoder::Lz4(lz4_flex::frame::FrameEncoder::new(w)),
         })
     }
@@ -436,7 +445,7 @@ mod tests {
         let orig: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
         for c in [Compression::None, Compression::Zstd, Compression::Lz4] {
             let mut stored = vec![0u8; HEADER_LEN];
-            let body = write_body(&orig[..100], &mut &orig[100..], &mut stored, c, 1).unwrap();
+            let body = write_body(&orig[..100], &mut &orig[100..], &mut stored, c, 1, 2).unwrap();
             assert_eq!(body.size, orig.len() as u64);
             let h = Header {
                 compression: c,

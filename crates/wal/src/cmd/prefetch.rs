@@ -63,22 +63,29 @@ pub fn spool_dir(o: &GetOptions) -> Option<PathBuf> {
     Some(dest.parent()?.parent()?.join("pgdr_wal_prefetch"))
 }
 
-/// A spooled segment's file name: its name and the SHA-256 the worker verified it against, so
-/// that `get` can trust it without hashing it again once the archived header names the same.
-fn spooled_name(name: &WalName, sha256: &[u8; 32]) -> String {
-    format!("{name}.{}", hex(sha256))
+/// Beside each spooled segment `NAME`, `NAME.sha256` holds the SHA-256 the worker verified it
+/// against (written before the segment is renamed into place), so that `get` can trust the
+/// copy without hashing it again once the archived header records the same checksum.
+fn checksum_file(spool: &Path, name: &str) -> PathBuf {
+    spool.join(format!("{name}.sha256"))
 }
 
 /// Serves `name` from the spool when the worker left a copy verified against the checksum the
 /// archive still records; anything else leaves it to the archive. The rename is not synced,
 /// as get's own writes are not (see [`crate::cmd::get`]).
 pub fn take_from_spool(repo: &Repo, name: &WalName, spool: &Path, dest: &Path) -> Option<Header> {
-    let h = read_header(repo, &key_of(name)).ok()?;
-    let p = spool.join(spooled_name(name, &h.sha256));
-    if fs::metadata(&p).ok()?.len() != h.size {
+    let n = name.to_string();
+    let p = spool.join(&n);
+    let size = fs::metadata(&p).ok()?.len();
+    let sum = checksum_file(spool, &n);
+    let verified = fs::read_to_string(&sum).ok();
+    let h = read_header(repo, &key_of(name)).ok();
+    let _ = fs::remove_file(&sum);
+    let h = h.filter(|h| h.size == size && verified.as_deref() == Some(hex(&h.sha256).as_str()));
+    let Some(h) = h else {
         let _ = fs::remove_file(&p);
         return None;
-    }
+    };
     let _guard = pgdr_core::signals::critical_section();
     // Another file system: read it from the archive instead.
     fs::rename(&p, dest).ok()?;
@@ -221,20 +228,18 @@ pub fn worker(location: &Path, o: &WorkerOptions) -> Result<PrefetchReport> {
         return Ok(PrefetchReport { prefetched: 0 });
     };
     let size = id.wal_segment_size;
-    let target = o
+    let history = o
         .pg_wal
         .as_deref()
         .and_then(|d| target_history(d, after.timeline));
-    let wanted = plan(&after, target, size, spool_cap(o.count, size));
+    let wanted = plan(&after, history, size, spool_cap(o.count, size));
     let names: Vec<String> = wanted.iter().map(|w| w.to_string()).collect();
     // Bounded: anything not among the planned names goes (a killed worker's temporary file,
     // segments PostgreSQL went past or will not ask for).
     for e in fs::read_dir(&o.spool).into_iter().flatten().flatten() {
         let n = e.file_name().to_string_lossy().into_owned();
-        let planned = n
-            .split_once('.')
-            .is_some_and(|(w, _)| names.iter().any(|x| x == w));
-        if n != ".lock" && !planned {
+        let w = n.strip_suffix(".sha256").unwrap_or(&n);
+        if n != ".lock" && !names.iter().any(|x| x == w) {
             let _ = fs::remove_file(e.path());
         }
     }
@@ -242,19 +247,11 @@ pub fn worker(location: &Path, o: &WorkerOptions) -> Result<PrefetchReport> {
     for w in &wanted {
         let held = |n: &str| o.pg_wal.as_ref().is_some_and(|d| d.join(n).exists());
         let name = w.to_string();
-        let spooled = fs::read_dir(&o.spool)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .any(|e| {
-                e.file_name()
-                    .to_string_lossy()
-                    .starts_with(&format!("{name}."))
-            });
-        if spooled || held(&name) {
+        let target = o.spool.join(&name);
+        if target.exists() || held(&name) {
             continue;
         }
-        let Ok((temp, f)) = temp_beside(&o.spool.join(&name)) else {
+        let Ok((temp, f)) = temp_beside(&target) else {
             break;
         };
         let mut bw = io::BufWriter::with_capacity(1 << 20, f);
@@ -265,7 +262,9 @@ pub fn worker(location: &Path, o: &WorkerOptions) -> Result<PrefetchReport> {
             break;
         }
         // Not synced: a spooled copy lost in a crash is fetched again.
-        if fs::rename(temp.path(), o.spool.join(spooled_name(w, &h.sha256))).is_err() {
+        if fs::write(checksum_file(&o.spool, &name), hex(&h.sha256)).is_err()
+            || fs::rename(temp.path(), &target).is_err()
+        {
             break;
         }
         temp.keep();
