@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # wal-archive push/get against pgBackRest archive-push/archive-get (compress-type=zst,
-# compress-level=1) and a durable cp (copy, fsync, rename, fsync dir), on real pgbench segments,
-# one process per segment as PostgreSQL calls them, median of alternating rounds.
+# compress-level=1) and a durable cp (copy, fsync, rename, fsync dir; for get, a plain cp as the
+# floor), on real pgbench segments (pgbench -i then pgbench runs, full segments, no forced
+# switches), one process per segment as PostgreSQL calls them, median of alternating rounds;
+# peak memory (max RSS, GNU time) of one push and one get next to pgBackRest's, and of a push
+# and get of a 1 GiB segment (initdb --wal-segsize=1024 writes one); the machine's load before
+# and after.
 # Needs: cargo build --release; PostgreSQL server binaries; pgbackrest (optional, apt-get install
-# pgbackrest); run as root (servers run as postgres) or as the cluster user.
+# pgbackrest); GNU time; run as root (servers run as postgres) or as the cluster user.
 # Knobs: BENCH_SEGMENTS (64), BENCH_ROUNDS (3).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/bench/lib.sh
-BIN=$PWD/target/release/wal-archive
+BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/wal-archive
 [ -x "$BIN" ] || { echo "bench-wal-archive: build first: cargo build --release"; exit 1; }
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 N=${BENCH_SEGMENTS:-64}
@@ -39,12 +43,10 @@ max_wal_size = 4GB
 EOF
 as_pg "$PGBIN/pg_ctl" -D "$W/data" -l "$W/log" -w start >/dev/null
 PGB="$PGBIN/pgbench -h $W/s -p $PORT -U postgres"
-as_pg $PGB -i -s 10 -q postgres >/dev/null 2>&1
+as_pg $PGB -i -s 20 -q postgres >/dev/null 2>&1
 count() { find "$W/src/pg_wal" -maxdepth 1 -name '0000000100000000000000??' -o -maxdepth 1 -name '000000010000000[0-9A-F]000000??' | wc -l; }
 while [ "$(count)" -lt $((N + 1)) ]; do
-  as_pg $PGB -n -c 2 -T 3 postgres >/dev/null 2>&1
-  as_pg "$PGBIN/psql" -h "$W/s" -p $PORT -U postgres -Atqc 'select pg_switch_wal()' postgres >/dev/null
-  sleep 0.5
+  as_pg $PGB -n -c 4 -T 5 postgres >/dev/null 2>&1
 done
 mapfile -t SEGS < <(cd "$W/src/pg_wal" && ls | grep -E '^[0-9A-F]{24}$' | sort | head -n "$N")
 
@@ -67,7 +69,10 @@ EOF
 fi
 PGBR="pgbackrest --config=$W/pgbackrest.conf --stanza=bench"
 
-export W BIN PGBR HAVE_PGBR ROUNDS
+# A cluster with 1 GiB segments, for memory: initdb writes its first segment, 1 GiB.
+as_pg "$PGBIN/initdb" -D "$W/gib" -U postgres -A trust --no-sync --wal-segsize=1024 >/dev/null
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+export W BIN PGBR HAVE_PGBR ROUNDS LOAD_BEFORE
 printf '%s\n' "${SEGS[@]}" >"$W/names"
 as_pg python3 - <<'PY'
 import os, subprocess, statistics, time
@@ -88,7 +93,6 @@ def timed(cmds):
         subprocess.run(c, **Q)
     return time.perf_counter() - t
 
-tools = {}
 def reset(tool):
     sh(f"rm -rf {W}/repo {W}/pgbr {W}/cp {W}/out; mkdir -p {W}/out {W}/cp")
     if tool == "pgbackrest":
@@ -101,10 +105,11 @@ push = {
     "pgbackrest": lambda n: PGBR.split() + ["archive-push", f"{src}/{n}"],
     "durable cp": lambda n: ["sh", "-c", f"cp {src}/{n} {W}/cp/.{n}.tmp && sync {W}/cp/.{n}.tmp && mv {W}/cp/.{n}.tmp {W}/cp/{n} && sync {W}/cp"],
 }
+# get as restore_command runs it; the cp peer is a plain cp, the floor (get need not sync DEST).
 get = {
     "wal-archive": lambda n: [BIN, "get", n, f"{W}/out/RECOVERYXLOG", "--repo", f"{W}/repo"],
     "pgbackrest": lambda n: PGBR.split() + ["archive-get", n, f"{W}/out/RECOVERYXLOG"],
-    "durable cp": lambda n: ["sh", "-c", f"cp {W}/cp/{n} {W}/out/.t && sync {W}/out/.t && mv {W}/out/.t {W}/out/RECOVERYXLOG && sync {W}/out"],
+    "durable cp": lambda n: ["cp", f"{W}/cp/{n}", f"{W}/out/RECOVERYXLOG"],
 }
 order = ["wal-archive", "pgbackrest", "durable cp"] if have_pgbr else ["wal-archive", "durable cp"]
 res = {t: {"push": [], "get": [], "stored": 0} for t in order}
@@ -115,25 +120,39 @@ for r in range(int(os.environ["ROUNDS"])):
         res[t]["stored"] = du({"wal-archive": f"{W}/repo/wal", "pgbackrest": f"{W}/pgbr/archive", "durable cp": f"{W}/cp"}[t])
         res[t]["get"].append(timed([get[t](n) for n in names]))
 
-# Peak memory of one push (max RSS, KiB) over a few segments.
-def peak(cmdf):
-    m = 0
-    for n in names[:4]:
-        out = subprocess.run(["/usr/bin/time", "-f", "%M"] + cmdf(n), capture_output=True, text=True)
-        m = max(m, int(out.stderr.strip().splitlines()[-1]))
-    return m
+# Peak memory (max RSS, KiB, GNU time) of one push and one get, the largest over a few segments.
+def peak(cmd):
+    out = subprocess.run(["/usr/bin/time", "-f", "%M"] + cmd, capture_output=True, text=True)
+    return int(out.stderr.strip().splitlines()[-1])
 peaks = {}
 for t in order:
+    if t == "durable cp" or not os.path.exists("/usr/bin/time"):
+        continue
     reset(t)
-    peaks[t] = peak(push[t]) if os.path.exists("/usr/bin/time") else 0
+    peaks[t] = {
+        "push": max(peak(push[t](n)) for n in names[:4]),
+        "get": max(peak(get[t](n)) for n in names[:4]),
+    }
+gib = {}
+if os.path.exists("/usr/bin/time"):
+    sh(f"rm -rf {W}/repo && {BIN} init --repo {W}/repo --pgdata {W}/gib >/dev/null")
+    seg = f"{W}/gib/pg_wal/000000010000000000000001"
+    gib["push"] = peak([BIN, "push", seg, "--repo", f"{W}/repo"])
+    gib["get"] = peak([BIN, "get", "000000010000000000000001", f"{W}/out/RECOVERYXLOG", "--repo", f"{W}/repo"])
+    sh(f"rm -rf {W}/repo {W}/out/RECOVERYXLOG")
+load_after = open("/proc/loadavg").read().split()[:3]
 
 n = len(names)
 med = lambda xs: statistics.median(xs)
 print(f"wal-archive benchmark: {n} pgbench segments of 16 MiB, one process per segment, median of {os.environ['ROUNDS']} rounds")
-print(f"{'tool':<12} {'push s':>8} {'ms/seg':>7} {'get s':>8} {'ms/seg':>7} {'stored MiB':>11} {'peak push MiB':>14}")
+print(f"load average (1, 5, 15 min): {os.environ['LOAD_BEFORE']} before, {' '.join(load_after)} after, on {os.cpu_count()} cores")
+print(f"{'tool':<12} {'push s':>8} {'ms/seg':>7} {'get s':>8} {'ms/seg':>7} {'stored MiB':>11} {'peak push MiB':>14} {'peak get MiB':>13}")
 for t in order:
     p, g = med(res[t]["push"]), med(res[t]["get"])
-    print(f"{t:<12} {p:8.2f} {1000*p/n:7.1f} {g:8.2f} {1000*g/n:7.1f} {res[t]['stored']/2**20:11.1f} {peaks[t]/1024:14.1f}")
+    pk = peaks.get(t, {"push": 0, "get": 0})
+    print(f"{t:<12} {p:8.2f} {1000*p/n:7.1f} {g:8.2f} {1000*g/n:7.1f} {res[t]['stored']/2**20:11.1f} {pk['push']/1024:14.1f} {pk['get']/1024:13.1f}")
+if gib:
+    print(f"1 GiB segment: wal-archive push peak {gib['push']/1024:.1f} MiB, get peak {gib['get']/1024:.1f} MiB")
 wa = res["wal-archive"]
 print()
 print(f"{'ratio (wal-archive / peer)':<28} {'push':>6} {'get':>6} {'stored':>7}")
@@ -143,22 +162,30 @@ for t in order[1:]:
 # Rows for the combined table (tests/bench/run.sh): measurement, pgdr, peer, peer figure, ratio, goal, met.
 rows = []
 def row(m, ours, peer, theirs, ratio, goal, limit):
-    rows.append([m, ours, peer, theirs, f"{ratio:.2f}x", goal, "yes" if ratio <= limit else "no"])
+    met = "-" if limit is None else ("yes" if ratio <= limit else "no")
+    rows.append([m, ours, peer, theirs, f"{ratio:.2f}x", goal, met])
 R = os.environ["ROUNDS"]
-for t, pg, gg in (("pgbackrest", 0.5, 0.5), ("durable cp", 1.0, None)):
-    if t not in res:
-        continue
-    name = "pgBackRest zst-1" if t == "pgbackrest" else "durable cp"
-    p, q = med(wa["push"]), med(res[t]["push"])
-    row(f"push {n} segments, 1 process each (median of {R})", f"{1000*p/n:.1f} ms/seg", name, f"{1000*q/n:.1f} ms/seg", p / q, f"<= {pg}x", pg)
-    if gg:
-        p, q = med(wa["get"]), med(res[t]["get"])
-        row(f"get {n} segments (median of {R})", f"{1000*p/n:.1f} ms/seg", name, f"{1000*q/n:.1f} ms/seg", p / q, f"<= {gg}x", gg)
-        row(f"stored bytes, {n} segments", f"{wa['stored']/2**20:.1f} MiB", name, f"{res[t]['stored']/2**20:.1f} MiB", wa["stored"] / max(1, res[t]["stored"]), "<= 1.0x", 1.0)
-if peaks.get("wal-archive"):
-    other = "pgbackrest" if "pgbackrest" in peaks else "durable cp"
-    rows.append(["peak memory of one push (max RSS)", f"{peaks['wal-archive']/1024:.1f} MiB", other, f"{peaks[other]/1024:.1f} MiB",
-                 f"{peaks['wal-archive']/max(1, peaks[other]):.2f}x", "<= 64 MiB", "yes" if peaks["wal-archive"] <= 64 * 1024 else "no"])
+ms = lambda x: f"{1000*x/n:.1f} ms/seg"
+if "pgbackrest" in res:
+    q = res["pgbackrest"]
+    row(f"push {n} segments, 1 process each (median of {R})", ms(med(wa["push"])), "pgBackRest zst-1", ms(med(q["push"])), med(wa["push"]) / med(q["push"]), "<= 0.5x", 0.5)
+    row(f"get {n} segments, 1 process each (median of {R})", ms(med(wa["get"])), "pgBackRest zst-1", ms(med(q["get"])), med(wa["get"]) / med(q["get"]), "<= 0.5x", 0.5)
+    row(f"stored bytes, {n} segments", f"{wa['stored']/2**20:.1f} MiB", "pgBackRest zst-1", f"{q['stored']/2**20:.1f} MiB", wa["stored"] / max(1, q["stored"]), "<= 1.0x", 1.0)
+c = res["durable cp"]
+row(f"push {n} segments (median of {R})", ms(med(wa["push"])), "durable cp", ms(med(c["push"])), med(wa["push"]) / med(c["push"]), "<= 1.0x", 1.0)
+row(f"get {n} segments (median of {R}): the floor", ms(med(wa["get"])), "plain cp", ms(med(c["get"])), med(wa["get"]) / med(c["get"]), "-", None)
+for op in ("push", "get"):
+    if "wal-archive" in peaks:
+        other = "pgbackrest" if "pgbackrest" in peaks else None
+        ours = peaks["wal-archive"][op]
+        theirs = peaks[other][op] if other else 0
+        rows.append([f"peak memory of one {op}, 16 MiB segment (max RSS)", f"{ours/1024:.1f} MiB", "pgBackRest" if other else "-",
+                     f"{theirs/1024:.1f} MiB" if other else "-", f"{ours/max(1, theirs):.2f}x" if other else "-",
+                     "<= 64 MiB", "yes" if ours <= 64 * 1024 else "no"])
+    if op in gib:
+        rows.append([f"peak memory of one {op}, 1 GiB segment (max RSS)", f"{gib[op]/1024:.1f} MiB", "-", "-", "-",
+                     "<= 64 MiB", "yes" if gib[op] <= 64 * 1024 else "no"])
+rows.append(["machine load average (1, 5, 15 min)", f"{os.environ['LOAD_BEFORE']} before", "-", f"{' '.join(load_after)} after", "-", f"{os.cpu_count()} cores", "-"])
 with open(f"{W}/rows", "w") as f:
     for r in rows:
         f.write("\t".join(r) + "\n")

@@ -24,6 +24,7 @@ trap 'rm -rf "$out"' EXIT
 export PGDR_BENCH_ROWS=$out/rows
 : > "$PGDR_BENCH_ROWS"
 started=$(date +%s)
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 
 for b in "${benches[@]}"; do
   name=$(basename "$b" .sh); name=${name#bench-}
@@ -50,6 +51,7 @@ done
 
 echo
 echo "== pgdr benchmarks: $(uname -m), $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ), $(( $(date +%s) - started )) s in all"
+echo "   load average (1, 5, 15 min): $load_before before, $(cut -d' ' -f1-3 /proc/loadavg) after (on $(nproc) cores; above that, figures are noisy)"
 echo "   ratio = pgdr / peer (below 1 = pgdr faster or smaller); goal from the tool's issue; met: goal reached"
 awk -F'\t' '
   { n++; for (i = 1; i <= 8; i++) { c[n, i] = $i; if (length($i) > w[i]) w[i] = length($i) } }

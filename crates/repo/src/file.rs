@@ -125,6 +125,9 @@ fn report(name: &WalName, h: &Header, stored_bytes: u64, already_archived: bool)
 /// taken is compared: identical content is success once the archived copy reads back intact
 /// and is durable; anything else a refusal naming both checksums.
 ///
+/// `workers` zstd threads compress beside the calling one (0: it compresses alone); see
+/// [`compression_workers`].
+///
 /// # Errors
 /// The refusals above, I/O errors reading the file or writing the repository (nothing is
 /// published then).
@@ -135,6 +138,7 @@ pub fn store_file(
     path: &Path,
     compression: Compression,
     level: i32,
+    workers: u32,
 ) -> Result<StoredFile> {
     let refuse = |why: String| Error::failed(format!("refusing {}", path.display())).because(why);
     let cannot_read = || format!("cannot read {}", path.display());
@@ -182,11 +186,12 @@ pub fn store_file(
     let f = staged.file();
     f.write_all(&[0u8; HEADER_LEN])
         .map_err(|e| write_error(&temp, e))?;
-    let body =
-        stored::write_body(&first, &mut src, f, compression, level).map_err(|e| match e {
+    let body = stored::write_body(&first, &mut src, f, compression, level, workers).map_err(
+        |e| match e {
             Ok(read) => Err::<(), _>(read).context(cannot_read).unwrap_err(),
             Err(write) => write_error(&temp, write),
-        })?;
+        },
+    )?;
     let header = Header {
         compression,
         kind: ObjectKind::Wal(name.kind),
@@ -211,6 +216,17 @@ pub fn store_file(
         Created::New => Ok(report(name, &header, stored_bytes, false)),
         // Another push published the name first: the rule for duplicates decides.
         Created::Exists => compare_existing(repo, name, path),
+    }
+}
+
+/// zstd threads for one file pushed on its own: one per core, at most 4 (a 16 MiB segment
+/// is a handful of jobs of 2 MiB at level 1); none for a small file or a single core.
+pub fn compression_workers(size: u64) -> u32 {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if size < 4 << 20 || cores < 2 {
+        0
+    } else {
+        cores.min(4) as u32
     }
 }
 

@@ -26,6 +26,7 @@ pub mod file;
 pub mod image;
 pub mod object;
 pub mod repo;
+mod sha_pipe;
 pub mod store;
 pub mod stored;
 pub mod survey;

@@ -17,8 +17,8 @@
 //! 64 4  CRC-32C of bytes 0..64 (u32 LE)
 //! ```
 
+use crate::sha_pipe::ShaPipe;
 use pgdr_pgformat::wal_name::Kind;
-use sha2::{Digest, Sha256};
 use std::io::{self, BufWriter, Read, Write};
 
 pub const MAGIC: &[u8; 8] = b"PGDRWAL\0";
@@ -214,6 +214,7 @@ pub struct Body {
 }
 
 /// Compresses `first` then the rest of `src` into `out`, hashing the original bytes.
+/// `workers` zstd threads compress beside the calling thread (0: it compresses alone).
 ///
 /// # Errors
 /// `Err(Ok(e))` when reading `src` fails, `Err(Err(e))` when writing `out` fails (the
@@ -224,32 +225,45 @@ pub fn write_body(
     out: &mut dyn Write,
     compression: Compression,
     level: i32,
+    workers: u32,
 ) -> Result<Body, Result<io::Error, io::Error>> {
-    let mut hasher = Sha256::new();
-    let mut size = 0u64;
+    let mut pipe = ShaPipe::new();
     let bw = BufWriter::with_capacity(CHUNK, out);
-    let mut enc = Encoder::new(compression, level, bw).map_err(Err)?;
-    hasher.update(first);
-    size += first.len() as u64;
+    let mut enc = Encoder::new(compression, level, workers, bw).map_err(Err)?;
+    pipe.hash_slice(first);
+    let mut size = first.len() as u64;
     enc.write_all(first).map_err(Err)?;
-    let mut buf = vec![0u8; CHUNK];
     loop {
-        let n = match src.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Ok(e)),
-        };
-        hasher.update(&buf[..n]);
+        let mut buf = pipe.chunk();
+        let n = fill(src, &mut buf).map_err(Ok)?;
+        if n == 0 {
+            break;
+        }
         size += n as u64;
         enc.write_all(&buf[..n]).map_err(Err)?;
+        // Hashed on the other thread while the next chunk is read and compressed.
+        pipe.hash(buf, n);
     }
     let mut bw = enc.finish().map_err(Err)?;
     bw.flush().map_err(Err)?;
     Ok(Body {
         size,
-        sha256: hasher.finalize().into(),
+        sha256: pipe.finish(),
     })
+}
+
+/// Reads into `buf` until it is full or `r` ends; the bytes read.
+fn fill(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
 }
 
 enum Encoder<W: Write> {
@@ -259,10 +273,17 @@ enum Encoder<W: Write> {
 }
 
 impl<W: Write> Encoder<W> {
-    fn new(c: Compression, level: i32, w: W) -> io::Result<Self> {
+    fn new(c: Compression, level: i32, workers: u32, w: W) -> io::Result<Self> {
         Ok(match c {
             Compression::None => Encoder::None(w),
-            Compression::Zstd => Encoder::Zstd(zstd::stream::write::Encoder::new(w, level)?),
+            Compression::Zstd => {
+                let mut e = zstd::stream::write::Encoder::new(w, level)?;
+                if workers > 0 {
+                    // One frame still; jobs of a few MiB are compressed on these threads.
+                    e.multithread(workers)?;
+                }
+                Encoder::Zstd(e)
+            }
             Compression::Lz4 => Encoder::Lz4(lz4_flex::frame::FrameEncoder::new(w)),
         })
     }
@@ -358,22 +379,21 @@ pub fn read_verified(
             io::BufReader::with_capacity(CHUNK, r),
         )),
     };
-    let mut hasher = Sha256::new();
+    let mut pipe = ShaPipe::new();
     let mut size = 0u64;
-    let mut buf = vec![0u8; CHUNK];
     loop {
-        let n = match body.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                return Err(Err(Damage(format!(
-                    "cannot decompress ({}): {}",
-                    h.compression.as_str(),
-                    pgdr_core::error::clean_io_message(&e.to_string())
-                ))))
-            }
-        };
+        let mut buf = pipe.chunk();
+        let n = fill(&mut body, &mut buf).map_err(|e| {
+            Err(Damage(format!(
+                "cannot decompress ({}): {}",
+                h.compression.as_str(),
+                pgdr_core::error::clean_io_message(&e.to_string())
+            )))
+        })?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
         if size > h.size {
             return Err(Err(Damage("longer than its recorded size".into())));
         }
@@ -381,9 +401,9 @@ pub fn read_verified(
             let take = (FIRST_BYTES - first.len()).min(n);
             first.extend_from_slice(&buf[..take]);
         }
-        hasher.update(&buf[..n]);
-        size += n as u64;
         out.write_all(&buf[..n]).map_err(Ok)?;
+        // Hashed on the other thread while the next chunk is decompressed and written.
+        pipe.hash(buf, n);
     }
     if size != h.size {
         return Err(Err(Damage(format!(
@@ -391,7 +411,7 @@ pub fn read_verified(
             h.size
         ))));
     }
-    let got: [u8; 32] = hasher.finalize().into();
+    let got = pipe.finish();
     if got != h.sha256 {
         return Err(Err(Damage(format!(
             "checksum mismatch: sha256 {} recorded, {} read",
@@ -407,20 +427,18 @@ pub fn read_verified(
 /// # Errors
 /// The reader's.
 pub fn sha256_of(f: &mut dyn Read) -> io::Result<([u8; 32], u64)> {
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; CHUNK];
+    let mut pipe = ShaPipe::new();
     let mut size = 0u64;
     loop {
-        let n = match f.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        hasher.update(&buf[..n]);
+        let mut buf = pipe.chunk();
+        let n = fill(f, &mut buf)?;
+        if n == 0 {
+            break;
+        }
         size += n as u64;
+        pipe.hash(buf, n);
     }
-    Ok((hasher.finalize().into(), size))
+    Ok((pipe.finish(), size))
 }
 
 #[cfg(test)]
@@ -460,7 +478,7 @@ mod tests {
         let orig: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
         for c in [Compression::None, Compression::Zstd, Compression::Lz4] {
             let mut stored = vec![0u8; HEADER_LEN];
-            let body = write_body(&orig[..100], &mut &orig[100..], &mut stored, c, 1).unwrap();
+            let body = write_body(&orig[..100], &mut &orig[100..], &mut stored, c, 1, 2).unwrap();
             assert_eq!(body.size, orig.len() as u64);
             let h = Header {
                 compression: c,

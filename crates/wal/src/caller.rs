@@ -19,10 +19,14 @@ pub fn run_by_postgres() -> bool {
         if pid <= 1 {
             return false;
         }
-        if comm(pid).as_deref() == Some("postgres") {
+        // One read per ancestor: /proc/PID/stat holds the name (comm) and the parent.
+        let Some(stat) = read_stat(pid) else {
+            return false;
+        };
+        if comm_of(&stat) == Some("postgres") {
             return true;
         }
-        match parent_of(pid) {
+        match parse_ppid(&stat) {
             Some(p) => pid = p,
             None => return false,
         }
@@ -30,19 +34,23 @@ pub fn run_by_postgres() -> bool {
     false
 }
 
-fn comm(pid: i32) -> Option<String> {
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .ok()
-        .map(|s| s.trim_end().to_string())
+/// `/proc/PID/stat`, read with one system call into a small buffer (it is under 512 bytes
+/// but for a process with a very long name, which is then cut: only the first fields matter).
+fn read_stat(pid: i32) -> Option<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(format!("/proc/{pid}/stat")).ok()?;
+    let mut buf = [0u8; 1024];
+    let n = f.read(&mut buf).ok()?;
+    Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+/// The name in `pid (comm) state ppid …`, between the first `(` and the last `)`.
+fn comm_of(stat: &str) -> Option<&str> {
+    Some(&stat[stat.find('(')? + 1..stat.rfind(')')?])
 }
 
 /// The parent from `/proc/PID/stat`: `pid (comm) state ppid …`; the name may hold spaces and
 /// parentheses, so the fields are counted after the last `)`.
-fn parent_of(pid: i32) -> Option<i32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_ppid(&stat)
-}
-
 fn parse_ppid(stat: &str) -> Option<i32> {
     let rest = &stat[stat.rfind(')')? + 1..];
     rest.split_whitespace().nth(1)?.parse().ok()
@@ -57,13 +65,16 @@ mod tests {
         assert_eq!(parse_ppid("123 (sh) S 45 123 123 0 -1"), Some(45));
         assert_eq!(parse_ppid("9 (a) b) (c) R 7 9 9"), Some(7));
         assert_eq!(parse_ppid("garbage"), None);
+        assert_eq!(comm_of("9 (a) b) (c) R 7 9 9"), Some("a) b) (c"));
+        assert_eq!(comm_of("1 (postgres) S 0"), Some("postgres"));
     }
 
     #[test]
     fn the_test_runner_is_no_server() {
         assert!(!run_by_postgres());
+        let me = read_stat(std::process::id() as i32).unwrap();
         assert_eq!(
-            parent_of(std::process::id() as i32),
+            parse_ppid(&me),
             Some(rustix::process::getppid().unwrap().as_raw_nonzero().get())
         );
     }

@@ -87,7 +87,11 @@ naming both checksums, nothing overwritten."
     #[command(
         long_about = "Restore one archived file into DEST, atomically, after checking its SHA-256 \
 (and, for segments, its page header). Not archived: exit 1 with one line. Archived but \
-unreadable or damaged, or no usable repository: exit 126, nothing written."
+unreadable or damaged, or no usable repository: exit 126, nothing written. DEST is renamed into \
+place but not fsynced: PostgreSQL moves a restored file under its own name in pg_wal with \
+durable_rename, which fsyncs it (KeepFileRestoredFromArchive, xlogarchive.c), before it relies on \
+it, and a crash before that restarts recovery, which asks the archive again; a sync here would \
+only wait for the disk."
     )]
     Get(GetArgs),
     /// Per timeline: first, last, count, bytes, stored bytes, gaps; history files.
@@ -243,7 +247,9 @@ pub struct GetArgs {
     #[arg(value_name = "DEST")]
     pub dest: PathBuf,
     /// Decompress and verify the next N segments ahead, in the background, into a spool
-    /// outside pg_wal (only when DEST is PostgreSQL's RECOVERYXLOG).
+    /// outside pg_wal (only when DEST is PostgreSQL's RECOVERYXLOG), on the timeline recovery
+    /// follows (across a switch to a newer timeline whose history file is in pg_wal). The spool
+    /// holds at most N segments and at most 1 GiB of them (at least one segment).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub prefetch: usize,
     /// The prefetch spool (default: pgdr_wal_prefetch beside DEST's directory, i.e. in the
@@ -283,6 +289,8 @@ pub struct WorkerArgs {
     pub after: String,
     #[arg(long)]
     pub count: usize,
+    #[arg(long)]
+    pub pg_wal: Option<PathBuf>,
 }
 
 pub fn main() -> std::process::ExitCode {
@@ -404,6 +412,7 @@ pub fn run(args: Args) -> Result<Outcome> {
                 spool: a.spool,
                 after: a.after,
                 count: a.count,
+                pg_wal: a.pg_wal,
             },
         )?),
     }

@@ -101,9 +101,11 @@ pub struct GetReport {
     pub compression: Compression,
     /// SHA-256 of its bytes, checked against the archived one.
     pub sha256: String,
-    /// True when it came from the --prefetch spool (verified again before use).
+    /// True when it came from the --prefetch spool (verified by the prefetch worker against
+    /// the checksum the archive still records).
     pub from_prefetch: bool,
-    /// How many following segments a background prefetch was started for (0: none).
+    /// How many following segments a background prefetch was started for (0: none): --prefetch
+    /// N within the spool's bound.
     pub prefetch: usize,
 }
 

@@ -8,11 +8,11 @@ use crate::doc::GetReport;
 use pgdr_core::signals::TempFile;
 use pgdr_core::{Context, Error, ErrorKind, Result};
 use pgdr_pgformat::wal_name::{Kind, WalName};
-use pgdr_repo::file::{restore, RestoreError};
+use pgdr_repo::file::{dir_of, restore, RestoreError};
 use pgdr_repo::repo::Repo;
 use pgdr_repo::store::local::temp_beside;
 use pgdr_repo::stored::{hex, Header};
-use std::fs::{self, File};
+use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -53,6 +53,7 @@ pub fn get(location: &Path, o: &GetOptions) -> Result<GetReport> {
     let spool = prefetch::spool_dir(o);
     let taken = spool
         .as_ref()
+        .filter(|_| name.kind == Kind::Segment)
         .and_then(|s| prefetch::take_from_spool(&repo, &name, s, &o.dest));
     let from_prefetch = taken.is_some();
     let header = match taken {
@@ -60,9 +61,10 @@ pub fn get(location: &Path, o: &GetOptions) -> Result<GetReport> {
         None => restore_to(&repo, &name, &o.dest)?,
     };
     let mut started = 0;
-    if let (Some(spool), Kind::Segment) = (&spool, name.kind) {
-        if prefetch::spawn(location, spool, &name, o.prefetch) {
-            started = o.prefetch;
+    if let (Some(spool), Kind::Segment, Some(id)) = (&spool, name.kind, repo.identity()) {
+        let count = prefetch::spool_cap(o.prefetch, id.wal_segment_size);
+        if prefetch::spawn(location, spool, &name, count, &dir_of(&o.dest)) {
+            started = count;
         }
     }
     Ok(GetReport {
@@ -99,20 +101,20 @@ fn restore_to(repo: &Repo, name: &WalName, dest: &Path) -> Result<Header> {
         .map_err(|e| e.into_error())
         .context(cannot_write)
         .map_err(fatal)?;
-    finish_dest(temp, f, dest)?;
+    drop(f);
+    publish(temp, dest)?;
     Ok(h)
 }
 
-/// Syncs the restored file and renames it over `dest`, then syncs the directory.
-fn finish_dest(temp: TempFile, f: File, dest: &Path) -> Result<()> {
-    let cannot_write = || format!("cannot write {}", dest.display());
-    f.sync_all().context(cannot_write).map_err(fatal)?;
+/// Renames the restored file over `dest`, without syncing it: PostgreSQL reads the file it
+/// asked for, copies what it keeps into its own files and fsyncs those, and a crash before
+/// then restarts recovery, which asks the archive again. A sync here would only wait for the
+/// disk (pgBackRest and PostgreSQL's own restore paths skip it too).
+fn publish(temp: TempFile, dest: &Path) -> Result<()> {
     let _guard = pgdr_core::signals::critical_section();
     fs::rename(temp.path(), dest)
-        .context(cannot_write)
+        .context(|| format!("cannot write {}", dest.display()))
         .map_err(fatal)?;
     temp.keep();
-    pgdr_core::fsx::fsync_dir(&pgdr_repo::file::dir_of(dest))
-        .context(cannot_write)
-        .map_err(fatal)
+    Ok(())
 }

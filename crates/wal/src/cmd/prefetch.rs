@@ -1,19 +1,39 @@
 //! `get --prefetch N`: while PostgreSQL replays one segment, a background worker (the hidden
-//! `prefetch-worker` subcommand) decompresses and verifies the next N into a spool outside
-//! pg_wal; `get` takes a spooled segment after checking it against the archived checksum.
+//! `prefetch-worker` subcommand) decompresses and verifies the next segments into a spool
+//! outside pg_wal; `get` takes a spooled segment when its checksum is the archived one.
+//!
+//! The next segments are the ones PostgreSQL will ask for: on the timeline it follows, which
+//! changes at a switch point. PostgreSQL keeps the history file of the timeline it recovers
+//! towards (and of its ancestors) in pg_wal (xlogrecovery.c reads it with readTimeLineHistory,
+//! which keeps a restored copy there), and asks for each segment on the newest timeline of that
+//! history that had begun by the segment (XLogFileReadAnyTLI); the worker plans the same way.
+//!
+//! The spool is bounded: at most [`spool_cap`] segments (N, and no more than
+//! [`SPOOL_MAX_BYTES`] of them, at least one), the one being written included.
 
 use crate::cmd::get::GetOptions;
 use crate::doc::PrefetchReport;
 use pgdr_core::{Context, Error, Result};
-use pgdr_pgformat::wal_name::WalName;
+use pgdr_pgformat::history;
+use pgdr_pgformat::wal_name::{Kind, WalName};
 use pgdr_repo::file::{self, read_header};
 use pgdr_repo::repo::{key_of, Repo};
 use pgdr_repo::store::local::temp_beside;
-use pgdr_repo::stored::{self, Header};
-use std::fs::{self, File};
+use pgdr_repo::stored::{hex, Header};
+use std::fs;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+
+/// The most the spool holds, in bytes of segments (1 GiB: 64 segments of 16 MiB, one of 1 GiB).
+pub const SPOOL_MAX_BYTES: u64 = 1 << 30;
+
+/// How many segments the spool holds at most for `--prefetch count`: `count`, within
+/// [`SPOOL_MAX_BYTES`], and at least one.
+pub fn spool_cap(count: usize, seg_size: u64) -> usize {
+    let by_bytes = (SPOOL_MAX_BYTES / seg_size.max(1)).max(1);
+    count.min(usize::try_from(by_bytes).unwrap_or(usize::MAX))
+}
 
 /// What the worker fills.
 #[derive(Debug, Clone)]
@@ -24,6 +44,9 @@ pub struct WorkerOptions {
     pub after: String,
     /// How many.
     pub count: usize,
+    /// PostgreSQL's pg_wal (DEST's directory): the history files of the timeline it follows,
+    /// and the segments it already holds.
+    pub pg_wal: Option<PathBuf>,
 }
 
 /// The spool for a `get`: `--spool`, else `pgdr_wal_prefetch` in the data directory (beside
@@ -40,32 +63,37 @@ pub fn spool_dir(o: &GetOptions) -> Option<PathBuf> {
     Some(dest.parent()?.parent()?.join("pgdr_wal_prefetch"))
 }
 
-/// Serves `name` from the spool when a prefetched copy is there and still matches the
-/// archived checksum; anything else leaves it to the archive.
+/// Beside each spooled segment `NAME`, `NAME.sha256` holds the SHA-256 the worker verified it
+/// against (written before the segment is renamed into place), so that `get` can trust the
+/// copy without hashing it again once the archived header records the same checksum.
+fn checksum_file(spool: &Path, name: &str) -> PathBuf {
+    spool.join(format!("{name}.sha256"))
+}
+
+/// Serves `name` from the spool when the worker left a copy verified against the checksum the
+/// archive still records; anything else leaves it to the archive. The rename is not synced,
+/// as get's own writes are not (see [`crate::cmd::get`]).
 pub fn take_from_spool(repo: &Repo, name: &WalName, spool: &Path, dest: &Path) -> Option<Header> {
-    let p = spool.join(name.to_string());
-    if !p.is_file() {
-        return None;
-    }
-    let h = read_header(repo, &key_of(name)).ok()?;
-    let ok = File::open(&p)
-        .and_then(|mut f| stored::sha256_of(&mut f))
-        .is_ok_and(|(sha, size)| sha == h.sha256 && size == h.size);
-    if !ok {
+    let n = name.to_string();
+    let p = spool.join(&n);
+    let size = fs::metadata(&p).ok()?.len();
+    let sum = checksum_file(spool, &n);
+    let verified = fs::read_to_string(&sum).ok();
+    let h = read_header(repo, &key_of(name)).ok();
+    let _ = fs::remove_file(&sum);
+    let h = h.filter(|h| h.size == size && verified.as_deref() == Some(hex(&h.sha256).as_str()));
+    let Some(h) = h else {
         let _ = fs::remove_file(&p);
         return None;
-    }
+    };
     let _guard = pgdr_core::signals::critical_section();
-    if fs::rename(&p, dest).is_err() {
-        return None; // another file system: read it from the archive instead
-    }
-    File::open(dest).and_then(|f| f.sync_all()).ok()?;
-    pgdr_core::fsx::fsync_dir(&file::dir_of(dest)).ok()?;
+    // Another file system: read it from the archive instead.
+    fs::rename(&p, dest).ok()?;
     Some(h)
 }
 
 /// Starts the worker in the background; false when it could not be started.
-pub fn spawn(location: &Path, spool: &Path, after: &WalName, count: usize) -> bool {
+pub fn spawn(location: &Path, spool: &Path, after: &WalName, count: usize, pg_wal: &Path) -> bool {
     use std::os::unix::process::CommandExt;
     use std::process::{Command, Stdio};
     if count == 0 {
@@ -84,6 +112,8 @@ pub fn spawn(location: &Path, spool: &Path, after: &WalName, count: usize) -> bo
         .arg(after.to_string())
         .arg("--count")
         .arg(count.to_string())
+        .arg("--pg-wal")
+        .arg(pg_wal)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -94,9 +124,78 @@ pub fn spawn(location: &Path, spool: &Path, after: &WalName, count: usize) -> bo
         .is_ok()
 }
 
-/// Fills the spool with the next `count` segments after `after`, each verified then renamed
-/// into place; one worker per spool at a time; other spool entries are removed. Stops at the
-/// first segment it cannot get (get reports the damage when recovery asks for it).
+/// The timeline PostgreSQL recovers towards, as far as pg_wal tells: the newest history file
+/// there whose ancestry holds `tli`, with its entries (ancestors and their switch points).
+fn target_history(pg_wal: &Path, tli: u32) -> Option<(u32, Vec<history::Entry>)> {
+    let mut found: Vec<u32> = fs::read_dir(pg_wal)
+        .ok()?
+        .flatten()
+        .filter_map(|e| WalName::parse(&e.file_name().to_string_lossy()))
+        .filter(|w| w.kind == Kind::History && w.timeline > tli)
+        .map(|w| w.timeline)
+        .collect();
+    found.sort_unstable();
+    found.into_iter().rev().find_map(|t| {
+        let text = fs::read_to_string(pg_wal.join(format!("{t:08X}.history"))).ok()?;
+        let entries = history::parse(&text).ok()?;
+        entries
+            .iter()
+            .any(|e| e.timeline == tli)
+            .then_some((t, entries))
+    })
+}
+
+/// The `count` segments PostgreSQL asks for after `after`: each on the newest timeline of
+/// `target` (a timeline and its history) that had begun by that segment, as
+/// XLogFileReadAnyTLI picks them; on `after`'s timeline when there is no target or when
+/// `after` itself is not where the target's history would have read it (PostgreSQL follows
+/// another timeline then).
+pub fn plan(
+    after: &WalName,
+    target: Option<(u32, Vec<history::Entry>)>,
+    seg_size: u64,
+    count: usize,
+) -> Vec<WalName> {
+    // (timeline, first segment), oldest first.
+    let begins: Vec<(u32, u64)> = match target {
+        Some((t, entries)) => {
+            let mut v = Vec::with_capacity(entries.len() + 1);
+            let mut begin = 0;
+            for e in &entries {
+                v.push((e.timeline, begin));
+                begin = e.switchpoint.0 / seg_size;
+            }
+            v.push((t, begin));
+            v
+        }
+        None => Vec::new(),
+    };
+    let on = |segno: u64| {
+        begins
+            .iter()
+            .rev()
+            .find(|(_, b)| *b <= segno)
+            .map(|(t, _)| *t)
+    };
+    let first = after.segno(seg_size) + 1;
+    let follows = on(first - 1) == Some(after.timeline);
+    (first..first + count as u64)
+        .map(|s| {
+            let t = if follows {
+                on(s).unwrap_or(after.timeline)
+            } else {
+                after.timeline
+            };
+            WalName::segment(t, s, seg_size)
+        })
+        .collect()
+}
+
+/// Fills the spool with the segments PostgreSQL asks for after `after` ([`plan`]), each
+/// verified then renamed into place, skipping those pg_wal holds already; one worker per
+/// spool at a time; other spool entries are removed, so the spool never holds more than
+/// [`spool_cap`] segments. Stops at the first segment it cannot get (get reports the damage
+/// when recovery asks for it).
 ///
 /// # Errors
 /// The repository or the spool cannot be used.
@@ -129,37 +228,129 @@ pub fn worker(location: &Path, o: &WorkerOptions) -> Result<PrefetchReport> {
         return Ok(PrefetchReport { prefetched: 0 });
     };
     let size = id.wal_segment_size;
-    let first = after.segno(size) + 1;
-    let wanted: Vec<WalName> = (first..first + o.count as u64)
-        .map(|s| WalName::segment(after.timeline, s, size))
-        .collect();
+    let history = o
+        .pg_wal
+        .as_deref()
+        .and_then(|d| target_history(d, after.timeline));
+    let wanted = plan(&after, history, size, spool_cap(o.count, size));
     let names: Vec<String> = wanted.iter().map(|w| w.to_string()).collect();
-    // Bounded: anything not among the next `count` names goes.
+    // Bounded: anything not among the planned names goes (a killed worker's temporary file,
+    // segments PostgreSQL went past or will not ask for).
     for e in fs::read_dir(&o.spool).into_iter().flatten().flatten() {
         let n = e.file_name().to_string_lossy().into_owned();
-        if n != ".lock" && !names.contains(&n) {
+        let w = n.strip_suffix(".sha256").unwrap_or(&n);
+        if n != ".lock" && !names.iter().any(|x| x == w) {
             let _ = fs::remove_file(e.path());
         }
     }
     let mut done = 0;
     for w in &wanted {
-        let target = o.spool.join(w.to_string());
-        if target.exists() {
+        let held = |n: &str| o.pg_wal.as_ref().is_some_and(|d| d.join(n).exists());
+        let name = w.to_string();
+        let target = o.spool.join(&name);
+        if target.exists() || held(&name) {
             continue;
         }
         let Ok((temp, f)) = temp_beside(&target) else {
             break;
         };
         let mut bw = io::BufWriter::with_capacity(1 << 20, f);
-        if file::restore(&repo, w, &mut bw).is_err() {
+        let Ok(h) = file::restore(&repo, w, &mut bw) else {
+            break;
+        };
+        if bw.into_inner().is_err() {
             break;
         }
-        let Ok(f) = bw.into_inner() else { break };
-        if f.sync_all().is_err() || fs::rename(temp.path(), &target).is_err() {
+        // Not synced: a spooled copy lost in a crash is fetched again.
+        if fs::write(checksum_file(&o.spool, &name), hex(&h.sha256)).is_err()
+            || fs::rename(temp.path(), &target).is_err()
+        {
             break;
         }
         temp.keep();
         done += 1;
     }
     Ok(PrefetchReport { prefetched: done })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEG: u64 = 16 << 20;
+
+    fn names(v: &[WalName]) -> Vec<String> {
+        v.iter().map(|w| w.to_string()).collect()
+    }
+
+    fn tl2_at_seg5() -> Option<(u32, Vec<history::Entry>)> {
+        let h = history::parse("1\t0/5000100\tno recovery target specified\n").unwrap();
+        Some((2, h))
+    }
+
+    #[test]
+    fn plans_follow_the_switch_point() {
+        let after = WalName::parse("000000010000000000000003").unwrap();
+        assert_eq!(
+            names(&plan(&after, tl2_at_seg5(), SEG, 4)),
+            [
+                "000000010000000000000004",
+                "000000020000000000000005",
+                "000000020000000000000006",
+                "000000020000000000000007"
+            ]
+        );
+        // Without a newer history, and when PostgreSQL reads another timeline than the
+        // history says (it follows timeline 1 past the switch), the name's own timeline.
+        assert_eq!(
+            names(&plan(&after, None, SEG, 2)),
+            ["000000010000000000000004", "000000010000000000000005"]
+        );
+        let past = WalName::parse("000000010000000000000006").unwrap();
+        assert_eq!(
+            names(&plan(&past, tl2_at_seg5(), SEG, 1)),
+            ["000000010000000000000007"]
+        );
+        let on2 = WalName::parse("000000020000000000000005").unwrap();
+        assert_eq!(
+            names(&plan(&on2, tl2_at_seg5(), SEG, 1)),
+            ["000000020000000000000006"]
+        );
+    }
+
+    #[test]
+    fn three_timelines_and_1_gib_segments() {
+        let h = history::parse("1\t0/5000100\tx\n2\t0/7000000\ty\n").unwrap();
+        let after = WalName::parse("000000010000000000000004").unwrap();
+        assert_eq!(
+            names(&plan(&after, Some((3, h)), SEG, 4)),
+            [
+                "000000020000000000000005",
+                "000000020000000000000006",
+                "000000030000000000000007",
+                "000000030000000000000008"
+            ]
+        );
+        assert_eq!(spool_cap(8, SEG), 8);
+        assert_eq!(spool_cap(100, SEG), 64);
+        assert_eq!(spool_cap(8, 1 << 30), 1);
+        assert_eq!(spool_cap(0, 1 << 30), 0);
+    }
+
+    #[test]
+    fn the_target_is_the_newest_history_holding_the_timeline() {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join("00000002.history"), "1\t0/5000100\tx\n").unwrap();
+        // Timeline 3 branched from 2, timeline 4 from 1 elsewhere: 3 is PostgreSQL's target
+        // for a name on timeline 2, 4 for one on timeline 1 (the newest holding it).
+        fs::write(
+            d.path().join("00000003.history"),
+            "1\t0/5000100\tx\n2\t0/9000000\ty\n",
+        )
+        .unwrap();
+        fs::write(d.path().join("00000004.history"), "1\t0/3000000\tz\n").unwrap();
+        assert_eq!(target_history(d.path(), 2).map(|t| t.0), Some(3));
+        assert_eq!(target_history(d.path(), 1).map(|t| t.0), Some(4));
+        assert_eq!(target_history(d.path(), 4), None);
+    }
 }

@@ -93,7 +93,9 @@ pub fn push(location: &Path, o: &PushOptions) -> Result<PushReport> {
             parallel: None,
         });
     }
-    let file = store_file(&repo, id, &name, &o.path, compression, level)?;
+    let size = fs::metadata(&o.path).map_or(0, |m| m.len());
+    let workers = file::compression_workers(size);
+    let file = store_file(&repo, id, &name, &o.path, compression, level, workers)?;
     let parallel = (o.parallel > 0)
         .then(|| push_ready(&repo, id, &o.path, &name, o.parallel, compression, level));
     Ok(PushReport {
@@ -199,7 +201,8 @@ fn push_ready(
                 let r = fs::metadata(&p)
                     .context(|| format!("cannot read {}", p.display()))
                     .and_then(|m| {
-                        let file = store_file(repo, id, &w, &p, compression, level)?;
+                        // Already one thread per file: each compresses on its own.
+                        let file = store_file(repo, id, &w, &p, compression, level, 0)?;
                         let ack = Ack {
                             file: file.clone(),
                             source: SourceStamp::of(&m),
