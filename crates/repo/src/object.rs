@@ -51,7 +51,8 @@ pub fn put(
     let f = staged.file();
     f.write_all(&[0u8; HEADER_LEN])
         .context(|| format!("cannot write {temp}"))?;
-    let body = stored::write_body(&[], src, f, compression, level).map_err(|e| match e {
+    // No zstd workers: images and dumps already write several objects at once.
+    let body = stored::write_body(&[], src, f, compression, level, 0).map_err(|e| match e {
         Ok(read) => Err::<(), _>(read)
             .context(|| format!("cannot read what {key} is made of"))
             .unwrap_err(),

@@ -411,7 +411,7 @@ impl<'a> Upload<'a> {
                         .unwrap_err()
                 };
                 out.write_all(&[0u8; HEADER_LEN]).map_err(werr)?;
-                let body = stored::write_body(&[], f, &mut out, self.compression, self.level)
+                let body = stored::write_body(&[], f, &mut out, self.compression, self.level, 0)
                     .map_err(|e| match e {
                         Ok(r) => Err::<(), _>(r)
                             .context(|| format!("cannot read {}", src.display()))
