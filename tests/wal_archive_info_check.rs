@@ -325,7 +325,7 @@ fn info_latest_is_where_recovery_ends() {
     );
 }
 
-/// With images (snap-take --to): the window starts at the oldest image's consistent point and
+/// With images (snap-take --to) and a logical snapshot: the window starts at the oldest image's consistent point and
 /// runs through the WAL continuous from its oldest WAL file; each image says how far it
 /// reaches.
 #[test]
@@ -348,10 +348,27 @@ fn info_with_images_starts_the_window_at_the_oldest_image() {
     primary.execute("insert into t select generate_series(1, 10000)");
     switch_and_wait(&primary);
     let b = take();
+    let dump = tool("snap-take")
+        .args(["--logical", "-d", &primary.conninfo(), "--to"])
+        .arg(&repo)
+        .run()
+        .ok()
+        .document::<pgdr_snap::logical::meta::LogicalSnapshot>();
     let last = switch_and_wait(&primary);
     let i: InfoReport = wa(&repo).arg("info").run().ok().document();
     let names: Vec<&str> = i.images.iter().map(|m| m.image.as_str()).collect();
     assert_eq!(names, [a.image.as_str(), b.image.as_str()], "{i:?}");
+    // The logical snapshot is listed as snap-take --list --logical lists it.
+    let dumps: Vec<(&str, _)> = i
+        .dumps
+        .iter()
+        .map(|d| (d.snapshot.as_str(), d.consistent_at))
+        .collect();
+    assert_eq!(
+        dumps,
+        [(dump.snapshot.as_str(), dump.consistent_at)],
+        "{i:?}"
+    );
     let w = &i.window;
     assert_eq!(w.earliest_image.as_deref(), Some(a.image.as_str()));
     assert_eq!(w.earliest_lsn, Some(i.images[0].consistent_lsn));

@@ -328,6 +328,9 @@ pub struct InfoReport {
     /// The snapshot images it holds (snap-take --to), oldest first; empty when content_read
     /// is false (their manifests are encrypted).
     pub images: Vec<InfoImage>,
+    /// The logical snapshots it holds (snap-take --logical --to), oldest first, as
+    /// 'snap-take --list --logical' lists them; empty when content_read is false.
+    pub dumps: Vec<pgdr_snap::logical::list::ListedLogical>,
     /// The recovery window.
     pub window: RecoveryWindow,
 }
@@ -451,7 +454,7 @@ pub struct CheckReport {
     /// "settings_unreadable", "system_identifier_mismatch", "archiver_failing" (a failure
     /// since the last success in pg_stat_archiver), "switch_failed", "segment_elsewhere" (the
     /// server archived the switched segment but it is not in the repository),
-    /// "segment_not_arrived" (not archived within --timeout), "repository_unreadable".
+    /// "segment_not_arrived" (not archived within --timeout).
     pub problems: Vec<CheckProblem>,
     /// What could not be decided, not counted as a problem: "repo_not_named" (archive_command
     /// names no repository, so the server's environment or configuration file decides),

@@ -4,8 +4,10 @@
 //! Every backend has a snapshot store, `.pgdr-snapshots/NAME` beside the data directory
 //! (copy), its subvolume (btrfs) or its dataset's mountpoint (zfs), or `--snapshot-dir`:
 //! btrfs and copy keep their snapshots and metadata sidecars there, and every backend keeps
-//! its lock there, so the lock lives beside what it protects and never inside a snapshot. Created by root, the store belongs to the data directory's owner, like
-//! everything else of PostgreSQL's.
+//! its lock there, so the lock lives beside what it protects and never inside a snapshot.
+//! Created by root, the store belongs to the data directory's owner, like everything else of
+//! PostgreSQL's. (Past 600 lines: the one interface and the sidecar and store handling every
+//! backend shares; each backend's own commands are in its module.)
 //!
 //! Every snapshot carries a [`SnapshotMeta`]; only snapshots that carry one (made by
 //! snap-take) are listed, so nothing else is ever pruned. Clones made through

@@ -1,5 +1,6 @@
 //! `wal-archive info`: the repository (settings, cluster, encryption), its WAL per timeline,
-//! its snapshot images, and the recovery window ([`RecoveryWindow`] defines its bounds).
+//! its snapshot images and logical dumps, and the recovery window ([`RecoveryWindow`]
+//! defines its bounds).
 
 use crate::doc::{InfoImage, InfoReport, RecoveryWindow};
 use chrono::{DateTime, Utc};
@@ -25,6 +26,12 @@ pub fn info(location: &Path) -> Result<InfoReport> {
     } else {
         (Vec::new(), None)
     };
+    let dumps = if s.content_read {
+        let place = pgdr_snap::logical::place::Place::repo(location)?;
+        pgdr_snap::logical::list::collect(&place, None)?
+    } else {
+        Vec::new()
+    };
     Ok(InfoReport {
         repo: repo.location(),
         kind: repo.store().kind().to_string(),
@@ -43,6 +50,7 @@ pub fn info(location: &Path) -> Result<InfoReport> {
         timelines: s.timelines(),
         unreadable: s.unreadable_problems(),
         images,
+        dumps,
         window: window(&s, oldest.as_ref()),
     })
 }
