@@ -204,7 +204,7 @@ impl EncryptedStore {
                 Ok(ids.identities)
             }
             None => Err(format!(
-                "the repository is encrypted and no identity was given (--identity FILE or {IDENTITY_ENV})"
+                "the repository is encrypted and no identity was given (set {IDENTITY_ENV} to the identity file; wal-archive also takes --identity FILE)"
             )),
         };
         Ok(EncryptedStore {

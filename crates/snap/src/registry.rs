@@ -91,7 +91,8 @@ impl Registry {
         self.dir.join(format!("{name}.json"))
     }
 
-    /// Creates the registry directory (0700) when missing; created by root, it is given to
+    /// Creates the registry directory (0755: every user that prunes snapshots must see which
+    /// have clones; records hold no secrets) when missing; created by root, it is given to
     /// `owner` (uid, gid), the data directory owner of the clone about to be recorded.
     ///
     /// # Errors
@@ -104,7 +105,7 @@ impl Registry {
             std::fs::create_dir_all(parent).context(|| self.cannot_create())?;
         }
         use std::os::unix::fs::DirBuilderExt;
-        match std::fs::DirBuilder::new().mode(0o700).create(&self.dir) {
+        match std::fs::DirBuilder::new().mode(0o755).create(&self.dir) {
             Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
                 return Err(Error::failed(self.cannot_create())
                     .because(pgdr_core::error::clean_io_message(&e.to_string()))
@@ -220,7 +221,13 @@ impl Registry {
         let rd = match std::fs::read_dir(&self.dir) {
             Ok(rd) => rd,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => return Err(e).context(|| format!("cannot list {}", self.dir.display())),
+            Err(e) => {
+                return Err(e)
+                    .context(|| format!("cannot list the clone registry {}", self.dir.display()))
+                    .map_err(|e| {
+                        e.hint("every user that prunes or clones must be able to read it: chmod 755 it, or set PGDR_CLONE_DIR")
+                    })
+            }
         };
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
