@@ -123,7 +123,8 @@ pub struct Args {
     /// A wal-archive repository: restore_command = 'wal-archive get %f %p --repo DIR
     /// --prefetch 4' (the next segments decompressed and verified ahead of replay). With
     /// --target and no --pgdata, --snapshot-dir, --backend or '-': the image is restored from
-    /// it too.
+    /// it too. An encrypted one is read with the identity file $PGDR_IDENTITY names (owned
+    /// by the data directory's owner: the server's restore_command reads it too).
     #[arg(long, value_name = "REPO")]
     pub repo: Option<PathBuf>,
     /// Restoring an image: concurrent transfers.

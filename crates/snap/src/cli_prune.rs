@@ -84,7 +84,8 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     pub snapshot_dir: Option<PathBuf>,
     /// Prune the images in this repository instead of local snapshots (--pgdata is not used);
-    /// with --logical, the logical snapshots it holds.
+    /// with --logical, the logical snapshots it holds. An encrypted one is read with the
+    /// identity file $PGDR_IDENTITY names.
     #[arg(long, value_name = "REPO", conflicts_with_all = ["backend", "snapshot_dir"])]
     pub repo: Option<PathBuf>,
     /// With --repo: only images of this database system (the repository's must be it).

@@ -111,7 +111,8 @@ pub struct Args {
     #[arg(long, conflicts_with_all = ["input", "to", "label", "dbname", "tables", "exclude_tables"])]
     pub list: bool,
     /// With --list: the repository whose images to list and whose WAL gives the windows (with
-    /// --logical: whose dumps to list).
+    /// --logical: whose dumps to list). An encrypted one is read with the identity file
+    /// $PGDR_IDENTITY names.
     #[arg(long, value_name = "REPO", requires = "list")]
     pub repo: Option<PathBuf>,
     /// Wait up to this many seconds for another run on the same data directory (or, with
