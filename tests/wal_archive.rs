@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use wal_support::{
-    archiving_primary, bin, init, log_has_document, make_segments, sha, switch_and_wait, timeline,
-    wa, wait_archived, T,
+    archiving_primary, bin, cluster_from, init, log_has_document, make_segments, sha,
+    switch_and_wait, timeline, wa, wait_archived, T,
 };
 
 fn pgbench(c: &Cluster, args: &[&str]) {
@@ -38,40 +38,6 @@ fn pgbench(c: &Cluster, args: &[&str]) {
         "pgbench: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// A stopped copy of a base backup directory as a startable Cluster.
-fn cluster_from(backup: &Path, primary: &Cluster, conf: &str) -> Cluster {
-    let root = short_tempdir("pgdr-r");
-    let data = root.path().join("data");
-    let sockdir = root.path().join("s");
-    fs::create_dir(&sockdir).unwrap();
-    chown_to_pg_user(&sockdir);
-    let st = Command::new("cp")
-        .arg("-a")
-        .arg(backup)
-        .arg(&data)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let log = root.path().join("log");
-    fs::write(&log, "").unwrap();
-    chown_to_pg_user(&log);
-    let c = Cluster {
-        root,
-        data,
-        sockdir,
-        port: pgdr_testkit::free_port(),
-        bindir: primary.bindir.clone(),
-        owner: primary.owner.clone(),
-        log,
-    };
-    c.append_conf(&format!(
-        "\nport = {}\nunix_socket_directories = '{}'\n{conf}\n",
-        c.port,
-        c.sockdir.display()
-    ));
-    c
 }
 
 #[test]

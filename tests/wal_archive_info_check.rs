@@ -11,9 +11,11 @@ use pgdr_wal::doc::{CheckReport, InfoReport, InitReport, ListReport};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
-use wal_support::{archiving_primary, bin, init, switch_and_wait, timeline, wa, wait_archived, T};
+use wal_support::{
+    archiving_primary, bin, init, recovering_cluster, switch_and_wait, timeline, wa, wait_archived,
+    T,
+};
 
 const SEG: u64 = 16 << 20;
 
@@ -241,44 +243,11 @@ fn info_reports_timelines_counts_and_the_window() {
     assert_eq!(i.timelines[0].gaps.len(), 1, "{i:?}");
 }
 
-/// A stopped copy of a base backup directory as a startable Cluster, recovering with
-/// restore_command from `repo` to the end of the archive.
+/// A stopped copy of a base backup directory recovering with restore_command from `repo` to
+/// the end of the archive.
 fn recovering_copy(backup: &Path, primary: &Cluster, repo: &Path) -> Cluster {
-    let root = short_tempdir("pgdr-ir");
-    let data = root.path().join("data");
-    let sockdir = root.path().join("s");
-    fs::create_dir(&sockdir).unwrap();
-    chown_to_pg_user(&sockdir);
-    let st = Command::new("cp")
-        .arg("-a")
-        .arg(backup)
-        .arg(&data)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let log = root.path().join("log");
-    fs::write(&log, "").unwrap();
-    chown_to_pg_user(&log);
-    let c = Cluster {
-        root,
-        data,
-        sockdir,
-        port: pgdr_testkit::free_port(),
-        bindir: primary.bindir.clone(),
-        owner: primary.owner.clone(),
-        log,
-    };
-    c.append_conf(&format!(
-        "\nport = {}\nunix_socket_directories = '{}'\narchive_mode = off\n\
-         restore_command = '{} get %f %p --repo {}'\nrecovery_target_timeline = 'latest'\n",
-        c.port,
-        c.sockdir.display(),
-        bin().display(),
-        repo.display()
-    ));
-    fs::write(c.data.join("recovery.signal"), "").unwrap();
-    chown_to_pg_user(&c.data.join("recovery.signal"));
-    c
+    let get = format!("{} get %f %p --repo {}", bin().display(), repo.display());
+    recovering_cluster(backup, primary, &get)
 }
 
 /// info's latest LSN is where a recovery from a base backup through restore_command ends

@@ -6,7 +6,7 @@ mod wal_support;
 
 use pgdr_pgformat::history;
 use pgdr_pgformat::wal_name::WalName;
-use pgdr_testkit::{chown_to_pg_user, short_tempdir, Cluster};
+use pgdr_testkit::{short_tempdir, Cluster};
 use pgdr_wal::doc::{GetReport, ListReport};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -14,7 +14,9 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wal_support::{archiving_primary, bin, init, sha, switch_and_wait, timeline, wa};
+use wal_support::{
+    archiving_primary, bin, init, recovering_cluster, sha, switch_and_wait, timeline, wa,
+};
 
 const SEG: u64 = 16 << 20;
 
@@ -39,43 +41,6 @@ fn spool_size(spool: &Path) -> (usize, u64) {
         }
     }
     (n, bytes)
-}
-
-/// A copy of `backup` as a stopped cluster recovering through `restore_command`.
-fn restoring_cluster(backup: &Path, primary: &Cluster, restore_command: &str) -> Cluster {
-    let root = short_tempdir("pgdr-rp");
-    let data = root.path().join("data");
-    let sockdir = root.path().join("s");
-    fs::create_dir(&sockdir).unwrap();
-    chown_to_pg_user(&sockdir);
-    assert!(Command::new("cp")
-        .arg("-a")
-        .arg(backup)
-        .arg(&data)
-        .status()
-        .unwrap()
-        .success());
-    let log = root.path().join("log");
-    fs::write(&log, "").unwrap();
-    chown_to_pg_user(&log);
-    let c = Cluster {
-        root,
-        data,
-        sockdir,
-        port: pgdr_testkit::free_port(),
-        bindir: primary.bindir.clone(),
-        owner: primary.owner.clone(),
-        log,
-    };
-    c.append_conf(&format!(
-        "\nport = {}\nunix_socket_directories = '{}'\narchive_mode = off\n\
-         restore_command = '{restore_command}'\nrecovery_target_timeline = 'latest'\n",
-        c.port,
-        c.sockdir.display()
-    ));
-    fs::write(c.data.join("recovery.signal"), "").unwrap();
-    chown_to_pg_user(&c.data.join("recovery.signal"));
-    c
 }
 
 #[test]
@@ -113,7 +78,7 @@ fn recovery_across_a_timeline_switch_with_a_bounded_spool() {
 
     // Recovery from the base backup through restore_command, with --prefetch 3 (and --json,
     // so each get's document lands in the server log).
-    let mut restored = restoring_cluster(
+    let mut restored = recovering_cluster(
         &backup,
         &primary,
         &format!(

@@ -2,7 +2,7 @@
 //! archiving into it, segments of real clusters.
 #![allow(dead_code)]
 
-use pgdr_testkit::{short_tempdir, tool, Cluster};
+use pgdr_testkit::{chown_to_pg_user, short_tempdir, tool, Cluster};
 use pgdr_wal::doc::{ListReport, Timeline};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -101,4 +101,54 @@ pub fn timeline(l: &ListReport, tli: u32) -> Timeline {
 pub fn log_has_document(log: &str) -> bool {
     log.lines()
         .any(|l| l.trim_start().starts_with('{') && l.contains("\"tool\":\"wal-archive\""))
+}
+
+/// A stopped copy of a base backup directory as a startable Cluster.
+pub fn cluster_from(backup: &Path, primary: &Cluster, conf: &str) -> Cluster {
+    let root = short_tempdir("pgdr-r");
+    let data = root.path().join("data");
+    let sockdir = root.path().join("s");
+    fs::create_dir(&sockdir).unwrap();
+    chown_to_pg_user(&sockdir);
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(backup)
+        .arg(&data)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let log = root.path().join("log");
+    fs::write(&log, "").unwrap();
+    chown_to_pg_user(&log);
+    let c = Cluster {
+        root,
+        data,
+        sockdir,
+        port: pgdr_testkit::free_port(),
+        bindir: primary.bindir.clone(),
+        owner: primary.owner.clone(),
+        log,
+    };
+    c.append_conf(&format!(
+        "\nport = {}\nunix_socket_directories = '{}'\n{conf}\n",
+        c.port,
+        c.sockdir.display()
+    ));
+    c
+}
+
+/// [`cluster_from`] recovering through `restore_command` to the end of the archive, on the
+/// newest timeline, archiving nothing itself.
+pub fn recovering_cluster(backup: &Path, primary: &Cluster, restore_command: &str) -> Cluster {
+    let c = cluster_from(
+        backup,
+        primary,
+        &format!(
+            "archive_mode = off\nrestore_command = '{restore_command}'\n\
+             recovery_target_timeline = 'latest'"
+        ),
+    );
+    fs::write(c.data.join("recovery.signal"), "").unwrap();
+    chown_to_pg_user(&c.data.join("recovery.signal"));
+    c
 }
