@@ -209,39 +209,8 @@ fn parse_prometheus(text: &str) -> prometheus_parse::Scrape {
             s.value
         );
     }
-    let script = "import sys\n\
-from prometheus_client.parser import text_string_to_metric_families\n\
-print(sum(len(f.samples) for f in text_string_to_metric_families(sys.stdin.read())))\n";
-    let python = ["/usr/bin/python3", "python3"]
-        .into_iter()
-        .find(|py| {
-            std::process::Command::new(py)
-                .args(["-c", "import prometheus_client"])
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
-        .expect("python3 with prometheus_client (apt-get install python3-prometheus-client)");
-    let mut child = std::process::Command::new(python)
-        .args(["-c", script])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "prometheus_client refused it: {}\n{text}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let n: usize = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    let n = pgdr_testkit::prometheus_client_samples(text)
+        .unwrap_or_else(|u| panic!("{u}: the drill's metrics must be read by it"));
     assert_eq!(n, sample_lines, "prometheus_client read another count");
     scrape
 }

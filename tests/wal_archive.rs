@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use wal_support::{
-    archiving_primary, bin, cluster_from, init, log_has_document, make_segments, sha,
-    switch_and_wait, timeline, wa, wait_archived, T,
+    archiving_primary, bin, cluster_from, init, log_has_document, make_segments,
+    paused_at_the_restore_point, sha, switch_and_wait, timeline, wa, wait_archived, T,
 };
 
 fn pgbench(c: &Cluster, args: &[&str]) {
@@ -115,26 +115,7 @@ fn archive_under_load_pitr_and_promoted_standby() {
     fs::write(restored.data.join("recovery.signal"), "").unwrap();
     chown_to_pg_user(&restored.data.join("recovery.signal"));
     restored.start_server();
-    restored.wait_for(
-        "select pg_get_wal_replay_pause_state() = 'paused'",
-        Duration::from_secs(120),
-    );
-    assert_eq!(
-        restored.query_value("select count(*) from t").as_deref(),
-        Some("100")
-    );
-    assert_eq!(
-        restored
-            .query_value("select count(*) from t where note = 'after'")
-            .as_deref(),
-        Some("0")
-    );
-    assert_eq!(
-        restored
-            .query_value("select count(*) from pgbench_accounts")
-            .as_deref(),
-        Some("200000")
-    );
+    paused_at_the_restore_point(&restored, Duration::from_secs(120));
     assert!(
         !restored.data.join("pgdr_wal_prefetch").exists()
             || restored.data.join("pgdr_wal_prefetch").is_dir()

@@ -15,7 +15,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use wal_support::{bin, make_segments, sha, switch_and_wait, timeline, T};
+use wal_support::{
+    bin, make_segments, paused_at_the_restore_point, sha, switch_and_wait, timeline, T,
+};
 
 /// wal-archive --repo LOC with the server's AWS variables.
 fn was(s: &S3Server, loc: &str) -> ToolCommand {
@@ -406,26 +408,7 @@ fn s3_archive_under_pgbench_and_pitr_to_a_restore_point() {
     fs::write(restored.data.join("recovery.signal"), "").unwrap();
     chown_to_pg_user(&restored.data.join("recovery.signal"));
     restored.start_server();
-    restored.wait_for(
-        "select pg_get_wal_replay_pause_state() = 'paused'",
-        Duration::from_secs(180),
-    );
-    assert_eq!(
-        restored.query_value("select count(*) from t").as_deref(),
-        Some("100")
-    );
-    assert_eq!(
-        restored
-            .query_value("select count(*) from t where note = 'after'")
-            .as_deref(),
-        Some("0")
-    );
-    assert_eq!(
-        restored
-            .query_value("select count(*) from pgbench_accounts")
-            .as_deref(),
-        Some("200000")
-    );
+    paused_at_the_restore_point(&restored, Duration::from_secs(180));
 }
 
 fn age_keygen(path: &Path) -> String {

@@ -159,46 +159,15 @@ pub fn parse_prometheus(text: &str) -> prometheus_parse::Scrape {
             s.metric
         );
     }
-    // Debian's package installs for the system python, which may not be the first on PATH.
-    let python = ["/usr/bin/python3", "python3"].into_iter().find(|py| {
-        std::process::Command::new(py)
-            .args(["-c", "import prometheus_client"])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false)
-    });
-    if let Some(python) = python {
-        let script = "import sys\n\
-from prometheus_client.parser import text_string_to_metric_families\n\
-n = sum(len(f.samples) for f in text_string_to_metric_families(sys.stdin.read()))\n\
-print(n)\n";
-        let mut child = std::process::Command::new(python)
-            .args(["-c", script])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "prometheus_client refused the output: {}\n{text}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let n: usize = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
-        assert_eq!(
+    match pgdr_testkit::prometheus_client_samples(text) {
+        Ok(n) => assert_eq!(
             n, sample_lines,
             "prometheus_client read another sample count"
-        );
-    } else {
-        eprintln!("\n*** SKIPPED part of parse_prometheus: python3 prometheus_client is not installed (apt-get install python3-prometheus-client) ***\n");
+        ),
+        Err(u) if pgdr_testkit::require_all() => {
+            panic!("{u} (PGDR_REQUIRE_ALL=1: every facility must be here)")
+        }
+        Err(u) => eprintln!("\n*** SKIPPED part of parse_prometheus: {u} ***\n"),
     }
     scrape
 }

@@ -152,3 +152,26 @@ pub fn recovering_cluster(backup: &Path, primary: &Cluster, restore_command: &st
     chown_to_pg_user(&c.data.join("recovery.signal"));
     c
 }
+
+/// The PITR scenario's end (tests/wal_archive.rs, tests/wal_archive_s3.rs): `restored`,
+/// recovering to the restore point 'drill', pauses there (within `wait`) holding the 100
+/// rows of `t` written before it, none written after, and pgbench's 200,000 accounts.
+pub fn paused_at_the_restore_point(restored: &Cluster, wait: Duration) {
+    restored.wait_for("select pg_get_wal_replay_pause_state() = 'paused'", wait);
+    assert_eq!(
+        restored.query_value("select count(*) from t").as_deref(),
+        Some("100")
+    );
+    assert_eq!(
+        restored
+            .query_value("select count(*) from t where note = 'after'")
+            .as_deref(),
+        Some("0")
+    );
+    assert_eq!(
+        restored
+            .query_value("select count(*) from pgbench_accounts")
+            .as_deref(),
+        Some("200000")
+    );
+}

@@ -10,12 +10,14 @@
 mod cluster;
 mod fs;
 pub mod majors;
+mod prometheus;
 mod run;
 pub mod s3;
 
 pub use cluster::{Cluster, ClusterBuilder};
 pub use fs::{BtrfsMount, ZfsPool};
 pub use majors::MAJORS;
+pub use prometheus::prometheus_client_samples;
 pub use run::{tool, ToolCommand, ToolOutput};
 pub use s3::S3Server;
 
