@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Snapshot images (issue 15) against pgBackRest, side by side in one run, both to local
-# repositories on the same disk (the S3 rows come with the S3 repositories): a primary on a
-# btrfs loop mount at pgbench scale SCALE (default 64), archiving through wal-archive AND
-# pgBackRest; then
+# Snapshot images (issue 15) against pgBackRest, side by side in one run, both to the same
+# local S3 server (moto_server over TLS, tests/bench/lib.sh bench_s3_start; REPO_KIND=local:
+# both to local repositories on the same disk instead): a primary on a btrfs loop mount at
+# pgbench scale SCALE (default 64), archiving through wal-archive AND pgBackRest; then
 #   1. the first image of a snapshot (snap-take - --to) vs pgbackrest backup --type=full;
 #   2. after TX transactions (default 10000), the second image vs --type=incr;
 #   3. the second image restored into a new directory (snap-clone --repo --target, no start)
@@ -14,8 +14,8 @@
 # goal <= 256 MiB. Goal for the times: <= 0.5x pgBackRest.
 # Needs root, pgbackrest, btrfs-progs, a release build (PGDR_BIN, default target/release).
 # Every figure is the median of REPEAT runs (default 3), the two tools taking turns.
-# Knobs: SCALE (64), TX (10000), PARALLEL (4), REPEAT (3), WAIT (600 s), KEEP=1 (leave it all
-# in place).
+# Knobs: SCALE (64), TX (10000), PARALLEL (4), REPEAT (3), WAIT (600 s), REPO_KIND (s3 or
+# local), KEEP=1 (leave it all in place).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/bench/lib.sh
@@ -26,9 +26,15 @@ TX=${TX:-10000}
 PARALLEL=${PARALLEL:-4}
 REPEAT=${REPEAT:-3}
 WAIT=${WAIT:-600}
+REPO_KIND=${REPO_KIND:-s3}
 [ "$(id -u)" = 0 ] || { echo "bench-snap-images: needs root; skipped"; exit 0; }
 command -v pgbackrest >/dev/null || { echo "bench-snap-images: pgbackrest not installed; skipped"; exit 0; }
 command -v mkfs.btrfs >/dev/null || { echo "bench-snap-images: btrfs-progs not installed; skipped"; exit 0; }
+if [ "$REPO_KIND" = s3 ]; then
+  for c in moto_server socat aws; do
+    command -v $c >/dev/null || { echo "bench-snap-images: $c missing (make deps WITH_BENCH=1)"; exit 1; }
+  done
+fi
 WORK=$(mktemp -d /tmp/pgdr-bsi.XXXXXX)
 chmod 755 "$WORK"; chown postgres "$WORK"
 export PGDR_CLONE_DIR=$WORK/clones
@@ -42,6 +48,7 @@ cleanup() {
     [ -f "$d/postmaster.pid" ] && runuser -u postgres -- "$PGBIN/pg_ctl" -D "$d" -m immediate -w stop >/dev/null 2>&1
   done
   if mountpoint -q "$MNT"; then umount "$MNT" || { sleep 2; umount "$MNT"; }; fi
+  bench_s3_stop
   rm -rf "$WORK"
 }
 [ -n "${KEEP:-}" ] || trap cleanup EXIT
@@ -81,12 +88,22 @@ btrfs -q subvolume create "$MNT/pg"
 d=$MNT/pg/data
 mkdir -p "$d"; chown postgres: "$MNT/pg" "$d"; chmod 700 "$d"
 pg "$PGBIN/initdb" -D "$d" -A trust -U postgres >/dev/null
-repo=$WORK/repo
 conf=$WORK/pgbackrest.conf
 mkdir -p "$WORK/pgbr" "$WORK/pgbr-run"; chown postgres: "$WORK/pgbr" "$WORK/pgbr-run"
+if [ "$REPO_KIND" = s3 ]; then
+  bench_s3_start "$WORK"
+  repo=s3://bench/pgdr
+  brrepo="$(bench_s3_conf)
+repo1-path=/pgbr"
+  where="the same local S3 server (moto_server over TLS)"
+else
+  repo=$WORK/repo
+  brrepo="repo1-path=$WORK/pgbr"
+  where="local repositories on one disk"
+fi
 cat > "$conf" <<CONF
 [global]
-repo1-path=$WORK/pgbr
+$brrepo
 repo1-retention-full=$((REPEAT + 1))
 compress-type=zst
 compress-level=1
@@ -217,7 +234,7 @@ say "clone at T: ${pitr[*]} s; pgBackRest: ${brpitr[*]} s"
 up=$(mib "$WORK/rss-img1"); up2=$(mib "$WORK/rss-img2"); rest=$(mib "$WORK/rss-rest")
 peak=$(printf '%s\n' "$up" "$up2" "$rest" | sort -n | tail -1)
 echo
-echo "snapshot images, btrfs source, local repositories, scale $SCALE ($size MB), --parallel $PARALLEL, median seconds of $REPEAT (pgBackRest: zst 1, process-max $PARALLEL)"
+echo "snapshot images, btrfs source, $where, scale $SCALE ($size MB), --parallel $PARALLEL, median seconds of $REPEAT (pgBackRest: zst 1, process-max $PARALLEL)"
 printf '%-46s %10s %10s %8s\n' measurement pgdr pgbackrest ratio
 row() {
   printf '%-46s %10s %10s %8s\n' "$1" "$(bench_fmt "$2")" "$(bench_fmt "$3")" "$(bench_ratio "$2" "$3")"

@@ -26,13 +26,9 @@ else
   as_pg() { "$@"; }
 fi
 PORT=$((20000 + RANDOM % 20000))
-S3PORT=$((40000 + RANDOM % 20000))
-MOTO_PID=
-SOCAT_PID=
 cleanup() {
   as_pg "$PGBIN/pg_ctl" -D "$W/data" -m immediate stop >/dev/null 2>&1 || true
-  [ -n "$MOTO_PID" ] && kill "$MOTO_PID" 2>/dev/null || true
-  [ -n "$SOCAT_PID" ] && kill "$SOCAT_PID" 2>/dev/null || true
+  bench_s3_stop
   rm -rf "$W"
 }
 trap cleanup EXIT
@@ -59,40 +55,11 @@ while [ "$(count)" -lt $((N + 1)) ]; do
 done
 mapfile -t SEGS < <(cd "$W/src/pg_wal" && ls | grep -E '^[0-9A-F]{24}$' | sort | head -n "$N")
 
-# The S3 server, over TLS with a CA of our own.
-openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=pgdr bench CA" \
-  -keyout "$W/ca.key" -out "$W/ca.pem" >/dev/null 2>&1
-openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout "$W/s3.key" -out "$W/s3.csr" >/dev/null 2>&1
-printf 'subjectAltName=IP:127.0.0.1\n' > "$W/san"
-openssl x509 -req -in "$W/s3.csr" -CA "$W/ca.pem" -CAkey "$W/ca.key" -CAcreateserial -days 2 \
-  -extfile "$W/san" -out "$W/s3.pem" >/dev/null 2>&1
-chmod 644 "$W"/*.pem "$W"/*.key
-# moto's own server (through the tests' launcher, object requests served concurrently) on
-# plain HTTP, behind socat for TLS: werkzeug ends TLS connections without a close_notify, which
-# pgBackRest's OpenSSL 3 reports as "unexpected eof". Both tools go through the same socat.
-MOTOPORT=$((S3PORT + 1))
-PGDR_MOTO_CONCURRENT=1 python3 crates/testkit/src/moto_launcher.py -H 127.0.0.1 -p "$MOTOPORT" >"$W/moto.log" 2>&1 &
-MOTO_PID=$!
-cat "$W/s3.pem" "$W/s3.key" > "$W/s3both.pem"
-socat OPENSSL-LISTEN:"$S3PORT",bind=127.0.0.1,reuseaddr,fork,cert="$W/s3both.pem",verify=0 \
-  TCP:127.0.0.1:"$MOTOPORT" >"$W/socat.log" 2>&1 &
-SOCAT_PID=$!
-export AWS_ACCESS_KEY_ID=pgdr-bench AWS_SECRET_ACCESS_KEY=pgdr-bench-secret AWS_REGION=us-east-1
-export AWS_ENDPOINT_URL=https://127.0.0.1:$S3PORT SSL_CERT_FILE=$W/ca.pem AWS_CA_BUNDLE=$W/ca.pem
-for _ in $(seq 100); do aws s3 ls >/dev/null 2>&1 && break; sleep 0.2; done
-aws s3 mb s3://bench >/dev/null
+bench_s3_start "$W"
 
 as_pg tee "$W/pgbackrest.conf" >/dev/null <<EOF
 [global]
-repo1-type=s3
-repo1-s3-bucket=bench
-repo1-s3-endpoint=127.0.0.1
-repo1-storage-port=$S3PORT
-repo1-s3-region=us-east-1
-repo1-s3-key=$AWS_ACCESS_KEY_ID
-repo1-s3-key-secret=$AWS_SECRET_ACCESS_KEY
-repo1-s3-uri-style=path
-repo1-storage-verify-tls=n
+$(bench_s3_conf)
 compress-type=zst
 compress-level=1
 log-level-console=off

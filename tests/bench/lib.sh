@@ -40,3 +40,54 @@ bench_le() {
 bench_fmt() {
   awk -v x="$1" -v d="${2:-2}" 'BEGIN { if (x ~ /^[0-9]*\.?[0-9]+$/) printf "%." d "f\n", x; else print x }'
 }
+
+# bench_s3_start DIR: moto's S3 server on 127.0.0.1 over TLS with a CA made in DIR, a bucket
+# "bench", and the AWS_* variables that point both pgdr and pgBackRest at it (S3PORT is the TLS
+# port). moto runs through the tests' launcher with object requests served concurrently, as a
+# real store serves them, on plain HTTP behind socat for TLS: pgBackRest talks to S3 over TLS
+# only, and werkzeug ends TLS connections without a close_notify, which pgBackRest's OpenSSL 3
+# reports as "unexpected eof". Both tools go through the same socat. bench_s3_stop ends it.
+bench_s3_start() {
+  local w=$1
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=pgdr bench CA" \
+    -keyout "$w/ca.key" -out "$w/ca.pem" >/dev/null 2>&1
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout "$w/s3.key" -out "$w/s3.csr" >/dev/null 2>&1
+  printf 'subjectAltName=IP:127.0.0.1\n' > "$w/san"
+  openssl x509 -req -in "$w/s3.csr" -CA "$w/ca.pem" -CAkey "$w/ca.key" -CAcreateserial -days 2 \
+    -extfile "$w/san" -out "$w/s3.pem" >/dev/null 2>&1
+  chmod 644 "$w"/*.pem "$w"/*.key
+  S3PORT=$((40000 + RANDOM % 20000))
+  local motoport=$((S3PORT + 1))
+  PGDR_MOTO_CONCURRENT=1 python3 crates/testkit/src/moto_launcher.py -H 127.0.0.1 -p "$motoport" >"$w/moto.log" 2>&1 &
+  BENCH_MOTO_PID=$!
+  cat "$w/s3.pem" "$w/s3.key" > "$w/s3both.pem"
+  socat OPENSSL-LISTEN:"$S3PORT",bind=127.0.0.1,reuseaddr,fork,cert="$w/s3both.pem",verify=0 \
+    TCP:127.0.0.1:"$motoport" >"$w/socat.log" 2>&1 &
+  BENCH_SOCAT_PID=$!
+  export AWS_ACCESS_KEY_ID=pgdr-bench AWS_SECRET_ACCESS_KEY=pgdr-bench-secret AWS_REGION=us-east-1
+  export AWS_ENDPOINT_URL=https://127.0.0.1:$S3PORT SSL_CERT_FILE=$w/ca.pem AWS_CA_BUNDLE=$w/ca.pem
+  local _
+  for _ in $(seq 100); do aws s3 ls >/dev/null 2>&1 && break; sleep 0.2; done
+  aws s3 mb s3://bench >/dev/null
+}
+
+# bench_s3_conf: pgBackRest's [global] lines for the server of bench_s3_start (bucket "bench").
+bench_s3_conf() {
+  cat <<CONF
+repo1-type=s3
+repo1-s3-bucket=bench
+repo1-s3-endpoint=127.0.0.1
+repo1-storage-port=$S3PORT
+repo1-s3-region=us-east-1
+repo1-s3-key=$AWS_ACCESS_KEY_ID
+repo1-s3-key-secret=$AWS_SECRET_ACCESS_KEY
+repo1-s3-uri-style=path
+repo1-storage-verify-tls=n
+CONF
+}
+
+bench_s3_stop() {
+  [ -n "${BENCH_MOTO_PID:-}" ] && kill "$BENCH_MOTO_PID" 2>/dev/null
+  [ -n "${BENCH_SOCAT_PID:-}" ] && kill "$BENCH_SOCAT_PID" 2>/dev/null
+  return 0
+}
