@@ -182,6 +182,19 @@ until [ "$(psqlq "$PORT" "select coalesce(last_archived_wal >= '$seg', false) fr
 pg "$PGBIN/pg_ctl" -D "$d" -m fast -w stop >/dev/null
 sync
 
+# The floors, with the tools removed: reading every file of the (stopped) data directory with
+# PARALLEL readers, what any image of it must at least do; and cp -a of it into a new
+# directory on the restore's disk then sync, what any restore must at least do.
+sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
+a=$(now)
+(cd "$d" && find . -type f -print0 | xargs -0 -P "$PARALLEL" -n 64 cat > /dev/null)
+t_readfloor=$(secs "$a" "$(now)")
+a=$(now)
+cp -a "$d" "$WORK/floor" && sync
+t_cpfloor=$(secs "$a" "$(now)")
+rm -rf "$WORK/floor"
+say "floors: reading the data directory ${t_readfloor} s, cp -a + sync ${t_cpfloor} s"
+
 # 3. Restore into a new directory (on the repositories' disk), nothing started.
 rest=(); brrest=()
 br=$WORK/br-restore
@@ -243,6 +256,12 @@ row() {
 row "scale $SCALE: first image vs backup --type=full" "$t_img1" "$t_full"
 row "second image after $TX tx ($sent2 pieces sent) vs --type=incr" "$t_img2" "$t_incr"
 row "restore into a new directory vs restore" "$t_rest" "$t_brrest"
+floor() {
+  printf '%-46s %10s %10s %8s\n' "$1" "$(bench_fmt "$2")" "$(bench_fmt "$3")" "$(bench_ratio "$2" "$3")"
+  bench_row snap-images "$1" "$(bench_fmt "$2")" "$4" "$(bench_fmt "$3")" "$(bench_ratio "$2" "$3")" "-" "-"
+}
+floor "floor of an image: reading every file" "$t_readfloor" "$t_incr" "pgbackrest incr"
+floor "floor of a restore: cp -a + sync" "$t_cpfloor" "$t_brrest" "pgbackrest restore"
 row "clone at T, started, paused vs restore --type=time + start" "$t_pitr" "$t_brpitr"
 echo "peak memory (MiB): first image $up, second image $up2, restore $rest; pgBackRest full $(mib "$WORK/rss-full"), restore $(mib "$WORK/rss-brrest")"
 bench_row snap-images "scale $SCALE: peak memory of image upload and restore (MiB)" "$peak" pgbackrest "$(mib "$WORK/rss-full")" "-" "<= 256 MiB" "$(bench_le "$peak" 256)"
