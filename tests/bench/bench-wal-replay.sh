@@ -10,13 +10,21 @@
 #   prefetch  restore_command 'wal-archive get %f %p --prefetch PREFETCH';
 #   pgbackrest  pgBackRest archive-get with archive-async=y, spool-path and the user guide's
 #             [global:archive-get] process-max=2 (archive-get-queue-max: its default, 128 MiB);
-#   get       plain 'wal-archive get %f %p' (no prefetch), for information.
+#   get       plain 'wal-archive get %f %p' (no prefetch), for information;
+#   prefetch-setsid  'setsid -w wal-archive get ... --prefetch PREFETCH', for information: get and
+#             its prefetch worker in a session of their own, as pgBackRest's async process is.
+#             Under the kernel's autogroup scheduling (sched_autogroup_enabled=1, a server not in
+#             a cgroup of its own) each session shares CPU as one: every PostgreSQL process is a
+#             session (postmaster.c), restore_command and the worker get started by it run in
+#             the startup process's, so on a busy machine the worker's decompression is taken
+#             from replay's share; pgBackRest's detached async process has its own.
 # Timed from `pg_ctl start` to the server log's "recovery stopping after WAL location" line
 # (log_line_prefix %m, milliseconds), then checked: paused, pg_last_wal_replay_lsn() at or past
 # the target. Every server has the same settings (shared_buffers etc. set explicitly below).
 # Median of ROUNDS rounds, the order reversed every other round. With TRACE=1 (default), one
-# more run of prefetch and of get through a wrapper that logs each restore_command call (start,
-# end, served from the spool or not): the time replay waited in restore_command, per get.
+# more run of each variant through a wrapper that logs each restore_command call (start, end,
+# served from the spool or not): the time replay waited in restore_command, per get, and the
+# time it replayed between calls.
 # Needs root (servers run as postgres), pgbackrest, a release build (PGDR_BIN, default
 # $CARGO_TARGET_DIR/release or target/release).
 # Knobs: SEGMENTS (64), ROUNDS (3), SCALE (15), PREFETCH (8), SHARED_BUFFERS (256MB),
@@ -160,6 +168,7 @@ restore_command() {
     local) echo "false" ;;
     prefetch) echo "$BIN/wal-archive get %f %p --repo $repo --prefetch $PREFETCH" ;;
     get) echo "$BIN/wal-archive get %f %p --repo $repo" ;;
+    prefetch-setsid) echo "setsid -w $BIN/wal-archive get %f %p --repo $repo --prefetch $PREFETCH" ;;
     pgbackrest) echo "pgbackrest --config=$W/pgbr-get.conf --stanza=b --pg1-path=$R archive-get %f \"%p\"" ;;
   esac
 }
@@ -228,11 +237,13 @@ CONF
 }
 
 median() { printf '%s\n' "$@" | grep -E '^[0-9.]+$' | sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "failed"; else print v[int((NR + 1) / 2)] }'; }
-variants=(local prefetch pgbackrest get)
+variants=(local prefetch pgbackrest get prefetch-setsid)
 declare -A times
 for r in $(seq 1 "$ROUNDS"); do
   order=("${variants[@]}")
-  [ $((r % 2)) = 0 ] && order=(get pgbackrest prefetch local)
+  if [ $((r % 2)) = 0 ]; then
+    for i in "${!variants[@]}"; do order[i]=${variants[${#variants[@]} - 1 - i]}; done
+  fi
   for v in "${order[@]}"; do
     t=$(replay "$v")
     say "round $r: $v $(bench_fmt "$t") s"
@@ -248,7 +259,7 @@ done
 # The traced runs: where replay waited.
 summary=()
 if [ "$TRACE" = 1 ]; then
-  for v in prefetch get; do
+  for v in "${variants[@]}"; do
     : > "$W/trace-$v"; chown postgres: "$W/trace-$v"
     t=$(replay "$v" "$W/trace-$v")
     # Every call is time replay waited (the startup process runs restore_command and waits);
@@ -256,11 +267,11 @@ if [ "$TRACE" = 1 ]; then
     pmed=$(awk '$3 == 0 { print $2 - $1 }' "$W/trace-$v" | sort -g | awk '{ v[NR] = $1 } END { print (NR ? v[int((NR + 1) / 2)] : 0) }')
     s=$(awk -v total="$t" -v med="$pmed" '
       { d = $2 - $1; wait += d; if (prev) gap += $1 - prev; prev = $2 }
-      $3 == 0 { n++; if (d > max) max = d; if ($4 == "spool") sp++ }
+      $3 == 0 { n++; if (d > max) max = d; if ($4 == "spool") sp++; if ($4 != "-") tagged++ }
       END {
-        if (n == 0) { print "no gets traced"; exit }
-        printf "%d segments got (%d from the spool), %d calls in all, waited %.2f s of %.2f s; per get median %.0f ms, max %.0f ms; replay between calls %.2f s\n",
-          n, sp, NR, wait, total, 1000 * med, 1000 * max, gap }' "$W/trace-$v")
+        if (n == 0) { printf "%d calls (none restored a file), waited %.2f s of %.2f s; replay between calls %.2f s\n", NR, wait, total, gap; exit }
+        printf "%d files got%s, %d calls in all, waited %.2f s of %.2f s; per get median %.0f ms, max %.0f ms; replay between calls %.2f s\n",
+          n, tagged ? sprintf(" (%d from the spool)", sp) : "", NR, wait, total, 1000 * med, 1000 * max, gap }' "$W/trace-$v")
     summary+=("traced $v: $s")
   done
   [ -z "${TRACE_DIR:-}" ] || { mkdir -p "$TRACE_DIR"; cp "$W"/trace-* "$W"/replay-*.log "$TRACE_DIR/"; }
@@ -270,7 +281,7 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 echo
 echo "replay of $N archived segments ($((N * 16)) MiB, pgbench scale $SCALE) from a cold base backup to a paused recovery target; median seconds of $ROUNDS rounds"
 echo "shared_buffers $SHARED_BUFFERS; wal-archive --prefetch $PREFETCH; pgBackRest zst-1, archive-async=y, archive-get process-max=2, archive-get-queue-max default"
-echo "load average (1, 5, 15 min): $LOAD_BEFORE before, $LOAD_AFTER after, on $(nproc) cores"
+echo "load average (1, 5, 15 min): $LOAD_BEFORE before, $LOAD_AFTER after, on $(nproc) cores; sched_autogroup_enabled $(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null || echo -)"
 printf '%-52s %8s   %s\n' variant seconds "each round"
 for v in "${variants[@]}"; do
   printf '%-52s %8s   %s\n' "$v: $(restore_command "$v" | sed "s|$BIN/||; s| --repo [^ ]*||; s| --config=[^ ]*||; s| --pg1-path=[^ ]*||")" "$(bench_fmt "${med[$v]}")" "${times[$v]}"
@@ -286,6 +297,8 @@ rowr() { # MEASUREMENT PGDR PEER-NAME PEER GOAL LIMIT
 rowr "$m: get --prefetch $PREFETCH vs local pg_wal" "${med[prefetch]}" "local pg_wal (floor)" "${med[local]}" "<= 1.1x" 1.1
 rowr "$m: get --prefetch $PREFETCH vs pgBackRest async" "${med[prefetch]}" "pgBackRest async" "${med[pgbackrest]}" "<= 0.5x" 0.5
 rowr "$m: get (no prefetch) vs local pg_wal" "${med[get]}" "local pg_wal (floor)" "${med[local]}" "-" ""
+rowr "$m: get --prefetch $PREFETCH under setsid -w vs local pg_wal" "${med[prefetch-setsid]}" "local pg_wal (floor)" "${med[local]}" "-" ""
+rowr "$m: get --prefetch $PREFETCH under setsid -w vs pgBackRest async" "${med[prefetch-setsid]}" "pgBackRest async" "${med[pgbackrest]}" "-" ""
 rowr "$m: pgBackRest async vs local pg_wal (peer's ratio)" "${med[pgbackrest]}" "local pg_wal (floor)" "${med[local]}" "-" ""
 for l in "${summary[@]}"; do bench_row wal-replay "${l:0:200}" - - - - - -; done
 bench_row wal-replay "machine load average (1, 5, 15 min)" "$LOAD_BEFORE before" - "$LOAD_AFTER after" - "$(nproc) cores" -
