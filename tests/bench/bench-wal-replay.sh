@@ -47,6 +47,11 @@ WAIT=${WAIT:-900}
 command -v pgbackrest >/dev/null || { echo "bench-wal-replay: pgbackrest not installed; skipped"; exit 0; }
 W=$(mktemp -d /tmp/pgdr-bwr.XXXXXX)
 chmod 755 "$W"; chown postgres: "$W"
+# The primary (max_wal_size 4GB), the archived WAL three times and a copy at a time.
+avail=$(df -Pm "$W" | awk 'NR == 2 { print $4 }')
+if [ "${avail:-0}" -lt $((N * 16 * 3 + 1024)) ]; then
+  rmdir "$W"; echo "bench-wal-replay: $avail MB free in /tmp, $((N * 16 * 3 + 1024)) needed"; exit 1
+fi
 P=$W/primary
 R=$W/replay
 pg() { runuser -u postgres -- "$@"; }
@@ -179,7 +184,7 @@ restore_command() {
 replay() {
   local v=$1 trace=${2:-} rc rport log t0 stop_at deadline lsn state
   rm -rf "$R" "$W/pgbr-run/spool/archive"
-  cp -a "$W/base" "$R"
+  cp -a "$W/base" "$R" || { say "$v: cannot copy the base backup"; echo failed; return 0; }
   # Hard links, not copies: recovery paused at its target writes no segment, and 1 GiB less
   # to write each run.
   [ "$v" = local ] && for s in "${segs[@]}"; do ln "$W/wal/$s" "$R/pg_wal/"; done
@@ -212,10 +217,10 @@ CONF
   pg touch "$R/recovery.signal"
   sync
   t0=$(now)
-  pg "$PGBIN/pg_ctl" -D "$R" -l "$log" start >/dev/null
+  pg "$PGBIN/pg_ctl" -D "$R" -l "$log" start >/dev/null || { say "$v: pg_ctl start failed"; echo failed; return 0; }
   deadline=$(( $(date +%s) + WAIT ))
   until grep -q 'recovery stopping after WAL location' "$log"; do
-    if grep -qE 'FATAL|PANIC' "$log" || [ "$(date +%s)" -ge "$deadline" ]; then
+    if grep -qE 'FATAL|PANIC|database system is shut down' "$log" || [ "$(date +%s)" -ge "$deadline" ]; then
       say "$v: recovery did not reach $TARGET: $(grep -E 'FATAL|PANIC' "$log" | tail -1)"
       pg "$PGBIN/pg_ctl" -D "$R" -m immediate -w stop >/dev/null 2>&1 || true
       echo failed; return 0
