@@ -10,14 +10,20 @@ fn repo_root() -> &'static Path {
 }
 
 /// `make install DESTDIR=… PREFIX=/usr/local` of the debug build, once for the tests here.
+/// It goes to one fixed directory under cargo's target tmpdir, emptied first: a static
+/// TempDir is never dropped, so each run used to leave its 1.4 GB install behind in /tmp.
 fn installed() -> &'static Path {
-    static DEST: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    static DEST: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     DEST.get_or_init(|| {
-        let dest = tempfile::tempdir().unwrap();
+        let dest = Path::new(env!("CARGO_TARGET_TMPDIR")).join("install");
+        if dest.exists() {
+            std::fs::remove_dir_all(&dest).unwrap();
+        }
+        std::fs::create_dir_all(&dest).unwrap();
         let out = Command::new("make")
             .current_dir(repo_root())
             .args(["-s", "install", "PREFIX=/usr/local", "PROFILE=debug"])
-            .arg(format!("DESTDIR={}", dest.path().display()))
+            .arg(format!("DESTDIR={}", dest.display()))
             .output()
             .unwrap();
         assert!(
@@ -28,7 +34,6 @@ fn installed() -> &'static Path {
         );
         dest
     })
-    .path()
 }
 
 fn prefix() -> PathBuf {
