@@ -12,9 +12,7 @@
 mod image_support;
 mod snap_support;
 
-use image_support::{
-    pieces, postgres_running_under, tamper_a_piece, Far, Region, ROWS,
-};
+use image_support::{pieces, postgres_running_under, tamper_a_piece, Far, Region, ROWS};
 use pgdr_clone::doc::{CloneReport, DestroyReport};
 use pgdr_repo::image::manifest::Manifest;
 use pgdr_snap::doc::{ImageReport, PruneReport, SnapshotList};

@@ -268,7 +268,14 @@ impl Far {
             repo: "s3://far/pg".into(),
         };
         far.cmd(tool("wal-archive"))
-            .args(["init", "--repo", &far.repo, "--encrypt-to", &far.key.2, "--pgdata"])
+            .args([
+                "init",
+                "--repo",
+                &far.repo,
+                "--encrypt-to",
+                &far.key.2,
+                "--pgdata",
+            ])
             .arg(&primary.data)
             .run()
             .ok();
@@ -311,4 +318,3 @@ pub fn tamper_a_piece(repo: &str, name: &str) -> (String, String) {
     std::fs::write(&victim, &bytes).unwrap();
     (file.path.clone(), file.pieces[0].clone())
 }
-

@@ -159,3 +159,37 @@ pub fn run(args: Args) -> Result<Outcome> {
     })?;
     Outcome::document(&doc)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn image_of(argv: &[&str]) -> Option<PathBuf> {
+        let args = Args::try_parse_from(
+            ["snap-clone", "--into", "dbname=app", "--snapshot", "pgdr-x"]
+                .iter()
+                .chain(argv),
+        )
+        .unwrap();
+        image_repo(&args, &crate::cli::source(&args).unwrap())
+    }
+
+    #[test]
+    fn an_image_with_target_and_never_with_a_local_place() {
+        assert_eq!(
+            image_of(&["--repo", "/r", "--target", "/d"]),
+            Some(PathBuf::from("/r"))
+        );
+        assert_eq!(image_of(&["--target", "/d"]), None);
+        for local in [
+            ["--pgdata", "/p"],
+            ["--snapshot-dir", "/s"],
+            ["--backend", "copy"],
+        ] {
+            let mut argv = vec!["--repo", "/r", "--target", "/d"];
+            argv.extend(local);
+            assert_eq!(image_of(&argv), None, "{local:?}");
+        }
+    }
+}
