@@ -9,219 +9,19 @@
 //! S3 repository (moto) through `snap-take - --to`, the WAL and the older image follow with
 //! `wal-archive copy`, and the new instances come from that repository alone.
 
+mod image_support;
 mod snap_support;
 
-use pgdr_clone::doc::{CloneList, CloneReport, DestroyReport};
-use pgdr_repo::image::manifest::{self, Manifest};
+use image_support::{pieces, postgres_running_under, tamper_a_piece, Far, Region, ROWS};
+use pgdr_clone::doc::{CloneReport, DestroyReport};
+use pgdr_repo::image::manifest::Manifest;
 use pgdr_snap::doc::{ImageReport, PruneReport, SnapshotList};
 use pgdr_snap::SnapshotMeta;
-use pgdr_testkit::{
-    bin_dir, skip_unless, tool, BtrfsMount, Cluster, S3Server, ToolCommand, ZfsPool,
-};
-use snap_support::pgbench_init;
+use pgdr_testkit::{bin_dir, skip_unless, tool, BtrfsMount, S3Server, ToolCommand, ZfsPool};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-const ROWS: i64 = 10;
-
-/// A primary archiving into a repository, a standby, rows in batches with recorded times.
-struct Region {
-    primary: Cluster,
-    standby: Option<Cluster>,
-    _repo_dir: tempfile::TempDir,
-    /// The repository's location as the tools take it.
-    repo: String,
-    registry: tempfile::TempDir,
-    /// (start, end) of each batch's commit; batch i is index i-1.
-    batches: Vec<(String, String)>,
-    marks: Vec<(&'static str, String)>,
-    /// Extra snap-take arguments (the copy backend's).
-    take_args: Vec<String>,
-}
-
-impl Region {
-    fn new(standby_dir: &Path, take_args: &[&str], scale: Option<i64>) -> Region {
-        let repo_dir = pgdr_testkit::short_tempdir("pgdr-ir-");
-        let repo = repo_dir.path().join("repo").display().to_string();
-        let wa = bin_dir().join("wal-archive");
-        let mut primary = Cluster::builder()
-            .conf("archive_mode = on")
-            .conf("max_wal_size = 256MB")
-            .conf(format!(
-                "archive_command = '{} push %p --repo {repo}'",
-                wa.display()
-            ))
-            .init_only();
-        tool("wal-archive")
-            .args(["init", "--repo", &repo, "--pgdata"])
-            .arg(&primary.data)
-            .run()
-            .ok();
-        primary.start_server();
-        primary.execute("create table t (batch int, n int)");
-        if let Some(s) = scale {
-            pgbench_init(&primary, s);
-        }
-        let standby = primary.standby_in(Some(standby_dir));
-        let mut r = Region {
-            primary,
-            standby: Some(standby),
-            _repo_dir: repo_dir,
-            repo,
-            registry: tempfile::tempdir().unwrap(),
-            batches: vec![],
-            marks: vec![],
-            take_args: take_args.iter().map(|s| s.to_string()).collect(),
-        };
-        r.batch();
-        r
-    }
-
-    fn standby(&self) -> &Cluster {
-        self.standby.as_ref().expect("the standby is there")
-    }
-
-    fn now(&self) -> String {
-        self.primary
-            .query_value("select clock_timestamp()::text")
-            .unwrap()
-    }
-
-    fn mark(&mut self, name: &'static str) {
-        std::thread::sleep(Duration::from_millis(300));
-        let t = self.now();
-        self.marks.push((name, t));
-        std::thread::sleep(Duration::from_millis(300));
-    }
-
-    fn at(&self, name: &str) -> String {
-        self.marks
-            .iter()
-            .find(|(n, _)| *n == name)
-            .unwrap()
-            .1
-            .clone()
-    }
-
-    fn batch(&mut self) {
-        let b = self.batches.len() as i64 + 1;
-        let start = self.now();
-        self.primary.execute(&format!(
-            "insert into t select {b}, g from generate_series(1, {ROWS}) g"
-        ));
-        let end = self.now();
-        self.batches.push((start, end));
-        if let Some(s) = &self.standby {
-            s.wait_for(
-                &format!("select count(*) = {} from t", b * ROWS),
-                Duration::from_secs(60),
-            );
-        }
-    }
-
-    /// A restartpoint on the standby after everything the primary wrote: its data files
-    /// change, and its pg_control says it is consistent past it.
-    fn settle(&self) {
-        self.primary.execute("checkpoint");
-        let lsn = self
-            .primary
-            .query_value("select pg_current_wal_lsn()")
-            .unwrap();
-        self.standby().wait_for(
-            &format!("select pg_last_wal_replay_lsn() >= '{lsn}'"),
-            Duration::from_secs(60),
-        );
-        self.standby().execute("checkpoint");
-    }
-
-    /// The current segment switched and archived.
-    fn archive_all(&self) {
-        let seg = self
-            .primary
-            .query_value("select pg_walfile_name(pg_switch_wal())")
-            .unwrap();
-        self.primary.wait_for(
-            &format!("select coalesce(last_archived_wal >= '{seg}', false) from pg_stat_archiver"),
-            Duration::from_secs(120),
-        );
-    }
-
-    fn take(&self) -> ToolCommand {
-        let mut t = tool("snap-take")
-            .arg("--pgdata")
-            .arg(&self.standby().data)
-            .args(&self.take_args);
-        if self.take_args.iter().any(|a| a == "copy") {
-            t = t.args(["-d", &self.standby().conninfo()]);
-        }
-        t
-    }
-
-    /// snap-take --to the repository.
-    fn image(&self) -> ImageReport {
-        self.take()
-            .args(["--to", &self.repo])
-            .run()
-            .ok()
-            .document::<ImageReport>()
-    }
-
-    fn sc(&self) -> ToolCommand {
-        tool("snap-clone").env("PGDR_CLONE_DIR", self.registry.path())
-    }
-
-    /// The batches whose commit had finished by `t`.
-    fn expected(&self, t: &str) -> Vec<i64> {
-        let ts = |s: &str| pgdr_clone::target::parse_time(s).unwrap();
-        let t = ts(t);
-        let mut v = Vec::new();
-        for (i, (start, end)) in self.batches.iter().enumerate() {
-            assert!(!(ts(start) <= t && t <= ts(end)), "target inside batch");
-            if ts(end) <= t {
-                v.push(i as i64 + 1);
-            }
-        }
-        v
-    }
-
-    fn manifest(&self, name: &str) -> Manifest {
-        manifest_of(&self.repo, name)
-    }
-
-    fn list(&self) -> SnapshotList {
-        tool("snap-take")
-            .args(["--list", "--repo", &self.repo])
-            .run()
-            .ok()
-            .document::<SnapshotList>()
-    }
-
-    fn clones(&self) -> CloneList {
-        self.sc().arg("--list").run().ok().document::<CloneList>()
-    }
-}
-
-fn manifest_of(repo: &str, name: &str) -> Manifest {
-    let r = pgdr_repo::Repo::open(Path::new(repo)).unwrap();
-    manifest::read(&r, name).unwrap().expect("the image exists")
-}
-
-fn pieces(m: &Manifest) -> HashSet<String> {
-    m.files
-        .iter()
-        .flat_map(|e| e.pieces.iter().cloned())
-        .collect()
-}
-
-/// Where a piece is stored (a local repository: tampering with it needs the file).
-fn piece_path(repo: &str, digest: &str) -> PathBuf {
-    Path::new(repo)
-        .join("images/data")
-        .join(&digest[..2])
-        .join(digest)
-}
 
 fn rows(doc: &CloneReport) -> Vec<i64> {
     let conn = format!(
@@ -239,14 +39,6 @@ fn rows(doc: &CloneReport) -> Vec<i64> {
         .collect();
     assert_eq!(n, b.len() as i64 * ROWS);
     b
-}
-
-/// Whether a postgres process has its working directory below `dir`.
-fn postgres_running_under(dir: &Path) -> bool {
-    std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
-        std::fs::read_link(e.path().join("cwd")).is_ok_and(|c| c.starts_with(dir))
-            && std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == "postgres")
-    })
 }
 
 /// Checks the second image of a pair sent exactly the pieces the first did not have.
@@ -316,21 +108,9 @@ fn zfs_drill_in_another_region() {
     }
     // The other region's repository: S3 (moto), encrypted. The newest image goes there
     // through the pipeline, the WAL and the older image through wal-archive copy.
-    let s3 = skip_unless!(S3Server::start());
-    s3.create_bucket("far");
-    let far = "s3://far/pg";
-    let key = place_identity();
-    let in_s3 = |t: ToolCommand| {
-        s3.env()
-            .into_iter()
-            .fold(t, |t, (k, v)| t.env(k, v))
-            .env("PGDR_IDENTITY", key.1.as_path())
-    };
-    in_s3(tool("wal-archive"))
-        .args(["init", "--repo", far, "--encrypt-to", &key.2, "--pgdata"])
-        .arg(&r.primary.data)
-        .run()
-        .ok();
+    let far = Far::init(skip_unless!(S3Server::start()), &r.primary);
+    let in_s3 = |t: ToolCommand| far.cmd(t);
+    let far = far.repo.as_str();
     let direct = in_s3(tool("snap-take"))
         .args(["-", "--to", far])
         .stdin(snap.stdout.clone())
@@ -398,34 +178,6 @@ fn zfs_drill_in_another_region() {
     }
     assert!(std::fs::read_dir(place.path()).unwrap().next().is_none());
     assert!(!postgres_running_under(place.path()));
-}
-
-/// An age identity for the far repository: (its directory, the key file readable by the
-/// postgres user alone, the recipient).
-fn place_identity() -> (tempfile::TempDir, PathBuf, String) {
-    let dir = pgdr_testkit::short_tempdir("pgdr-key-");
-    std::fs::set_permissions(
-        dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    let key = dir.path().join("dr.key");
-    let out = Command::new("age-keygen")
-        .arg("-o")
-        .arg(&key)
-        .output()
-        .expect("age-keygen (make deps installs age)");
-    assert!(out.status.success(), "{out:?}");
-    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let pg = pgdr_core::owner::user_by_name("postgres").expect("a postgres user");
-    std::os::unix::fs::chown(&key, Some(pg.uid), Some(pg.gid)).unwrap();
-    let out = Command::new("age-keygen")
-        .arg("-y")
-        .arg(&key)
-        .output()
-        .unwrap();
-    let recipient = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    (dir, key, recipient)
 }
 
 /// PATH with the tools first.
@@ -708,27 +460,7 @@ fn copy_pipeline_restored_tree_and_tampering() {
     r.sc().args(["--destroy", "plain"]).run().ok();
 
     // A tampered piece: one line, exit 1, nothing started, the directory removed.
-    let m = r.manifest(&b_name);
-    // The largest relation file whose first piece no other file shares.
-    let uses = |d: &str| {
-        m.files
-            .iter()
-            .flat_map(|e| &e.pieces)
-            .filter(|p| *p == d)
-            .count()
-    };
-    let t_file = m
-        .files
-        .iter()
-        .filter(|e| e.path.starts_with("base/") && !e.pieces.is_empty())
-        .filter(|e| uses(&e.pieces[0]) == 1)
-        .max_by_key(|e| e.size)
-        .unwrap();
-    let victim = piece_path(&r.repo, &t_file.pieces[0]);
-    let mut bytes = std::fs::read(&victim).unwrap();
-    let at = bytes.len() - 20;
-    bytes[at] ^= 0x55;
-    std::fs::write(&victim, &bytes).unwrap();
+    let (t_path, t_piece) = tamper_a_piece(&r.repo, &b_name);
     let target = place.path().join("bad");
     let out = r
         .sc()
@@ -737,8 +469,8 @@ fn copy_pipeline_restored_tree_and_tampering() {
         .args(["--name", "bad", "--start"])
         .run()
         .expect_error(1, "snap-clone");
-    assert!(out.stderr.contains(&t_file.path), "{}", out.stderr);
-    assert!(out.stderr.contains(&t_file.pieces[0]), "{}", out.stderr);
+    assert!(out.stderr.contains(&t_path), "{}", out.stderr);
+    assert!(out.stderr.contains(&t_piece), "{}", out.stderr);
     assert!(!target.exists());
     assert!(r.clones().clones.is_empty());
     assert!(!postgres_running_under(place.path()));

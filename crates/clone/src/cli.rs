@@ -62,7 +62,8 @@ anything starts, and the directory is removed.\n\n\
 With --into CONNINFO, tables of a snapshot are restored into an existing database instead \
 (see TABLE RESTORE): from a logical snapshot (--snapshot NAME in --snapshot-dir or --repo) \
 with pg_restore, or from a physical one at any moment of the recovery window through a \
-temporary clone that is destroyed afterwards."
+temporary clone that is destroyed afterwards: of a local snapshot, or of an image of --repo \
+(with --target, or where this host has no snapshot that serves the request)."
 )]
 #[command(group(clap::ArgGroup::new("started").args(["start", "into", "drill"]).multiple(true)))]
 pub struct Args {
@@ -93,7 +94,8 @@ pub struct Args {
     /// The clone's name (letters, digits, '.', '_', '-').
     #[arg(long, value_name = "CLONE")]
     pub name: Option<String>,
-    /// Where the clone's root goes (must not exist; default: the backend's clone place).
+    /// Where the clone's root goes (must not exist; default: the backend's clone place; with
+    /// --into, an image's goes to $TMPDIR/pgdr-tables-NAME).
     #[arg(long, value_name = "DIR")]
     pub target: Option<PathBuf>,
     /// The clone's port (default: a free one).
@@ -123,7 +125,7 @@ pub struct Args {
     /// A wal-archive repository: restore_command = 'wal-archive get %f %p --repo DIR
     /// --prefetch 4' (the next segments decompressed and verified ahead of replay). With
     /// --target and no --pgdata, --snapshot-dir, --backend or '-': the image is restored from
-    /// it too. An encrypted one is read with the identity file $PGDR_IDENTITY names (owned
+    /// it too (with --into also without --target when no local snapshot serves the request). An encrypted one is read with the identity file $PGDR_IDENTITY names (owned
     /// by the data directory's owner: the server's restore_command reads it too).
     #[arg(long, value_name = "REPO")]
     pub repo: Option<PathBuf>,
@@ -339,19 +341,19 @@ pub(crate) fn restore_command(args: &Args) -> Result<Option<String>> {
     )))
 }
 
-/// Whether the clone is restored from an image of --repo: --target (or --drill) is given and nothing
-/// names a local snapshot's place (--pgdata on the command line, --snapshot-dir, --backend,
-/// '-'). PGDATA from the environment does not count: on a host of another region it names
-/// the instance to be, not a source.
-fn from_image(args: &Args) -> bool {
+/// Whether the arguments name a local snapshot's place: --pgdata on the command line,
+/// --snapshot-dir, --backend or '-'. PGDATA from the environment does not count: on a host of
+/// another region it names the instance to be, not a source.
+pub(crate) fn names_local_place(args: &Args) -> bool {
     let pgdata_given =
         args.pgdata.is_some() && std::env::var_os("PGDATA").map(PathBuf::from) != args.pgdata;
-    args.repo.is_some()
-        && (args.target.is_some() || args.drill)
-        && !pgdata_given
-        && args.snapshot_dir.is_none()
-        && args.backend.is_none()
-        && args.input.is_none()
+    pgdata_given || args.snapshot_dir.is_some() || args.backend.is_some() || args.input.is_some()
+}
+
+/// Whether the clone is restored from an image of --repo: --target (or --drill) is given and
+/// nothing names a local snapshot's place ([`names_local_place`]).
+fn from_image(args: &Args) -> bool {
+    args.repo.is_some() && (args.target.is_some() || args.drill) && !names_local_place(args)
 }
 
 /// Parses the arguments into one of the three operations, runs it, prints its document.
@@ -427,7 +429,7 @@ pub fn run(args: Args) -> Result<Outcome> {
 pub static MAN: pgdr_core::man::ManExtra = pgdr_core::man::ManExtra {
     exit_status: &[
         (0, "The clone was made (and with --start, recovery reached the target); or --list/--destroy succeeded; or (--into) the tables were restored, or with --dry-run the precheck passed; --drill: the drill passed, or with --format prometheus the metrics were written."),
-        (1, "--drill: the drill failed (not restorable, corruption, or the clone not removed; the report says which). Otherwise: it failed or was refused (no such snapshot or image, a target before the snapshot's consistent point, a missing or damaged piece of an image, port taken, the server failed or stopped during recovery, --wait ran out, SIGINT/SIGTERM); the server it started was stopped and the clone destroyed (a restored directory removed). The message ends with the last lines of the server log. With --into: no such table in the snapshot, a name that exists (fail, replace), a privilege missing, no pg_dump/pg_restore of a sufficient major, the target database missing, or the restore failed: the target database is as it was and no temporary clone is left."),
+        (1, "--drill: the drill failed (not restorable, corruption, or the clone not removed; the report says which). Otherwise: it failed or was refused (no such snapshot or image, a target before the snapshot's consistent point, a missing or damaged piece of an image, port taken, the server failed or stopped during recovery, --wait ran out, SIGINT/SIGTERM); the server it started was stopped and the clone destroyed (a restored directory removed). The message ends with the last lines of the server log. With --into: no such table in the snapshot, a name that exists (fail, replace), a privilege missing, no pg_dump/pg_restore of a sufficient major, the target database missing, or the restore failed: the target database is as it was and no temporary clone (nor an image's directory) is left."),
         (2, "Usage error: bad arguments, a document on stdin that is not snap-take's, or (without --pgdata) snapshots of several data directories found."),
         (75, "Another snap-clone run holds the lock of this clone name, or snap-take/snap-prune holds the lock of the data directory's snapshots longer than --wait-lock (default 30 seconds for the latter)."),
     ],
@@ -449,13 +451,14 @@ pub static MAN: pgdr_core::man::ManExtra = pgdr_core::man::ManExtra {
         ("A new instance in another region, from the repository alone, as it was at 17:28:37:", "snap-clone --repo s3://dr-region/pg --before '2026-03-21 17:28:37+08' --target /srv/pg/dr --name dr --start"),
         ("One table of last night's logical snapshot beside the live one (job_info_pgdr_20260321020000):", "snap-clone --snapshot pgdr-20260321T020000Z-nightly --snapshot-dir /backup/logical --into 'dbname=app' --table public.job_info"),
         ("The same table as it was at 17:28:37 (+08), from the physical snapshots and the WAL archive:", "snap-clone --before '2026-03-21 17:28:37+08' --recovery-target-time '2026-03-21 17:28:37+08' --repo /zpdata02/wal --into 'dbname=app' --table public.job_info"),
+        ("The same in another region, from an image and the WAL in an encrypted repository alone:", "PGDR_IDENTITY=/etc/pgdr/dr.key snap-clone --repo s3://dr-region/pg --before '2026-03-21 17:28:37+08' --into 'dbname=app' --table public.job_info"),
         ("Check a replace before doing it:", "snap-clone --snapshot pgdr-20260321T020000Z --repo /backup/app --into 'dbname=app' --table public.job_info --on-conflict replace --dry-run --pretty"),
         ("Nightly from cron: prove the newest image restorable and clean, published for node_exporter's textfile collector (failures too):", "snap-clone --drill --repo s3://dr-region/pg --format prometheus > /var/lib/node_exporter/drill.prom.tmp && mv /var/lib/node_exporter/drill.prom.tmp /var/lib/node_exporter/drill.prom"),
     ],
     extra_sections: &[
         (
             "TABLE RESTORE",
-            "--into CONNINFO restores the tables named with --table (schema.table or table, quoted as in SQL; every table without --table) into an existing database, with everything that belongs to them: partitions, sequences they own (identity and serial), defaults, constraints, indexes, triggers, policies, rules, extended statistics, comments, and their rows. Functions, types, sequences and schemas they need are created when the target lacks them and used as they are when it has them (listed under skipped). Foreign keys to tables that are not restored are not created (skipped, with the reason): the copy must not lock or depend on a live table. Owners, privileges and tablespaces are the target's (pg_restore --no-owner --no-privileges --no-tablespaces).\n--on-conflict rename (the default): a table any of whose names exists in the target (the table, its row type, a partition, an index, an owned sequence, a statistics object) is created as TABLE_pgdr_YYYYmmddHHMMSS (the snapshot's moment, UTC), and every name of its own gets the same suffix: indexes, constraints (including PostgreSQL 18's named NOT NULL constraints), sequences, triggers, policies, rules; the existing table and everything of it is not touched. A name that would pass PostgreSQL's 63 bytes keeps its first bytes, then 8 hex digits of the SHA-256 of the full name, then the suffix (shortened in the report). Restoring from the same moment twice is refused, naming the copy that exists. fail: nothing is changed when any name exists; the error lists them. replace: the existing table (with its partitions) is dropped and the snapshot's created in its place in the same transaction; foreign keys other tables hold on it are dropped first and created again afterwards, which validates every row (a violating row fails the whole replace: nothing changes); its owner and table-level grants are given back. A view on a replaced table makes replace refuse.\nThe whole restore is one transaction on one connection: pg_restore writes the SQL of the chosen entries of the archive's table of contents (its toc.dat, which pgdr reads to plan), snap-clone runs it with the new names, and streams each table's rows from its pg_dump data file into COPY (the entry's own COPY statement, renamed), as pg_restore would; a stored snapshot's files are decompressed and checked against their SHA-256 on the way. Any failure (a statement, pg_restore, a damaged file, SIGINT/SIGTERM) rolls it back. --jobs N lets PostgreSQL build each index with N-1 parallel maintenance workers in that transaction (parallel loading would need separate transactions).\n--dry-run is the precheck: the connection, CREATE on each target schema (CREATE on the database for a schema the restore creates), for replace the ownership of the table and of every table whose foreign keys on it are kept, and the plan (every object with the name it gets), with nothing changed.\nFrom a physical snapshot (--snapshot S or --before T, with --recovery-target-time, --repo and the other clone options), a temporary clone recovers to the target and pauses, pg_dump (run as the data directory's owner, over the clone's socket, from the database named like --into's or --database) dumps the tables, they are restored as above, and the clone is destroyed, also on failure; --keep-clone keeps it after a success. The report's as_of is the recovery target time (else the point the clone reached), and renamed tables carry that moment.\npg_restore (and for a physical snapshot pg_dump) of a major at least the target's, the clone's and the dump's is needed: the newest on PATH, in /usr/lib/postgresql/N/bin, /usr/pgsql-N/bin or PGDR_PG_ROOT/N/bin is used, or --pg-bin DIR, and named in the report; an older one is refused with the reason.",
+            "--into CONNINFO restores the tables named with --table (schema.table or table, quoted as in SQL; every table without --table) into an existing database, with everything that belongs to them: partitions, sequences they own (identity and serial), defaults, constraints, indexes, triggers, policies, rules, extended statistics, comments, and their rows. Functions, types, sequences and schemas they need are created when the target lacks them and used as they are when it has them (listed under skipped). Foreign keys to tables that are not restored are not created (skipped, with the reason): the copy must not lock or depend on a live table. Owners, privileges and tablespaces are the target's (pg_restore --no-owner --no-privileges --no-tablespaces).\n--on-conflict rename (the default): a table any of whose names exists in the target (the table, its row type, a partition, an index, an owned sequence, a statistics object) is created as TABLE_pgdr_YYYYmmddHHMMSS (the snapshot's moment, UTC), and every name of its own gets the same suffix: indexes, constraints (including PostgreSQL 18's named NOT NULL constraints), sequences, triggers, policies, rules; the existing table and everything of it is not touched. A name that would pass PostgreSQL's 63 bytes keeps its first bytes, then 8 hex digits of the SHA-256 of the full name, then the suffix (shortened in the report). Restoring from the same moment twice is refused, naming the copy that exists. fail: nothing is changed when any name exists; the error lists them. replace: the existing table (with its partitions) is dropped and the snapshot's created in its place in the same transaction; foreign keys other tables hold on it are dropped first and created again afterwards, which validates every row (a violating row fails the whole replace: nothing changes); its owner and table-level grants are given back. A view on a replaced table makes replace refuse.\nThe whole restore is one transaction on one connection: pg_restore writes the SQL of the chosen entries of the archive's table of contents (its toc.dat, which pgdr reads to plan), snap-clone runs it with the new names, and streams each table's rows from its pg_dump data file into COPY (the entry's own COPY statement, renamed), as pg_restore would; a stored snapshot's files are decompressed and checked against their SHA-256 on the way. Any failure (a statement, pg_restore, a damaged file, SIGINT/SIGTERM) rolls it back. --jobs N lets PostgreSQL build each index with N-1 parallel maintenance workers in that transaction (parallel loading would need separate transactions).\n--dry-run is the precheck: the connection, CREATE on each target schema (CREATE on the database for a schema the restore creates), for replace the ownership of the table and of every table whose foreign keys on it are kept, and the plan (every object with the name it gets), with nothing changed in the target (from a physical snapshot the temporary clone is still made, and destroyed, to read the tables' definitions).\nFrom a physical snapshot (--snapshot S or --before T, with --recovery-target-time, --repo and the other clone options), a temporary clone recovers to the target and pauses, pg_dump (run as the data directory's owner, over the clone's socket, from the database named like --into's or --database) dumps the tables, they are restored as above, and the clone is destroyed, also on failure; --keep-clone keeps it after a success. The clone is of an image of --repo (as IMAGES says; the report's source is the repository) when --repo is given without --pgdata on the command line, --snapshot-dir, --backend or '-', and either --target is given or this host has no snapshot made by snap-take that the request could use (of PGDATA from the environment, or on an imported ZFS pool or mounted btrfs filesystem; with --snapshot NAME, one of that name): a host of another region needs no more than the repository. The image is restored into --target, else into $TMPDIR/pgdr-tables-NAME, which needs room for the whole data directory; the directory is removed with the clone. A missing or damaged piece fails the run before anything is dumped: the target database is unchanged, and no clone or directory is left. The report's as_of is the recovery target time (else the point the clone reached), and renamed tables carry that moment.\npg_restore (and for a physical snapshot pg_dump) of a major at least the target's, the clone's and the dump's is needed: the newest on PATH, in /usr/lib/postgresql/N/bin, /usr/pgsql-N/bin or PGDR_PG_ROOT/N/bin is used, or --pg-bin DIR, and named in the report; an older one is refused with the reason.",
         ),
         (
             "CONSISTENT POINT",

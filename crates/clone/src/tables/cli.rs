@@ -1,15 +1,19 @@
 //! The arguments of snap-clone that restore tables into a database (`--into`), turned into
 //! a [`TablesRequest`]: a logical snapshot when `--snapshot NAME` is one in `--snapshot-dir`
-//! or `--repo`, else a physical snapshot (`--snapshot` or `--before`) cloned temporarily
-//! with snap-clone's own create path.
+//! or `--repo`, else a physical snapshot (`--snapshot`, `--before` or `--latest`) cloned
+//! temporarily with snap-clone's own create path: a local snapshot, or an image of `--repo`
+//! restored into `--target` or a new directory under $TMPDIR ([`image_repo`]).
 
 use super::{From, TablesRequest};
 use crate::cli::Args;
-use crate::create::CreateRequest;
+use crate::create::{CreateRequest, Source};
 use crate::prepare::Action;
 use pgdr_core::{Context, Error, Outcome, Result};
+use pgdr_snap::backend::discover;
 use pgdr_snap::logical::place::Place;
 use pgdr_snap::registry::Registry;
+use pgdr_snap::{Backend, SnapshotMeta};
+use std::path::{Path, PathBuf};
 
 /// Where the logical snapshot `name` is, if it is one.
 fn logical_place(name: &str, args: &Args) -> Result<Option<Place>> {
@@ -28,7 +32,49 @@ fn logical_place(name: &str, args: &Args) -> Result<Option<Place>> {
     Ok(None)
 }
 
-/// The request for a temporary clone of a physical snapshot, as snap-clone makes clones.
+/// Whether this host has a snapshot made by snap-take that `source` could name: of PGDATA
+/// (from the environment) or on an imported ZFS pool or mounted btrfs filesystem; with
+/// --snapshot NAME, one of that name. What cannot be read counts as none.
+fn local_snapshots(args: &Args, source: &Source) -> bool {
+    let wanted = |m: &SnapshotMeta| match source {
+        Source::Name(n) => m.snapshot == *n,
+        _ => true,
+    };
+    let of_pgdata = args.pgdata.as_deref().is_some_and(|p| {
+        Backend::detect(p, None, None)
+            .and_then(|b| b.list())
+            .is_ok_and(|v| v.iter().any(wanted))
+    });
+    of_pgdata || discover::discover(None).is_ok_and(|d| d.found.iter().any(|f| wanted(&f.meta)))
+}
+
+/// The repository whose image the temporary clone is restored from, or None for a local
+/// snapshot. An image when --repo is given, nothing names a local snapshot's place
+/// (crate::cli::names_local_place), and either --target is given (as for a clone) or this
+/// host has no snapshot that would serve the request: on a host of another region, --repo
+/// alone is enough; where the snapshots are, a local clone is the quicker one and --repo is
+/// the WAL archive.
+fn image_repo(args: &Args, source: &Source) -> Option<PathBuf> {
+    let repo = args.repo.as_ref()?;
+    if crate::cli::names_local_place(args) {
+        return None;
+    }
+    (args.target.is_some() || !local_snapshots(args, source)).then(|| repo.clone())
+}
+
+fn absolute(p: &Path) -> Result<PathBuf> {
+    if p.is_absolute() {
+        return Ok(p.to_path_buf());
+    }
+    Ok(std::env::current_dir()
+        .context(|| "cannot read the current directory".into())?
+        .join(p))
+}
+
+/// The request for a temporary clone of a physical snapshot, as snap-clone makes clones. An
+/// image without --target is restored into $TMPDIR/pgdr-tables-NAME (made, and removed with
+/// the clone, by the restore; as root given to the user that owned the source's data
+/// directory, as for any image).
 fn physical(args: &Args) -> Result<CreateRequest> {
     let name = match &args.name {
         Some(n) => n.clone(),
@@ -39,17 +85,17 @@ fn physical(args: &Args) -> Result<CreateRequest> {
         ),
     };
     pgdr_snap::meta::check_label_arg("--name", &name)?;
-    let target_dir = match &args.target {
-        Some(t) if t.is_absolute() => Some(t.clone()),
-        Some(t) => Some(
-            std::env::current_dir()
-                .context(|| "cannot read the current directory".into())?
-                .join(t),
-        ),
-        None => None,
+    let source = crate::cli::source(args)?;
+    let image_repo = image_repo(args, &source);
+    let target_dir = match (&args.target, &image_repo) {
+        (Some(t), _) => Some(absolute(t)?),
+        (None, Some(_)) => Some(absolute(
+            &std::env::temp_dir().join(format!("pgdr-tables-{name}")),
+        )?),
+        (None, None) => None,
     };
     Ok(CreateRequest {
-        source: crate::cli::source(args)?,
+        source,
         pgdata: args.pgdata.clone(),
         backend: args.backend,
         snapshot_dir: args.snapshot_dir.clone(),
@@ -67,9 +113,7 @@ fn physical(args: &Args) -> Result<CreateRequest> {
         wait: pgdr_core::lock::wait_duration("--wait", args.wait)?,
         wait_lock: pgdr_core::lock::wait_duration("--wait-lock", args.wait_lock)?,
         registry: Registry::host(),
-        // A temporary clone is of a local snapshot: images are restored only with --target
-        // and without --into (crate::cli::run).
-        image_repo: None,
+        image_repo,
         parallel: args.parallel.into(),
     })
 }
@@ -114,4 +158,38 @@ pub fn run(args: Args) -> Result<Outcome> {
         from,
     })?;
     Outcome::document(&doc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn image_of(argv: &[&str]) -> Option<PathBuf> {
+        let args = Args::try_parse_from(
+            ["snap-clone", "--into", "dbname=app", "--snapshot", "pgdr-x"]
+                .iter()
+                .chain(argv),
+        )
+        .unwrap();
+        image_repo(&args, &crate::cli::source(&args).unwrap())
+    }
+
+    #[test]
+    fn an_image_with_target_and_never_with_a_local_place() {
+        assert_eq!(
+            image_of(&["--repo", "/r", "--target", "/d"]),
+            Some(PathBuf::from("/r"))
+        );
+        assert_eq!(image_of(&["--target", "/d"]), None);
+        for local in [
+            ["--pgdata", "/p"],
+            ["--snapshot-dir", "/s"],
+            ["--backend", "copy"],
+        ] {
+            let mut argv = vec!["--repo", "/r", "--target", "/d"];
+            argv.extend(local);
+            assert_eq!(image_of(&argv), None, "{local:?}");
+        }
+    }
 }

@@ -14,7 +14,9 @@ pub struct RestoreReport {
     /// "logical" (a logical snapshot, restored with pg_restore) or "physical" (a temporary
     /// clone recovered to the target, its tables dumped and restored).
     pub kind: String,
-    /// Where the snapshot is: its directory, repository, or (physical) data directory.
+    /// Where the snapshot is: a logical snapshot's directory or repository; for a physical
+    /// one, the temporary clone's location (dataset or directory), or the repository of an
+    /// image.
     pub source: String,
     /// The moment the restored rows are of (RFC 3339, UTC): a logical snapshot's
     /// consistent_at, or the physical clone's recovery target (the point it reached for an

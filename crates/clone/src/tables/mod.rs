@@ -1,7 +1,8 @@
 //! `snap-clone --into CONNINFO [--table T]…`: tables of a snapshot restored into an existing
 //! database, as one transaction. From a logical snapshot, pg_restore reads it directly; from
-//! a physical one, a temporary clone recovers to the target, pg_dump dumps the tables from
-//! it, and the clone is destroyed afterwards (also on failure).
+//! a physical one (a local snapshot, or an image in a repository restored into a new
+//! directory), a temporary clone recovers to the target, pg_dump dumps the tables from it,
+//! and the clone is destroyed afterwards (also on failure; an image's directory with it).
 //!
 //! - [`select`]: which entries of pg_dump's table of contents belong to the tables; [`plan`]:
 //!   the names they get (`--on-conflict rename|fail|replace`); both pure.
@@ -333,7 +334,12 @@ fn physical(
             name: made.snapshot.clone(),
             kind: "physical",
             source: Source::Plain(&out),
-            location: made.location.clone(),
+            // An image's clone lives in a directory that is gone afterwards: its repository
+            // says where the snapshot is.
+            location: match &create.image_repo {
+                Some(r) => r.display().to_string(),
+                None => made.location.clone(),
+            },
             as_of,
             pg_dump: Some(pg_dump.clone()),
         };

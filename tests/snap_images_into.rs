@@ -1,0 +1,185 @@
+//! One table as it was at T, restored into the live database from an image (SPEC "Logical
+//! snapshots and single-table restore" on a physical snapshot, "Snapshot images and restores
+//! in another place"), on real parts: the region of tests/snap_images.rs with a standby on the
+//! copy backend; its snapshot, data directory and (for S3) local repository removed, so the
+//! temporary clone can only come from the repository's image. It is restored into a new
+//! directory (under $TMPDIR, or --target), recovers to T, the table is dumped from it and
+//! restored beside the live one, and no clone or directory is left; a damaged image changes
+//! nothing and leaves nothing.
+
+mod image_support;
+mod logical_support;
+mod snap_support;
+
+use chrono::{DateTime, Utc};
+use image_support::{postgres_running_under, tamper_a_piece, Far, Region, ROWS};
+use logical_support::{catalog, rows};
+use pgdr_clone::tables::doc::RestoreReport;
+use pgdr_testkit::{short_tempdir, skip_unless, tool, S3Server};
+use std::path::Path;
+
+/// A region whose standby's snapshot is stored as an image in the local repository, with
+/// batch 1 before it, batch 2 after it and before the mark "t", batch 3 after "t" and rows
+/// of batches 1 and 2 changed after "t"; every WAL segment archived. Returns the region, the
+/// image's name and the directory the standby (and its snapshot) lived in.
+fn region_with_an_image() -> (Region, String, tempfile::TempDir) {
+    let dir = short_tempdir("pgdr-ii-");
+    let mut r = Region::new(
+        &dir.path().join("data"),
+        &["--backend", "copy", "--label", "into"],
+        None,
+    );
+    r.settle();
+    let image = r.image().image;
+    r.batch(); // 2
+    r.mark("t");
+    r.batch(); // 3
+    r.primary
+        .execute("update t set n = -n where batch = 1; delete from t where batch = 2");
+    r.archive_all();
+    (r, image, dir)
+}
+
+/// The source's storage goes: the standby stopped, its data directory and snapshots removed.
+fn remove_the_source(r: &mut Region, dir: &Path) {
+    drop(r.standby.take());
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        std::fs::remove_dir_all(e.path()).unwrap();
+    }
+}
+
+/// The rows of t as they were committed before `t` (batches of ROWS rows, n = 1..ROWS).
+fn rows_at(r: &Region, t: &str) -> Vec<String> {
+    let mut v: Vec<String> = r
+        .expected(t)
+        .iter()
+        .flat_map(|b| (1..=ROWS).map(move |n| format!("({b},{n})")))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Table `name` of the primary's postgres database as sorted text rows.
+fn table(r: &Region, name: &str) -> Vec<String> {
+    let mut v = rows(&r.primary, "postgres", name);
+    v.sort();
+    v
+}
+
+fn stamp(t: &str) -> (DateTime<Utc>, String) {
+    let when = pgdr_clone::target::parse_time(t).unwrap();
+    (when, format!("t_pgdr_{}", when.format("%Y%m%d%H%M%S")))
+}
+
+/// No clone in the registry, nothing in `place`, no server running below it.
+fn nothing_left(r: &Region, place: &Path) {
+    assert!(r.clones().clones.is_empty(), "{:?}", r.clones());
+    let left: Vec<_> = std::fs::read_dir(place).unwrap().flatten().collect();
+    assert!(left.is_empty(), "{left:?}");
+    assert!(!postgres_running_under(place));
+}
+
+/// From an image in a local repository, on a host without the snapshot: a dry run, the
+/// table at T beside the live one (restored into a directory under $TMPDIR that is gone
+/// afterwards), then a damaged piece of the image: exit 1, the database unchanged, nothing
+/// left.
+#[test]
+fn a_table_at_t_from_an_image_in_a_local_repository() {
+    let (mut r, image, dir) = region_with_an_image();
+    remove_the_source(&mut r, dir.path());
+    let tmp = short_tempdir("pgdr-it-");
+    let t = r.at("t");
+    let into = |extra: &[&str]| {
+        r.sc()
+            .env("TMPDIR", tmp.path())
+            .args(["--repo", &r.repo, "--snapshot", &image])
+            .args(["--recovery-target-time", &t])
+            .args(["--into", &r.primary.conninfo(), "--table", "t"])
+            .args(["--wait", "120"])
+            .args(extra)
+            .run()
+    };
+    let live = table(&r, "t");
+    let schema = catalog(&r.primary, "postgres");
+    let (when, copy) = stamp(&t);
+
+    let dry = into(&["--dry-run"]).ok().document::<RestoreReport>();
+    assert!(dry.dry_run);
+    assert_eq!(
+        (dry.kind.as_str(), dry.source.as_str()),
+        ("physical", r.repo.as_str())
+    );
+    assert_eq!(dry.tables[0].restored_as, format!("public.{copy}"));
+    assert_eq!(dry.tables[0].rows, None);
+    assert_eq!(catalog(&r.primary, "postgres"), schema);
+    nothing_left(&r, tmp.path());
+
+    let rep = into(&[]).ok().document::<RestoreReport>();
+    assert_eq!(
+        (rep.snapshot.as_str(), rep.kind.as_str()),
+        (image.as_str(), "physical")
+    );
+    assert_eq!(rep.source, r.repo);
+    assert_eq!(rep.as_of, when);
+    assert_eq!(rep.tables[0].action, "renamed");
+    assert_eq!(rep.tables[0].restored_as, format!("public.{copy}"));
+    assert_eq!(rep.tables[0].rows, Some(2 * ROWS as u64));
+    let clone = rep.clone.expect("the temporary clone is reported");
+    assert!(!clone.kept);
+    assert_eq!(table(&r, &copy), rows_at(&r, &t));
+    assert_eq!(rows_at(&r, &t).len(), 2 * ROWS as usize);
+    assert_eq!(table(&r, "t"), live, "the live table untouched");
+    nothing_left(&r, tmp.path());
+
+    // A damaged piece: one line naming it, exit 1, nothing changed, nothing left.
+    let (path, piece) = tamper_a_piece(&r.repo, &image);
+    let restored = catalog(&r.primary, "postgres");
+    let out = into(&["--on-conflict", "replace"]).expect_error(1, "snap-clone");
+    assert!(
+        out.stderr.contains(&path) && out.stderr.contains(&piece),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert_eq!(catalog(&r.primary, "postgres"), restored);
+    assert_eq!(table(&r, "t"), live);
+    assert_eq!(table(&r, &copy), rows_at(&r, &t));
+    nothing_left(&r, tmp.path());
+}
+
+/// From an encrypted S3 repository alone (the image and the WAL copied there, the local
+/// repository removed too), restored into --target: the table at T, the directory gone.
+#[test]
+fn a_table_at_t_from_an_encrypted_s3_repository() {
+    let (mut r, image, dir) = region_with_an_image();
+    let far = Far::init(skip_unless!(S3Server::start()), &r.primary);
+    let copied = far
+        .cmd(tool("wal-archive"))
+        .args(["copy", "--repo", &r.repo, "--to", &far.repo])
+        .run()
+        .ok()
+        .document::<pgdr_wal::doc::CopyReport>();
+    assert!(copied.failed.is_empty(), "{copied:?}");
+    remove_the_source(&mut r, dir.path());
+    std::fs::remove_dir_all(&r.repo).unwrap();
+    let place = short_tempdir("pgdr-is-");
+    let t = r.at("t");
+    let rep = far
+        .cmd(r.sc())
+        .args(["--repo", &far.repo, "--before", &t, "--target"])
+        .arg(place.path().join("tables"))
+        .args(["--into", &r.primary.conninfo(), "--table", "t"])
+        .args(["--wait", "120"])
+        .run()
+        .ok()
+        .document::<RestoreReport>();
+    let (when, copy) = stamp(&t);
+    assert_eq!(
+        (rep.snapshot.as_str(), rep.source.as_str()),
+        (image.as_str(), far.repo.as_str())
+    );
+    assert_eq!(rep.as_of, when);
+    assert_eq!(rep.tables[0].restored_as, format!("public.{copy}"));
+    assert_eq!(table(&r, &copy), rows_at(&r, &t));
+    nothing_left(&r, place.path());
+}
