@@ -200,7 +200,7 @@ pub static MAN: pgdr_core::man::ManExtra = pgdr_core::man::ManExtra {
         DocSection::of::<RemoveReport>("remove"),
         DocSection::of::<ApplyReport>("apply"),
         DocSection::of::<MatchReport>("match"),
-        DocSection::of::<CheckReport>("check"),
+        DocSection::of::<CheckReport<'static>>("check"),
     ],
     json_output: "Addresses and netmasks are shown as pg_hba_file_rules shows them. Secret option values (ldapbindpasswd, radiussecrets) show as ******** unless --show-secrets, and the rule names them in \"masked\"; apply refuses such a document.",
     examples: &[
