@@ -61,8 +61,11 @@ enum Body {
 }
 
 /// Serializes a document (compact JSON) into a writer.
+type WriteDoc = dyn Fn(&mut dyn Write) -> serde_json::Result<()> + Send + Sync;
+
+/// A document to serialize when it is printed.
 #[derive(Clone)]
-struct Streamed(Arc<dyn Fn(&mut dyn Write) -> serde_json::Result<()> + Send + Sync>);
+struct Streamed(Arc<WriteDoc>);
 
 impl std::fmt::Debug for Streamed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
