@@ -470,7 +470,7 @@ impl Ctx<'_> {
             }
             // C strings end at a NUL byte.
             let t = rec.text(text);
-            let t = t[..t.find('\0').unwrap_or(t.len())].as_bytes();
+            let t = &t.as_bytes()[..t.find('\0').unwrap_or(t.len())];
             let mut cur = Cursor {
                 b: t,
                 p: 0,
