@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 use std::ffi::OsString;
 use std::io::Write;
 use std::process::ExitCode;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 /// Flags every tool has.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -55,6 +55,34 @@ enum Body {
     Text(String),
     /// A JSON object already serialized compactly (large documents skip the `Value` tree).
     Raw(String),
+    /// A document serialized only when printed, straight to stdout (see
+    /// [`Outcome::document_streamed`]).
+    Streamed(Streamed),
+}
+
+/// Serializes a document (compact JSON) into a writer.
+type WriteDoc = dyn Fn(&mut dyn Write) -> serde_json::Result<()> + Send + Sync;
+
+/// A document to serialize when it is printed.
+#[derive(Clone)]
+struct Streamed(Arc<WriteDoc>);
+
+impl std::fmt::Debug for Streamed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Streamed(..)")
+    }
+}
+
+impl Streamed {
+    /// The document serialized in memory (for --pretty and [`render`]).
+    fn to_string(&self) -> Result<String> {
+        let mut buf = Vec::new();
+        (self.0)(&mut buf)
+            .map_err(|e| Error::failed("internal error: cannot serialize output").because(e))?;
+        // serde_json writes valid UTF-8.
+        String::from_utf8(buf)
+            .map_err(|e| Error::failed("internal error: cannot serialize output").because(e))
+    }
 }
 
 impl Outcome {
@@ -73,10 +101,7 @@ impl Outcome {
     /// structs, without building a `serde_json::Value` tree. `doc` must not have the keys
     /// `tool` or `version`.
     pub fn json_serialized(doc: impl serde::Serialize) -> Result<Outcome> {
-        Self::serialized_with_capacity(doc, 0)
-    }
-    fn serialized_with_capacity(doc: impl serde::Serialize, capacity: usize) -> Result<Outcome> {
-        let mut buf = Vec::with_capacity(capacity);
+        let mut buf = Vec::new();
         serde_json::to_writer(&mut buf, &doc)
             .map_err(|e| Error::failed("internal error: cannot serialize output").because(e))?;
         // serde_json writes valid UTF-8.
@@ -94,10 +119,20 @@ impl Outcome {
     pub fn document<T: crate::Document>(doc: &T) -> Result<Outcome> {
         Self::json_serialized(doc)
     }
-    /// [`Outcome::document`] for a large document whose size is about `bytes`: the buffer is
-    /// made that big at once instead of growing by copies (a 100,000-rule list is 20 MB).
-    pub fn document_sized<T: crate::Document>(doc: &T, bytes: usize) -> Result<Outcome> {
-        Self::serialized_with_capacity(doc, bytes)
+    /// [`Outcome::document`] for a large document: serialized only when printed, straight
+    /// to stdout through a small buffer, so that the output (20 MB for a 100,000-rule list)
+    /// is never held in memory. The bytes printed are those of [`Outcome::document`].
+    pub fn document_streamed<T: crate::Document + Send + Sync + 'static>(doc: T) -> Outcome {
+        Outcome {
+            body: Body::Streamed(Streamed(Arc::new(move |w: &mut dyn Write| {
+                // serde_json writes a few bytes at a time: buffered here, they are copies
+                // into a buffer, not calls through `dyn Write`.
+                let mut buf = std::io::BufWriter::with_capacity(64 * 1024, w);
+                serde_json::to_writer(&mut buf, &doc)?;
+                buf.flush().map_err(serde_json::Error::io)
+            }))),
+            code: 0,
+        }
     }
     pub fn text(text: String) -> Outcome {
         Outcome {
@@ -113,7 +148,7 @@ impl Outcome {
     pub fn doc(&self) -> Option<&Map<String, Value>> {
         match &self.body {
             Body::Json(m) => Some(m),
-            Body::Text(_) | Body::Raw(_) => None,
+            Body::Text(_) | Body::Raw(_) | Body::Streamed(_) => None,
         }
     }
 }
@@ -132,6 +167,14 @@ fn envelope(tool: &str) -> String {
 pub fn render(tool: &str, outcome: &Outcome, pretty: bool) -> String {
     match &outcome.body {
         Body::Text(t) => t.clone(),
+        Body::Streamed(s) => render(
+            tool,
+            &Outcome {
+                body: Body::Raw(s.to_string().expect("a document serializes")),
+                code: outcome.code,
+            },
+            pretty,
+        ),
         Body::Raw(raw) if !pretty => {
             let rest = &raw[1..];
             let mut s = String::with_capacity(raw.len() + tool.len() + 40);
@@ -280,6 +323,12 @@ pub fn main_with<A: ToolArgs>(
                 Body::Raw(raw) if !pretty && raw != "{}" => {
                     write_stdout_parts(&[envelope(tool).as_bytes(), &raw.as_bytes()[1..], b"\n"])
                 }
+                Body::Streamed(s) if !pretty => {
+                    if let Err(e) = write_streamed(tool, s) {
+                        report_error(tool, &e);
+                        return ExitCode::from(e.exit_code());
+                    }
+                }
                 _ => write_stdout(render(tool, &outcome, pretty).as_bytes()),
             }
             ExitCode::from(outcome.code)
@@ -346,6 +395,80 @@ fn write_stdout_parts(parts: &[&[u8]]) {
         .iter()
         .try_for_each(|p| out.write_all(p))
         .and_then(|_| out.flush());
+}
+
+/// Writes a streamed document to stdout, after its envelope; a closed pipe ends the run
+/// quietly, as in [`write_stdout`].
+///
+/// # Errors
+/// The document is not a JSON object or fails to serialize (an internal error).
+fn write_streamed(tool: &str, s: &Streamed) -> Result<()> {
+    let fail = |e: &dyn std::fmt::Display| {
+        Error::failed("internal error: cannot serialize output").because(e.to_string())
+    };
+    let mut w = Enveloped {
+        out: std::io::stdout().lock(),
+        envelope: envelope(tool),
+        seen: Seen::Nothing,
+    };
+    match (s.0)(&mut w) {
+        Ok(()) => {}
+        Err(e) if !e.is_io() => return Err(fail(&e)),
+        Err(e) if w.seen == Seen::Nothing => return Err(fail(&e)),
+        Err(_) => return Ok(()),
+    }
+    let _ = w.write_all(b"\n").and_then(|_| w.flush());
+    Ok(())
+}
+
+/// How far into the document [`Enveloped`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    Nothing,
+    /// The object's `{`.
+    Brace,
+    /// What follows it.
+    Rest,
+}
+
+/// Writes a compact JSON object with `"tool"` and `"version"` first: its `{` is replaced by
+/// the [`envelope`] (without the comma when the object is empty), as [`render`] does.
+struct Enveloped<W: Write> {
+    out: W,
+    envelope: String,
+    seen: Seen,
+}
+
+impl<W: Write> Write for Enveloped<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let Some(&first) = buf.first() else {
+            return Ok(0);
+        };
+        match self.seen {
+            Seen::Nothing if first == b'{' => {
+                self.seen = Seen::Brace;
+                Ok(1)
+            }
+            Seen::Nothing => Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "output is not a JSON object",
+            )),
+            Seen::Brace => {
+                let env = if first == b'}' {
+                    self.envelope.trim_end_matches(',')
+                } else {
+                    &self.envelope
+                };
+                self.out.write_all(env.as_bytes())?;
+                self.seen = Seen::Rest;
+                self.out.write(buf)
+            }
+            Seen::Rest => self.out.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
 }
 
 /// Help and version go to stdout with exit 0; every other parse error is one line, exit
@@ -442,6 +565,68 @@ mod tests {
             render("t", &Outcome::json(json!({})).unwrap(), false)
         );
         assert!(Outcome::json_serialized(json!([1])).is_err());
+    }
+
+    #[test]
+    fn streamed_documents_print_what_render_makes() {
+        #[derive(serde::Serialize)]
+        struct D {
+            a: Vec<u32>,
+            b: Option<String>,
+        }
+        #[derive(serde::Serialize)]
+        struct E {}
+        let doc = json!({"a": [1, 2], "b": null});
+        let expected = render("t", &Outcome::json(&doc).unwrap(), false);
+        let streamed = |o: Outcome| {
+            let Body::Streamed(s) = &o.body else {
+                panic!("not streamed")
+            };
+            let mut w = Enveloped {
+                out: Vec::new(),
+                envelope: envelope("t"),
+                seen: Seen::Nothing,
+            };
+            (s.0)(&mut w).unwrap();
+            w.out.push(b'\n');
+            String::from_utf8(w.out).unwrap()
+        };
+        let o = || Outcome {
+            body: Body::Streamed(Streamed(Arc::new(|w: &mut dyn Write| {
+                serde_json::to_writer(
+                    w,
+                    &D {
+                        a: vec![1, 2],
+                        b: None,
+                    },
+                )
+            }))),
+            code: 0,
+        };
+        assert_eq!(streamed(o()), expected);
+        for pretty in [false, true] {
+            assert_eq!(
+                render("t", &o(), pretty),
+                render("t", &Outcome::json(&doc).unwrap(), pretty)
+            );
+        }
+        let empty = Outcome {
+            body: Body::Streamed(Streamed(Arc::new(|w: &mut dyn Write| {
+                serde_json::to_writer(w, &E {})
+            }))),
+            code: 0,
+        };
+        assert_eq!(
+            streamed(empty),
+            render("t", &Outcome::json(json!({})).unwrap(), false)
+        );
+        let mut w = Enveloped {
+            out: Vec::new(),
+            envelope: envelope("t"),
+            seen: Seen::Nothing,
+        };
+        assert!(serde_json::to_writer(&mut w, &[1]).is_err());
+        assert!(w.out.is_empty());
     }
 
     #[test]

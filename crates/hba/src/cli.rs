@@ -3,6 +3,7 @@
 
 use crate::cmd::{add, apply, check, list, matching, remove, ChangeOptions, Selector, Target};
 use crate::doc::{AddReport, ApplyReport, CheckReport, HbaList, MatchReport, RemoveReport};
+use crate::file::HbaRules;
 use pgdr_core::cli::{ChangeArgs, ReloadArgs, Stdin};
 use pgdr_core::man::DocSection;
 use pgdr_core::{Outcome, OutputArgs, Result};
@@ -199,7 +200,7 @@ pub static MAN: pgdr_core::man::ManExtra = pgdr_core::man::ManExtra {
         DocSection::of::<RemoveReport>("remove"),
         DocSection::of::<ApplyReport>("apply"),
         DocSection::of::<MatchReport>("match"),
-        DocSection::of::<CheckReport>("check"),
+        DocSection::of::<CheckReport<'static>>("check"),
     ],
     json_output: "Addresses and netmasks are shown as pg_hba_file_rules shows them. Secret option values (ldapbindpasswd, radiussecrets) show as ******** unless --show-secrets, and the rule names them in \"masked\"; apply refuses such a document.",
     examples: &[
@@ -243,20 +244,16 @@ pub fn run(args: Args) -> Result<Outcome> {
     let show = args.show_secrets;
     match args.cmd {
         Cmd::List => {
-            let file = target.load_rules()?;
-            // About 200 bytes of JSON per rule.
-            let out = Outcome::document_sized(&list::list(&file, show), file.rules.len() * 220);
-            // The process ends next: freeing a 100,000-rule file is wasted time.
-            std::mem::forget(file);
-            out
+            // Never freed: the process ends once the document is printed, and freeing a
+            // 100,000-rule file would be wasted time.
+            let file: &'static HbaRules = Box::leak(Box::new(target.load_rules()?));
+            Ok(Outcome::document_streamed(list::list(file, show)))
         }
         Cmd::Check => {
-            let file = target.load_rules()?;
-            let report = check::check(&file);
-            std::mem::forget(file);
+            let file: &'static HbaRules = Box::leak(Box::new(target.load_rules()?));
+            let report = check::check(file);
             let code = if report.ok { 0 } else { 1 };
-            let size = report.warnings.len() * 160 + report.errors.len() * 200 + 256;
-            Ok(Outcome::document_sized(&report, size)?.with_code(code))
+            Ok(Outcome::document_streamed(report).with_code(code))
         }
         Cmd::Match(m) => {
             let spec = matching::ConnSpec {

@@ -351,7 +351,7 @@ pub fn token_from_json(s: &str) -> Token {
 /// check: the errors the server would refuse the file for and the warnings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CheckReport {
+pub struct CheckReport<'a> {
     /// The file checked.
     pub file: String,
     /// The PostgreSQL major version whose rules were applied.
@@ -363,25 +363,26 @@ pub struct CheckReport {
     /// Lines the server rejects, and a file with no entries at all.
     pub errors: Vec<LineErrorDoc>,
     /// Findings that do not stop the server from loading the file, in file order.
-    pub warnings: Vec<Warning>,
+    pub warnings: Vec<Warning<'a>>,
 }
 
-impl pgdr_core::Document for CheckReport {
+impl pgdr_core::Document for CheckReport<'_> {
     const PRODUCERS: &'static [&'static str] = &["hba-edit"];
 }
 
-/// A check finding.
+/// A check finding. Its strings borrow from the parsed rules where they can (a file may have
+/// a warning on every line).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Warning {
+pub struct Warning<'a> {
     /// The file of the rule.
-    pub file: String,
+    pub file: Cow<'a, str>,
     /// The rule's first line.
     pub line: usize,
     /// What kind of finding.
     pub kind: WarningKind,
     /// What is wrong, naming the other rules involved.
-    pub message: String,
+    pub message: Cow<'a, str>,
 }
 
 /// The kinds of check warnings.

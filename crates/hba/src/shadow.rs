@@ -76,14 +76,15 @@ const NAME: u8 = 3;
 const ALL: u32 = 0;
 const REPLICATION: u32 = 1;
 
-/// Database and user entries by meaning, one id each: rules compare ids, not strings.
-struct Interner {
-    by_kind: [FxMap<Box<str>, u32>; 4],
-    entries: Vec<(u8, Box<str>)>,
+/// Database and user entries by meaning, one id each: rules compare ids, not strings. The
+/// texts are borrowed from the rules' tokens (no copy per entry of a 100,000-line file).
+struct Interner<'r> {
+    by_kind: [FxMap<&'r str, u32>; 4],
+    entries: Vec<(u8, &'r str)>,
 }
 
-impl Interner {
-    fn new() -> Interner {
+impl<'r> Interner<'r> {
+    fn new() -> Interner<'r> {
         let mut it = Interner {
             by_kind: Default::default(),
             entries: Vec::new(),
@@ -93,19 +94,18 @@ impl Interner {
         it
     }
 
-    fn intern(&mut self, m: MeaningRef) -> u32 {
+    fn intern(&mut self, m: MeaningRef<'r>) -> u32 {
         let (k, s) = match m {
             MeaningRef::Keyword(s) => (KEYWORD, s),
             MeaningRef::Member(s) => (MEMBER, s),
             MeaningRef::Regex(s) => (REGEX, s),
             MeaningRef::Name(s) => (NAME, s),
         };
-        if let Some(&id) = self.by_kind[k as usize].get(s) {
-            return id;
+        let next = self.entries.len() as u32;
+        let id = *self.by_kind[k as usize].entry(s).or_insert(next);
+        if id == next {
+            self.entries.push((k, s));
         }
-        let id = self.entries.len() as u32;
-        self.by_kind[k as usize].insert(s.into(), id);
-        self.entries.push((k, s.into()));
         id
     }
 
@@ -114,30 +114,36 @@ impl Interner {
     }
 
     fn text(&self, id: u32) -> &str {
-        &self.entries[id as usize].1
+        self.entries[id as usize].1
     }
 }
 
-/// The meanings of a rule's database and user entries, interned.
+/// The meanings of a rule's database and user entries, interned: one allocation a rule.
 struct Sem {
-    dbs: Vec<u32>,
-    users: Vec<u32>,
+    /// The database entries, then the user entries.
+    ids: Box<[u32]>,
+    /// How many database entries.
+    ndb: usize,
 }
 
 impl Sem {
-    fn of(r: &Rule, version: u32, it: &mut Interner) -> Sem {
+    fn of<'r>(r: &'r Rule, version: u32, it: &mut Interner<'r>) -> Sem {
+        let entries = r.databases.iter().map(|t| (t, Field::Database));
+        let entries = entries.chain(r.users.iter().map(|t| (t, Field::User)));
         Sem {
-            dbs: r
-                .databases
-                .iter()
-                .map(|t| it.intern(meaning_ref(t, Field::Database, version)))
+            ids: entries
+                .map(|(t, f)| it.intern(meaning_ref(t, f, version)))
                 .collect(),
-            users: r
-                .users
-                .iter()
-                .map(|t| it.intern(meaning_ref(t, Field::User, version)))
-                .collect(),
+            ndb: r.databases.len(),
         }
+    }
+
+    fn dbs(&self) -> &[u32] {
+        &self.ids[..self.ndb]
+    }
+
+    fn users(&self) -> &[u32] {
+        &self.ids[self.ndb..]
     }
 }
 
@@ -187,11 +193,14 @@ pub fn covers(a: &Rule, b: &Rule, version: u32) -> bool {
 fn covers_sem(a: &Rule, asem: &Sem, b: &Rule, bsem: &Sem, it: &Interner) -> bool {
     kinds(b.conn) & !kinds(a.conn) == 0
         && covers_address(&a.address, &b.address)
-        && bsem.dbs.iter().all(|&t| covers_token(a, &asem.dbs, t, it))
         && bsem
-            .users
+            .dbs()
             .iter()
-            .all(|&t| covers_token(a, &asem.users, t, it))
+            .all(|&t| covers_token(a, asem.dbs(), t, it))
+        && bsem
+            .users()
+            .iter()
+            .all(|&t| covers_token(a, asem.users(), t, it))
 }
 
 /// Whether `a` takes part in covering `b`: for some kind, database and user of `b`, `a`
@@ -199,11 +208,14 @@ fn covers_sem(a: &Rule, asem: &Sem, b: &Rule, bsem: &Sem, it: &Interner) -> bool
 fn contributes(a: &Rule, asem: &Sem, b: &Rule, bsem: &Sem, it: &Interner) -> bool {
     kinds(b.conn) & kinds(a.conn) != 0
         && may_intersect(&a.address, &b.address)
-        && bsem.dbs.iter().any(|&t| covers_token(a, &asem.dbs, t, it))
         && bsem
-            .users
+            .dbs()
             .iter()
-            .any(|&t| covers_token(a, &asem.users, t, it))
+            .any(|&t| covers_token(a, asem.dbs(), t, it))
+        && bsem
+            .users()
+            .iter()
+            .any(|&t| covers_token(a, asem.users(), t, it))
 }
 
 /// What identifies a rule for `add`/`remove`: type, database and user sets, address.
@@ -268,13 +280,12 @@ struct Bucket {
     lens: Vec<(u32, u32)>,
     /// Every rule of the bucket, in file order.
     members: Vec<usize>,
-    /// The union of the first .1 members' addresses: brought up to date only when a query
-    /// needs it, so most buckets never build one.
-    union: RefCell<(Union, usize)>,
+    /// The union of the first .1 members' addresses: made and brought up to date only when a
+    /// query needs it, so most buckets never build one (boxed, it costs them one word).
+    union: RefCell<Option<Box<(Union, usize)>>>,
 }
 
 /// Lists of rule indexes kept as chains in one arena (most lists hold one rule).
-#[derive(Default)]
 struct Chains {
     /// key → (first link, last link)
     heads: FxMap<(usize, u32, u32, u128), (usize, usize)>,
@@ -283,6 +294,15 @@ struct Chains {
 }
 
 impl Chains {
+    /// Room for about `n` rules (one network each, as most rules have): made once, not
+    /// regrown and copied along the way.
+    fn with_capacity(n: usize) -> Chains {
+        Chains {
+            heads: FxMap::with_capacity_and_hasher(n, Default::default()),
+            links: Vec::with_capacity(n),
+        }
+    }
+
     fn push(&mut self, key: (usize, u32, u32, u128), rule: usize) {
         let n = self.links.len();
         self.links.push((rule, usize::MAX));
@@ -321,7 +341,7 @@ fn mask_of(w: u32, q: u32) -> u128 {
 struct Index<'r> {
     rules: &'r [Rule],
     sems: Vec<Sem>,
-    it: Interner,
+    it: Interner<'r>,
     bucket_ids: FxMap<(ConnType, u32, u32), usize>,
     buckets: Vec<Bucket>,
     nets: Chains,
@@ -353,8 +373,10 @@ impl<'r> Index<'r> {
             sems,
             it,
             bucket_ids: FxMap::default(),
-            buckets: Vec::new(),
-            nets: Chains::default(),
+            // At most a few buckets a rule; the unused tail of the reservation is never
+            // touched, and the vector is never copied as it grows.
+            buckets: Vec::with_capacity(rules.len()),
+            nets: Chains::with_capacity(rules.len()),
             wide: Vec::new(),
             everything: Union::default(),
             len: 0,
@@ -373,8 +395,8 @@ impl<'r> Index<'r> {
 
     /// The first indexed rule that alone covers `b`.
     fn single(&self, b: &Rule, bsem: &Sem) -> Option<usize> {
-        let (d0, dn) = bsem.dbs.first().map_or(([0; 2], 0), |&m| Self::keys(m));
-        let (u0, un) = bsem.users.first().map_or(([0; 2], 0), |&m| Self::keys(m));
+        let (d0, dn) = bsem.dbs().first().map_or(([0; 2], 0), |&m| Self::keys(m));
+        let (u0, un) = bsem.users().first().map_or(([0; 2], 0), |&m| Self::keys(m));
         let mut best: Option<usize> = None;
         let consider = |list: &mut dyn Iterator<Item = usize>, best: &mut Option<usize>| {
             // Lists are in file order: the first cover in each is that list's answer.
@@ -423,9 +445,9 @@ impl<'r> Index<'r> {
         let bk = kinds(b.conn);
         let mut guards: Vec<Ref<(Union, usize)>> = Vec::new();
         for bit in [1u8, 2, 4, LOCAL_KIND].into_iter().filter(|k| bk & k != 0) {
-            for &d in &bsem.dbs {
+            for &d in bsem.dbs() {
                 let (dks, dn) = Self::keys(d);
-                for &u in &bsem.users {
+                for &u in bsem.users() {
                     let (uks, un) = Self::keys(u);
                     guards.clear();
                     for t in types_admitting(bit) {
@@ -452,12 +474,15 @@ impl<'r> Index<'r> {
         let bucket = &self.buckets[bid];
         {
             let mut u = bucket.union.borrow_mut();
+            let u = u.get_or_insert_with(Box::default);
             for &m in &bucket.members[u.1..] {
                 u.0.add(&self.rules[m].address);
             }
             u.1 = bucket.members.len();
         }
-        bucket.union.borrow()
+        Ref::map(bucket.union.borrow(), |u| {
+            &**u.as_ref().expect("made above")
+        })
     }
 
     /// Why `b` can never match after the indexed rules, if so.
@@ -483,14 +508,14 @@ impl<'r> Index<'r> {
     fn together_by(&self, subset: &[usize], b: &Rule, bsem: &Sem) -> bool {
         let bk = kinds(b.conn);
         for bit in [1u8, 2, 4, LOCAL_KIND].into_iter().filter(|k| bk & k != 0) {
-            for &d in &bsem.dbs {
-                for &u in &bsem.users {
+            for &d in bsem.dbs() {
+                for &u in bsem.users() {
                     let mut union = Union::default();
                     for &j in subset {
                         let (a, s) = (&self.rules[j], &self.sems[j]);
                         if kinds(a.conn) & bit != 0
-                            && covers_token(a, &s.dbs, d, &self.it)
-                            && covers_token(a, &s.users, u, &self.it)
+                            && covers_token(a, s.dbs(), d, &self.it)
+                            && covers_token(a, s.users(), u, &self.it)
                         {
                             union.add(&a.address);
                         }
@@ -536,17 +561,17 @@ impl<'r> Index<'r> {
             }
             *n += 1;
         };
-        if sem.dbs.contains(&ALL) {
+        if sem.dbs().contains(&ALL) {
             put(&mut dkeys, &mut dn, ALL);
         }
-        for &m in sem.dbs.iter().filter(|&&m| m != ALL) {
+        for &m in sem.dbs().iter().filter(|&&m| m != ALL) {
             put(&mut dkeys, &mut dn, m);
         }
         let (mut ukeys, mut un) = ([0u32; 17], 0usize);
-        if sem.users.contains(&ALL) {
+        if sem.users().contains(&ALL) {
             put(&mut ukeys, &mut un, ALL);
         } else {
-            for &m in &sem.users {
+            for &m in sem.users() {
                 put(&mut ukeys, &mut un, m);
             }
         }
@@ -596,7 +621,7 @@ pub fn shadowed_by(rules: &[Rule], version: u32) -> Vec<Option<Shadow>> {
 }
 
 /// An index of all of `rules`, and `b`'s entries in its terms.
-fn index_all<'r>(rules: &'r [Rule], b: &Rule, version: u32) -> (Index<'r>, Sem) {
+fn index_all<'r>(rules: &'r [Rule], b: &'r Rule, version: u32) -> (Index<'r>, Sem) {
     let mut index = Index::new(rules, version);
     for _ in rules {
         index.push();

@@ -6,6 +6,7 @@ use crate::addr;
 use crate::doc::{Warning, WarningKind};
 use crate::parse_line::{Address, ConnType, Rule};
 use crate::shadow::{full_key, shadowed_by, Shadow};
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 /// "can never match: …" for a rule shadowed by `s` (`what`: "this one", "the new rule").
@@ -50,13 +51,13 @@ fn is_everyone(a: &Option<Address>) -> bool {
 }
 
 /// The warnings of `check`, in file order.
-pub fn warnings(rules: &[Rule], version: u32) -> Vec<Warning> {
+pub fn warnings<'a>(rules: &'a [Rule], version: u32) -> Vec<Warning<'a>> {
     let mut out = Vec::new();
     let shadow = shadowed_by(rules, version);
     for (i, r) in rules.iter().enumerate() {
-        let mut warn = |kind: WarningKind, message: String| {
+        let mut warn = |kind: WarningKind, message: Cow<'a, str>| {
             out.push(Warning {
-                file: r.file.display().to_string(),
+                file: r.file.to_string_lossy(),
                 line: r.line,
                 kind,
                 message,
@@ -67,10 +68,13 @@ pub fn warnings(rules: &[Rule], version: u32) -> Vec<Warning> {
                 let e = &rules[*j];
                 warn(
                     WarningKind::Duplicate,
-                    format!("duplicate of the rule at {}:{}", e.file.display(), e.line),
+                    format!("duplicate of the rule at {}:{}", e.file.display(), e.line).into(),
                 );
             }
-            Some(s) => warn(WarningKind::Shadowed, shadow_message(rules, s, "this one")),
+            Some(s) => warn(
+                WarningKind::Shadowed,
+                shadow_message(rules, s, "this one").into(),
+            ),
             None => {}
         }
         let remote = r.conn != ConnType::Local && !is_loopback_only(&r.address);
@@ -84,14 +88,11 @@ pub fn warnings(rules: &[Rule], version: u32) -> Vec<Warning> {
         if remote && r.method == "password" {
             warn(
                 WarningKind::PasswordRemote,
-                format!(
-                    "password sends the password in clear text{}",
-                    if r.conn == ConnType::HostSsl {
-                        " (inside SSL here)"
-                    } else {
-                        " over the network"
-                    }
-                ),
+                if r.conn == ConnType::HostSsl {
+                    "password sends the password in clear text (inside SSL here)".into()
+                } else {
+                    "password sends the password in clear text over the network".into()
+                },
             );
         }
         if r.method == "md5" {
@@ -103,7 +104,7 @@ pub fn warnings(rules: &[Rule], version: u32) -> Vec<Warning> {
         if weak && is_everyone(&r.address) {
             warn(
                 WarningKind::OpenToWorld,
-                format!("{} open to every address with a weak method", r.method),
+                format!("{} open to every address with a weak method", r.method).into(),
             );
         }
         if let Some(Address::Ip { addr: a, mask }) = &r.address {
@@ -117,12 +118,13 @@ pub fn warnings(rules: &[Rule], version: u32) -> Vec<Warning> {
                         addr::to_text(a),
                         addr::to_text(mask),
                         addr::to_text(&masked(a, mask))
-                    ),
+                    )
+                    .into(),
                 );
             }
         }
         if let Some(w) = &r.warning {
-            warn(WarningKind::ServerWarning, w.clone());
+            warn(WarningKind::ServerWarning, Cow::Borrowed(w));
         }
     }
     out

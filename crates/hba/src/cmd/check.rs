@@ -5,7 +5,7 @@ use crate::doc::{CheckReport, LineErrorDoc};
 use crate::file::HbaRules;
 
 /// The report on `file`; `ok` is false when the server would refuse to load it.
-pub fn check(file: &HbaRules) -> CheckReport {
+pub fn check(file: &HbaRules) -> CheckReport<'_> {
     let mut errors = super::list::errors(file);
     if file.errors.is_empty() && file.rules.is_empty() {
         errors.push(LineErrorDoc {
