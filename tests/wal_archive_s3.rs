@@ -205,6 +205,94 @@ fn s3_faults_duplicates_damage_and_foreign_wal() {
     assert!(s.object("wal", &key).is_none());
 }
 
+/// get reads the file, and push its acknowledgement, together with the settings: what those
+/// reads find decides nothing before the settings proved the location a repository. A prefix
+/// holding an archived object and its acknowledgement but no settings is refused (get 126 with
+/// nothing written, push 1 with the acknowledgement left); in a repository an acknowledgement
+/// answers its push and a name not archived still exits 1.
+#[test]
+fn s3_reads_with_the_settings_decide_nothing_before_the_repository_opened() {
+    let s = pgdr_testkit::skip_unless!(S3Server::start());
+    s.create_bucket("ahead");
+    let (segs, names) = make_segments(3);
+    let wal = segs.path().join("pg_wal");
+    let status = wal.join("archive_status");
+    fs::create_dir(&status).unwrap();
+    for n in &names {
+        fs::write(status.join(format!("{n}.ready")), "").unwrap();
+    }
+    let dir = short_tempdir("pgdr-s3a");
+    let dest = dir.path().join("RECOVERYXLOG");
+    let repo = "s3://ahead/main";
+    was(&s, repo).arg("init").run().ok();
+    let r: PushReport = was(&s, repo)
+        .args(["push", "--parallel", "2"])
+        .arg(wal.join(&names[0]))
+        .run()
+        .ok()
+        .document();
+    let parallel = r.parallel.as_ref().expect("--parallel reports");
+    assert_eq!(parallel.pushed.len(), 2, "{r:?}");
+    let ack = |prefix: &str, n: &str| s.object("ahead", &format!("{prefix}/acks/{n}"));
+    let (stored, acked) = (
+        s.object("ahead", &format!("main/wal/00000001/{}", names[2]))
+            .expect("pushed ahead"),
+        ack("main", &names[2]).expect("acknowledged"),
+    );
+
+    // The same object and acknowledgement under a prefix without settings.
+    s.put_object(
+        "ahead",
+        &format!("stray/wal/00000001/{}", names[2]),
+        &stored,
+    );
+    s.put_object("ahead", &format!("stray/acks/{}", names[2]), &acked);
+    let out = was(&s, "s3://ahead/stray")
+        .arg("get")
+        .arg(&names[2])
+        .arg(&dest)
+        .run()
+        .expect_error(126, T);
+    assert!(out.stderr.contains("not an initialised"), "{}", out.stderr);
+    assert!(!dest.exists());
+    let out = was(&s, "s3://ahead/stray")
+        .arg("push")
+        .arg(wal.join(&names[2]))
+        .run()
+        .expect_error(1, T);
+    assert!(out.stderr.contains("not an initialised"), "{}", out.stderr);
+    assert_eq!(ack("stray", &names[2]).as_ref(), Some(&acked));
+
+    // In the repository: the acknowledgement answers the push (and is removed), the file is
+    // got back, a name not archived is the end of the archive.
+    let r: PushReport = was(&s, repo)
+        .arg("push")
+        .arg(wal.join(&names[2]))
+        .run()
+        .ok()
+        .document();
+    assert!(r.acknowledged && r.file.already_archived, "{r:?}");
+    assert!(ack("main", &names[2]).is_none());
+    let g: GetReport = was(&s, repo)
+        .arg("get")
+        .arg(&names[2])
+        .arg(&dest)
+        .run()
+        .ok()
+        .document();
+    assert_eq!(g.sha256, sha(&wal.join(&names[2])));
+    assert_eq!(sha(&dest), sha(&wal.join(&names[2])));
+    fs::remove_file(&dest).unwrap();
+    let out = was(&s, repo)
+        .arg("get")
+        .arg("000000070000000000000001")
+        .arg(&dest)
+        .run()
+        .expect_error(1, T);
+    assert!(out.stderr.contains("not in the archive"), "{}", out.stderr);
+    assert!(!dest.exists());
+}
+
 #[test]
 fn s3_concurrent_pushes_of_one_name_and_kill_9() {
     let s = pgdr_testkit::skip_unless!(S3Server::start());

@@ -265,6 +265,10 @@ impl Store for EncryptedStore {
         self.inner.create_if_absent(out)
     }
 
+    fn read_ahead(&self, key: &Key) {
+        self.inner.read_ahead(key);
+    }
+
     fn read(&self, key: &Key) -> Result<Option<Object>> {
         if is_plaintext(key) {
             return self.inner.read(key);

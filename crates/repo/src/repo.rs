@@ -104,6 +104,11 @@ pub struct OpenOptions {
     pub identity: Option<PathBuf>,
     /// Concurrent transfers of one object (parts of a large object on S3); 0: the default.
     pub parallel: usize,
+    /// Keys the caller reads right after opening (get: the file; push: its acknowledgement):
+    /// on S3 their reads start together with the settings' ([`Store::read_ahead`]), so the
+    /// open and the read cost one round trip instead of two. Nothing read is used before the
+    /// settings proved the location a repository this build may use.
+    pub read_ahead: Vec<String>,
 }
 
 impl OpenOptions {
@@ -239,6 +244,9 @@ impl Repo {
 
     fn from_store(store: Box<dyn Store>, o: &OpenOptions) -> Result<Repo> {
         let loc = store.location();
+        for key in &o.read_ahead {
+            store.read_ahead(key);
+        }
         let settings = parse_settings(&store.read_settings()?, &loc)?;
         let (store, readable): (Box<dyn Store>, bool) = match &settings.encrypt_to {
             Some(r) => {

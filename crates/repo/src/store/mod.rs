@@ -112,6 +112,12 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// Anything else that keeps it from being read (permissions, not a regular file, I/O).
     fn read(&self, key: &Key) -> Result<Option<Object>>;
+    /// Starts reading `key` in the background where a read is a round trip to a server (S3),
+    /// so that the first [`Store::read`] of it that follows does not wait for one: a caller
+    /// overlaps it with the reads that must come first (the settings, which decide whether the
+    /// location may be used at all). It decides nothing: what it read is only ever returned by
+    /// that later `read`, and dropped unseen if none comes. A local store does nothing.
+    fn read_ahead(&self, _key: &Key) {}
     /// Looks at an object without reading it; `None` when it does not exist.
     ///
     /// # Errors

@@ -21,14 +21,16 @@ use futures::stream::{BoxStream, StreamExt};
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path as ObjPath;
 use object_store::{
-    BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
-    RetryConfig, WriteMultipart,
+    BackoffConfig, ClientOptions, GetResult, ObjectStore, ObjectStoreExt, PutMode, PutOptions,
+    PutPayload, RetryConfig, WriteMultipart,
 };
 use pgdr_core::{Context, Error, Result};
+use std::collections::HashMap;
 use std::io::{self, Read};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;
+use tokio::task::JoinHandle;
 
 /// Objects larger than this are sent in parts of this size (S3's minimum part is 5 MiB);
 /// at most `parallel` parts are in memory at once.
@@ -100,6 +102,9 @@ pub struct S3Store {
     parallel: usize,
     /// Set once a request found the bucket (then a 404 can only mean a missing object).
     bucket_seen: std::sync::atomic::AtomicBool,
+    /// Reads started by [`Store::read_ahead`], by key; the first [`Store::read`] of the key
+    /// takes its answer.
+    ahead: Mutex<HashMap<String, JoinHandle<object_store::Result<GetResult>>>>,
 }
 
 impl std::fmt::Debug for S3Store {
@@ -114,6 +119,25 @@ fn one_line(e: &dyn std::fmt::Display) -> String {
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// Whether every request of a store built from `b` is plain HTTP: the endpoint is `http://`
+/// and the credentials are given (no token service over HTTPS is asked for them). Then the
+/// system's root certificates (hundreds of files read and parsed, tens of milliseconds per
+/// process) are not loaded: no connection is verified with them, and should one turn to TLS
+/// after all, no certificate is trusted.
+fn plain_http_only(b: &AmazonS3Builder) -> bool {
+    let endpoint = b
+        .get_config_value(&AmazonS3ConfigKey::S3Endpoint)
+        .or_else(|| b.get_config_value(&AmazonS3ConfigKey::Endpoint));
+    endpoint.is_some_and(|e| {
+        e.get(..7)
+            .is_some_and(|s| s.eq_ignore_ascii_case("http://"))
+    }) && b
+        .get_config_value(&AmazonS3ConfigKey::AccessKeyId)
+        .is_some()
+        && b.get_config_value(&AmazonS3ConfigKey::SecretAccessKey)
+            .is_some()
 }
 
 impl S3Store {
@@ -131,18 +155,17 @@ impl S3Store {
             max_retries: 8,
             retry_timeout: Duration::from_secs(RETRY_SECONDS),
         };
-        let s3 = AmazonS3Builder::from_env()
+        let builder = AmazonS3Builder::from_env();
+        let client = ClientOptions::new()
+            .with_connect_timeout(Duration::from_secs(10))
+            .with_timeout(Duration::from_secs(300))
+            .with_allow_http(std::env::var("AWS_ALLOW_HTTP").is_ok_and(|v| v == "true" || v == "1"))
+            .with_no_system_certificates(plain_http_only(&builder));
+        let s3 = builder
             .with_bucket_name(&loc.bucket)
             .with_config(AmazonS3ConfigKey::CopyIfNotExists, "multipart")
             .with_retry(retry)
-            .with_client_options(
-                ClientOptions::new()
-                    .with_connect_timeout(Duration::from_secs(10))
-                    .with_timeout(Duration::from_secs(300))
-                    .with_allow_http(
-                        std::env::var("AWS_ALLOW_HTTP").is_ok_and(|v| v == "true" || v == "1"),
-                    ),
-            )
+            .with_client_options(client)
             .build()
             .map_err(|e| {
                 Error::failed(format!("cannot use repository {loc}"))
@@ -160,6 +183,7 @@ impl S3Store {
             rt: Arc::new(rt),
             parallel: parallel.max(1),
             bucket_seen: std::sync::atomic::AtomicBool::new(false),
+            ahead: Mutex::new(HashMap::new()),
         })
     }
 
@@ -431,9 +455,28 @@ impl Store for S3Store {
         Err(Error::failed(what()).because("the store kept reporting a conflicting write"))
     }
 
+    fn read_ahead(&self, key: &Key) {
+        let (s3, path) = (self.s3.clone(), self.path(key));
+        let task = self.rt.spawn(async move { s3.get(&path).await });
+        self.ahead
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.to_string(), task);
+    }
+
     fn read(&self, key: &Key) -> Result<Option<Object>> {
         let path = self.path(key);
-        match self.block(self.s3.get(&path)) {
+        let ahead = self
+            .ahead
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+        let got = match ahead.map(|task| self.block(task)) {
+            Some(Ok(got)) => got,
+            // The task died (it cannot be cancelled while the store lives): ask again.
+            Some(Err(_)) | None => self.block(self.s3.get(&path)),
+        };
+        match got {
             Ok(r) => {
                 self.bucket_seen
                     .store(true, std::sync::atomic::Ordering::Relaxed);

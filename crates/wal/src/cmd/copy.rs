@@ -87,6 +87,7 @@ pub fn copy(location: &Path, o: &CopyOptions) -> Result<CopyReport> {
         &OpenOptions {
             identity: None,
             parallel,
+            ..OpenOptions::default()
         },
     )?;
     let mut dst = Repo::open_with(
@@ -94,6 +95,7 @@ pub fn copy(location: &Path, o: &CopyOptions) -> Result<CopyReport> {
         &OpenOptions {
             identity: o.to_identity.clone(),
             parallel,
+            ..OpenOptions::default()
         },
     )
     .map_err(|e| {

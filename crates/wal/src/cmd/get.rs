@@ -9,7 +9,7 @@ use pgdr_core::signals::TempFile;
 use pgdr_core::{Context, Error, ErrorKind, Result};
 use pgdr_pgformat::wal_name::{Kind, WalName};
 use pgdr_repo::file::{dir_of, restore, RestoreError};
-use pgdr_repo::repo::Repo;
+use pgdr_repo::repo::{key_of, OpenOptions, Repo};
 use pgdr_repo::store::local::temp_beside;
 use pgdr_repo::stored::{hex, Header};
 use std::fs;
@@ -49,7 +49,13 @@ pub fn get(location: &Path, o: &GetOptions) -> Result<GetReport> {
         Error::usage(format!("cannot get {:?}", o.name))
             .because("not a WAL segment, .partial, .backup or .history file name")
     })?;
-    let repo = Repo::open(location).map_err(fatal)?;
+    // The file's read starts with the settings' (on S3, one round trip for both); its answer,
+    // "not archived" included, is looked at only once the repository opened.
+    let open = OpenOptions {
+        read_ahead: vec![key_of(&name)],
+        ..OpenOptions::default()
+    };
+    let repo = Repo::open_with(location, &open).map_err(fatal)?;
     let spool = prefetch::spool_dir(o);
     let taken = spool
         .as_ref()

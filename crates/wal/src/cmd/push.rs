@@ -8,7 +8,7 @@ use pgdr_core::{Context, Error, Result};
 use pgdr_pgformat::page_header;
 use pgdr_pgformat::wal_name::{Kind, WalName};
 use pgdr_repo::file::{self, dir_of, store_file};
-use pgdr_repo::repo::{ack_key, key_of, Identity, Repo};
+use pgdr_repo::repo::{ack_key, key_of, Identity, OpenOptions, Repo};
 use pgdr_repo::store::Store;
 use pgdr_repo::stored::Compression;
 use serde::{Deserialize, Serialize};
@@ -76,7 +76,13 @@ pub fn push(location: &Path, o: &PushOptions) -> Result<PushReport> {
             "{fname:?} is not a WAL segment, .partial, .backup or .history file name"
         ))
     })?;
-    let mut repo = Repo::open(location)?;
+    // An acknowledgement is read with the settings (on S3, one round trip for both), and only
+    // trusted once the repository opened and the file's cluster was checked.
+    let open = OpenOptions {
+        read_ahead: vec![ack_key(&name)],
+        ..OpenOptions::default()
+    };
+    let mut repo = Repo::open_with(location, &open)?;
     let (compression, level) = match o.compression {
         Some(c) => (c, c.level(o.level)?),
         None => {
