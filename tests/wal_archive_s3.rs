@@ -190,6 +190,18 @@ fn s3_faults_duplicates_damage_and_foreign_wal() {
     assert!(out.stderr.contains("AWS_ENDPOINT_URL"), "{}", out.stderr);
     // No credentials anywhere (and no instance to ask): a clear line, no secret printed.
     assert!(!out.stderr.contains(pgdr_testkit::s3::SECRET_KEY));
+    // An endpoint that is not a URL: refused in one line above 125 (object_store would panic
+    // at the first request, exit 101, which recovery takes for "not archived").
+    let out = was(&s, repo)
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9/a b")
+        .arg("get")
+        .arg(&names[0])
+        .arg(&dest)
+        .run()
+        .expect_error(126, T);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(out.stderr.contains("not a URL"), "{}", out.stderr);
+    assert!(!dest.exists());
 
     // list and prune as on disk.
     let l: ListReport = was(&s, repo).arg("list").run().ok().document();

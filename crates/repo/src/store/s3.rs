@@ -140,6 +140,29 @@ fn plain_http_only(b: &AmazonS3Builder) -> bool {
             .is_some()
 }
 
+/// Refuses an endpoint that is not an absolute URI. object_store accepts it when the store is
+/// built and panics when it signs the first request (InvalidUri), which would end `get` with
+/// Rust's panic status 101: below 126, so PostgreSQL would take it for "not archived" and end
+/// recovery early instead of stopping.
+fn check_endpoint(b: &AmazonS3Builder, loc: &S3Location) -> Result<()> {
+    for key in [AmazonS3ConfigKey::S3Endpoint, AmazonS3ConfigKey::Endpoint] {
+        let Some(e) = b.get_config_value(&key) else {
+            continue;
+        };
+        let ok = e
+            .parse::<http::Uri>()
+            .is_ok_and(|u| u.scheme().is_some() && u.authority().is_some());
+        if !ok {
+            return Err(Error::failed(format!("cannot use repository {loc}"))
+                .because(format!("the endpoint {e:?} is not a URL"))
+                .hint(
+                    "set AWS_ENDPOINT_URL to scheme://host[:port], e.g. https://s3.example.com",
+                ));
+        }
+    }
+    Ok(())
+}
+
 impl S3Store {
     /// The store at `loc`, configured from the environment. Nothing is sent yet.
     ///
@@ -156,6 +179,7 @@ impl S3Store {
             retry_timeout: Duration::from_secs(RETRY_SECONDS),
         };
         let builder = AmazonS3Builder::from_env();
+        check_endpoint(&builder, &loc)?;
         let client = ClientOptions::new()
             .with_connect_timeout(Duration::from_secs(10))
             .with_timeout(Duration::from_secs(300))
