@@ -319,11 +319,11 @@ fn clone_to_a_point_in_time(major: u32) {
         .arg(&repo)
         .args(["--name", "drill", "--start", "--wait", "120"])
         .run();
-    let doc = out.ok().json();
+    let doc = out.ok().document::<pgdr_clone::doc::CloneReport>();
     let conn = format!(
         "host={} port={} user=postgres dbname=postgres",
-        doc["socket_dir"].as_str().unwrap(),
-        doc["port"]
+        doc.socket_dir.display(),
+        doc.port
     );
     let mut c = postgres::Client::connect(&conn, postgres::NoTls).unwrap();
     let batches: Vec<i32> = c
@@ -332,9 +332,44 @@ fn clone_to_a_point_in_time(major: u32) {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(batches, [1, 2], "PostgreSQL {major}: {doc}");
+    assert_eq!(batches, [1, 2], "PostgreSQL {major}: {doc:?}");
     let n: i64 = c.query_one("select count(*) from t", &[]).unwrap().get(0);
     assert_eq!(n, 20);
+    // Replay settings (issue 19), on the recovering server's command line: shared_buffers
+    // above the primary's, and the prefetch settings only where the major prefetches during
+    // recovery (15+; a server refuses a name it does not know).
+    let r = &doc.recovery.replay_settings;
+    assert_eq!(
+        r.contains_key("recovery_prefetch"),
+        major >= 15,
+        "PostgreSQL {major}: {doc:?}"
+    );
+    assert!(r.contains_key("shared_buffers"), "{doc:?}");
+    for (name, value) in r {
+        let row = c
+            .query_one(
+                "select current_setting($1), source from pg_settings where name = $1",
+                &[name],
+            )
+            .unwrap();
+        assert_eq!(row.get::<_, String>(1), "command line", "{name}");
+        if name != "shared_buffers" {
+            assert_eq!(&row.get::<_, String>(0), value, "{name}");
+        }
+    }
+    let own: i64 = p
+        .query_value("select pg_size_bytes(current_setting('shared_buffers'))")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let during: i64 = c
+        .query_one(
+            "select pg_size_bytes(current_setting('shared_buffers'))",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(during > own, "{during} <= {own}");
     drop(c);
     tool("snap-clone")
         .env("PGDR_CLONE_DIR", &registry)

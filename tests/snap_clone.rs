@@ -210,13 +210,17 @@ fn postgres_running_under(dir: &Path) -> bool {
     })
 }
 
-fn rows(doc: &CloneReport) -> (Vec<i64>, i64) {
+fn client_of(doc: &CloneReport) -> postgres::Client {
     let conn = format!(
         "host={} port={} user=postgres dbname=postgres",
         doc.socket_dir.display(),
         doc.port
     );
-    let mut c = postgres::Client::connect(&conn, postgres::NoTls).unwrap();
+    postgres::Client::connect(&conn, postgres::NoTls).unwrap()
+}
+
+fn rows(doc: &CloneReport) -> (Vec<i64>, i64) {
+    let mut c = client_of(doc);
     let batches: Vec<i64> = c
         .query("select distinct batch::int8 from t order by 1", &[])
         .unwrap()
@@ -322,6 +326,97 @@ fn walkdir(p: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// A setting of a running server: its value as current_setting() shows it, and its source
+/// (pg_settings: "command line", "configuration file", "default", …).
+fn shown(c: &mut postgres::Client, name: &str) -> (String, String) {
+    let r = c
+        .query_one(
+            "select current_setting($1), source from pg_settings where name = $1",
+            &[&name],
+        )
+        .unwrap();
+    (r.get(0), r.get(1))
+}
+
+/// shared_buffers of a running server, in bytes.
+fn buffer_bytes(c: &mut postgres::Client) -> i64 {
+    c.query_one(
+        "select pg_size_bytes(current_setting('shared_buffers'))",
+        &[],
+    )
+    .unwrap()
+    .get(0)
+}
+
+/// Whether a configuration file sets `name` (a line that is not a comment).
+fn file_sets(path: &Path, name: &str) -> bool {
+    std::fs::read_to_string(path).unwrap().lines().any(|l| {
+        let l = l.split('#').next().unwrap().trim();
+        l.split(|c: char| c == '=' || c.is_whitespace()).next() == Some(name)
+    })
+}
+
+/// Replay settings (issue 19) of a clone paused at its target: the server runs with what the
+/// report lists, from its command line, with more shared_buffers than the snapshot's (the
+/// standby's); neither postgresql.conf nor postgresql.auto.conf nor postmaster.opts has them,
+/// so a `pg_ctl restart` brings the snapshot's own settings back (recovering to the same
+/// target again).
+fn replay_settings_of_a_paused_clone(d: &Drill, doc: &CloneReport) {
+    let own: i64 = d
+        .standby
+        .query_value("select pg_size_bytes(current_setting('shared_buffers'))")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let r = &doc.recovery.replay_settings;
+    assert!(!doc.recovery.settings_handed_back, "{doc:?}");
+    let sb = r.get("shared_buffers").expect("shared_buffers is raised");
+    let kb: i64 = sb.strip_suffix("kB").unwrap().parse().unwrap();
+    assert!(
+        kb * 1024 > own,
+        "{sb} is not above the snapshot's {own} bytes"
+    );
+    let mut c = client_of(doc);
+    assert_eq!(buffer_bytes(&mut c), kb * 1024);
+    assert_eq!(r.get("recovery_prefetch").map(String::as_str), Some("on"));
+    for (name, value) in r {
+        let (got, source) = shown(&mut c, name);
+        assert_eq!(source, "command line", "{name}");
+        if name != "shared_buffers" {
+            assert_eq!(&got, value, "{name}");
+        }
+        for f in ["postgresql.conf", "postgresql.auto.conf"] {
+            assert!(
+                name == "shared_buffers" || !file_sets(&doc.path.join(f), name),
+                "{f} sets {name}"
+            );
+        }
+    }
+    let auto = std::fs::read_to_string(doc.path.join("postgresql.auto.conf")).unwrap();
+    assert!(!auto.contains("shared_buffers"), "{auto}");
+    let opts = std::fs::read_to_string(doc.path.join("postmaster.opts")).unwrap();
+    assert!(!opts.contains("\"-c\""), "{opts}");
+    drop(c);
+    let out = d
+        .standby
+        .cmd("pg_ctl")
+        .arg("-D")
+        .arg(&doc.path)
+        .arg("-l")
+        .arg(&doc.log)
+        .args(["-w", "-t", "120", "-m", "fast", "restart"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let mut c = client_of(doc);
+    assert_eq!(buffer_bytes(&mut c), own);
+    assert_ne!(shown(&mut c, "shared_buffers").1, "command line");
+    let standby_prefetch = d
+        .standby
+        .query_value("select current_setting('recovery_prefetch')");
+    assert_eq!(Some(shown(&mut c, "recovery_prefetch").0), standby_prefetch);
+}
+
 /// Clones to each target, checks the rows, destroys; then a promoted clone that must not
 /// touch production.
 fn seed_drill(d: &Drill) {
@@ -363,18 +458,39 @@ fn seed_drill(d: &Drill) {
             vec![1, 2, 3],
         ),
     ];
+    let own_buffers: i64 = d
+        .standby
+        .query_value("select pg_size_bytes(current_setting('shared_buffers'))")
+        .unwrap()
+        .parse()
+        .unwrap();
     for (name, sel, want) in cases {
+        // One clone without replay settings: the snapshot's own throughout.
+        let off = name == "gap2";
         let out = d
             .sc()
             .args(d.clone_args())
             .args(sel)
             .args(["--name", name, "--repo", &repo, "--start", "--wait", "120"])
+            .args(if off {
+                &["--replay-settings", "off"][..]
+            } else {
+                &[]
+            })
             .run()
             .ok();
         let doc = out.document::<CloneReport>();
         assert_eq!(doc.clone, name);
         assert_eq!(doc.recovery.state, "paused", "{doc:?}");
         assert!(doc.recovery.reached_lsn.is_some(), "{doc:?}");
+        if off {
+            assert!(doc.recovery.replay_settings.is_empty(), "{doc:?}");
+            assert!(doc.recovery.settings_handed_back);
+            let mut c = client_of(&doc);
+            assert_eq!(buffer_bytes(&mut c), own_buffers);
+            assert_ne!(shown(&mut c, "shared_buffers").1, "command line");
+            assert_ne!(shown(&mut c, "recovery_prefetch").1, "command line");
+        }
         if name.starts_with("gap4") || name == "gap4" {
             assert_eq!(doc.snapshot, d.name("b"), "{doc:?}");
         }
@@ -384,6 +500,9 @@ fn seed_drill(d: &Drill) {
         let (got, n) = rows(&doc);
         assert_eq!(got, want, "{name}: {doc:?}");
         assert_eq!(n, want.len() as i64 * ROWS, "{name}");
+        if name == "a-to-gap4" {
+            replay_settings_of_a_paused_clone(d, &doc);
+        }
         let listed = d.list();
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].clone, name);
@@ -426,6 +545,18 @@ fn seed_drill(d: &Drill) {
     assert_eq!(doc.recovery.state, "promoted", "{doc:?}");
     let (got, _) = rows(&doc);
     assert_eq!(got, d.expected(&d.at("gap2")));
+    // Recovered with more buffers, then restarted with the snapshot's own.
+    assert!(
+        doc.recovery.replay_settings.contains_key("shared_buffers"),
+        "{doc:?}"
+    );
+    assert!(doc.recovery.settings_handed_back, "{doc:?}");
+    let mut c = client_of(&doc);
+    assert_eq!(buffer_bytes(&mut c), own_buffers);
+    for name in doc.recovery.replay_settings.keys() {
+        assert_ne!(shown(&mut c, name).1, "command line", "{name}");
+    }
+    drop(c);
     let conn = format!(
         "host={} port={} user=postgres dbname=postgres",
         doc.socket_dir.display(),

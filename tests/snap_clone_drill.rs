@@ -250,6 +250,16 @@ fn drills_of_a_good_and_a_damaged_snapshot() {
     let reached = rec.reached_lsn.expect("an LSN reached");
     assert!(reached >= last_commit, "{reached} < {last_commit}");
     assert!(rec.reached_time.is_some(), "{doc:?}");
+    // Recovered with replay settings, kept through the check: the clone is destroyed next,
+    // so no restart hands them back.
+    assert_eq!(
+        rec.replay_settings
+            .get("recovery_prefetch")
+            .map(String::as_str),
+        Some("on"),
+        "{doc:?}"
+    );
+    assert!(!rec.settings_handed_back, "{doc:?}");
     assert!(doc.seconds > 0.0);
     site.assert_nothing_left(&[]);
 

@@ -132,12 +132,24 @@ pub struct Args {
     /// Restoring an image: concurrent transfers.
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub parallel: u16,
-    /// shared_buffers for the clone (e.g. 2GB; default: the snapshot's setting). Replay
-    /// writes out a dirty page for every page it reads once the buffers are full; where
-    /// each write is slow (zfs-fuse), buffers that hold the pages the WAL touches make a
-    /// point-in-time clone several times faster.
+    /// shared_buffers for the clone, written into its postgresql.auto.conf: for its recovery
+    /// and every later start (e.g. 2GB; default: the snapshot's setting, raised for recovery
+    /// only, see --replay-settings).
     #[arg(long, value_name = "SIZE")]
     pub shared_buffers: Option<String>,
+    /// on (default): the recovering server is started with replay settings on its command
+    /// line, not in its configuration: shared_buffers raised to an eighth of the available
+    /// memory up to 2GB (never lowered; not with --shared-buffers), and from PostgreSQL 15
+    /// recovery_prefetch = on, maintenance_io_concurrency = 64, wal_decode_buffer_size = 4MB
+    /// (see REPLAY SETTINGS); off: the snapshot's own settings during recovery too.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "on",
+        hide_possible_values = true,
+        value_name = "on|off"
+    )]
+    pub replay_settings: crate::replay::Switch,
     /// Start the clone and wait until recovery reached the target.
     #[arg(long)]
     pub start: bool,
@@ -412,6 +424,7 @@ pub fn run(args: Args) -> Result<Outcome> {
         action: args.recovery_target_action.unwrap_or(Action::Pause),
         restore_command: restore,
         shared_buffers,
+        replay: args.replay_settings.into(),
         start: args.start,
         wait,
         wait_lock,
@@ -459,6 +472,10 @@ pub static MAN: pgdr_core::man::ManExtra = pgdr_core::man::ManExtra {
         (
             "TABLE RESTORE",
             "--into CONNINFO restores the tables named with --table (schema.table or table, quoted as in SQL; every table without --table) into an existing database, with everything that belongs to them: partitions, sequences they own (identity and serial), defaults, constraints, indexes, triggers, policies, rules, extended statistics, comments, and their rows. Functions, types, sequences and schemas they need are created when the target lacks them and used as they are when it has them (listed under skipped). Foreign keys to tables that are not restored are not created (skipped, with the reason): the copy must not lock or depend on a live table. Owners, privileges and tablespaces are the target's (pg_restore --no-owner --no-privileges --no-tablespaces).\n--on-conflict rename (the default): a table any of whose names exists in the target (the table, its row type, a partition, an index, an owned sequence, a statistics object) is created as TABLE_pgdr_YYYYmmddHHMMSS (the snapshot's moment, UTC), and every name of its own gets the same suffix: indexes, constraints (including PostgreSQL 18's named NOT NULL constraints), sequences, triggers, policies, rules; the existing table and everything of it is not touched. A name that would pass PostgreSQL's 63 bytes keeps its first bytes, then 8 hex digits of the SHA-256 of the full name, then the suffix (shortened in the report). Restoring from the same moment twice is refused, naming the copy that exists. fail: nothing is changed when any name exists; the error lists them. replace: the existing table (with its partitions) is dropped and the snapshot's created in its place in the same transaction; foreign keys other tables hold on it are dropped first and created again afterwards, which validates every row (a violating row fails the whole replace: nothing changes); its owner and table-level grants are given back. A view on a replaced table makes replace refuse.\nThe whole restore is one transaction on one connection: pg_restore writes the SQL of the chosen entries of the archive's table of contents (its toc.dat, which pgdr reads to plan), snap-clone runs it with the new names, and streams each table's rows from its pg_dump data file into COPY (the entry's own COPY statement, renamed), as pg_restore would; a stored snapshot's files are decompressed and checked against their SHA-256 on the way. Any failure (a statement, pg_restore, a damaged file, SIGINT/SIGTERM) rolls it back. --jobs N lets PostgreSQL build each index with N-1 parallel maintenance workers in that transaction (parallel loading would need separate transactions).\n--dry-run is the precheck: the connection, CREATE on each target schema (CREATE on the database for a schema the restore creates), for replace the ownership of the table and of every table whose foreign keys on it are kept, and the plan (every object with the name it gets), with nothing changed in the target (from a physical snapshot the temporary clone is still made, and destroyed, to read the tables' definitions).\nFrom a physical snapshot (--snapshot S or --before T, with --recovery-target-time, --repo and the other clone options), a temporary clone recovers to the target and pauses, pg_dump (run as the data directory's owner, over the clone's socket, from the database named like --into's or --database) dumps the tables, they are restored as above, and the clone is destroyed, also on failure; --keep-clone keeps it after a success. The clone is of an image of --repo (as IMAGES says; the report's source is the repository) when --repo is given without --pgdata on the command line, --snapshot-dir, --backend or '-', and either --target is given or this host has no snapshot made by snap-take that the request could use (of PGDATA from the environment, or on an imported ZFS pool or mounted btrfs filesystem; with --snapshot NAME, one of that name): a host of another region needs no more than the repository. The image is restored into --target, else into $TMPDIR/pgdr-tables-NAME, which needs room for the whole data directory; the directory is removed with the clone. A missing or damaged piece fails the run before anything is dumped: the target database is unchanged, and no clone or directory is left. The report's as_of is the recovery target time (else the point the clone reached), and renamed tables carry that moment.\npg_restore (and for a physical snapshot pg_dump) of a major at least the target's, the clone's and the dump's is needed: the newest on PATH, in /usr/lib/postgresql/N/bin, /usr/pgsql-N/bin or PGDR_PG_ROOT/N/bin is used, or --pg-bin DIR, and named in the report; an older one is refused with the reason.",
+        ),
+        (
+            "REPLAY SETTINGS",
+            "A clone's recovery is PostgreSQL's replay, one process that reads a page for every record it applies; once shared_buffers is full every page read evicts a dirty one, written out first, and where writes are slow (zfs-fuse, loop-mounted copy-on-write filesystems) that dominates. With --start (and for the temporary clones of --into and --drill) the recovering server is started with these settings on its command line (postgres -c NAME=VALUE), by default (--replay-settings on):\nshared_buffers = the larger of the snapshot's own setting and an eighth of the memory available when the clone starts (MemAvailable of /proc/meminfo, lowered to what the memory limit of a container's cgroup leaves), capped at 2GB: buffers for the pages the WAL touches made replay 3-5x faster on zfs-fuse with 1-2GB, and an eighth lets several clones (and parallel tests) share a host: clones started one after another hold at most 1-(7/8)^N of what was available. Never lower than the snapshot's; not given when it would not raise it, nor with --shared-buffers.\nFrom PostgreSQL 15 (the snapshot's PG_VERSION; 13 and 14 do not prefetch during recovery, and a server refuses settings it does not know): recovery_prefetch = on (read the blocks ahead of replay), maintenance_io_concurrency = 64 (prefetches in flight; the default 10 is sized for one disk), wal_decode_buffer_size = 4MB (WAL decoded ahead to find them; the default 512kB holds few records once full-page images fill it).\nThey are never written into postgresql.conf or postgresql.auto.conf, and postmaster.opts (the command line pg_ctl restart uses) is rewritten without them once recovery reached the target: every later start of the clone has the snapshot's own settings. A paused clone keeps them while it runs (a restart would replay again), also after a pg_promote() of your own until its next start. A clone snap-clone promotes (--recovery-target-action promote, or a crash image's own moment) with a raised shared_buffers is a server to keep: it is checkpointed, stopped and started again without them, so it holds the snapshot's memory, not the recovery's (the report's settings_handed_back); the drill's clone, destroyed right after, is not. The other three act only during recovery (maintenance_io_concurrency also on maintenance commands' prefetching until the next start), so they alone cause no restart.\n--replay-settings off starts the server with the snapshot's settings only. --shared-buffers SIZE is the user's choice: written into the clone's postgresql.auto.conf for every start, and the other replay settings still apply. The report's recovery.replay_settings lists what was given.",
         ),
         (
             "CONSISTENT POINT",

@@ -51,8 +51,10 @@ pub struct CreateRequest {
     pub action: Action,
     /// The restore_command, or None to keep the configured one.
     pub restore_command: Option<String>,
-    /// shared_buffers for the clone (PostgreSQL's syntax).
+    /// shared_buffers for the clone (PostgreSQL's syntax), written into its configuration.
     pub shared_buffers: Option<String>,
+    /// The settings its recovery runs with ([`crate::replay`]).
+    pub replay: crate::replay::Policy,
     /// Start the server and wait until recovery reached the target.
     pub start: bool,
     /// With `start`: give up after this long.
@@ -302,6 +304,7 @@ pub fn run(req: &CreateRequest) -> Result<CloneReport> {
                 bindir: bindir.clone(),
                 restore_command: req.restore_command.clone(),
                 shared_buffers: req.shared_buffers.clone(),
+                replay: req.replay,
                 start: req.start,
                 wait: req.wait,
                 registry,

@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use pgdr_pgformat::Lsn;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// A clone made (and, with --start, recovered to its target).
@@ -55,6 +56,16 @@ pub struct Recovery {
     pub reached_time: Option<DateTime<Utc>>,
     /// paused, promoted, or configured (without --start).
     pub state: String,
+    /// The replay settings the recovering server was started with, name → value as given on
+    /// its command line (postgres -c), never written into its configuration: shared_buffers
+    /// (when raised), and from PostgreSQL 15 recovery_prefetch, maintenance_io_concurrency and
+    /// wal_decode_buffer_size (see REPLAY SETTINGS). Empty with --replay-settings off or
+    /// without --start.
+    pub replay_settings: BTreeMap<String, String>,
+    /// Whether the running server has the snapshot's own settings again: true when there
+    /// were no replay settings, or a promoted clone was restarted without them; false while
+    /// it runs with them (paused: until its next start, which has the snapshot's settings).
+    pub settings_handed_back: bool,
 }
 
 impl pgdr_core::Document for CloneReport {

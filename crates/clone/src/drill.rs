@@ -12,6 +12,7 @@
 use crate::create::{CreateRequest, Source};
 use crate::doc::{CloneReport, Corruption, DrillReport};
 use crate::prepare::Action;
+use crate::replay::Policy;
 use crate::server::Server;
 use crate::target::Target;
 use chrono::{DateTime, Utc};
@@ -64,6 +65,11 @@ pub fn run(mut req: CreateRequest) -> Result<DrillReport> {
     req.start = true;
     // Promoted: the clone must be writable for CREATE EXTENSION amcheck.
     req.action = Action::Promote;
+    // Destroyed once checked: a restart to hand the snapshot's settings back would only cost a
+    // checkpoint.
+    if req.replay != Policy::Off {
+        req.replay = Policy::Kept;
+    }
     if req.target.is_none() && !matches!(req.source, Source::Before(_)) {
         req.target = Some(Target::Latest);
     }

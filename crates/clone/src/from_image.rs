@@ -156,6 +156,7 @@ pub fn run(req: &CreateRequest, repo_loc: &Path) -> Result<CloneReport> {
                 bindir: bindir.clone(),
                 restore_command: req.restore_command.clone(),
                 shared_buffers: req.shared_buffers.clone(),
+                replay: req.replay,
                 start: req.start,
                 wait: req.wait,
                 registry,

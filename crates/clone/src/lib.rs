@@ -11,6 +11,8 @@
 //! - [`prepare`]: turning a fresh clone of a snapshot into a data directory that recovers to
 //!   the target and can never touch production (pure helpers plus the file work).
 //! - [`server`]: starting it as the owner, watching recovery over its socket, stopping.
+//! - [`replay`]: the settings the clone's recovery runs with (shared_buffers sized for replay,
+//!   recovery prefetching), given for the recovering start only.
 //! - The clone registry is the snapshot library's, [`pgdr_snap::registry`], which snap-prune
 //!   reads too.
 
@@ -22,6 +24,7 @@ pub mod drill;
 pub mod from_image;
 pub mod list;
 pub mod prepare;
+pub mod replay;
 pub mod server;
 pub mod setup;
 pub mod tables;

@@ -170,7 +170,7 @@ fn remove_if_exists(p: &Path) -> Result<()> {
     }
 }
 
-fn write_owned(path: &Path, bytes: &[u8], owner: &User) -> Result<()> {
+pub(crate) fn write_owned(path: &Path, bytes: &[u8], owner: &User) -> Result<()> {
     fsx::write_atomic(
         path,
         bytes,

@@ -27,6 +27,8 @@ pub struct Server {
     pub port: u16,
     pub log: PathBuf,
     pub pg_version: u32,
+    /// The settings the running server was given on its command line (`-c name=value`).
+    options: Vec<(String, String)>,
     child: Option<Child>,
     client: Option<postgres::Client>,
 }
@@ -71,13 +73,15 @@ impl Server {
             port,
             log: log.to_path_buf(),
             pg_version,
+            options: Vec::new(),
             child: None,
             client: None,
         }
     }
 
-    /// Starts the postmaster in its own session, appending to the log.
-    pub fn start(&mut self) -> Result<()> {
+    /// Starts the postmaster in its own session, appending to the log, with `options` on its
+    /// command line (`-c name=value`: above every configuration file, for this start only).
+    pub fn start(&mut self, options: &[(String, String)]) -> Result<()> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -90,11 +94,11 @@ impl Server {
             .try_clone()
             .context(|| "cannot duplicate the log file".into())?;
         let mut cmd = command_as(&self.owner, self.bindir.join("postgres"));
-        cmd.arg("-D")
-            .arg(&self.pgdata)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(err);
+        cmd.arg("-D").arg(&self.pgdata);
+        for (n, v) in options {
+            cmd.arg("-c").arg(format!("{n}={v}"));
+        }
+        cmd.stdin(Stdio::null()).stdout(log).stderr(err);
         // SAFETY: setsid is async-signal-safe; it detaches the server from our terminal so
         // a Ctrl-C meant for snap-clone reaches only snap-clone (which then stops it).
         unsafe {
@@ -107,7 +111,31 @@ impl Server {
             .spawn()
             .context(|| format!("cannot start {}", self.bindir.join("postgres").display()))?;
         self.child = Some(child);
+        self.options = options.to_vec();
         Ok(())
+    }
+
+    /// Rewrites postmaster.opts, the command line `pg_ctl restart` starts the server with
+    /// again, without the options of [`Server::start`]: a restart of the clone has the
+    /// snapshot's own settings. The postmaster writes the file when it starts
+    /// (CreateOptsFile in postmaster.c: the program, then each argument in double quotes) and
+    /// never reads it.
+    ///
+    /// # Errors
+    /// The file cannot be read or replaced.
+    pub fn forget_start_options(&self) -> Result<()> {
+        if self.options.is_empty() {
+            return Ok(());
+        }
+        let path = self.pgdata.join("postmaster.opts");
+        let text =
+            std::fs::read_to_string(&path).context(|| format!("cannot read {}", path.display()))?;
+        let mut kept = text.trim_end_matches('\n').to_string();
+        for (n, v) in &self.options {
+            kept = kept.replacen(&format!(" \"-c\" \"{n}={v}\""), "", 1);
+        }
+        kept.push('\n');
+        crate::prepare::write_owned(&path, kept.as_bytes(), &self.owner)
     }
 
     /// Whether the server we started has exited (its status), or is gone.

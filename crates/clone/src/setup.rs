@@ -6,6 +6,7 @@
 
 use crate::doc::{CloneReport, Recovery};
 use crate::prepare::{self, Action, Plan};
+use crate::replay::{self, Policy};
 use crate::server::{self, Goal, Server};
 use crate::target::{self, Target};
 use pgdr_core::{Context, Error, Result};
@@ -197,6 +198,8 @@ pub(crate) struct Setup<'a> {
     /// None keeps the restore_command the copied configuration has.
     pub restore_command: Option<String>,
     pub shared_buffers: Option<String>,
+    /// The settings the recovering start gets ([`crate::replay`]).
+    pub replay: Policy,
     pub start: bool,
     pub wait: Option<Duration>,
     pub registry: &'a Registry,
@@ -271,7 +274,17 @@ pub(crate) fn configure_and_start(
     prepare::prepare(&rec.path, &rec.root, s.meta, &plan, &owner)?;
     check_interrupt()?;
     let mut reached = None;
+    let mut replay_settings = Vec::new();
+    let mut handed_back = true;
     if s.start {
+        if s.replay != Policy::Off {
+            // --shared-buffers is in the configuration already: the user's choice stays.
+            let own = match &s.shared_buffers {
+                Some(_) => None,
+                None => Some(replay::own_shared_buffers(&s.bindir, &owner, &rec.path)?),
+            };
+            replay_settings = replay::settings(s.meta.pg_version, own, replay::available_memory());
+        }
         let srv = undo.server.insert(Server::new(
             &rec.path,
             &s.bindir,
@@ -281,13 +294,30 @@ pub(crate) fn configure_and_start(
             &log,
             s.meta.pg_version,
         ));
-        srv.start()?;
+        srv.start(&replay_settings)?;
         let goal = match (plan.standby_mode(), action) {
             (true, _) => Goal::EndOfWal,
             (false, Action::Promote) => Goal::Promoted,
             (false, Action::Pause) => Goal::Paused,
         };
-        reached = Some(server::wait_reached(srv, goal, &target.display(), s.wait)?);
+        let got = server::wait_reached(srv, goal, &target.display(), s.wait)?;
+        handed_back = replay_settings.is_empty();
+        if !handed_back {
+            let raised = replay_settings.iter().any(|(n, _)| n == "shared_buffers");
+            if got.state == "promoted" && raised && s.replay == Policy::Recovery {
+                // Recovery is over and the clone is one to keep: it gets the snapshot's own
+                // memory back (only a restart changes shared_buffers). The checkpoint writes
+                // what replay left in the buffers now, so the shutdown has nothing to wait on.
+                srv.execute("CHECKPOINT")?;
+                srv.stop(true);
+                srv.start(&[])?;
+                server::wait_reached(srv, Goal::Promoted, &target.display(), s.wait)?;
+                handed_back = true;
+            } else {
+                srv.forget_start_options()?;
+            }
+        }
+        reached = Some(got);
     }
     rec.state = "ready".into();
     registry.write(&rec)?;
@@ -324,6 +354,8 @@ pub(crate) fn configure_and_start(
             state: reached
                 .map(|r| r.state)
                 .unwrap_or_else(|| "configured".into()),
+            replay_settings: replay_settings.into_iter().collect(),
+            settings_handed_back: handed_back,
         },
         seconds: 0.0,
     })

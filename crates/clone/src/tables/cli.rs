@@ -109,6 +109,7 @@ fn physical(args: &Args) -> Result<CreateRequest> {
             None => None,
             Some(s) => Some(crate::cli::shared_buffers_setting(s)?),
         },
+        replay: args.replay_settings.into(),
         start: true,
         wait: pgdr_core::lock::wait_duration("--wait", args.wait)?,
         wait_lock: pgdr_core::lock::wait_duration("--wait-lock", args.wait_lock)?,
