@@ -24,6 +24,7 @@ use std::fs;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// The most the spool holds, in bytes of segments (1 GiB: 64 segments of 16 MiB, one of 1 GiB).
@@ -253,9 +254,9 @@ pub fn plan(
 
 /// Fills the spool with the segments PostgreSQL asks for after `after` ([`plan`]), each
 /// verified then renamed into place, skipping those pg_wal holds already; one worker per
-/// spool at a time; other spool entries are removed, so the spool never holds more than
-/// [`spool_cap`] segments. Stops at the first segment it cannot get (get reports the damage
-/// when recovery asks for it).
+/// spool at a time, [`RESTORES`] segments at once; other spool entries are removed, so the
+/// spool never holds more than [`spool_cap`] segments. Stops at the first segment it cannot
+/// get (get reports the damage when recovery asks for it).
 ///
 /// # Errors
 /// The repository or the spool cannot be used.
@@ -303,34 +304,56 @@ pub fn worker(location: &Path, o: &WorkerOptions) -> Result<PrefetchReport> {
             let _ = fs::remove_file(e.path());
         }
     }
-    let mut done = 0;
-    for w in &wanted {
-        let held = |n: &str| o.pg_wal.as_ref().is_some_and(|d| d.join(n).exists());
-        let name = w.to_string();
-        let target = o.spool.join(&name);
-        if target.exists() || held(&name) {
-            continue;
+    // [`RESTORES`] at once, in plan order; after a failure no new one starts.
+    let next = AtomicUsize::new(0);
+    let (done, failed) = (AtomicU64::new(0), AtomicBool::new(false));
+    let fill = || {
+        while !failed.load(Ordering::Relaxed) {
+            let Some(w) = wanted.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                return;
+            };
+            match spool_one(&repo, o, w) {
+                Some(true) => {
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+                Some(false) => {}
+                None => failed.store(true, Ordering::Relaxed),
+            }
         }
-        let Ok((temp, f)) = temp_beside(&target) else {
-            break;
-        };
-        let mut bw = io::BufWriter::with_capacity(1 << 20, f);
-        let Ok(h) = file::restore(&repo, w, &mut bw) else {
-            break;
-        };
-        if bw.into_inner().is_err() {
-            break;
+    };
+    std::thread::scope(|s| {
+        for _ in 1..RESTORES.min(wanted.len()) {
+            s.spawn(fill);
         }
-        // Not synced: a spooled copy lost in a crash is fetched again.
-        if fs::write(checksum_file(&o.spool, &name), hex(&h.sha256)).is_err()
-            || fs::rename(temp.path(), &target).is_err()
-        {
-            break;
-        }
-        temp.keep();
-        done += 1;
+        fill();
+    });
+    Ok(PrefetchReport {
+        prefetched: done.into_inner(),
+    })
+}
+
+/// How many segments the worker restores at once (as pgBackRest's archive-get with
+/// process-max=2): the one PostgreSQL asks for next is no later, the one after it is ready
+/// sooner when replay outruns one decompression. Both count against [`spool_cap`].
+const RESTORES: usize = 2;
+
+/// Restores `w` verified into the spool: Some(true) when spooled, Some(false) when the spool
+/// or pg_wal holds it already, None when it could not be (the worker then stops).
+fn spool_one(repo: &Repo, o: &WorkerOptions, w: &WalName) -> Option<bool> {
+    let name = w.to_string();
+    let target = o.spool.join(&name);
+    if target.exists() || o.pg_wal.as_ref().is_some_and(|d| d.join(&name).exists()) {
+        return Some(false);
     }
-    Ok(PrefetchReport { prefetched: done })
+    let (temp, f) = temp_beside(&target).ok()?;
+    let mut bw = io::BufWriter::with_capacity(1 << 20, f);
+    let h = file::restore(repo, w, &mut bw).ok()?;
+    bw.into_inner().ok()?;
+    // Not synced: a spooled copy lost in a crash is fetched again.
+    fs::write(checksum_file(&o.spool, &name), hex(&h.sha256)).ok()?;
+    fs::rename(temp.path(), &target).ok()?;
+    temp.keep();
+    Some(true)
 }
 
 #[cfg(test)]
