@@ -15,7 +15,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wal_support::{
-    archiving_primary, bin, init, recovering_cluster, sha, switch_and_wait, timeline, wa,
+    archiving_primary, bin, init, make_segments, recovering_cluster, sha, switch_and_wait,
+    timeline, wa,
 };
 
 const SEG: u64 = 16 << 20;
@@ -197,6 +198,59 @@ fn recovery_across_a_timeline_switch_with_a_bounded_spool() {
         // A spooled copy is never handed out twice.
         assert!(!spooled().contains(n), "{:?}", spooled());
     }
+}
+
+/// While a worker holds the spool (here the test holds its lock and plays the worker), a get
+/// starts no second worker, and a get for the segment the worker is writing waits for the
+/// worker's verified copy instead of restoring the segment a second time (issue 19).
+#[test]
+fn a_get_waits_for_the_segment_the_worker_is_writing() {
+    let (segs, names) = make_segments(2);
+    let wal = segs.path().join("pg_wal");
+    let dir = short_tempdir("pgdr-wpw");
+    let repo = dir.path().join("repo");
+    init(&repo, None);
+    for n in &names {
+        wa(&repo).arg("push").arg(wal.join(n)).run().ok();
+    }
+    let spool = dir.path().join("spool");
+    fs::create_dir(&spool).unwrap();
+    let dest = dir.path().join("RECOVERYXLOG");
+    let get = |name: &str| {
+        wa(&repo)
+            .args(["get", "--prefetch", "3", "--spool"])
+            .arg(&spool)
+            .arg(name)
+            .arg(&dest)
+    };
+    let lock = pgdr_core::lock::acquire(&spool.join(".lock"), "the prefetch spool", None).unwrap();
+    let g: GetReport = get(&names[0]).run().ok().document();
+    assert_eq!((g.prefetch, g.from_prefetch), (0, false), "{g:?}");
+    assert_eq!(g.sha256, sha(&wal.join(&names[0])));
+
+    // The worker's temporary copy of the next segment, growing while the get runs, then
+    // renamed into place beside its checksum, as the worker does.
+    let bytes = fs::read(wal.join(&names[1])).unwrap();
+    let temp = spool.join(format!(".{}.pgdr-tmp.1.0", names[1]));
+    let mut f = fs::File::create(&temp).unwrap();
+    let waiting = std::thread::spawn({
+        let cmd = get(&names[1]);
+        move || cmd.run()
+    });
+    for chunk in bytes.chunks(1 << 20) {
+        std::io::Write::write_all(&mut f, chunk).unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    drop(f);
+    let want = sha(&wal.join(&names[1]));
+    fs::write(spool.join(format!("{}.sha256", names[1])), &want).unwrap();
+    fs::rename(&temp, spool.join(&names[1])).unwrap();
+    let g: GetReport = waiting.join().unwrap().ok().document();
+    assert!(g.from_prefetch, "{g:?}");
+    assert_eq!((g.sha256.as_str(), g.prefetch), (want.as_str(), 0));
+    assert_eq!(sha(&dest), want);
+    assert!(!spool.join(&names[1]).exists());
+    drop(lock);
 }
 
 /// Peak RSS in KiB of a command, from GNU time.

@@ -104,8 +104,8 @@ pub struct GetReport {
     /// True when it came from the --prefetch spool (verified by the prefetch worker against
     /// the checksum the archive still records).
     pub from_prefetch: bool,
-    /// How many following segments a background prefetch was started for (0: none): --prefetch
-    /// N within the spool's bound.
+    /// How many following segments a background prefetch was started for (0: none, or the
+    /// worker an earlier get started is still at work): --prefetch N within the spool's bound.
     pub prefetch: usize,
 }
 
