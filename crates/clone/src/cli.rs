@@ -402,15 +402,11 @@ pub fn run(args: Args) -> Result<Outcome> {
         None => None,
         Some(s) => Some(shared_buffers_setting(s)?),
     };
-    let target_dir = match &args.target {
-        Some(t) if t.is_absolute() => Some(t.clone()),
-        Some(t) => Some(
-            std::env::current_dir()
-                .context(|| "cannot read the current directory".into())?
-                .join(t),
-        ),
-        None => None,
-    };
+    let target_dir = args
+        .target
+        .as_deref()
+        .map(pgdr_core::fsx::absolute)
+        .transpose()?;
     let image_repo = from_image(&args).then(|| args.repo.clone()).flatten();
     let req = CreateRequest {
         source: src,

@@ -1,12 +1,26 @@
 //! Files written the only safe way: temporary file in the same directory, fsync, rename, fsync
 //! of the directory; mode, owner and group of a replaced file kept.
 
-use crate::error::{clean_io_message, Error, Result};
+use crate::error::{clean_io_message, Context, Error, Result};
 use crate::signals::{critical_section, TempFile};
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+
+/// `p` made absolute against the current directory (not resolved: no symlink or `..` is
+/// followed), for paths handed to servers or recorded for later runs from elsewhere.
+///
+/// # Errors
+/// The current directory cannot be read (removed, say).
+pub fn absolute(p: &Path) -> Result<PathBuf> {
+    if p.is_absolute() {
+        return Ok(p.to_path_buf());
+    }
+    Ok(std::env::current_dir()
+        .context(|| "cannot read the current directory".into())?
+        .join(p))
+}
 
 /// Reads a text file for editing, with clear errors for the usual mistakes.
 /// Missing, unreadable or a directory: exit 1. Not UTF-8: exit 2 (malformed input).

@@ -8,12 +8,12 @@ use super::{From, TablesRequest};
 use crate::cli::Args;
 use crate::create::{CreateRequest, Source};
 use crate::prepare::Action;
-use pgdr_core::{Context, Error, Outcome, Result};
+use pgdr_core::{Error, Outcome, Result};
 use pgdr_snap::backend::discover;
 use pgdr_snap::logical::place::Place;
 use pgdr_snap::registry::Registry;
 use pgdr_snap::{Backend, SnapshotMeta};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Where the logical snapshot `name` is, if it is one.
 fn logical_place(name: &str, args: &Args) -> Result<Option<Place>> {
@@ -62,14 +62,7 @@ fn image_repo(args: &Args, source: &Source) -> Option<PathBuf> {
     (args.target.is_some() || !local_snapshots(args, source)).then(|| repo.clone())
 }
 
-fn absolute(p: &Path) -> Result<PathBuf> {
-    if p.is_absolute() {
-        return Ok(p.to_path_buf());
-    }
-    Ok(std::env::current_dir()
-        .context(|| "cannot read the current directory".into())?
-        .join(p))
-}
+use pgdr_core::fsx::absolute;
 
 /// The request for a temporary clone of a physical snapshot, as snap-clone makes clones. An
 /// image without --target is restored into $TMPDIR/pgdr-tables-NAME (made, and removed with

@@ -44,14 +44,7 @@ impl std::fmt::Debug for Place {
     }
 }
 
-fn absolute(p: &Path) -> Result<PathBuf> {
-    if p.is_absolute() {
-        return Ok(p.to_path_buf());
-    }
-    Ok(std::env::current_dir()
-        .context(|| "cannot read the current directory".into())?
-        .join(p))
-}
+use pgdr_core::fsx::absolute;
 
 impl Place {
     /// A snapshot directory (it need not exist yet: a snapshot taken there creates it).
