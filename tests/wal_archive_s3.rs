@@ -16,7 +16,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 use wal_support::{
-    bin, make_segments, paused_at_the_restore_point, sha, switch_and_wait, timeline, T,
+    bin, cluster_from, make_segments, paused_at_the_restore_point, sha, switch_and_wait, timeline,
+    T,
 };
 
 /// wal-archive --repo LOC with the server's AWS variables.
@@ -478,33 +479,17 @@ fn s3_archive_under_pgbench_and_pitr_to_a_restore_point() {
     assert!(v.ok && v.content_verified && v.files == l.files, "{v:?}");
 
     // A new cluster from the base backup, recovered from S3 to the restore point.
-    let root = short_tempdir("pgdr-s3r");
-    let data = root.path().join("data");
-    pgdr_testkit::run_ok(Command::new("cp").arg("-a").arg(&backup).arg(&data));
-    let sockdir = root.path().join("s");
-    fs::create_dir(&sockdir).unwrap();
-    chown_to_pg_user(&sockdir);
-    let log = root.path().join("log");
-    fs::write(&log, "").unwrap();
-    chown_to_pg_user(&log);
-    let mut restored = Cluster {
-        root,
-        data,
-        sockdir,
-        port: pgdr_testkit::free_port(),
-        bindir: primary.bindir.clone(),
-        owner: primary.owner.clone(),
-        log,
-    };
-    restored.append_conf(&format!(
-        "\nport = {}\nunix_socket_directories = '{}'\narchive_mode = off\n\
-         restore_command = '{} {} get %f %p --prefetch 4 --repo {repo}'\n\
-         recovery_target_name = 'drill'\nrecovery_target_action = 'pause'\n",
-        restored.port,
-        restored.sockdir.display(),
-        s.env_prefix(),
-        bin().display()
-    ));
+    let mut restored = cluster_from(
+        &backup,
+        &primary,
+        &format!(
+            "archive_mode = off\n\
+             restore_command = '{} {} get %f %p --prefetch 4 --repo {repo}'\n\
+             recovery_target_name = 'drill'\nrecovery_target_action = 'pause'",
+            s.env_prefix(),
+            bin().display()
+        ),
+    );
     fs::write(restored.data.join("recovery.signal"), "").unwrap();
     chown_to_pg_user(&restored.data.join("recovery.signal"));
     restored.start_server();
