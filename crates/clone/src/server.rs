@@ -367,6 +367,11 @@ fn classify(e: &postgres::Error) -> Refusal {
             _ => Refusal::Refused(pgdr_core::conn::error_text(e)),
         };
     }
+    // Closed before the startup packet was answered: the postmaster is terminating its
+    // children (a startup process that ended with FATAL); the next look sees it exit.
+    if e.is_closed() {
+        return Refusal::NotYet;
+    }
     // No socket yet, connection refused or reset while it starts: an I/O error underneath.
     let mut src = std::error::Error::source(e);
     while let Some(s) = src {
@@ -482,7 +487,16 @@ pub fn wait_reached(
                 )),
             );
         }
-        if let Some(st) = server.probe()? {
+        let probed = match server.probe() {
+            Ok(p) => p,
+            // A refusal while the server goes down is the server's end, not the refusal: the
+            // startup process logged its FATAL before the postmaster dropped connections.
+            Err(e) => {
+                let log = std::fs::read_to_string(&server.log).unwrap_or_default();
+                return Err(ended_before_target(&log, target).unwrap_or(e));
+            }
+        };
+        if let Some(st) = probed {
             let done = match goal {
                 Goal::Promoted => !st.in_recovery,
                 Goal::Paused => st.paused || !st.in_recovery,
