@@ -464,6 +464,40 @@ fn concurrent_pushes_and_kill_9_never_tear_a_file() {
     }
     let v: VerifyReport = wa(&repo).arg("verify").run().ok().document();
     assert!(v.ok, "{v:?}");
+
+    // kill -9 at many points of a get: DEST's directory holds the whole segment or nothing,
+    // never a temporary file (the file has no name until it is published).
+    let out = dir.path().join("get-kill");
+    fs::create_dir(&out).unwrap();
+    let dest = out.join("RECOVERYXLOG");
+    for i in 0..25u64 {
+        // PostgreSQL removes DEST before it asks (xlogarchive.c, RestoreArchivedFile).
+        let _ = fs::remove_file(&dest);
+        let mut c = Command::new(bin())
+            .args(["get", "--repo"])
+            .arg(&repo)
+            .arg(&names[0])
+            .arg(&dest)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_micros(1000 + i * 2500));
+        let _ = c.kill();
+        let _ = c.wait();
+        let left: Vec<String> = fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            left.is_empty() || left == ["RECOVERYXLOG"],
+            "kill {i}: {left:?}"
+        );
+        if !left.is_empty() {
+            assert_eq!(sha(&dest), sha_a, "kill {i}");
+        }
+    }
 }
 
 #[test]

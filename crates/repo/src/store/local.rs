@@ -232,12 +232,8 @@ impl LocalStore {
     }
 }
 
-/// Creates `.NAME.pgdr-tmp.PID.N` beside `target` (0600, create-new), registered for removal
-/// on drop and on SIGINT/SIGTERM.
-///
-/// # Errors
-/// The file cannot be created.
-pub fn temp_beside(target: &Path) -> io::Result<(TempFile, File)> {
+/// `.NAME.pgdr-tmp.PID.N` beside `target`: a name no other process or call uses.
+fn temp_path(target: &Path) -> PathBuf {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
     let name = target
@@ -245,7 +241,16 @@ pub fn temp_beside(target: &Path) -> io::Result<(TempFile, File)> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let n = N.fetch_add(1, Ordering::Relaxed);
-    let path = target.with_file_name(format!(".{name}.pgdr-tmp.{}.{n}", std::process::id()));
+    target.with_file_name(format!(".{name}.pgdr-tmp.{}.{n}", std::process::id()))
+}
+
+/// Creates `.NAME.pgdr-tmp.PID.N` beside `target` (0600, create-new), registered for removal
+/// on drop and on SIGINT/SIGTERM.
+///
+/// # Errors
+/// The file cannot be created.
+pub fn temp_beside(target: &Path) -> io::Result<(TempFile, File)> {
+    let path = temp_path(target);
     let temp = TempFile::register(&path);
     let f = OpenOptions::new()
         .read(true)
@@ -254,6 +259,79 @@ pub fn temp_beside(target: &Path) -> io::Result<(TempFile, File)> {
         .mode(0o600)
         .open(&path)?;
     Ok((temp, f))
+}
+
+/// A file being written for `target`, not yet under any name where the filesystem allows
+/// (Linux's `O_TMPFILE`): a process killed by SIGKILL before [`Pending::publish`] leaves
+/// nothing behind, where a named temporary file would stay. Elsewhere (FUSE, NFS, no /proc)
+/// it is [`temp_beside`]'s named file. Nothing is synced: the caller decides.
+#[derive(Debug)]
+pub struct Pending {
+    target: PathBuf,
+    /// The named temporary file, when the filesystem has no unnamed ones.
+    named: Option<TempFile>,
+}
+
+impl Pending {
+    /// The file to write (0600, readable and writable) and what publishes it.
+    ///
+    /// # Errors
+    /// Neither an unnamed nor a named file can be created in `target`'s directory.
+    pub fn beside(target: &Path) -> io::Result<(Pending, File)> {
+        use rustix::fs::{Mode, OFlags, CWD};
+        let dir = match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        // Linking an unnamed file goes through /proc/self/fd (linkat AT_EMPTY_PATH needs
+        // CAP_DAC_READ_SEARCH, which PostgreSQL's user lacks).
+        if Path::new("/proc/self/fd").is_dir() {
+            let flags = OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC;
+            if let Ok(fd) = rustix::fs::openat(CWD, dir, flags, Mode::from_raw_mode(0o600)) {
+                let pending = Pending {
+                    target: target.to_path_buf(),
+                    named: None,
+                };
+                return Ok((pending, File::from(fd)));
+            }
+        }
+        let (temp, f) = temp_beside(target)?;
+        let pending = Pending {
+            target: target.to_path_buf(),
+            named: Some(temp),
+        };
+        Ok((pending, f))
+    }
+
+    /// Puts `file` (the one [`Pending::beside`] returned) under `target`'s name, replacing
+    /// what was there: an unnamed file is linked straight to a free name (no temporary name
+    /// ever exists), or to a temporary name renamed over an occupied one.
+    ///
+    /// # Errors
+    /// The link or the rename fails; the target is then as it was.
+    pub fn publish(self, file: File) -> io::Result<()> {
+        use rustix::fs::{AtFlags, CWD};
+        use std::os::fd::AsRawFd;
+        if let Some(temp) = self.named {
+            fs::rename(temp.path(), &self.target)?;
+            temp.keep();
+            return Ok(());
+        }
+        let fd = format!("/proc/self/fd/{}", file.as_raw_fd());
+        let link =
+            |to: &Path| rustix::fs::linkat(CWD, fd.as_str(), CWD, to, AtFlags::SYMLINK_FOLLOW);
+        match link(&self.target) {
+            Ok(()) => Ok(()),
+            Err(rustix::io::Errno::EXIST) => {
+                let temp = TempFile::register(&temp_path(&self.target));
+                link(temp.path())?;
+                fs::rename(temp.path(), &self.target)?;
+                temp.keep();
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
 }
 
 impl Store for LocalStore {
@@ -419,6 +497,34 @@ mod tests {
     use super::*;
     use std::io::{Read, Write};
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_pending_file_has_no_name_until_published_free_or_occupied() {
+        let d = tempfile::tempdir().unwrap();
+        let target = d.path().join("RECOVERYXLOG");
+        let names = || -> Vec<String> {
+            fs::read_dir(d.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        };
+        for (round, body) in [b"first", b"again"].into_iter().enumerate() {
+            let (p, mut f) = Pending::beside(&target).unwrap();
+            f.write_all(body).unwrap();
+            // The test directory is on a filesystem with O_TMPFILE: nothing named yet.
+            let before: Vec<String> = if round == 0 {
+                vec![]
+            } else {
+                vec!["RECOVERYXLOG".into()]
+            };
+            assert_eq!(names(), before, "round {round}");
+            assert!(p.named.is_none());
+            p.publish(f).unwrap();
+            assert_eq!(names(), ["RECOVERYXLOG"], "round {round}");
+            assert_eq!(fs::read(&target).unwrap(), body);
+            assert_eq!(fs::metadata(&target).unwrap().mode() & 0o777, 0o600);
+        }
+    }
 
     #[test]
     fn objects_are_created_once_listed_read_and_deleted() {

@@ -5,12 +5,11 @@
 
 use crate::cmd::prefetch;
 use crate::doc::GetReport;
-use pgdr_core::signals::TempFile;
 use pgdr_core::{Context, Error, ErrorKind, Result};
 use pgdr_pgformat::wal_name::{Kind, WalName};
 use pgdr_repo::file::{dir_of, restore, RestoreError};
 use pgdr_repo::repo::{key_of, OpenOptions, Repo};
-use pgdr_repo::store::local::temp_beside;
+use pgdr_repo::store::local::Pending;
 use pgdr_repo::stored::{hex, Header};
 use std::fs;
 use std::io;
@@ -84,11 +83,12 @@ pub fn get(location: &Path, o: &GetOptions) -> Result<GetReport> {
     })
 }
 
-/// Restores `name` verified into a temporary file beside `dest`, then renames it over `dest`.
-/// Any failure is fatal and leaves `dest` untouched.
+/// Restores `name` verified into a file beside `dest` that has no name yet where the
+/// filesystem allows (so a get killed by SIGKILL leaves nothing behind), then publishes it as
+/// `dest`. Any failure is fatal and leaves `dest` untouched.
 fn restore_to(repo: &Repo, name: &WalName, dest: &Path) -> Result<Header> {
     let cannot_write = || format!("cannot write {}", dest.display());
-    let (temp, f) = temp_beside(dest).context(cannot_write).map_err(fatal)?;
+    let (pending, f) = Pending::beside(dest).context(cannot_write).map_err(fatal)?;
     let mut w = io::BufWriter::with_capacity(1 << 20, f);
     let h = restore(repo, name, &mut w).map_err(|e| match e {
         // "Not found" is how recovery learns it reached the end of the archive: exit 1, one
@@ -107,20 +107,19 @@ fn restore_to(repo: &Repo, name: &WalName, dest: &Path) -> Result<Header> {
         .map_err(|e| e.into_error())
         .context(cannot_write)
         .map_err(fatal)?;
-    drop(f);
-    publish(temp, dest)?;
+    publish(pending, f, dest)?;
     Ok(h)
 }
 
-/// Renames the restored file over `dest`, without syncing it: PostgreSQL reads the file it
+/// Publishes the restored file as `dest` (linked when unnamed, else renamed), without syncing
+/// it: PostgreSQL reads the file it
 /// asked for, copies what it keeps into its own files and fsyncs those, and a crash before
 /// then restarts recovery, which asks the archive again. A sync here would only wait for the
 /// disk (pgBackRest and PostgreSQL's own restore paths skip it too).
-fn publish(temp: TempFile, dest: &Path) -> Result<()> {
+fn publish(pending: Pending, f: fs::File, dest: &Path) -> Result<()> {
     let _guard = pgdr_core::signals::critical_section();
-    fs::rename(temp.path(), dest)
+    pending
+        .publish(f)
         .context(|| format!("cannot write {}", dest.display()))
-        .map_err(fatal)?;
-    temp.keep();
-    Ok(())
+        .map_err(fatal)
 }
