@@ -371,6 +371,9 @@ fn s3_concurrent_pushes_of_one_name_and_kill_9() {
     // object or nothing, and a new push always succeeds.
     let repo = "s3://race/kill";
     was(&s, repo).arg("init").run().ok();
+    // Where the killed pushes stage their objects: nothing may be left there.
+    let staging = dir.path().join("tmpdir");
+    fs::create_dir(&staging).unwrap();
     for i in 0..10u64 {
         let compress = if i % 2 == 0 { "zstd" } else { "none" };
         let _ = was(&s, repo)
@@ -379,6 +382,7 @@ fn s3_concurrent_pushes_of_one_name_and_kill_9() {
         let mut c = was_cmd(&s, repo)
             .args(["push", "--compress", compress])
             .arg(&seg)
+            .env("TMPDIR", &staging)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -386,6 +390,8 @@ fn s3_concurrent_pushes_of_one_name_and_kill_9() {
         std::thread::sleep(Duration::from_millis(20 + i * 40));
         let _ = c.kill();
         let _ = c.wait();
+        let left: Vec<_> = fs::read_dir(&staging).unwrap().collect();
+        assert!(left.is_empty(), "kill {i}: left in TMPDIR: {left:?}");
         let got = was(&s, repo)
             .arg("get")
             .arg(&names[0])

@@ -387,7 +387,8 @@ impl Store for LocalStore {
         self.give_away(temp.path())?;
         Ok(Staged {
             key: key.to_string(),
-            temp,
+            shown: temp.path().to_path_buf(),
+            temp: Some(temp),
             file,
         })
     }
@@ -395,6 +396,11 @@ impl Store for LocalStore {
     fn create_if_absent(&self, staged: Staged) -> Result<Created> {
         let target = self.path(&staged.key);
         let Staged { temp, file, .. } = staged;
+        // Only this store's own stage() gives it objects, and those have names.
+        let temp = temp.ok_or_else(|| {
+            Error::failed(format!("cannot publish {}", target.display()))
+                .because("the object was not staged in the repository")
+        })?;
         file.sync_all()
             .context(|| format!("cannot write {}", temp.path().display()))?;
         drop(file);

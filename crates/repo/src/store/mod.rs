@@ -19,7 +19,7 @@ use pgdr_core::signals::TempFile;
 use pgdr_core::{Error, Result};
 use std::fs::File;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// An object's name in a repository: a relative path with `/` separators, e.g.
@@ -59,13 +59,18 @@ pub enum Created {
     Exists,
 }
 
-/// An object being written: a local temporary file (removed on drop and on SIGINT/SIGTERM
-/// unless published) that [`Store::create_if_absent`] publishes under `key`.
+/// An object being written: a local temporary file that [`Store::create_if_absent`]
+/// publishes under `key`. A named one (a local repository's, beside its object) is removed on
+/// drop and on SIGINT/SIGTERM unless published; one only read back ([`stage_in_temp`]) has no
+/// name at all.
 #[derive(Debug)]
 pub struct Staged {
     key: String,
-    temp: TempFile,
+    /// The named temporary file; None for an unnamed one.
+    temp: Option<TempFile>,
     file: File,
+    /// The file's path, or what stands for it in messages when it has none.
+    shown: PathBuf,
 }
 
 impl Staged {
@@ -77,9 +82,9 @@ impl Staged {
     pub fn file(&mut self) -> &mut File {
         &mut self.file
     }
-    /// The temporary file's path, for messages.
+    /// The temporary file's path (or what stands for it), for messages.
     pub fn path(&self) -> &Path {
-        self.temp.path()
+        &self.shown
     }
 }
 
@@ -207,15 +212,17 @@ pub fn create(location: &Path, owner: Option<(u32, u32)>) -> Result<Box<dyn Stor
     }
 }
 
-/// A staged object in a private temporary file of this host (`$TMPDIR`, 0600), for stores
-/// whose objects are not local files and for the plaintext of an encrypted object.
+/// A staged object in a private temporary file of this host (`$TMPDIR`, 0600) that never
+/// has a name (`O_TMPFILE`, else unlinked as soon as it is made), for stores whose objects are
+/// not local files and for the plaintext of an encrypted object: a run killed by SIGKILL
+/// leaves neither data nor plaintext behind in `$TMPDIR`.
 ///
 /// # Errors
 /// The temporary file cannot be made.
 pub fn stage_in_temp(key: &Key) -> Result<Staged> {
     let name = key.rsplit('/').next().unwrap_or(key);
-    let target = std::env::temp_dir().join(name);
-    let (temp, file) = local::temp_beside(&target).map_err(|e| {
+    let dir = std::env::temp_dir();
+    let file = tempfile::tempfile_in(&dir).map_err(|e| {
         Error::failed(format!(
             "cannot create a temporary file in {}",
             std::env::temp_dir().display()
@@ -225,8 +232,9 @@ pub fn stage_in_temp(key: &Key) -> Result<Staged> {
     })?;
     Ok(Staged {
         key: key.to_string(),
-        temp,
+        temp: None,
         file,
+        shown: dir.join(format!("(an unnamed file for {name})")),
     })
 }
 
