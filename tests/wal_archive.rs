@@ -377,6 +377,20 @@ fn faults_duplicates_damage_and_foreign_wal() {
     assert!(status.success());
 }
 
+/// Runs `c` and kills it with SIGKILL after 1 ms + `step` × 2.5 ms: step by step, a loop
+/// hits every phase of a run.
+fn kill_9_after(c: &mut Command, step: u64) {
+    let mut child = c
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_micros(1000 + step * 2500));
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 #[test]
 fn concurrent_pushes_and_kill_9_never_tear_a_file() {
     let (segs, names) = make_segments(1);
@@ -437,18 +451,13 @@ fn concurrent_pushes_and_kill_9_never_tear_a_file() {
     let target = repo.join("wal/00000001").join(&names[0]);
     for i in 0..25u64 {
         let _ = fs::remove_file(&target);
-        let mut c = Command::new(bin())
-            .args(["push", "--repo"])
-            .arg(&repo)
-            .arg(&seg)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_micros(1000 + i * 2500));
-        let _ = c.kill();
-        let _ = c.wait();
+        kill_9_after(
+            Command::new(bin())
+                .args(["push", "--repo"])
+                .arg(&repo)
+                .arg(&seg),
+            i,
+        );
         if target.exists() {
             let g: GetReport = wa(&repo)
                 .arg("get")
@@ -473,19 +482,14 @@ fn concurrent_pushes_and_kill_9_never_tear_a_file() {
     for i in 0..25u64 {
         // PostgreSQL removes DEST before it asks (xlogarchive.c, RestoreArchivedFile).
         let _ = fs::remove_file(&dest);
-        let mut c = Command::new(bin())
-            .args(["get", "--repo"])
-            .arg(&repo)
-            .arg(&names[0])
-            .arg(&dest)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_micros(1000 + i * 2500));
-        let _ = c.kill();
-        let _ = c.wait();
+        kill_9_after(
+            Command::new(bin())
+                .args(["get", "--repo"])
+                .arg(&repo)
+                .arg(&names[0])
+                .arg(&dest),
+            i,
+        );
         let left: Vec<String> = fs::read_dir(&out)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
