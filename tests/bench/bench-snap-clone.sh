@@ -226,7 +226,7 @@ for fs in $FSS; do
         rm -f "$WORK/btrfs.img" ;;
       zfs)
         truncate -s 12G "$WORK/pool.img"
-        if zpool create -f -m "/$POOL" "$POOL" "$WORK/pool.img" >/dev/null 2>&1; then
+        if bench_zfs_daemon && zpool create -f -m "/$POOL" "$POOL" "$WORK/pool.img" >/dev/null 2>&1; then
           zfs create "$POOL/s$s"
           run_one zfs "$s" "/$POOL/s$s"
           for _ in 1 2 3 4 5; do zpool destroy -f "$POOL" >/dev/null 2>&1 && break; sleep 2; done

@@ -54,7 +54,7 @@ SMALL_MB=$(mb "$WORK/src/small"); BIG_MB=$(mb "$WORK/src/big")
 rows=()
 # zfs
 truncate -s 6G "$WORK/pool.img"
-if zpool create -f -m "/$POOL" "$POOL" "$WORK/pool.img" >/dev/null 2>&1; then
+if bench_zfs_daemon && zpool create -f -m "/$POOL" "$POOL" "$WORK/pool.img" >/dev/null 2>&1; then
   for s in small big; do
     zfs create "$POOL/$s"; cp -a "$WORK/src/$s" "/$POOL/$s/data"
     t=$(time_take "/$POOL/$s/data"); eval "t_$s=\$t"

@@ -91,3 +91,18 @@ bench_s3_stop() {
   [ -n "${BENCH_SOCAT_PID:-}" ] && kill "$BENCH_SOCAT_PID" 2>/dev/null
   return 0
 }
+
+# bench_zfs_daemon: starts zfs-fuse when the kernel has no ZFS and no zfs-fuse runs (as the
+# tests' ZfsPool::create does), and waits until it answers; returns 1 when it cannot.
+bench_zfs_daemon() {
+  if [ -e /dev/zfs ] && ! command -v zfs-fuse >/dev/null; then return 0; fi
+  pgrep -x zfs-fuse >/dev/null && return 0
+  command -v zfs-fuse >/dev/null && [ -e /dev/fuse ] || return 1
+  zfs-fuse >/dev/null 2>&1 || true
+  local i
+  for i in $(seq 1 80); do
+    pgrep -x zfs-fuse >/dev/null && zpool list >/dev/null 2>&1 && return 0
+    sleep 0.25
+  done
+  return 1
+}
