@@ -84,9 +84,15 @@ unsafe fn sockaddr_ip(sa: *const libc::sockaddr) -> Option<IpAddr> {
 
 /// The address as `getnameinfo(NI_NUMERICHOST)` prints it (what `pg_hba_file_rules` shows).
 pub fn to_text(ip: &IpAddr) -> String {
+    let mut s = String::new();
+    push_text(ip, &mut s);
+    s
+}
+
+/// [`to_text`], appended to `s` (a list of 100,000 rules reuses one buffer).
+pub fn push_text(ip: &IpAddr, s: &mut String) {
     // Dotted quads print the same everywhere; IPv6 has forms where libc and Rust differ.
     if let IpAddr::V4(v4) = ip {
-        let mut s = String::with_capacity(15);
         for (i, o) in v4.octets().iter().enumerate() {
             if i > 0 {
                 s.push('.');
@@ -99,7 +105,7 @@ pub fn to_text(ip: &IpAddr) -> String {
             }
             s.push((b'0' + o % 10) as char);
         }
-        return s;
+        return;
     }
     // SAFETY: sockaddr structs built here, buffer sized NI_MAXHOST.
     unsafe {
@@ -135,9 +141,10 @@ pub fn to_text(ip: &IpAddr) -> String {
             }
         };
         if rc != 0 {
-            return "???".into();
+            s.push_str("???");
+            return;
         }
-        CStr::from_ptr(buf.as_ptr()).to_string_lossy().into_owned()
+        s.push_str(&CStr::from_ptr(buf.as_ptr()).to_string_lossy());
     }
 }
 
