@@ -383,6 +383,11 @@ pub struct CheckReport<'a> {
 
 impl pgdr_core::Document for CheckReport<'_> {
     const PRODUCERS: &'static [&'static str] = &["hba-edit"];
+
+    /// Written by hand ([`crate::json`]): serde_json's bytes, faster for a warning a line.
+    fn write_json(&self, w: &mut dyn std::io::Write) -> serde_json::Result<()> {
+        crate::json::write_check(self, w)
+    }
 }
 
 /// A check finding. Its strings borrow from the parsed rules where they can (a file may have
