@@ -18,6 +18,7 @@ use crate::parse_line::{
     meaning, meaning_ref, Address, ConnType, Field, Meaning, MeaningRef, Rule,
 };
 use std::cell::{Ref, RefCell};
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -306,13 +307,15 @@ impl Chains {
     fn push(&mut self, key: (usize, u32, u32, u128), rule: usize) {
         let n = self.links.len();
         self.links.push((rule, usize::MAX));
-        match self.heads.get_mut(&key) {
-            Some((_, tail)) => {
+        // One hash of the key, found or not (most networks of a large file are new).
+        match self.heads.entry(key) {
+            Entry::Occupied(mut e) => {
+                let tail = &mut e.get_mut().1;
                 self.links[*tail].1 = n;
                 *tail = n;
             }
-            None => {
-                self.heads.insert(key, (n, n));
+            Entry::Vacant(e) => {
+                e.insert((n, n));
             }
         }
     }
