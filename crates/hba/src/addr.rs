@@ -120,8 +120,9 @@ fn push_v4(octets: [u8; 4], s: &mut String) {
 fn push_v6(ip: &Ipv6Addr, s: &mut String) {
     use std::fmt::Write;
     let words = ip.segments();
-    // (start, length) of the first longest run of zero groups.
-    let (mut best, mut cur): (Option<(usize, usize)>, Option<(usize, usize)>) = (None, None);
+    // (start, length) of the first longest run of zero groups, and of the current run.
+    let mut best: Option<(usize, usize)> = None;
+    let mut cur: Option<(usize, usize)> = None;
     for (i, &w) in words.iter().enumerate() {
         if w == 0 {
             cur = Some(cur.map_or((i, 1), |(b, l)| (b, l + 1)));
