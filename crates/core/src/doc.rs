@@ -27,6 +27,16 @@ pub trait Document: Serialize + DeserializeOwned + schemars::JsonSchema {
     fn dry_run(&self) -> bool {
         false
     }
+
+    /// Writes the document as compact JSON: `serde_json::to_writer`, unless the document has
+    /// a faster writer of its own (hba-edit's 100,000-rule list), which must write exactly
+    /// the same bytes. [`crate::Outcome::document_streamed`] prints through it.
+    ///
+    /// # Errors
+    /// As `serde_json::to_writer`: the writer's I/O errors, a value that does not serialize.
+    fn write_json(&self, w: &mut dyn std::io::Write) -> serde_json::Result<()> {
+        serde_json::to_writer(w, self)
+    }
 }
 
 /// Reads one document of type `T` from stdin (compact or `--pretty`).

@@ -121,14 +121,15 @@ impl Outcome {
     }
     /// [`Outcome::document`] for a large document: serialized only when printed, straight
     /// to stdout through a small buffer, so that the output (20 MB for a 100,000-rule list)
-    /// is never held in memory. The bytes printed are those of [`Outcome::document`].
+    /// is never held in memory, written by [`crate::Document::write_json`]. The bytes printed
+    /// are those of [`Outcome::document`].
     pub fn document_streamed<T: crate::Document + Send + Sync + 'static>(doc: T) -> Outcome {
         Outcome {
             body: Body::Streamed(Streamed(Arc::new(move |w: &mut dyn Write| {
                 // serde_json writes a few bytes at a time: buffered here, they are copies
                 // into a buffer, not calls through `dyn Write`.
                 let mut buf = std::io::BufWriter::with_capacity(64 * 1024, w);
-                serde_json::to_writer(&mut buf, &doc)?;
+                doc.write_json(&mut buf)?;
                 buf.flush().map_err(serde_json::Error::io)
             }))),
             code: 0,

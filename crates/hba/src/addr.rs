@@ -84,60 +84,82 @@ unsafe fn sockaddr_ip(sa: *const libc::sockaddr) -> Option<IpAddr> {
 
 /// The address as `getnameinfo(NI_NUMERICHOST)` prints it (what `pg_hba_file_rules` shows).
 pub fn to_text(ip: &IpAddr) -> String {
-    // Dotted quads print the same everywhere; IPv6 has forms where libc and Rust differ.
-    if let IpAddr::V4(v4) = ip {
-        let mut s = String::with_capacity(15);
-        for (i, o) in v4.octets().iter().enumerate() {
-            if i > 0 {
-                s.push('.');
-            }
-            if *o >= 100 {
-                s.push((b'0' + o / 100) as char);
-            }
-            if *o >= 10 {
-                s.push((b'0' + (o / 10) % 10) as char);
-            }
-            s.push((b'0' + o % 10) as char);
-        }
-        return s;
+    let mut s = String::new();
+    push_text(ip, &mut s);
+    s
+}
+
+/// [`to_text`], appended to `s` (a list of 100,000 rules reuses one buffer).
+pub fn push_text(ip: &IpAddr, s: &mut String) {
+    match ip {
+        IpAddr::V4(v4) => push_v4(v4.octets(), s),
+        IpAddr::V6(v6) => push_v6(v6, s),
     }
-    // SAFETY: sockaddr structs built here, buffer sized NI_MAXHOST.
-    unsafe {
-        let mut buf = [0 as libc::c_char; 1025];
-        let rc = match ip {
-            IpAddr::V4(v4) => {
-                let mut sa: libc::sockaddr_in = std::mem::zeroed();
-                sa.sin_family = libc::AF_INET as libc::sa_family_t;
-                sa.sin_addr.s_addr = u32::from(*v4).to_be();
-                libc::getnameinfo(
-                    &sa as *const _ as *const libc::sockaddr,
-                    std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-                    buf.as_mut_ptr(),
-                    buf.len() as libc::socklen_t,
-                    std::ptr::null_mut(),
-                    0,
-                    libc::NI_NUMERICHOST,
-                )
-            }
-            IpAddr::V6(v6) => {
-                let mut sa: libc::sockaddr_in6 = std::mem::zeroed();
-                sa.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-                sa.sin6_addr.s6_addr = v6.octets();
-                libc::getnameinfo(
-                    &sa as *const _ as *const libc::sockaddr,
-                    std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
-                    buf.as_mut_ptr(),
-                    buf.len() as libc::socklen_t,
-                    std::ptr::null_mut(),
-                    0,
-                    libc::NI_NUMERICHOST,
-                )
-            }
-        };
-        if rc != 0 {
-            return "???".into();
+}
+
+/// A dotted quad (`inet_ntop4`).
+fn push_v4(octets: [u8; 4], s: &mut String) {
+    for (i, o) in octets.iter().enumerate() {
+        if i > 0 {
+            s.push('.');
         }
-        CStr::from_ptr(buf.as_ptr()).to_string_lossy().into_owned()
+        if *o >= 100 {
+            s.push((b'0' + o / 100) as char);
+        }
+        if *o >= 10 {
+            s.push((b'0' + (o / 10) % 10) as char);
+        }
+        s.push((b'0' + o % 10) as char);
+    }
+}
+
+/// glibc's `inet_ntop6` (resolv/inet_ntop.c), which `getnameinfo(NI_NUMERICHOST)` prints
+/// with (no scope here): the first longest run of two or more zero groups becomes `::`, and
+/// `::a.b.c.d` and `::ffff:a.b.c.d` end in a dotted quad. Rust's own formatting differs
+/// (it never prints the first form).
+fn push_v6(ip: &Ipv6Addr, s: &mut String) {
+    use std::fmt::Write;
+    let words = ip.segments();
+    // (start, length) of the first longest run of zero groups, and of the current run.
+    let mut best: Option<(usize, usize)> = None;
+    let mut cur: Option<(usize, usize)> = None;
+    for (i, &w) in words.iter().enumerate() {
+        if w == 0 {
+            cur = Some(cur.map_or((i, 1), |(b, l)| (b, l + 1)));
+        } else if let Some(c) = cur.take() {
+            if best.is_none_or(|b| c.1 > b.1) {
+                best = Some(c);
+            }
+        }
+    }
+    if let Some(c) = cur {
+        if best.is_none_or(|b| c.1 > b.1) {
+            best = Some(c);
+        }
+    }
+    let best = best.filter(|b| b.1 >= 2);
+    for (i, &w) in words.iter().enumerate() {
+        if let Some((b, l)) = best {
+            if (b..b + l).contains(&i) {
+                if i == b {
+                    s.push(':');
+                }
+                continue;
+            }
+        }
+        if i != 0 {
+            s.push(':');
+        }
+        if i == 6 && best.is_some_and(|(b, l)| b == 0 && (l == 6 || (l == 5 && words[5] == 0xffff)))
+        {
+            let o = ip.octets();
+            push_v4([o[12], o[13], o[14], o[15]], s);
+            return;
+        }
+        let _ = write!(s, "{w:x}");
+    }
+    if best.is_some_and(|(b, l)| b + l == 8) {
+        s.push(':');
     }
 }
 
@@ -269,6 +291,91 @@ mod tests {
             Numeric::Ip(i) => i,
             _ => panic!("{s} is not numeric"),
         }
+    }
+
+    /// The address as glibc's `getnameinfo(NI_NUMERICHOST)` prints it.
+    fn libc_text(ip: &IpAddr) -> String {
+        // SAFETY: sockaddr structs built here, buffer sized NI_MAXHOST.
+        unsafe {
+            let mut buf = [0 as libc::c_char; 1025];
+            let rc = match ip {
+                IpAddr::V4(v4) => {
+                    let mut sa: libc::sockaddr_in = std::mem::zeroed();
+                    sa.sin_family = libc::AF_INET as libc::sa_family_t;
+                    sa.sin_addr.s_addr = u32::from(*v4).to_be();
+                    libc::getnameinfo(
+                        &sa as *const _ as *const libc::sockaddr,
+                        std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+                        buf.as_mut_ptr(),
+                        buf.len() as libc::socklen_t,
+                        std::ptr::null_mut(),
+                        0,
+                        libc::NI_NUMERICHOST,
+                    )
+                }
+                IpAddr::V6(v6) => {
+                    let mut sa: libc::sockaddr_in6 = std::mem::zeroed();
+                    sa.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+                    sa.sin6_addr.s6_addr = v6.octets();
+                    libc::getnameinfo(
+                        &sa as *const _ as *const libc::sockaddr,
+                        std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+                        buf.as_mut_ptr(),
+                        buf.len() as libc::socklen_t,
+                        std::ptr::null_mut(),
+                        0,
+                        libc::NI_NUMERICHOST,
+                    )
+                }
+            };
+            if rc != 0 {
+                return "???".into();
+            }
+            CStr::from_ptr(buf.as_ptr()).to_string_lossy().into_owned()
+        }
+    }
+
+    #[test]
+    fn text_as_glibc_prints_it() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut n = 0;
+        for i in 0..200_000u32 {
+            let r = next();
+            // Groups zero, 0xffff or small, so that every form of zero run shows up.
+            let mut words = [0u16; 8];
+            for (k, w) in words.iter_mut().enumerate() {
+                *w = match (r >> (k * 3)) & 7 {
+                    0..=3 => 0,
+                    4 => 0xffff,
+                    5 => (r >> (k * 5 + 24)) as u16 & 0xf,
+                    _ => (r >> (k * 7)) as u16,
+                };
+            }
+            let v6 = IpAddr::V6(Ipv6Addr::from(words));
+            assert_eq!(to_text(&v6), libc_text(&v6), "{words:x?}");
+            let v4 = IpAddr::V4(Ipv4Addr::from(i.wrapping_mul(2_654_435_761)));
+            assert_eq!(to_text(&v4), libc_text(&v4));
+            n += 1;
+        }
+        for s in [
+            "::",
+            "::1",
+            "::ffff:1.2.3.4",
+            "::1.2.3.4",
+            "1::",
+            "1:0:0:2::",
+            "::ffff:0:1.2.3.4",
+        ] {
+            let ip = ip(s);
+            assert_eq!(to_text(&ip), libc_text(&ip), "{s}");
+        }
+        assert_eq!(n, 200_000);
     }
 
     #[test]

@@ -47,22 +47,46 @@ pub fn may_intersect(a: &Option<Address>, b: &Option<Address>) -> bool {
     }
 }
 
-/// Disjoint, non-adjacent closed ranges of addresses (start → end).
-#[derive(Default)]
-struct Ranges(BTreeMap<u128, u128>);
+/// An address as an integer: `u32` for IPv4 (a tree of half the size, searched faster than
+/// one of `u128`), `u128` for IPv6.
+trait Bits: Copy + Ord {
+    /// The next address, or the same at the top of the range.
+    fn next(self) -> Self;
+}
 
-impl Ranges {
-    fn insert(&mut self, mut lo: u128, mut hi: u128) {
+impl Bits for u32 {
+    fn next(self) -> u32 {
+        self.saturating_add(1)
+    }
+}
+
+impl Bits for u128 {
+    fn next(self) -> u128 {
+        self.saturating_add(1)
+    }
+}
+
+/// Disjoint, non-adjacent closed ranges of addresses (start → end).
+struct Ranges<K>(BTreeMap<K, K>);
+
+impl<K> Default for Ranges<K> {
+    fn default() -> Self {
+        Ranges(BTreeMap::new())
+    }
+}
+
+impl<K: Bits> Ranges<K> {
+    fn insert(&mut self, mut lo: K, mut hi: K) {
         if let Some((&s, &e)) = self.0.range(..=lo).next_back() {
             if e >= hi {
                 return;
             }
-            if e.saturating_add(1) >= lo {
+            if e.next() >= lo {
                 lo = s;
             }
         }
         // Swallow every range that starts inside or just after the new one.
-        while let Some((&s, &e)) = self.0.range(lo..=hi.saturating_add(1)).next() {
+        while let Some((&s, &e)) = self.0.range(lo..=hi.next()).next() {
             self.0.remove(&s);
             hi = hi.max(e);
         }
@@ -71,7 +95,7 @@ impl Ranges {
 
     /// Whether the union of the ranges `pick` chooses from `unions` contains every address in
     /// `lo..=hi`.
-    fn cover(unions: &[&Union], pick: Pick, lo: u128, hi: u128) -> bool {
+    fn cover(unions: &[&Union], pick: Pick<K>, lo: K, hi: K) -> bool {
         let mut pos = lo;
         loop {
             let reach = unions
@@ -83,14 +107,14 @@ impl Ranges {
             match reach {
                 None => return false,
                 Some(e) if e >= hi => return true,
-                Some(e) => pos = e + 1,
+                Some(e) => pos = e.next(),
             }
         }
     }
 }
 
 /// Which ranges of a union: IPv4 or IPv6.
-type Pick = fn(&Union) -> &Ranges;
+type Pick<K> = fn(&Union) -> &Ranges<K>;
 
 /// The client addresses some earlier rules admit, together.
 #[derive(Default)]
@@ -100,8 +124,8 @@ pub struct Union {
     samehost: bool,
     samenet: bool,
     hostnames: Vec<Address>,
-    v4: Ranges,
-    v6: Ranges,
+    v4: Ranges<u32>,
+    v6: Ranges<u128>,
     /// Addresses with a non-contiguous mask: they cover only one by one.
     odd: Vec<Address>,
 }
@@ -129,7 +153,7 @@ impl Union {
             Some(Address::SameNet) => self.samenet = true,
             Some(h @ Address::Hostname(_)) => self.hostnames.push(h.clone()),
             Some(ip @ Address::Ip { addr, mask }) => match range_of(addr, mask) {
-                Some((lo, hi, 32)) => self.v4.insert(lo, hi),
+                Some((lo, hi, 32)) => self.v4.insert(lo as u32, hi as u32),
                 Some((lo, hi, _)) => self.v6.insert(lo, hi),
                 None => self.odd.push(ip.clone()),
             },
@@ -139,12 +163,10 @@ impl Union {
     /// Whether the addresses of `b` lie in the union of `unions`.
     pub fn covers(unions: &[&Union], b: &Option<Address>) -> bool {
         let any = |f: fn(&Union) -> bool| unions.iter().any(|u| f(u));
-        let v4: Pick = |u| &u.v4;
-        let v6: Pick = |u| &u.v6;
-        let every_ip = || {
-            Ranges::cover(unions, v4, 0, u32::MAX as u128)
-                && Ranges::cover(unions, v6, 0, u128::MAX)
-        };
+        let v4: Pick<u32> = |u| &u.v4;
+        let v6: Pick<u128> = |u| &u.v6;
+        let every_ip =
+            || Ranges::cover(unions, v4, 0, u32::MAX) && Ranges::cover(unions, v6, 0, u128::MAX);
         match b {
             None => any(|u| u.local),
             Some(_) if any(|u| u.all) => true,
@@ -175,7 +197,11 @@ impl Union {
                     (1u128 << w) - 1
                 };
                 let (lo, hi) = (a & m, (a & m) | (!m & width_mask));
-                Ranges::cover(unions, if w == 32 { v4 } else { v6 }, lo, hi)
+                if w == 32 {
+                    Ranges::cover(unions, v4, lo as u32, hi as u32)
+                } else {
+                    Ranges::cover(unions, v6, lo, hi)
+                }
             }
         }
     }

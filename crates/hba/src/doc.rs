@@ -33,6 +33,15 @@ pub struct HbaList<'a> {
 
 impl pgdr_core::Document for HbaList<'_> {
     const PRODUCERS: &'static [&'static str] = &["hba-edit"];
+
+    /// The rules of a parsed file are written by hand ([`crate::json`]): serde_json's
+    /// bytes, several times faster for a 100,000-rule list.
+    fn write_json(&self, w: &mut dyn std::io::Write) -> serde_json::Result<()> {
+        match &self.rules {
+            Rules::Parsed(rules, show) => crate::json::write_list(self, rules, *show, w),
+            Rules::Read(_) => serde_json::to_writer(w, self),
+        }
+    }
 }
 
 /// The rules of a list: printed straight from the parsed file (a 100,000-rule list is never
@@ -217,24 +226,7 @@ impl<'a> RuleDoc<'a> {
             }
             None => (None, None),
         };
-        // A repeated option keeps its first place and its last value, as the server keeps
-        // the last assignment.
-        let mut options: Vec<(Cow<'a, str>, Cow<'a, str>)> = Vec::with_capacity(r.options.len());
-        for (k, v) in &r.options {
-            match options.iter_mut().find(|(k2, _)| k2 == k) {
-                Some(p) => p.1 = Cow::Borrowed(v),
-                None => options.push((Cow::Borrowed(k), Cow::Borrowed(v))),
-            }
-        }
-        let mut masked = Vec::new();
-        if !show_secrets {
-            for (k, v) in &mut options {
-                if SECRET_OPTIONS.contains(&k.as_ref()) {
-                    *v = Cow::Borrowed(pgdr_core::conn::MASK);
-                    masked.push(k.clone());
-                }
-            }
-        }
+        let (options, masked) = shown_options(r, show_secrets);
         RuleDoc {
             file: r.file.to_string_lossy(),
             line: r.line,
@@ -244,7 +236,7 @@ impl<'a> RuleDoc<'a> {
             address,
             netmask,
             method: Cow::Borrowed(r.method),
-            options: Options(options),
+            options,
             comment: r.comment.as_deref().map(Cow::Borrowed),
             masked,
         }
@@ -324,6 +316,29 @@ impl<'a> RuleDoc<'a> {
     }
 }
 
+/// A rule's options as printed, and the names of those masked: a repeated option keeps its
+/// first place and its last value (the server keeps the last assignment); secrets show as
+/// ******** unless `show_secrets`.
+pub fn shown_options(r: &Rule, show_secrets: bool) -> (Options<'_>, Vec<Cow<'_, str>>) {
+    let mut options: Vec<(Cow<'_, str>, Cow<'_, str>)> = Vec::with_capacity(r.options.len());
+    for (k, v) in &r.options {
+        match options.iter_mut().find(|(k2, _)| k2 == k) {
+            Some(p) => p.1 = Cow::Borrowed(v),
+            None => options.push((Cow::Borrowed(k), Cow::Borrowed(v))),
+        }
+    }
+    let mut masked = Vec::new();
+    if !show_secrets {
+        for (k, v) in &mut options {
+            if SECRET_OPTIONS.contains(&k.as_ref()) {
+                *v = Cow::Borrowed(pgdr_core::conn::MASK);
+                masked.push(k.clone());
+            }
+        }
+    }
+    (Options(options), masked)
+}
+
 /// A rule as printed, owned (for reports).
 pub fn rule_doc(r: &Rule, show_secrets: bool) -> RuleDoc<'static> {
     RuleDoc::of(r, show_secrets).into_owned()
@@ -368,6 +383,11 @@ pub struct CheckReport<'a> {
 
 impl pgdr_core::Document for CheckReport<'_> {
     const PRODUCERS: &'static [&'static str] = &["hba-edit"];
+
+    /// Written by hand ([`crate::json`]): serde_json's bytes, faster for a warning a line.
+    fn write_json(&self, w: &mut dyn std::io::Write) -> serde_json::Result<()> {
+        crate::json::write_check(self, w)
+    }
 }
 
 /// A check finding. Its strings borrow from the parsed rules where they can (a file may have

@@ -200,12 +200,22 @@ impl Token {
 
 /// The tokenizer's state over one record's text.
 struct Cursor<'a> {
+    s: &'a str,
     b: &'a [u8],
     p: usize,
     comment: Option<usize>,
 }
 
-impl Cursor<'_> {
+impl<'a> Cursor<'a> {
+    fn new(s: &'a str) -> Cursor<'a> {
+        Cursor {
+            s,
+            b: s.as_bytes(),
+            p: 0,
+            comment: None,
+        }
+    }
+
     fn get(&mut self) -> u8 {
         let c = self.b.get(self.p).copied().unwrap_or(0);
         self.p += 1;
@@ -233,10 +243,11 @@ impl Cursor<'_> {
         }
         let stop = self.b.get(j).copied().unwrap_or(0);
         if j > start && stop != b'"' && c != b'"' {
-            // Cut at ASCII delimiters of a str: valid UTF-8 but for a cut multibyte tail.
-            let s = match std::str::from_utf8(&self.b[start..j]) {
-                Ok(s) => s.to_owned(),
-                Err(_) => String::from_utf8_lossy(&self.b[start..j]).into_owned(),
+            // Cut at ASCII delimiters of a str, so on character boundaries: no need to
+            // validate the bytes again (the lossy copy is for safety only).
+            let s = match self.s.get(start..j) {
+                Some(s) => s.to_owned(),
+                None => String::from_utf8_lossy(&self.b[start..j]).into_owned(),
             };
             let comma = stop == b',';
             if stop == b'#' {
@@ -470,12 +481,8 @@ impl Ctx<'_> {
             }
             // C strings end at a NUL byte.
             let t = rec.text(text);
-            let t = &t.as_bytes()[..t.find('\0').unwrap_or(t.len())];
-            let mut cur = Cursor {
-                b: t,
-                p: 0,
-                comment: None,
-            };
+            let t = &t[..t.find('\0').unwrap_or(t.len())];
+            let mut cur = Cursor::new(t);
             let mut fields: Vec<Vec<Token>> = Vec::with_capacity(6);
             let mut cols = Vec::with_capacity(6);
             while !cur.at_end() && err.is_none() {
@@ -485,11 +492,6 @@ impl Ctx<'_> {
                     cols.push(col);
                 }
             }
-            let comment = cur.comment.map(|c| {
-                String::from_utf8_lossy(&t[c + 1..])
-                    .trim_matches(|ch: char| ch == ' ' || ch == '\t' || ch == '\r')
-                    .to_string()
-            });
             let mut kind = Kind::Line;
             if fields.is_empty() && err.is_none() {
                 kind = Kind::Empty;
@@ -510,6 +512,12 @@ impl Ctx<'_> {
                     }
                 }
             }
+            // Only a line handed to the parser keeps its comment (not a comment line).
+            let comment = cur.comment.filter(|_| kind == Kind::Line).map(|c| {
+                t[c + 1..]
+                    .trim_matches(|ch: char| ch == ' ' || ch == '\t' || ch == '\r')
+                    .to_string()
+            });
             let line = rec.line;
             if let Some((r, k)) = top.as_mut() {
                 r.push(rec);
@@ -632,11 +640,7 @@ pub fn tokenize_lines(
 /// Tokenizes one field's worth of text the way a pg_hba.conf line would (for command-line
 /// values such as `--database 'a,"b c"'`). Returns every token of every field.
 pub fn tokens_of(text: &str) -> Vec<Token> {
-    let mut cur = Cursor {
-        b: text.as_bytes(),
-        p: 0,
-        comment: None,
-    };
+    let mut cur = Cursor::new(text);
     let mut out = Vec::new();
     while let Some((t, _, _)) = cur.next_token() {
         out.push(t);

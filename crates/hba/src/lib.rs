@@ -16,6 +16,7 @@
 //! Writing and the command:
 //! - [`layout`]: new lines quoted and aligned like their neighbours;
 //! - [`doc`]: the JSON documents, one type each;
+//! - [`json`]: `list`'s document written by hand (serde_json's bytes, faster);
 //! - [`cmd`]: one module per subcommand, callable without clap;
 //! - [`server`]: the connection for `--reload` (the server's verdict on a new file);
 //! - [`cli`]: the `hba-edit` command line, parsing and rendering only.
@@ -27,6 +28,7 @@ pub mod cmd;
 pub mod coverage;
 pub mod doc;
 pub mod file;
+pub mod json;
 pub mod layout;
 pub mod lex;
 pub mod parse_line;

@@ -18,6 +18,7 @@ use crate::parse_line::{
     meaning, meaning_ref, Address, ConnType, Field, Meaning, MeaningRef, Rule,
 };
 use std::cell::{Ref, RefCell};
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -306,13 +307,15 @@ impl Chains {
     fn push(&mut self, key: (usize, u32, u32, u128), rule: usize) {
         let n = self.links.len();
         self.links.push((rule, usize::MAX));
-        match self.heads.get_mut(&key) {
-            Some((_, tail)) => {
+        // One hash of the key, found or not (most networks of a large file are new).
+        match self.heads.entry(key) {
+            Entry::Occupied(mut e) => {
+                let tail = &mut e.get_mut().1;
                 self.links[*tail].1 = n;
                 *tail = n;
             }
-            None => {
-                self.heads.insert(key, (n, n));
+            Entry::Vacant(e) => {
+                e.insert((n, n));
             }
         }
     }
@@ -347,9 +350,9 @@ struct Index<'r> {
     nets: Chains,
     /// Rules with too many entries to index by every (database, user) pair.
     wide: Vec<usize>,
-    /// Every indexed address, whatever its rule's type and entries: a rule outside this
-    /// union cannot be covered, which spares the search per bucket.
-    everything: Union,
+    /// Every indexed address, whatever its rule's type and entries, brought up to date only
+    /// when asked (see [`Index::together`]), and how many rules it holds.
+    everything: RefCell<(Union, usize)>,
     /// How many rules are indexed (rules[..len]).
     len: usize,
 }
@@ -378,7 +381,7 @@ impl<'r> Index<'r> {
             buckets: Vec::with_capacity(rules.len()),
             nets: Chains::with_capacity(rules.len()),
             wide: Vec::new(),
-            everything: Union::default(),
+            everything: RefCell::default(),
             len: 0,
         }
     }
@@ -439,7 +442,10 @@ impl<'r> Index<'r> {
     /// Whether the indexed rules together cover `b`: for every connection kind, database
     /// entry and user entry of `b`, the rules admitting all three admit all its addresses.
     fn together(&self, b: &Rule, bsem: &Sem) -> bool {
-        if !Union::covers(&[&self.everything], &b.address) {
+        // A rule with many (database, user) pairs outside every indexed address cannot be
+        // covered: that spares a search per pair. For the others the union of every address
+        // costs more (a tree insert a rule) than it saves, so it is not kept up to date.
+        if bsem.dbs().len() * bsem.users().len() > 4 && !self.within_everything(b) {
             return false;
         }
         let bk = kinds(b.conn);
@@ -467,6 +473,17 @@ impl<'r> Index<'r> {
             }
         }
         true
+    }
+
+    /// Whether `b`'s addresses are among those of every indexed rule.
+    fn within_everything(&self, b: &Rule) -> bool {
+        let mut e = self.everything.borrow_mut();
+        let (union, n) = &mut *e;
+        for r in &self.rules[*n..self.len] {
+            union.add(&r.address);
+        }
+        *n = self.len;
+        Union::covers(&[union], &b.address)
     }
 
     /// The union of a bucket's addresses, brought up to date.
@@ -550,7 +567,7 @@ impl<'r> Index<'r> {
         let i = self.len;
         self.len += 1;
         let r = &self.rules[i];
-        self.everything.add(&r.address);
+
         // Index rule i under each (database, user) pair it has; `all` stands for the rest.
         // More than 16 pairs make it a wide rule, checked against every later one.
         let sem = &self.sems[i];
@@ -746,6 +763,25 @@ mod tests {
         let s = shadowed_by(&r, 15);
         assert_eq!(s[3], Some(Shadow::Together(vec![0, 1, 2])));
         assert_eq!(s[4], None);
+    }
+
+    #[test]
+    fn rules_with_many_pairs_are_covered_together_or_not_at_all() {
+        // Six (database, user) pairs: the union of every address is asked first.
+        let r = rules(
+            "host all all 0.0.0.0/0 md5\nhost all all ::/0 md5\nhost a,b,c x,y all trust\nhost a,b,c x,y 10.0.0.0/8 trust\n",
+            15,
+        );
+        let s = shadowed_by(&r, 15);
+        assert_eq!(s[2], Some(Shadow::Together(vec![0, 1])));
+        assert_eq!(s[3], Some(Shadow::By(0)));
+        let r = rules(
+            "host all all 10.0.0.0/8 md5\nhost a,b,c x,y 172.16.0.0/12 trust\nhost all all 192.168.0.0/17 md5\nhost all all 192.168.128.0/17 md5\nhost a,b,c x,y 192.168.0.0/16 trust\n",
+            15,
+        );
+        let s = shadowed_by(&r, 15);
+        assert_eq!(s[1], None);
+        assert_eq!(s[4], Some(Shadow::Together(vec![2, 3])));
     }
 
     #[test]
