@@ -112,6 +112,7 @@ pub fn restore(
         }
     }
     let jobs = jobs_of(m);
+    let workers = parallel.max(1);
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let failure: Mutex<Option<Error>> = Mutex::new(None);
@@ -131,13 +132,18 @@ pub fn restore(
             }
             let i = next.fetch_add(1, Ordering::Relaxed);
             let Some(places) = jobs.get(i) else { break };
+            // The piece `parallel` places ahead is asked for now: the store's answer (a request
+            // to a server) arrives while this one is decompressed, hashed and written.
+            if let Some(&[ahead, ..]) = jobs.get(i + workers).map(Vec::as_slice) {
+                repo.store().read_ahead(&data_key(&digest_at(m, ahead)));
+            }
             if let Err(e) = restore_piece(repo, m, root, places, &mut open) {
                 fail(e);
             }
         }
     };
     std::thread::scope(|s| {
-        for _ in 0..parallel.max(1) {
+        for _ in 0..workers {
             s.spawn(worker);
         }
     });
@@ -171,6 +177,16 @@ pub fn restore(
     })
 }
 
+/// The SHA-256 the manifest names for a place (checked as hex by [`Manifest::check`]).
+fn digest_at(m: &Manifest, (fi, pi): Place) -> [u8; 32] {
+    let want = &m.files[fi].pieces[pi];
+    let mut digest = [0u8; 32];
+    for (i, d) in digest.iter_mut().enumerate() {
+        *d = u8::from_str_radix(&want[2 * i..2 * i + 2], 16).unwrap_or(0);
+    }
+    digest
+}
+
 /// Reads one piece once, verified against the manifest's digest, into every place that
 /// holds it. `open` keeps the file of the last first place open across calls (consecutive
 /// pieces of one large file).
@@ -200,10 +216,7 @@ fn restore_piece(
         .collect::<Result<Vec<File>>>()?;
     let (_, f) = open.as_ref().expect("opened above");
     let want = &e.pieces[pi];
-    let mut digest = [0u8; 32];
-    for (i, d) in digest.iter_mut().enumerate() {
-        *d = u8::from_str_radix(&want[2 * i..2 * i + 2], 16).unwrap_or(0);
-    }
+    let digest = digest_at(m, (fi, pi));
     let key = data_key(&digest);
     let len_at = |(fi, pi): Place| {
         let offset = pi as u64 * m.piece_size;
