@@ -1,9 +1,11 @@
 //! An image back into a directory: the tree made first (directories, empty files, symlinks),
-//! then every piece read by `parallel` workers, verified (the object's header, its size and
-//! SHA-256 as decompressed, and that SHA-256 against the one the manifest names) and written
-//! at its offset; then the modes, the owner, and one sync of the file system. Any piece that
-//! is missing or not intact fails the whole restore: the caller removes the directory, and
-//! nothing restored is used before every piece was verified.
+//! then every distinct piece read once by `parallel` workers (each asking for the piece
+//! `parallel` places ahead, so a server's answer arrives while the current one is written),
+//! verified (the object's header, its size and SHA-256 as decompressed, and that SHA-256
+//! against the one the manifest names) and written at every offset that holds it; then the
+//! modes, the owner, and one sync of the file system. Any piece that is missing or not intact
+//! fails the whole restore: the caller removes the directory, and nothing restored is used
+//! before every piece was verified.
 
 use super::data_key;
 use super::manifest::{EntryKind, Manifest};
