@@ -26,6 +26,8 @@ pub(crate) enum ShaPipe {
     Inline {
         hasher: Sha256,
         spare: Option<Vec<u8>>,
+        /// The size of the one chunk it uses.
+        len: usize,
     },
 }
 
@@ -54,7 +56,23 @@ impl ShaPipe {
             Err(_) => ShaPipe::Inline {
                 hasher: Sha256::new(),
                 spare: None,
+                len: CHUNK,
             },
+        }
+    }
+
+    /// For a body known to hold `size` bytes: below one [`CHUNK`] there is nothing to overlap,
+    /// so it is hashed on this thread with one chunk of `size + 1` bytes (one read finds the
+    /// end, or that the body is longer): no thread started, no 1 MiB chunk zeroed per small
+    /// object (a restore reads hundreds of them).
+    pub(crate) fn for_size(size: u64) -> ShaPipe {
+        match usize::try_from(size) {
+            Ok(n) if n < CHUNK => ShaPipe::Inline {
+                hasher: Sha256::new(),
+                spare: None,
+                len: n + 1,
+            },
+            _ => ShaPipe::new(),
         }
     }
 
@@ -74,7 +92,7 @@ impl ShaPipe {
                 // and finish() reports nothing wrong that hashing inline would not.
                 empty.recv().unwrap_or_else(|_| vec![0u8; CHUNK])
             }
-            ShaPipe::Inline { spare, .. } => spare.take().unwrap_or_else(|| vec![0u8; CHUNK]),
+            ShaPipe::Inline { spare, len, .. } => spare.take().unwrap_or_else(|| vec![0u8; *len]),
         }
     }
 
@@ -85,7 +103,7 @@ impl ShaPipe {
                 // Fails only if the hasher panicked; finish() passes the panic on.
                 let _ = full.send((buf, n));
             }
-            ShaPipe::Inline { hasher, spare } => {
+            ShaPipe::Inline { hasher, spare, .. } => {
                 hasher.update(&buf[..n]);
                 *spare = Some(buf);
             }
@@ -138,8 +156,15 @@ mod tests {
         let mut i = ShaPipe::Inline {
             hasher: Sha256::new(),
             spare: None,
+            len: CHUNK,
         };
         i.hash_slice(&data);
         assert_eq!(i.finish(), want);
+        let mut small = ShaPipe::for_size(100);
+        small.hash_slice(&data[..150]);
+        assert_eq!(
+            small.finish(),
+            <[u8; 32]>::from(Sha256::digest(&data[..150]))
+        );
     }
 }

@@ -379,7 +379,7 @@ pub fn read_verified(
             io::BufReader::with_capacity(CHUNK, r),
         )),
     };
-    let mut pipe = ShaPipe::new();
+    let mut pipe = ShaPipe::for_size(h.size);
     let mut size = 0u64;
     loop {
         let mut buf = pipe.chunk();
