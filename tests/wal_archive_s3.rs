@@ -203,6 +203,27 @@ fn s3_faults_duplicates_damage_and_foreign_wal() {
     assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
     assert!(out.stderr.contains("not a URL"), "{}", out.stderr);
     assert!(!dest.exists());
+    // A plain-HTTP endpoint without AWS_ALLOW_HTTP, and a scheme typo: the line names the fix
+    // (object_store's own refusal says "builder error" and that requests were retried).
+    for (endpoint, says) in [
+        (s.endpoint(), "AWS_ALLOW_HTTP=true"),
+        (
+            "htp://127.0.0.1:9".to_string(),
+            "neither http:// nor https://",
+        ),
+    ] {
+        let out = was(&s, repo)
+            .env("AWS_ENDPOINT_URL", &endpoint)
+            .env("AWS_ALLOW_HTTP", "false")
+            .arg("get")
+            .arg(&names[0])
+            .arg(&dest)
+            .run()
+            .expect_error(126, T);
+        assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+        assert!(out.stderr.contains(says), "{endpoint}: {}", out.stderr);
+        assert!(!dest.exists());
+    }
 
     // list and prune as on disk.
     let l: ListReport = was(&s, repo).arg("list").run().ok().document();

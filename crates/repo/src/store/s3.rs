@@ -144,20 +144,43 @@ fn plain_http_only(b: &AmazonS3Builder) -> bool {
 /// built and panics when it signs the first request (InvalidUri), which would end `get` with
 /// Rust's panic status 101: below 126, so PostgreSQL would take it for "not archived" and end
 /// recovery early instead of stopping.
-fn check_endpoint(b: &AmazonS3Builder, loc: &S3Location) -> Result<()> {
+///
+/// A scheme other than http and https, and http without `AWS_ALLOW_HTTP`, are refused here
+/// too: object_store's own refusal ("HTTP error: builder error", after "retries") names
+/// neither.
+fn check_endpoint(b: &AmazonS3Builder, loc: &S3Location, allow_http: bool) -> Result<()> {
+    let refuse = |why: String, hint: &str| {
+        Err(Error::failed(format!("cannot use repository {loc}"))
+            .because(why)
+            .hint(hint))
+    };
     for key in [AmazonS3ConfigKey::S3Endpoint, AmazonS3ConfigKey::Endpoint] {
         let Some(e) = b.get_config_value(&key) else {
             continue;
         };
-        let ok = e
+        let uri = e
             .parse::<http::Uri>()
-            .is_ok_and(|u| u.scheme().is_some() && u.authority().is_some());
-        if !ok {
-            return Err(Error::failed(format!("cannot use repository {loc}"))
-                .because(format!("the endpoint {e:?} is not a URL"))
-                .hint(
-                    "set AWS_ENDPOINT_URL to scheme://host[:port], e.g. https://s3.example.com",
-                ));
+            .ok()
+            .filter(|u| u.scheme().is_some() && u.authority().is_some());
+        let Some(uri) = uri else {
+            return refuse(
+                format!("the endpoint {e:?} is not a URL"),
+                "set AWS_ENDPOINT_URL to scheme://host[:port], e.g. https://s3.example.com",
+            );
+        };
+        match uri.scheme_str() {
+            Some("https") => {}
+            Some("http") if allow_http => {}
+            Some("http") => {
+                return refuse(
+                    format!("the endpoint {e:?} is plain HTTP"),
+                    "use https://, or set AWS_ALLOW_HTTP=true to allow plain HTTP",
+                )
+            }
+            _ => return refuse(
+                format!("the endpoint {e:?} is neither http:// nor https://"),
+                "set AWS_ENDPOINT_URL to https://host[:port] (or http:// with AWS_ALLOW_HTTP=true)",
+            ),
         }
     }
     Ok(())
@@ -179,11 +202,12 @@ impl S3Store {
             retry_timeout: Duration::from_secs(RETRY_SECONDS),
         };
         let builder = AmazonS3Builder::from_env();
-        check_endpoint(&builder, &loc)?;
+        let allow_http = std::env::var("AWS_ALLOW_HTTP").is_ok_and(|v| v == "true" || v == "1");
+        check_endpoint(&builder, &loc, allow_http)?;
         let client = ClientOptions::new()
             .with_connect_timeout(Duration::from_secs(10))
             .with_timeout(Duration::from_secs(300))
-            .with_allow_http(std::env::var("AWS_ALLOW_HTTP").is_ok_and(|v| v == "true" || v == "1"))
+            .with_allow_http(allow_http)
             .with_no_system_certificates(plain_http_only(&builder));
         let s3 = builder
             .with_bucket_name(&loc.bucket)
