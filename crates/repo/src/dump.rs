@@ -195,19 +195,11 @@ pub fn delete(repo: &Repo, name: &str) -> Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::repo::{Identity, InitRequest};
 
     #[test]
     fn a_dump_exists_once_its_manifest_does() {
         let d = tempfile::tempdir().unwrap();
-        let req = InitRequest {
-            identity: Some(Identity {
-                system_identifier: 7,
-                wal_segment_size: 16 << 20,
-            }),
-            ..Default::default()
-        };
-        let (repo, _) = Repo::init(&d.path().join("r"), &req).unwrap();
+        let repo = crate::repo::bound_for_test(d.path());
         let n = "pgdr-20260321T092837Z";
         assert!(!occupied(&repo, n).unwrap());
         put_file(&repo, n, "toc.dat", &mut &b"toc"[..], Compression::Zstd, 1).unwrap();

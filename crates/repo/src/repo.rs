@@ -440,6 +440,20 @@ pub fn ack_key(name: &WalName) -> String {
     format!("acks/{name}")
 }
 
+/// A local repository at `dir/r` bound to cluster 7 with 16 MiB segments: the unit tests'
+/// repository.
+#[cfg(test)]
+pub(crate) fn bound_for_test(dir: &Path) -> Repo {
+    let req = InitRequest {
+        identity: Some(Identity {
+            system_identifier: 7,
+            wal_segment_size: 16 << 20,
+        }),
+        ..Default::default()
+    };
+    Repo::init(&dir.join("r"), &req).unwrap().0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -274,7 +274,6 @@ mod tests {
     use super::super::upload::{upload, Request, SourceEntry};
     use super::super::PIECE;
     use super::*;
-    use crate::repo::{Identity, InitRequest};
 
     /// Content held in several places (two files alike, and one piece twice within a file) is
     /// read once and written to every place; a piece that is not intact fails the restore
@@ -282,14 +281,7 @@ mod tests {
     #[test]
     fn a_piece_held_in_several_places_is_read_once() {
         let d = tempfile::tempdir().unwrap();
-        let req = InitRequest {
-            identity: Some(Identity {
-                system_identifier: 7,
-                wal_segment_size: 16 << 20,
-            }),
-            ..Default::default()
-        };
-        let (repo, _) = Repo::init(&d.path().join("r"), &req).unwrap();
+        let repo = crate::repo::bound_for_test(d.path());
         let src = d.path().join("src");
         fs::create_dir(&src).unwrap();
         let piece: Vec<u8> = (0..PIECE as usize).map(|i| (i % 251) as u8).collect();

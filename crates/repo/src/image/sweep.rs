@@ -87,7 +87,6 @@ mod tests {
     use super::super::manifest::EntryKind;
     use super::super::upload::{upload, Request, SourceEntry};
     use super::*;
-    use crate::repo::{Identity, InitRequest};
 
     fn entry(path: &str, source: &std::path::Path) -> SourceEntry {
         SourceEntry {
@@ -105,14 +104,7 @@ mod tests {
     #[test]
     fn shared_pieces_survive_their_first_image() {
         let d = tempfile::tempdir().unwrap();
-        let req = InitRequest {
-            identity: Some(Identity {
-                system_identifier: 7,
-                wal_segment_size: 16 << 20,
-            }),
-            ..Default::default()
-        };
-        let (repo, _) = Repo::init(&d.path().join("r"), &req).unwrap();
+        let repo = crate::repo::bound_for_test(d.path());
         let src = d.path().join("src");
         std::fs::create_dir(&src).unwrap();
         let big: Vec<u8> = (0..(super::super::PIECE as usize + 100))
