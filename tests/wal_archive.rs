@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use wal_support::{
-    archiving_primary, bin, cluster_from, init, log_has_document, make_segments,
+    archiving_primary, bin, cluster_from, init, log_has_document, make_segments, mark_ready,
     paused_at_the_restore_point, sha, switch_and_wait, timeline, wa, wait_archived, T,
 };
 
@@ -563,11 +563,7 @@ fn full_repository_fails_cleanly() {
 fn parallel_push_and_prune_lock() {
     let (segs, names) = make_segments(4);
     let wal = segs.path().join("pg_wal");
-    let status = wal.join("archive_status");
-    fs::create_dir(&status).unwrap();
-    for n in &names {
-        fs::write(status.join(format!("{n}.ready")), "").unwrap();
-    }
+    let status = mark_ready(&wal, &names);
     let dir = short_tempdir("pgdr-wp");
     let repo = dir.path().join("repo");
     init(&repo, None);

@@ -16,8 +16,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 use wal_support::{
-    bin, cluster_from, make_segments, paused_at_the_restore_point, sha, switch_and_wait, timeline,
-    T,
+    bin, cluster_from, make_segments, mark_ready, paused_at_the_restore_point, sha,
+    switch_and_wait, timeline, T,
 };
 
 /// wal-archive --repo LOC with the server's AWS variables.
@@ -176,26 +176,17 @@ fn s3_faults_duplicates_damage_and_foreign_wal() {
     assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
     assert!(out.stderr.contains("503"), "{}", out.stderr);
     s.fail_next(0);
-    // An endpoint nobody answers on.
-    let out = was(&s, repo)
-        .env(
-            "AWS_ENDPOINT_URL",
-            format!("http://127.0.0.1:{}", pgdr_testkit::free_port()),
-        )
-        .arg("get")
-        .arg(&names[0])
-        .arg(&dest)
-        .run()
-        .expect_error(126, T);
-    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
-    assert!(out.stderr.contains("AWS_ENDPOINT_URL"), "{}", out.stderr);
-    // No credentials anywhere (and no instance to ask): a clear line, no secret printed.
-    assert!(!out.stderr.contains(pgdr_testkit::s3::SECRET_KEY));
-    // Endpoint mistakes, each refused in one line above 125 that names the fix: not a URL
-    // (object_store would panic at the first request, exit 101, which recovery takes for "not
-    // archived"), plain HTTP without AWS_ALLOW_HTTP and a scheme typo (object_store's own
-    // refusal says "builder error" and that requests were retried).
+    // Endpoint mistakes, each refused in one line above 125 that names the fix, and no secret
+    // printed: nobody answering, not a URL (object_store would panic at the first request,
+    // exit 101, which recovery takes for "not archived"), plain HTTP without AWS_ALLOW_HTTP
+    // and a scheme typo (object_store's own refusal says "builder error" and that requests
+    // were retried).
     for (endpoint, allow_http, says) in [
+        (
+            format!("http://127.0.0.1:{}", pgdr_testkit::free_port()),
+            "true",
+            "AWS_ENDPOINT_URL",
+        ),
         ("http://127.0.0.1:9/a b".to_string(), "true", "not a URL"),
         (s.endpoint(), "false", "AWS_ALLOW_HTTP=true"),
         (
@@ -214,6 +205,7 @@ fn s3_faults_duplicates_damage_and_foreign_wal() {
             .expect_error(126, T);
         assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
         assert!(out.stderr.contains(says), "{endpoint}: {}", out.stderr);
+        assert!(!out.stderr.contains(pgdr_testkit::s3::SECRET_KEY));
         assert!(!dest.exists());
     }
 
@@ -242,11 +234,7 @@ fn s3_reads_with_the_settings_decide_nothing_before_the_repository_opened() {
     s.create_bucket("ahead");
     let (segs, names) = make_segments(3);
     let wal = segs.path().join("pg_wal");
-    let status = wal.join("archive_status");
-    fs::create_dir(&status).unwrap();
-    for n in &names {
-        fs::write(status.join(format!("{n}.ready")), "").unwrap();
-    }
+    mark_ready(&wal, &names);
     let dir = short_tempdir("pgdr-s3a");
     let dest = dir.path().join("RECOVERYXLOG");
     let repo = "s3://ahead/main";

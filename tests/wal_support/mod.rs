@@ -83,6 +83,17 @@ pub fn make_segments(n: usize) -> (tempfile::TempDir, Vec<String>) {
     (out, names)
 }
 
+/// Marks every segment of a [`make_segments`] directory ready for archiving, as PostgreSQL
+/// does (`pg_wal/archive_status/NAME.ready`), for `push --parallel`; returns that directory.
+pub fn mark_ready(wal: &Path, names: &[String]) -> PathBuf {
+    let status = wal.join("archive_status");
+    fs::create_dir(&status).unwrap();
+    for n in names {
+        fs::write(status.join(format!("{n}.ready")), "").unwrap();
+    }
+    status
+}
+
 pub fn sha(path: &Path) -> String {
     let out = Command::new("sha256sum").arg(path).output().unwrap();
     String::from_utf8_lossy(&out.stdout)[..64].to_string()
