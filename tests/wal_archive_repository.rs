@@ -241,6 +241,8 @@ fn another_users_repository_says_whose_it_is() {
         "{stderr}"
     );
     assert!(!stderr.contains("cannot create"), "{stderr}");
+    // PostgreSQL never runs as root: no hint that the server might.
+    assert!(!stderr.contains("runs the server"), "{stderr}");
 }
 
 #[test]

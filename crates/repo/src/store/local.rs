@@ -143,13 +143,19 @@ impl LocalStore {
         let me = euid();
         let (theirs, mine) = (user_name(owner), user_name(me));
         let loc = self.root.display();
+        // Every tool that opens a repository comes here (snap-take --to, snap-clone --repo…):
+        // the words name none of them. PostgreSQL never runs as root, so "as the server does"
+        // only fits another owner.
+        let run_as = if owner == 0 {
+            "run it as root".to_string()
+        } else {
+            format!("run it as {theirs} (as archive_command does when {theirs} runs the server)")
+        };
         Error::failed(format!("cannot use repository {loc}"))
             .because(format!(
-                "it belongs to {theirs} and this wal-archive runs as {mine}; WAL is private to the repository's owner"
+                "it belongs to {theirs} and this process runs as {mine}; its contents are private to the repository's owner"
             ))
-            .hint(format!(
-                "run wal-archive as {theirs} (as PostgreSQL's archive_command does when {theirs} runs the server), or make {mine} the owner: chown -R {mine}: {loc}"
-            ))
+            .hint(format!("{run_as}, or make {mine} the owner: chown -R {mine}: {loc}"))
     }
 
     /// Refuses a root directory that someone other than its owner (and root) can write to, or
