@@ -153,8 +153,15 @@ pub fn resolve_tables(toc: &Toc, asked: &[String], snapshot: &str) -> Result<Vec
     let mut out = Vec::new();
     for a in asked {
         let p = sql::parse_qualified(a).ok_or_else(|| {
-            Error::usage(format!("invalid --table {a:?}"))
-                .because("give schema.table or table, quoting names as in SQL (public.\"Job\")")
+            // snap-take --logical takes pg_dump's patterns; a restore names its tables, so
+            // that what it replaces or renames is never a surprise.
+            let why = if a.contains(['*', '?']) {
+                "--table takes a table's name, not a pattern (list the snapshot's tables with \
+                 snap-take --list; without --table every table of the snapshot is restored)"
+            } else {
+                "give schema.table or table, quoting names as in SQL (public.\"Job\")"
+            };
+            Error::usage(format!("invalid --table {a:?}")).because(why)
         })?;
         let found: Vec<&Name> = match p.as_slice() {
             [s, t] => tables.iter().filter(|n| &n.0 == s && &n.1 == t).collect(),
@@ -591,5 +598,9 @@ pub(crate) mod tests {
             resolve_tables(&t, &["Child".into()], "s").unwrap(),
             [n("child")]
         );
+        // A pattern is a usage error that says so (snap-take's --table takes patterns).
+        let e = resolve_tables(&t, &["public.ch*".into()], "s").unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("not a pattern"), "{e}");
     }
 }
