@@ -12,7 +12,9 @@
 mod image_support;
 mod snap_support;
 
-use image_support::{pieces, postgres_running_under, tamper_a_piece, Far, Region, ROWS};
+use image_support::{
+    assert_same_files, pieces, postgres_running_under, tamper_a_piece, Far, Region, ROWS,
+};
 use pgdr_clone::doc::{CloneReport, DestroyReport};
 use pgdr_repo::image::manifest::Manifest;
 use pgdr_snap::doc::{ImageReport, PruneReport, SnapshotList};
@@ -88,6 +90,10 @@ fn zfs_drill_in_another_region() {
     assert_eq!(b.snapshot, snap.document::<SnapshotMeta>());
     let (ma, mb) = (r.manifest(&a.image), r.manifest(&b.image));
     assert_sends_only_changes(&ma, &b, &mb);
+    // Files unchanged since a were not read (zfs keeps inode numbers and times in its
+    // snapshots and clones), and b holds every file as reading it does.
+    assert_eq!(b.stamps_from.as_deref(), Some(a.image.as_str()));
+    assert_same_files(&b, &mb, &r.read_in_full(&snap.stdout));
     // The manifest alone says what the image is and where its WAL starts.
     let meta = pgdr_snap::image::meta_of(&mb).unwrap();
     assert_eq!(meta, b.snapshot);
@@ -279,7 +285,16 @@ fn btrfs_kill_and_prune() {
     r.mark("t");
     r.batch(); // 3
     r.settle();
-    let c = r.image();
+    let snap = r.take().run().ok();
+    let c = tool("snap-take")
+        .args(["-", "--to", &r.repo])
+        .stdin(snap.stdout.clone())
+        .run()
+        .ok()
+        .document::<ImageReport>();
+    // btrfs snapshots keep inode numbers and times too: files unchanged since b not read.
+    assert_eq!(c.stamps_from.as_deref(), Some(b.image.as_str()));
+    assert_same_files(&c, &r.manifest(&c.image), &r.read_in_full(&snap.stdout));
     r.batch(); // 4
     r.archive_all();
 

@@ -192,6 +192,46 @@ impl Region {
     }
 }
 
+impl Region {
+    /// The manifest of the snapshot `snap` (snap-take's document) stored with --read-all in a
+    /// new repository of the cluster: every file read and hashed.
+    pub fn read_in_full(&self, snap: &str) -> Manifest {
+        let dir = pgdr_testkit::short_tempdir("pgdr-full-");
+        let repo = dir.path().join("repo").display().to_string();
+        tool("wal-archive")
+            .args(["init", "--repo", &repo, "--pgdata"])
+            .arg(&self.primary.data)
+            .run()
+            .ok();
+        let full = tool("snap-take")
+            .args(["-", "--to", &repo, "--read-all"])
+            .stdin(snap.to_string())
+            .run()
+            .ok()
+            .document::<ImageReport>();
+        assert_eq!((full.files_unchanged, full.stamps_from), (0, None));
+        manifest_of(&repo, &full.image)
+    }
+}
+
+/// Checks an image that took files from an earlier one by their stamps (`stamped`) holds
+/// every file as reading it does (`full`), and that it did take some.
+pub fn assert_same_files(stamped: &ImageReport, m: &Manifest, full: &Manifest) {
+    assert!(stamped.files_unchanged > 0, "{stamped:?}");
+    assert!(stamped.stamps_from.is_some(), "{stamped:?}");
+    let files = |m: &Manifest| {
+        m.files
+            .iter()
+            .map(|e| (e.path.clone(), (e.kind, e.size, e.pieces.clone())))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let (got, want) = (files(m), files(full));
+    for (path, w) in &want {
+        assert_eq!(got.get(path), Some(w), "{path}");
+    }
+    assert_eq!(got.len(), want.len());
+}
+
 pub fn manifest_of(repo: &str, name: &str) -> Manifest {
     let r = pgdr_repo::Repo::open(Path::new(repo)).unwrap();
     manifest::read(&r, name).unwrap().expect("the image exists")

@@ -46,14 +46,23 @@ repository stores WAL (and encrypted when the repository is), and a manifest (ev
 path, size, mode and the SHA-256 of its pieces) with the snapshot's metadata, so the image \
 alone says what it is and from which WAL it recovers. 'snap-take - --to REPO' stores an \
 existing snapshot named by a snap-take document instead of taking one.\n\n\
-Unchanged files are recognised by their content: a piece is stored under the SHA-256 of its \
-bytes, and a piece whose SHA-256 the repository holds already (from an earlier image of the \
-cluster, or an interrupted run) is referenced, not sent again. Every piece is hashed as it \
-is read from the snapshot, so nothing is trusted from file names, sizes or times (which can \
-miss a change made within the file system's timestamp resolution); two different pieces \
-with the same SHA-256 are not known to exist. The second image after a day of writes sends \
-only the pieces that changed. Pieces are sent by --parallel workers, so a large file is sent \
-by several at once; memory is bounded by one piece per worker.\n\n\
+Unchanged data is recognised in two ways. A piece is stored under the SHA-256 of its bytes, \
+and a piece whose SHA-256 the repository holds already (from an earlier image of the cluster, \
+or an interrupted run) is referenced, not sent again; two different pieces with the same \
+SHA-256 are not known to exist. And a file is not read at all when the newest earlier image \
+in the repository, of the same data directory and backend, holds it with the same inode \
+number, size, modification time and change time (ctime: set by every write, truncate or \
+chmod, with nanoseconds, and never settable from user space), and that change time is more \
+than a second older than the earlier snapshot's newest change time and its name time: a \
+file changed within a second of the earlier snapshot is read again, because a write right \
+after a snapshot can get the same timestamp as one right before it (the kernel takes file \
+times from a clock that advances once a tick). The residual risk is a system clock set back \
+across the two snapshots and a write landing on the very nanosecond a file had before. \
+--read-all reads and hashes every file (files_unchanged 0). On a copy-backend snapshot every \
+file is new (cp gives new inodes and change times), so every file is read. The second image \
+after a day of writes reads only the files that changed and sends only their pieces that \
+changed. Pieces are sent by --parallel workers, so a large file is sent by several at once; \
+memory is bounded by one piece per worker.\n\n\
 The manifest is published last and never replaced: an image that is listed is complete. An \
 interrupted upload leaves only pieces; run it again and it sends only what is missing \
 (snap-prune --repo removes pieces no image references). The same snapshot stored twice sends \
@@ -105,6 +114,9 @@ pub struct Args {
     /// With --to (an image): concurrent transfers (pieces read, compressed and sent at once).
     #[arg(long, value_name = "N", default_value_t = PARALLEL, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub parallel: u16,
+    /// With --to (an image): read and hash every file, trusting no earlier image's stamps.
+    #[arg(long, requires = "to", conflicts_with = "logical")]
+    pub read_all: bool,
     /// List the snapshots of --pgdata and the images of --repo, with their windows; with
     /// --logical (or --database, or --snapshot-dir without --pgdata and --repo), the logical
     /// snapshots of --snapshot-dir and --repo.
@@ -243,6 +255,7 @@ pub fn run(args: Args) -> Result<Outcome> {
         snapshot: meta,
         repo,
         parallel: args.parallel.into(),
+        read_all: args.read_all,
         wait_lock,
         started,
     })

@@ -156,6 +156,13 @@ pub struct ImageReport {
     /// Pieces the repository held already (from an earlier image, or an interrupted run of
     /// this one) that the image references instead of sending them again.
     pub objects_reused: u64,
+    /// Files not read: the repository's newest earlier image of the same data directory
+    /// holds them with the same inode, change time, modification time and size, changed
+    /// more than a second before that snapshot (FORMAT.md, "Images"). 0 with --read-all.
+    pub files_unchanged: u64,
+    /// That earlier image, or null (no such image, or --read-all: every file was read).
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub stamps_from: Option<String>,
     /// Concurrent transfers (--parallel).
     pub parallel: u32,
     /// How long the run took, in seconds.

@@ -12,7 +12,7 @@ use crate::meta::{relink, source_root, SnapshotMeta};
 use pgdr_core::{Context, Error, Result};
 use pgdr_pgformat::page_header;
 use pgdr_pgformat::wal_name::{Kind, WalName};
-use pgdr_repo::image::manifest::{EntryKind, Manifest};
+use pgdr_repo::image::manifest::{EntryKind, Manifest, Stamp};
 use pgdr_repo::image::upload::SourceEntry;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
@@ -99,6 +99,7 @@ fn walk(
                 size: 0,
                 target: None,
                 source: p.clone(),
+                stamp: None,
             });
             walk(&p, &child_rel, view_root, meta, out)?;
         } else if ft.is_file() {
@@ -112,6 +113,11 @@ fn walk(
                 size: m.len(),
                 target: None,
                 source: p,
+                stamp: Some(Stamp {
+                    ino: m.ino(),
+                    ctime_ns: m.ctime() * 1_000_000_000 + m.ctime_nsec(),
+                    mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+                }),
             });
         } else if ft.is_symlink() {
             let t = std::fs::read_link(&p).context(|| format!("cannot read {}", p.display()))?;
@@ -122,6 +128,7 @@ fn walk(
                 size: 0,
                 target: Some(t.to_string_lossy().into_owned()),
                 source: p,
+                stamp: None,
             });
         }
         // Sockets and fifos are not data.

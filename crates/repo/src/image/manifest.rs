@@ -48,6 +48,41 @@ pub struct Entry {
     /// A symlink's target, as it was read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// A file's inode and change times as the snapshot had them: what lets the next image of
+    /// the same data directory take this entry's pieces without reading the file (see
+    /// [`Stamp`]). Absent in images stored before stamps were kept, and for other entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stamp: Option<Stamp>,
+}
+
+/// A file's identity and last change in a snapshot: inode number, status-change time
+/// (ctime, which every write, truncate or chmod sets and no user can set back) and
+/// modification time, in nanoseconds since the Unix epoch (stat(2)).
+///
+/// Two snapshots of one file system that show a path with the same stamp and size hold the
+/// same bytes there, unless a write after the first snapshot fell in the same tick of the
+/// kernel's coarse clock as the one before it (timestamps are taken from a clock that
+/// advances once a tick, a few milliseconds). [`Stamp::trusted`] rules those out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stamp {
+    pub ino: u64,
+    pub ctime_ns: i64,
+    pub mtime_ns: i64,
+}
+
+impl Stamp {
+    /// Whether an image's stamp can stand for its file's content in a later snapshot: its
+    /// change time is more than a second before `bound`, the earlier of the image's newest
+    /// change time and the moment its snapshot was named. Every write the snapshot holds
+    /// happened before it was taken, so a later write with the same coarse timestamp can
+    /// only be one to a file changed within a tick of the snapshot, and such files (changed
+    /// within a second of the newest change, or of the snapshot) are read again. The newest
+    /// change time bounds it when the snapshot's name time is later than the file system's
+    /// clock; the name time when a file's times are ahead of the clock.
+    pub fn trusted(&self, bound_ns: i64) -> bool {
+        self.ctime_ns < bound_ns.saturating_sub(1_000_000_000)
+    }
 }
 
 /// An image's manifest.
@@ -80,6 +115,10 @@ pub struct Manifest {
     pub stored_bytes: u64,
     /// The tree, parents before children.
     pub files: Vec<Entry>,
+    /// Which file system the snapshot was of (`BACKEND:PGDATA`): only an image of the same
+    /// source lends its pieces by [`Stamp`]. Absent in images stored before stamps were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 fn bad(name: &str, why: String) -> Error {
@@ -96,6 +135,19 @@ fn safe_path(p: &str) -> bool {
 }
 
 impl Manifest {
+    /// The bound [`Stamp::trusted`] compares this image's stamps with: the earlier of its
+    /// newest file change time and the moment its snapshot was named, in nanoseconds since
+    /// the Unix epoch. None when it has no stamps.
+    pub fn stamp_bound(&self) -> Option<i64> {
+        let newest = self
+            .files
+            .iter()
+            .filter_map(|e| e.stamp.map(|s| s.ctime_ns))
+            .max()?;
+        let named = self.created.timestamp_nanos_opt().unwrap_or(i64::MAX);
+        Some(newest.min(named))
+    }
+
     /// Checks what a restore relies on: format, name, safe paths, parents before children,
     /// and pieces that add up to each file's size.
     ///
@@ -190,6 +242,7 @@ impl Manifest {
             objects: 0,
             stored_bytes: 0,
             files: Vec::new(),
+            source: None,
         }
     }
 }
@@ -291,6 +344,7 @@ mod tests {
             size: 0,
             pieces: vec![],
             target: None,
+            stamp: None,
         };
         m.files = vec![
             dir("base"),
@@ -301,6 +355,7 @@ mod tests {
                 size: PIECE + 1,
                 pieces: vec!["a".repeat(64), "b".repeat(64)],
                 target: None,
+                stamp: None,
             },
         ];
         m

@@ -296,6 +296,7 @@ mod tests {
             size: fs::metadata(src.join(name)).unwrap().len(),
             target: None,
             source: src.join(name),
+            stamp: None,
         };
         let up = upload(
             &repo,
@@ -307,6 +308,7 @@ mod tests {
                 entries: vec![entry("twice"), entry("a"), entry("b")],
                 parallel: 2,
                 wait_lock: None,
+                source: None,
             },
             &|_| Ok(()),
         )

@@ -96,6 +96,7 @@ mod tests {
             size: std::fs::metadata(source).unwrap().len(),
             target: None,
             source: source.into(),
+            stamp: None,
         }
     }
 
@@ -120,6 +121,7 @@ mod tests {
             entries: vec![entry("big", &src.join("big")), entry("a", &src.join("a"))],
             parallel: 3,
             wait_lock: None,
+            source: None,
         };
         let same = |m: &Manifest| {
             (m.snapshot["n"] == m.image)

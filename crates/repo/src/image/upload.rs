@@ -7,8 +7,8 @@
 //! Memory is bounded by the workers: each holds one piece ([`PIECE`] bytes) at a time; the
 //! set of pieces the repository holds is kept as 32-byte digests.
 
-use super::manifest::{self, Entry, EntryKind, Manifest};
-use super::{data_key, digest_of, valid_name, DATA_PREFIX, LOCK, PIECE};
+use super::manifest::{self, Entry, EntryKind, Manifest, Stamp};
+use super::{data_key, digest_of, name_of, valid_name, DATA_PREFIX, LOCK, MANIFEST_PREFIX, PIECE};
 use crate::object;
 use crate::repo::Repo;
 use crate::store::Created;
@@ -37,6 +37,8 @@ pub struct SourceEntry {
     pub target: Option<String>,
     /// Where a file's bytes are read from.
     pub source: PathBuf,
+    /// A file's stamp in the snapshot (None: always read).
+    pub stamp: Option<Stamp>,
 }
 
 /// What to store.
@@ -55,6 +57,10 @@ pub struct Request {
     pub parallel: usize,
     /// How long to wait for the images lock.
     pub wait_lock: Option<Duration>,
+    /// Which file system the snapshot is of (`BACKEND:PGDATA`); with stamps, the newest
+    /// earlier image of the same source lends the pieces of files whose stamp it shares.
+    /// None: every file is read.
+    pub source: Option<String>,
 }
 
 /// What an upload did.
@@ -70,6 +76,10 @@ pub struct Uploaded {
     pub stored_bytes_sent: u64,
     /// Distinct pieces the image references that the repository held already.
     pub objects_reused: u64,
+    /// Files not read: an earlier image of the same source holds them with the same stamp.
+    pub files_unchanged: u64,
+    /// The image whose stamps were compared (None: every file was read).
+    pub base: Option<String>,
 }
 
 /// Counts shared by the workers.
@@ -125,6 +135,8 @@ pub fn upload(
             bytes_sent: 0,
             stored_bytes_sent: 0,
             objects_reused: 0,
+            files_unchanged: 0,
+            base: None,
         });
     }
     // Pieces the repository holds, with their stored sizes: each is referenced, not sent.
@@ -139,17 +151,27 @@ pub fn upload(
     let level = compression
         .level(repo.settings().compression_level)
         .unwrap_or(1);
+    let base = base_image(repo, req)?;
+    let lent: Vec<Option<Vec<[u8; 32]>>> = req
+        .entries
+        .iter()
+        .map(|e| base.as_ref().and_then(|b| b.lends(e, &held)))
+        .collect();
     let units: Vec<(usize, u64)> = req
         .entries
         .iter()
         .enumerate()
-        .filter(|(_, e)| e.kind == EntryKind::File)
+        .filter(|(i, e)| e.kind == EntryKind::File && lent[*i].is_none())
         .flat_map(|(i, e)| (0..e.size.div_ceil(PIECE)).map(move |p| (i, p)))
         .collect();
+    let files_unchanged = lent.iter().filter(|l| l.is_some()).count() as u64;
     let pieces: Vec<Mutex<Vec<[u8; 32]>>> = req
         .entries
         .iter()
-        .map(|e| Mutex::new(vec![[0u8; 32]; e.size.div_ceil(PIECE) as usize]))
+        .zip(lent)
+        .map(|(e, l)| {
+            Mutex::new(l.unwrap_or_else(|| vec![[0u8; 32]; e.size.div_ceil(PIECE) as usize]))
+        })
         .collect();
     let held = Mutex::new(held);
     let tally = Mutex::new(Tally::default());
@@ -201,6 +223,7 @@ pub fn upload(
         req.snapshot.clone(),
     );
     m.owner = req.owner.clone();
+    m.source = req.source.clone();
     let mut distinct = std::collections::HashSet::new();
     for (e, p) in req.entries.iter().zip(pieces) {
         let p = p.into_inner().unwrap_or_else(|p| p.into_inner());
@@ -213,6 +236,11 @@ pub fn upload(
             size: if e.kind == EntryKind::File { e.size } else { 0 },
             pieces: p.iter().map(|d| hex(d)).collect(),
             target: e.target.clone(),
+            stamp: if e.kind == EntryKind::File {
+                e.stamp
+            } else {
+                None
+            },
         });
     }
     m.objects = distinct.len() as u64;
@@ -239,7 +267,79 @@ pub fn upload(
         bytes_sent: t.bytes_sent,
         stored_bytes_sent: t.stored_sent,
         objects_reused: reused,
+        files_unchanged,
+        base: base.map(|b| b.name),
     })
+}
+
+/// The newest earlier image of the same source, whose stamps can stand for file contents.
+struct Base {
+    name: String,
+    /// [`Manifest::stamp_bound`].
+    bound: i64,
+    /// Its files by path: size, stamp, pieces.
+    files: HashMap<String, (u64, Stamp, Vec<[u8; 32]>)>,
+}
+
+impl Base {
+    /// The pieces of `e` when the base holds its path with the same size and a trusted
+    /// stamp equal to `e`'s, and the repository still holds every one of them.
+    fn lends(&self, e: &SourceEntry, held: &HashMap<[u8; 32], u64>) -> Option<Vec<[u8; 32]>> {
+        let stamp = e.stamp.filter(|_| e.kind == EntryKind::File)?;
+        let (size, s, pieces) = self.files.get(&e.path)?;
+        (*size == e.size
+            && *s == stamp
+            && s.trusted(self.bound)
+            && pieces.iter().all(|d| held.contains_key(d)))
+        .then(|| pieces.clone())
+    }
+}
+
+/// The image stored last in the repository, when it is of `req`'s source, was taken before
+/// `req`'s snapshot and kept stamps. Its manifest is read under the images lock, so no prune
+/// removes its pieces meanwhile; they are still checked against the listing.
+///
+/// # Errors
+/// The repository cannot be listed or read.
+fn base_image(repo: &Repo, req: &Request) -> Result<Option<Base>> {
+    let Some(source) = &req.source else {
+        return Ok(None);
+    };
+    let newest = repo
+        .store()
+        .list(MANIFEST_PREFIX)?
+        .objects
+        .into_iter()
+        .filter_map(|o| Some((o.modified, name_of(&o.key)?.to_string())))
+        .filter(|(_, n)| *n != req.name)
+        .max();
+    let Some((_, name)) = newest else {
+        return Ok(None);
+    };
+    // A manifest this build cannot use lends nothing; it does not fail the upload.
+    let Some(m) = manifest::read(repo, &name).ok().flatten() else {
+        return Ok(None);
+    };
+    if m.source.as_ref() != Some(source) || m.created >= req.created || m.check(&name).is_err() {
+        return Ok(None);
+    }
+    let Some(bound) = m.stamp_bound() else {
+        return Ok(None);
+    };
+    let files = m
+        .files
+        .into_iter()
+        .filter(|e| e.kind == EntryKind::File)
+        .filter_map(|e| {
+            let pieces = e
+                .pieces
+                .iter()
+                .map(|h| parse_hex(h))
+                .collect::<Option<_>>()?;
+            Some((e.path, (e.size, e.stamp?, pieces)))
+        })
+        .collect();
+    Ok(Some(Base { name, bound, files }))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -335,4 +435,108 @@ fn send_piece(
     };
     lock(held).insert(digest, stored);
     Ok(digest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: i64 = 1_000_000_000;
+
+    fn file(src: &std::path::Path, path: &str, ctime_ns: i64) -> SourceEntry {
+        let p = src.join(path);
+        SourceEntry {
+            path: path.into(),
+            kind: EntryKind::File,
+            mode: 0o600,
+            size: std::fs::metadata(&p).unwrap().len(),
+            target: None,
+            source: p,
+            stamp: Some(Stamp {
+                ino: 1,
+                ctime_ns,
+                mtime_ns: ctime_ns,
+            }),
+        }
+    }
+
+    fn pieces_of<'a>(m: &'a Manifest, path: &str) -> &'a [String] {
+        &m.files.iter().find(|e| e.path == path).unwrap().pieces
+    }
+
+    /// The stamps upload trusts are the caller's: a file whose stamp an earlier image of the
+    /// same source shares, changed well before that snapshot, is not read (its new content
+    /// here proves it); a changed stamp, a change within a second of the earlier snapshot, a
+    /// missing piece, another source or a later earlier image make it read.
+    #[test]
+    fn only_files_with_a_trusted_shared_stamp_are_not_read() {
+        let d = tempfile::tempdir().unwrap();
+        let repo = crate::repo::bound_for_test(d.path());
+        let src = d.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        for (f, text) in [("a", "a1"), ("b", "b1"), ("c", "c1"), ("gone", "g1")] {
+            std::fs::write(src.join(f), text).unwrap();
+        }
+        let t1 = Utc::now();
+        let old = t1.timestamp_nanos_opt().unwrap() - 100 * S;
+        // c changed half a second before the newest change (its own): too close to trust.
+        let newest = t1.timestamp_nanos_opt().unwrap() - S / 2;
+        let req = |name: &str, created, source: &str, e: Vec<SourceEntry>| Request {
+            name: name.into(),
+            created,
+            snapshot: serde_json::json!({}),
+            owner: "postgres".into(),
+            entries: e,
+            parallel: 2,
+            wait_lock: None,
+            source: Some(source.into()),
+        };
+        let first = |src: &std::path::Path| {
+            vec![
+                file(src, "a", old),
+                file(src, "b", old),
+                file(src, "c", newest),
+                file(src, "gone", old),
+            ]
+        };
+        let one = upload(&repo, &req("one", t1, "zfs:/pg", first(&src)), &|_| Ok(())).unwrap();
+        assert_eq!((one.files_unchanged, one.base.as_deref()), (0, None));
+        let m1 = one.manifest;
+        assert_eq!(m1.stamp_bound(), Some(newest));
+        // Every file changes on disk; only the stamps say what changed.
+        for (f, text) in [("a", "a2"), ("b", "b2"), ("c", "c2"), ("gone", "g2")] {
+            std::fs::write(src.join(f), text).unwrap();
+        }
+        // The piece of "gone" disappears from the repository.
+        let gone = &pieces_of(&m1, "gone")[0];
+        repo.store()
+            .delete(&[data_key(&parse_hex(gone).unwrap())])
+            .unwrap();
+        let t2 = t1 + chrono::Duration::seconds(10);
+        let mut e = first(&src);
+        e[1].stamp.as_mut().unwrap().mtime_ns += 1;
+        let two = upload(&repo, &req("two", t2, "zfs:/pg", e), &|_| Ok(())).unwrap();
+        assert_eq!((two.files_unchanged, two.base.as_deref()), (1, Some("one")));
+        let m2 = two.manifest;
+        // a: lent (the old content's piece, the file was not read).
+        assert_eq!(pieces_of(&m2, "a"), pieces_of(&m1, "a"));
+        // b (stamp changed), c (too close to the snapshot), gone (piece missing): read.
+        for f in ["b", "c", "gone"] {
+            assert_ne!(pieces_of(&m2, f), pieces_of(&m1, f), "{f}");
+            let want = hex(&Sha256::digest(std::fs::read(src.join(f)).unwrap()));
+            assert_eq!(pieces_of(&m2, f), [want], "{f}");
+        }
+        assert_eq!(m2.source.as_deref(), Some("zfs:/pg"));
+        assert!(m2.files.iter().all(|e| e.stamp.is_some()));
+        // Another source, or an earlier image that is not earlier: every file read.
+        let t3 = t2 + chrono::Duration::seconds(10);
+        let three = upload(&repo, &req("three", t3, "btrfs:/pg", first(&src)), &|_| {
+            Ok(())
+        });
+        assert_eq!(three.unwrap().files_unchanged, 0);
+        let four = upload(&repo, &req("four", t1, "btrfs:/pg", first(&src)), &|_| {
+            Ok(())
+        });
+        assert_eq!(four.unwrap().files_unchanged, 0);
+    }
 }

@@ -25,6 +25,8 @@ pub struct ImageRequest {
     pub repo: PathBuf,
     /// Concurrent transfers.
     pub parallel: usize,
+    /// Read every file, lending nothing from an earlier image's stamps.
+    pub read_all: bool,
     /// How long to wait for the locks (the snapshots', the repository's images').
     pub wait_lock: Option<Duration>,
     /// When the run began (the report's seconds count from it).
@@ -107,6 +109,8 @@ pub fn run(req: &ImageRequest) -> Result<ImageReport> {
                 entries,
                 parallel: req.parallel,
                 wait_lock: req.wait_lock,
+                source: (!req.read_all)
+                    .then(|| format!("{}:{}", meta.backend, meta.pgdata.display())),
             },
             &|m| image::is_image_of(m, &meta),
         )?;
@@ -132,6 +136,8 @@ pub fn run(req: &ImageRequest) -> Result<ImageReport> {
         bytes_sent: up.bytes_sent,
         stored_bytes_sent: up.stored_bytes_sent,
         objects_reused: up.objects_reused,
+        files_unchanged: up.files_unchanged,
+        stamps_from: up.base.clone(),
         parallel: req.parallel as u32,
         seconds: (req.started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
         snapshot: meta,
