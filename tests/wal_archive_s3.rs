@@ -927,3 +927,63 @@ fn s3_copy_local_to_s3_to_another_prefix_killed_and_resumed() {
         .expect_error(1, T);
     assert!(out.stderr.contains("--to-identity"), "{}", out.stderr);
 }
+
+/// A lock object left by a run killed with SIGKILL on this host is taken over at once (the
+/// trial's stale images.lock blocked every upload for an hour); one whose holder lives, or
+/// lives on another host, or was written by an older pgdr without the process fields, is
+/// left as it is and the run exits 75 naming the holder.
+#[test]
+fn s3_a_dead_runs_lock_is_taken_over_a_live_ones_is_not() {
+    use pgdr_repo::store::holder::{start_time, Holder};
+    let s = pgdr_testkit::skip_unless!(S3Server::start());
+    s.create_bucket("locks");
+    let repo = "s3://locks/pg";
+    // Bound to a cluster: prune of an unbound repository has nothing to lock for.
+    let c = Cluster::builder().init_only();
+    was(&s, repo)
+        .args(["init", "--pgdata"])
+        .arg(&c.data)
+        .run()
+        .ok();
+    let me = Holder::me();
+    let mut child = Command::new("true").spawn().unwrap();
+    // Read while it is a zombie, not yet reaped: its PID then has no process.
+    let dead = Holder {
+        pid: child.id(),
+        start: start_time(child.id()),
+        ..me.clone()
+    };
+    child.wait().unwrap();
+    assert!(dead.start.is_some());
+    let elsewhere = Holder {
+        host: "another-host".into(),
+        ..dead.clone()
+    };
+    let old = r#"{"pid": 1, "host": "h", "since": "2026-01-01T00:00:00Z"}"#.to_string();
+    for (line, taken) in [
+        (dead.to_line(), true),
+        (me.to_line(), false),
+        (elsewhere.to_line(), false),
+        (old, false),
+    ] {
+        s.put_object("locks", "pg/prune.lock", line.as_bytes());
+        let out = was(&s, repo)
+            .args(["prune", "--before", "000000FF0000000000000000"])
+            .run();
+        let left = s.object("locks", "pg/prune.lock");
+        if taken {
+            assert_eq!(out.code, Some(0), "{line}: {}", out.stderr);
+            assert_eq!(left, None, "the lock taken over is released");
+        } else {
+            assert_eq!(out.code, Some(75), "{line}: {}", out.stderr);
+            assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+            let h: Holder = serde_json::from_str(line.trim()).unwrap();
+            assert!(
+                out.stderr.contains(&format!("pid {} on {}", h.pid, h.host)),
+                "{}",
+                out.stderr
+            );
+            assert_eq!(left.as_deref(), Some(line.as_bytes()), "left as it was");
+        }
+    }
+}

@@ -16,6 +16,7 @@
 //! Requests are retried with exponential backoff (network errors, 5xx, throttling) for up to
 //! [`RETRY_SECONDS`]; then the error is one line naming the location.
 
+use super::holder::{Holder, HEARTBEAT, STALE};
 use super::{not_initialised, Created, Key, Listing, Lock, Object, ObjectInfo, Staged, Store};
 use futures::stream::{BoxStream, StreamExt};
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
@@ -37,8 +38,9 @@ use tokio::task::JoinHandle;
 pub const PART_SIZE: usize = 8 << 20;
 /// How long one request is retried (network errors, 5xx, throttling) before it fails.
 pub const RETRY_SECONDS: u64 = 30;
-/// A lock object older than this was left by a run that died: it is taken over.
-const STALE_LOCK: Duration = Duration::from_secs(3600);
+/// A lock object of an older pgdr (no heartbeat) not rewritten for this long was left by a
+/// run that died: it is taken over.
+const STALE_UNREFRESHED: Duration = Duration::from_secs(3600);
 const SETTINGS: &str = "pgdr-wal-archive.json";
 
 /// An `s3://` location, parsed.
@@ -334,6 +336,15 @@ impl S3Store {
     }
 
     /// One conditional PUT of a small object.
+    /// A lock object's text, or None when there is none (or it is not text).
+    fn lock_text(&self, name: &str) -> Result<Option<String>> {
+        let Some(mut o) = self.read(&name.to_string())? else {
+            return Ok(None);
+        };
+        let mut text = String::new();
+        Ok(o.reader.read_to_string(&mut text).ok().map(|_| text))
+    }
+
     async fn put_create(&self, path: &ObjPath, payload: PutPayload) -> object_store::Result<bool> {
         let opts = PutOptions {
             mode: PutMode::Create,
@@ -424,15 +435,56 @@ impl Read for BodyReader {
     }
 }
 
-/// Held while `prune` (or another exclusive run) works: the lock object, deleted on drop.
+/// Held while `prune` (or another exclusive run) works: the lock object, rewritten every
+/// [`HEARTBEAT`] while held (a long upload is never taken for dead) and deleted on drop.
 pub struct ObjectLock {
     s3: Arc<AmazonS3>,
     rt: Arc<Runtime>,
     path: ObjPath,
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    beat: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ObjectLock {
+    fn hold(s3: Arc<AmazonS3>, rt: Arc<Runtime>, path: ObjPath, line: String) -> ObjectLock {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let (s3b, rtb, pathb) = (s3.clone(), rt.clone(), path.clone());
+        let beat = std::thread::Builder::new()
+            .name("lock-heartbeat".into())
+            .spawn(move || {
+                use std::sync::mpsc::RecvTimeoutError::Timeout;
+                while let Err(Timeout) = stopped.recv_timeout(HEARTBEAT) {
+                    rtb.block_on(async {
+                        // Only its own object is rewritten: one taken over is left alone.
+                        let mine = match s3b.get(&pathb).await {
+                            Ok(g) => g.bytes().await.is_ok_and(|b| b == line.as_bytes()),
+                            Err(_) => false,
+                        };
+                        if mine {
+                            let _ = s3b
+                                .put(&pathb, PutPayload::from(line.clone().into_bytes()))
+                                .await;
+                        }
+                    });
+                }
+            })
+            .ok();
+        ObjectLock {
+            s3,
+            rt,
+            path,
+            stop: Some(stop),
+            beat,
+        }
+    }
 }
 
 impl Drop for ObjectLock {
     fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(b) = self.beat.take() {
+            let _ = b.join();
+        }
         let _ = self.rt.block_on(self.s3.delete(&self.path));
     }
 }
@@ -620,29 +672,37 @@ impl Store for S3Store {
     fn lock(&self, name: &str, what: &str, wait: Option<Duration>) -> Result<Lock> {
         let path = self.path(name);
         let deadline = wait.map(|w| Instant::now() + w);
-        let holder = format!(
-            "{{\"pid\": {}, \"host\": {:?}, \"since\": {:?}}}\n",
-            std::process::id(),
-            std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .unwrap_or_default()
-                .trim(),
-            chrono::Utc::now().to_rfc3339()
-        );
+        let me = Holder::me();
+        let line = me.to_line();
         loop {
             let created = self
-                .block(self.put_create(&path, PutPayload::from(holder.clone().into_bytes())))
+                .block(self.put_create(&path, PutPayload::from(line.clone().into_bytes())))
                 .map_err(|e| self.fail(format!("cannot lock {}", self.locate(name)), e))?;
             if created {
-                return Ok(Lock::Object(ObjectLock {
-                    s3: self.s3.clone(),
-                    rt: self.rt.clone(),
+                return Ok(Lock::Object(ObjectLock::hold(
+                    self.s3.clone(),
+                    self.rt.clone(),
                     path,
-                }));
+                    line,
+                )));
             }
-            if let Some(h) = self.head(name)? {
-                if chrono::Utc::now().timestamp() - h.modified > STALE_LOCK.as_secs() as i64 {
-                    // Its run died long ago (prune takes seconds): take it over.
-                    self.delete(&[name.to_string()])?;
+            let held = self.lock_text(name)?;
+            let holder = held
+                .as_deref()
+                .and_then(|t| serde_json::from_str::<Holder>(t.trim()).ok());
+            if let (Some(text), Some(h)) = (&held, self.head(name)?) {
+                let age = chrono::Utc::now().timestamp() - h.modified;
+                // A holder that keeps its process fields also rewrites its object while it
+                // works; one written by an older pgdr does not, and keeps the old hour.
+                let stale = match holder.as_ref().and_then(|h| h.start) {
+                    Some(_) => STALE,
+                    None => STALE_UNREFRESHED,
+                };
+                if age > stale.as_secs() as i64 || holder.as_ref().is_some_and(|h| h.gone(&me)) {
+                    // Its run is gone: take it over. Only the object judged is removed.
+                    if self.lock_text(name)?.as_ref() == Some(text) {
+                        self.delete(&[name.to_string()])?;
+                    }
                     continue;
                 }
             }
@@ -654,9 +714,18 @@ impl Store for S3Store {
                 Some(w) => format!(" after waiting {}s", w.as_secs_f64()),
                 None => String::new(),
             };
+            let by = holder.map_or(String::new(), |h| {
+                format!(" (pid {} on {}, since {})", h.pid, h.host, h.since)
+            });
             return Err(Error::locked(format!("{what} is locked"))
-                .because(format!("another run holds {}{waited}", self.locate(name)))
-                .hint("try again later, or pass --wait-lock SECONDS"));
+                .because(format!(
+                    "another run holds {}{by}{waited}",
+                    self.locate(name)
+                ))
+                .hint(format!(
+                    "try again later, or pass --wait-lock SECONDS; a holder that died on another host is taken over after {} minutes without a heartbeat",
+                    STALE.as_secs() / 60
+                )));
         }
     }
 
