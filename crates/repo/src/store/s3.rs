@@ -338,7 +338,7 @@ impl S3Store {
     /// One conditional PUT of a small object.
     /// A lock object's text, or None when there is none (or it is not text).
     fn lock_text(&self, name: &str) -> Result<Option<String>> {
-        let Some(mut o) = self.read(&name.to_string())? else {
+        let Some(mut o) = self.read(name)? else {
             return Ok(None);
         };
         let mut text = String::new();
