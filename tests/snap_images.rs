@@ -116,6 +116,7 @@ fn zfs_drill_in_another_region() {
     // through the pipeline, the WAL and the older image through wal-archive copy.
     let far = Far::init(skip_unless!(S3Server::start()), &r.primary);
     let in_s3 = |t: ToolCommand| far.cmd(t);
+    let far_key = far.key.1.clone();
     let far = far.repo.as_str();
     let direct = in_s3(tool("snap-take"))
         .args(["-", "--to", far])
@@ -142,6 +143,30 @@ fn zfs_drill_in_another_region() {
     assert!(!standby_data.exists());
     std::fs::remove_dir_all(&r.repo).unwrap();
     let place = pgdr_testkit::short_tempdir("pgdr-dr-");
+    if pgdr_core::owner::is_root() {
+        // An identity file the clone's server (postgres) cannot read is refused before
+        // anything is restored, not when recovery asks for its first segment.
+        let root_key = place.path().join("root.key");
+        std::fs::copy(&far_key, &root_key).unwrap();
+        let refused = in_s3(r.sc())
+            .env("PGDR_IDENTITY", &root_key)
+            .args(["--repo", far, "--before", &r.at("t"), "--target"])
+            .arg(place.path().join("dr"))
+            .args(["--name", "dr", "--start", "--wait", "120"])
+            .run()
+            .expect_code(1);
+        assert!(
+            refused
+                .stderr
+                .starts_with("snap-clone: the clone's server cannot read identity file"),
+            "{}",
+            refused.stderr
+        );
+        assert_eq!(refused.stderr.lines().count(), 1, "{}", refused.stderr);
+        assert!(!place.path().join("dr").exists());
+        assert!(r.clones().clones.is_empty());
+        std::fs::remove_file(&root_key).unwrap();
+    }
     let doc = in_s3(r.sc())
         .args(["--repo", far, "--before", &r.at("t"), "--target"])
         .arg(place.path().join("dr"))
@@ -154,6 +179,11 @@ fn zfs_drill_in_another_region() {
         ("image", a.image.as_str())
     );
     assert_eq!(doc.recovery.state, "paused", "{doc:?}");
+    // Its restore_command names the identity file: a restart without snap-clone's
+    // environment still decrypts the WAL.
+    let auto = std::fs::read_to_string(place.path().join("dr/postgresql.auto.conf")).unwrap();
+    let identity = format!("--identity {}", far_key.canonicalize().unwrap().display());
+    assert!(auto.contains(&identity), "{auto}");
     assert_eq!(rows(&doc), r.expected(&r.at("t")));
     assert_eq!(rows(&doc), vec![1, 2]);
     // Everything the repository has, from the newest image.

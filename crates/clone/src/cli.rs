@@ -126,7 +126,9 @@ pub struct Args {
     /// --prefetch 4' (the next segments decompressed and verified ahead of replay). With
     /// --target and no --pgdata, --snapshot-dir, --backend or '-': the image is restored from
     /// it too (with --into also without --target when no local snapshot serves the request). An encrypted one is read with the identity file $PGDR_IDENTITY names (owned
-    /// by the data directory's owner: the server's restore_command reads it too).
+    /// by the data directory's owner: the server's restore_command reads it too, and gets
+    /// it as --identity FILE). The AWS_* variables of an s3:// one are not written anywhere:
+    /// a clone restarted with pg_ctl while it recovers needs them in its environment.
     #[arg(long, value_name = "REPO")]
     pub repo: Option<PathBuf>,
     /// Restoring an image: concurrent transfers.
@@ -347,9 +349,17 @@ pub(crate) fn restore_command(args: &Args) -> Result<Option<String>> {
         }
         canon
     };
+    // The identity file by its full path (the server runs restore_command elsewhere).
+    let identity = std::env::var_os(pgdr_repo::crypt::IDENTITY_ENV)
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            let p = PathBuf::from(v);
+            p.canonicalize().unwrap_or(p)
+        });
     Ok(Some(prepare::wal_archive_command(
         &wal_archive_bin()?,
         &repo,
+        identity.as_deref(),
     )))
 }
 

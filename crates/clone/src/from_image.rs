@@ -22,7 +22,7 @@ use pgdr_snap::image::meta_of;
 use pgdr_snap::registry::CloneRecord;
 use pgdr_snap::{BackendKind, SnapshotMeta};
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Who owns the restored tree: as root, the user named in the manifest when this host has
@@ -108,6 +108,9 @@ pub fn run(req: &CreateRequest, repo_loc: &Path) -> Result<CloneReport> {
         .expect("chosen among them");
     let bindir = pgdr_core::pgbin::bindir(Some(meta.pg_version))?;
     let owner = owner_for(m, &root)?;
+    if repo.encrypted() {
+        identity_readable_by(&owner)?;
+    }
     registry.ensure((owner.uid, owner.gid))?;
     let _name_lock = registry.lock(name, req.wait_lock)?;
     if registry.read(name)?.is_some() {
@@ -165,6 +168,41 @@ pub fn run(req: &CreateRequest, repo_loc: &Path) -> Result<CloneReport> {
         )
     })();
     conclude(result, undo, started)
+}
+
+/// The clone's server reads the identity file too (its restore_command decrypts the WAL),
+/// as `owner`, and a usable identity file is readable by its owner alone: refuse before
+/// anything is restored rather than after, when recovery would stop on its first segment.
+///
+/// # Errors
+/// `$PGDR_IDENTITY` names a file another user owns.
+fn identity_readable_by(owner: &User) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let Some(path) = std::env::var_os(pgdr_repo::crypt::IDENTITY_ENV).filter(|v| !v.is_empty())
+    else {
+        return Ok(());
+    };
+    let path = PathBuf::from(path);
+    match std::fs::metadata(&path) {
+        Ok(md) if md.uid() != owner.uid => Err(Error::failed(format!(
+            "the clone's server cannot read identity file {}",
+            path.display()
+        ))
+        .because(format!(
+            "its restore_command runs as {}, and the file belongs to uid {} (mode {:04o})",
+            owner.name,
+            md.uid(),
+            md.mode() & 0o7777
+        ))
+        .hint(format!(
+            "give {} a copy of its own: install -o {} -m 600 {} FILE, then PGDR_IDENTITY=FILE",
+            owner.name,
+            owner.name,
+            path.display()
+        ))),
+        // A missing or unreadable file is refused, with its reason, when the repository opens.
+        _ => Ok(()),
+    }
 }
 
 /// The new directory, 0700, given to the owner.

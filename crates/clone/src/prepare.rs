@@ -110,13 +110,20 @@ pub fn shell_quote(s: &str) -> String {
 /// rename (measured on zfs-fuse at pgbench scale 64: 14.1 s without, 11.5 s with).
 pub const PREFETCH: usize = 4;
 
-/// `restore_command` for a wal-archive repository.
-pub fn wal_archive_command(wal_archive: &Path, repo: &Path) -> String {
-    format!(
+/// `restore_command` for a wal-archive repository; with the identity file an encrypted one
+/// is read with (`$PGDR_IDENTITY` when snap-clone ran), so that the clone's server, restarted
+/// later without snap-clone's environment, still reads it.
+pub fn wal_archive_command(wal_archive: &Path, repo: &Path, identity: Option<&Path>) -> String {
+    let mut c = format!(
         "{} get %f %p --repo {} --prefetch {PREFETCH}",
         shell_quote(&wal_archive.to_string_lossy()),
         shell_quote(&repo.to_string_lossy())
-    )
+    );
+    if let Some(i) = identity {
+        c.push_str(" --identity ");
+        c.push_str(&shell_quote(&i.to_string_lossy()));
+    }
+    c
 }
 
 pub use pgdr_snap::meta::{relink, source_root};
@@ -418,7 +425,11 @@ mod tests {
         assert_eq!(shell_quote("/usr/bin/wal-archive"), "/usr/bin/wal-archive");
         assert_eq!(shell_quote("/a b/it's"), r"'/a b/it'\''s'");
         assert_eq!(
-            wal_archive_command(Path::new("/opt/pgdr/wal-archive"), Path::new("/arch ive")),
+            wal_archive_command(
+                Path::new("/opt/pgdr/wal-archive"),
+                Path::new("/arch ive"),
+                None
+            ),
             "/opt/pgdr/wal-archive get %f %p --repo '/arch ive' --prefetch 4"
         );
     }
