@@ -15,7 +15,7 @@ pub mod local;
 pub mod s3;
 
 use pgdr_core::lock::LockGuard;
-use pgdr_core::signals::TempFile;
+use pgdr_core::fsx::Pending;
 use pgdr_core::{Error, Result};
 use std::fs::File;
 use std::io::Read;
@@ -60,14 +60,14 @@ pub enum Created {
 }
 
 /// An object being written: a local temporary file that [`Store::create_if_absent`]
-/// publishes under `key`. A named one (a local repository's, beside its object) is removed on
-/// drop and on SIGINT/SIGTERM unless published; one only read back ([`stage_in_temp`]) has no
-/// name at all.
+/// publishes under `key`. A local repository's is a [`Pending`] file beside its object
+/// (unnamed where the filesystem allows; a named one is removed on drop and on SIGINT/SIGTERM
+/// unless published); one only read back ([`stage_in_temp`]) has no name at all.
 #[derive(Debug)]
 pub struct Staged {
     key: String,
-    /// The named temporary file; None for an unnamed one.
-    temp: Option<TempFile>,
+    /// What publishes the file beside its object; None for one only read back.
+    pending: Option<Pending>,
     file: File,
     /// The file's path, or what stands for it in messages when it has none.
     shown: PathBuf,
@@ -232,7 +232,7 @@ pub fn stage_in_temp(key: &Key) -> Result<Staged> {
     })?;
     Ok(Staged {
         key: key.to_string(),
-        temp: None,
+        pending: None,
         file,
         shown: dir.join(format!("(an unnamed file for {name})")),
     })
