@@ -842,7 +842,10 @@ fn kill_9_leaves_the_old_or_the_new_file_and_nothing_half_written() {
     let dir = std::fs::canonicalize(d.path()).unwrap();
     let p = dir.join("pg_hba.conf");
     // About 24 MB: writing and syncing it takes long enough for kills to land in it.
-    let old = format!("{SAMPLE}{}", format!("# {}\n", "x".repeat(1200)).repeat(20_000));
+    let old = format!(
+        "{SAMPLE}{}",
+        format!("# {}\n", "x".repeat(1200)).repeat(20_000)
+    );
     std::fs::write(&p, &old).unwrap();
     let f = p.to_str().unwrap();
     let args = app_rule(f, &[], "add", &["--method", "md5"]);

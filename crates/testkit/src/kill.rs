@@ -33,7 +33,6 @@ pub fn opened_in(pid: u32, dir: &Path, except: &Path) -> bool {
         return false;
     };
     fds.flatten().any(|e| {
-        std::fs::read_link(e.path())
-            .is_ok_and(|t| t.parent() == Some(dir) && t.as_path() != except)
+        std::fs::read_link(e.path()).is_ok_and(|t| t.parent() == Some(dir) && t.as_path() != except)
     })
 }

@@ -14,8 +14,8 @@
 pub mod local;
 pub mod s3;
 
-use pgdr_core::lock::LockGuard;
 use pgdr_core::fsx::Pending;
+use pgdr_core::lock::LockGuard;
 use pgdr_core::{Error, Result};
 use std::fs::File;
 use std::io::Read;
