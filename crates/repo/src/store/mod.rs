@@ -6,8 +6,8 @@
 //! `object_store` crate, issue 14) are the same repository to them.
 //!
 //! The one write primitive is [`Store::create_if_absent`]: a name, once published, is never
-//! replaced (locally `renameat2(RENAME_NOREPLACE)`; on S3 a conditional `If-None-Match: *`
-//! put). An object is written in two steps: [`Store::stage`] gives a local temporary file the
+//! replaced (locally a link of an unnamed file, or `renameat2(RENAME_NOREPLACE)` of a named
+//! one; on S3 a conditional `If-None-Match: *` put). An object is written in two steps: [`Store::stage`] gives a local temporary file the
 //! caller writes (and may seek in, to put a header in front of a streamed body), then
 //! `create_if_absent` makes it durable and publishes it, or reports the name taken.
 
