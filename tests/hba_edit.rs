@@ -830,3 +830,55 @@ fn rules_shadowed_together_are_reported_and_add_places_before_them() {
         );
     }
 }
+
+/// kill -9 at many points of an edit of a large file, stepping from the moment hba-edit opens
+/// its new file: pg_hba.conf is always the old file or the new one, whole, and its directory
+/// holds nothing else. The new file has no name until it replaces the old one; replacing an
+/// occupied name takes a link to a temporary name and a rename over the old file, so a kill
+/// between those two system calls alone may leave that name, holding the whole new file.
+#[test]
+fn kill_9_leaves_the_old_or_the_new_file_and_nothing_half_written() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = std::fs::canonicalize(d.path()).unwrap();
+    let p = dir.join("pg_hba.conf");
+    // About 24 MB: writing and syncing it takes long enough for kills to land in it.
+    let old = format!(
+        "{SAMPLE}{}",
+        format!("# {}\n", "x".repeat(1200)).repeat(20_000)
+    );
+    std::fs::write(&p, &old).unwrap();
+    let f = p.to_str().unwrap();
+    let args = app_rule(f, &[], "add", &["--method", "md5"]);
+    hba(&args).ok();
+    let new = std::fs::read_to_string(&p).unwrap();
+    assert_ne!(new, old);
+    let others = || -> Vec<String> {
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "pg_hba.conf")
+            .collect()
+    };
+    for i in 0..25u64 {
+        std::fs::write(&p, &old).unwrap();
+        let mut run = Command::new(pgdr_testkit::bin_dir().join("hba-edit"));
+        run.env_clear()
+            .env("PGDR_CONFIG", "")
+            .env("LC_ALL", "C")
+            .args(&args);
+        pgdr_testkit::kill_9_when(
+            &mut run,
+            |pid| pgdr_testkit::opened_in(pid, &dir, &p),
+            std::time::Duration::from_micros(i * 2500),
+        );
+        let now = std::fs::read_to_string(&p).unwrap();
+        assert!(now == old || now == new, "kill {i}: pg_hba.conf torn");
+        for left in others() {
+            assert!(left.contains(".pgdr-tmp."), "kill {i}: {left}");
+            assert_eq!(now, old, "kill {i}: {left} beside the new file");
+            let bytes = std::fs::read_to_string(dir.join(&left)).unwrap();
+            assert!(bytes == new, "kill {i}: {left} is not the whole new file");
+            std::fs::remove_file(dir.join(&left)).unwrap();
+        }
+    }
+}

@@ -380,15 +380,21 @@ fn faults_duplicates_damage_and_foreign_wal() {
 /// Runs `c` and kills it with SIGKILL after 1 ms + `step` × 2.5 ms: step by step, a loop
 /// hits every phase of a run.
 fn kill_9_after(c: &mut Command, step: u64) {
-    let mut child = c
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_micros(1000 + step * 2500));
-    let _ = child.kill();
-    let _ = child.wait();
+    pgdr_testkit::kill_9_when(c, |_| true, Duration::from_micros(1000 + step * 2500));
+}
+
+/// The names under `dir`, at any depth, of temporary files (`.NAME.pgdr-tmp.PID.N`).
+fn temp_files(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for e in fs::read_dir(dir).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if e.file_type().unwrap().is_dir() {
+            found.extend(temp_files(&e.path()));
+        } else if name.contains(".pgdr-tmp.") {
+            found.push(name);
+        }
+    }
+    found
 }
 
 #[test]
@@ -444,20 +450,26 @@ fn concurrent_pushes_and_kill_9_never_tear_a_file() {
         }
     }
 
-    // kill -9 at many points of a push: the final name holds a whole file or nothing.
+    // kill -9 at many points of a push: the final name holds a whole file or nothing, and
+    // the repository no temporary file (the object has no name until it is published). The
+    // first loop steps from the start of the run, the second from the moment the push has
+    // its new object open beside the final name.
     let repo = dir.path().join("repo-kill");
     init(&repo, None);
     wa(&repo).arg("push").arg(&seg).run().ok();
     let target = repo.join("wal/00000001").join(&names[0]);
-    for i in 0..25u64 {
+    let tl_dir = fs::canonicalize(repo.join("wal/00000001")).unwrap();
+    let writing = |pid: u32| pgdr_testkit::opened_in(pid, &tl_dir, &tl_dir.join(&names[0]));
+    for i in 0..50u64 {
         let _ = fs::remove_file(&target);
-        kill_9_after(
-            Command::new(bin())
-                .args(["push", "--repo"])
-                .arg(&repo)
-                .arg(&seg),
-            i,
-        );
+        let mut push = Command::new(bin());
+        push.args(["push", "--repo"]).arg(&repo).arg(&seg);
+        if i < 25 {
+            kill_9_after(&mut push, i);
+        } else {
+            pgdr_testkit::kill_9_when(&mut push, writing, Duration::from_millis((i - 25) * 2));
+        }
+        assert_eq!(temp_files(&repo), Vec::<String>::new(), "kill {i}");
         if target.exists() {
             let g: GetReport = wa(&repo)
                 .arg("get")

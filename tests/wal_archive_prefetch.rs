@@ -253,6 +253,52 @@ fn a_get_waits_for_the_segment_the_worker_is_writing() {
     drop(lock);
 }
 
+/// A worker killed by SIGKILL leaves its copy of a segment under its temporary name (a get
+/// finds and watches it by that name) and its lock file, unlocked: a get for that segment
+/// serves the archive's copy, and the worker that get starts removes the leftover before it
+/// spools anything.
+#[test]
+fn a_killed_workers_copy_is_never_served_and_the_next_worker_removes_it() {
+    let (segs, names) = make_segments(3);
+    let wal = segs.path().join("pg_wal");
+    let dir = short_tempdir("pgdr-wpk");
+    let repo = dir.path().join("repo");
+    init(&repo, None);
+    for n in &names {
+        wa(&repo).arg("push").arg(wal.join(n)).run().ok();
+    }
+    let spool = dir.path().join("spool");
+    fs::create_dir(&spool).unwrap();
+    let bytes = fs::read(wal.join(&names[1])).unwrap();
+    let left = spool.join(format!(".{}.pgdr-tmp.4194304.0", names[1]));
+    fs::write(&left, &bytes[..bytes.len() / 2]).unwrap();
+    fs::write(spool.join(".lock"), "").unwrap();
+    let dest = dir.path().join("RECOVERYXLOG");
+    let g: GetReport = wa(&repo)
+        .args(["get", "--prefetch", "1", "--spool"])
+        .arg(&spool)
+        .arg(&names[1])
+        .arg(&dest)
+        .run()
+        .ok()
+        .document();
+    assert_eq!((g.from_prefetch, g.prefetch), (false, 1), "{g:?}");
+    assert_eq!(g.sha256, sha(&wal.join(&names[1])));
+    assert_eq!(sha(&dest), g.sha256);
+    // The worker removes its lock file when done.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while spool.join(".lock").exists() {
+        assert!(Instant::now() < deadline, "the worker never finished");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut held: Vec<String> = fs::read_dir(&spool)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    held.sort();
+    assert_eq!(held, [names[2].clone(), format!("{}.sha256", names[2])]);
+}
+
 /// Peak RSS in KiB of a command, from GNU time.
 fn peak_kib(cmd: &mut Command) -> u64 {
     let out = cmd.output().unwrap();

@@ -1,5 +1,6 @@
-//! Files written the only safe way: temporary file in the same directory, fsync, rename, fsync
-//! of the directory; mode, owner and group of a replaced file kept.
+//! Files written the only safe way: a new file in the same directory (unnamed where the
+//! filesystem allows, see [`Pending`]), fsync, link or rename into place, fsync of the
+//! directory; mode, owner and group of a replaced file kept.
 
 use crate::error::{clean_io_message, Context, Error, Result};
 use crate::signals::{critical_section, TempFile};
@@ -63,15 +64,16 @@ pub struct WriteReport {
     pub backup: Option<PathBuf>,
 }
 
-fn temp_name(path: &Path) -> PathBuf {
+/// `.NAME.pgdr-tmp.PID.N` beside `target`: a name no other process or call uses.
+fn temp_name(target: &Path) -> PathBuf {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
-    let name = path
+    let name = target
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let n = N.fetch_add(1, Ordering::Relaxed);
-    path.with_file_name(format!(".{name}.pgdr-tmp.{}.{n}", std::process::id()))
+    target.with_file_name(format!(".{name}.pgdr-tmp.{}.{n}", std::process::id()))
 }
 
 fn parent_of(path: &Path) -> &Path {
@@ -86,21 +88,136 @@ pub fn fsync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Writes `contents` to a new temporary file beside `target` (fsynced, with `mode`, owner and
-/// group) and returns it, still to be renamed or linked into place.
-pub fn write_temp_beside(
+/// A file being written for `target`, not yet under any name where the filesystem allows
+/// (Linux's `O_TMPFILE`): a process killed by SIGKILL before it is published leaves nothing
+/// behind, where a named temporary file would stay. Elsewhere (FUSE such as zfs-fuse, NFS, no
+/// /proc) it is a named `.NAME.pgdr-tmp.PID.N` (0600, created exclusively), removed on drop
+/// and on SIGINT/SIGTERM unless published. Nothing is synced and no signal is held off: the
+/// caller decides (fsync the file before publishing, the directory after; publish inside
+/// [`critical_section`]).
+#[derive(Debug)]
+pub struct Pending {
+    target: PathBuf,
+    /// The named temporary file, when the filesystem has no unnamed ones.
+    named: Option<TempFile>,
+}
+
+impl Pending {
+    /// The file to write for `target` (0600 before the umask, readable and writable), unnamed
+    /// where the filesystem allows, and what publishes it.
+    ///
+    /// # Errors
+    /// Neither an unnamed nor a named file can be created in `target`'s directory.
+    pub fn beside(target: &Path) -> std::io::Result<(Pending, File)> {
+        use rustix::fs::{Mode, OFlags, CWD};
+        // Linking an unnamed file goes through /proc/self/fd (linkat AT_EMPTY_PATH needs
+        // CAP_DAC_READ_SEARCH, which PostgreSQL's user lacks).
+        if Path::new("/proc/self/fd").is_dir() {
+            let flags = OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC;
+            let dir = parent_of(target);
+            if let Ok(fd) = rustix::fs::openat(CWD, dir, flags, Mode::from_raw_mode(0o600)) {
+                let pending = Pending {
+                    target: target.to_path_buf(),
+                    named: None,
+                };
+                return Ok((pending, File::from(fd)));
+            }
+        }
+        Self::named_beside(target)
+    }
+
+    /// As [`Pending::beside`], always with a name: for a file others must find while it is
+    /// written, and what filesystems without unnamed files get.
+    ///
+    /// # Errors
+    /// The file cannot be created in `target`'s directory.
+    pub fn named_beside(target: &Path) -> std::io::Result<(Pending, File)> {
+        let path = temp_name(target);
+        let temp = TempFile::register(&path);
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)?;
+        let pending = Pending {
+            target: target.to_path_buf(),
+            named: Some(temp),
+        };
+        Ok((pending, f))
+    }
+
+    /// The temporary name, when the file has one.
+    pub fn temp_path(&self) -> Option<&Path> {
+        self.named.as_ref().map(TempFile::path)
+    }
+
+    /// `file` (the one [`Pending::beside`] returned) linked, unnamed, to `to`.
+    fn link(file: &File, to: &Path) -> rustix::io::Result<()> {
+        use rustix::fs::{AtFlags, CWD};
+        use std::os::fd::AsRawFd;
+        let fd = format!("/proc/self/fd/{}", file.as_raw_fd());
+        rustix::fs::linkat(CWD, fd.as_str(), CWD, to, AtFlags::SYMLINK_FOLLOW)
+    }
+
+    /// Puts `file` (the one [`Pending::beside`] returned) under the target's name, replacing
+    /// what was there: an unnamed file is linked straight to a free name (no temporary name
+    /// ever exists), or to a temporary name renamed over an occupied one (a name that exists
+    /// for two system calls).
+    ///
+    /// # Errors
+    /// The link or the rename fails; the target is then as it was.
+    pub fn publish(self, file: &File) -> std::io::Result<()> {
+        if let Some(temp) = self.named {
+            fs::rename(temp.path(), &self.target)?;
+            temp.keep();
+            return Ok(());
+        }
+        match Self::link(file, &self.target) {
+            Ok(()) => Ok(()),
+            Err(rustix::io::Errno::EXIST) => {
+                let temp = TempFile::register(&temp_name(&self.target));
+                Self::link(file, temp.path())?;
+                fs::rename(temp.path(), &self.target)?;
+                temp.keep();
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Puts `file` under the target's name only if that name is free: true when published,
+    /// false (and the file discarded) when the name exists. An unnamed file is linked (a
+    /// link never replaces: EEXIST is the answer), a named one renamed with
+    /// [`rename_noreplace`].
+    ///
+    /// # Errors
+    /// The link or the rename fails for another reason; nothing was replaced.
+    pub fn publish_new(self, file: &File) -> std::io::Result<bool> {
+        if let Some(temp) = self.named {
+            let published = rename_noreplace(temp.path(), &self.target)?;
+            if published {
+                temp.keep();
+            }
+            return Ok(published);
+        }
+        match Self::link(file, &self.target) {
+            Ok(()) => Ok(true),
+            Err(rustix::io::Errno::EXIST) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Writes `contents` to a [`Pending`] file for `target` with `mode`, owner and group, and
+/// fsyncs it; still to be published.
+fn write_pending(
     target: &Path,
     contents: &[u8],
     mode: u32,
     owner: Option<(u32, u32)>,
-) -> std::io::Result<TempFile> {
-    let tmp_path = temp_name(target);
-    let temp = TempFile::register(&tmp_path);
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp_path)?;
+) -> std::io::Result<(Pending, File)> {
+    let (pending, mut f) = Pending::beside(target)?;
     f.write_all(contents)?;
     if let Some((uid, gid)) = owner {
         // Only root can give a file away; as anyone else the owner is already us.
@@ -112,7 +229,7 @@ pub fn write_temp_beside(
     }
     f.set_permissions(fs::Permissions::from_mode(mode))?;
     f.sync_all()?;
-    Ok(temp)
+    Ok((pending, f))
 }
 
 /// Replaces (or creates) `path` atomically with `contents`.
@@ -133,7 +250,7 @@ pub fn write_atomic(path: &Path, contents: &[u8], opts: &WriteOptions) -> Result
         Some(m) => (m.mode() & 0o7777, Some((m.uid(), m.gid()))),
         None => (opts.new_mode.unwrap_or(0o600), None),
     };
-    let temp = write_temp_beside(path, contents, mode, owner).map_err(io)?;
+    let (pending, file) = write_pending(path, contents, mode, owner).map_err(io)?;
     let mut report = WriteReport::default();
     if opts.backup && existing.is_some() {
         report.backup = Some(backup_copy(path).map_err(io)?);
@@ -141,8 +258,7 @@ pub fn write_atomic(path: &Path, contents: &[u8], opts: &WriteOptions) -> Result
     let dir = parent_of(path);
     {
         let _guard = critical_section();
-        fs::rename(temp.path(), path).map_err(io)?;
-        temp.keep();
+        pending.publish(&file).map_err(io)?;
         fsync_dir(dir).map_err(io)?;
     }
     Ok(report)
@@ -155,15 +271,14 @@ fn backup_copy(path: &Path) -> std::io::Result<PathBuf> {
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let bak = path.with_file_name(format!("{name}.pgdr-{stamp}.bak"));
-    let temp = write_temp_beside(
+    let (pending, file) = write_pending(
         &bak,
         &old,
         meta.mode() & 0o7777,
         Some((meta.uid(), meta.gid())),
     )?;
     let _guard = critical_section();
-    fs::rename(temp.path(), &bak)?;
-    temp.keep();
+    pending.publish(&file)?;
     fsync_dir(parent_of(&bak))?;
     Ok(bak)
 }
@@ -271,6 +386,78 @@ mod tests {
             read_text(&d.path().join("none")).unwrap_err().exit_code(),
             1
         );
+    }
+
+    fn names(d: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn pending(target: &Path, named: bool, body: &[u8]) -> (Pending, File) {
+        let (p, mut f) = if named {
+            Pending::named_beside(target).unwrap()
+        } else {
+            Pending::beside(target).unwrap()
+        };
+        f.write_all(body).unwrap();
+        // The test directory is on a filesystem with O_TMPFILE: nothing named yet.
+        assert_eq!(p.temp_path().is_some(), named);
+        (p, f)
+    }
+
+    #[test]
+    fn a_pending_file_has_no_name_until_published_free_or_occupied() {
+        for named in [false, true] {
+            let d = tempfile::tempdir().unwrap();
+            let target = d.path().join("RECOVERYXLOG");
+            for (round, body) in [b"first", b"again"].into_iter().enumerate() {
+                let before = names(d.path());
+                let (p, f) = pending(&target, named, body);
+                let temp = p.temp_path().map(|t| t.to_path_buf());
+                let mut expect = before.clone();
+                if let Some(t) = &temp {
+                    expect.push(t.file_name().unwrap().to_string_lossy().into_owned());
+                    expect.sort();
+                }
+                assert_eq!(names(d.path()), expect, "named {named}, round {round}");
+                p.publish(&f).unwrap();
+                assert_eq!(names(d.path()), ["RECOVERYXLOG"], "round {round}");
+                assert_eq!(fs::read(&target).unwrap(), body);
+                assert_eq!(fs::metadata(&target).unwrap().mode() & 0o777, 0o600);
+            }
+        }
+    }
+
+    #[test]
+    fn publish_new_takes_a_free_name_and_never_an_occupied_one() {
+        for named in [false, true] {
+            let d = tempfile::tempdir().unwrap();
+            let target = d.path().join("obj");
+            let (p, f) = pending(&target, named, b"first");
+            assert!(p.publish_new(&f).unwrap(), "named {named}");
+            assert_eq!(names(d.path()), ["obj"]);
+            // Occupied (EEXIST from the link, false from renameat2): left as it was, and the
+            // loser's file is gone with it.
+            let (p, f) = pending(&target, named, b"second");
+            assert!(!p.publish_new(&f).unwrap(), "named {named}");
+            drop(f);
+            assert_eq!(fs::read(&target).unwrap(), b"first");
+            assert_eq!(names(d.path()), ["obj"], "named {named}");
+        }
+    }
+
+    #[test]
+    fn a_pending_file_dropped_unpublished_leaves_nothing() {
+        for named in [false, true] {
+            let d = tempfile::tempdir().unwrap();
+            let (p, f) = pending(&d.path().join("x"), named, b"never");
+            drop((p, f));
+            assert!(names(d.path()).is_empty(), "named {named}");
+        }
     }
 
     #[test]

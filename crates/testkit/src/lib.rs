@@ -9,6 +9,7 @@
 
 mod cluster;
 mod fs;
+mod kill;
 pub mod majors;
 mod prometheus;
 mod run;
@@ -16,6 +17,7 @@ pub mod s3;
 
 pub use cluster::{Cluster, ClusterBuilder};
 pub use fs::{BtrfsMount, ZfsPool};
+pub use kill::{kill_9_when, opened_in};
 pub use majors::MAJORS;
 pub use prometheus::prometheus_client_samples;
 pub use run::{tool, ToolCommand, ToolOutput};

@@ -1,18 +1,20 @@
 //! A repository in a local directory (FORMAT.md): objects are files under the root, keys
-//! their relative paths. Durability as PostgreSQL's own files: a new object is written to
-//! `.NAME.pgdr-tmp.PID.N` in its final directory (0600, created exclusively), fsynced,
-//! published with `renameat2(RENAME_NOREPLACE)` (link where unsupported), and its directory
-//! fsynced. Directories are 0700, files 0600; when root writes, new files and directories are
+//! their relative paths. Durability as PostgreSQL's own files: a new object is written to a
+//! file in its final directory that has no name yet (`O_TMPFILE`, so a writer killed by
+//! SIGKILL leaves nothing; where the filesystem has no unnamed files, `.NAME.pgdr-tmp.PID.N`,
+//! 0600, created exclusively), fsynced, published under its name only if the name is free
+//! (a link, which never replaces; `renameat2(RENAME_NOREPLACE)` for a named one), and its
+//! directory fsynced. Directories are 0700, files 0600; when root writes, new files and directories are
 //! given to the owner of the root directory, so PostgreSQL (running as that owner) can read
 //! them.
 
 use super::{not_initialised, Created, Key, Listing, Lock, Object, ObjectInfo, Staged, Store};
-use pgdr_core::signals::TempFile;
+use pgdr_core::fsx::Pending;
 use pgdr_core::{Context, Error, Result};
 use std::collections::BTreeSet;
-use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::fs::{self, DirBuilder, File};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -187,6 +189,16 @@ impl LocalStore {
         Ok(())
     }
 
+    /// As root, hands a new open file (perhaps unnamed, `shown` in messages) to the
+    /// repository's owner.
+    fn give_away_file(&self, file: &File, shown: &Path) -> Result<()> {
+        if euid() == 0 && self.owner.0 != 0 {
+            std::os::unix::fs::fchown(file, Some(self.owner.0), Some(self.owner.1))
+                .context(|| format!("cannot give {} to the repository's owner", shown.display()))?;
+        }
+        Ok(())
+    }
+
     /// Creates a directory of the repository and its missing parents below the root (0700,
     /// owned like the root), durably.
     fn ensure_dir(&self, dir: &Path) -> Result<()> {
@@ -238,108 +250,6 @@ impl LocalStore {
     }
 }
 
-/// `.NAME.pgdr-tmp.PID.N` beside `target`: a name no other process or call uses.
-fn temp_path(target: &Path) -> PathBuf {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    target.with_file_name(format!(".{name}.pgdr-tmp.{}.{n}", std::process::id()))
-}
-
-/// Creates `.NAME.pgdr-tmp.PID.N` beside `target` (0600, create-new), registered for removal
-/// on drop and on SIGINT/SIGTERM.
-///
-/// # Errors
-/// The file cannot be created.
-pub fn temp_beside(target: &Path) -> io::Result<(TempFile, File)> {
-    let path = temp_path(target);
-    let temp = TempFile::register(&path);
-    let f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)?;
-    Ok((temp, f))
-}
-
-/// A file being written for `target`, not yet under any name where the filesystem allows
-/// (Linux's `O_TMPFILE`): a process killed by SIGKILL before [`Pending::publish`] leaves
-/// nothing behind, where a named temporary file would stay. Elsewhere (FUSE, NFS, no /proc)
-/// it is [`temp_beside`]'s named file. Nothing is synced: the caller decides.
-#[derive(Debug)]
-pub struct Pending {
-    target: PathBuf,
-    /// The named temporary file, when the filesystem has no unnamed ones.
-    named: Option<TempFile>,
-}
-
-impl Pending {
-    /// The file to write (0600, readable and writable) and what publishes it.
-    ///
-    /// # Errors
-    /// Neither an unnamed nor a named file can be created in `target`'s directory.
-    pub fn beside(target: &Path) -> io::Result<(Pending, File)> {
-        use rustix::fs::{Mode, OFlags, CWD};
-        let dir = match target.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        // Linking an unnamed file goes through /proc/self/fd (linkat AT_EMPTY_PATH needs
-        // CAP_DAC_READ_SEARCH, which PostgreSQL's user lacks).
-        if Path::new("/proc/self/fd").is_dir() {
-            let flags = OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC;
-            if let Ok(fd) = rustix::fs::openat(CWD, dir, flags, Mode::from_raw_mode(0o600)) {
-                let pending = Pending {
-                    target: target.to_path_buf(),
-                    named: None,
-                };
-                return Ok((pending, File::from(fd)));
-            }
-        }
-        let (temp, f) = temp_beside(target)?;
-        let pending = Pending {
-            target: target.to_path_buf(),
-            named: Some(temp),
-        };
-        Ok((pending, f))
-    }
-
-    /// Puts `file` (the one [`Pending::beside`] returned) under `target`'s name, replacing
-    /// what was there: an unnamed file is linked straight to a free name (no temporary name
-    /// ever exists), or to a temporary name renamed over an occupied one.
-    ///
-    /// # Errors
-    /// The link or the rename fails; the target is then as it was.
-    pub fn publish(self, file: File) -> io::Result<()> {
-        use rustix::fs::{AtFlags, CWD};
-        use std::os::fd::AsRawFd;
-        if let Some(temp) = self.named {
-            fs::rename(temp.path(), &self.target)?;
-            temp.keep();
-            return Ok(());
-        }
-        let fd = format!("/proc/self/fd/{}", file.as_raw_fd());
-        let link =
-            |to: &Path| rustix::fs::linkat(CWD, fd.as_str(), CWD, to, AtFlags::SYMLINK_FOLLOW);
-        match link(&self.target) {
-            Ok(()) => Ok(()),
-            Err(rustix::io::Errno::EXIST) => {
-                let temp = TempFile::register(&temp_path(&self.target));
-                link(temp.path())?;
-                fs::rename(temp.path(), &self.target)?;
-                temp.keep();
-                Ok(())
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
-}
-
 impl Store for LocalStore {
     fn location(&self) -> String {
         self.root.display().to_string()
@@ -387,40 +297,54 @@ impl Store for LocalStore {
 
     fn stage(&self, key: &Key) -> Result<Staged> {
         let target = self.path(key);
-        self.ensure_dir(target.parent().unwrap_or(&self.root))?;
-        let (temp, file) = temp_beside(&target)
+        let dir = target.parent().unwrap_or(&self.root);
+        self.ensure_dir(dir)?;
+        let (pending, file) = Pending::beside(&target)
             .context(|| format!("cannot create a temporary file beside {}", target.display()))?;
-        self.give_away(temp.path())?;
+        let shown = match pending.temp_path() {
+            Some(p) => p.to_path_buf(),
+            None => {
+                let name = target.file_name().unwrap_or_default().to_string_lossy();
+                dir.join(format!("(an unnamed file for {name})"))
+            }
+        };
+        self.give_away_file(&file, &shown)?;
         Ok(Staged {
             key: key.to_string(),
-            shown: temp.path().to_path_buf(),
-            temp: Some(temp),
+            shown,
+            pending: Some(pending),
             file,
         })
     }
 
     fn create_if_absent(&self, staged: Staged) -> Result<Created> {
         let target = self.path(&staged.key);
-        let Staged { temp, file, .. } = staged;
-        // Only this store's own stage() gives it objects, and those have names.
-        let temp = temp.ok_or_else(|| {
+        let Staged {
+            pending,
+            file,
+            shown,
+            ..
+        } = staged;
+        // Only this store's own stage() gives it objects, and those are written beside them.
+        let pending = pending.ok_or_else(|| {
             Error::failed(format!("cannot publish {}", target.display()))
                 .because("the object was not staged in the repository")
         })?;
         file.sync_all()
-            .context(|| format!("cannot write {}", temp.path().display()))?;
-        drop(file);
+            .context(|| format!("cannot write {}", shown.display()))?;
         {
-            // Only the rename and forgetting the temporary file wait for a signal: the
-            // directory's fsync below need not hold every other writer of the process back.
+            // Only the publication (and forgetting a named temporary file) waits for a signal:
+            // the directory's fsync below need not hold every other writer of the process
+            // back.
             let _guard = pgdr_core::signals::critical_section();
-            let published = pgdr_core::fsx::rename_noreplace(temp.path(), &target)
+            let published = pending
+                .publish_new(&file)
                 .context(|| format!("cannot publish {}", target.display()))?;
             if !published {
                 return Ok(Created::Exists);
             }
-            temp.keep();
         }
+        drop(file);
         let dir = target.parent().unwrap_or(&self.root);
         pgdr_core::fsx::fsync_dir(dir).context(|| format!("cannot sync {}", dir.display()))?;
         Ok(Created::New)
@@ -511,34 +435,6 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     #[test]
-    fn a_pending_file_has_no_name_until_published_free_or_occupied() {
-        let d = tempfile::tempdir().unwrap();
-        let target = d.path().join("RECOVERYXLOG");
-        let names = || -> Vec<String> {
-            fs::read_dir(d.path())
-                .unwrap()
-                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect()
-        };
-        for (round, body) in [b"first", b"again"].into_iter().enumerate() {
-            let (p, mut f) = Pending::beside(&target).unwrap();
-            f.write_all(body).unwrap();
-            // The test directory is on a filesystem with O_TMPFILE: nothing named yet.
-            let before: Vec<String> = if round == 0 {
-                vec![]
-            } else {
-                vec!["RECOVERYXLOG".into()]
-            };
-            assert_eq!(names(), before, "round {round}");
-            assert!(p.named.is_none());
-            p.publish(f).unwrap();
-            assert_eq!(names(), ["RECOVERYXLOG"], "round {round}");
-            assert_eq!(fs::read(&target).unwrap(), body);
-            assert_eq!(fs::metadata(&target).unwrap().mode() & 0o777, 0o600);
-        }
-    }
-
-    #[test]
     fn objects_are_created_once_listed_read_and_deleted() {
         let d = tempfile::tempdir().unwrap();
         let root = d.path().join("repo");
@@ -566,7 +462,8 @@ mod tests {
             (0o700, 0o700, 0o600)
         );
         // A killed writer's temporary file is a leftover, not an object.
-        let (t, _f) = temp_beside(&root.join("wal/00000001/C")).unwrap();
+        let (t, _f) = Pending::named_beside(&root.join("wal/00000001/C")).unwrap();
+        let t = t.temp_path().unwrap().to_path_buf();
         let l = s.list("wal/").unwrap();
         assert_eq!(l.objects.len(), 1);
         assert_eq!(l.objects[0].key, "wal/00000001/A");
@@ -574,7 +471,7 @@ mod tests {
         s.delete(&[l.leftovers[0].key.clone(), "wal/00000001/A".into()])
             .unwrap();
         assert!(s.list("wal/").unwrap().objects.is_empty());
-        assert!(!t.path().exists());
+        assert!(!t.exists());
         s.make_durable("nothing").unwrap_err();
     }
 

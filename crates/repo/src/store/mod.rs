@@ -6,8 +6,8 @@
 //! `object_store` crate, issue 14) are the same repository to them.
 //!
 //! The one write primitive is [`Store::create_if_absent`]: a name, once published, is never
-//! replaced (locally `renameat2(RENAME_NOREPLACE)`; on S3 a conditional `If-None-Match: *`
-//! put). An object is written in two steps: [`Store::stage`] gives a local temporary file the
+//! replaced (locally a link of an unnamed file, or `renameat2(RENAME_NOREPLACE)` of a named
+//! one; on S3 a conditional `If-None-Match: *` put). An object is written in two steps: [`Store::stage`] gives a local temporary file the
 //! caller writes (and may seek in, to put a header in front of a streamed body), then
 //! `create_if_absent` makes it durable and publishes it, or reports the name taken.
 
@@ -15,8 +15,8 @@ pub mod holder;
 pub mod local;
 pub mod s3;
 
+use pgdr_core::fsx::Pending;
 use pgdr_core::lock::LockGuard;
-use pgdr_core::signals::TempFile;
 use pgdr_core::{Error, Result};
 use std::fs::File;
 use std::io::Read;
@@ -61,14 +61,14 @@ pub enum Created {
 }
 
 /// An object being written: a local temporary file that [`Store::create_if_absent`]
-/// publishes under `key`. A named one (a local repository's, beside its object) is removed on
-/// drop and on SIGINT/SIGTERM unless published; one only read back ([`stage_in_temp`]) has no
-/// name at all.
+/// publishes under `key`. A local repository's is a [`Pending`] file beside its object
+/// (unnamed where the filesystem allows; a named one is removed on drop and on SIGINT/SIGTERM
+/// unless published); one only read back ([`stage_in_temp`]) has no name at all.
 #[derive(Debug)]
 pub struct Staged {
     key: String,
-    /// The named temporary file; None for an unnamed one.
-    temp: Option<TempFile>,
+    /// What publishes the file beside its object; None for one only read back.
+    pending: Option<Pending>,
     file: File,
     /// The file's path, or what stands for it in messages when it has none.
     shown: PathBuf,
@@ -233,7 +233,7 @@ pub fn stage_in_temp(key: &Key) -> Result<Staged> {
     })?;
     Ok(Staged {
         key: key.to_string(),
-        temp: None,
+        pending: None,
         file,
         shown: dir.join(format!("(an unnamed file for {name})")),
     })

@@ -529,7 +529,7 @@ impl Store for S3Store {
     fn create_if_absent(&self, staged: Staged) -> Result<Created> {
         let path = self.path(&staged.key);
         let what = || format!("cannot write {}", self.locate(&staged.key));
-        let Staged { mut file, temp, .. } = staged;
+        let Staged { mut file, .. } = staged;
         let size = file.metadata().context(what)?.len();
         use std::io::Seek;
         // A 409 from S3 means a concurrent conditional write of the key was in flight: once
@@ -545,7 +545,6 @@ impl Store for S3Store {
                 self.block(self.put_large(&path, &mut file))?
             };
             if created {
-                drop(temp);
                 return Ok(Created::New);
             }
             if self.head(&self.key_of(&path))?.is_some() {

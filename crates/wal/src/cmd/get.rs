@@ -5,11 +5,11 @@
 
 use crate::cmd::prefetch;
 use crate::doc::GetReport;
+use pgdr_core::fsx::Pending;
 use pgdr_core::{Context, Error, ErrorKind, Result};
 use pgdr_pgformat::wal_name::{Kind, WalName};
 use pgdr_repo::file::{dir_of, restore, RestoreError};
 use pgdr_repo::repo::{key_of, OpenOptions, Repo};
-use pgdr_repo::store::local::Pending;
 use pgdr_repo::stored::{hex, Header};
 use std::fs;
 use std::io;
@@ -119,7 +119,7 @@ fn restore_to(repo: &Repo, name: &WalName, dest: &Path) -> Result<Header> {
 fn publish(pending: Pending, f: fs::File, dest: &Path) -> Result<()> {
     let _guard = pgdr_core::signals::critical_section();
     pending
-        .publish(f)
+        .publish(&f)
         .context(|| format!("cannot write {}", dest.display()))
         .map_err(fatal)
 }

@@ -13,12 +13,12 @@
 
 use crate::cmd::get::GetOptions;
 use crate::doc::PrefetchReport;
+use pgdr_core::fsx::Pending;
 use pgdr_core::{Context, Error, Result};
 use pgdr_pgformat::history;
 use pgdr_pgformat::wal_name::{Kind, WalName};
 use pgdr_repo::file::{self, read_header};
 use pgdr_repo::repo::{key_of, Repo};
-use pgdr_repo::store::local::temp_beside;
 use pgdr_repo::stored::{hex, Header};
 use std::fs;
 use std::io;
@@ -339,20 +339,27 @@ const RESTORES: usize = 2;
 
 /// Restores `w` verified into the spool: Some(true) when spooled, Some(false) when the spool
 /// or pg_wal holds it already, None when it could not be (the worker then stops).
+///
+/// The copy is written under a name (`.NAME.pgdr-tmp.PID.N`), not unnamed as get's and the
+/// repository's files are: a get for NAME finds it by that name and watches it grow
+/// ([`await_worker`]). A worker killed by SIGKILL leaves it behind, harmlessly: it is in
+/// pgdr's own spool (never pg_wal nor the repository), within the spool's bound; a get meeting
+/// it sees that no worker holds the spool's lock and does not wait; and the next worker,
+/// holding that lock (so no live worker's copy can be taken for a dead one's, as a PID could
+/// be reused or belong to another PID namespace), removes it before it writes anything.
 fn spool_one(repo: &Repo, o: &WorkerOptions, w: &WalName) -> Option<bool> {
     let name = w.to_string();
     let target = o.spool.join(&name);
     if target.exists() || o.pg_wal.as_ref().is_some_and(|d| d.join(&name).exists()) {
         return Some(false);
     }
-    let (temp, f) = temp_beside(&target).ok()?;
+    let (pending, f) = Pending::named_beside(&target).ok()?;
     let mut bw = io::BufWriter::with_capacity(1 << 20, f);
     let h = file::restore(repo, w, &mut bw).ok()?;
-    bw.into_inner().ok()?;
+    let f = bw.into_inner().ok()?;
     // Not synced: a spooled copy lost in a crash is fetched again.
     fs::write(checksum_file(&o.spool, &name), hex(&h.sha256)).ok()?;
-    fs::rename(temp.path(), &target).ok()?;
-    temp.keep();
+    pending.publish(&f).ok()?;
     Some(true)
 }
 
