@@ -170,7 +170,8 @@ t_incr=$(median "${incr[@]}"); t_img2=$(median "${img[@]}")
 img2=$(cat "$WORK/img2.1.json")
 name2=$(echo "$img2" | json_field image)
 sent2=$(echo "$img2" | json_num objects_sent)
-say "second image: $sent2 of $(echo "$img2" | json_num objects) pieces sent ($(( $(echo "$img2" | json_num stored_bytes_sent) / 1048576 )) MiB stored), ${img[*]} s; pgBackRest incr/diff: ${incr[*]} s"
+unread2=$(echo "$img2" | json_num files_unchanged)
+say "second image: $sent2 of $(echo "$img2" | json_num objects) pieces sent ($(( $(echo "$img2" | json_num stored_bytes_sent) / 1048576 )) MiB stored), $unread2 of $(echo "$img2" | json_num files) files not read (unchanged stamps), ${img[*]} s; pgBackRest incr/diff: ${incr[*]} s"
 # A moment after the second image, for the point-in-time rows; then its WAL archived.
 PGOPTIONS="-c synchronous_commit=off" pg "$PGBIN/pgbench" -n -c 4 -j 2 -t $((TX / 4)) -h "$WORK" -p "$PORT" -U postgres postgres >/dev/null 2>&1
 sleep 1
