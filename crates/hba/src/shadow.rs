@@ -319,6 +319,10 @@ impl Chains {
             }
         }
     }
+    fn contains(&self, key: &(usize, u32, u32, u128)) -> bool {
+        self.heads.contains_key(key)
+    }
+
     fn iter(&self, key: &(usize, u32, u32, u128)) -> impl Iterator<Item = usize> + '_ {
         let mut at = self.heads.get(key).map_or(usize::MAX, |h| h.0);
         std::iter::from_fn(move || {
@@ -449,22 +453,28 @@ impl<'r> Index<'r> {
             return false;
         }
         let bk = kinds(b.conn);
+        let mut bids: Vec<usize> = Vec::new();
         let mut guards: Vec<Ref<(Union, usize)>> = Vec::new();
         for bit in [1u8, 2, 4, LOCAL_KIND].into_iter().filter(|k| bk & k != 0) {
             for &d in bsem.dbs() {
                 let (dks, dn) = Self::keys(d);
                 for &u in bsem.users() {
                     let (uks, un) = Self::keys(u);
-                    guards.clear();
+                    bids.clear();
                     for t in types_admitting(bit) {
                         for dk in &dks[..dn] {
                             for uk in &uks[..un] {
                                 if let Some(&bid) = self.bucket_ids.get(&(t, *dk, *uk)) {
-                                    guards.push(self.union_of(bid));
+                                    bids.push(bid);
                                 }
                             }
                         }
                     }
+                    if !self.may_reach(&bids, &b.address) {
+                        return false;
+                    }
+                    guards.clear();
+                    guards.extend(bids.iter().map(|&bid| self.union_of(bid)));
                     let unions: Vec<&Union> = guards.iter().map(|g| &g.0).collect();
                     if !Union::covers(&unions, &b.address) {
                         return false;
@@ -473,6 +483,27 @@ impl<'r> Index<'r> {
             }
         }
         true
+    }
+
+    /// Whether the rules of buckets `bids` may admit the first address of `b`'s network:
+    /// asked of the network index before their union, which then is not built for the many
+    /// rules whose first address no earlier rule admits (a bucket of 60,000 networks would
+    /// cost a tree insert each). Only a sure "no" is false: a bucket with another kind of
+    /// address (`all`, an odd mask, …) is left to the union.
+    fn may_reach(&self, bids: &[usize], b: &Option<Address>) -> bool {
+        let Some(Address::Ip { addr: a, mask }) = b else {
+            return true;
+        };
+        let (bits, w) = addr::bits(a);
+        let lo = bits & addr::bits(mask).0;
+        bids.iter().any(|&bid| {
+            let bucket = &self.buckets[bid];
+            !bucket.other.is_empty()
+                || bucket
+                    .lens
+                    .iter()
+                    .any(|&(lw, q)| lw == w && self.nets.contains(&(bid, w, q, lo & mask_of(w, q))))
+        })
     }
 
     /// Whether `b`'s addresses are among those of every indexed rule.
