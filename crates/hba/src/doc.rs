@@ -360,7 +360,7 @@ pub fn token_from_json(s: &str) -> Token {
             return t;
         }
     }
-    Token::new(s, false)
+    Token::new(s.to_string(), false)
 }
 
 /// check: the errors the server would refuse the file for and the warnings.

@@ -7,6 +7,7 @@
 //! Over 600 lines because hba.c's tokenizer is one piece (records, tokens, `@file`,
 //! `include*`) and its tests are the corpus of tricky lines.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -177,12 +178,50 @@ pub fn is_blank(c: u8) -> bool {
 /// A token after dequoting; `quoted` is `initial_quote` (a quote before the first character).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Token {
-    pub s: String,
+    /// The words nearly every line repeats ([`common_word`]) are borrowed, not allocated
+    /// for each line of a 100,000-line file.
+    pub s: Cow<'static, str>,
     pub quoted: bool,
 }
 
+/// `s` as a `'static` str when it is a connection type, keyword or method: most tokens of a
+/// file are. (A `match`, so that each comparison is a few inlined loads.)
+fn common_word(s: &str) -> Option<&'static str> {
+    Some(match s {
+        "local" => "local",
+        "host" => "host",
+        "hostssl" => "hostssl",
+        "hostnossl" => "hostnossl",
+        "hostgssenc" => "hostgssenc",
+        "hostnogssenc" => "hostnogssenc",
+        "all" => "all",
+        "sameuser" => "sameuser",
+        "samerole" => "samerole",
+        "samegroup" => "samegroup",
+        "replication" => "replication",
+        "samehost" => "samehost",
+        "samenet" => "samenet",
+        "trust" => "trust",
+        "reject" => "reject",
+        "md5" => "md5",
+        "scram-sha-256" => "scram-sha-256",
+        "password" => "password",
+        "peer" => "peer",
+        "ident" => "ident",
+        "cert" => "cert",
+        "gss" => "gss",
+        "sspi" => "sspi",
+        "pam" => "pam",
+        "ldap" => "ldap",
+        "radius" => "radius",
+        "bsd" => "bsd",
+        "oauth" => "oauth",
+        _ => return None,
+    })
+}
+
 impl Token {
-    pub fn new(s: impl Into<String>, quoted: bool) -> Token {
+    pub fn new(s: impl Into<Cow<'static, str>>, quoted: bool) -> Token {
         Token {
             s: s.into(),
             quoted,
@@ -246,8 +285,8 @@ impl<'a> Cursor<'a> {
             // Cut at ASCII delimiters of a str, so on character boundaries: no need to
             // validate the bytes again (the lossy copy is for safety only).
             let s = match self.s.get(start..j) {
-                Some(s) => s.to_owned(),
-                None => String::from_utf8_lossy(&self.b[start..j]).into_owned(),
+                Some(s) => common_word(s).map_or_else(|| Cow::Owned(s.to_owned()), Cow::Borrowed),
+                None => Cow::Owned(String::from_utf8_lossy(&self.b[start..j]).into_owned()),
             };
             let comma = stop == b',';
             if stop == b'#' {
@@ -496,7 +535,7 @@ impl Ctx<'_> {
             if fields.is_empty() && err.is_none() {
                 kind = Kind::Empty;
             } else if err.is_none() && fields.len() == 2 && self.version >= 16 {
-                let first = fields[0][0].s.as_str();
+                let first = fields[0][0].s.as_ref();
                 let second = fields[1][0].s.clone();
                 if matches!(first, "include" | "include_if_exists" | "include_dir") {
                     let e = match first {
@@ -681,7 +720,7 @@ mod tests {
         t.lines[0]
             .fields
             .iter()
-            .map(|f| f.iter().map(|t| (t.s.clone(), t.quoted)).collect())
+            .map(|f| f.iter().map(|t| (t.s.to_string(), t.quoted)).collect())
             .collect()
     }
     fn strs(line: &str) -> Vec<Vec<String>> {
@@ -785,7 +824,7 @@ mod tests {
         let src = Mem(m);
         let text = "local @admins,z @\"my list\" peer\nlocal \"@admins\" @ peer\ninclude \"inc.conf\"\ninclude_dir conf.d\ninclude_if_exists nope.conf\ninclude missing.conf\n";
         let t = tokenize(Path::new("/d/pg_hba.conf"), text, 16, &src);
-        let names: Vec<_> = t.lines[0].fields[1].iter().map(|t| t.s.as_str()).collect();
+        let names: Vec<_> = t.lines[0].fields[1].iter().map(|t| t.s.as_ref()).collect();
         assert_eq!(names, ["alice", "bob", "carol", "z"]);
         assert_eq!(t.lines[0].fields[2][0].s, "x");
         assert_eq!(t.lines[1].fields[1][0].s, "@admins");

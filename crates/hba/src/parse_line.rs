@@ -187,7 +187,7 @@ impl MeaningRef<'_> {
 /// `token_is_member_check`, regular expressions from 16 on).
 pub fn meaning_ref(t: &Token, field: Field, version: u32) -> MeaningRef<'_> {
     let kw = match field {
-        Field::Database => DB_KEYWORDS.contains(&t.s.as_str()),
+        Field::Database => DB_KEYWORDS.contains(&t.s.as_ref()),
         Field::User => t.s == "all",
     };
     if kw && !t.quoted {
@@ -333,7 +333,7 @@ fn parse_fields(
         if version >= 16 && t.s.starts_with('/') {
             let c = crate::pg_regex::compile(&t.s[1..])
                 .map_err(|why| format!("invalid regular expression \"{}\": {why}", &t.s[1..]))?;
-            regexes.push((t.s.clone(), c));
+            regexes.push((t.s.to_string(), c));
         }
         Ok(())
     };
@@ -365,7 +365,7 @@ fn parse_fields(
         } else {
             let (host, cidr) = match t.s.find('/') {
                 Some(i) => (&t.s[..i], Some(&t.s[i + 1..])),
-                None => (t.s.as_str(), None),
+                None => (t.s.as_ref(), None),
             };
             match addr::numeric_host(host) {
                 Numeric::Invalid(why) => {
@@ -422,7 +422,7 @@ fn parse_fields(
     if toks.len() > 1 {
         return Err("multiple values specified for authentication type".into());
     }
-    let written = toks[0].s.as_str();
+    let written = toks[0].s.as_ref();
     const METHODS: &[&str] = &[
         "trust",
         "ident",

@@ -119,32 +119,57 @@ impl<'r> Interner<'r> {
     }
 }
 
-/// The meanings of a rule's database and user entries, interned: one allocation a rule.
-struct Sem {
-    /// The database entries, then the user entries.
-    ids: Box<[u32]>,
-    /// How many database entries.
-    ndb: usize,
+/// The meanings of a rule's database and user entries, interned, borrowed from [`Sems`].
+#[derive(Clone, Copy)]
+struct Sem<'s> {
+    dbs: &'s [u32],
+    users: &'s [u32],
 }
 
-impl Sem {
-    fn of<'r>(r: &'r Rule, version: u32, it: &mut Interner<'r>) -> Sem {
-        let entries = r.databases.iter().map(|t| (t, Field::Database));
-        let entries = entries.chain(r.users.iter().map(|t| (t, Field::User)));
+impl<'s> Sem<'s> {
+    fn dbs(&self) -> &'s [u32] {
+        self.dbs
+    }
+
+    fn users(&self) -> &'s [u32] {
+        self.users
+    }
+}
+
+/// The [`Sem`] of each rule, their ids in one array: no allocation a rule of a
+/// 100,000-line file.
+#[derive(Default)]
+struct Sems {
+    ids: Vec<u32>,
+    /// Per rule, where its database entries end and where its user entries end in `ids`
+    /// (they start where the previous rule's end).
+    ends: Vec<(u32, u32)>,
+}
+
+impl Sems {
+    /// Interns the entries of the next rule.
+    fn push<'r>(&mut self, r: &'r Rule, version: u32, it: &mut Interner<'r>) {
+        let dbs = r.databases.iter();
+        self.ids
+            .extend(dbs.map(|t| it.intern(meaning_ref(t, Field::Database, version))));
+        let db_end = self.ids.len() as u32;
+        let users = r.users.iter();
+        self.ids
+            .extend(users.map(|t| it.intern(meaning_ref(t, Field::User, version))));
+        self.ends.push((db_end, self.ids.len() as u32));
+    }
+
+    fn get(&self, i: usize) -> Sem<'_> {
+        let start = if i == 0 {
+            0
+        } else {
+            self.ends[i - 1].1 as usize
+        };
+        let (db_end, end) = (self.ends[i].0 as usize, self.ends[i].1 as usize);
         Sem {
-            ids: entries
-                .map(|(t, f)| it.intern(meaning_ref(t, f, version)))
-                .collect(),
-            ndb: r.databases.len(),
+            dbs: &self.ids[start..db_end],
+            users: &self.ids[db_end..end],
         }
-    }
-
-    fn dbs(&self) -> &[u32] {
-        &self.ids[..self.ndb]
-    }
-
-    fn users(&self) -> &[u32] {
-        &self.ids[self.ndb..]
     }
 }
 
@@ -187,8 +212,10 @@ const TYPES: [ConnType; 6] = [
 /// Whether every connection `b` admits is admitted by `a` (so `b` after `a` never matches).
 pub fn covers(a: &Rule, b: &Rule, version: u32) -> bool {
     let mut it = Interner::new();
-    let (asem, bsem) = (Sem::of(a, version, &mut it), Sem::of(b, version, &mut it));
-    covers_sem(a, &asem, b, &bsem, &it)
+    let mut sems = Sems::default();
+    sems.push(a, version, &mut it);
+    sems.push(b, version, &mut it);
+    covers_sem(a, &sems.get(0), b, &sems.get(1), &it)
 }
 
 fn covers_sem(a: &Rule, asem: &Sem, b: &Rule, bsem: &Sem, it: &Interner) -> bool {
@@ -347,7 +374,7 @@ fn mask_of(w: u32, q: u32) -> u128 {
 /// The rules indexed so far, in file order.
 struct Index<'r> {
     rules: &'r [Rule],
-    sems: Vec<Sem>,
+    sems: Sems,
     it: Interner<'r>,
     bucket_ids: FxMap<(ConnType, u32, u32), usize>,
     buckets: Vec<Bucket>,
@@ -374,7 +401,10 @@ fn types_covering(k: u8) -> impl Iterator<Item = ConnType> {
 impl<'r> Index<'r> {
     fn new(rules: &'r [Rule], version: u32) -> Index<'r> {
         let mut it = Interner::new();
-        let sems = rules.iter().map(|r| Sem::of(r, version, &mut it)).collect();
+        let mut sems = Sems::default();
+        for r in rules {
+            sems.push(r, version, &mut it);
+        }
         Index {
             rules,
             sems,
@@ -411,7 +441,7 @@ impl<'r> Index<'r> {
                 if best.is_some_and(|b| j >= b) {
                     break;
                 }
-                if covers_sem(&self.rules[j], &self.sems[j], b, bsem, &self.it) {
+                if covers_sem(&self.rules[j], &self.sems.get(j), b, bsem, &self.it) {
                     *best = Some(j);
                     break;
                 }
@@ -542,7 +572,7 @@ impl<'r> Index<'r> {
             return None;
         }
         let by: Vec<usize> = (0..self.len)
-            .filter(|&j| contributes(&self.rules[j], &self.sems[j], b, bsem, &self.it))
+            .filter(|&j| contributes(&self.rules[j], &self.sems.get(j), b, bsem, &self.it))
             .collect();
         let by = self.minimal(by, b, bsem);
         match by.as_slice() {
@@ -560,7 +590,7 @@ impl<'r> Index<'r> {
                 for &u in bsem.users() {
                     let mut union = Union::default();
                     for &j in subset {
-                        let (a, s) = (&self.rules[j], &self.sems[j]);
+                        let (a, s) = (&self.rules[j], self.sems.get(j));
                         if kinds(a.conn) & bit != 0
                             && covers_token(a, s.dbs(), d, &self.it)
                             && covers_token(a, s.users(), u, &self.it)
@@ -601,7 +631,7 @@ impl<'r> Index<'r> {
 
         // Index rule i under each (database, user) pair it has; `all` stands for the rest.
         // More than 16 pairs make it a wide rule, checked against every later one.
-        let sem = &self.sems[i];
+        let sem = self.sems.get(i);
         let (mut dkeys, mut dn) = ([0u32; 17], 0usize);
         let put = |keys: &mut [u32; 17], n: &mut usize, v: u32| {
             if *n < keys.len() {
@@ -662,26 +692,27 @@ pub fn shadowed_by(rules: &[Rule], version: u32) -> Vec<Option<Shadow>> {
     let mut index = Index::new(rules, version);
     let mut out = Vec::with_capacity(rules.len());
     for (i, r) in rules.iter().enumerate() {
-        out.push(index.shadow(r, &index.sems[i]));
+        out.push(index.shadow(r, &index.sems.get(i)));
         index.push();
     }
     out
 }
 
 /// An index of all of `rules`, and `b`'s entries in its terms.
-fn index_all<'r>(rules: &'r [Rule], b: &'r Rule, version: u32) -> (Index<'r>, Sem) {
+fn index_all<'r>(rules: &'r [Rule], b: &'r Rule, version: u32) -> (Index<'r>, Sems) {
     let mut index = Index::new(rules, version);
     for _ in rules {
         index.push();
     }
-    let bsem = Sem::of(b, version, &mut index.it);
+    let mut bsem = Sems::default();
+    bsem.push(b, version, &mut index.it);
     (index, bsem)
 }
 
 /// Why `b` could never match if it came after all of `rules` (None: it could).
 pub fn shadow_of(rules: &[Rule], b: &Rule, version: u32) -> Option<Shadow> {
     let (index, bsem) = index_all(rules, b, version);
-    index.shadow(b, &bsem)
+    index.shadow(b, &bsem.get(0))
 }
 
 /// Where `b` must go so that it can match, and the shadow it would have after the last rule:
@@ -690,13 +721,14 @@ pub fn shadow_of(rules: &[Rule], b: &Rule, version: u32) -> Option<Shadow> {
 /// None: after the last rule is fine, or no place helps (every such rule is more specific
 /// than `b`).
 pub fn place_before(rules: &[Rule], b: &Rule, version: u32) -> Option<(usize, Shadow)> {
-    let (index, bsem) = index_all(rules, b, version);
+    let (index, bsems) = index_all(rules, b, version);
+    let bsem = bsems.get(0);
     let shadow = index.shadow(b, &bsem)?;
     let last = *shadow.rules().last()?;
     let it = &index.it;
     (0..=last)
         .find(|&j| {
-            let (a, asem) = (&rules[j], &index.sems[j]);
+            let (a, asem) = (&rules[j], &index.sems.get(j));
             contributes(a, asem, b, &bsem, it) && !covers_sem(b, &bsem, a, asem, it)
         })
         .map(|j| (j, shadow))
