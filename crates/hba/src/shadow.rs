@@ -86,17 +86,18 @@ struct Interner<'r> {
 
 impl<'r> Interner<'r> {
     fn new() -> Interner<'r> {
-        let mut it = Interner {
+        // The ids ALL and REPLICATION, which `intern` returns without a lookup.
+        Interner {
             by_kind: Default::default(),
-            entries: Vec::new(),
-        };
-        it.intern(MeaningRef::Keyword("all"));
-        it.intern(MeaningRef::Keyword("replication"));
-        it
+            entries: vec![(KEYWORD, "all"), (KEYWORD, "replication")],
+        }
     }
 
     fn intern(&mut self, m: MeaningRef<'r>) -> u32 {
         let (k, s) = match m {
+            // Most entries of a large file are `all`: its id is known without a hash.
+            MeaningRef::Keyword("all") => return ALL,
+            MeaningRef::Keyword("replication") => return REPLICATION,
             MeaningRef::Keyword(s) => (KEYWORD, s),
             MeaningRef::Member(s) => (MEMBER, s),
             MeaningRef::Regex(s) => (REGEX, s),
@@ -371,12 +372,18 @@ fn mask_of(w: u32, q: u32) -> u128 {
     }
 }
 
+/// Bucket ids by connection type (`ConnType as usize`), [`NO_BUCKET`] where there is none.
+type Row = [u32; 6];
+const NO_BUCKET: u32 = u32::MAX;
+
 /// The rules indexed so far, in file order.
 struct Index<'r> {
     rules: &'r [Rule],
     sems: Sems,
     it: Interner<'r>,
-    bucket_ids: FxMap<(ConnType, u32, u32), usize>,
+    /// Per (database key, user key), the bucket of each connection type: one hash lookup
+    /// finds them all.
+    bucket_ids: FxMap<(u32, u32), Row>,
     buckets: Vec<Bucket>,
     nets: Chains,
     /// Rules with too many entries to index by every (database, user) pair.
@@ -430,6 +437,20 @@ impl<'r> Index<'r> {
         }
     }
 
+    /// The buckets of (`dk`, `uk`) whose type is one of `types`.
+    fn buckets_of(
+        &self,
+        dk: u32,
+        uk: u32,
+        types: impl Iterator<Item = ConnType>,
+    ) -> impl Iterator<Item = usize> {
+        let row = self.bucket_ids.get(&(dk, uk)).copied();
+        types.filter_map(move |t| {
+            let bid = row?[t as usize];
+            (bid != NO_BUCKET).then_some(bid as usize)
+        })
+    }
+
     /// The first indexed rule that alone covers `b`.
     fn single(&self, b: &Rule, bsem: &Sem) -> Option<usize> {
         let (d0, dn) = bsem.dbs().first().map_or(([0; 2], 0), |&m| Self::keys(m));
@@ -448,12 +469,9 @@ impl<'r> Index<'r> {
             }
         };
         consider(&mut self.wide.iter().copied(), &mut best);
-        for t in types_covering(kinds(b.conn)) {
-            for dk in &d0[..dn] {
-                for uk in &u0[..un] {
-                    let Some(&bid) = self.bucket_ids.get(&(t, *dk, *uk)) else {
-                        continue;
-                    };
+        for dk in &d0[..dn] {
+            for uk in &u0[..un] {
+                for bid in self.buckets_of(*dk, *uk, types_covering(kinds(b.conn))) {
                     let bucket = &self.buckets[bid];
                     consider(&mut bucket.other.iter().copied(), &mut best);
                     if let Some(Address::Ip { addr: a, mask }) = &b.address {
@@ -491,13 +509,9 @@ impl<'r> Index<'r> {
                 for &u in bsem.users() {
                     let (uks, un) = Self::keys(u);
                     bids.clear();
-                    for t in types_admitting(bit) {
-                        for dk in &dks[..dn] {
-                            for uk in &uks[..un] {
-                                if let Some(&bid) = self.bucket_ids.get(&(t, *dk, *uk)) {
-                                    bids.push(bid);
-                                }
-                            }
+                    for dk in &dks[..dn] {
+                        for uk in &uks[..un] {
+                            bids.extend(self.buckets_of(*dk, *uk, types_admitting(bit)));
                         }
                     }
                     if !self.may_reach(&bids, &b.address) {
@@ -659,13 +673,13 @@ impl<'r> Index<'r> {
         }
         for dk in &dkeys[..dn] {
             for uk in &ukeys[..un] {
-                let bid = *self
-                    .bucket_ids
-                    .entry((r.conn, *dk, *uk))
-                    .or_insert_with(|| {
-                        self.buckets.push(Bucket::default());
-                        self.buckets.len() - 1
-                    });
+                let row = self.bucket_ids.entry((*dk, *uk)).or_insert([NO_BUCKET; 6]);
+                let slot = &mut row[r.conn as usize];
+                if *slot == NO_BUCKET {
+                    *slot = self.buckets.len() as u32;
+                    self.buckets.push(Bucket::default());
+                }
+                let bid = *slot as usize;
                 let b = &mut self.buckets[bid];
                 b.members.push(i);
                 match &r.address {
