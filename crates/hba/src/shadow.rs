@@ -408,7 +408,14 @@ fn types_covering(k: u8) -> impl Iterator<Item = ConnType> {
 impl<'r> Index<'r> {
     fn new(rules: &'r [Rule], version: u32) -> Index<'r> {
         let mut it = Interner::new();
-        let mut sems = Sems::default();
+        let entries = rules
+            .iter()
+            .map(|r| r.databases.len() + r.users.len())
+            .sum();
+        let mut sems = Sems {
+            ids: Vec::with_capacity(entries),
+            ends: Vec::with_capacity(rules.len()),
+        };
         for r in rules {
             sems.push(r, version, &mut it);
         }
