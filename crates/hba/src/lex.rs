@@ -512,6 +512,8 @@ impl Ctx<'_> {
         mut top: Option<(&mut Vec<Record>, &mut Vec<Kind>)>,
     ) {
         let file_arc: Arc<Path> = Arc::from(file);
+        // One search of the file instead of one a line: few files hold a NUL.
+        let has_nul = text.contains('\0');
         for (i, rec) in Records::new(text, self.version).enumerate() {
             let origin = if depth == 0 { i } else { origin };
             let mut err: Option<String> = None;
@@ -520,7 +522,8 @@ impl Ctx<'_> {
             }
             // C strings end at a NUL byte.
             let t = rec.text(text);
-            let t = &t[..t.find('\0').unwrap_or(t.len())];
+            let nul = if has_nul { t.find('\0') } else { None };
+            let t = &t[..nul.unwrap_or(t.len())];
             let mut cur = Cursor::new(t);
             let mut fields: Vec<Vec<Token>> = Vec::with_capacity(6);
             let mut cols = Vec::with_capacity(6);

@@ -267,7 +267,7 @@ pub fn identity(r: &Rule, version: u32) -> String {
 /// The options in a comparable form: the last value of each name wins, as in the server.
 pub fn options_key(r: &Rule) -> Vec<(String, String)> {
     let mut m: Vec<(String, String)> = Vec::new();
-    for (k, v) in &r.options {
+    for (k, v) in r.options() {
         m.retain(|(k2, _)| k2 != k);
         m.push((k.clone(), v.clone()));
     }
