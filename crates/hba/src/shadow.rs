@@ -850,6 +850,33 @@ mod tests {
     }
 
     #[test]
+    fn the_network_index_answers_before_the_union() {
+        // No earlier network holds 10.0.0.0: not covered, whatever the rest.
+        let r = rules(
+            "host all all 10.0.0.128/25 md5\nhost all all 10.0.0.0/24 md5\n",
+            15,
+        );
+        assert_eq!(shadowed_by(&r, 15), vec![None, None]);
+        // The first address in one bucket, the rest in another: covered together.
+        let r = rules(
+            "host all all 10.0.0.0/25 md5\nhost all bob 10.0.0.128/25 md5\nhost all bob 10.0.0.0/24 md5\nhost all bob ::/0 md5\nhost all bob ::1/128 md5\n",
+            15,
+        );
+        let s = shadowed_by(&r, 15);
+        assert_eq!(s[2], Some(Shadow::Together(vec![0, 1])));
+        assert_eq!(s[4], Some(Shadow::By(3)));
+        // An odd mask is left to the union, where it covers only alone.
+        let r = rules(
+            "host all all 10.0.0.0 255.0.255.128 md5\nhost all all 10.0.0.128/25 md5\nhost all all 10.0.0.0/24 md5\nhost all all 10.0.0.0/25 md5\n",
+            15,
+        );
+        assert_eq!(
+            shadowed_by(&r, 15),
+            vec![None, None, None, Some(Shadow::By(0))]
+        );
+    }
+
+    #[test]
     fn rules_with_many_pairs_are_covered_together_or_not_at_all() {
         // Six (database, user) pairs: the union of every address is asked first.
         let r = rules(
