@@ -354,6 +354,22 @@ pub struct AuthLine {
     pub origin: usize,
 }
 
+impl AuthLine {
+    /// The line, leaving this one empty: the tokenizer refills one line for every record,
+    /// so a reader that keeps lines takes them.
+    pub fn take(&mut self) -> AuthLine {
+        AuthLine {
+            file: self.file.clone(),
+            line: self.line,
+            fields: std::mem::take(&mut self.fields),
+            field_cols: std::mem::take(&mut self.field_cols),
+            err: self.err.take(),
+            comment: self.comment.take(),
+            origin: self.origin,
+        }
+    }
+}
+
 /// What a record of the top file is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -379,7 +395,7 @@ struct Ctx<'a> {
 }
 
 /// Where tokenized lines go, in file order (includes inline).
-type Sink<'s> = &'s mut dyn FnMut(AuthLine);
+type Sink<'s> = &'s mut dyn FnMut(&mut AuthLine);
 
 /// `AbsoluteConfigLocation`: relative to the directory of the referencing file.
 pub fn absolute_location(name: &str, outer: &Path) -> PathBuf {
@@ -488,7 +504,7 @@ impl Ctx<'_> {
             }
         };
         let mut lines = Vec::new();
-        self.tokenize(&full, &text, depth, 0, &mut |l| lines.push(l), None);
+        self.tokenize(&full, &text, depth, 0, &mut |l| lines.push(l.take()), None);
         for l in lines {
             if let Some(e) = l.err {
                 *err = Some(e);
@@ -511,7 +527,17 @@ impl Ctx<'_> {
         out: Sink,
         mut top: Option<(&mut Vec<Record>, &mut Vec<Kind>)>,
     ) {
-        let file_arc: Arc<Path> = Arc::from(file);
+        // One line refilled for every record: its vectors are allocated once a file, not once
+        // a line of a 100,000-line file. A reader that keeps lines takes them (AuthLine::take).
+        let mut l = AuthLine {
+            file: Arc::from(file),
+            line: 0,
+            fields: Vec::with_capacity(6),
+            field_cols: Vec::with_capacity(6),
+            err: None,
+            comment: None,
+            origin: 0,
+        };
         // One search of the file instead of one a line: few files hold a NUL.
         let has_nul = text.contains('\0');
         for (i, rec) in Records::new(text, self.version).enumerate() {
@@ -525,15 +551,16 @@ impl Ctx<'_> {
             let nul = if has_nul { t.find('\0') } else { None };
             let t = &t[..nul.unwrap_or(t.len())];
             let mut cur = Cursor::new(t);
-            let mut fields: Vec<Vec<Token>> = Vec::with_capacity(6);
-            let mut cols = Vec::with_capacity(6);
+            l.fields.clear();
+            l.field_cols.clear();
             while !cur.at_end() && err.is_none() {
                 let (f, col) = self.next_field(&mut cur, file, depth, &mut err);
                 if !f.is_empty() {
-                    fields.push(f);
-                    cols.push(col);
+                    l.fields.push(f);
+                    l.field_cols.push(col);
                 }
             }
+            let fields = &l.fields;
             let mut kind = Kind::Line;
             if fields.is_empty() && err.is_none() {
                 kind = Kind::Empty;
@@ -566,15 +593,11 @@ impl Ctx<'_> {
                 k.push(kind);
             }
             if kind == Kind::Line {
-                out(AuthLine {
-                    file: file_arc.clone(),
-                    line,
-                    fields,
-                    field_cols: cols,
-                    err,
-                    comment,
-                    origin,
-                });
+                l.line = line;
+                l.err = err;
+                l.comment = comment;
+                l.origin = origin;
+                out(&mut l);
             }
         }
     }
@@ -644,7 +667,7 @@ impl Ctx<'_> {
 /// the server resolves them).
 pub fn tokenize(file: &Path, text: &str, version: u32, src: &dyn Source) -> Tokenized {
     let mut lines = Vec::new();
-    let (records, kinds) = tokenize_each(file, text, version, src, &mut |l| lines.push(l));
+    let (records, kinds) = tokenize_each(file, text, version, src, &mut |l| lines.push(l.take()));
     Tokenized {
         records,
         kinds,
@@ -652,14 +675,15 @@ pub fn tokenize(file: &Path, text: &str, version: u32, src: &dyn Source) -> Toke
     }
 }
 
-/// [`tokenize`], handing each line to `each` as soon as it is read (a parser can keep what
-/// it needs and let the rest go); returns the records and kinds of the top file.
+/// [`tokenize`], handing each line to `each` as soon as it is read (a parser can take what
+/// it needs, or the whole line with [`AuthLine::take`], and let the rest go: the line is
+/// refilled for the next record); returns the records and kinds of the top file.
 pub fn tokenize_each(
     file: &Path,
     text: &str,
     version: u32,
     src: &dyn Source,
-    each: &mut dyn FnMut(AuthLine),
+    each: Sink,
 ) -> (Vec<Record>, Vec<Kind>) {
     let ctx = Ctx { version, src };
     let (mut records, mut kinds) = (Vec::new(), Vec::new());
@@ -669,13 +693,7 @@ pub fn tokenize_each(
 
 /// [`tokenize_each`] for a reader that needs the lines only (list, check, match): the
 /// records of the file are not kept.
-pub fn tokenize_lines(
-    file: &Path,
-    text: &str,
-    version: u32,
-    src: &dyn Source,
-    each: &mut dyn FnMut(AuthLine),
-) {
+pub fn tokenize_lines(file: &Path, text: &str, version: u32, src: &dyn Source, each: Sink) {
     Ctx { version, src }.tokenize(file, text, 0, 0, each, None);
 }
 
