@@ -453,20 +453,20 @@ impl Ctx<'_> {
         })
     }
 
-    /// `next_field_expand`.
+    /// `next_field_expand`: the field's tokens into `toks` (empty), and its column.
     fn next_field(
         &self,
         cur: &mut Cursor,
+        toks: &mut Vec<Token>,
         file: &Path,
         depth: usize,
         err: &mut Option<String>,
-    ) -> (Vec<Token>, usize) {
-        let mut toks = Vec::with_capacity(1);
+    ) -> usize {
         let mut first_col = None;
         while let Some((tok, comma, start)) = cur.next_token() {
             first_col.get_or_insert(start);
             if !tok.quoted && tok.s.len() > 1 && tok.s.starts_with('@') {
-                self.expand_file(&mut toks, file, &tok.s[1..], depth + 1, err);
+                self.expand_file(toks, file, &tok.s[1..], depth + 1, err);
             } else {
                 toks.push(tok);
             }
@@ -474,7 +474,7 @@ impl Ctx<'_> {
                 break;
             }
         }
-        (toks, first_col.unwrap_or(0))
+        first_col.unwrap_or(0)
     }
 
     /// `tokenize_expand_file`: every token of every line of an `@file`.
@@ -538,6 +538,7 @@ impl Ctx<'_> {
             comment: None,
             origin: 0,
         };
+        let mut spare: Vec<Vec<Token>> = Vec::new();
         // One search of the file instead of one a line: few files hold a NUL.
         let has_nul = text.contains('\0');
         for (i, rec) in Records::new(text, self.version).enumerate() {
@@ -551,11 +552,24 @@ impl Ctx<'_> {
             let nul = if has_nul { t.find('\0') } else { None };
             let t = &t[..nul.unwrap_or(t.len())];
             let mut cur = Cursor::new(t);
-            l.fields.clear();
+            // The previous line's field vectors serve again (those a reader took are gone).
+            spare.extend(
+                l.fields
+                    .drain(..)
+                    .filter(|f| f.capacity() > 0)
+                    .map(|mut f| {
+                        f.clear();
+                        f
+                    }),
+            );
             l.field_cols.clear();
             while !cur.at_end() && err.is_none() {
-                let (f, col) = self.next_field(&mut cur, file, depth, &mut err);
-                if !f.is_empty() {
+                // One token a field, mostly: a new vector holds one (rules keep theirs).
+                let mut f = spare.pop().unwrap_or_else(|| Vec::with_capacity(1));
+                let col = self.next_field(&mut cur, &mut f, file, depth, &mut err);
+                if f.is_empty() {
+                    spare.push(f);
+                } else {
                     l.fields.push(f);
                     l.field_cols.push(col);
                 }
