@@ -56,7 +56,7 @@ fn member(c: &Conn, role: &str) -> Tri {
 }
 
 pub(crate) fn regex_match(rule: &Rule, token: &str, name: &str) -> Tri {
-    match rule.regexes.iter().find(|(t, _)| t == token) {
+    match rule.regexes().iter().find(|(t, _)| t == token) {
         Some((_, Some(re))) => {
             if re.is_match(name) {
                 Tri::Yes

@@ -237,7 +237,7 @@ impl<'a> RuleDoc<'a> {
             netmask,
             method: Cow::Borrowed(r.method),
             options,
-            comment: r.comment.as_deref().map(Cow::Borrowed),
+            comment: r.comment().map(Cow::Borrowed),
             masked,
         }
     }
@@ -320,8 +320,8 @@ impl<'a> RuleDoc<'a> {
 /// first place and its last value (the server keeps the last assignment); secrets show as
 /// ******** unless `show_secrets`.
 pub fn shown_options(r: &Rule, show_secrets: bool) -> (Options<'_>, Vec<Cow<'_, str>>) {
-    let mut options: Vec<(Cow<'_, str>, Cow<'_, str>)> = Vec::with_capacity(r.options.len());
-    for (k, v) in &r.options {
+    let mut options: Vec<(Cow<'_, str>, Cow<'_, str>)> = Vec::with_capacity(r.options().len());
+    for (k, v) in r.options() {
         match options.iter_mut().find(|(k2, _)| k2 == k) {
             Some(p) => p.1 = Cow::Borrowed(v),
             None => options.push((Cow::Borrowed(k), Cow::Borrowed(v))),
@@ -360,7 +360,7 @@ pub fn token_from_json(s: &str) -> Token {
             return t;
         }
     }
-    Token::new(s, false)
+    Token::new(s.to_string(), false)
 }
 
 /// check: the errors the server would refuse the file for and the warnings.

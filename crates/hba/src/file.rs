@@ -27,9 +27,9 @@ impl HbaRules {
         // copied, and the pages of the unused tail are never touched.
         let mut rules = Vec::with_capacity(line_count(&text));
         let mut errors = Vec::new();
-        lex::tokenize_lines(path, &text, version, &lex::Disk, &mut |mut l| {
+        lex::tokenize_lines(path, &text, version, &lex::Disk, &mut |l| {
             match parse_line::parse_line_taking(
-                &mut l,
+                l,
                 version,
                 Build::default(),
                 &crate::addr::resolves,
@@ -71,7 +71,8 @@ impl HbaFile {
         let mut rules = Vec::new();
         let mut errors = Vec::new();
         let mut line_rule = Vec::new();
-        let (records, kinds) = lex::tokenize_each(path, &text, version, src, &mut |mut l| {
+        let (records, kinds) = lex::tokenize_each(path, &text, version, src, &mut |l| {
+            let mut l = l.take();
             match parse_line::parse_line_taking(&mut l, version, Build::default(), resolve) {
                 Ok(r) => {
                     line_rule.push(Some(rules.len()));

@@ -255,16 +255,16 @@ fn rule(
     out.raw(b",\"method\":");
     out.str(r.method)?;
     out.raw(b",\"options\":");
-    if r.options.is_empty() {
+    if r.options().is_empty() {
         out.raw(b"{}");
     } else {
         let (options, _) = shown_options(r, show_secrets);
         serde_json::to_writer(&mut *out, &options)?;
     }
     out.raw(b",\"comment\":");
-    out.opt_str(r.comment.as_deref())?;
+    out.opt_str(r.comment())?;
     out.raw(b",\"masked\":");
-    if r.options.is_empty() {
+    if r.options().is_empty() {
         out.raw(b"[]");
     } else {
         let (_, masked) = shown_options(r, show_secrets);

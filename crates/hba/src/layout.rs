@@ -106,8 +106,8 @@ pub(crate) fn quote(s: &str) -> String {
 
 /// A quoted token whose quotes change its meaning (a keyword, `+role`, `@file`).
 pub(crate) fn quote_matters(t: &Token) -> bool {
-    DB_KEYWORDS.contains(&t.s.as_str())
-        || matches!(t.s.as_str(), "samehost" | "samenet")
+    DB_KEYWORDS.contains(&t.s.as_ref())
+        || matches!(t.s.as_ref(), "samehost" | "samenet")
         || t.s.starts_with('+')
         || (t.s.starts_with('@') && t.s.len() > 1)
 }
@@ -118,7 +118,7 @@ pub fn render_token(t: &Token) -> String {
         if quote_matters(t) || needs_quotes(&t.s) {
             return quote(&t.s);
         }
-        return t.s.clone();
+        return t.s.to_string();
     }
     for prefix in ['+', '@'] {
         if let Some(rest) = t.s.strip_prefix(prefix) {
@@ -130,7 +130,7 @@ pub fn render_token(t: &Token) -> String {
     if needs_quotes(&t.s) {
         quote(&t.s)
     } else {
-        t.s.clone()
+        t.s.to_string()
     }
 }
 

@@ -7,6 +7,7 @@
 //! Over 600 lines because hba.c's tokenizer is one piece (records, tokens, `@file`,
 //! `include*`) and its tests are the corpus of tricky lines.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -177,12 +178,50 @@ pub fn is_blank(c: u8) -> bool {
 /// A token after dequoting; `quoted` is `initial_quote` (a quote before the first character).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Token {
-    pub s: String,
+    /// The words nearly every line repeats ([`common_word`]) are borrowed, not allocated
+    /// for each line of a 100,000-line file.
+    pub s: Cow<'static, str>,
     pub quoted: bool,
 }
 
+/// `s` as a `'static` str when it is a connection type, keyword or method: most tokens of a
+/// file are. (A `match`, so that each comparison is a few inlined loads.)
+fn common_word(s: &str) -> Option<&'static str> {
+    Some(match s {
+        "local" => "local",
+        "host" => "host",
+        "hostssl" => "hostssl",
+        "hostnossl" => "hostnossl",
+        "hostgssenc" => "hostgssenc",
+        "hostnogssenc" => "hostnogssenc",
+        "all" => "all",
+        "sameuser" => "sameuser",
+        "samerole" => "samerole",
+        "samegroup" => "samegroup",
+        "replication" => "replication",
+        "samehost" => "samehost",
+        "samenet" => "samenet",
+        "trust" => "trust",
+        "reject" => "reject",
+        "md5" => "md5",
+        "scram-sha-256" => "scram-sha-256",
+        "password" => "password",
+        "peer" => "peer",
+        "ident" => "ident",
+        "cert" => "cert",
+        "gss" => "gss",
+        "sspi" => "sspi",
+        "pam" => "pam",
+        "ldap" => "ldap",
+        "radius" => "radius",
+        "bsd" => "bsd",
+        "oauth" => "oauth",
+        _ => return None,
+    })
+}
+
 impl Token {
-    pub fn new(s: impl Into<String>, quoted: bool) -> Token {
+    pub fn new(s: impl Into<Cow<'static, str>>, quoted: bool) -> Token {
         Token {
             s: s.into(),
             quoted,
@@ -246,8 +285,8 @@ impl<'a> Cursor<'a> {
             // Cut at ASCII delimiters of a str, so on character boundaries: no need to
             // validate the bytes again (the lossy copy is for safety only).
             let s = match self.s.get(start..j) {
-                Some(s) => s.to_owned(),
-                None => String::from_utf8_lossy(&self.b[start..j]).into_owned(),
+                Some(s) => common_word(s).map_or_else(|| Cow::Owned(s.to_owned()), Cow::Borrowed),
+                None => Cow::Owned(String::from_utf8_lossy(&self.b[start..j]).into_owned()),
             };
             let comma = stop == b',';
             if stop == b'#' {
@@ -315,6 +354,22 @@ pub struct AuthLine {
     pub origin: usize,
 }
 
+impl AuthLine {
+    /// The line, leaving this one empty: the tokenizer refills one line for every record,
+    /// so a reader that keeps lines takes them.
+    pub fn take(&mut self) -> AuthLine {
+        AuthLine {
+            file: self.file.clone(),
+            line: self.line,
+            fields: std::mem::take(&mut self.fields),
+            field_cols: std::mem::take(&mut self.field_cols),
+            err: self.err.take(),
+            comment: self.comment.take(),
+            origin: self.origin,
+        }
+    }
+}
+
 /// What a record of the top file is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -340,7 +395,7 @@ struct Ctx<'a> {
 }
 
 /// Where tokenized lines go, in file order (includes inline).
-type Sink<'s> = &'s mut dyn FnMut(AuthLine);
+type Sink<'s> = &'s mut dyn FnMut(&mut AuthLine);
 
 /// `AbsoluteConfigLocation`: relative to the directory of the referencing file.
 pub fn absolute_location(name: &str, outer: &Path) -> PathBuf {
@@ -398,20 +453,20 @@ impl Ctx<'_> {
         })
     }
 
-    /// `next_field_expand`.
+    /// `next_field_expand`: the field's tokens into `toks` (empty), and its column.
     fn next_field(
         &self,
         cur: &mut Cursor,
+        toks: &mut Vec<Token>,
         file: &Path,
         depth: usize,
         err: &mut Option<String>,
-    ) -> (Vec<Token>, usize) {
-        let mut toks = Vec::with_capacity(1);
+    ) -> usize {
         let mut first_col = None;
         while let Some((tok, comma, start)) = cur.next_token() {
             first_col.get_or_insert(start);
             if !tok.quoted && tok.s.len() > 1 && tok.s.starts_with('@') {
-                self.expand_file(&mut toks, file, &tok.s[1..], depth + 1, err);
+                self.expand_file(toks, file, &tok.s[1..], depth + 1, err);
             } else {
                 toks.push(tok);
             }
@@ -419,7 +474,7 @@ impl Ctx<'_> {
                 break;
             }
         }
-        (toks, first_col.unwrap_or(0))
+        first_col.unwrap_or(0)
     }
 
     /// `tokenize_expand_file`: every token of every line of an `@file`.
@@ -449,7 +504,7 @@ impl Ctx<'_> {
             }
         };
         let mut lines = Vec::new();
-        self.tokenize(&full, &text, depth, 0, &mut |l| lines.push(l), None);
+        self.tokenize(&full, &text, depth, 0, &mut |l| lines.push(l.take()), None);
         for l in lines {
             if let Some(e) = l.err {
                 *err = Some(e);
@@ -472,7 +527,20 @@ impl Ctx<'_> {
         out: Sink,
         mut top: Option<(&mut Vec<Record>, &mut Vec<Kind>)>,
     ) {
-        let file_arc: Arc<Path> = Arc::from(file);
+        // One line refilled for every record: its vectors are allocated once a file, not once
+        // a line of a 100,000-line file. A reader that keeps lines takes them (AuthLine::take).
+        let mut l = AuthLine {
+            file: Arc::from(file),
+            line: 0,
+            fields: Vec::with_capacity(6),
+            field_cols: Vec::with_capacity(6),
+            err: None,
+            comment: None,
+            origin: 0,
+        };
+        let mut spare: Vec<Vec<Token>> = Vec::new();
+        // One search of the file instead of one a line: few files hold a NUL.
+        let has_nul = text.contains('\0');
         for (i, rec) in Records::new(text, self.version).enumerate() {
             let origin = if depth == 0 { i } else { origin };
             let mut err: Option<String> = None;
@@ -481,22 +549,37 @@ impl Ctx<'_> {
             }
             // C strings end at a NUL byte.
             let t = rec.text(text);
-            let t = &t[..t.find('\0').unwrap_or(t.len())];
+            let nul = if has_nul { t.find('\0') } else { None };
+            let t = &t[..nul.unwrap_or(t.len())];
             let mut cur = Cursor::new(t);
-            let mut fields: Vec<Vec<Token>> = Vec::with_capacity(6);
-            let mut cols = Vec::with_capacity(6);
+            // The previous line's field vectors serve again (those a reader took are gone).
+            spare.extend(
+                l.fields
+                    .drain(..)
+                    .filter(|f| f.capacity() > 0)
+                    .map(|mut f| {
+                        f.clear();
+                        f
+                    }),
+            );
+            l.field_cols.clear();
             while !cur.at_end() && err.is_none() {
-                let (f, col) = self.next_field(&mut cur, file, depth, &mut err);
-                if !f.is_empty() {
-                    fields.push(f);
-                    cols.push(col);
+                // One token a field, mostly: a new vector holds one (rules keep theirs).
+                let mut f = spare.pop().unwrap_or_else(|| Vec::with_capacity(1));
+                let col = self.next_field(&mut cur, &mut f, file, depth, &mut err);
+                if f.is_empty() {
+                    spare.push(f);
+                } else {
+                    l.fields.push(f);
+                    l.field_cols.push(col);
                 }
             }
+            let fields = &l.fields;
             let mut kind = Kind::Line;
             if fields.is_empty() && err.is_none() {
                 kind = Kind::Empty;
             } else if err.is_none() && fields.len() == 2 && self.version >= 16 {
-                let first = fields[0][0].s.as_str();
+                let first = fields[0][0].s.as_ref();
                 let second = fields[1][0].s.clone();
                 if matches!(first, "include" | "include_if_exists" | "include_dir") {
                     let e = match first {
@@ -524,15 +607,11 @@ impl Ctx<'_> {
                 k.push(kind);
             }
             if kind == Kind::Line {
-                out(AuthLine {
-                    file: file_arc.clone(),
-                    line,
-                    fields,
-                    field_cols: cols,
-                    err,
-                    comment,
-                    origin,
-                });
+                l.line = line;
+                l.err = err;
+                l.comment = comment;
+                l.origin = origin;
+                out(&mut l);
             }
         }
     }
@@ -602,7 +681,7 @@ impl Ctx<'_> {
 /// the server resolves them).
 pub fn tokenize(file: &Path, text: &str, version: u32, src: &dyn Source) -> Tokenized {
     let mut lines = Vec::new();
-    let (records, kinds) = tokenize_each(file, text, version, src, &mut |l| lines.push(l));
+    let (records, kinds) = tokenize_each(file, text, version, src, &mut |l| lines.push(l.take()));
     Tokenized {
         records,
         kinds,
@@ -610,14 +689,15 @@ pub fn tokenize(file: &Path, text: &str, version: u32, src: &dyn Source) -> Toke
     }
 }
 
-/// [`tokenize`], handing each line to `each` as soon as it is read (a parser can keep what
-/// it needs and let the rest go); returns the records and kinds of the top file.
+/// [`tokenize`], handing each line to `each` as soon as it is read (a parser can take what
+/// it needs, or the whole line with [`AuthLine::take`], and let the rest go: the line is
+/// refilled for the next record); returns the records and kinds of the top file.
 pub fn tokenize_each(
     file: &Path,
     text: &str,
     version: u32,
     src: &dyn Source,
-    each: &mut dyn FnMut(AuthLine),
+    each: Sink,
 ) -> (Vec<Record>, Vec<Kind>) {
     let ctx = Ctx { version, src };
     let (mut records, mut kinds) = (Vec::new(), Vec::new());
@@ -627,13 +707,7 @@ pub fn tokenize_each(
 
 /// [`tokenize_each`] for a reader that needs the lines only (list, check, match): the
 /// records of the file are not kept.
-pub fn tokenize_lines(
-    file: &Path,
-    text: &str,
-    version: u32,
-    src: &dyn Source,
-    each: &mut dyn FnMut(AuthLine),
-) {
+pub fn tokenize_lines(file: &Path, text: &str, version: u32, src: &dyn Source, each: Sink) {
     Ctx { version, src }.tokenize(file, text, 0, 0, each, None);
 }
 
@@ -681,7 +755,7 @@ mod tests {
         t.lines[0]
             .fields
             .iter()
-            .map(|f| f.iter().map(|t| (t.s.clone(), t.quoted)).collect())
+            .map(|f| f.iter().map(|t| (t.s.to_string(), t.quoted)).collect())
             .collect()
     }
     fn strs(line: &str) -> Vec<Vec<String>> {
@@ -785,7 +859,7 @@ mod tests {
         let src = Mem(m);
         let text = "local @admins,z @\"my list\" peer\nlocal \"@admins\" @ peer\ninclude \"inc.conf\"\ninclude_dir conf.d\ninclude_if_exists nope.conf\ninclude missing.conf\n";
         let t = tokenize(Path::new("/d/pg_hba.conf"), text, 16, &src);
-        let names: Vec<_> = t.lines[0].fields[1].iter().map(|t| t.s.as_str()).collect();
+        let names: Vec<_> = t.lines[0].fields[1].iter().map(|t| t.s.as_ref()).collect();
         assert_eq!(names, ["alice", "bob", "carol", "z"]);
         assert_eq!(t.lines[0].fields[2][0].s, "x");
         assert_eq!(t.lines[1].fields[1][0].s, "@admins");

@@ -86,17 +86,18 @@ struct Interner<'r> {
 
 impl<'r> Interner<'r> {
     fn new() -> Interner<'r> {
-        let mut it = Interner {
+        // The ids ALL and REPLICATION, which `intern` returns without a lookup.
+        Interner {
             by_kind: Default::default(),
-            entries: Vec::new(),
-        };
-        it.intern(MeaningRef::Keyword("all"));
-        it.intern(MeaningRef::Keyword("replication"));
-        it
+            entries: vec![(KEYWORD, "all"), (KEYWORD, "replication")],
+        }
     }
 
     fn intern(&mut self, m: MeaningRef<'r>) -> u32 {
         let (k, s) = match m {
+            // Most entries of a large file are `all`: its id is known without a hash.
+            MeaningRef::Keyword("all") => return ALL,
+            MeaningRef::Keyword("replication") => return REPLICATION,
             MeaningRef::Keyword(s) => (KEYWORD, s),
             MeaningRef::Member(s) => (MEMBER, s),
             MeaningRef::Regex(s) => (REGEX, s),
@@ -119,32 +120,57 @@ impl<'r> Interner<'r> {
     }
 }
 
-/// The meanings of a rule's database and user entries, interned: one allocation a rule.
-struct Sem {
-    /// The database entries, then the user entries.
-    ids: Box<[u32]>,
-    /// How many database entries.
-    ndb: usize,
+/// The meanings of a rule's database and user entries, interned, borrowed from [`Sems`].
+#[derive(Clone, Copy)]
+struct Sem<'s> {
+    dbs: &'s [u32],
+    users: &'s [u32],
 }
 
-impl Sem {
-    fn of<'r>(r: &'r Rule, version: u32, it: &mut Interner<'r>) -> Sem {
-        let entries = r.databases.iter().map(|t| (t, Field::Database));
-        let entries = entries.chain(r.users.iter().map(|t| (t, Field::User)));
+impl<'s> Sem<'s> {
+    fn dbs(&self) -> &'s [u32] {
+        self.dbs
+    }
+
+    fn users(&self) -> &'s [u32] {
+        self.users
+    }
+}
+
+/// The [`Sem`] of each rule, their ids in one array: no allocation a rule of a
+/// 100,000-line file.
+#[derive(Default)]
+struct Sems {
+    ids: Vec<u32>,
+    /// Per rule, where its database entries end and where its user entries end in `ids`
+    /// (they start where the previous rule's end).
+    ends: Vec<(u32, u32)>,
+}
+
+impl Sems {
+    /// Interns the entries of the next rule.
+    fn push<'r>(&mut self, r: &'r Rule, version: u32, it: &mut Interner<'r>) {
+        let dbs = r.databases.iter();
+        self.ids
+            .extend(dbs.map(|t| it.intern(meaning_ref(t, Field::Database, version))));
+        let db_end = self.ids.len() as u32;
+        let users = r.users.iter();
+        self.ids
+            .extend(users.map(|t| it.intern(meaning_ref(t, Field::User, version))));
+        self.ends.push((db_end, self.ids.len() as u32));
+    }
+
+    fn get(&self, i: usize) -> Sem<'_> {
+        let start = if i == 0 {
+            0
+        } else {
+            self.ends[i - 1].1 as usize
+        };
+        let (db_end, end) = (self.ends[i].0 as usize, self.ends[i].1 as usize);
         Sem {
-            ids: entries
-                .map(|(t, f)| it.intern(meaning_ref(t, f, version)))
-                .collect(),
-            ndb: r.databases.len(),
+            dbs: &self.ids[start..db_end],
+            users: &self.ids[db_end..end],
         }
-    }
-
-    fn dbs(&self) -> &[u32] {
-        &self.ids[..self.ndb]
-    }
-
-    fn users(&self) -> &[u32] {
-        &self.ids[self.ndb..]
     }
 }
 
@@ -187,8 +213,10 @@ const TYPES: [ConnType; 6] = [
 /// Whether every connection `b` admits is admitted by `a` (so `b` after `a` never matches).
 pub fn covers(a: &Rule, b: &Rule, version: u32) -> bool {
     let mut it = Interner::new();
-    let (asem, bsem) = (Sem::of(a, version, &mut it), Sem::of(b, version, &mut it));
-    covers_sem(a, &asem, b, &bsem, &it)
+    let mut sems = Sems::default();
+    sems.push(a, version, &mut it);
+    sems.push(b, version, &mut it);
+    covers_sem(a, &sems.get(0), b, &sems.get(1), &it)
 }
 
 fn covers_sem(a: &Rule, asem: &Sem, b: &Rule, bsem: &Sem, it: &Interner) -> bool {
@@ -239,7 +267,7 @@ pub fn identity(r: &Rule, version: u32) -> String {
 /// The options in a comparable form: the last value of each name wins, as in the server.
 pub fn options_key(r: &Rule) -> Vec<(String, String)> {
     let mut m: Vec<(String, String)> = Vec::new();
-    for (k, v) in &r.options {
+    for (k, v) in r.options() {
         m.retain(|(k2, _)| k2 != k);
         m.push((k.clone(), v.clone()));
     }
@@ -319,6 +347,10 @@ impl Chains {
             }
         }
     }
+    fn contains(&self, key: &(usize, u32, u32, u128)) -> bool {
+        self.heads.contains_key(key)
+    }
+
     fn iter(&self, key: &(usize, u32, u32, u128)) -> impl Iterator<Item = usize> + '_ {
         let mut at = self.heads.get(key).map_or(usize::MAX, |h| h.0);
         std::iter::from_fn(move || {
@@ -340,12 +372,18 @@ fn mask_of(w: u32, q: u32) -> u128 {
     }
 }
 
+/// Bucket ids by connection type (`ConnType as usize`), [`NO_BUCKET`] where there is none.
+type Row = [u32; 6];
+const NO_BUCKET: u32 = u32::MAX;
+
 /// The rules indexed so far, in file order.
 struct Index<'r> {
     rules: &'r [Rule],
-    sems: Vec<Sem>,
+    sems: Sems,
     it: Interner<'r>,
-    bucket_ids: FxMap<(ConnType, u32, u32), usize>,
+    /// Per (database key, user key), the bucket of each connection type: one hash lookup
+    /// finds them all.
+    bucket_ids: FxMap<(u32, u32), Row>,
     buckets: Vec<Bucket>,
     nets: Chains,
     /// Rules with too many entries to index by every (database, user) pair.
@@ -370,7 +408,17 @@ fn types_covering(k: u8) -> impl Iterator<Item = ConnType> {
 impl<'r> Index<'r> {
     fn new(rules: &'r [Rule], version: u32) -> Index<'r> {
         let mut it = Interner::new();
-        let sems = rules.iter().map(|r| Sem::of(r, version, &mut it)).collect();
+        let entries = rules
+            .iter()
+            .map(|r| r.databases.len() + r.users.len())
+            .sum();
+        let mut sems = Sems {
+            ids: Vec::with_capacity(entries),
+            ends: Vec::with_capacity(rules.len()),
+        };
+        for r in rules {
+            sems.push(r, version, &mut it);
+        }
         Index {
             rules,
             sems,
@@ -396,6 +444,20 @@ impl<'r> Index<'r> {
         }
     }
 
+    /// The buckets of (`dk`, `uk`) whose type is one of `types`.
+    fn buckets_of(
+        &self,
+        dk: u32,
+        uk: u32,
+        types: impl Iterator<Item = ConnType>,
+    ) -> impl Iterator<Item = usize> {
+        let row = self.bucket_ids.get(&(dk, uk)).copied();
+        types.filter_map(move |t| {
+            let bid = row?[t as usize];
+            (bid != NO_BUCKET).then_some(bid as usize)
+        })
+    }
+
     /// The first indexed rule that alone covers `b`.
     fn single(&self, b: &Rule, bsem: &Sem) -> Option<usize> {
         let (d0, dn) = bsem.dbs().first().map_or(([0; 2], 0), |&m| Self::keys(m));
@@ -407,19 +469,16 @@ impl<'r> Index<'r> {
                 if best.is_some_and(|b| j >= b) {
                     break;
                 }
-                if covers_sem(&self.rules[j], &self.sems[j], b, bsem, &self.it) {
+                if covers_sem(&self.rules[j], &self.sems.get(j), b, bsem, &self.it) {
                     *best = Some(j);
                     break;
                 }
             }
         };
         consider(&mut self.wide.iter().copied(), &mut best);
-        for t in types_covering(kinds(b.conn)) {
-            for dk in &d0[..dn] {
-                for uk in &u0[..un] {
-                    let Some(&bid) = self.bucket_ids.get(&(t, *dk, *uk)) else {
-                        continue;
-                    };
+        for dk in &d0[..dn] {
+            for uk in &u0[..un] {
+                for bid in self.buckets_of(*dk, *uk, types_covering(kinds(b.conn))) {
                     let bucket = &self.buckets[bid];
                     consider(&mut bucket.other.iter().copied(), &mut best);
                     if let Some(Address::Ip { addr: a, mask }) = &b.address {
@@ -449,22 +508,24 @@ impl<'r> Index<'r> {
             return false;
         }
         let bk = kinds(b.conn);
+        let mut bids: Vec<usize> = Vec::new();
         let mut guards: Vec<Ref<(Union, usize)>> = Vec::new();
         for bit in [1u8, 2, 4, LOCAL_KIND].into_iter().filter(|k| bk & k != 0) {
             for &d in bsem.dbs() {
                 let (dks, dn) = Self::keys(d);
                 for &u in bsem.users() {
                     let (uks, un) = Self::keys(u);
-                    guards.clear();
-                    for t in types_admitting(bit) {
-                        for dk in &dks[..dn] {
-                            for uk in &uks[..un] {
-                                if let Some(&bid) = self.bucket_ids.get(&(t, *dk, *uk)) {
-                                    guards.push(self.union_of(bid));
-                                }
-                            }
+                    bids.clear();
+                    for dk in &dks[..dn] {
+                        for uk in &uks[..un] {
+                            bids.extend(self.buckets_of(*dk, *uk, types_admitting(bit)));
                         }
                     }
+                    if !self.may_reach(&bids, &b.address) {
+                        return false;
+                    }
+                    guards.clear();
+                    guards.extend(bids.iter().map(|&bid| self.union_of(bid)));
                     let unions: Vec<&Union> = guards.iter().map(|g| &g.0).collect();
                     if !Union::covers(&unions, &b.address) {
                         return false;
@@ -473,6 +534,27 @@ impl<'r> Index<'r> {
             }
         }
         true
+    }
+
+    /// Whether the rules of buckets `bids` may admit the first address of `b`'s network:
+    /// asked of the network index before their union, which then is not built for the many
+    /// rules whose first address no earlier rule admits (a bucket of 60,000 networks would
+    /// cost a tree insert each). Only a sure "no" is false: a bucket with another kind of
+    /// address (`all`, an odd mask, …) is left to the union.
+    fn may_reach(&self, bids: &[usize], b: &Option<Address>) -> bool {
+        let Some(Address::Ip { addr: a, mask }) = b else {
+            return true;
+        };
+        let (bits, w) = addr::bits(a);
+        let lo = bits & addr::bits(mask).0;
+        bids.iter().any(|&bid| {
+            let bucket = &self.buckets[bid];
+            !bucket.other.is_empty()
+                || bucket
+                    .lens
+                    .iter()
+                    .any(|&(lw, q)| lw == w && self.nets.contains(&(bid, w, q, lo & mask_of(w, q))))
+        })
     }
 
     /// Whether `b`'s addresses are among those of every indexed rule.
@@ -511,7 +593,7 @@ impl<'r> Index<'r> {
             return None;
         }
         let by: Vec<usize> = (0..self.len)
-            .filter(|&j| contributes(&self.rules[j], &self.sems[j], b, bsem, &self.it))
+            .filter(|&j| contributes(&self.rules[j], &self.sems.get(j), b, bsem, &self.it))
             .collect();
         let by = self.minimal(by, b, bsem);
         match by.as_slice() {
@@ -529,7 +611,7 @@ impl<'r> Index<'r> {
                 for &u in bsem.users() {
                     let mut union = Union::default();
                     for &j in subset {
-                        let (a, s) = (&self.rules[j], &self.sems[j]);
+                        let (a, s) = (&self.rules[j], self.sems.get(j));
                         if kinds(a.conn) & bit != 0
                             && covers_token(a, s.dbs(), d, &self.it)
                             && covers_token(a, s.users(), u, &self.it)
@@ -570,7 +652,7 @@ impl<'r> Index<'r> {
 
         // Index rule i under each (database, user) pair it has; `all` stands for the rest.
         // More than 16 pairs make it a wide rule, checked against every later one.
-        let sem = &self.sems[i];
+        let sem = self.sems.get(i);
         let (mut dkeys, mut dn) = ([0u32; 17], 0usize);
         let put = |keys: &mut [u32; 17], n: &mut usize, v: u32| {
             if *n < keys.len() {
@@ -598,13 +680,13 @@ impl<'r> Index<'r> {
         }
         for dk in &dkeys[..dn] {
             for uk in &ukeys[..un] {
-                let bid = *self
-                    .bucket_ids
-                    .entry((r.conn, *dk, *uk))
-                    .or_insert_with(|| {
-                        self.buckets.push(Bucket::default());
-                        self.buckets.len() - 1
-                    });
+                let row = self.bucket_ids.entry((*dk, *uk)).or_insert([NO_BUCKET; 6]);
+                let slot = &mut row[r.conn as usize];
+                if *slot == NO_BUCKET {
+                    *slot = self.buckets.len() as u32;
+                    self.buckets.push(Bucket::default());
+                }
+                let bid = *slot as usize;
                 let b = &mut self.buckets[bid];
                 b.members.push(i);
                 match &r.address {
@@ -631,26 +713,27 @@ pub fn shadowed_by(rules: &[Rule], version: u32) -> Vec<Option<Shadow>> {
     let mut index = Index::new(rules, version);
     let mut out = Vec::with_capacity(rules.len());
     for (i, r) in rules.iter().enumerate() {
-        out.push(index.shadow(r, &index.sems[i]));
+        out.push(index.shadow(r, &index.sems.get(i)));
         index.push();
     }
     out
 }
 
 /// An index of all of `rules`, and `b`'s entries in its terms.
-fn index_all<'r>(rules: &'r [Rule], b: &'r Rule, version: u32) -> (Index<'r>, Sem) {
+fn index_all<'r>(rules: &'r [Rule], b: &'r Rule, version: u32) -> (Index<'r>, Sems) {
     let mut index = Index::new(rules, version);
     for _ in rules {
         index.push();
     }
-    let bsem = Sem::of(b, version, &mut index.it);
+    let mut bsem = Sems::default();
+    bsem.push(b, version, &mut index.it);
     (index, bsem)
 }
 
 /// Why `b` could never match if it came after all of `rules` (None: it could).
 pub fn shadow_of(rules: &[Rule], b: &Rule, version: u32) -> Option<Shadow> {
     let (index, bsem) = index_all(rules, b, version);
-    index.shadow(b, &bsem)
+    index.shadow(b, &bsem.get(0))
 }
 
 /// Where `b` must go so that it can match, and the shadow it would have after the last rule:
@@ -659,13 +742,14 @@ pub fn shadow_of(rules: &[Rule], b: &Rule, version: u32) -> Option<Shadow> {
 /// None: after the last rule is fine, or no place helps (every such rule is more specific
 /// than `b`).
 pub fn place_before(rules: &[Rule], b: &Rule, version: u32) -> Option<(usize, Shadow)> {
-    let (index, bsem) = index_all(rules, b, version);
+    let (index, bsems) = index_all(rules, b, version);
+    let bsem = bsems.get(0);
     let shadow = index.shadow(b, &bsem)?;
     let last = *shadow.rules().last()?;
     let it = &index.it;
     (0..=last)
         .find(|&j| {
-            let (a, asem) = (&rules[j], &index.sems[j]);
+            let (a, asem) = (&rules[j], &index.sems.get(j));
             contributes(a, asem, b, &bsem, it) && !covers_sem(b, &bsem, a, asem, it)
         })
         .map(|j| (j, shadow))
@@ -763,6 +847,33 @@ mod tests {
         let s = shadowed_by(&r, 15);
         assert_eq!(s[3], Some(Shadow::Together(vec![0, 1, 2])));
         assert_eq!(s[4], None);
+    }
+
+    #[test]
+    fn the_network_index_answers_before_the_union() {
+        // No earlier network holds 10.0.0.0: not covered, whatever the rest.
+        let r = rules(
+            "host all all 10.0.0.128/25 md5\nhost all all 10.0.0.0/24 md5\n",
+            15,
+        );
+        assert_eq!(shadowed_by(&r, 15), vec![None, None]);
+        // The first address in one bucket, the rest in another: covered together.
+        let r = rules(
+            "host all all 10.0.0.0/25 md5\nhost all bob 10.0.0.128/25 md5\nhost all bob 10.0.0.0/24 md5\nhost all bob ::/0 md5\nhost all bob ::1/128 md5\n",
+            15,
+        );
+        let s = shadowed_by(&r, 15);
+        assert_eq!(s[2], Some(Shadow::Together(vec![0, 1])));
+        assert_eq!(s[4], Some(Shadow::By(3)));
+        // An odd mask is left to the union, where it covers only alone.
+        let r = rules(
+            "host all all 10.0.0.0 255.0.255.128 md5\nhost all all 10.0.0.128/25 md5\nhost all all 10.0.0.0/24 md5\nhost all all 10.0.0.0/25 md5\n",
+            15,
+        );
+        assert_eq!(
+            shadowed_by(&r, 15),
+            vec![None, None, None, Some(Shadow::By(0))]
+        );
     }
 
     #[test]

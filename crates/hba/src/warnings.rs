@@ -125,7 +125,7 @@ pub fn warnings<'a>(rules: &'a [Rule], version: u32) -> Vec<Warning<'a>> {
                 );
             }
         }
-        if let Some(w) = &r.warning {
+        if let Some(w) = r.warning() {
             warn(WarningKind::ServerWarning, Cow::Borrowed(w));
         }
     }

@@ -105,7 +105,7 @@ pub fn add(t: &Target, spec: &AddSpec, opts: &ChangeOptions) -> Result<AddReport
         }
         let rec = &file.tok.records[old.origin];
         if nr.comment.is_none() {
-            nr.comment = old.comment.clone();
+            nr.comment = old.comment().map(str::to_string);
         }
         let line = nr.render(&file.own_layout(old));
         let new_text = format!(

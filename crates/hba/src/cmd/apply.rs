@@ -158,7 +158,7 @@ fn edit(file: &HbaFile, own: &[&Rule], wanted: &[(NewRule, Rule)]) -> (String, C
                         let rec = &file.tok.records[o.origin];
                         let mut nr = nr.clone();
                         if nr.comment.is_none() {
-                            nr.comment = o.comment.clone();
+                            nr.comment = o.comment().map(str::to_string);
                         }
                         let line = format!(
                             "{}{}",
