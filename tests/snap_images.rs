@@ -81,12 +81,7 @@ fn zfs_drill_in_another_region() {
     r.settle();
     // The second image, through the pipeline: snap-take | snap-take - --to.
     let snap = r.take().run().ok();
-    let b = tool("snap-take")
-        .args(["-", "--to", &r.repo])
-        .stdin(snap.stdout.clone())
-        .run()
-        .ok()
-        .document::<ImageReport>();
+    let b = r.image_of(&snap.stdout);
     assert_eq!(b.snapshot, snap.document::<SnapshotMeta>());
     let (ma, mb) = (r.manifest(&a.image), r.manifest(&b.image));
     assert_sends_only_changes(&ma, &b, &mb);
@@ -295,12 +290,7 @@ fn btrfs_kill_and_prune() {
     assert_eq!(views(), 1, "the killed run's view is left");
     let sent_before_kill = stored_pieces(&r.repo).len() - before.len();
     // The re-run finishes it, reusing what was sent, and removes the dead run's view.
-    let b = tool("snap-take")
-        .args(["-", "--to", &r.repo])
-        .stdin(snap.stdout.clone())
-        .run()
-        .ok()
-        .document::<ImageReport>();
+    let b = r.image_of(&snap.stdout);
     assert!(!b.already_stored);
     assert!(
         b.objects_reused as usize >= sent_before_kill,
@@ -316,12 +306,7 @@ fn btrfs_kill_and_prune() {
     r.batch(); // 3
     r.settle();
     let snap = r.take().run().ok();
-    let c = tool("snap-take")
-        .args(["-", "--to", &r.repo])
-        .stdin(snap.stdout.clone())
-        .run()
-        .ok()
-        .document::<ImageReport>();
+    let c = r.image_of(&snap.stdout);
     // btrfs snapshots keep inode numbers and times too: files unchanged since b not read.
     assert_eq!(c.stamps_from.as_deref(), Some(b.image.as_str()));
     assert_same_files(&c, &r.manifest(&c.image), &r.read_in_full(&snap.stdout));

@@ -200,21 +200,42 @@ fn recovery_across_a_timeline_switch_with_a_bounded_spool() {
     }
 }
 
+/// `n` real segments archived in a new repository, and an empty spool beside it: (the
+/// segments' directory, their names, the directory of repository and spool, the repository,
+/// the spool).
+fn archived_with_a_spool(
+    n: usize,
+    prefix: &str,
+) -> (
+    tempfile::TempDir,
+    Vec<String>,
+    tempfile::TempDir,
+    PathBuf,
+    PathBuf,
+) {
+    let (segs, names) = make_segments(n);
+    let dir = short_tempdir(prefix);
+    let repo = dir.path().join("repo");
+    init(&repo, None);
+    for n in &names {
+        wa(&repo)
+            .arg("push")
+            .arg(segs.path().join("pg_wal").join(n))
+            .run()
+            .ok();
+    }
+    let spool = dir.path().join("spool");
+    fs::create_dir(&spool).unwrap();
+    (segs, names, dir, repo, spool)
+}
+
 /// While a worker holds the spool (here the test holds its lock and plays the worker), a get
 /// starts no second worker, and a get for the segment the worker is writing waits for the
 /// worker's verified copy instead of restoring the segment a second time (issue 19).
 #[test]
 fn a_get_waits_for_the_segment_the_worker_is_writing() {
-    let (segs, names) = make_segments(2);
+    let (segs, names, dir, repo, spool) = archived_with_a_spool(2, "pgdr-wpw");
     let wal = segs.path().join("pg_wal");
-    let dir = short_tempdir("pgdr-wpw");
-    let repo = dir.path().join("repo");
-    init(&repo, None);
-    for n in &names {
-        wa(&repo).arg("push").arg(wal.join(n)).run().ok();
-    }
-    let spool = dir.path().join("spool");
-    fs::create_dir(&spool).unwrap();
     let dest = dir.path().join("RECOVERYXLOG");
     let get = |name: &str| {
         wa(&repo)
@@ -259,16 +280,8 @@ fn a_get_waits_for_the_segment_the_worker_is_writing() {
 /// spools anything.
 #[test]
 fn a_killed_workers_copy_is_never_served_and_the_next_worker_removes_it() {
-    let (segs, names) = make_segments(3);
+    let (segs, names, dir, repo, spool) = archived_with_a_spool(3, "pgdr-wpk");
     let wal = segs.path().join("pg_wal");
-    let dir = short_tempdir("pgdr-wpk");
-    let repo = dir.path().join("repo");
-    init(&repo, None);
-    for n in &names {
-        wa(&repo).arg("push").arg(wal.join(n)).run().ok();
-    }
-    let spool = dir.path().join("spool");
-    fs::create_dir(&spool).unwrap();
     let bytes = fs::read(wal.join(&names[1])).unwrap();
     let left = spool.join(format!(".{}.pgdr-tmp.4194304.0", names[1]));
     fs::write(&left, &bytes[..bytes.len() / 2]).unwrap();

@@ -157,6 +157,16 @@ impl Region {
             .document::<ImageReport>()
     }
 
+    /// snap-take - --to the repository, of the snapshot snap-take's document `snap` names.
+    pub fn image_of(&self, snap: &str) -> ImageReport {
+        tool("snap-take")
+            .args(["-", "--to", &self.repo])
+            .stdin(snap.to_string())
+            .run()
+            .ok()
+            .document::<ImageReport>()
+    }
+
     pub fn sc(&self) -> ToolCommand {
         tool("snap-clone").env("PGDR_CLONE_DIR", self.registry.path())
     }

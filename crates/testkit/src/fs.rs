@@ -159,14 +159,15 @@ fn ensure_zfs_daemon() -> Result<(), Unavailable> {
     if Path::new("/dev/zfs").exists() && !have("zfs-fuse") {
         return Ok(());
     }
-    let running = || {
-        Command::new("pgrep")
-            .args(["-x", "zfs-fuse"])
+    // A daemon answers on its socket: it may run outside this PID namespace, where pgrep
+    // cannot see it, and a second one would fail to start.
+    let answers = || {
+        Command::new("zpool")
+            .arg("list")
             .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false)
+            .is_ok_and(|o| o.status.success())
     };
-    if running() {
+    if answers() {
         return Ok(());
     }
     if !have("zfs-fuse") {
@@ -183,12 +184,7 @@ fn ensure_zfs_daemon() -> Result<(), Unavailable> {
     let _ = Command::new("zfs-fuse").status();
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
-        if running()
-            && Command::new("zpool")
-                .arg("list")
-                .output()
-                .is_ok_and(|o| o.status.success())
-        {
+        if answers() {
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(200));
