@@ -264,9 +264,11 @@ pub struct CopyReport {
     pub objects: u64,
     /// Objects copied by this run (each checked as read from SRC and as stored in DST).
     pub copied: u64,
-    /// Their original bytes (as pgdr stores them, before encryption).
+    /// Their original bytes (as pgdr stores them, before encryption); 0 on a dry run,
+    /// which reads no object to learn it.
     pub bytes: u64,
-    /// Their bytes as stored in DST (after DST's encryption).
+    /// Their bytes as stored in DST (after DST's encryption); on a dry run, as SRC stores
+    /// them.
     pub stored_bytes: u64,
     /// Objects DST already held with identical content.
     pub present: u64,
