@@ -114,7 +114,8 @@ pub struct Args {
     /// With --to (an image): concurrent transfers (pieces read, compressed and sent at once).
     #[arg(long, value_name = "N", default_value_t = PARALLEL, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub parallel: u16,
-    /// With --to (an image): read and hash every file, trusting no earlier image's stamps.
+    /// With --to (an image): read and hash every file, trusting no earlier image's stamps
+    /// (the image still records its own, for the next image).
     #[arg(long, requires = "to", conflicts_with = "logical")]
     pub read_all: bool,
     /// List the snapshots of --pgdata and the images of --repo, with their windows; with

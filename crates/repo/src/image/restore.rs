@@ -309,6 +309,7 @@ mod tests {
                 parallel: 2,
                 wait_lock: None,
                 source: None,
+                read_all: false,
             },
             &|_| Ok(()),
         )

@@ -122,6 +122,7 @@ mod tests {
             parallel: 3,
             wait_lock: None,
             source: None,
+            read_all: false,
         };
         let same = |m: &Manifest| {
             (m.snapshot["n"] == m.image)

@@ -57,10 +57,13 @@ pub struct Request {
     pub parallel: usize,
     /// How long to wait for the images lock.
     pub wait_lock: Option<Duration>,
-    /// Which file system the snapshot is of (`BACKEND:PGDATA`); with stamps, the newest
-    /// earlier image of the same source lends the pieces of files whose stamp it shares.
-    /// None: every file is read.
+    /// Which file system the snapshot is of (`BACKEND:PGDATA`), recorded in the manifest;
+    /// with stamps, the newest earlier image of the same source lends the pieces of files
+    /// whose stamp it shares. None: every file is read.
     pub source: Option<String>,
+    /// Read every file, taking nothing from an earlier image (the source and stamps are
+    /// still recorded, for the next image).
+    pub read_all: bool,
 }
 
 /// What an upload did.
@@ -302,7 +305,7 @@ impl Base {
 /// # Errors
 /// The repository cannot be listed or read.
 fn base_image(repo: &Repo, req: &Request) -> Result<Option<Base>> {
-    let Some(source) = &req.source else {
+    let Some(source) = req.source.as_ref().filter(|_| !req.read_all) else {
         return Ok(None);
     };
     let newest = repo
@@ -481,6 +484,8 @@ mod tests {
         let old = t1.timestamp_nanos_opt().unwrap() - 100 * S;
         // c changed half a second before the newest change (its own): too close to trust.
         let newest = t1.timestamp_nanos_opt().unwrap() - S / 2;
+        // Names i1, i2, … sort as they were stored, as snapshot names do: the newest image
+        // is found by the store's modification time, which has whole seconds here.
         let req = |name: &str, created, source: &str, e: Vec<SourceEntry>| Request {
             name: name.into(),
             created,
@@ -490,6 +495,7 @@ mod tests {
             parallel: 2,
             wait_lock: None,
             source: Some(source.into()),
+            read_all: false,
         };
         let first = |src: &std::path::Path| {
             vec![
@@ -499,7 +505,7 @@ mod tests {
                 file(src, "gone", old),
             ]
         };
-        let one = upload(&repo, &req("one", t1, "zfs:/pg", first(&src)), &|_| Ok(())).unwrap();
+        let one = upload(&repo, &req("i1", t1, "zfs:/pg", first(&src)), &|_| Ok(())).unwrap();
         assert_eq!((one.files_unchanged, one.base.as_deref()), (0, None));
         let m1 = one.manifest;
         assert_eq!(m1.stamp_bound(), Some(newest));
@@ -515,8 +521,8 @@ mod tests {
         let t2 = t1 + chrono::Duration::seconds(10);
         let mut e = first(&src);
         e[1].stamp.as_mut().unwrap().mtime_ns += 1;
-        let two = upload(&repo, &req("two", t2, "zfs:/pg", e), &|_| Ok(())).unwrap();
-        assert_eq!((two.files_unchanged, two.base.as_deref()), (1, Some("one")));
+        let two = upload(&repo, &req("i2", t2, "zfs:/pg", e), &|_| Ok(())).unwrap();
+        assert_eq!((two.files_unchanged, two.base.as_deref()), (1, Some("i1")));
         let m2 = two.manifest;
         // a: lent (the old content's piece, the file was not read).
         assert_eq!(pieces_of(&m2, "a"), pieces_of(&m1, "a"));
@@ -530,13 +536,19 @@ mod tests {
         assert!(m2.files.iter().all(|e| e.stamp.is_some()));
         // Another source, or an earlier image that is not earlier: every file read.
         let t3 = t2 + chrono::Duration::seconds(10);
-        let three = upload(&repo, &req("three", t3, "btrfs:/pg", first(&src)), &|_| {
-            Ok(())
-        });
+        let three = upload(&repo, &req("i3", t3, "btrfs:/pg", first(&src)), &|_| Ok(()));
         assert_eq!(three.unwrap().files_unchanged, 0);
-        let four = upload(&repo, &req("four", t1, "btrfs:/pg", first(&src)), &|_| {
-            Ok(())
-        });
+        let four = upload(&repo, &req("i4", t1, "btrfs:/pg", first(&src)), &|_| Ok(()));
         assert_eq!(four.unwrap().files_unchanged, 0);
+        // --read-all takes nothing, but records its source and stamps for the next image.
+        let t5 = t3 + chrono::Duration::seconds(10);
+        let mut all = req("i5", t5, "zfs:/pg", first(&src));
+        all.read_all = true;
+        let five = upload(&repo, &all, &|_| Ok(())).unwrap();
+        assert_eq!((five.files_unchanged, five.base), (0, None));
+        assert_eq!(five.manifest.source.as_deref(), Some("zfs:/pg"));
+        let t6 = t5 + chrono::Duration::seconds(10);
+        let six = upload(&repo, &req("i6", t6, "zfs:/pg", first(&src)), &|_| Ok(())).unwrap();
+        assert_eq!((six.files_unchanged, six.base.as_deref()), (3, Some("i5")));
     }
 }

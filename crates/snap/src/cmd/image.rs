@@ -109,8 +109,8 @@ pub fn run(req: &ImageRequest) -> Result<ImageReport> {
                 entries,
                 parallel: req.parallel,
                 wait_lock: req.wait_lock,
-                source: (!req.read_all)
-                    .then(|| format!("{}:{}", meta.backend, meta.pgdata.display())),
+                source: Some(format!("{}:{}", meta.backend, meta.pgdata.display())),
+                read_all: req.read_all,
             },
             &|m| image::is_image_of(m, &meta),
         )?;
