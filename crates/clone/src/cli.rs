@@ -29,7 +29,8 @@ of the archived WAL (--recovery-target latest: everything the archive has), a ti
 before T) or an LSN, replaying WAL from the archive (--repo for a wal-archive repository, \
 whose next segments are prefetched while PostgreSQL replays, or --restore-command).\n\n\
 The clone can never touch production: postmaster.pid, postmaster.opts, socket files, \
-standby.signal and replication slots are removed; recovery.signal is created; \
+standby.signal and replication slots are removed; recovery.signal is created (standby.signal \
+for --recovery-target latest with pause, below); \
 postgresql.auto.conf gets (as ALTER SYSTEM would write them) its own port (a free one \
 unless --port), its own socket directory, archive_mode = off, empty archive_command, \
 primary_conninfo and primary_slot_name, the recovery target and action, \
@@ -485,7 +486,7 @@ pub static MAN: pgdr_core::man::ManExtra = pgdr_core::man::ManExtra {
         ),
         (
             "CONSISTENT POINT",
-            "A recovery can only stop once the copy is consistent. For a time target that is the moment the snapshot had completed (consistent_at in its metadata); for an LSN target the snapshot's checkpoint, a standby's minimum recovery point and a backup's stop LSN. --before T picks the newest snapshot consistent at or before T. A target before a snapshot's consistent point is refused, naming the snapshots that would serve it. A target beyond the end of the archive makes PostgreSQL stop (\"recovery ended before configured recovery target was reached\"); with --start the clone is rolled back and the one error line names where the archived WAL ends and its last transaction's time.\n--recovery-target latest recovers everything the archive (and the snapshot's pg_wal) holds. With the action pause the clone runs in standby mode without a primary until PostgreSQL waits for WAL the archive does not have, and snap-clone pauses it there (state paused, queryable; pg_promote() or pg_wal_replay_resume() ends recovery); with promote it ends recovery at the end of the WAL and opens read-write on a new timeline.",
+            "A recovery can only stop once the copy is consistent. For a time target that is the moment the snapshot had completed (consistent_at in its metadata); for an LSN target the snapshot's checkpoint, a standby's minimum recovery point and a backup's stop LSN. --before T picks the newest snapshot consistent at or before T. A target before a snapshot's consistent point is refused, naming the snapshots that would serve it. A target beyond the end of the archive makes PostgreSQL stop (\"recovery ended before configured recovery target was reached\"); with --start the clone is rolled back and the one error line names where the archived WAL ends and its last transaction's time.\n--recovery-target latest recovers everything the archive (and the snapshot's pg_wal) holds. With the action pause the clone runs in standby mode without a primary until PostgreSQL waits for WAL the archive does not have, and snap-clone pauses it there (state paused, queryable; pg_promote() or pg_wal_replay_resume() ends recovery; PostgreSQL keeps no pause across a restart, so after pg_ctl restart such a clone replays again and follows what the archive gains, logging each segment the archive does not have yet, until it is paused or promoted); with promote it ends recovery at the end of the WAL and opens read-write on a new timeline.",
         ),
         (
             "CLONE REGISTRY",
