@@ -22,6 +22,7 @@ pub mod lock;
 pub mod man;
 pub mod owner;
 pub mod pgbin;
+pub mod procstat;
 pub mod progress;
 pub mod runner;
 pub mod signals;

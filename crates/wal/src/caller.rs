@@ -49,11 +49,9 @@ fn comm_of(stat: &str) -> Option<&str> {
     Some(&stat[stat.find('(')? + 1..stat.rfind(')')?])
 }
 
-/// The parent from `/proc/PID/stat`: `pid (comm) state ppid …`; the name may hold spaces and
-/// parentheses, so the fields are counted after the last `)`.
+/// The parent from `/proc/PID/stat`: `pid (comm) state ppid …`.
 fn parse_ppid(stat: &str) -> Option<i32> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(1)?.parse().ok()
+    pgdr_core::procstat::field(stat, 1)
 }
 
 #[cfg(test)]

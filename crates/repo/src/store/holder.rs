@@ -37,12 +37,10 @@ fn read_trim(path: &str) -> Option<String> {
         .map(|s| s.trim().to_string())
 }
 
-/// Field 22 (starttime) of /proc/PID/stat; the command name (field 2) may hold spaces and
-/// parentheses, so fields are counted after its last ')'.
+/// Field 22 (starttime) of /proc/PID/stat: None when there is no such process.
 pub fn start_time(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
+    pgdr_core::procstat::field(&stat, 19)
 }
 
 impl Holder {

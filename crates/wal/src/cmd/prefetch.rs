@@ -434,15 +434,8 @@ mod tests {
         // gives 0 for it, which rustix's Pid cannot hold.
         fn session_and_group(pid: u32) -> (i64, i64) {
             let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-            // "pid (comm) state ppid pgrp session ...": comm may hold spaces and ')'.
-            let rest = &stat[stat.rfind(')').unwrap() + 1..];
-            let f: Vec<i64> = rest
-                .split_whitespace()
-                .skip(2)
-                .take(2)
-                .map(|x| x.parse().unwrap())
-                .collect();
-            (f[1], f[0])
+            let field = |i| pgdr_core::procstat::field(&stat, i).unwrap();
+            (field(3), field(2))
         }
         let mut c = std::process::Command::new("sleep");
         c.arg("30");
