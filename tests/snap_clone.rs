@@ -793,6 +793,10 @@ fn failures(d: &mut Drill) {
     drop(l);
     d.assert_nothing_left(None);
 
+    if pgdr_core::owner::is_root() {
+        encrypted_wal_with_an_identity_the_server_cannot_read(d);
+    }
+
     // Missing WAL: a restore_command that finds nothing, and a target past the snapshot's
     // own WAL. PostgreSQL stops; the clone is rolled back, and the one line says where the
     // WAL it could get ends (SPEC --recovery-target latest: not the server's FATAL).
@@ -1048,4 +1052,57 @@ fn a_clone_needs_no_psql_and_peer_authentication_is_enough() {
         .args(["--destroy", "nopsql"])
         .run()
         .ok();
+}
+
+/// As root: the clone of a local snapshot runs as the data directory's owner (postgres), and
+/// its restore_command decrypts the WAL of an encrypted --repo with $PGDR_IDENTITY. A file
+/// root owns is refused before anything is cloned, not when recovery asks for its first
+/// segment; the same file with a repository that is not encrypted is no reason to refuse.
+fn encrypted_wal_with_an_identity_the_server_cannot_read(d: &mut Drill) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = pgdr_testkit::short_tempdir("pgdr-key-");
+    let key = dir.path().join("root.key");
+    pgdr_testkit::run_ok(std::process::Command::new("age-keygen").arg("-o").arg(&key));
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let recipient = std::fs::read_to_string(&key)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("# public key: ").map(str::to_owned))
+        .expect("age-keygen writes the public key");
+    let enc = dir.path().join("enc");
+    tool("wal-archive")
+        .args(["init", "--encrypt-to", &recipient, "--pgdata"])
+        .arg(&d.primary.data)
+        .arg("--repo")
+        .arg(&enc)
+        .run()
+        .ok();
+    let out = d
+        .sc()
+        .env("PGDR_IDENTITY", &key)
+        .args(d.clone_args())
+        .args(["--snapshot", &d.name("a"), "--name", "sealed", "--repo"])
+        .arg(&enc)
+        .run()
+        .expect_error(1, T);
+    assert!(
+        out.stderr
+            .starts_with("snap-clone: the clone's server cannot read identity file"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("runs as postgres"), "{}", out.stderr);
+    d.assert_nothing_left(None);
+    // The WAL of a repository that is not encrypted needs no identity: cloned (not started).
+    let doc = d
+        .sc()
+        .env("PGDR_IDENTITY", &key)
+        .args(d.clone_args())
+        .args(["--snapshot", &d.name("a"), "--name", "plain", "--repo"])
+        .arg(&d.repo)
+        .run()
+        .ok()
+        .document::<CloneReport>();
+    d.sc().args(["--destroy", &doc.clone]).run().ok();
+    d.assert_nothing_left(None);
 }

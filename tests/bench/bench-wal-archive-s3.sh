@@ -3,7 +3,8 @@
 # compress-level=1) on the same local S3 server (moto_server over TLS with a CA made here:
 # pgBackRest talks to S3 over TLS only), one process per segment as PostgreSQL calls them,
 # median of alternating rounds (pgBackRest gets a fresh repo1-path, wal-archive a fresh prefix,
-# per round); peak memory (max RSS) of one push and one get; and
+# per round); the floor: curl sending and fetching the same stored objects, one process and
+# one request each; peak memory (max RSS) of one push and one get; and
 # `wal-archive copy` of a 1 GiB local repository (64 segments stored uncompressed) into S3
 # against `aws s3 sync` of the same directory.
 # Needs: cargo build --release; PostgreSQL server binaries; moto_server, aws CLI, pgbackrest,
@@ -117,6 +118,22 @@ for r in range(R):
         res[t]["push"].append(timed([push[t](n, r) for n in names]))
         res[t]["get"].append(timed([get[t](n, r) for n in names]))
 
+# The floor: the same stored objects (round 0's, as pgdr stored them) sent and fetched by
+# curl, one process and one request each, with no tool around them: what any client pays this
+# server per segment.
+import glob
+run(["aws", "s3", "sync", "--only-show-errors", "s3://bench/wa0/wal", f"{W}/stored"])
+stored = sorted(glob.glob(f"{W}/stored/**/*", recursive=True))
+stored = [p for p in stored if os.path.isfile(p)][: len(names)]
+ep = os.environ["AWS_ENDPOINT_URL"]
+CURL = ["curl", "-sSf", "--cacert", os.environ["AWS_CA_BUNDLE"], "--aws-sigv4", "aws:amz:us-east-1:s3",
+        "--user", f"{os.environ['AWS_ACCESS_KEY_ID']}:{os.environ['AWS_SECRET_ACCESS_KEY']}"]
+floor = {"push": [], "get": []}
+for r in range(R):
+    keys = [f"{ep}/bench/floor{r}/{i}" for i in range(len(stored))]
+    floor["push"].append(timed([CURL + ["-T", p, k] for p, k in zip(stored, keys)]))
+    floor["get"].append(timed([CURL + ["-o", f"{W}/out/floor", k] for k in keys]))
+
 def peak(cmd):
     out = subprocess.run(["/usr/bin/time", "-f", "%M"] + cmd, capture_output=True, text=True)
     if out.returncode != 0:
@@ -155,12 +172,17 @@ for t, pp, pg in (("wal-archive", pk_push, pk_get), ("pgbackrest", pb_push, pb_g
     p, g = med(res[t]["push"]), med(res[t]["get"])
     print(f"{t:<12} {p:8.2f} {1000*p/n:7.1f} {g:8.2f} {1000*g/n:7.1f} {pp/1024:14.1f} {pg/1024:13.1f}")
 c, s = med(cp["copy"]), med(cp["sync"])
+print(f"{'floor (curl)':<12} {med(floor['push']):8.2f} {1000*med(floor['push'])/n:7.1f} {med(floor['get']):8.2f} {1000*med(floor['get'])/n:7.1f}")
 print(f"copy {size/2**30:.2f} GiB: wal-archive copy {c:.2f} s ({size/2**20/c:.0f} MiB/s, peak {pk_copy/1024:.1f} MiB), aws s3 sync {s:.2f} s ({size/2**20/s:.0f} MiB/s)")
 wa, pb = res["wal-archive"], res["pgbackrest"]
 rows = []
 for m, a, b in (("push", med(wa["push"]), med(pb["push"])), ("get", med(wa["get"]), med(pb["get"]))):
     rows.append([f"S3 {m} {n} segments, 1 process each (median of {R})", f"{1000*a/n:.1f} ms/seg", "pgBackRest s3 zst-1",
                  f"{1000*b/n:.1f} ms/seg", f"{a/b:.2f}x", "<= 0.5x", "yes" if a / b <= 0.5 else "no"])
+for m in ("push", "get"):
+    f, b = med(floor[m]), med(pb[m])
+    rows.append([f"floor of S3 {m}: curl, 1 request per stored segment", f"{1000*f/n:.1f} ms/seg", "pgBackRest s3 zst-1",
+                 f"{1000*b/n:.1f} ms/seg", f"{f/b:.2f}x", "-", "-"])
 for m, a, b in (("push", pk_push, pb_push), ("get", pk_get, pb_get)):
     rows.append([f"S3 peak memory of one {m} (max RSS)", f"{a/1024:.1f} MiB", "pgBackRest s3 zst-1", f"{b/1024:.1f} MiB",
                  f"{a/max(1,b):.2f}x", "<= 64 MiB", "yes" if a <= 64 * 1024 else "no"])

@@ -128,7 +128,7 @@ pub struct Args {
     /// --target and no --pgdata, --snapshot-dir, --backend or '-': the image is restored from
     /// it too (with --into also without --target when no local snapshot serves the request). An encrypted one is read with the identity file $PGDR_IDENTITY names (owned
     /// by the data directory's owner: the server's restore_command reads it too, and gets
-    /// it as --identity FILE). The AWS_* variables of an s3:// one are not written anywhere:
+    /// it as --identity FILE; a file of another user is refused before anything is cloned). The AWS_* variables of an s3:// one are not written anywhere:
     /// a clone restarted with pg_ctl while it recovers needs them in its environment.
     #[arg(long, value_name = "REPO")]
     pub repo: Option<PathBuf>,
@@ -364,6 +364,15 @@ pub(crate) fn restore_command(args: &Args) -> Result<Option<String>> {
     )))
 }
 
+/// The repository the restore_command pgdr writes reads from: --repo, unless
+/// --restore-command replaces it.
+pub(crate) fn wal_repo(args: &Args) -> Option<PathBuf> {
+    args.restore_command
+        .is_none()
+        .then(|| args.repo.clone())
+        .flatten()
+}
+
 /// Whether the arguments name a local snapshot's place: --pgdata on the command line,
 /// --snapshot-dir, --backend or '-'. PGDATA from the environment does not count: on a host of
 /// another region it names the instance to be, not a source.
@@ -419,6 +428,7 @@ pub fn run(args: Args) -> Result<Outcome> {
         .map(pgdr_core::fsx::absolute)
         .transpose()?;
     let image_repo = from_image(&args).then(|| args.repo.clone()).flatten();
+    let wal_repo = wal_repo(&args);
     let req = CreateRequest {
         source: src,
         pgdata: args.pgdata,
@@ -430,6 +440,7 @@ pub fn run(args: Args) -> Result<Outcome> {
         target,
         action: args.recovery_target_action.unwrap_or(Action::Pause),
         restore_command: restore,
+        wal_repo,
         shared_buffers,
         replay: args.replay_settings.into(),
         start: args.start,

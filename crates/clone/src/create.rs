@@ -51,6 +51,9 @@ pub struct CreateRequest {
     pub action: Action,
     /// The restore_command, or None to keep the configured one.
     pub restore_command: Option<String>,
+    /// The repository of `restore_command` when pgdr wrote it (`--repo`): an encrypted one's
+    /// identity file ($PGDR_IDENTITY) must be the clone server's own, checked before cloning.
+    pub wal_repo: Option<PathBuf>,
     /// shared_buffers for the clone (PostgreSQL's syntax), written into its configuration.
     pub shared_buffers: Option<String>,
     /// The settings its recovery runs with ([`crate::replay`]).
@@ -236,6 +239,20 @@ fn discovered(req: &CreateRequest) -> Result<Backend> {
     }
 }
 
+/// A clone of a local snapshot runs as its data directory's owner, `uid`; the WAL of
+/// `--repo` is decrypted by its restore_command with $PGDR_IDENTITY. The repository is opened
+/// only when that file is another user's, to learn whether it is encrypted at all.
+fn wal_identity_readable_by(req: &CreateRequest, uid: u32) -> Result<()> {
+    let Some(repo) = &req.wal_repo else {
+        return Ok(());
+    };
+    let user = pgdr_core::owner::user_by_uid(uid).map_or_else(|| format!("uid {uid}"), |u| u.name);
+    match crate::from_image::identity_readable_by(uid, &user) {
+        Err(e) if pgdr_repo::repo::Repo::open(repo).is_ok_and(|r| r.encrypted()) => Err(e),
+        _ => Ok(()),
+    }
+}
+
 /// Makes the clone.
 ///
 /// # Errors
@@ -258,6 +275,7 @@ pub fn run(req: &CreateRequest) -> Result<CloneReport> {
     // The registry is created for the data directory's owner before the name's lock, which
     // lives in it.
     if let Some(owner) = pgdr_snap::registry::ids_of(backend.pgdata()) {
+        wal_identity_readable_by(req, owner.0)?;
         registry.ensure(owner)?;
     }
     let _name_lock = registry.lock(name, req.wait_lock)?;

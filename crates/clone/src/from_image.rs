@@ -109,7 +109,7 @@ pub fn run(req: &CreateRequest, repo_loc: &Path) -> Result<CloneReport> {
     let bindir = pgdr_core::pgbin::bindir(Some(meta.pg_version))?;
     let owner = owner_for(m, &root)?;
     if repo.encrypted() {
-        identity_readable_by(&owner)?;
+        identity_readable_by(owner.uid, &owner.name)?;
     }
     registry.ensure((owner.uid, owner.gid))?;
     let _name_lock = registry.lock(name, req.wait_lock)?;
@@ -171,12 +171,13 @@ pub fn run(req: &CreateRequest, repo_loc: &Path) -> Result<CloneReport> {
 }
 
 /// The clone's server reads the identity file too (its restore_command decrypts the WAL),
-/// as `owner`, and a usable identity file is readable by its owner alone: refuse before
-/// anything is restored rather than after, when recovery would stop on its first segment.
+/// as the user `uid` (`user` names it), and a usable identity file is readable by its owner
+/// alone: refuse before anything is restored or cloned rather than after, when recovery
+/// would stop on its first segment.
 ///
 /// # Errors
 /// `$PGDR_IDENTITY` names a file another user owns.
-fn identity_readable_by(owner: &User) -> Result<()> {
+pub(crate) fn identity_readable_by(uid: u32, user: &str) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
     let Some(path) = std::env::var_os(pgdr_repo::crypt::IDENTITY_ENV).filter(|v| !v.is_empty())
     else {
@@ -184,20 +185,17 @@ fn identity_readable_by(owner: &User) -> Result<()> {
     };
     let path = PathBuf::from(path);
     match std::fs::metadata(&path) {
-        Ok(md) if md.uid() != owner.uid => Err(Error::failed(format!(
+        Ok(md) if md.uid() != uid => Err(Error::failed(format!(
             "the clone's server cannot read identity file {}",
             path.display()
         ))
         .because(format!(
-            "its restore_command runs as {}, and the file belongs to uid {} (mode {:04o})",
-            owner.name,
+            "its restore_command runs as {user}, and the file belongs to uid {} (mode {:04o})",
             md.uid(),
             md.mode() & 0o7777
         ))
         .hint(format!(
-            "give {} a copy of its own: install -o {} -m 600 {} FILE, then PGDR_IDENTITY=FILE",
-            owner.name,
-            owner.name,
+            "give {user} a copy of its own: install -o {user} -m 600 {} FILE, then PGDR_IDENTITY=FILE",
             path.display()
         ))),
         // A missing or unreadable file is refused, with its reason, when the repository opens.

@@ -98,6 +98,7 @@ fn physical(args: &Args) -> Result<CreateRequest> {
         target: crate::cli::parse_target(args)?,
         action: Action::Pause,
         restore_command: crate::cli::restore_command(args)?,
+        wal_repo: crate::cli::wal_repo(args),
         shared_buffers: match &args.shared_buffers {
             None => None,
             Some(s) => Some(crate::cli::shared_buffers_setting(s)?),

@@ -118,7 +118,7 @@ pub fn upload(
     let store = repo.store();
     let _lock = store.lock(
         LOCK,
-        &format!("the images of repository {}", repo.location()),
+        &format!("the image store of repository {}", repo.location()),
         req.wait_lock,
     )?;
     if let Some(existing) = manifest::read(repo, &req.name)? {

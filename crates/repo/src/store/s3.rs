@@ -107,6 +107,8 @@ pub struct S3Store {
     /// Reads started by [`Store::read_ahead`], by key; the first [`Store::read`] of the key
     /// takes its answer.
     ahead: Mutex<HashMap<String, JoinHandle<object_store::Result<GetResult>>>>,
+    /// How often a held lock object is rewritten ([`HEARTBEAT`]; shorter in tests).
+    heartbeat: Duration,
 }
 
 impl std::fmt::Debug for S3Store {
@@ -234,6 +236,7 @@ impl S3Store {
             parallel: parallel.max(1),
             bucket_seen: std::sync::atomic::AtomicBool::new(false),
             ahead: Mutex::new(HashMap::new()),
+            heartbeat: HEARTBEAT,
         })
     }
 
@@ -436,34 +439,45 @@ impl Read for BodyReader {
 }
 
 /// Held while `prune` (or another exclusive run) works: the lock object, rewritten every
-/// [`HEARTBEAT`] while held (a long upload is never taken for dead) and deleted on drop.
+/// [`HEARTBEAT`] while held (a long upload is never taken for dead) and deleted on drop,
+/// both only while the object is still this holder's (one taken over is left alone).
 pub struct ObjectLock {
     s3: Arc<AmazonS3>,
     rt: Arc<Runtime>,
     path: ObjPath,
+    line: Arc<String>,
     stop: Option<std::sync::mpsc::Sender<()>>,
     beat: Option<std::thread::JoinHandle<()>>,
 }
 
+/// Whether the object at `path` holds exactly `line` (this holder's lock).
+async fn holds(s3: &AmazonS3, path: &ObjPath, line: &str) -> bool {
+    match s3.get(path).await {
+        Ok(g) => g.bytes().await.is_ok_and(|b| b == line.as_bytes()),
+        Err(_) => false,
+    }
+}
+
 impl ObjectLock {
-    fn hold(s3: Arc<AmazonS3>, rt: Arc<Runtime>, path: ObjPath, line: String) -> ObjectLock {
+    fn hold(
+        s3: Arc<AmazonS3>,
+        rt: Arc<Runtime>,
+        path: ObjPath,
+        line: String,
+        period: Duration,
+    ) -> ObjectLock {
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
-        let (s3b, rtb, pathb) = (s3.clone(), rt.clone(), path.clone());
+        let line = Arc::new(line);
+        let (s3b, rtb, pathb, lineb) = (s3.clone(), rt.clone(), path.clone(), line.clone());
         let beat = std::thread::Builder::new()
             .name("lock-heartbeat".into())
             .spawn(move || {
                 use std::sync::mpsc::RecvTimeoutError::Timeout;
-                while let Err(Timeout) = stopped.recv_timeout(HEARTBEAT) {
+                while let Err(Timeout) = stopped.recv_timeout(period) {
                     rtb.block_on(async {
-                        // Only its own object is rewritten: one taken over is left alone.
-                        let mine = match s3b.get(&pathb).await {
-                            Ok(g) => g.bytes().await.is_ok_and(|b| b == line.as_bytes()),
-                            Err(_) => false,
-                        };
-                        if mine {
-                            let _ = s3b
-                                .put(&pathb, PutPayload::from(line.clone().into_bytes()))
-                                .await;
+                        if holds(&s3b, &pathb, &lineb).await {
+                            let bytes = lineb.as_bytes().to_vec();
+                            let _ = s3b.put(&pathb, PutPayload::from(bytes)).await;
                         }
                     });
                 }
@@ -473,6 +487,7 @@ impl ObjectLock {
             s3,
             rt,
             path,
+            line,
             stop: Some(stop),
             beat,
         }
@@ -485,7 +500,11 @@ impl Drop for ObjectLock {
         if let Some(b) = self.beat.take() {
             let _ = b.join();
         }
-        let _ = self.rt.block_on(self.s3.delete(&self.path));
+        self.rt.block_on(async {
+            if holds(&self.s3, &self.path, &self.line).await {
+                let _ = self.s3.delete(&self.path).await;
+            }
+        });
     }
 }
 
@@ -683,6 +702,7 @@ impl Store for S3Store {
                     self.rt.clone(),
                     path,
                     line,
+                    self.heartbeat,
                 )));
             }
             let held = self.lock_text(name)?;
@@ -753,5 +773,34 @@ mod tests {
             2
         );
         assert!(S3Location::parse("s3://b/a//c").unwrap().is_err());
+    }
+
+    /// On moto: a held lock is rewritten every heartbeat; once another run's object replaced
+    /// it (a takeover), the old holder neither rewrites nor, on drop, deletes it.
+    #[test]
+    fn a_held_lock_beats_and_one_taken_over_is_left_alone() {
+        let server = pgdr_testkit::skip_unless!(pgdr_testkit::s3::S3Server::start());
+        server.create_bucket("locks");
+        // This crate's only test that opens an S3 store: its variables are no other's.
+        for (k, v) in server.env() {
+            std::env::set_var(k, v);
+        }
+        let loc = S3Location::parse("s3://locks/r").unwrap().unwrap();
+        let mut store = S3Store::open(loc, 1).unwrap();
+        store.heartbeat = Duration::from_millis(400);
+        let modified = |s: &S3Store| s.head("prune.lock").unwrap().expect("the lock").modified;
+        let lock = store.lock("prune.lock", "repository", None).unwrap();
+        let mine = store.lock_text("prune.lock").unwrap().expect("the lock");
+        let first = modified(&store);
+        std::thread::sleep(Duration::from_millis(2500));
+        assert!(modified(&store) > first, "rewritten while held");
+        assert_eq!(store.lock_text("prune.lock").unwrap().as_ref(), Some(&mine));
+        server.put_object("locks", "r/prune.lock", b"taken over\n");
+        std::thread::sleep(Duration::from_millis(1500));
+        drop(lock);
+        assert_eq!(
+            server.object("locks", "r/prune.lock").as_deref(),
+            Some(&b"taken over\n"[..])
+        );
     }
 }

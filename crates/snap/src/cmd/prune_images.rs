@@ -58,7 +58,7 @@ pub fn run(req: &ImagePruneRequest) -> Result<PruneReport> {
     } else {
         Some(repo.store().lock(
             image::LOCK,
-            &format!("the images of repository {}", repo.location()),
+            &format!("the image store of repository {}", repo.location()),
             req.wait_lock,
         )?)
     };

@@ -117,9 +117,11 @@ impl Place {
                 Ok(Box::new(g))
             }
             Place::Repo(repo, r) => {
-                let g =
-                    repo.store()
-                        .lock(dump::LOCK, &format!("the dumps of repository {r}"), wait)?;
+                let g = repo.store().lock(
+                    dump::LOCK,
+                    &format!("the dump store of repository {r}"),
+                    wait,
+                )?;
                 Ok(Box::new(g))
             }
         }
