@@ -32,20 +32,7 @@ bench_pgbench_wal "$W" "$N" 10 2 3 switch
 
 bench_s3_start "$W"
 
-bench_as_pg tee "$W/pgbackrest.conf" >/dev/null <<EOF
-[global]
-$(bench_s3_conf)
-compress-type=zst
-compress-level=1
-log-level-console=off
-log-level-file=off
-lock-path=$W/pgbr-lock
-[bench]
-pg1-path=$W/data
-pg1-socket-path=$W/s
-pg1-port=$PORT
-pg1-user=postgres
-EOF
+bench_s3_conf | bench_pgbench_wal_pgbr "$W"
 
 export W BIN ROUNDS
 printf '%s\n' "${SEGS[@]}" >"$W/names"

@@ -31,19 +31,7 @@ bench_pgbench_wal "$W" "$N" 20 4 5
 HAVE_PGBR=0
 if command -v pgbackrest >/dev/null; then
   HAVE_PGBR=1
-  bench_as_pg tee "$W/pgbackrest.conf" >/dev/null <<EOF
-[global]
-repo1-path=$W/pgbr
-compress-type=zst
-compress-level=1
-log-level-console=off
-log-level-file=off
-lock-path=$W/pgbr-lock
-[bench]
-pg1-path=$W/data
-pg1-socket-path=$W/s
-pg1-port=$PORT
-EOF
+  bench_pgbench_wal_pgbr "$W" <<<"repo1-path=$W/pgbr"
 fi
 PGBR="pgbackrest --config=$W/pgbackrest.conf --stanza=bench"
 

@@ -44,12 +44,7 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 PORT=$(bench_port)
 repo=$W/repo
 pg mkdir -p "$W/pgbr" "$W/pgbr-run/spool"
-bench_pgbr_conf "$W/pgbr.conf" "$P" "$PORT" "$W" "$W/pgbr-run/lock" "$W/pgbr-run/spool" <<CONF
-repo1-path=$W/pgbr
-archive-async=y
-[global:archive-push]
-process-max=2
-CONF
+bench_pgbr_conf "$W/pgbr.conf" "$P" "$PORT" "$W" "$W/pgbr-run/lock" "$W/pgbr-run/spool" archive-push <<<"repo1-path=$W/pgbr"
 PGBR="pgbackrest --config=$W/pgbr.conf --stanza=b"
 say "pgbench -i -s $SCALE"
 bench_archiving_primary "$P" "$PORT" "$W" "$W/primary.log" "$repo" "$W/pgbr.conf" "$SCALE" --no-sync <<CONF

@@ -85,15 +85,8 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 PORT=$(bench_port)
 repo=$W/repo
 pg mkdir -p "$W/wal" "$W/pgbr" "$W/pgbr-run/spool"
-bench_pgbr_conf "$W/pgbr-push.conf" "$P" "$PORT" "$W" "$W/pgbr-run/lock-push" "$W/pgbr-run/spool" <<CONF
-repo1-path=$W/pgbr
-CONF
-bench_pgbr_conf "$W/pgbr-get.conf" "$P" "$PORT" "$W" "$W/pgbr-run/lock-get" "$W/pgbr-run/spool" <<CONF
-repo1-path=$W/pgbr
-archive-async=y
-[global:archive-get]
-process-max=2
-CONF
+bench_pgbr_conf "$W/pgbr-push.conf" "$P" "$PORT" "$W" "$W/pgbr-run/lock-push" "$W/pgbr-run/spool" <<<"repo1-path=$W/pgbr"
+bench_pgbr_conf "$W/pgbr-get.conf" "$P" "$PORT" "$W" "$W/pgbr-run/lock-get" "$W/pgbr-run/spool" archive-get <<<"repo1-path=$W/pgbr"
 PGBR_PUSH="pgbackrest --config=$W/pgbr-push.conf --stanza=b"
 say "pgbench -i -s $SCALE"
 bench_archiving_primary "$P" "$PORT" "$W" "$W/primary.log" "$repo" "$W/pgbr-push.conf" "$SCALE" --no-sync <<CONF

@@ -159,13 +159,37 @@ CONF
   mapfile -t SEGS < <(cd "$w/src/pg_wal" && ls | grep -E '^[0-9A-F]{24}$' | sort | head -n "$n")
 }
 
-# bench_pgbr_conf FILE DATA PORT SOCKDIR LOCK SPOOL: pgBackRest's configuration FILE (the
-# postgres user's) for stanza "b", the server in DATA (socket in SOCKDIR, port PORT): zst level
-# 1, warnings only on the console and stderr, no log file, lock path LOCK, spool path SPOOL;
-# then the lines read from stdin, at the end of [global] (the repository, the bench's own
-# options; they may open sections of their own, such as [global:archive-get]).
+# bench_pgbench_wal_pgbr DIR: pgBackRest's configuration DIR/pgbackrest.conf for the server of
+# bench_pgbench_wal DIR, stanza "bench" (database user postgres): zst level 1, no logs, lock path
+# DIR/pgbr-lock, and the lines read from stdin in [global] (the repository). Reads PORT.
+bench_pgbench_wal_pgbr() {
+  local w=$1
+  {
+    printf '[global]\n'
+    cat
+    cat <<CONF
+compress-type=zst
+compress-level=1
+log-level-console=off
+log-level-file=off
+lock-path=$w/pgbr-lock
+[bench]
+pg1-path=$w/data
+pg1-socket-path=$w/s
+pg1-port=$PORT
+pg1-user=postgres
+CONF
+  } | bench_as_pg tee "$w/pgbackrest.conf" >/dev/null
+}
+
+# bench_pgbr_conf FILE DATA PORT SOCKDIR LOCK SPOOL [ASYNC_COMMAND]: pgBackRest's configuration
+# FILE (the postgres user's) for stanza "b", the server in DATA (socket in SOCKDIR, port PORT):
+# zst level 1, warnings only on the console and stderr, no log file, lock path LOCK, spool path
+# SPOOL, and the lines read from stdin in [global] (the repository, the bench's own options).
+# With ASYNC_COMMAND (archive-push or archive-get), that command is asynchronous as in the user
+# guide: archive-async=y and [global:ASYNC_COMMAND] process-max=2.
 bench_pgbr_conf() {
-  local file=$1 data=$2 port=$3 sock=$4 lock=$5 spool=$6
+  local file=$1 data=$2 port=$3 sock=$4 lock=$5 spool=$6 async=${7:-}
   {
     cat <<CONF
 [global]
@@ -178,6 +202,7 @@ lock-path=$lock
 spool-path=$spool
 CONF
     cat
+    [ -z "$async" ] || printf 'archive-async=y\n[global:%s]\nprocess-max=2\n' "$async"
     printf '[b]\npg1-path=%s\npg1-socket-path=%s\npg1-port=%s\n' "$data" "$sock" "$port"
   } > "$file"
   chown postgres: "$file"
