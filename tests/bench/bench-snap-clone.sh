@@ -43,19 +43,9 @@ pg() { runuser -u postgres -- "$@"; }
 now() { date +%s.%N; }
 secs() { echo "$2 - $1" | bc -l; }
 say() { echo "bench-snap-clone: $*" >&2; }
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-RPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-psqlq() { pg "$PGBIN/psql" -X -qAt -h "${3:-$WORK}" -p "$1" -U postgres -d postgres -c "$2"; }
-# Until the server (port, socket dir, data dir) is paused at its recovery target; fails when
-# it stopped running or after WAIT seconds.
-wait_paused() {
-  local deadline=$(($(date +%s) + WAIT))
-  until [ "$(psqlq "$1" "select pg_get_wal_replay_pause_state()" "$2" 2>/dev/null)" = paused ]; do
-    [ -f "$3/postmaster.pid" ] || return 1
-    [ "$(date +%s)" -lt "$deadline" ] || return 1
-    sleep 0.05
-  done
-}
+PORT=$(bench_port)
+RPORT=$(bench_port)
+psqlq() { bench_psql "$1" "${3:-$WORK}" "$2"; }
 # The end of a failed server's log, on stderr, for the record.
 log_tail() { say "$1 failed; end of $2:"; tail -n 8 "$2" 2>/dev/null | sed 's/^/    /' >&2 || true; }
 json_field() { grep -o "\"$1\":\"[^\"]*\"" | head -1 | cut -d'"' -f4; }
@@ -65,45 +55,23 @@ rows=()
 run_one() { # fs scale pgdata-parent
   local fs=$1 scale=$2 base=$3 d=$3/data
   say "$fs, scale $scale: pgbench -i, a snapshot and a pgBackRest full backup, then $TX transactions"
-  mkdir -p "$d"; chown postgres: "$d"; chmod 700 "$d"
-  pg "$PGBIN/initdb" -D "$d" -A trust -U postgres >/dev/null
   local conf=$WORK/pgbackrest-$fs-$scale.conf
   # pgBackRest's lock and spool paths apart from its repository: restore empties the spool's
   # archive/<stanza> directory, which was the WAL archive itself when spool-path was repo1-path
   # (archive-get then failed with "unable to find a valid repository").
   mkdir -p "$WORK/pgbr-$fs-$scale" "$WORK/pgbr-run-$fs-$scale"
   chown postgres: "$WORK/pgbr-$fs-$scale" "$WORK/pgbr-run-$fs-$scale"
-  cat > "$conf" <<CONF
-[global]
+  bench_pgbr_conf "$conf" "$d" "$PORT" "$WORK" "$WORK/pgbr-run-$fs-$scale/lock" "$WORK/pgbr-run-$fs-$scale/spool" <<CONF
 repo1-path=$WORK/pgbr-$fs-$scale
 repo1-retention-full=1
-compress-type=zst
-compress-level=1
 start-fast=y
-log-level-console=warn
-log-level-stderr=warn
-log-level-file=off
-lock-path=$WORK/pgbr-run-$fs-$scale/lock
-spool-path=$WORK/pgbr-run-$fs-$scale/spool
-[b]
-pg1-path=$d
-pg1-socket-path=$WORK
-pg1-port=$PORT
 CONF
-  chown postgres "$conf"
   local repo=$WORK/wal-$fs-$scale
-  cat >> "$d/postgresql.conf" <<CONF
-port = $PORT
-unix_socket_directories = '$WORK'
-listen_addresses = ''
+  bench_archiving_primary "$d" "$PORT" "$WORK" "$WORK/log-$fs-$scale" "$repo" "$conf" "$scale" <<CONF
 max_wal_size = 4GB
 archive_mode = on
 archive_command = '$BIN/wal-archive push %p --repo $repo && pgbackrest --config=$conf --stanza=b archive-push %p'
 CONF
-  "$BIN/wal-archive" init --repo "$repo" --pgdata "$d" >/dev/null
-  pg "$PGBIN/pg_ctl" -D "$d" -l "$WORK/log-$fs-$scale" -w start >/dev/null
-  pg pgbackrest --config="$conf" --stanza=b stanza-create >/dev/null
-  pg "$PGBIN/pgbench" -i -q -s "$scale" -h "$WORK" -p "$PORT" -U postgres postgres >/dev/null 2>&1
   psqlq "$PORT" checkpoint >/dev/null
   local snap
   snap=$("$BIN/snap-take" --pgdata "$d" | json_field snapshot)
@@ -113,14 +81,8 @@ CONF
   local a; a=$(now)
   PGOPTIONS="-c synchronous_commit=off" pg "$PGBIN/pgbench" -n -c 4 -j 2 -t $((TX / 4)) -h "$WORK" -p "$PORT" -U postgres postgres >/dev/null 2>&1
   say "$fs, scale $scale: $TX transactions took $(bench_fmt "$(secs "$a" "$(now)")" 0) s"
-  sleep 1
-  local T; T=$(psqlq "$PORT" "select clock_timestamp()")
-  sleep 1
-  psqlq "$PORT" "create table after_t as select 1" >/dev/null
-  local seg; seg=$(psqlq "$PORT" "select pg_walfile_name(pg_switch_wal())")
-  until [ "$(psqlq "$PORT" "select coalesce(last_archived_wal >= '$seg', false) from pg_stat_archiver")" = t ]; do sleep 0.2; done
-  pg "$PGBIN/pg_ctl" -D "$d" -m fast -w stop >/dev/null
-  sync
+  local T
+  bench_target_time "$d" "$PORT" "$WORK"
   local size wal_mb
   size=$(du -sm "$d" | cut -f1)
   wal_mb=$(( $(find "$repo/wal" -type f -name '????????????????????????' | wc -l) * 16 ))
@@ -152,17 +114,13 @@ CONF
   local r=$base/restore t_br=failed
   a=$(now)
   mkdir -p "$r"; chown postgres: "$r"; chmod 700 "$r"
-  if pg pgbackrest --config="$conf" --stanza=b --pg1-path="$r" --type=time "--target=$T" --target-action=pause \
-      "--recovery-option=restore_command=pgbackrest --config=$conf --stanza=b --pg1-path=$r archive-get %f \"%p\"" restore >/dev/null; then
-    printf "port = %d\narchive_mode = off\n" "$RPORT" >> "$r/postgresql.auto.conf"
-    if pg "$PGBIN/pg_ctl" -D "$r" -l "$WORK/log-r-$fs-$scale" -w -t "$WAIT" start >/dev/null 2>&1 && wait_paused "$RPORT" "$WORK" "$r"; then
-      t_br=$(secs "$a" "$(now)")
-    else
-      log_tail "pgbackrest restore" "$WORK/log-r-$fs-$scale"
-    fi
-  else
-    say "pgbackrest restore failed"
-  fi
+  local rc=0
+  bench_pgbr_pitr "$conf" "$r" "$T" "$RPORT" "$WORK" "$WORK/log-r-$fs-$scale" "$WAIT" || rc=$?
+  case $rc in
+    0) t_br=$(secs "$a" "$(now)") ;;
+    1) say "pgbackrest restore failed" ;;
+    *) log_tail "pgbackrest restore" "$WORK/log-r-$fs-$scale" ;;
+  esac
   pg "$PGBIN/pg_ctl" -D "$r" -m immediate -w stop >/dev/null 2>&1 || true
   rm -rf "$r"
 
@@ -185,7 +143,7 @@ CONF
     printf "recovery_target = ''\nrecovery_target_time = '%s'\nrestore_command = 'false'\n" "$T" | pg tee -a "$f/postgresql.auto.conf" >/dev/null
     sync
     a=$(now)
-    if pg "$PGBIN/pg_ctl" -D "$f" -l "$fsock/server.log" -w -t "$WAIT" start >/dev/null 2>&1 && wait_paused "$fport" "$fsock" "$f"; then
+    if pg "$PGBIN/pg_ctl" -D "$f" -l "$fsock/server.log" -w -t "$WAIT" start >/dev/null 2>&1 && bench_wait_paused "$fport" "$fsock" "$f" "$WAIT"; then
       t_floor=$(secs "$a" "$(now)")
       [ "$(psqlq "$fport" "select to_regclass('after_t') is null" "$fsock")" = t ] || { say "the floor went past T"; t_floor=failed; }
     else

@@ -56,10 +56,9 @@ pg() { runuser -u postgres -- "$@"; }
 now() { date +%s.%N; }
 secs() { echo "$2 - $1" | bc -l; }
 say() { echo "bench-snap-images: $*" >&2; }
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-PORT=$(port)
-RPORT=$(port)
-psqlq() { pg "$PGBIN/psql" -X -qAt -h "${3:-$WORK}" -p "$1" -U postgres -d postgres -c "$2"; }
+PORT=$(bench_port)
+RPORT=$(bench_port)
+psqlq() { bench_psql "$1" "${3:-$WORK}" "$2"; }
 json_field() { grep -o "\"$1\":\"[^\"]*\"" | head -1 | cut -d'"' -f4; }
 json_num() { grep -o "\"$1\":[0-9]*" | head -1 | cut -d: -f2; }
 # run_timed OUT RSS CMD...: CMD's stdout to OUT, its maximum resident set size (KiB) to RSS;
@@ -71,23 +70,14 @@ run_timed() {
   secs "$a" "$(now)"
 }
 mib() { awk -v k="$(cat "$1" 2>/dev/null)" 'BEGIN { if (k ~ /^[0-9]+$/) printf "%.0f\n", k / 1024; else print "-" }'; }
-wait_paused() {
-  local deadline=$(($(date +%s) + WAIT))
-  until [ "$(psqlq "$1" "select pg_get_wal_replay_pause_state()" "$2" 2>/dev/null)" = paused ]; do
-    [ -f "$3/postmaster.pid" ] || return 1
-    [ "$(date +%s)" -lt "$deadline" ] || return 1
-    sleep 0.05
-  done
-}
 
 say "btrfs, scale $SCALE: pgbench -i, archiving to wal-archive and pgBackRest"
 truncate -s 8G "$WORK/btrfs.img"
 mkfs.btrfs -q "$WORK/btrfs.img" >/dev/null 2>&1
 mkdir -p "$MNT"; mount -o loop "$WORK/btrfs.img" "$MNT"
 btrfs -q subvolume create "$MNT/pg"
+chown postgres: "$MNT/pg"
 d=$MNT/pg/data
-mkdir -p "$d"; chown postgres: "$MNT/pg" "$d"; chmod 700 "$d"
-pg "$PGBIN/initdb" -D "$d" -A trust -U postgres >/dev/null
 conf=$WORK/pgbackrest.conf
 mkdir -p "$WORK/pgbr" "$WORK/pgbr-run"; chown postgres: "$WORK/pgbr" "$WORK/pgbr-run"
 if [ "$REPO_KIND" = s3 ]; then
@@ -101,37 +91,17 @@ else
   brrepo="repo1-path=$WORK/pgbr"
   where="local repositories on one disk"
 fi
-cat > "$conf" <<CONF
-[global]
+bench_pgbr_conf "$conf" "$d" "$PORT" "$WORK" "$WORK/pgbr-run/lock" "$WORK/pgbr-run/spool" <<CONF
 $brrepo
 repo1-retention-full=$((REPEAT + 1))
-compress-type=zst
-compress-level=1
 process-max=$PARALLEL
 start-fast=y
-log-level-console=warn
-log-level-stderr=warn
-log-level-file=off
-lock-path=$WORK/pgbr-run/lock
-spool-path=$WORK/pgbr-run/spool
-[b]
-pg1-path=$d
-pg1-socket-path=$WORK
-pg1-port=$PORT
 CONF
-chown postgres "$conf"
-cat >> "$d/postgresql.conf" <<CONF
-port = $PORT
-unix_socket_directories = '$WORK'
-listen_addresses = ''
+bench_archiving_primary "$d" "$PORT" "$WORK" "$WORK/log" "$repo" "$conf" "$SCALE" <<CONF
 max_wal_size = 4GB
 archive_mode = on
 archive_command = '$BIN/wal-archive push %p --repo $repo && pgbackrest --config=$conf --stanza=b archive-push %p'
 CONF
-"$BIN/wal-archive" init --repo "$repo" --pgdata "$d" >/dev/null
-pg "$PGBIN/pg_ctl" -D "$d" -l "$WORK/log" -w start >/dev/null
-pg pgbackrest --config="$conf" --stanza=b stanza-create >/dev/null
-pg "$PGBIN/pgbench" -i -q -s "$SCALE" -h "$WORK" -p "$PORT" -U postgres postgres >/dev/null 2>&1
 psqlq "$PORT" checkpoint >/dev/null
 size=$(du -sm "$d" | cut -f1)
 
@@ -174,14 +144,7 @@ unread2=$(echo "$img2" | json_num files_unchanged)
 say "second image: $sent2 of $(echo "$img2" | json_num objects) pieces sent ($(( $(echo "$img2" | json_num stored_bytes_sent) / 1048576 )) MiB stored), $unread2 of $(echo "$img2" | json_num files) files not read (unchanged stamps), ${img[*]} s; pgBackRest incr/diff: ${incr[*]} s"
 # A moment after the second image, for the point-in-time rows; then its WAL archived.
 PGOPTIONS="-c synchronous_commit=off" pg "$PGBIN/pgbench" -n -c 4 -j 2 -t $((TX / 4)) -h "$WORK" -p "$PORT" -U postgres postgres >/dev/null 2>&1
-sleep 1
-T=$(psqlq "$PORT" "select clock_timestamp()")
-sleep 1
-psqlq "$PORT" "create table after_t as select 1" >/dev/null
-seg=$(psqlq "$PORT" "select pg_walfile_name(pg_switch_wal())")
-until [ "$(psqlq "$PORT" "select coalesce(last_archived_wal >= '$seg', false) from pg_stat_archiver")" = t ]; do sleep 0.2; done
-pg "$PGBIN/pg_ctl" -D "$d" -m fast -w stop >/dev/null
-sync
+bench_target_time "$d" "$PORT" "$WORK"
 
 # The floors, with the tools removed: reading every file of the (stopped) data directory with
 # PARALLEL readers, what any image of it must at least do; and cp -a of it into a new
@@ -229,15 +192,12 @@ for i in $(seq 1 "$REPEAT"); do
   t=failed
   mkdir -p "$bp"; chown postgres: "$bp"; chmod 700 "$bp"
   a=$(now)
-  if pg pgbackrest --config="$conf" --stanza=b --pg1-path="$bp" --type=time "--target=$T" --target-action=pause \
-      "--recovery-option=restore_command=pgbackrest --config=$conf --stanza=b --pg1-path=$bp archive-get %f \"%p\"" restore >/dev/null; then
-    printf "port = %d\narchive_mode = off\n" "$RPORT" >> "$bp/postgresql.auto.conf"
-    if pg "$PGBIN/pg_ctl" -D "$bp" -l "$WORK/log-br" -w -t "$WAIT" start >/dev/null 2>&1 && wait_paused "$RPORT" "$WORK" "$bp"; then
-      t=$(secs "$a" "$(now)")
-    else
-      say "pgbackrest restore --type=time did not pause: $(tail -n 3 "$WORK/log-br" 2>/dev/null)"
-    fi
-  fi
+  rc=0
+  bench_pgbr_pitr "$conf" "$bp" "$T" "$RPORT" "$WORK" "$WORK/log-br" "$WAIT" || rc=$?
+  case $rc in
+    0) t=$(secs "$a" "$(now)") ;;
+    2) say "pgbackrest restore --type=time did not pause: $(tail -n 3 "$WORK/log-br" 2>/dev/null)" ;;
+  esac
   brpitr+=("$t")
   pg "$PGBIN/pg_ctl" -D "$bp" -m immediate -w stop >/dev/null 2>&1 || true
   rm -rf "$bp"

@@ -20,58 +20,20 @@ N=${BENCH_SEGMENTS:-64}
 ROUNDS=${BENCH_ROUNDS:-3}
 W=$(mktemp -d /tmp/pgdr-bench-s3.XXXXXX)
 chmod 755 "$W"
-if [ "$(id -u)" = 0 ]; then
-  chown postgres: "$W"
-  as_pg() { runuser -u postgres -- "$@"; }
-else
-  as_pg() { "$@"; }
-fi
-PORT=$((20000 + RANDOM % 20000))
+[ "$(id -u)" != 0 ] || chown postgres: "$W"
 cleanup() {
-  as_pg "$PGBIN/pg_ctl" -D "$W/data" -m immediate stop >/dev/null 2>&1 || true
+  bench_as_pg "$PGBIN/pg_ctl" -D "$W/data" -m immediate stop >/dev/null 2>&1 || true
   bench_s3_stop
   rm -rf "$W"
 }
 trap cleanup EXIT
 
-# Real pgbench segments.
-as_pg mkdir -p "$W/src/pg_wal" "$W/s"
-as_pg "$PGBIN/initdb" -D "$W/data" -U postgres -A trust --no-sync >/dev/null
-cat >>"$W/data/postgresql.conf" <<EOF
-port = $PORT
-listen_addresses = ''
-unix_socket_directories = '$W/s'
-archive_mode = on
-archive_command = 'test ! -f $W/src/pg_wal/%f && cp %p $W/src/pg_wal/%f'
-max_wal_size = 4GB
-EOF
-as_pg "$PGBIN/pg_ctl" -D "$W/data" -l "$W/log" -w start >/dev/null
-PGB="$PGBIN/pgbench -h $W/s -p $PORT -U postgres"
-as_pg $PGB -i -s 10 -q postgres >/dev/null 2>&1
-count() { find "$W/src/pg_wal" -maxdepth 1 -regextype posix-extended -regex '.*/[0-9A-F]{24}' | wc -l; }
-while [ "$(count)" -lt $((N + 1)) ]; do
-  as_pg $PGB -n -c 2 -T 3 postgres >/dev/null 2>&1
-  as_pg "$PGBIN/psql" -h "$W/s" -p $PORT -U postgres -Atqc 'select pg_switch_wal()' postgres >/dev/null
-  sleep 0.5
-done
-mapfile -t SEGS < <(cd "$W/src/pg_wal" && ls | grep -E '^[0-9A-F]{24}$' | sort | head -n "$N")
+# Real pgbench segments, each run's last one switched out.
+bench_pgbench_wal "$W" "$N" 10 2 3 switch
 
 bench_s3_start "$W"
 
-as_pg tee "$W/pgbackrest.conf" >/dev/null <<EOF
-[global]
-$(bench_s3_conf)
-compress-type=zst
-compress-level=1
-log-level-console=off
-log-level-file=off
-lock-path=$W/pgbr-lock
-[bench]
-pg1-path=$W/data
-pg1-socket-path=$W/s
-pg1-port=$PORT
-pg1-user=postgres
-EOF
+bench_s3_conf | bench_pgbench_wal_pgbr "$W"
 
 export W BIN ROUNDS
 printf '%s\n' "${SEGS[@]}" >"$W/names"

@@ -18,63 +18,29 @@ PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 N=${BENCH_SEGMENTS:-64}
 ROUNDS=${BENCH_ROUNDS:-3}
 W=$(mktemp -d /tmp/pgdr-bench.XXXXXX)
-if [ "$(id -u)" = 0 ]; then
-  chown postgres: "$W"
-  as_pg() { runuser -u postgres -- "$@"; }
-else
-  as_pg() { "$@"; }
-fi
-PORT=$((20000 + RANDOM % 20000))
+[ "$(id -u)" != 0 ] || chown postgres: "$W"
 cleanup() {
-  as_pg "$PGBIN/pg_ctl" -D "$W/data" -m immediate stop >/dev/null 2>&1 || true
+  bench_as_pg "$PGBIN/pg_ctl" -D "$W/data" -m immediate stop >/dev/null 2>&1 || true
   rm -rf "$W"
 }
 trap cleanup EXIT
 
-as_pg mkdir -p "$W/src/pg_wal" "$W/s"
-as_pg "$PGBIN/initdb" -D "$W/data" -U postgres -A trust --no-sync >/dev/null
-cat >>"$W/data/postgresql.conf" <<EOF
-port = $PORT
-listen_addresses = ''
-unix_socket_directories = '$W/s'
-archive_mode = on
-archive_command = 'test ! -f $W/src/pg_wal/%f && cp %p $W/src/pg_wal/%f'
-max_wal_size = 4GB
-EOF
-as_pg "$PGBIN/pg_ctl" -D "$W/data" -l "$W/log" -w start >/dev/null
-PGB="$PGBIN/pgbench -h $W/s -p $PORT -U postgres"
-as_pg $PGB -i -s 20 -q postgres >/dev/null 2>&1
-count() { find "$W/src/pg_wal" -maxdepth 1 -name '0000000100000000000000??' -o -maxdepth 1 -name '000000010000000[0-9A-F]000000??' | wc -l; }
-while [ "$(count)" -lt $((N + 1)) ]; do
-  as_pg $PGB -n -c 4 -T 5 postgres >/dev/null 2>&1
-done
-mapfile -t SEGS < <(cd "$W/src/pg_wal" && ls | grep -E '^[0-9A-F]{24}$' | sort | head -n "$N")
+# Real pgbench segments, full ones (no forced switches).
+bench_pgbench_wal "$W" "$N" 20 4 5
 
 HAVE_PGBR=0
 if command -v pgbackrest >/dev/null; then
   HAVE_PGBR=1
-  as_pg tee "$W/pgbackrest.conf" >/dev/null <<EOF
-[global]
-repo1-path=$W/pgbr
-compress-type=zst
-compress-level=1
-log-level-console=off
-log-level-file=off
-lock-path=$W/pgbr-lock
-[bench]
-pg1-path=$W/data
-pg1-socket-path=$W/s
-pg1-port=$PORT
-EOF
+  bench_pgbench_wal_pgbr "$W" <<<"repo1-path=$W/pgbr"
 fi
 PGBR="pgbackrest --config=$W/pgbackrest.conf --stanza=bench"
 
 # A cluster with 1 GiB segments, for memory: initdb writes its first segment, 1 GiB.
-as_pg "$PGBIN/initdb" -D "$W/gib" -U postgres -A trust --no-sync --wal-segsize=1024 >/dev/null
+bench_as_pg "$PGBIN/initdb" -D "$W/gib" -U postgres -A trust --no-sync --wal-segsize=1024 >/dev/null
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 export W BIN PGBR HAVE_PGBR ROUNDS LOAD_BEFORE
 printf '%s\n' "${SEGS[@]}" >"$W/names"
-as_pg python3 - <<'PY'
+bench_as_pg python3 - <<'PY'
 import os, subprocess, statistics, time
 W, BIN, PGBR = os.environ["W"], os.environ["BIN"], os.environ["PGBR"]
 have_pgbr = os.environ["HAVE_PGBR"] == "1"

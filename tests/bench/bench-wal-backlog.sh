@@ -30,8 +30,7 @@ chmod 755 "$W"; chown postgres: "$W"
 P=$W/primary
 pg() { runuser -u postgres -- "$@"; }
 say() { echo "bench-wal-backlog: $*" >&2; }
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-psqlq() { pg "$PGBIN/psql" -X -qAt -h "$W" -p "$PORT" -U postgres -d postgres -c "$1"; }
+psqlq() { bench_psql "$PORT" "$W" "$1"; }
 cleanup() {
   set +e
   [ -f "$P/postmaster.pid" ] && pg "$PGBIN/pg_ctl" -D "$P" -m immediate -w stop >/dev/null 2>&1
@@ -42,34 +41,13 @@ cleanup() {
 [ -n "${KEEP:-}" ] || trap cleanup EXIT
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
-PORT=$(port)
+PORT=$(bench_port)
 repo=$W/repo
 pg mkdir -p "$W/pgbr" "$W/pgbr-run/spool"
-cat > "$W/pgbr.conf" <<CONF
-[global]
-repo1-path=$W/pgbr
-compress-type=zst
-compress-level=1
-log-level-console=warn
-log-level-stderr=warn
-log-level-file=off
-lock-path=$W/pgbr-run/lock
-spool-path=$W/pgbr-run/spool
-archive-async=y
-[global:archive-push]
-process-max=2
-[b]
-pg1-path=$P
-pg1-socket-path=$W
-pg1-port=$PORT
-CONF
-chown postgres: "$W/pgbr.conf"
+bench_pgbr_conf "$W/pgbr.conf" "$P" "$PORT" "$W" "$W/pgbr-run/lock" "$W/pgbr-run/spool" archive-push <<<"repo1-path=$W/pgbr"
 PGBR="pgbackrest --config=$W/pgbr.conf --stanza=b"
-pg "$PGBIN/initdb" -D "$P" -A trust -U postgres --no-sync >/dev/null
-cat >> "$P/postgresql.conf" <<CONF
-port = $PORT
-unix_socket_directories = '$W'
-listen_addresses = ''
+say "pgbench -i -s $SCALE"
+bench_archiving_primary "$P" "$PORT" "$W" "$W/primary.log" "$repo" "$W/pgbr.conf" "$SCALE" --no-sync <<CONF
 shared_buffers = 256MB
 max_wal_size = 1GB
 checkpoint_timeout = 5min
@@ -77,12 +55,6 @@ wal_compression = off
 archive_mode = on
 archive_command = '/bin/true'
 CONF
-"$BIN/wal-archive" init --repo "$repo" --pgdata "$P" >/dev/null
-chown -R postgres: "$repo"
-pg "$PGBIN/pg_ctl" -D "$P" -l "$W/primary.log" -w start >/dev/null
-pg $PGBR stanza-create >/dev/null
-say "pgbench -i -s $SCALE"
-pg "$PGBIN/pgbench" -i -q -s "$SCALE" -h "$W" -p "$PORT" -U postgres postgres >/dev/null 2>&1
 
 ready() { find "$P/pg_wal/archive_status" -name '*.ready' 2>/dev/null | wc -l; }
 drained() {

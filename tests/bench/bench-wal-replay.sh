@@ -57,8 +57,7 @@ R=$W/replay
 pg() { runuser -u postgres -- "$@"; }
 say() { echo "bench-wal-replay: $*" >&2; }
 now() { date +%s.%N; }
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-psqlq() { pg "$PGBIN/psql" -X -qAt -h "$W" -p "$1" -U postgres -d postgres -c "$2"; }
+psqlq() { bench_psql "$1" "$W" "$2"; }
 # Processes of this run still alive (prefetch workers, pgBackRest's async archive-get) are
 # found by the work directory in their command line and ended by pid.
 stragglers() { pgrep -f -- "$W/" || true; }
@@ -83,46 +82,20 @@ cleanup() {
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # The primary, archiving to the three places.
-PORT=$(port)
+PORT=$(bench_port)
 repo=$W/repo
 pg mkdir -p "$W/wal" "$W/pgbr" "$W/pgbr-run/spool"
-for c in push get; do
-  cat > "$W/pgbr-$c.conf" <<CONF
-[global]
-repo1-path=$W/pgbr
-compress-type=zst
-compress-level=1
-log-level-console=warn
-log-level-stderr=warn
-log-level-file=off
-lock-path=$W/pgbr-run/lock-$c
-spool-path=$W/pgbr-run/spool
-$([ "$c" = get ] && printf 'archive-async=y\n[global:archive-get]\nprocess-max=2\n')
-[b]
-pg1-path=$P
-pg1-socket-path=$W
-pg1-port=$PORT
-CONF
-  chown postgres: "$W/pgbr-$c.conf"
-done
+bench_pgbr_conf "$W/pgbr-push.conf" "$P" "$PORT" "$W" "$W/pgbr-run/lock-push" "$W/pgbr-run/spool" <<<"repo1-path=$W/pgbr"
+bench_pgbr_conf "$W/pgbr-get.conf" "$P" "$PORT" "$W" "$W/pgbr-run/lock-get" "$W/pgbr-run/spool" archive-get <<<"repo1-path=$W/pgbr"
 PGBR_PUSH="pgbackrest --config=$W/pgbr-push.conf --stanza=b"
-pg "$PGBIN/initdb" -D "$P" -A trust -U postgres --no-sync >/dev/null
-cat >> "$P/postgresql.conf" <<CONF
-port = $PORT
-unix_socket_directories = '$W'
-listen_addresses = ''
+say "pgbench -i -s $SCALE"
+bench_archiving_primary "$P" "$PORT" "$W" "$W/primary.log" "$repo" "$W/pgbr-push.conf" "$SCALE" --no-sync <<CONF
 shared_buffers = $SHARED_BUFFERS
 max_wal_size = 4GB
 checkpoint_timeout = 1h
 archive_mode = on
 archive_command = '$BIN/wal-archive push %p --repo $repo && $PGBR_PUSH archive-push %p && cp %p $W/wal/%f'
 CONF
-"$BIN/wal-archive" init --repo "$repo" --pgdata "$P" >/dev/null
-chown -R postgres: "$repo"
-pg "$PGBIN/pg_ctl" -D "$P" -l "$W/primary.log" -w start >/dev/null
-pg $PGBR_PUSH stanza-create >/dev/null
-say "pgbench -i -s $SCALE"
-pg "$PGBIN/pgbench" -i -q -s "$SCALE" -h "$W" -p "$PORT" -U postgres postgres >/dev/null 2>&1
 psqlq "$PORT" checkpoint >/dev/null
 
 # The base backup: a cold copy (the shutdown checkpoint is where replay starts), pg_wal empty.
@@ -193,7 +166,7 @@ replay() {
   if [ -n "$trace" ]; then
     rc="$W/trace.sh $trace ${rc/ get %f %p / get --json %f %p }"
   fi
-  rport=$(port)
+  rport=$(bench_port)
   log=$W/replay-$v.log
   : > "$log"; chown postgres: "$log"
   cat >> "$R/postgresql.auto.conf" <<CONF
