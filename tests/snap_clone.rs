@@ -796,6 +796,7 @@ fn failures(d: &mut Drill) {
     if pgdr_core::owner::is_root() {
         encrypted_wal_with_an_identity_the_server_cannot_read(d);
     }
+    killed_while_copying_and_a_place_already_taken(d);
 
     // Missing WAL: a restore_command that finds nothing, and a target past the snapshot's
     // own WAL. PostgreSQL stops; the clone is rolled back, and the one line says where the
@@ -1062,13 +1063,8 @@ fn encrypted_wal_with_an_identity_the_server_cannot_read(d: &mut Drill) {
     use std::os::unix::fs::PermissionsExt;
     let dir = pgdr_testkit::short_tempdir("pgdr-key-");
     let key = dir.path().join("root.key");
-    pgdr_testkit::run_ok(std::process::Command::new("age-keygen").arg("-o").arg(&key));
+    let recipient = pgdr_testkit::age_keygen(&key);
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let recipient = std::fs::read_to_string(&key)
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("# public key: ").map(str::to_owned))
-        .expect("age-keygen writes the public key");
     let enc = dir.path().join("enc");
     tool("wal-archive")
         .args(["init", "--encrypt-to", &recipient, "--pgdata"])
@@ -1104,5 +1100,48 @@ fn encrypted_wal_with_an_identity_the_server_cannot_read(d: &mut Drill) {
         .ok()
         .document::<CloneReport>();
     d.sc().args(["--destroy", &doc.clone]).run().ok();
+    d.assert_nothing_left(None);
+}
+
+/// The copy backend's default place (STORE/clones/NAME): something already there is refused
+/// and left exactly as it was (never merged into, never removed by the rollback); a run killed
+/// with SIGKILL while copying leaves a clone that --list shows as creating and --destroy
+/// removes.
+fn killed_while_copying_and_a_place_already_taken(d: &mut Drill) {
+    let parent = clone_parent(&d.backend());
+    let taken = parent.join("taken");
+    std::fs::create_dir_all(&taken).unwrap();
+    std::fs::write(taken.join("PG_VERSION"), "mine\n").unwrap();
+    let out = d
+        .sc()
+        .args(d.clone_args())
+        .args(["--snapshot", &d.name("a"), "--name", "taken"])
+        .run()
+        .expect_error(1, T);
+    assert!(out.stderr.contains("cannot clone into"), "{}", out.stderr);
+    let left: Vec<_> = std::fs::read_dir(&taken).unwrap().flatten().collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(
+        std::fs::read_to_string(taken.join("PG_VERSION")).unwrap(),
+        "mine\n"
+    );
+    std::fs::remove_dir_all(&taken).unwrap();
+    d.assert_nothing_left(None);
+
+    let killed = parent.join("killed");
+    let mut run = d
+        .sc()
+        .args(d.clone_args())
+        .args(["--snapshot", &d.name("a"), "--name", "killed"])
+        .into_command();
+    pgdr_testkit::kill_9_when(&mut run, |_| killed.exists(), Duration::ZERO);
+    let listed = d.list();
+    let rec = listed
+        .iter()
+        .find(|c| c.clone == "killed")
+        .unwrap_or_else(|| panic!("the killed run's clone is not listed: {listed:?}"));
+    assert_eq!(rec.state, "creating", "{rec:?}");
+    d.sc().args(["--destroy", "killed"]).run().ok();
+    assert!(!killed.exists());
     d.assert_nothing_left(None);
 }

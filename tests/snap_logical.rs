@@ -890,12 +890,7 @@ fn an_encrypted_repository() {
     app(&c, "app");
     let d = short_tempdir("pgdr-le");
     let key = d.path().join("key");
-    pgdr_testkit::run_ok(std::process::Command::new("age-keygen").arg("-o").arg(&key));
-    let recipient = std::fs::read_to_string(&key)
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("# public key: ").map(str::to_string))
-        .unwrap();
+    let recipient = pgdr_testkit::age_keygen(&key);
     let repo = d.path().join("repo");
     tool("wal-archive")
         .args(["init", "--repo"])

@@ -6,7 +6,9 @@
 
 mod wal_support;
 
-use pgdr_testkit::{chown_to_pg_user, short_tempdir, tool, Cluster, S3Server, ToolCommand};
+use pgdr_testkit::{
+    age_keygen, chown_to_pg_user, short_tempdir, tool, Cluster, S3Server, ToolCommand,
+};
 use pgdr_wal::doc::{
     CopyReport, GetReport, InitReport, ListReport, PruneReport, PushReport, VerifyReport,
 };
@@ -501,20 +503,6 @@ fn s3_archive_under_pgbench_and_pitr_to_a_restore_point() {
     chown_to_pg_user(&restored.data.join("recovery.signal"));
     restored.start_server();
     paused_at_the_restore_point(&restored, Duration::from_secs(180));
-}
-
-fn age_keygen(path: &Path) -> String {
-    let out = Command::new("age-keygen")
-        .arg("-o")
-        .arg(path)
-        .output()
-        .expect("age-keygen (Debian package age; make deps)");
-    assert!(out.status.success());
-    let text = fs::read_to_string(path).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("# public key: "))
-        .unwrap()
-        .to_string()
 }
 
 fn ssh_keygen(path: &Path) -> String {

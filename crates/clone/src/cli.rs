@@ -505,7 +505,7 @@ pub static MAN: pgdr_core::man::ManExtra = pgdr_core::man::ManExtra {
         ),
         (
             "IMAGES",
-            "A clone restored from an image is recorded before its directory is made (state creating, with the repository it came from), so a run killed while restoring leaves a clone that --destroy removes; it depends on no snapshot of this host, so snap-prune never skips one for it. As root, the restored tree belongs to the user that owned the source's data directory (named in the image's manifest) when this host has that user, else to the owner of --target's parent directory; run as another user, to that user. The image is chosen when the run starts: an image snap-prune --repo removes during the restore fails it (exit 1, everything removed).",
+            "A clone restored from an image, and a copy-backend clone, is recorded before its directory is made (state creating; an image's with the repository it came from), so a run killed while restoring or copying leaves a clone that --list shows and --destroy removes. The place a btrfs or copy clone goes (--target, or STORE/clones/NAME) must not exist: a clone is never merged into files it did not make, and its rollback never removes them. An image's clone depends on no snapshot of this host, so snap-prune never skips one for it. As root, the restored tree belongs to the user that owned the source's data directory (named in the image's manifest) when this host has that user, else to the owner of --target's parent directory; run as another user, to that user. The image is chosen when the run starts: an image snap-prune --repo removes during the restore fails it (exit 1, everything removed).",
         ),
         (
             "RESTORE DRILLS",

@@ -129,6 +129,17 @@ pub fn bin_dir() -> PathBuf {
     }
 }
 
+/// Writes a new age identity to `path` with `age-keygen` (Debian package age; make deps) and
+/// returns its recipient (`age1…`), from the file's "# public key:" line.
+pub fn age_keygen(path: &std::path::Path) -> String {
+    run_ok(std::process::Command::new("age-keygen").arg("-o").arg(path));
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+        .lines()
+        .find_map(|l| l.strip_prefix("# public key: ").map(str::to_owned))
+        .expect("age-keygen writes the public key")
+}
+
 /// Runs a command, panicking with its output when it fails.
 pub fn run_ok(cmd: &mut std::process::Command) -> String {
     let out = cmd

@@ -43,6 +43,10 @@ impl ToolCommand {
         self.stdin = Some(input.into());
         self
     }
+    /// The command itself (no input given), for a test that runs it its own way.
+    pub fn into_command(self) -> Command {
+        self.cmd
+    }
     pub fn stdin_json(self, v: &serde_json::Value) -> Self {
         self.stdin(v.to_string())
     }

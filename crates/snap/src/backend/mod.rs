@@ -389,12 +389,7 @@ impl Backend {
                     .because("it exists already"));
             }
         }
-        let (location, root) = match self {
-            Backend::Zfs(z) => z.clone_to(meta, clone, target)?,
-            Backend::Btrfs(b) => b.clone_to(meta, &self.clone_root(clone, target)?)?,
-            Backend::Copy(c) => c.clone_to(meta, &self.clone_root(clone, target)?)?,
-        };
-        let rec = CloneRecord {
+        let record = |location: String, root: PathBuf| CloneRecord {
             clone: clone.to_string(),
             snapshot: meta.snapshot.clone(),
             source_pgdata: meta.pgdata.clone(),
@@ -408,11 +403,45 @@ impl Backend {
             server: None,
             repository: None,
         };
+        let rec = match self {
+            Backend::Zfs(z) => {
+                let (location, root) = z.clone_to(meta, clone, target)?;
+                record(location, root)
+            }
+            Backend::Btrfs(b) => {
+                let (location, root) = b.clone_to(meta, &self.fresh_clone_root(clone, target)?)?;
+                record(location, root)
+            }
+            Backend::Copy(c) => {
+                // A copy takes a while: recorded first, so a run killed while copying leaves
+                // a clone that --list shows as creating and --destroy removes.
+                let root = self.fresh_clone_root(clone, target)?;
+                let rec = record(root.to_string_lossy().into_owned(), root);
+                registry.write(&rec)?;
+                if let Err(e) = c.clone_to(meta, &rec.root) {
+                    let _ = registry.remove(clone);
+                    return Err(e);
+                }
+                return Ok(rec);
+            }
+        };
         if let Err(e) = registry.write(&rec) {
             let _ = self.remove_clone(&rec);
             return Err(e);
         }
         Ok(rec)
+    }
+
+    /// [`Backend::clone_root`], refused when something is there already: a clone is never
+    /// merged into, nor its rollback allowed to remove, files it did not make.
+    fn fresh_clone_root(&self, clone: &str, target: Option<&Path>) -> Result<PathBuf> {
+        let root = self.clone_root(clone, target)?;
+        if std::fs::symlink_metadata(&root).is_ok() {
+            return Err(Error::failed(format!("cannot clone into {}", root.display()))
+                .because("it exists already, and no clone of that name is recorded")
+                .hint("remove it if nothing uses it (a snap-clone killed before pgdr recorded clones first leaves one), or pick another --name"));
+        }
+        Ok(root)
     }
 
     /// Where a btrfs or copy clone goes: the given target, else `STORE/clones/NAME`.
