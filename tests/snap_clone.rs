@@ -1089,6 +1089,28 @@ fn encrypted_wal_with_an_identity_the_server_cannot_read(d: &mut Drill) {
     );
     assert!(out.stderr.contains("runs as postgres"), "{}", out.stderr);
     d.assert_nothing_left(None);
+    // No identity at all, and the server's own file that others can read: refused as early.
+    let shared = dir.path().join("shared.key");
+    std::fs::copy(&key, &shared).unwrap();
+    pgdr_testkit::chown_to_pg_user(&shared);
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o644)).unwrap();
+    for (identity, says) in [
+        (None, "PGDR_IDENTITY names no identity file"),
+        (Some(&shared), "group or others can read it"),
+    ] {
+        let mut c = d.sc();
+        if let Some(f) = identity {
+            c = c.env("PGDR_IDENTITY", f);
+        }
+        let out = c
+            .args(d.clone_args())
+            .args(["--snapshot", &d.name("a"), "--name", "sealed", "--repo"])
+            .arg(&enc)
+            .run()
+            .expect_error(1, T);
+        assert!(out.stderr.contains(says), "{}", out.stderr);
+        d.assert_nothing_left(None);
+    }
     // The WAL of a repository that is not encrypted needs no identity: cloned (not started).
     let doc = d
         .sc()

@@ -240,17 +240,33 @@ fn discovered(req: &CreateRequest) -> Result<Backend> {
 }
 
 /// A clone of a local snapshot runs as its data directory's owner, `uid`; the WAL of
-/// `--repo` is decrypted by its restore_command with $PGDR_IDENTITY. The repository is opened
-/// only when that file is another user's, to learn whether it is encrypted at all.
+/// `--repo` is decrypted by its restore_command with $PGDR_IDENTITY. Checked before anything
+/// is cloned, as the image path does: the repository opens (which refuses an identity file
+/// that cannot be used: missing, readable by group or others, holding no identity), and an
+/// encrypted one needs an identity file, the server's own.
+///
+/// # Errors
+/// The repository cannot be opened; it is encrypted and no identity file is named, or the
+/// file is another user's.
 fn wal_identity_readable_by(req: &CreateRequest, uid: u32) -> Result<()> {
     let Some(repo) = &req.wal_repo else {
         return Ok(());
     };
-    let user = pgdr_core::owner::user_by_uid(uid).map_or_else(|| format!("uid {uid}"), |u| u.name);
-    match crate::from_image::identity_readable_by(uid, &user) {
-        Err(e) if pgdr_repo::repo::Repo::open(repo).is_ok_and(|r| r.encrypted()) => Err(e),
-        _ => Ok(()),
+    if !pgdr_repo::repo::Repo::open(repo)?.encrypted() {
+        return Ok(());
     }
+    let user = pgdr_core::owner::user_by_uid(uid).map_or_else(|| format!("uid {uid}"), |u| u.name);
+    if std::env::var_os(pgdr_repo::crypt::IDENTITY_ENV).is_none_or(|v| v.is_empty()) {
+        return Err(Error::failed(format!(
+            "cannot recover from --repo {}",
+            repo.display()
+        ))
+        .because("its WAL is encrypted, and PGDR_IDENTITY names no identity file")
+        .hint(format!(
+            "PGDR_IDENTITY=FILE, a file of {user} with mode 600 (the clone's restore_command reads it)"
+        )));
+    }
+    crate::from_image::identity_readable_by(uid, &user)
 }
 
 /// Makes the clone.
