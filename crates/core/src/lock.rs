@@ -97,6 +97,14 @@ fn open(path: &Path) -> Result<File> {
 /// at once with exit 75; with it, retries until the time runs out.
 ///
 /// # Errors
+/// What to do about a lock that is held: wait for it, or (having waited) wait longer.
+pub fn wait_hint(waited: Option<Duration>) -> &'static str {
+    match waited {
+        Some(_) => "try again later, or pass a longer --wait-lock",
+        None => "try again later, or pass --wait-lock SECONDS",
+    }
+}
+
 /// Exit 75 when another run holds the lock; exit 1 when the file cannot be opened or locked.
 pub fn acquire(path: &Path, what: &str, wait: Option<Duration>) -> Result<LockGuard> {
     let deadline = wait.map(|w| Instant::now() + w);
@@ -122,7 +130,7 @@ pub fn acquire(path: &Path, what: &str, wait: Option<Duration>) -> Result<LockGu
                 };
                 return Err(Error::locked(format!("{what} is locked"))
                     .because(format!("another run holds {}{waited}", path.display()))
-                    .hint("try again later, or pass --wait-lock SECONDS"));
+                    .hint(wait_hint(wait)));
             }
             Err(TryLockError::Error(e)) => {
                 return Err(Error::failed(format!("cannot lock {}", path.display()))
@@ -143,8 +151,10 @@ mod tests {
         let g = acquire(&p, "target", None).unwrap();
         let e = acquire(&p, "target", None).unwrap_err();
         assert_eq!(e.exit_code(), 75);
+        assert!(e.to_string().contains("pass --wait-lock SECONDS"), "{e}");
         let e = acquire(&p, "target", Some(Duration::from_millis(120))).unwrap_err();
         assert!(e.to_string().contains("after waiting"), "{e}");
+        assert!(e.to_string().contains("a longer --wait-lock"), "{e}");
         drop(g);
         acquire(&p, "target", None).unwrap();
     }

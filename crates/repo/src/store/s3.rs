@@ -742,7 +742,8 @@ impl Store for S3Store {
                     self.locate(name)
                 ))
                 .hint(format!(
-                    "try again later, or pass --wait-lock SECONDS; a holder that died on another host is taken over after {} minutes without a heartbeat",
+                    "{}; a holder that died on another host is taken over after {} minutes without a heartbeat",
+                    pgdr_core::lock::wait_hint(wait),
                     STALE.as_secs() / 60
                 )));
         }

@@ -178,7 +178,7 @@ impl Backend {
         self.ensure_store()?;
         pgdr_core::lock::acquire(
             &self.lock_path(),
-            &format!("the snapshots of {}", self.pgdata().display()),
+            &format!("the snapshot store of {}", self.pgdata().display()),
             wait,
         )
     }
