@@ -797,6 +797,7 @@ fn failures(d: &mut Drill) {
         encrypted_wal_with_an_identity_the_server_cannot_read(d);
     }
     killed_while_copying_and_a_place_already_taken(d);
+    a_repository_of_another_cluster(d);
 
     // Missing WAL: a restore_command that finds nothing, and a target past the snapshot's
     // own WAL. PostgreSQL stops; the clone is rolled back, and the one line says where the
@@ -1165,5 +1166,33 @@ fn killed_while_copying_and_a_place_already_taken(d: &mut Drill) {
     assert_eq!(rec.state, "creating", "{rec:?}");
     d.sc().args(["--destroy", "killed"]).run().ok();
     assert!(!killed.exists());
+    d.assert_nothing_left(None);
+}
+
+/// --repo holding another database system's WAL: refused before anything is cloned, naming
+/// both system identifiers (its WAL could never replay onto the snapshot).
+fn a_repository_of_another_cluster(d: &mut Drill) {
+    let other = Cluster::builder().init_only();
+    let dir = pgdr_testkit::short_tempdir("pgdr-foreign-");
+    let foreign = dir.path().join("repo");
+    tool("wal-archive")
+        .args(["init", "--pgdata"])
+        .arg(&other.data)
+        .arg("--repo")
+        .arg(&foreign)
+        .run()
+        .ok();
+    let out = d
+        .sc()
+        .args(d.clone_args())
+        .args(["--snapshot", &d.name("a"), "--name", "foreign", "--repo"])
+        .arg(&foreign)
+        .run()
+        .expect_error(1, T);
+    assert!(
+        out.stderr.contains("holds the WAL of database system"),
+        "{}",
+        out.stderr
+    );
     d.assert_nothing_left(None);
 }

@@ -128,7 +128,8 @@ pub struct Args {
     /// --target and no --pgdata, --snapshot-dir, --backend or '-': the image is restored from
     /// it too (with --into also without --target when no local snapshot serves the request). An encrypted one is read with the identity file $PGDR_IDENTITY names (owned
     /// by the data directory's owner: the server's restore_command reads it too, and gets
-    /// it as --identity FILE; a file of another user is refused before anything is cloned). The AWS_* variables of an s3:// one are not written anywhere:
+    /// it as --identity FILE; a file of another user is refused before anything is cloned). A
+    /// repository of another database system than the snapshot's is refused too. The AWS_* variables of an s3:// one are not written anywhere:
     /// a clone restarted with pg_ctl while it recovers needs them in its environment.
     #[arg(long, value_name = "REPO")]
     pub repo: Option<PathBuf>,

@@ -239,22 +239,37 @@ fn discovered(req: &CreateRequest) -> Result<Backend> {
     }
 }
 
-/// A clone of a local snapshot runs as its data directory's owner, `uid`; the WAL of
-/// `--repo` is decrypted by its restore_command with $PGDR_IDENTITY. Checked before anything
-/// is cloned, as the image path does: the repository opens (which refuses an identity file
-/// that cannot be used: missing, readable by group or others, holding no identity), and an
-/// encrypted one needs an identity file, the server's own.
+/// The WAL of `--repo` for a clone of the local snapshot `meta`, checked before anything is
+/// cloned: the repository opens (which refuses an identity file that cannot be used: missing,
+/// readable by group or others, holding no identity), holds the WAL of the snapshot's
+/// database system, and, encrypted, has an identity file that the clone's server (running as
+/// the data directory's owner, `uid`) can read, as the image path checks.
 ///
 /// # Errors
-/// The repository cannot be opened; it is encrypted and no identity file is named, or the
-/// file is another user's.
-fn wal_identity_readable_by(req: &CreateRequest, uid: u32) -> Result<()> {
+/// The repository cannot be opened, belongs to another database system, or is encrypted and
+/// no identity file is named or it is another user's.
+fn check_wal_repo(req: &CreateRequest, meta: &SnapshotMeta, uid: Option<u32>) -> Result<()> {
     let Some(repo) = &req.wal_repo else {
         return Ok(());
     };
-    if !pgdr_repo::repo::Repo::open(repo)?.encrypted() {
-        return Ok(());
+    let r = pgdr_repo::repo::Repo::open(repo)?;
+    if let Some(id) = r.identity() {
+        if id.system_identifier.to_string() != meta.system_identifier {
+            return Err(Error::failed(format!(
+                "cannot recover {} from --repo {}",
+                meta.snapshot,
+                repo.display()
+            ))
+            .because(format!(
+                "the repository holds the WAL of database system {}, the snapshot is of {}",
+                id.system_identifier, meta.system_identifier
+            ))
+            .hint("give --repo the repository this cluster archives to"));
+        }
     }
+    let Some(uid) = uid.filter(|_| r.encrypted()) else {
+        return Ok(());
+    };
     let user = pgdr_core::owner::user_by_uid(uid).map_or_else(|| format!("uid {uid}"), |u| u.name);
     if std::env::var_os(pgdr_repo::crypt::IDENTITY_ENV).is_none_or(|v| v.is_empty()) {
         return Err(Error::failed(format!(
@@ -290,8 +305,8 @@ pub fn run(req: &CreateRequest) -> Result<CloneReport> {
     let backend = backend_for(req)?;
     // The registry is created for the data directory's owner before the name's lock, which
     // lives in it.
-    if let Some(owner) = pgdr_snap::registry::ids_of(backend.pgdata()) {
-        wal_identity_readable_by(req, owner.0)?;
+    let owner = pgdr_snap::registry::ids_of(backend.pgdata());
+    if let Some(owner) = owner {
         registry.ensure(owner)?;
     }
     let _name_lock = registry.lock(name, req.wait_lock)?;
@@ -318,6 +333,7 @@ pub fn run(req: &CreateRequest) -> Result<CloneReport> {
         },
     )?;
     let bindir = pgdr_core::pgbin::bindir(Some(meta.pg_version))?;
+    check_wal_repo(req, &meta, owner.map(|o| o.0))?;
     let port = choose_port(req.port, &registry.list()?)?;
 
     pgdr_core::signals::set_cooperative(true);
