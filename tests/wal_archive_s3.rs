@@ -210,6 +210,27 @@ fn s3_faults_duplicates_damage_and_foreign_wal() {
         assert!(!out.stderr.contains(pgdr_testkit::s3::SECRET_KEY));
         assert!(!dest.exists());
     }
+    // No credentials at all, and no instance role (its metadata service is a closed port
+    // here): one line that names what to set.
+    let out = was(&s, repo)
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env(
+            "AWS_METADATA_ENDPOINT",
+            format!("http://127.0.0.1:{}", pgdr_testkit::free_port()),
+        )
+        .arg("get")
+        .arg(&names[0])
+        .arg(&dest)
+        .run()
+        .expect_error(126, T);
+    assert!(
+        out.stderr.contains("no credentials were given"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("AWS_ACCESS_KEY_ID"), "{}", out.stderr);
+    assert!(!dest.exists());
 
     // list and prune as on disk.
     let l: ListReport = was(&s, repo).arg("list").run().ok().document();

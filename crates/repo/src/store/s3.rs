@@ -262,6 +262,11 @@ impl S3Store {
             object_store::Error::PermissionDenied { .. } => err.because(text).hint(
                 "check the credentials and that they may read, write and list this bucket",
             ),
+            // object_store falls back to an EC2 instance role: the metadata service's token
+            // request failing means no credentials came from anywhere.
+            _ if text.contains("/latest/api/token") || text.contains("/latest/meta-data/") => err
+                .because(format!("no credentials were given, and no instance role gave any ({text})"))
+                .hint("set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary ones), or run where an instance role provides them"),
             _ if text.contains("NoSuchBucket") => err
                 .because(format!("bucket {} does not exist", self.loc.bucket))
                 .hint(format!(
