@@ -50,7 +50,8 @@ pub fn discover(store: Option<&Path>) -> Result<Discovery> {
     if have("zfs") {
         match zfs_snapshots() {
             Ok(v) => d.found.extend(v),
-            Err(e) => d.notes.push(format!("zfs list failed: {e}")),
+            // The error names the command already ("zfs list failed: …").
+            Err(e) => d.notes.push(e.to_string()),
         }
     }
     let btrfs_mounts = std::fs::read_to_string("/proc/self/mountinfo")
