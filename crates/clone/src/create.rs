@@ -51,8 +51,9 @@ pub struct CreateRequest {
     pub action: Action,
     /// The restore_command, or None to keep the configured one.
     pub restore_command: Option<String>,
-    /// The repository of `restore_command` when pgdr wrote it (`--repo`): an encrypted one's
-    /// identity file ($PGDR_IDENTITY) must be the clone server's own, checked before cloning.
+    /// The repository of `restore_command` when pgdr wrote it (`--repo`), checked before a
+    /// local snapshot is cloned: the snapshot's database system, and for an encrypted one an
+    /// identity file ($PGDR_IDENTITY) of the clone server's own ([`check_wal_repo`]).
     pub wal_repo: Option<PathBuf>,
     /// shared_buffers for the clone (PostgreSQL's syntax), written into its configuration.
     pub shared_buffers: Option<String>,
