@@ -53,7 +53,7 @@ pub struct CreateRequest {
     pub restore_command: Option<String>,
     /// The repository of `restore_command` when pgdr wrote it (`--repo`), checked before a
     /// local snapshot is cloned: the snapshot's database system, and for an encrypted one an
-    /// identity file ($PGDR_IDENTITY) of the clone server's own ([`check_wal_repo`]).
+    /// identity file ($PGDR_IDENTITY) of the clone server's own (`check_wal_repo`).
     pub wal_repo: Option<PathBuf>,
     /// shared_buffers for the clone (PostgreSQL's syntax), written into its configuration.
     pub shared_buffers: Option<String>,
