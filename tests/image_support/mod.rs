@@ -10,7 +10,6 @@ use pgdr_snap::doc::{ImageReport, SnapshotList};
 use pgdr_testkit::{bin_dir, tool, Cluster, S3Server, ToolCommand};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 pub const ROWS: i64 = 10;
@@ -280,21 +279,9 @@ pub fn place_identity() -> (tempfile::TempDir, PathBuf, String) {
     )
     .unwrap();
     let key = dir.path().join("dr.key");
-    let out = Command::new("age-keygen")
-        .arg("-o")
-        .arg(&key)
-        .output()
-        .expect("age-keygen (make deps installs age)");
-    assert!(out.status.success(), "{out:?}");
+    let recipient = pgdr_testkit::age_keygen(&key);
     std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let pg = pgdr_core::owner::user_by_name("postgres").expect("a postgres user");
-    std::os::unix::fs::chown(&key, Some(pg.uid), Some(pg.gid)).unwrap();
-    let out = Command::new("age-keygen")
-        .arg("-y")
-        .arg(&key)
-        .output()
-        .unwrap();
-    let recipient = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    pgdr_testkit::chown_to_pg_user(&key);
     (dir, key, recipient)
 }
 
