@@ -6,6 +6,7 @@
 
 mod wal_support;
 
+use pgdr_repo::stored::Compression;
 use pgdr_testkit::{
     age_keygen, chown_to_pg_user, short_tempdir, tool, Cluster, S3Server, ToolCommand,
 };
@@ -293,17 +294,27 @@ fn s3_reads_with_the_settings_decide_nothing_before_the_repository_opened() {
     assert!(out.stderr.contains("not an initialised"), "{}", out.stderr);
     assert!(!dest.exists());
     let out = was(&s, "s3://ahead/stray")
-        .arg("push")
+        .args(["push", "--parallel", "2"])
         .arg(wal.join(&names[2]))
         .run()
         .expect_error(1, T);
     assert!(out.stderr.contains("not an initialised"), "{}", out.stderr);
     assert_eq!(ack("stray", &names[2]).as_ref(), Some(&acked));
 
-    // In the repository: the acknowledgement answers the push (and is removed), the file is
-    // got back, a name not archived is the end of the archive.
+    // In the repository: a push without --parallel does not look for acknowledgements on S3
+    // (a request each); the conditional create finds the file and the comparison answers.
     let r: PushReport = was(&s, repo)
         .arg("push")
+        .arg(wal.join(&names[1]))
+        .run()
+        .ok()
+        .document();
+    assert!(!r.acknowledged && r.file.already_archived, "{r:?}");
+    assert!(ack("main", &names[1]).is_some());
+    // With --parallel, as archive_command calls it: the acknowledgement answers the push (and
+    // is removed), the file is got back, a name not archived is the end of the archive.
+    let r: PushReport = was(&s, repo)
+        .args(["push", "--parallel", "2"])
         .arg(wal.join(&names[2]))
         .run()
         .ok()
@@ -328,6 +339,99 @@ fn s3_reads_with_the_settings_decide_nothing_before_the_repository_opened() {
         .expect_error(1, T);
     assert!(out.stderr.contains("not in the archive"), "{}", out.stderr);
     assert!(!dest.exists());
+}
+
+/// push on S3 compresses the file while the settings are on their way, with the default (or
+/// what it was told): the repository's settings still decide what is stored, and a file that
+/// is not a regular one is refused without waiting for a writer.
+#[test]
+fn s3_push_compresses_before_the_settings_came_and_they_still_decide() {
+    let s = pgdr_testkit::skip_unless!(S3Server::start());
+    s.create_bucket("guess");
+    let (segs, names) = make_segments(3);
+    let wal = segs.path().join("pg_wal");
+    let dir = short_tempdir("pgdr-s3g");
+    let dest = dir.path().join("RECOVERYXLOG");
+    let stored = |prefix: &str, n: &str| {
+        s.object("guess", &format!("{prefix}/wal/00000001/{n}"))
+            .expect("stored")
+    };
+    // The header's compression byte (FORMAT.md: offset 10; 0 none, 1 zstd, 2 lz4).
+    let code = |b: &[u8]| b[10];
+
+    // A repository storing lz4 overrules the zstd compressed ahead; level 9 too (a larger
+    // level compresses this WAL smaller than level 1 does, so the stored size tells).
+    was(&s, "s3://guess/lz4")
+        .args(["init", "--compress", "lz4"])
+        .run()
+        .ok();
+    was(&s, "s3://guess/z9")
+        .args(["init", "--level", "9"])
+        .run()
+        .ok();
+    was(&s, "s3://guess/z1").arg("init").run().ok();
+    for (prefix, want, byte) in [
+        ("lz4", Compression::Lz4, 2),
+        ("z9", Compression::Zstd, 1),
+        ("z1", Compression::Zstd, 1),
+    ] {
+        let r: PushReport = was(&s, &format!("s3://guess/{prefix}"))
+            .arg("push")
+            .arg(wal.join(&names[0]))
+            .run()
+            .ok()
+            .document();
+        assert_eq!(r.file.compression, want, "{prefix}: {r:?}");
+        assert_eq!(code(&stored(prefix, &names[0])), byte, "{prefix}");
+        let g: GetReport = was(&s, &format!("s3://guess/{prefix}"))
+            .arg("get")
+            .arg(&names[0])
+            .arg(&dest)
+            .run()
+            .ok()
+            .document();
+        assert_eq!(g.sha256, sha(&wal.join(&names[0])));
+        assert_eq!(sha(&dest), sha(&wal.join(&names[0])));
+        fs::remove_file(&dest).unwrap();
+    }
+    let (z9, z1) = (stored("z9", &names[0]), stored("z1", &names[0]));
+    assert!(
+        z9.len() < z1.len(),
+        "level 9 {} vs level 1 {}",
+        z9.len(),
+        z1.len()
+    );
+
+    // What push is told wins over the repository's.
+    let r: PushReport = was(&s, "s3://guess/lz4")
+        .args(["push", "--compress", "none"])
+        .arg(wal.join(&names[1]))
+        .run()
+        .ok()
+        .document();
+    assert_eq!(r.file.compression, Compression::None, "{r:?}");
+    let raw = stored("lz4", &names[1]);
+    assert_eq!((code(&raw), raw.len()), (0, 68 + (16 << 20)));
+    let out = was(&s, "s3://guess/z1")
+        .args(["push", "--level", "99"])
+        .arg(wal.join(&names[1]))
+        .run()
+        .expect_error(2, T);
+    assert!(out.stderr.contains("--level 99"), "{}", out.stderr);
+
+    // A FIFO under a segment's name: refused at once, nothing stored.
+    let fifo = wal.join("000000010000000000000063");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let out = was(&s, "s3://guess/z1")
+        .arg("push")
+        .arg(&fifo)
+        .run()
+        .expect_error(1, T);
+    assert!(out.stderr.contains("not a regular file"), "{}", out.stderr);
+    assert!(s
+        .keys("guess", "z1/wal/00000001/000000010000000000000063")
+        .is_empty());
 }
 
 #[test]

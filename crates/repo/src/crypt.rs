@@ -253,6 +253,10 @@ impl Store for EncryptedStore {
         crate::store::stage_in_temp(key)
     }
 
+    fn stages_in_temp(&self, key: &Key) -> bool {
+        !is_plaintext(key) || self.inner.stages_in_temp(key)
+    }
+
     fn create_if_absent(&self, mut staged: Staged) -> Result<Created> {
         if is_plaintext(staged.key()) {
             return self.inner.create_if_absent(staged);

@@ -5,7 +5,7 @@
 
 use crate::doc::{FileKind, StoredFile};
 use crate::repo::{key_of, Identity, Repo};
-use crate::store::Created;
+use crate::store::{Created, Staged};
 use crate::stored::{self, hex, Compression, Damage, Header, ObjectKind, HEADER_LEN};
 use pgdr_core::{Context, Error, Result};
 use pgdr_pgformat::history;
@@ -14,6 +14,8 @@ use pgdr_pgformat::wal_name::{Kind, WalName};
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// Reads up to `max` bytes from the start of `f`.
 ///
@@ -119,37 +121,146 @@ fn report(name: &WalName, h: &Header, stored_bytes: u64, already_archived: bool)
     }
 }
 
-/// Archives the file at `path` under `name`: checks it (a segment's page header against its
-/// name and the repository's cluster; a text file's shape), streams it compressed into a
-/// staged object with its header, and publishes it with create-if-absent. A name already
-/// taken is compared: identical content is success once the archived copy reads back intact
-/// and is durable; anything else a refusal naming both checksums.
-///
-/// `workers` zstd threads compress beside the calling one (0: it compresses alone); see
-/// [`compression_workers`].
+/// A file's body already compressed into a staged object in `$TMPDIR`
+/// ([`crate::store::stage_in_temp`]), with a zeroed header in front: push on an object store
+/// makes it while the repository's settings are still on their way ([`Prestage`]), and
+/// [`store_file`] uses it when the settings ask for the compression it guessed.
+#[derive(Debug)]
+pub struct StagedBody {
+    staged: Staged,
+    first: Vec<u8>,
+    /// The source's size when it was opened (only a regular file is staged).
+    len: u64,
+    body: stored::Body,
+    compression: Compression,
+    level: i32,
+}
+
+/// Compresses `path` into a [`StagedBody`] on another thread, before the repository is open.
+/// Dropping it stops the work (the unnamed temporary file goes with it).
+pub struct Prestage {
+    work: Option<std::thread::JoinHandle<Option<StagedBody>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Prestage {
+    /// Starts compressing `path` (for `key`) with `compression` at `level`, `workers` zstd
+    /// threads. Only a regular file is read: a FIFO under a WAL name must not block it.
+    pub fn start(
+        key: &str,
+        path: &Path,
+        compression: Compression,
+        level: i32,
+        workers: u32,
+    ) -> Prestage {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (key, path, halt) = (key.to_string(), path.to_path_buf(), stop.clone());
+        let work = std::thread::Builder::new()
+            .name("prestage".into())
+            .spawn(move || {
+                // Opening a FIFO would wait for a writer: look first.
+                if !fs::metadata(&path).ok()?.is_file() {
+                    return None;
+                }
+                let mut src = File::open(&path).ok()?;
+                let meta = src.metadata().ok()?;
+                let first = read_prefix(&mut src, stored::FIRST_BYTES).ok()?;
+                let staged = crate::store::stage_in_temp(&key).ok()?;
+                let mut src = Halting { inner: src, halt };
+                stage_body(
+                    staged,
+                    first,
+                    &mut src,
+                    compression,
+                    level,
+                    workers,
+                    meta.len(),
+                    &path,
+                )
+                .ok()
+            })
+            .ok();
+        Prestage { work, stop }
+    }
+
+    /// The staged body, or None when it could not be made (the caller's own attempt then
+    /// reports why).
+    pub fn finish(mut self) -> Option<StagedBody> {
+        self.work.take()?.join().ok()?
+    }
+}
+
+impl Drop for Prestage {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A reader that fails once `halt` is set: a dropped [`Prestage`] stops reading and compressing.
+struct Halting {
+    inner: File,
+    halt: Arc<AtomicBool>,
+}
+
+impl Read for Halting {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.halt.load(Ordering::Relaxed) {
+            return Err(io::Error::other("no longer needed"));
+        }
+        self.inner.read(buf)
+    }
+}
+
+/// Writes a zeroed header, then `first` and the rest of `src` (the file at `path`) compressed,
+/// into `staged`.
 ///
 /// # Errors
-/// The refusals above, I/O errors reading the file or writing the repository (nothing is
-/// published then).
-pub fn store_file(
-    repo: &Repo,
-    id: Identity,
-    name: &WalName,
-    path: &Path,
+/// Reading `path` or writing the staged file failed.
+#[allow(clippy::too_many_arguments)]
+fn stage_body(
+    mut staged: Staged,
+    first: Vec<u8>,
+    src: &mut dyn Read,
     compression: Compression,
     level: i32,
     workers: u32,
-) -> Result<StoredFile> {
+    len: u64,
+    path: &Path,
+) -> Result<StagedBody> {
+    let temp = staged.path().to_path_buf();
+    let f = staged.file();
+    f.write_all(&[0u8; HEADER_LEN])
+        .map_err(|e| write_error(&temp, e))?;
+    let body =
+        stored::write_body(&first, src, f, compression, level, workers).map_err(|e| match e {
+            Ok(read) => Err::<(), _>(read)
+                .context(|| format!("cannot read {}", path.display()))
+                .unwrap_err(),
+            Err(write) => write_error(&temp, write),
+        })?;
+    Ok(StagedBody {
+        staged,
+        first,
+        len,
+        body,
+        compression,
+        level,
+    })
+}
+
+/// Refuses a file push must not archive under `name`: a segment whose page header disagrees
+/// with its name or the repository's cluster, or that is not a whole segment; a text file that
+/// is not a history or backup history file.
+fn check_source(
+    name: &WalName,
+    id: Identity,
+    first: &[u8],
+    len: u64,
+    path: &Path,
+) -> std::result::Result<(), Error> {
     let refuse = |why: String| Error::failed(format!("refusing {}", path.display())).because(why);
-    let cannot_read = || format!("cannot read {}", path.display());
-    let mut src = File::open(path).context(cannot_read)?;
-    let meta = src.metadata().context(cannot_read)?;
-    if !meta.is_file() {
-        return Err(refuse("not a regular file".into()));
-    }
-    let first = read_prefix(&mut src, stored::FIRST_BYTES).context(cannot_read)?;
     if name.kind.is_wal() {
-        let h = page_header::parse(&first).map_err(refuse)?;
+        let h = page_header::parse(first).map_err(refuse)?;
         page_header::check_against_name(&h, name).map_err(refuse)?;
         if h.system_identifier != id.system_identifier {
             return Err(refuse(format!(
@@ -164,34 +275,92 @@ pub fn store_file(
                 h.seg_size, id.wal_segment_size
             )));
         }
-        if meta.len() != id.wal_segment_size {
+        if len != id.wal_segment_size {
             return Err(refuse(format!(
-                "{} bytes, a segment has {}",
-                meta.len(),
+                "{len} bytes, a segment has {}",
                 id.wal_segment_size
             )));
         }
+        Ok(())
     } else {
-        check_text_file(name, &first, meta.len()).map_err(refuse)?;
+        check_text_file(name, first, len).map_err(refuse)
     }
+}
+
+/// Archives the file at `path` under `name`: checks it (a segment's page header against its
+/// name and the repository's cluster; a text file's shape), streams it compressed into a
+/// staged object with its header, and publishes it with create-if-absent. A name already
+/// taken is compared: identical content is success once the archived copy reads back intact
+/// and is durable; anything else a refusal naming both checksums.
+///
+/// `workers` zstd threads compress beside the calling one (0: it compresses alone); see
+/// [`compression_workers`]. `pre`, a body compressed before the repository was open, is used
+/// when it has this compression and level and the store stages in `$TMPDIR` as it did; it is
+/// checked exactly as a body made here.
+///
+/// # Errors
+/// The refusals above, I/O errors reading the file or writing the repository (nothing is
+/// published then).
+#[allow(clippy::too_many_arguments)]
+pub fn store_file(
+    repo: &Repo,
+    id: Identity,
+    name: &WalName,
+    path: &Path,
+    compression: Compression,
+    level: i32,
+    workers: u32,
+    pre: Option<StagedBody>,
+) -> Result<StoredFile> {
+    let refusing = || format!("refusing {}", path.display());
+    let cannot_read = || format!("cannot read {}", path.display());
     let store = repo.store();
     let key = key_of(name);
-    // Locally a look is free and saves compressing a file already archived; on an object store
-    // it is a round trip, and the conditional create answers the same question.
-    if store.kind() == "local" && store.head(&key)?.is_some() {
-        return compare_existing(repo, name, path);
-    }
-    let mut staged = store.stage(&key)?;
-    let temp = staged.path().to_path_buf();
-    let f = staged.file();
-    f.write_all(&[0u8; HEADER_LEN])
-        .map_err(|e| write_error(&temp, e))?;
-    let body = stored::write_body(&first, &mut src, f, compression, level, workers).map_err(
-        |e| match e {
-            Ok(read) => Err::<(), _>(read).context(cannot_read).unwrap_err(),
-            Err(write) => write_error(&temp, write),
-        },
-    )?;
+    let pre = pre
+        .filter(|p| p.compression == compression && p.level == level && store.stages_in_temp(&key));
+    let made = match pre {
+        Some(p) => {
+            check_source(name, id, &p.first, p.len, path)?;
+            p
+        }
+        None => {
+            // Opening a FIFO would wait for a writer: look first.
+            let not_regular = || Error::failed(refusing()).because("not a regular file");
+            if !fs::metadata(path).context(cannot_read)?.is_file() {
+                return Err(not_regular());
+            }
+            let mut src = File::open(path).context(cannot_read)?;
+            let meta = src.metadata().context(cannot_read)?;
+            if !meta.is_file() {
+                return Err(not_regular());
+            }
+            let first = read_prefix(&mut src, stored::FIRST_BYTES).context(cannot_read)?;
+            check_source(name, id, &first, meta.len(), path)?;
+            // Locally a look is free and saves compressing a file already archived; on an
+            // object store it is a round trip, and the conditional create answers the same
+            // question.
+            if store.kind() == "local" && store.head(&key)?.is_some() {
+                return compare_existing(repo, name, path);
+            }
+            let staged = store.stage(&key)?;
+            stage_body(
+                staged,
+                first,
+                &mut src,
+                compression,
+                level,
+                workers,
+                meta.len(),
+                path,
+            )?
+        }
+    };
+    let StagedBody {
+        mut staged,
+        body,
+        len,
+        ..
+    } = made;
     let header = Header {
         compression,
         kind: ObjectKind::Wal(name.kind),
@@ -199,15 +368,16 @@ pub fn store_file(
         system_identifier: id.system_identifier,
         sha256: body.sha256,
     };
+    let temp = staged.path().to_path_buf();
+    let f = staged.file();
     f.seek(SeekFrom::Start(0))
         .and_then(|_| f.write_all(&header.encode()))
         .map_err(|e| write_error(&temp, e))?;
     let stored_bytes = f.metadata().map_err(|e| write_error(&temp, e))?.len();
-    if header.size != meta.len() {
+    if header.size != len {
         return Err(
             Error::failed(format!("cannot push {}", path.display())).because(format!(
-                "the file changed while it was read ({} bytes, then {})",
-                meta.len(),
+                "the file changed while it was read ({len} bytes, then {})",
                 header.size
             )),
         );

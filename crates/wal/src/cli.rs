@@ -211,7 +211,8 @@ pub struct PushArgs {
     #[arg(long, allow_negative_numbers = true)]
     pub level: Option<i32>,
     /// Also push, with N threads, the other files pg_wal/archive_status marks .ready; later
-    /// calls for them return at once. PostgreSQL's status files are never renamed.
+    /// calls for them (with --parallel too, as archive_command gives every call) return at
+    /// once. PostgreSQL's status files are never renamed.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub parallel: usize,
     #[command(flatten)]

@@ -107,6 +107,12 @@ pub trait Store: Send + Sync {
     /// # Errors
     /// The temporary file cannot be made.
     fn stage(&self, key: &Key) -> Result<Staged>;
+    /// Whether [`Store::stage`] of `key` is [`stage_in_temp`]'s: then a file staged that way
+    /// before the store was opened (push compressing while the settings are read) is as good
+    /// as one it stages itself.
+    fn stages_in_temp(&self, _key: &Key) -> bool {
+        false
+    }
     /// Makes `staged` durable and publishes it under its key unless an object of that name
     /// exists (then the staged file is discarded).
     ///

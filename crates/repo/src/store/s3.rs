@@ -550,6 +550,10 @@ impl Store for S3Store {
         super::stage_in_temp(key)
     }
 
+    fn stages_in_temp(&self, _key: &Key) -> bool {
+        true
+    }
+
     fn create_if_absent(&self, staged: Staged) -> Result<Created> {
         let path = self.path(&staged.key);
         let what = || format!("cannot write {}", self.locate(&staged.key));

@@ -76,10 +76,32 @@ pub fn push(location: &Path, o: &PushOptions) -> Result<PushReport> {
             "{fname:?} is not a WAL segment, .partial, .backup or .history file name"
         ))
     })?;
+    let size = fs::metadata(&o.path).map_or(0, |m| m.len());
+    let workers = file::compression_workers(size);
+    // On an object store, opening is a round trip: the file is compressed meanwhile, with the
+    // compression asked for or else the default, which the settings then confirm or overrule.
+    let remote = pgdr_repo::store::is_remote(location);
+    let pre = remote
+        .then(|| {
+            let c = o.compression.unwrap_or(Compression::Zstd);
+            let level = c.level(o.level).ok()?;
+            Some(file::Prestage::start(
+                &key_of(&name),
+                &o.path,
+                c,
+                level,
+                workers,
+            ))
+        })
+        .flatten();
     // An acknowledgement is read with the settings (on S3, one round trip for both), and only
-    // trusted once the repository opened and the file's cluster was checked.
+    // trusted once the repository opened and the file's cluster was checked. Only `--parallel`
+    // writes them, and PostgreSQL calls every push with the one archive_command: on an object
+    // store, where each look is a request, a push without it does not look (a file a
+    // `--parallel` run stored anyway is found by the conditional create and compared).
+    let look_for_ack = o.parallel > 0 || !remote;
     let open = OpenOptions {
-        read_ahead: vec![ack_key(&name)],
+        read_ahead: look_for_ack.then(|| ack_key(&name)).into_iter().collect(),
         ..OpenOptions::default()
     };
     let mut repo = Repo::open_with(location, &open)?;
@@ -91,7 +113,10 @@ pub fn push(location: &Path, o: &PushOptions) -> Result<PushReport> {
         }
     };
     let id = identity(&mut repo, &name, &o.path)?;
-    if let Some(file) = acknowledged(&repo, &name, &o.path) {
+    if let Some(file) = look_for_ack
+        .then(|| acknowledged(&repo, &name, &o.path))
+        .flatten()
+    {
         return Ok(PushReport {
             repo: repo.location(),
             file,
@@ -99,9 +124,8 @@ pub fn push(location: &Path, o: &PushOptions) -> Result<PushReport> {
             parallel: None,
         });
     }
-    let size = fs::metadata(&o.path).map_or(0, |m| m.len());
-    let workers = file::compression_workers(size);
-    let file = store_file(&repo, id, &name, &o.path, compression, level, workers)?;
+    let pre = pre.and_then(file::Prestage::finish);
+    let file = store_file(&repo, id, &name, &o.path, compression, level, workers, pre)?;
     let parallel = (o.parallel > 0)
         .then(|| push_ready(&repo, id, &o.path, &name, o.parallel, compression, level));
     Ok(PushReport {
@@ -208,7 +232,7 @@ fn push_ready(
                     .context(|| format!("cannot read {}", p.display()))
                     .and_then(|m| {
                         // Already one thread per file: each compresses on its own.
-                        let file = store_file(repo, id, &w, &p, compression, level, 0)?;
+                        let file = store_file(repo, id, &w, &p, compression, level, 0, None)?;
                         let ack = Ack {
                             file: file.clone(),
                             source: SourceStamp::of(&m),
