@@ -1112,6 +1112,39 @@ fn encrypted_wal_with_an_identity_the_server_cannot_read(d: &mut Drill) {
         assert!(out.stderr.contains(says), "{}", out.stderr);
         d.assert_nothing_left(None);
     }
+    // The server's own file (mode 600) holding a key that is no recipient of the repository,
+    // an age key or an SSH key (which does not say its public key): refused before anything
+    // is cloned, one line naming the file, not when recovery asks for its first segment.
+    let stranger = dir.path().join("stranger.key");
+    pgdr_testkit::age_keygen(&stranger);
+    let ssh = dir.path().join("stranger_ssh");
+    pgdr_testkit::run_ok(
+        std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&ssh),
+    );
+    for f in [&stranger, &ssh] {
+        pgdr_testkit::chown_to_pg_user(f);
+        std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let out = d
+            .sc()
+            .env("PGDR_IDENTITY", f)
+            .args(d.clone_args())
+            .args(["--snapshot", &d.name("a"), "--name", "sealed", "--repo"])
+            .arg(&enc)
+            .args(["--start", "--wait", "60"])
+            .run()
+            .expect_error(1, T);
+        assert!(
+            out.stderr.contains(&format!(
+                "the identity in {} is not one of the repository's recipients",
+                f.display()
+            )),
+            "{}",
+            out.stderr
+        );
+        d.assert_nothing_left(None);
+    }
     // The WAL of a repository that is not encrypted needs no identity: cloned (not started).
     let doc = d
         .sc()

@@ -165,6 +165,35 @@ fn zfs_drill_in_another_region() {
         assert!(!place.path().join("dr").exists());
         assert!(r.clones().clones.is_empty());
         std::fs::remove_file(&root_key).unwrap();
+        // The server's own SSH key (mode 600) that is no recipient of the repository: refused
+        // as early, naming the file.
+        let stranger = place.path().join("stranger_ssh");
+        pgdr_testkit::run_ok(
+            Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(&stranger),
+        );
+        pgdr_testkit::chown_to_pg_user(&stranger);
+        let refused = in_s3(r.sc())
+            .env("PGDR_IDENTITY", &stranger)
+            .args(["--repo", far, "--before", &r.at("t"), "--target"])
+            .arg(place.path().join("dr"))
+            .args(["--name", "dr", "--start", "--wait", "120"])
+            .run()
+            .expect_error(1, "snap-clone");
+        assert!(
+            refused.stderr.contains(&format!(
+                "the identity in {} is not one of the repository's recipients",
+                stranger.display()
+            )),
+            "{}",
+            refused.stderr
+        );
+        assert!(!place.path().join("dr").exists());
+        assert!(r.clones().clones.is_empty());
+        for f in [stranger.clone(), stranger.with_extension("pub")] {
+            std::fs::remove_file(f).unwrap();
+        }
     }
     let doc = in_s3(r.sc())
         .args(["--repo", far, "--before", &r.at("t"), "--target"])

@@ -161,6 +161,69 @@ fn check_names_the_fault_of_three_broken_setups() {
     );
 }
 
+/// An archive_command that pushes into two repositories: check --repo of either passes, and
+/// reports both; the second one failing is named even when the checked one is fine.
+#[test]
+fn check_reads_every_repository_of_a_compound_archive_command() {
+    let dir = short_tempdir("pgdr-chk2");
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let mut primary = Cluster::builder()
+        .conf("archive_mode = on")
+        .conf(format!(
+            "archive_command = '{w} push %p --repo {a} && {w} push %p --repo {b}'",
+            w = bin().display(),
+            a = a.display(),
+            b = b.display()
+        ))
+        .conf("archive_timeout = 0")
+        .init_only();
+    init(&a, Some(&primary.data));
+    init(&b, Some(&primary.data));
+    primary.start_server();
+    switch_and_wait(&primary);
+    let (a_s, b_s) = (a.to_str().unwrap(), b.to_str().unwrap());
+    for (checked, other) in [(&b, a_s), (&a, b_s)] {
+        let r: CheckReport = check(checked, &primary, "60").run().ok().document();
+        assert!(r.ok && r.problems.is_empty() && r.arrived, "{r:?}");
+        assert_eq!(r.command_repo.as_deref(), checked.to_str());
+        let repos: Vec<(&str, bool, bool)> = r
+            .command_repos
+            .iter()
+            .map(|c| (c.repo.as_str(), c.checked, c.arrived))
+            .collect();
+        let expect = if other == a_s {
+            [(a_s, false, true), (b_s, true, true)]
+        } else {
+            [(a_s, true, true), (b_s, false, true)]
+        };
+        assert_eq!(repos, expect, "{r:?}");
+        assert!(r
+            .command_repos
+            .iter()
+            .all(|c| c.system_identifier == r.server_system_identifier));
+    }
+    // The second repository stops taking WAL (its timeline directory is not writable for the
+    // server's user): check --repo A finds the segment in A, and names B.
+    let tl = b.join("wal/00000001");
+    fs::set_permissions(&tl, fs::Permissions::from_mode(0o500)).unwrap();
+    let r: CheckReport = check(&a, &primary, "5").run().expect_code(1).document();
+    assert!(r.arrived, "{r:?}");
+    let c = codes(&r);
+    assert!(c.contains(&"command_repo_segment_missing"), "{r:?}");
+    assert!(!c.contains(&"archive_command_other_repo"), "{r:?}");
+    let missing = r
+        .problems
+        .iter()
+        .find(|p| p.code == "command_repo_segment_missing")
+        .unwrap();
+    assert!(missing.message.contains(b_s), "{r:?}");
+    assert!(
+        !r.command_repos[1].arrived && r.command_repos[0].arrived,
+        "{r:?}"
+    );
+    fs::set_permissions(&tl, fs::Permissions::from_mode(0o700)).unwrap();
+}
+
 #[test]
 fn info_reports_timelines_counts_and_the_window() {
     let dir = short_tempdir("pgdr-info");

@@ -1087,6 +1087,20 @@ fn s3_a_dead_runs_lock_is_taken_over_a_live_ones_is_not() {
         if taken {
             assert_eq!(out.code, Some(0), "{line}: {}", out.stderr);
             assert_eq!(left, None, "the lock taken over is released");
+            // One note on stderr says whose lock was taken over and why; stdout is the
+            // prune document as ever.
+            let h: Holder = serde_json::from_str(line.trim()).unwrap();
+            assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+            assert!(
+                out.stderr.starts_with(&format!(
+                    "wal-archive: note: took over the lock s3://locks/pg/prune.lock of pid {} on {} (since {}): its process is gone",
+                    h.pid, h.host, h.since
+                )),
+                "{}",
+                out.stderr
+            );
+            let pr = out.document::<PruneReport>();
+            assert!(pr.removed.is_empty(), "{pr:?}");
         } else {
             assert_eq!(out.code, Some(75), "{line}: {}", out.stderr);
             assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);

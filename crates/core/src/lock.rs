@@ -3,8 +3,13 @@
 //! data directory owner's cron exclude each other.
 //!
 //! - The file is created readable by everyone (0644, whatever the umask) and locked through a
-//!   read-only descriptor (flock needs no write access), so a lock file another user left
-//!   behind is as usable as one of our own.
+//!   read-only descriptor when it cannot be opened for writing (flock needs no write access),
+//!   so a lock file another user left behind is as usable as one of our own.
+//! - Its holder writes one line naming itself into it ([`HolderLine`]: pid, host, start), so
+//!   a run that finds it held says who holds it, as an S3 repository's lock object does. The
+//!   file is emptied, then the line written in one write; a reader uses only a whole line
+//!   (ending in a newline) whose process is still alive, so it never names a half line nor
+//!   a run that died (whose line a holder without write access could not replace).
 //! - A run removes the lock file when it lets go (while still holding the lock), so nothing
 //!   is left behind for nothing. A waiter that then gets the lock on the removed file sees
 //!   that the path no longer names the file it holds and starts over: two runs can never
@@ -16,6 +21,75 @@ use std::fs::{File, TryLockError};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+/// Who holds a lock file: the line its holder writes into it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct HolderLine {
+    pid: u32,
+    host: String,
+    /// When it took the lock (RFC 3339).
+    since: String,
+    /// The process's start time, in clock ticks after boot (/proc/PID/stat field 22), so a
+    /// later process with the same PID is not taken for the holder.
+    start: Option<u64>,
+}
+
+/// Field 22 (starttime) of /proc/PID/stat: None when there is no such process.
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    crate::procstat::field(&stat, 19)
+}
+
+impl HolderLine {
+    /// This process, now.
+    fn me() -> HolderLine {
+        let pid = std::process::id();
+        HolderLine {
+            pid,
+            host: std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_default(),
+            since: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            start: start_time(pid),
+        }
+    }
+
+    /// The holder named in a lock file's text: a whole first line, of a process of this host
+    /// that is still running (same PID and start time); None otherwise.
+    fn of(text: &str) -> Option<HolderLine> {
+        let (line, _) = text.split_once('\n')?;
+        let h: HolderLine = serde_json::from_str(line).ok()?;
+        let here = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .is_ok_and(|me| me.trim() == h.host);
+        (here && h.start.is_some() && start_time(h.pid) == h.start).then_some(h)
+    }
+
+    /// " (pid N on HOST, since T)", as the S3 lock says it.
+    fn shown(&self) -> String {
+        format!(" (pid {} on {}, since {})", self.pid, self.host, self.since)
+    }
+}
+
+/// Writes this process's line into the lock file it holds: emptied first, then the line in
+/// one write, so a reader sees nothing, a line without its newline (ignored), or the whole
+/// line. A file opened read-only (another user's) keeps what it has; readers check that the
+/// process it names is alive.
+fn write_holder(file: &File) {
+    use std::os::unix::fs::FileExt;
+    let mut line = serde_json::to_string(&HolderLine::me()).expect("a holder line serializes");
+    line.push('\n');
+    if file.set_len(0).is_ok() {
+        let _ = file.write_at(line.as_bytes(), 0);
+    }
+}
+
+/// The live holder named in the lock file open as `file`.
+fn read_holder(file: &File) -> Option<HolderLine> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = [0u8; 1024];
+    let n = file.read_at(&mut buf, 0).ok()?;
+    HolderLine::of(std::str::from_utf8(&buf[..n]).ok()?)
+}
 
 /// Held until dropped; dropping removes the lock file, then releases the lock.
 #[derive(Debug)]
@@ -54,7 +128,8 @@ pub fn wait_duration(flag: &str, secs: Option<f64>) -> Result<Option<Duration>> 
     }
 }
 
-/// Opens the lock file at `path`, creating it (0644) when it does not exist.
+/// Opens the lock file at `path`, creating it (0644) when it does not exist: for writing
+/// when it may be written, else read-only (another user's file).
 fn open(path: &Path) -> Result<File> {
     let cannot = |e: rustix::io::Errno| {
         let why = clean_io_message(&std::io::Error::from(e).to_string());
@@ -69,11 +144,11 @@ fn open(path: &Path) -> Result<File> {
             None => err.because(why),
         }
     };
-    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+    let flags = OFlags::CLOEXEC | OFlags::NOFOLLOW;
     loop {
         match rustix::fs::open(
             path,
-            flags | OFlags::CREATE | OFlags::EXCL,
+            flags | OFlags::RDWR | OFlags::CREATE | OFlags::EXCL,
             Mode::from(0o644),
         ) {
             Ok(fd) => {
@@ -84,7 +159,13 @@ fn open(path: &Path) -> Result<File> {
             Err(rustix::io::Errno::EXIST) => {}
             Err(e) => return Err(cannot(e)),
         }
-        match rustix::fs::open(path, flags, Mode::empty()) {
+        let existing = match rustix::fs::open(path, flags | OFlags::RDWR, Mode::empty()) {
+            Err(rustix::io::Errno::ACCESS | rustix::io::Errno::ROFS) => {
+                rustix::fs::open(path, flags | OFlags::RDONLY, Mode::empty())
+            }
+            r => r,
+        };
+        match existing {
             Ok(fd) => return Ok(File::from(fd)),
             // Removed by its holder in between: create it again.
             Err(rustix::io::Errno::NOENT) => continue,
@@ -112,10 +193,11 @@ pub fn acquire(path: &Path, what: &str, wait: Option<Duration>) -> Result<LockGu
     loop {
         match file.try_lock() {
             Ok(()) if names_file(path, &file) => {
+                write_holder(&file);
                 return Ok(LockGuard {
                     file,
                     path: path.to_path_buf(),
-                })
+                });
             }
             // Its holder removed it when done: the lock that counts is on the file at the path.
             Ok(()) => file = open(path)?,
@@ -128,8 +210,9 @@ pub fn acquire(path: &Path, what: &str, wait: Option<Duration>) -> Result<LockGu
                     Some(w) => format!(" after waiting {}s", w.as_secs_f64()),
                     None => String::new(),
                 };
+                let by = read_holder(&file).map_or(String::new(), |h| h.shown());
                 return Err(Error::locked(format!("{what} is locked"))
-                    .because(format!("another run holds {}{waited}", path.display()))
+                    .because(format!("another run holds {}{by}{waited}", path.display()))
                     .hint(wait_hint(wait)));
             }
             Err(TryLockError::Error(e)) => {
@@ -152,6 +235,22 @@ mod tests {
         let e = acquire(&p, "target", None).unwrap_err();
         assert_eq!(e.exit_code(), 75);
         assert!(e.to_string().contains("pass --wait-lock SECONDS"), "{e}");
+        // The message names the holder from the line it wrote into the file.
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+        let by = format!(" (pid {} on {}, since ", std::process::id(), host.trim());
+        assert!(e.to_string().contains(&by), "{e}");
+        let line = std::fs::read_to_string(&p).unwrap();
+        assert!(
+            line.ends_with('\n') && line.lines().count() == 1,
+            "{line:?}"
+        );
+        // A half line (no newline yet) and the line of a process that is gone name nobody.
+        let mut h: HolderLine = serde_json::from_str(line.trim()).unwrap();
+        assert_eq!(HolderLine::of(&line), Some(h.clone()));
+        assert_eq!(HolderLine::of(line.trim_end()), None);
+        h.start = h.start.map(|s| s + 1);
+        let dead = format!("{}\n", serde_json::to_string(&h).unwrap());
+        assert_eq!(HolderLine::of(&dead), None);
         let e = acquire(&p, "target", Some(Duration::from_millis(120))).unwrap_err();
         assert!(e.to_string().contains("after waiting"), "{e}");
         assert!(e.to_string().contains("a longer --wait-lock"), "{e}");

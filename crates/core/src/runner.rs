@@ -223,6 +223,16 @@ pub fn render(tool: &str, outcome: &Outcome, pretty: bool) -> String {
     }
 }
 
+/// The running tool's name, for [`note`] (set by [`main_with`]).
+static TOOL_NAME: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+
+/// Prints one note on stderr, `TOOL: note: message`: something the user should know that is
+/// not an error (the run goes on; the document on stdout is unchanged).
+pub fn note(message: impl std::fmt::Display) {
+    let tool = TOOL_NAME.get().copied().unwrap_or("pgdr");
+    let _ = writeln!(std::io::stderr(), "{tool}: note: {message}");
+}
+
 /// Prints one problem line on stderr: `TOOL: message`.
 pub fn report_error(tool: &str, err: &Error) {
     if !err.quiet {
@@ -311,6 +321,7 @@ pub fn main_with<A: ToolArgs>(
     settings: Settings,
 ) -> ExitCode {
     let argv = crate::argv::args_without_visible_passwords();
+    let _ = TOOL_NAME.set(tool);
     signals::install(tool);
     let args = match parse_args::<A>(tool, &argv, settings) {
         Ok(a) => a,

@@ -142,6 +142,44 @@ pub fn load_identities(path: &Path) -> Result<Identities> {
     })
 }
 
+/// Whether the identities of `ids` can decrypt what is encrypted to `recipients` (`names`,
+/// their text): an age key answers to its public key, compared without any cryptography; an
+/// SSH key does not say which public key it is, so a small message is encrypted to the
+/// recipients and decrypted with it (a non-recipient would otherwise be found only when
+/// recovery asks for its first segment).
+fn answers_to(ids: &Identities, names: &[String], recipients: &[Recipient]) -> bool {
+    if !ids.x25519_publics.is_empty() {
+        return ids.x25519_publics.iter().any(|p| names.contains(p));
+    }
+    let sealed = (|| -> io::Result<Vec<u8>> {
+        let enc = age::Encryptor::with_recipients(
+            recipients.iter().map(|r| r.as_ref() as &dyn age::Recipient),
+        )
+        .map_err(io::Error::other)?;
+        let mut out = Vec::new();
+        let mut w = enc.wrap_output(&mut out)?;
+        io::Write::write_all(&mut w, b"pgdr")?;
+        w.finish()?;
+        Ok(out)
+    })();
+    // A message that cannot even be made says nothing about the identity: decryption will.
+    let Ok(sealed) = sealed else {
+        return true;
+    };
+    age::Decryptor::new(&sealed[..])
+        .and_then(|d| {
+            d.decrypt(
+                ids.identities
+                    .iter()
+                    .map(|i| i.as_ref() as &dyn age::Identity),
+            )
+        })
+        .map_or_else(
+            |e| !matches!(e, age::DecryptError::NoMatchingKeys),
+            |_| true,
+        )
+}
+
 /// Whether an object is stored in the clear: the settings and the format page, which say how
 /// to read the rest, and the cluster binding (a setting written by the first push).
 pub fn is_plaintext(key: &Key) -> bool {
@@ -180,17 +218,7 @@ impl EncryptedStore {
         let identities = match identity {
             Some(p) => {
                 let ids = load_identities(p)?;
-                // Only age keys say whom they answer to: an identity file of age keys none of
-                // which is a recipient can never decrypt anything here.
-                let x25519_recipients: Vec<&String> =
-                    names.iter().filter(|r| r.starts_with("age1")).collect();
-                let ssh_only = ids.x25519_publics.is_empty();
-                if !ssh_only
-                    && !ids
-                        .x25519_publics
-                        .iter()
-                        .any(|p| x25519_recipients.contains(&p))
-                {
+                if !answers_to(&ids, names, &recipients) {
                     return Err(Error::failed(format!(
                         "cannot decrypt repository {}",
                         inner.location()
@@ -408,6 +436,45 @@ mod tests {
             .reader
             .read_to_end(&mut out)
             .is_err());
+    }
+
+    /// An SSH private key made by ssh-keygen (mode 600), and its public key line.
+    fn ssh_key(dir: &Path, name: &str) -> (std::path::PathBuf, String) {
+        let key = dir.join(name);
+        let st = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&key)
+            .status()
+            .expect("ssh-keygen runs");
+        assert!(st.success());
+        let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+        (key, public.trim().to_string())
+    }
+
+    #[test]
+    fn an_ssh_identity_that_is_no_recipient_is_refused_at_open() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("r");
+        crate::store::local::LocalStore::create(&root, None).unwrap();
+        let inner = || Box::new(crate::store::local::LocalStore::open(&root).unwrap());
+        let (mine, my_public) = ssh_key(d.path(), "mine");
+        let (other, _) = ssh_key(d.path(), "other");
+        let age_recipient = age::x25519::Identity::generate().to_public().to_string();
+        let recipients = [age_recipient, my_public];
+        let s = EncryptedStore::new(inner(), &recipients, Some(&mine)).unwrap();
+        assert!(s.can_decrypt());
+        let e = EncryptedStore::new(inner(), &recipients, Some(&other))
+            .err()
+            .unwrap();
+        let shown = e.to_string();
+        assert!(
+            shown.contains(&format!(
+                "the identity in {} is not one of the repository's recipients",
+                other.display()
+            )),
+            "{shown}"
+        );
+        assert_eq!(e.exit_code(), 1);
     }
 
     #[test]

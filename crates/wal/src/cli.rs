@@ -126,7 +126,10 @@ environment or configuration file decides, which is reported as a warning); arch
 not set; the server's system identifier is the repository's; pg_stat_archiver shows no failure \
 since the last success. Then it writes a little WAL (txid_current()), forces a WAL switch \
 (pg_switch_wal()) and waits up to --timeout seconds for the switched segment to arrive in the \
-repository. Every problem is listed with a code; exit 0 when there is none, 1 otherwise. A \
+repository. An archive_command that pushes into several repositories ('push %p --repo A && \
+push %p --repo B') passes when one of them is this repository, and every other one is checked \
+too: it opens, holds the server's cluster's WAL and has the switched segment (command_repos). \
+Every problem is listed with a code; exit 0 when there is none, 1 otherwise. A \
 standby is refused (exit 1): check its primary. Needs a role that may read archive_command \
 (superuser or pg_read_all_settings) and execute pg_switch_wal()."
     )]

@@ -456,7 +456,11 @@ pub struct CheckReport {
     /// "settings_unreadable", "system_identifier_mismatch", "archiver_failing" (a failure
     /// since the last success in pg_stat_archiver), "switch_failed", "segment_elsewhere" (the
     /// server archived the switched segment but it is not in the repository),
-    /// "segment_not_arrived" (not archived within --timeout).
+    /// "segment_not_arrived" (not archived within --timeout). For every other repository
+    /// archive_command pushes into (command_repos): "command_repo_unreadable" (it cannot be
+    /// opened as a repository), "command_repo_system_identifier_mismatch" (it holds another
+    /// cluster's WAL), "command_repo_segment_missing" (the switched segment reached the
+    /// repository or the server counted it archived, and it is not in that one).
     pub problems: Vec<CheckProblem>,
     /// What could not be decided, not counted as a problem: "repo_not_named" (archive_command
     /// names no repository, so the server's environment or configuration file decides),
@@ -481,9 +485,15 @@ pub struct CheckReport {
     #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub archive_library: Option<String>,
     /// The repository archive_command names (--repo, or WAL_ARCHIVE_REPO/PGDR_REPO set in
-    /// the command); null when it names none.
+    /// the command): the one that is --repo when several are named, else the first; null when
+    /// it names none.
     #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub command_repo: Option<String>,
+    /// Every repository a 'wal-archive push' of archive_command names, in the command's order
+    /// (`push %p --repo A && push %p --repo B` names two), each checked; empty when it names
+    /// none. Absent from documents of earlier releases.
+    #[serde(default)]
+    pub command_repos: Vec<CommandRepo>,
     /// pg_stat_archiver as read after the switch (or before, when there was none).
     #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub archiver: Option<ArchiverState>,
@@ -499,6 +509,22 @@ pub struct CheckReport {
 
 impl Document for CheckReport {
     const PRODUCERS: &'static [&'static str] = &["wal-archive"];
+}
+
+/// A repository archive_command pushes into, as `check` found it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommandRepo {
+    /// As the command names it (--repo, or WAL_ARCHIVE_REPO/PGDR_REPO set before the program).
+    pub repo: String,
+    /// True for the repository checked (--repo); its findings are the report's own.
+    pub checked: bool,
+    /// The system identifier of the cluster whose WAL it holds; null while it is bound to no
+    /// cluster, or when it cannot be opened.
+    #[serde(deserialize_with = "pgdr_core::doc::required")]
+    pub system_identifier: Option<String>,
+    /// True when the switched segment is in it.
+    pub arrived: bool,
 }
 
 /// One finding of `check`.

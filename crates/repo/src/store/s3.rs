@@ -726,10 +726,27 @@ impl Store for S3Store {
                     Some(_) => STALE,
                     None => STALE_UNREFRESHED,
                 };
-                if age > stale.as_secs() as i64 || holder.as_ref().is_some_and(|h| h.gone(&me)) {
+                let why = if holder.as_ref().is_some_and(|h| h.gone(&me)) {
+                    Some("its process is gone from this host".to_string())
+                } else if age > stale.as_secs() as i64 {
+                    Some(format!(
+                        "it was not rewritten for {age} s, more than the {} s after which a holder is taken for dead",
+                        stale.as_secs()
+                    ))
+                } else {
+                    None
+                };
+                if let Some(why) = why {
                     // Its run is gone: take it over. Only the object judged is removed.
                     if self.lock_text(name)?.as_ref() == Some(text) {
                         self.delete(&[name.to_string()])?;
+                        let whose = holder.as_ref().map_or(String::new(), |h| {
+                            format!(" of pid {} on {} (since {})", h.pid, h.host, h.since)
+                        });
+                        pgdr_core::runner::note(format!(
+                            "took over the lock {}{whose}: {why}",
+                            self.locate(name)
+                        ));
                     }
                     continue;
                 }

@@ -1,7 +1,9 @@
 //! `wal-archive check`: a running primary archives into the repository, end to end (the
 //! settings, the cluster, the archiver's state, and a forced WAL switch arriving in it).
+//! An archive_command that pushes into several repositories (`push %p --repo A && push %p
+//! --repo B`) has each of them checked: opened, of the server's cluster, holding the segment.
 
-use crate::doc::{ArchiverState, CheckProblem, CheckReport};
+use crate::doc::{ArchiverState, CheckProblem, CheckReport, CommandRepo};
 use chrono::{DateTime, Utc};
 use pgdr_core::conn::{self, ConnParams};
 use pgdr_core::{Error, Result};
@@ -108,9 +110,9 @@ pub fn check(location: &Path, o: &CheckOptions) -> Result<CheckReport> {
             ),
         );
     }
-    let target = command
-        .as_deref()
-        .map(|c| command_target(c, location, &repo.location(), &mut f));
+    let (target, named) = command.as_deref().map_or((None, Vec::new()), |c| {
+        command_target(c, location, &repo.location(), &mut f)
+    });
     let repo_sysid = repo.identity().map(|i| i.system_identifier.to_string());
     compare_sysid(&sysid, &repo_sysid, &mut f);
 
@@ -184,6 +186,29 @@ pub fn check(location: &Path, o: &CheckOptions) -> Result<CheckReport> {
         }
         some => some,
     };
+    let server_archived = switched.as_ref().ok().is_some_and(|name| {
+        archiver
+            .as_ref()
+            .and_then(|s| s.last_archived_wal.as_deref())
+            .is_some_and(|l| archived_past(l, name))
+    });
+    let command_repos = named
+        .iter()
+        .map(|n| {
+            if same_location(n, location) {
+                return CommandRepo {
+                    repo: n.clone(),
+                    checked: true,
+                    system_identifier: repo_sysid.clone(),
+                    arrived,
+                };
+            }
+            let expected = (arrived || server_archived)
+                .then(|| switched.as_deref().ok())
+                .flatten();
+            other_repo(n, &sysid, switched.as_deref().ok(), expected, &mut f)
+        })
+        .collect();
     Ok(CheckReport {
         repo: repo.location(),
         server,
@@ -195,12 +220,70 @@ pub fn check(location: &Path, o: &CheckOptions) -> Result<CheckReport> {
         archive_mode: mode,
         archive_command: command.as_deref().map(mask_secrets),
         archive_library: library,
-        command_repo: target.flatten(),
+        command_repo: target,
+        command_repos,
         archiver,
         switched_segment: switched.ok(),
         arrived,
         waited_seconds: waited,
     })
+}
+
+/// Another repository archive_command pushes into (`named`), checked: it opens, holds the
+/// WAL of the server's cluster (`server`), and has `segment` (a problem when it lacks the
+/// `expected` one: a segment the checked repository got or the server counted archived).
+fn other_repo(
+    named: &str,
+    server: &Option<String>,
+    segment: Option<&str>,
+    expected: Option<&str>,
+    f: &mut Findings,
+) -> CommandRepo {
+    let mut found = CommandRepo {
+        repo: named.to_string(),
+        checked: false,
+        system_identifier: None,
+        arrived: false,
+    };
+    let unreadable = |f: &mut Findings, e: Error| {
+        f.problem(
+            "command_repo_unreadable",
+            format!("archive_command also pushes into {named}, which cannot be read: {e}"),
+        );
+    };
+    let repo = match Repo::open(Path::new(named)) {
+        Ok(r) => r,
+        Err(e) => {
+            unreadable(f, e);
+            return found;
+        }
+    };
+    found.system_identifier = repo.identity().map(|i| i.system_identifier.to_string());
+    if let (Some(s), Some(r)) = (server, &found.system_identifier) {
+        if s != r {
+            f.problem(
+                "command_repo_system_identifier_mismatch",
+                format!("archive_command also pushes into {named}, which holds WAL of {r}, the server's system identifier is {s}: another cluster's repository"),
+            );
+        }
+    }
+    let Some(w) = segment.and_then(WalName::parse) else {
+        return found;
+    };
+    match repo.store().head(&repo::key_of(&w)) {
+        Ok(o) => found.arrived = o.is_some(),
+        Err(e) => {
+            unreadable(f, e);
+            return found;
+        }
+    }
+    if let Some(name) = expected.filter(|_| !found.arrived) {
+        f.problem(
+            "command_repo_segment_missing",
+            format!("archive_command also pushes into {named}, and {name} is not in it"),
+        );
+    }
+    found
 }
 
 fn compare_sysid(server: &Option<String>, repo: &Option<String>, f: &mut Findings) {
@@ -301,16 +384,29 @@ fn read_archiver(client: &mut postgres::Client) -> Option<ArchiverState> {
 }
 
 /// Where `archive_command` sends WAL, checked against the repository; returns the
-/// repository it names, if any.
-fn command_target(command: &str, location: &Path, shown: &str, f: &mut Findings) -> Option<String> {
+/// repository it names (the checked one when it is among them, else the first) and every
+/// repository its pushes name, in order, each once.
+fn command_target(
+    command: &str,
+    location: &Path,
+    shown: &str,
+    f: &mut Findings,
+) -> (Option<String>, Vec<String>) {
     if command.trim().is_empty() {
         f.problem(
             "archive_command_empty",
             "archive_command is empty: the server archives nothing and keeps every segment",
         );
-        return None;
+        return (None, Vec::new());
     }
-    let Some(p) = find_push(command) else {
+    let pushes = find_pushes(command);
+    let mut named: Vec<String> = Vec::new();
+    for r in pushes.iter().filter_map(|p| p.repo.clone()) {
+        if !named.iter().any(|n| n == &r) {
+            named.push(r);
+        }
+    }
+    let Some(p) = pushes.first() else {
         f.problem(
             "archive_command_not_wal_archive",
             format!(
@@ -318,9 +414,9 @@ fn command_target(command: &str, location: &Path, shown: &str, f: &mut Findings)
                 mask_secrets(command)
             ),
         );
-        return None;
+        return (None, named);
     };
-    let Some(named) = p.repo.clone() else {
+    if named.is_empty() {
         let config = p
             .config
             .as_deref()
@@ -334,15 +430,22 @@ fn command_target(command: &str, location: &Path, shown: &str, f: &mut Findings)
             "repo_not_named",
             format!("archive_command names no repository: the server's environment (WAL_ARCHIVE_REPO, PGDR_REPO) or configuration file ({config}, unless the server sets PGDR_CONFIG) decides{gives}; the forced switch shows where it went"),
         );
-        return None;
-    };
-    if !same_location(&named, location) {
-        f.problem(
-            "archive_command_other_repo",
-            format!("archive_command pushes into {named}, not {shown}"),
-        );
+        return (None, named);
     }
-    Some(named)
+    let target = match named.iter().find(|n| same_location(n, location)) {
+        Some(n) => n.clone(),
+        None => {
+            f.problem(
+                "archive_command_other_repo",
+                format!(
+                    "archive_command pushes into {}, not {shown}",
+                    named.join(" and ")
+                ),
+            );
+            named[0].clone()
+        }
+    };
+    (Some(target), named)
 }
 
 /// The repository a configuration file gives `wal-archive push` (the most specific of
@@ -372,9 +475,10 @@ struct Push {
     config: Option<String>,
 }
 
-/// The first simple command of `command` that runs a program named `wal-archive` with
-/// `push`, and the repository it names.
-fn find_push(command: &str) -> Option<Push> {
+/// Every simple command of `command` that runs a program named `wal-archive` with `push`,
+/// in order, and the repository each names.
+fn find_pushes(command: &str) -> Vec<Push> {
+    let mut found = Vec::new();
     for words in pgdr_core::examples::shell_commands(command) {
         let Some(at) = words
             .iter()
@@ -397,14 +501,14 @@ fn find_push(command: &str) -> Option<Push> {
             "--repo" => args.get(i + 1).cloned(),
             _ => a.strip_prefix("--repo=").map(str::to_string),
         });
-        return Some(Push {
+        found.push(Push {
             repo: flag
                 .or_else(|| assigned("WAL_ARCHIVE_REPO"))
                 .or_else(|| assigned("PGDR_REPO")),
             config: assigned(pgdr_core::config::ENV),
         });
     }
-    None
+    found
 }
 
 /// Whether two repository locations are the same: S3 URLs by text (without a trailing
@@ -442,6 +546,10 @@ fn mask_secrets(command: &str) -> String {
 mod tests {
     use super::*;
 
+    fn find_push(command: &str) -> Option<Push> {
+        find_pushes(command).into_iter().next()
+    }
+
     #[test]
     fn the_repository_of_an_archive_command() {
         let p = find_push("/usr/bin/wal-archive push %p --repo /arch").unwrap();
@@ -460,6 +568,12 @@ mod tests {
         );
         assert_eq!(find_push("cp %p /mnt/%f"), None);
         assert_eq!(find_push("wal-archive list --repo /x"), None);
+        // Every push of a compound command, in order.
+        let all = find_pushes(
+            "wal-archive push %p --repo /a && AWS_REGION=x WAL_ARCHIVE_REPO=s3://b/p wal-archive push %p",
+        );
+        let repos: Vec<_> = all.iter().map(|p| p.repo.as_deref()).collect();
+        assert_eq!(repos, [Some("/a"), Some("s3://b/p")]);
     }
 
     #[test]
