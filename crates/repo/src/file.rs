@@ -158,26 +158,11 @@ impl Prestage {
         let work = std::thread::Builder::new()
             .name("prestage".into())
             .spawn(move || {
-                // Opening a FIFO would wait for a writer: look first.
-                if !fs::metadata(&path).ok()?.is_file() {
-                    return None;
-                }
-                let mut src = File::open(&path).ok()?;
-                let meta = src.metadata().ok()?;
-                let first = read_prefix(&mut src, stored::FIRST_BYTES).ok()?;
+                let src = Source::open(&path).ok()?;
                 let staged = crate::store::stage_in_temp(&key).ok()?;
-                let mut src = Halting { inner: src, halt };
-                stage_body(
-                    staged,
-                    first,
-                    &mut src,
-                    compression,
-                    level,
-                    workers,
-                    meta.len(),
-                    &path,
-                )
-                .ok()
+                let halt = Some(halt);
+                src.stage(staged, compression, level, workers, &path, halt)
+                    .ok()
             })
             .ok();
         Prestage { work, stop }
@@ -197,55 +182,96 @@ impl Drop for Prestage {
 }
 
 /// A reader that fails once `halt` is set: a dropped [`Prestage`] stops reading and compressing.
-struct Halting {
-    inner: File,
-    halt: Arc<AtomicBool>,
+struct Halting<'a> {
+    inner: &'a mut File,
+    halt: Option<Arc<AtomicBool>>,
 }
 
-impl Read for Halting {
+impl Read for Halting<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.halt.load(Ordering::Relaxed) {
+        if self
+            .halt
+            .as_ref()
+            .is_some_and(|h| h.load(Ordering::Relaxed))
+        {
             return Err(io::Error::other("no longer needed"));
         }
         self.inner.read(buf)
     }
 }
 
-/// Writes a zeroed header, then `first` and the rest of `src` (the file at `path`) compressed,
-/// into `staged`.
-///
-/// # Errors
-/// Reading `path` or writing the staged file failed.
-#[allow(clippy::too_many_arguments)]
-fn stage_body(
-    mut staged: Staged,
-    first: Vec<u8>,
-    src: &mut dyn Read,
-    compression: Compression,
-    level: i32,
-    workers: u32,
+/// A file push archives: a regular file, opened, its first bytes read (a segment's page
+/// header, a text file's start).
+struct Source {
+    file: File,
     len: u64,
-    path: &Path,
-) -> Result<StagedBody> {
-    let temp = staged.path().to_path_buf();
-    let f = staged.file();
-    f.write_all(&[0u8; HEADER_LEN])
-        .map_err(|e| write_error(&temp, e))?;
-    let body =
-        stored::write_body(&first, src, f, compression, level, workers).map_err(|e| match e {
-            Ok(read) => Err::<(), _>(read)
-                .context(|| format!("cannot read {}", path.display()))
-                .unwrap_err(),
-            Err(write) => write_error(&temp, write),
-        })?;
-    Ok(StagedBody {
-        staged,
-        first,
-        len,
-        body,
-        compression,
-        level,
-    })
+    first: Vec<u8>,
+}
+
+impl Source {
+    /// Opens `path`, refusing anything but a regular file before opening it (opening a FIFO
+    /// would wait for a writer).
+    ///
+    /// # Errors
+    /// Not a regular file, or unreadable.
+    fn open(path: &Path) -> Result<Source> {
+        let cannot_read = || format!("cannot read {}", path.display());
+        let not_regular =
+            || Error::failed(format!("refusing {}", path.display())).because("not a regular file");
+        if !fs::metadata(path).context(cannot_read)?.is_file() {
+            return Err(not_regular());
+        }
+        let mut file = File::open(path).context(cannot_read)?;
+        let meta = file.metadata().context(cannot_read)?;
+        if !meta.is_file() {
+            return Err(not_regular());
+        }
+        let first = read_prefix(&mut file, stored::FIRST_BYTES).context(cannot_read)?;
+        Ok(Source {
+            file,
+            len: meta.len(),
+            first,
+        })
+    }
+
+    /// Writes a zeroed header, then the whole file (the one at `path`) compressed, into
+    /// `staged`; stops when `halt` is set.
+    ///
+    /// # Errors
+    /// Reading the file or writing the staged file failed.
+    fn stage(
+        mut self,
+        mut staged: Staged,
+        compression: Compression,
+        level: i32,
+        workers: u32,
+        path: &Path,
+        halt: Option<Arc<AtomicBool>>,
+    ) -> Result<StagedBody> {
+        let temp = staged.path().to_path_buf();
+        let f = staged.file();
+        f.write_all(&[0u8; HEADER_LEN])
+            .map_err(|e| write_error(&temp, e))?;
+        let mut src = Halting {
+            inner: &mut self.file,
+            halt,
+        };
+        let body = stored::write_body(&self.first, &mut src, f, compression, level, workers)
+            .map_err(|e| match e {
+                Ok(read) => Err::<(), _>(read)
+                    .context(|| format!("cannot read {}", path.display()))
+                    .unwrap_err(),
+                Err(write) => write_error(&temp, write),
+            })?;
+        Ok(StagedBody {
+            staged,
+            first: self.first,
+            len: self.len,
+            body,
+            compression,
+            level,
+        })
+    }
 }
 
 /// Refuses a file push must not archive under `name`: a segment whose page header disagrees
@@ -312,8 +338,6 @@ pub fn store_file(
     workers: u32,
     pre: Option<StagedBody>,
 ) -> Result<StoredFile> {
-    let refusing = || format!("refusing {}", path.display());
-    let cannot_read = || format!("cannot read {}", path.display());
     let store = repo.store();
     let key = key_of(name);
     let pre = pre
@@ -324,18 +348,8 @@ pub fn store_file(
             p
         }
         None => {
-            // Opening a FIFO would wait for a writer: look first.
-            let not_regular = || Error::failed(refusing()).because("not a regular file");
-            if !fs::metadata(path).context(cannot_read)?.is_file() {
-                return Err(not_regular());
-            }
-            let mut src = File::open(path).context(cannot_read)?;
-            let meta = src.metadata().context(cannot_read)?;
-            if !meta.is_file() {
-                return Err(not_regular());
-            }
-            let first = read_prefix(&mut src, stored::FIRST_BYTES).context(cannot_read)?;
-            check_source(name, id, &first, meta.len(), path)?;
+            let src = Source::open(path)?;
+            check_source(name, id, &src.first, src.len, path)?;
             // Locally a look is free and saves compressing a file already archived; on an
             // object store it is a round trip, and the conditional create answers the same
             // question.
@@ -343,16 +357,7 @@ pub fn store_file(
                 return compare_existing(repo, name, path);
             }
             let staged = store.stage(&key)?;
-            stage_body(
-                staged,
-                first,
-                &mut src,
-                compression,
-                level,
-                workers,
-                meta.len(),
-                path,
-            )?
+            src.stage(staged, compression, level, workers, path, None)?
         }
     };
     let StagedBody {
