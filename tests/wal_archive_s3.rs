@@ -32,6 +32,22 @@ fn was(s: &S3Server, loc: &str) -> ToolCommand {
     c
 }
 
+/// `get` of the file `src` (by its name) from `loc` into `dest` reports and writes exactly its
+/// bytes; `dest` is removed afterwards.
+fn gets_back(s: &S3Server, loc: &str, src: &Path, dest: &Path) {
+    let name = src.file_name().unwrap().to_str().unwrap();
+    let g: GetReport = was(s, loc)
+        .arg("get")
+        .arg(name)
+        .arg(dest)
+        .run()
+        .ok()
+        .document();
+    assert_eq!(g.sha256, sha(src));
+    assert_eq!(sha(dest), sha(src));
+    fs::remove_file(dest).unwrap();
+}
+
 /// The same as a std Command (for children the test kills or runs at once).
 fn was_cmd(s: &S3Server, loc: &str) -> Command {
     let mut c = Command::new(bin());
@@ -321,16 +337,7 @@ fn s3_reads_with_the_settings_decide_nothing_before_the_repository_opened() {
         .document();
     assert!(r.acknowledged && r.file.already_archived, "{r:?}");
     assert!(ack("main", &names[2]).is_none());
-    let g: GetReport = was(&s, repo)
-        .arg("get")
-        .arg(&names[2])
-        .arg(&dest)
-        .run()
-        .ok()
-        .document();
-    assert_eq!(g.sha256, sha(&wal.join(&names[2])));
-    assert_eq!(sha(&dest), sha(&wal.join(&names[2])));
-    fs::remove_file(&dest).unwrap();
+    gets_back(&s, repo, &wal.join(&names[2]), &dest);
     let out = was(&s, repo)
         .arg("get")
         .arg("000000070000000000000001")
@@ -383,16 +390,12 @@ fn s3_push_compresses_before_the_settings_came_and_they_still_decide() {
             .document();
         assert_eq!(r.file.compression, want, "{prefix}: {r:?}");
         assert_eq!(code(&stored(prefix, &names[0])), byte, "{prefix}");
-        let g: GetReport = was(&s, &format!("s3://guess/{prefix}"))
-            .arg("get")
-            .arg(&names[0])
-            .arg(&dest)
-            .run()
-            .ok()
-            .document();
-        assert_eq!(g.sha256, sha(&wal.join(&names[0])));
-        assert_eq!(sha(&dest), sha(&wal.join(&names[0])));
-        fs::remove_file(&dest).unwrap();
+        gets_back(
+            &s,
+            &format!("s3://guess/{prefix}"),
+            &wal.join(&names[0]),
+            &dest,
+        );
     }
     let (z9, z1) = (stored("z9", &names[0]), stored("z1", &names[0]));
     assert!(
