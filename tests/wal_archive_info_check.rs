@@ -189,7 +189,7 @@ fn check_reads_every_repository_of_a_compound_archive_command() {
         let repos: Vec<(&str, bool, bool)> = r
             .command_repos
             .iter()
-            .map(|c| (c.repo.as_str(), c.checked, c.arrived))
+            .map(|c| (c.repo.as_str(), c.given, c.arrived))
             .collect();
         let expect = if other == a_s {
             [(a_s, false, true), (b_s, true, true)]
@@ -222,6 +222,21 @@ fn check_reads_every_repository_of_a_compound_archive_command() {
         "{r:?}"
     );
     fs::set_permissions(&tl, fs::Permissions::from_mode(0o700)).unwrap();
+
+    // The same pushes joined by ';': the command's status is the last push's, so a failed
+    // push into A would count as archived. Refused even while every segment arrives.
+    primary.execute(&format!(
+        "alter system set archive_command = '{w} push %p --repo {a_s} ; {w} push %p --repo {b_s}'",
+        w = bin().display()
+    ));
+    primary.execute("select pg_reload_conf()");
+    primary.wait_for(
+        "select current_setting('archive_command') like '%;%'",
+        Duration::from_secs(30),
+    );
+    let r: CheckReport = check(&a, &primary, "60").run().expect_code(1).document();
+    assert!(r.arrived, "{r:?}");
+    assert_eq!(codes(&r), ["archive_command_hides_failures"], "{r:?}");
 }
 
 #[test]

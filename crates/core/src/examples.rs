@@ -8,7 +8,13 @@ use std::ffi::OsString;
 /// The simple commands of a shell line: words (quotes removed), split at `|`, `||`, `&&`, `;`,
 /// `&` and parentheses, redirections and their targets left out.
 pub fn shell_commands(line: &str) -> Vec<Vec<String>> {
-    let mut out = Vec::new();
+    shell_list(line).into_iter().map(|(c, _)| c).collect()
+}
+
+/// [`shell_commands`], each with the control operators (`&&`, `||`, `;`, `|`, `&`) met after
+/// it and before the next command, in order (parentheses are not kept).
+pub fn shell_list(line: &str) -> Vec<(Vec<String>, Vec<&'static str>)> {
+    let mut out: Vec<(Vec<String>, Vec<&'static str>)> = Vec::new();
     let mut cmd: Vec<String> = Vec::new();
     let mut word = String::new();
     let mut in_word = false;
@@ -62,7 +68,22 @@ pub fn shell_commands(line: &str) -> Vec<Vec<String>> {
             '|' | '&' | ';' | '(' | ')' => {
                 end_word(&mut cmd, &mut word, &mut in_word, &mut redirect);
                 if !cmd.is_empty() {
-                    out.push(std::mem::take(&mut cmd));
+                    out.push((std::mem::take(&mut cmd), Vec::new()));
+                }
+                let doubled = chars.peek() == Some(&c);
+                let op = match c {
+                    '|' if doubled => Some("||"),
+                    '&' if doubled => Some("&&"),
+                    '|' => Some("|"),
+                    '&' => Some("&"),
+                    ';' => Some(";"),
+                    _ => None,
+                };
+                if doubled && op.is_some() {
+                    chars.next();
+                }
+                if let (Some(op), Some(last)) = (op, out.last_mut()) {
+                    last.1.push(op);
                 }
             }
             '>' | '<' => {
@@ -85,7 +106,7 @@ pub fn shell_commands(line: &str) -> Vec<Vec<String>> {
     }
     end_word(&mut cmd, &mut word, &mut in_word, &mut redirect);
     if !cmd.is_empty() {
-        out.push(cmd);
+        out.push((cmd, Vec::new()));
     }
     out
 }

@@ -35,11 +35,29 @@ type Identity = Box<dyn age::Identity + Send + Sync>;
 /// Why it is not one (a usage error).
 pub fn parse_recipient(s: &str) -> Result<Recipient> {
     let s = s.trim();
+    // A private key given where its public key belongs must not reach a log: name what it is,
+    // never its text.
+    if s.contains("AGE-SECRET-KEY-") || s.contains("PRIVATE KEY") {
+        return Err(Error::usage("invalid recipient: a private key (an identity) was given")
+            .because("a recipient is a public key; the private key's text is not printed")
+            .hint("give its public key: age-keygen -y FILE for an age identity, the .pub file of an SSH key"));
+    }
+    // Anything else is shown only by its start, which says what was meant.
+    let shown: String = if s.chars().count() > 24 {
+        format!("{}…", s.chars().take(24).collect::<String>())
+    } else {
+        s.to_string()
+    };
     let bad = |why: String| {
-        Error::usage(format!("invalid recipient {s:?}"))
+        Error::usage(format!("invalid recipient {shown:?}"))
             .because(why)
             .hint("give an age public key (age1…, from age-keygen) or an ssh-ed25519/ssh-rsa public key line")
     };
+    if s.starts_with("ecdsa-") || s.starts_with("sk-") || s.starts_with("ssh-dss") {
+        return Err(bad(
+            "an SSH key type age does not support (use ssh-ed25519 or ssh-rsa)".into(),
+        ));
+    }
     if s.starts_with("age1") {
         return age::x25519::Recipient::from_str(s)
             .map(|r| Box::new(r) as Recipient)
@@ -66,7 +84,10 @@ pub fn read_recipients_file(path: &Path) -> Result<Vec<String>> {
         if l.is_empty() || l.starts_with('#') {
             continue;
         }
-        parse_recipient(l).map_err(|e| e.hint(format!("in recipients file {}", path.display())))?;
+        parse_recipient(l).map_err(|e| {
+            let what = e.hint.clone().unwrap_or_default();
+            e.hint(format!("in recipients file {}: {what}", path.display()))
+        })?;
         out.push(l.to_string());
     }
     if out.is_empty() {
@@ -484,5 +505,42 @@ mod tests {
         assert!(parse_recipient("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHsKLqeplhpW+uObz5dvMgjz1OxfM/XXUB+VHtZ6isGN alice@rust").is_ok());
         assert_eq!(parse_recipient("age1nope").err().unwrap().exit_code(), 2);
         assert_eq!(parse_recipient("hello").err().unwrap().exit_code(), 2);
+    }
+
+    /// A private key given as a recipient (age-keygen's output, an SSH private key) is refused
+    /// without its text in the message, which ends up in logs.
+    #[test]
+    fn a_private_key_given_as_a_recipient_is_not_printed() {
+        let secret = age::x25519::Identity::generate();
+        let secret = age::secrecy::ExposeSecret::expose_secret(&secret.to_string()).to_string();
+        let ssh = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n-----END OPENSSH PRIVATE KEY-----";
+        for (given, body) in [
+            (secret.as_str(), &secret[15..]),
+            (ssh, "b3BlbnNzaC1rZXktdjEAAAAABG5v"),
+        ] {
+            let e = parse_recipient(given).err().expect("refused");
+            let line = e.to_string();
+            assert_eq!(e.exit_code(), 2);
+            assert!(line.contains("a private key"), "{line}");
+            assert!(!line.contains(body), "{line}");
+        }
+        let line = parse_recipient(&format!("xx{secret}"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(!line.contains(&secret[15..]), "{line}");
+        let e = parse_recipient(
+            "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBA",
+        );
+        let line = e.err().unwrap().to_string();
+        assert!(line.contains("SSH key type age does not support"), "{line}");
+        let line = parse_recipient("a-rather-long-string-that-is-not-a-key-at-all")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            line.contains("a-rather-long-string-tha…") && !line.contains("at-all"),
+            "{line}"
+        );
     }
 }

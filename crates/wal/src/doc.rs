@@ -453,6 +453,8 @@ pub struct CheckReport {
     /// What is wrong, each with a code: "archive_mode_off", "archive_library_set",
     /// "archive_command_empty", "archive_command_not_wal_archive" (it does not run
     /// 'wal-archive push'), "archive_command_other_repo" (it names another repository),
+    /// "archive_command_hides_failures" (a push in it is piped, or followed by ';', '&' or
+    /// '||', so the command can succeed when that push failed),
     /// "settings_unreadable", "system_identifier_mismatch", "archiver_failing" (a failure
     /// since the last success in pg_stat_archiver), "switch_failed", "segment_elsewhere" (the
     /// server archived the switched segment but it is not in the repository),
@@ -517,8 +519,9 @@ impl Document for CheckReport {
 pub struct CommandRepo {
     /// As the command names it (--repo, or WAL_ARCHIVE_REPO/PGDR_REPO set before the program).
     pub repo: String,
-    /// True for the repository checked (--repo); its findings are the report's own.
-    pub checked: bool,
+    /// True for the repository given with --repo, whose findings are the report's own; the
+    /// others are checked too, their findings named "command_repo_…".
+    pub given: bool,
     /// The system identifier of the cluster whose WAL it holds; null while it is bound to no
     /// cluster, or when it cannot be opened.
     #[serde(deserialize_with = "pgdr_core::doc::required")]

@@ -198,7 +198,7 @@ pub fn check(location: &Path, o: &CheckOptions) -> Result<CheckReport> {
             if same_location(n, location) {
                 return CommandRepo {
                     repo: n.clone(),
-                    checked: true,
+                    given: true,
                     system_identifier: repo_sysid.clone(),
                     arrived,
                 };
@@ -241,7 +241,7 @@ fn other_repo(
 ) -> CommandRepo {
     let mut found = CommandRepo {
         repo: named.to_string(),
-        checked: false,
+        given: false,
         system_identifier: None,
         arrived: false,
     };
@@ -416,6 +416,15 @@ fn command_target(
         );
         return (None, named);
     };
+    if pushes.iter().any(|p| p.hidden) {
+        f.problem(
+            "archive_command_hides_failures",
+            format!(
+                "archive_command can succeed when a 'wal-archive push' in it failed (a ';', '&' or '||' follows it, or it is piped): PostgreSQL would take the segment for archived and recycle it; join the pushes with && and pipe none: {}",
+                mask_secrets(command)
+            ),
+        );
+    }
     if named.is_empty() {
         let config = p
             .config
@@ -473,13 +482,18 @@ struct Push {
     repo: Option<String>,
     /// PGDR_CONFIG set before the program.
     config: Option<String>,
+    /// Whether the command's exit status can be another's when this push fails: it is piped
+    /// into a command, or a `;`, `&` or `||` follows it (sh(1): the last pipeline's status is
+    /// the list's), so PostgreSQL would take a failed push for an archived segment.
+    hidden: bool,
 }
 
 /// Every simple command of `command` that runs a program named `wal-archive` with `push`,
 /// in order, and the repository each names.
 fn find_pushes(command: &str) -> Vec<Push> {
     let mut found = Vec::new();
-    for words in pgdr_core::examples::shell_commands(command) {
+    let list = pgdr_core::examples::shell_list(command);
+    for (i, (words, ops)) in list.iter().enumerate() {
         let Some(at) = words
             .iter()
             .position(|w| Path::new(w).file_name().and_then(|n| n.to_str()) == Some("wal-archive"))
@@ -501,11 +515,17 @@ fn find_pushes(command: &str) -> Vec<Push> {
             "--repo" => args.get(i + 1).cloned(),
             _ => a.strip_prefix("--repo=").map(str::to_string),
         });
+        let piped = ops.first() == Some(&"|");
+        let later = list[i..]
+            .iter()
+            .flat_map(|(_, ops)| ops)
+            .any(|op| matches!(*op, ";" | "&" | "||"));
         found.push(Push {
             repo: flag
                 .or_else(|| assigned("WAL_ARCHIVE_REPO"))
                 .or_else(|| assigned("PGDR_REPO")),
             config: assigned(pgdr_core::config::ENV),
+            hidden: piped || later,
         });
     }
     found
@@ -563,7 +583,8 @@ mod tests {
             p,
             Push {
                 repo: None,
-                config: Some("/etc/x.toml".into())
+                config: Some("/etc/x.toml".into()),
+                hidden: false,
             }
         );
         assert_eq!(find_push("cp %p /mnt/%f"), None);
@@ -574,6 +595,44 @@ mod tests {
         );
         let repos: Vec<_> = all.iter().map(|p| p.repo.as_deref()).collect();
         assert_eq!(repos, [Some("/a"), Some("s3://b/p")]);
+    }
+
+    /// A push whose failure the command's exit status may not carry (sh(1): a list's status
+    /// is its last pipeline's, a pipeline's its last command's).
+    #[test]
+    fn a_push_whose_failure_the_command_can_hide() {
+        let hidden = |c: &str| -> Vec<bool> { find_pushes(c).iter().map(|p| p.hidden).collect() };
+        assert_eq!(hidden("wal-archive push %p --repo /a"), [false]);
+        assert_eq!(
+            hidden("wal-archive push %p --repo /a && wal-archive push %p --repo /b"),
+            [false, false]
+        );
+        assert_eq!(
+            hidden("wal-archive push %p --repo /a ; wal-archive push %p --repo /b"),
+            [true, false]
+        );
+        assert_eq!(
+            hidden("wal-archive push %p --repo /a || wal-archive push %p --repo /b"),
+            [true, false]
+        );
+        assert_eq!(
+            hidden("wal-archive push %p --repo /a & wal-archive push %p --repo /b"),
+            [true, false]
+        );
+        assert_eq!(hidden("wal-archive push %p --repo /a | logger"), [true]);
+        assert_eq!(hidden("wal-archive push %p --repo /a; exit 0"), [true]);
+        assert_eq!(
+            hidden("wal-archive push %p --repo /a 2>&1 && echo ok | logger"),
+            [false]
+        );
+        assert_eq!(
+            hidden("cd /x; test ! -f y && wal-archive push %p --repo '/a;b'"),
+            [false]
+        );
+        assert_eq!(
+            hidden("(wal-archive push %p --repo /a; true) && wal-archive push %p --repo /b"),
+            [true, false]
+        );
     }
 
     #[test]
