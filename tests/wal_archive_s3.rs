@@ -421,6 +421,17 @@ fn s3_push_compresses_before_the_settings_came_and_they_still_decide() {
         .run()
         .expect_error(2, T);
     assert!(out.stderr.contains("--level 99"), "{}", out.stderr);
+    let out = was(&s, "s3://guess/lz4")
+        .args(["push", "--level", "5"])
+        .arg(wal.join(&names[1]))
+        .run()
+        .expect_error(2, T);
+    assert!(
+        out.stderr
+            .contains("the repository's compression is lz4, which has no levels"),
+        "{}",
+        out.stderr
+    );
 
     // A FIFO under a segment's name: refused at once, nothing stored.
     let fifo = wal.join("000000010000000000000063");
@@ -781,6 +792,22 @@ fn s3_encryption_is_age_and_hides_every_row() {
         .run()
         .expect_error(126, T);
     assert!(out.stderr.contains("no identity"), "{}", out.stderr);
+    // A repeated push without the identity: refused, saying the name is taken and why.
+    let again = dir.path().join("again");
+    fs::create_dir(&again).unwrap();
+    fs::copy(dir.path().join("seg"), again.join(&last)).unwrap();
+    let out = was(&s, repo)
+        .arg("push")
+        .arg(again.join(&last))
+        .run()
+        .expect_error(1, T);
+    assert!(
+        out.stderr.contains(&format!("{last} is already archived"))
+            && out.stderr.contains("no identity was given")
+            && out.stderr.contains("--identity"),
+        "{}",
+        out.stderr
+    );
     let wrong = dir.path().join("wrong.key");
     age_keygen(&wrong);
     fs::set_permissions(&wrong, fs::Permissions::from_mode(0o600)).unwrap();
@@ -811,7 +838,13 @@ fn s3_encryption_is_age_and_hides_every_row() {
     assert!(!dest.exists());
 
     // verify: without the identity only what it can, and says so; with it, everything.
-    let v: VerifyReport = was(&s, repo).arg("verify").run().ok().document();
+    let out = was(&s, repo).arg("verify").run().ok();
+    assert!(
+        out.stderr.contains("note: the content of") && out.stderr.contains("was not verified"),
+        "{}",
+        out.stderr
+    );
+    let v: VerifyReport = out.document();
     assert!(v.ok && !v.content_verified, "{v:?}");
     let v: VerifyReport = was(&s, repo)
         .arg("--identity")

@@ -410,6 +410,19 @@ pub fn compression_workers(size: u64) -> u32 {
 fn compare_existing(repo: &Repo, name: &WalName, path: &Path) -> Result<StoredFile> {
     let store = repo.store();
     let key = key_of(name);
+    if !repo.content_readable() {
+        // Say why archiving is stuck: the name is taken, and only the identity can tell
+        // whether it holds this file.
+        return Err(Error::failed(format!(
+            "{name} is already archived, and {} cannot be compared with it",
+            path.display()
+        ))
+        .because("the repository is encrypted and no identity was given")
+        .hint(format!(
+            "give this push --identity FILE (or set {}) so a repeated push can be compared",
+            crate::crypt::IDENTITY_ENV
+        )));
+    }
     let damaged = |why: String| {
         Error::failed(format!(
             "{name} is already archived but the archived copy is damaged"

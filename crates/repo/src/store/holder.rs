@@ -50,7 +50,7 @@ impl Holder {
         Holder {
             pid,
             host: read_trim("/proc/sys/kernel/hostname").unwrap_or_default(),
-            since: chrono::Utc::now().to_rfc3339(),
+            since: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             boot_id: read_trim("/proc/sys/kernel/random/boot_id"),
             pid_ns: std::fs::read_link("/proc/self/ns/pid")
                 .ok()

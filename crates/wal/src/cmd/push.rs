@@ -109,7 +109,16 @@ pub fn push(location: &Path, o: &PushOptions) -> Result<PushReport> {
         Some(c) => (c, c.level(o.level)?),
         None => {
             let c = repo.compression();
-            (c, c.level(o.level.or(repo.settings().compression_level))?)
+            let level = c
+                .level(o.level.or(repo.settings().compression_level))
+                .map_err(|e| {
+                    e.because(format!(
+                        "the repository's compression is {}, which has no levels",
+                        c.as_str()
+                    ))
+                    .hint("give --compress zstd with --level, or no --level")
+                })?;
+            (c, level)
         }
     };
     let id = identity(&mut repo, &name, &o.path)?;

@@ -28,6 +28,13 @@ pub fn verify(location: &Path) -> Result<VerifyReport> {
         progress.finish();
         found
     } else {
+        // Exit 0 still (names, sizes and continuity were checked), but a cron line reading
+        // only the exit status should not pass this off as a content check.
+        pgdr_core::runner::note(format!(
+            "the content of {} was not verified: the repository is encrypted and no identity was given (--identity FILE or {})",
+            repo.location(),
+            pgdr_repo::crypt::IDENTITY_ENV
+        ));
         Vec::new()
     };
     problems.extend(continuity(&s));
