@@ -481,6 +481,174 @@ fn an_interrupted_copy_leaves_nothing_behind() {
     }
 }
 
+/// The `.NAME.partial` directories directly in a copy store.
+fn partials(store: &Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(store)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy();
+            n.starts_with(".pgdr-") && n.ends_with(".partial")
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Starts a copy-backend snap-take of `pgdata` and kills it (SIGKILL) once its partial copy
+/// exists in `store` (a run that finishes first is tried again); returns that partial copy.
+fn kill_while_copying(pgdata: &Path, store: &Path) -> std::path::PathBuf {
+    for _ in 0..3 {
+        let before = if store.exists() {
+            partials(store)
+        } else {
+            vec![]
+        };
+        assert!(before.is_empty(), "{before:?}");
+        let mut child = std::process::Command::new(pgdr_testkit::bin_dir().join("snap-take"))
+            .arg("--pgdata")
+            .arg(pgdata)
+            .args(["--backend", "copy"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if store.exists() && !partials(store).is_empty() {
+                // SAFETY: signalling our own child.
+                unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+                break;
+            }
+            if child.try_wait().unwrap().is_some() || std::time::Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let status = child.wait().unwrap();
+        let left = partials(store);
+        if status.code().is_none() && !left.is_empty() {
+            assert_eq!(left.len(), 1, "{left:?}");
+            assert!(left[0].is_dir());
+            return left[0].clone();
+        }
+    }
+    panic!("snap-take finished every time before it could be killed while copying");
+}
+
+/// A copy-backend snap-take killed with SIGKILL (OOM killer, a cron timeout) cannot clean up:
+/// its `.NAME.partial`, a full copy of the data directory, stays. The next snap-take (it holds
+/// the store's lock, so no live run can be copying) removes it, says so on stderr and in its
+/// document (snap-take --to: in its image document's snapshot); `snap-prune --dry-run` lists
+/// it and removes nothing. A symlink or a directory that only looks similar is never
+/// touched. (Before: nothing ever removed or reported it.)
+#[test]
+fn a_killed_copy_is_removed_by_the_next_run() {
+    let c = Cluster::start();
+    pgbench_init(&c, 8);
+    c.stop();
+    let pgdata = c.data.canonicalize().unwrap();
+    let store = pgdata
+        .parent()
+        .unwrap()
+        .join(".pgdr-snapshots")
+        .join("data");
+    let leftover = kill_while_copying(&c.data, &store);
+    // Look-alikes that are not this backend's partial copies.
+    let elsewhere = c.root.path().join("not-a-copy");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::fs::write(elsewhere.join("keep"), "x").unwrap();
+    let link = store.join(".pgdr-20200101T000000Z.partial");
+    std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
+    let foreign = store.join(".mine.partial");
+    std::fs::create_dir(&foreign).unwrap();
+
+    let dry = tool("snap-prune")
+        .arg("--pgdata")
+        .arg(&c.data)
+        .args(["--backend", "copy", "--keep-last", "1", "--dry-run"])
+        .run()
+        .ok();
+    let report = dry.document::<PruneReport>();
+    assert_eq!(report.removed_leftovers, vec![leftover.clone()]);
+    assert!(
+        dry.stderr
+            .contains(&format!("would remove {}", leftover.display())),
+        "{}",
+        dry.stderr
+    );
+    assert!(leftover.is_dir(), "a dry run removed it");
+
+    let out = tool("snap-take")
+        .arg("--pgdata")
+        .arg(&c.data)
+        .args(["--backend", "copy"])
+        .run()
+        .ok();
+    let doc = out.document::<SnapshotMeta>();
+    assert_eq!(doc.removed_leftovers, vec![leftover.clone()]);
+    let notes: Vec<_> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("snap-take: note: removed "))
+        .collect();
+    assert_eq!(
+        notes,
+        vec![format!(
+            "snap-take: note: removed {}: a partial copy left by a run that was killed",
+            leftover.display()
+        )],
+        "{}",
+        out.stderr
+    );
+    assert!(!leftover.exists());
+    assert!(store.join(&doc.snapshot).is_dir());
+    // Only the look-alikes are left, untouched (the symlink's target too).
+    assert_eq!(partials(&store), vec![link.clone()]);
+    assert!(link.symlink_metadata().unwrap().file_type().is_symlink());
+    assert!(elsewhere.join("keep").is_file());
+    assert!(foreign.is_dir());
+    // The stored metadata does not carry the run's cleanup.
+    let listed = Backend::detect(&pgdata, Some(BackendKind::Copy), None)
+        .unwrap()
+        .get(&doc.snapshot)
+        .unwrap();
+    assert!(listed.removed_leftovers.is_empty());
+
+    // A real prune finds nothing left to remove.
+    std::fs::remove_file(&link).unwrap();
+    let report = tool("snap-prune")
+        .arg("--pgdata")
+        .arg(&c.data)
+        .args(["--backend", "copy", "--keep-last", "1"])
+        .run()
+        .ok()
+        .document::<PruneReport>();
+    assert!(report.removed_leftovers.is_empty());
+
+    // snap-take --to reports what it removed in the snapshot of its image document.
+    let leftover = kill_while_copying(&c.data, &store);
+    let repo = c.root.path().join("repo");
+    tool("wal-archive")
+        .args(["init", "--repo"])
+        .arg(&repo)
+        .run()
+        .ok();
+    let out = tool("snap-take")
+        .arg("--pgdata")
+        .arg(&c.data)
+        .args(["--backend", "copy", "--to"])
+        .arg(&repo)
+        .run()
+        .ok();
+    let image = out.document::<pgdr_snap::doc::ImageReport>();
+    assert_eq!(image.snapshot.removed_leftovers, vec![leftover.clone()]);
+    assert!(out
+        .stderr
+        .contains(&format!("removed {}", leftover.display())));
+    assert!(partials(&store).is_empty());
+}
+
 /// Runs a tool binary in a mount namespace of its own where /run/zfs is an empty tmpfs: the
 /// real zfs command then finds no zfs-fuse daemon socket, exactly as on a host where zfs-fuse
 /// is installed but not running, while the daemon other tests use keeps running outside.

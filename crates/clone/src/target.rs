@@ -208,6 +208,7 @@ mod tests {
             backup: None,
             tool_version: "0".into(),
             consistent_at: done,
+            removed_leftovers: vec![],
         }
     }
 

@@ -252,7 +252,13 @@ pub fn run(args: Args) -> Result<Outcome> {
         return Outcome::document(&meta);
     };
     let name = meta.snapshot.clone();
-    let report = crate::cmd::image::run(&ImageRequest {
+    // Leftovers this run removed go into its document; a piped-in document's were reported
+    // by the run that removed them.
+    let removed = match args.input {
+        None => meta.removed_leftovers.clone(),
+        Some(_) => Vec::new(),
+    };
+    let mut report = crate::cmd::image::run(&ImageRequest {
         snapshot: meta,
         repo,
         parallel: args.parallel.into(),
@@ -275,6 +281,7 @@ pub fn run(args: Args) -> Result<Outcome> {
         }
         Some(_) => e,
     })?;
+    report.snapshot.removed_leftovers = removed;
     Outcome::document(&report)
 }
 

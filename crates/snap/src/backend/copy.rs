@@ -6,7 +6,7 @@
 use crate::datadir::Layout;
 use crate::meta::{SnapshotMeta, Tablespace};
 use pgdr_core::progress::Progress;
-use pgdr_core::{Error, Result};
+use pgdr_core::{Context, Error, Result};
 use std::fs::{self, File, OpenOptions};
 use std::io::ErrorKind;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -163,13 +163,7 @@ impl CopyStore {
     }
 
     pub fn remove_tree(&self, p: &Path) -> Result<()> {
-        match fs::remove_dir_all(p) {
-            Err(e) if e.kind() != ErrorKind::NotFound => {
-                Err(Error::failed(format!("cannot remove {}", p.display()))
-                    .because(pgdr_core::error::clean_io_message(&e.to_string())))
-            }
-            _ => Ok(()),
-        }
+        remove_tree(p)
     }
 
     /// A copy of the snapshot at `root`. Returns (location, root).
@@ -190,6 +184,67 @@ impl CopyStore {
         }
         Ok((root.to_string_lossy().into_owned(), root.to_path_buf()))
     }
+}
+
+/// Removes a directory tree (a missing one is no error). Symlinks inside are removed, never
+/// followed (`remove_dir_all` opens each directory with `O_NOFOLLOW`).
+fn remove_tree(p: &Path) -> Result<()> {
+    match fs::remove_dir_all(p) {
+        Err(e) if e.kind() != ErrorKind::NotFound => {
+            Err(Error::failed(format!("cannot remove {}", p.display()))
+                .because(pgdr_core::error::clean_io_message(&e.to_string())))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The partial copies in `store` that no run is making: `.NAME.partial` directories (NAME a
+/// snapshot name) that are direct children of the store, not symlinks, sorted by path. A
+/// copy is made only under the store's lock, so while the caller holds it every one was
+/// left by a run that was killed (SIGKILL, OOM, power loss) before it could remove it.
+///
+/// # Errors
+/// The store cannot be listed.
+pub fn leftovers(store: &Path) -> Result<Vec<PathBuf>> {
+    let rd = match fs::read_dir(store) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).context(|| format!("cannot list {}", store.display())),
+    };
+    let mut out = Vec::new();
+    for e in rd {
+        let e = e.context(|| format!("cannot list {}", store.display()))?;
+        let fname = e.file_name();
+        let Some(name) = fname
+            .to_str()
+            .and_then(|n| n.strip_prefix('.'))
+            .and_then(|n| n.strip_suffix(".partial"))
+        else {
+            continue;
+        };
+        // file_type() is the entry's own type (lstat): a symlink is never taken for a copy.
+        let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+        if is_dir && crate::meta::parse_name(name).is_some() {
+            out.push(e.path());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Removes the [`leftovers`] of `store` (the caller holds its lock) and returns them.
+///
+/// # Errors
+/// The store cannot be listed, or one cannot be removed (those removed before it are gone).
+pub fn remove_leftovers(store: &Path) -> Result<Vec<PathBuf>> {
+    let found = leftovers(store)?;
+    for p in &found {
+        remove_tree(p)?;
+    }
+    if !found.is_empty() {
+        let _ = pgdr_core::fsx::fsync_dir(store);
+    }
+    Ok(found)
 }
 
 fn io_err(p: &Path) -> impl Fn(std::io::Error) -> Error + '_ {

@@ -80,6 +80,7 @@ pub fn run(req: &ImagePruneRequest) -> Result<PruneReport> {
     let destroyed = judged.doomed.iter().map(|m| brief(m)).collect();
     let swept = sweep::sweep(&repo, &gone, req.dry_run, req.now.timestamp())?;
     Ok(PruneReport {
+        removed_leftovers: Vec::new(),
         pgdata: None,
         backend: "image".into(),
         store: None,

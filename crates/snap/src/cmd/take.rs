@@ -37,7 +37,18 @@ pub fn run(req: &TakeRequest) -> Result<SnapshotMeta> {
     let pgdata = datadir::check_data_dir(&req.pgdata)?;
     let backend = Backend::detect(&pgdata, req.backend, req.snapshot_dir.as_deref())?;
     let _lock = backend.lock(req.wait_lock)?;
-    take(&backend, &req.options)
+    // Under the lock no other run is copying, so every partial copy left in the store is a
+    // killed run's: removed before this copy needs the space.
+    let removed = crate::backend::copy::remove_leftovers(backend.store())?;
+    for p in &removed {
+        pgdr_core::runner::note(format!(
+            "removed {}: a partial copy left by a run that was killed",
+            p.display()
+        ));
+    }
+    let mut meta = take(&backend, &req.options)?;
+    meta.removed_leftovers = removed;
+    Ok(meta)
 }
 
 /// What to take.
@@ -253,6 +264,7 @@ pub fn take(backend: &Backend, opts: &TakeOptions) -> Result<SnapshotMeta> {
             backup,
             tool_version: pgdr_core::VERSION.into(),
             consistent_at: Utc::now(),
+            removed_leftovers: Vec::new(),
         };
         backend.set_meta(&m)?;
         Ok(m)
