@@ -420,7 +420,11 @@ fn s3_push_compresses_before_the_settings_came_and_they_still_decide() {
         .arg(wal.join(&names[1]))
         .run()
         .expect_error(2, T);
-    assert!(out.stderr.contains("--level 99"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("--level 99") && out.stderr.contains("zstd levels go from -7 to 22"),
+        "{}",
+        out.stderr
+    );
     let out = was(&s, "s3://guess/lz4")
         .args(["push", "--level", "5"])
         .arg(wal.join(&names[1]))

@@ -111,12 +111,14 @@ pub fn push(location: &Path, o: &PushOptions) -> Result<PushReport> {
             let c = repo.compression();
             let level = c
                 .level(o.level.or(repo.settings().compression_level))
-                .map_err(|e| {
-                    e.because(format!(
-                        "the repository's compression is {}, which has no levels",
-                        c.as_str()
-                    ))
-                    .hint("give --compress zstd with --level, or no --level")
+                .map_err(|e| match c {
+                    Compression::Zstd => e,
+                    _ => e
+                        .because(format!(
+                            "the repository's compression is {}, which has no levels",
+                            c.as_str()
+                        ))
+                        .hint("give --compress zstd with --level, or no --level"),
                 })?;
             (c, level)
         }
