@@ -1087,7 +1087,7 @@ fn s3_copy_local_to_s3_to_another_prefix_killed_and_resumed() {
 /// left as it is and the run exits 75 naming the holder.
 #[test]
 fn s3_a_dead_runs_lock_is_taken_over_a_live_ones_is_not() {
-    use pgdr_repo::store::holder::{start_time, Holder};
+    use pgdr_core::holder::{start_time, Holder};
     let s = pgdr_testkit::skip_unless!(S3Server::start());
     s.create_bucket("locks");
     let repo = "s3://locks/pg";

@@ -17,6 +17,7 @@ pub mod doc;
 pub mod error;
 pub mod examples;
 pub mod fsx;
+pub mod holder;
 pub mod input;
 pub mod lock;
 pub mod man;

@@ -5,7 +5,7 @@
 //! - The file is created readable by everyone (0644, whatever the umask) and locked through a
 //!   read-only descriptor when it cannot be opened for writing (flock needs no write access),
 //!   so a lock file another user left behind is as usable as one of our own.
-//! - Its holder writes one line naming itself into it ([`HolderLine`]: pid, host, start), so
+//! - Its holder writes one line naming itself into it ([`Holder`]: pid, host, boot, start), so
 //!   a run that finds it held says who holds it, as an S3 repository's lock object does. The
 //!   file is emptied, then the line written in one write; a reader uses only a whole line
 //!   (ending in a newline) whose process is still alive, so it never names a half line nor
@@ -16,58 +16,17 @@
 //!   hold two different files of the same name.
 
 use crate::error::{clean_io_message, Error, Result};
+use crate::holder::Holder;
 use rustix::fs::{Mode, OFlags};
 use std::fs::{File, TryLockError};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// Who holds a lock file: the line its holder writes into it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-struct HolderLine {
-    pid: u32,
-    host: String,
-    /// When it took the lock (RFC 3339).
-    since: String,
-    /// The process's start time, in clock ticks after boot (/proc/PID/stat field 22), so a
-    /// later process with the same PID is not taken for the holder.
-    start: Option<u64>,
-}
-
-/// Field 22 (starttime) of /proc/PID/stat: None when there is no such process.
-fn start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    crate::procstat::field(&stat, 19)
-}
-
-impl HolderLine {
-    /// This process, now.
-    fn me() -> HolderLine {
-        let pid = std::process::id();
-        HolderLine {
-            pid,
-            host: std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .map(|h| h.trim().to_string())
-                .unwrap_or_default(),
-            since: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            start: start_time(pid),
-        }
-    }
-
-    /// The holder named in a lock file's text: a whole first line, of a process of this host
-    /// that is still running (same PID and start time); None otherwise.
-    fn of(text: &str) -> Option<HolderLine> {
-        let (line, _) = text.split_once('\n')?;
-        let h: HolderLine = serde_json::from_str(line).ok()?;
-        let here = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .is_ok_and(|me| me.trim() == h.host);
-        (here && h.start.is_some() && start_time(h.pid) == h.start).then_some(h)
-    }
-
-    /// " (pid N on HOST, since T)", as the S3 lock says it.
-    fn shown(&self) -> String {
-        format!(" (pid {} on {}, since {})", self.pid, self.host, self.since)
-    }
+/// The live holder a lock file's text names ([`Holder::of_text`]): None for a line still
+/// being written, or one whose process is not provably running on this host.
+fn live_holder(text: &str) -> Option<Holder> {
+    Holder::of_text(text).filter(|h| h.alive(&Holder::me()))
 }
 
 /// Writes this process's line into the lock file it holds: emptied first, then the line in
@@ -76,19 +35,17 @@ impl HolderLine {
 /// process it names is alive.
 fn write_holder(file: &File) {
     use std::os::unix::fs::FileExt;
-    let mut line = serde_json::to_string(&HolderLine::me()).expect("a holder line serializes");
-    line.push('\n');
     if file.set_len(0).is_ok() {
-        let _ = file.write_at(line.as_bytes(), 0);
+        let _ = file.write_at(Holder::me().to_line().as_bytes(), 0);
     }
 }
 
 /// The live holder named in the lock file open as `file`.
-fn read_holder(file: &File) -> Option<HolderLine> {
+fn read_holder(file: &File) -> Option<Holder> {
     use std::os::unix::fs::FileExt;
     let mut buf = [0u8; 1024];
     let n = file.read_at(&mut buf, 0).ok()?;
-    HolderLine::of(std::str::from_utf8(&buf[..n]).ok()?)
+    live_holder(std::str::from_utf8(&buf[..n]).ok()?)
 }
 
 /// Held until dropped; dropping removes the lock file, then releases the lock.
@@ -174,10 +131,6 @@ fn open(path: &Path) -> Result<File> {
     }
 }
 
-/// Takes the lock at `path` for `what` (used in the message). Without `wait` a held lock fails
-/// at once with exit 75; with it, retries until the time runs out.
-///
-/// # Errors
 /// What to do about a lock that is held: wait for it, or (having waited) wait longer.
 pub fn wait_hint(waited: Option<Duration>) -> &'static str {
     match waited {
@@ -186,6 +139,10 @@ pub fn wait_hint(waited: Option<Duration>) -> &'static str {
     }
 }
 
+/// Takes the lock at `path` for `what` (used in the message). Without `wait` a held lock fails
+/// at once with exit 75; with it, retries until the time runs out.
+///
+/// # Errors
 /// Exit 75 when another run holds the lock; exit 1 when the file cannot be opened or locked.
 pub fn acquire(path: &Path, what: &str, wait: Option<Duration>) -> Result<LockGuard> {
     let deadline = wait.map(|w| Instant::now() + w);
@@ -245,12 +202,12 @@ mod tests {
             "{line:?}"
         );
         // A half line (no newline yet) and the line of a process that is gone name nobody.
-        let mut h: HolderLine = serde_json::from_str(line.trim()).unwrap();
-        assert_eq!(HolderLine::of(&line), Some(h.clone()));
-        assert_eq!(HolderLine::of(line.trim_end()), None);
+        let mut h: Holder = serde_json::from_str(line.trim()).unwrap();
+        assert_eq!(live_holder(&line), Some(h.clone()));
+        assert_eq!(live_holder(line.trim_end()), None);
         h.start = h.start.map(|s| s + 1);
         let dead = format!("{}\n", serde_json::to_string(&h).unwrap());
-        assert_eq!(HolderLine::of(&dead), None);
+        assert_eq!(live_holder(&dead), None);
         let e = acquire(&p, "target", Some(Duration::from_millis(120))).unwrap_err();
         assert!(e.to_string().contains("after waiting"), "{e}");
         assert!(e.to_string().contains("a longer --wait-lock"), "{e}");

@@ -11,7 +11,6 @@
 //! caller writes (and may seek in, to put a header in front of a streamed body), then
 //! `create_if_absent` makes it durable and publishes it, or reports the name taken.
 
-pub mod holder;
 pub mod local;
 pub mod s3;
 

@@ -16,7 +16,6 @@
 //! Requests are retried with exponential backoff (network errors, 5xx, throttling) for up to
 //! [`RETRY_SECONDS`]; then the error is one line naming the location.
 
-use super::holder::{Holder, HEARTBEAT, STALE};
 use super::{not_initialised, Created, Key, Listing, Lock, Object, ObjectInfo, Staged, Store};
 use futures::stream::{BoxStream, StreamExt};
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
@@ -25,6 +24,7 @@ use object_store::{
     BackoffConfig, ClientOptions, GetResult, ObjectStore, ObjectStoreExt, PutMode, PutOptions,
     PutPayload, RetryConfig, WriteMultipart,
 };
+use pgdr_core::holder::Holder;
 use pgdr_core::{Context, Error, Result};
 use std::collections::HashMap;
 use std::io::{self, Read};
@@ -33,6 +33,10 @@ use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;
 use tokio::task::JoinHandle;
 
+/// How often a held lock object is rewritten, so a long upload is never taken for dead.
+pub const HEARTBEAT: Duration = Duration::from_secs(60);
+/// A lock object not rewritten for this long was left by a run that died.
+pub const STALE: Duration = Duration::from_secs(600);
 /// Objects larger than this are sent in parts of this size (S3's minimum part is 5 MiB);
 /// at most `parallel` parts are in memory at once.
 pub const PART_SIZE: usize = 8 << 20;
@@ -759,9 +763,7 @@ impl Store for S3Store {
                 Some(w) => format!(" after waiting {}s", w.as_secs_f64()),
                 None => String::new(),
             };
-            let by = holder.map_or(String::new(), |h| {
-                format!(" (pid {} on {}, since {})", h.pid, h.host, h.since)
-            });
+            let by = holder.map_or(String::new(), |h| h.shown());
             return Err(Error::locked(format!("{what} is locked"))
                 .because(format!(
                     "another run holds {}{by}{waited}",
