@@ -205,7 +205,7 @@ fn remove_tree(p: &Path) -> Result<()> {
 ///
 /// # Errors
 /// The store cannot be listed.
-pub fn leftovers(store: &Path) -> Result<Vec<PathBuf>> {
+fn leftovers(store: &Path) -> Result<Vec<PathBuf>> {
     let rd = match fs::read_dir(store) {
         Ok(rd) => rd,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
@@ -232,16 +232,24 @@ pub fn leftovers(store: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// Removes the [`leftovers`] of `store` (the caller holds its lock) and returns them.
+/// Removes the [`leftovers`] of `store` (the caller holds its lock), or with `dry_run` only
+/// finds them, with one stderr note each; returns them.
 ///
 /// # Errors
 /// The store cannot be listed, or one cannot be removed (those removed before it are gone).
-pub fn remove_leftovers(store: &Path) -> Result<Vec<PathBuf>> {
+pub fn remove_leftovers(store: &Path, dry_run: bool) -> Result<Vec<PathBuf>> {
     let found = leftovers(store)?;
+    let did = if dry_run { "would remove" } else { "removed" };
     for p in &found {
-        remove_tree(p)?;
+        if !dry_run {
+            remove_tree(p)?;
+        }
+        pgdr_core::runner::note(format!(
+            "{did} {}: a partial copy left by a run that was killed",
+            p.display()
+        ));
     }
-    if !found.is_empty() {
+    if !found.is_empty() && !dry_run {
         let _ = pgdr_core::fsx::fsync_dir(store);
     }
     Ok(found)

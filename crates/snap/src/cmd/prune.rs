@@ -167,22 +167,7 @@ pub fn run(req: &PruneRequest) -> Result<PruneReport> {
     };
     // Under the lock no other run is copying, so every partial copy in the store is a killed
     // run's. A dry run holds no lock: it lists them as what a real run would remove.
-    let removed_leftovers = if req.dry_run {
-        crate::backend::copy::leftovers(backend.store())?
-    } else {
-        crate::backend::copy::remove_leftovers(backend.store())?
-    };
-    for p in &removed_leftovers {
-        let did = if req.dry_run {
-            "would remove"
-        } else {
-            "removed"
-        };
-        pgdr_core::runner::note(format!(
-            "{did} {}: a partial copy left by a run that was killed",
-            p.display()
-        ));
-    }
+    let removed_leftovers = crate::backend::copy::remove_leftovers(backend.store(), req.dry_run)?;
     let all = backend.list()?;
     let judged = judge(
         &all,

@@ -39,13 +39,7 @@ pub fn run(req: &TakeRequest) -> Result<SnapshotMeta> {
     let _lock = backend.lock(req.wait_lock)?;
     // Under the lock no other run is copying, so every partial copy left in the store is a
     // killed run's: removed before this copy needs the space.
-    let removed = crate::backend::copy::remove_leftovers(backend.store())?;
-    for p in &removed {
-        pgdr_core::runner::note(format!(
-            "removed {}: a partial copy left by a run that was killed",
-            p.display()
-        ));
-    }
+    let removed = crate::backend::copy::remove_leftovers(backend.store(), false)?;
     let mut meta = take(&backend, &req.options)?;
     meta.removed_leftovers = removed;
     Ok(meta)
