@@ -1154,3 +1154,117 @@ fn s3_a_dead_runs_lock_is_taken_over_a_live_ones_is_not() {
         }
     }
 }
+
+/// A store on HTTPS whose certificate a private CA signed (MinIO or Ceph behind one): with
+/// `AWS_CA_BUNDLE` naming that CA the repository works, and only that bundle is trusted, as
+/// the AWS CLI does (`SSL_CERT_FILE` naming the CA does not rescue a bundle without it);
+/// without any trust in it, one line says the certificate is not trusted and names
+/// `AWS_CA_BUNDLE`; an unreadable bundle is named.
+#[test]
+fn s3_tls_trusts_aws_ca_bundle_and_only_it() {
+    let s = pgdr_testkit::skip_unless!(S3Server::start_tls());
+    s.create_bucket("tls");
+    let (segs, names) = make_segments(1);
+    let seg = segs.path().join("pg_wal").join(&names[0]);
+    let dir = short_tempdir("pgdr-s3tls");
+    let dest = dir.path().join("RECOVERYXLOG");
+    let repo = "s3://tls/r";
+    let ca = s.ca_pem();
+    // A CA of its own that signed nothing here.
+    let other = tempfile::tempdir().unwrap();
+    let st = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args([
+            "-subj",
+            "/CN=another CA",
+            "-keyout",
+            "k.pem",
+            "-out",
+            "ca.pem",
+        ])
+        .current_dir(other.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let with = |bundle: Option<&Path>, cert_file: Option<&Path>| {
+        let mut c = was(&s, repo)
+            .env_remove("SSL_CERT_FILE")
+            .env_remove("SSL_CERT_DIR")
+            .env_remove("AWS_CA_BUNDLE");
+        if let Some(b) = bundle {
+            c = c.env("AWS_CA_BUNDLE", b);
+        }
+        if let Some(f) = cert_file {
+            c = c.env("SSL_CERT_FILE", f);
+        }
+        c
+    };
+
+    // Trusted through AWS_CA_BUNDLE alone: init, push and a byte-identical get.
+    with(Some(&ca), None).arg("init").run().ok();
+    let p: PushReport = with(Some(&ca), None)
+        .arg("push")
+        .arg(&seg)
+        .run()
+        .ok()
+        .document();
+    assert!(!p.file.already_archived, "{p:?}");
+    let g: GetReport = with(Some(&ca), None)
+        .arg("get")
+        .arg(&names[0])
+        .arg(&dest)
+        .run()
+        .ok()
+        .document();
+    assert_eq!(g.sha256, sha(&seg));
+    assert_eq!(sha(&dest), sha(&seg));
+    fs::remove_file(&dest).unwrap();
+
+    // The bundle replaces every other trust: a bundle of another CA is refused although
+    // SSL_CERT_FILE names the right one; so is no trust at all. get exits 126, writes nothing.
+    for (bundle, cert_file) in [
+        (Some(other.path().join("ca.pem")), Some(ca.clone())),
+        (None, None),
+    ] {
+        let out = with(bundle.as_deref(), cert_file.as_deref())
+            .arg("get")
+            .arg(&names[0])
+            .arg(&dest)
+            .run()
+            .expect_error(126, T);
+        assert!(
+            out.stderr.contains("TLS certificate is not trusted")
+                && out.stderr.contains("AWS_CA_BUNDLE"),
+            "{}",
+            out.stderr
+        );
+        assert!(!dest.exists());
+    }
+
+    // A bundle that cannot be read, or holds no certificate, is named before any request.
+    let empty = other.path().join("empty.pem");
+    fs::write(&empty, "not a certificate\n").unwrap();
+    for (bundle, why) in [
+        (
+            other.path().join("missing.pem"),
+            "No such file or directory",
+        ),
+        (empty.clone(), "no PEM certificate in it"),
+    ] {
+        let out = with(Some(&bundle), None)
+            .arg("push")
+            .arg(&seg)
+            .run()
+            .expect_error(1, T);
+        assert!(
+            out.stderr
+                .contains(&format!("AWS_CA_BUNDLE={}: {why}", bundle.display())),
+            "{}",
+            out.stderr
+        );
+    }
+}

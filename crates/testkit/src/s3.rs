@@ -19,6 +19,8 @@ pub struct S3Server {
     child: Child,
     pub port: u16,
     dir: tempfile::TempDir,
+    /// Serving HTTPS with a certificate of a CA made for it ([`S3Server::start_tls`]).
+    tls: bool,
 }
 
 fn python_with_moto() -> Option<String> {
@@ -39,6 +41,22 @@ fn python_with_moto() -> Option<String> {
 impl S3Server {
     /// Starts a server; `Unavailable` when moto is not installed.
     pub fn start() -> Result<S3Server, Unavailable> {
+        S3Server::start_with(false)
+    }
+
+    /// Starts a server on HTTPS, its certificate (for IP 127.0.0.1) signed by a CA made for it
+    /// with the `openssl` CLI; [`S3Server::ca_pem`] is that CA. [`S3Server::env`] sets no CA:
+    /// each test says how the client is to trust it.
+    pub fn start_tls() -> Result<S3Server, Unavailable> {
+        S3Server::start_with(true)
+    }
+
+    /// The PEM file of the CA that signed a TLS server's certificate.
+    pub fn ca_pem(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    fn start_with(tls: bool) -> Result<S3Server, Unavailable> {
         let py = python_with_moto().ok_or_else(|| {
             Unavailable(
                 "moto's S3 server is not installed (make deps: pip install 'moto[server]')".into(),
@@ -55,12 +73,28 @@ impl S3Server {
         std::fs::write(&faults, "0").map_err(|e| Unavailable(e.to_string()))?;
         let log = std::fs::File::create(dir.path().join("log"))
             .map_err(|e| Unavailable(e.to_string()))?;
+        let mut tls_args = Vec::new();
+        if tls {
+            make_certificates(dir.path())?;
+            tls_args = ["--ssl-cert", "server.pem", "--ssl-key", "server.key"]
+                .iter()
+                .enumerate()
+                .map(|(i, a)| {
+                    if i % 2 == 1 {
+                        dir.path().join(a).display().to_string()
+                    } else {
+                        a.to_string()
+                    }
+                })
+                .collect();
+        }
         let mut last = String::new();
         for _ in 0..5 {
             let port = free_port();
             let mut child = Command::new(&py)
                 .arg(&launcher)
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .args(&tls_args)
                 .env("PGDR_MOTO_FAULTS", &faults)
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().map_err(|e| Unavailable(e.to_string()))?)
@@ -73,8 +107,18 @@ impl S3Server {
                     last = format!("moto exited ({st})");
                     break;
                 }
-                if http(port, "GET", "/", "").is_some_and(|(code, _)| code == 200) {
-                    return Ok(S3Server { child, port, dir });
+                let up = if tls {
+                    TcpStream::connect(("127.0.0.1", port)).is_ok()
+                } else {
+                    http(port, "GET", "/", "").is_some_and(|(code, _)| code == 200)
+                };
+                if up {
+                    return Ok(S3Server {
+                        child,
+                        port,
+                        dir,
+                        tls,
+                    });
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
@@ -90,20 +134,25 @@ impl S3Server {
         )
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (`https://` for a TLS server).
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
-    /// The AWS variables a client needs for this server (a plain-HTTP endpoint).
+    /// The AWS variables a client needs for this server (for a plain-HTTP one,
+    /// `AWS_ALLOW_HTTP`; for a TLS one no CA: see [`S3Server::start_tls`]).
     pub fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
+        let mut env = vec![
             ("AWS_ENDPOINT_URL", self.endpoint()),
-            ("AWS_ALLOW_HTTP", "true".into()),
             ("AWS_ACCESS_KEY_ID", ACCESS_KEY.into()),
             ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.into()),
             ("AWS_REGION", "us-east-1".into()),
-        ]
+        ];
+        if !self.tls {
+            env.push(("AWS_ALLOW_HTTP", "true".into()));
+        }
+        env
     }
 
     /// The same, as `K=V K=V` for a shell command line (an archive_command).
@@ -117,6 +166,16 @@ impl S3Server {
 
     /// Creates a bucket.
     pub fn create_bucket(&self, name: &str) {
+        if self.tls {
+            let st = self
+                .aws()
+                .args(["s3", "mb", &format!("s3://{name}")])
+                .stdout(Stdio::null())
+                .status()
+                .expect("aws CLI");
+            assert!(st.success(), "create bucket {name}");
+            return;
+        }
         let (code, body) = http(self.port, "PUT", &format!("/{name}"), "")
             .unwrap_or_else(|| panic!("moto on port {} does not answer", self.port));
         assert_eq!(code, 200, "create bucket {name}: {body}");
@@ -169,18 +228,22 @@ impl S3Server {
         assert!(st.success(), "put {bucket}/{key}");
     }
 
-    /// The AWS CLI (`aws`, on PATH) pointed at this server.
+    /// The AWS CLI (`aws`, on PATH) pointed at this server (trusting a TLS one's CA).
     pub fn aws(&self) -> Command {
         let mut c = Command::new("aws");
         c.arg("--endpoint-url")
             .arg(self.endpoint())
             .envs(self.env())
             .stdin(Stdio::null());
+        if self.tls {
+            c.env("AWS_CA_BUNDLE", self.ca_pem());
+        }
         c
     }
 
-    /// Every key in a bucket under `prefix` (one page: up to 1000).
+    /// Every key in a bucket under `prefix` (one page: up to 1000; a plain-HTTP server).
     pub fn keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        assert!(!self.tls, "keys() reads a plain-HTTP server");
         let (_, body) = http(
             self.port,
             "GET",
@@ -211,6 +274,75 @@ impl Drop for S3Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A CA (`ca.pem`) and a certificate for IP 127.0.0.1 it signed (`server.pem`, `server.key`)
+/// in `dir`, made with the `openssl` CLI.
+fn make_certificates(dir: &std::path::Path) -> Result<(), Unavailable> {
+    std::fs::write(dir.join("san"), "subjectAltName=IP:127.0.0.1\n")
+        .map_err(|e| Unavailable(e.to_string()))?;
+    let steps: [&[&str]; 3] = [
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=pgdr test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ],
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ],
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san",
+            "-out",
+            "server.pem",
+        ],
+    ];
+    for args in steps {
+        let ok = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            return Err(Unavailable(format!(
+                "openssl {} failed (make deps installs openssl)",
+                args.join(" ")
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// One plain HTTP/1.1 request (moto serves unsigned bucket requests), the whole answer read.

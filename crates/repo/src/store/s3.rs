@@ -2,8 +2,8 @@
 //! `object_store` crate of the Apache Arrow project: `s3://BUCKET[/PREFIX]`, keys below the
 //! prefix. Credentials, region and endpoint come from the standard AWS variables
 //! (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION`,
-//! `AWS_ENDPOINT_URL`, `AWS_ALLOW_HTTP`) or the instance/container credential chain; never from
-//! the location, never printed.
+//! `AWS_ENDPOINT_URL`, `AWS_ALLOW_HTTP`, `AWS_CA_BUNDLE`) or the instance/container credential
+//! chain; never from the location, never printed.
 //!
 //! Never overwriting: every object is published with a conditional create (`If-None-Match: *`),
 //! decided by the server. A small object is one conditional PUT. A large one (more than
@@ -129,6 +129,23 @@ fn one_line(e: &dyn std::fmt::Display) -> String {
         .join(" ")
 }
 
+/// One line from an object-store error and, when its own text does not say it, the innermost
+/// cause ("error sending request" alone hides a refused connection or an untrusted
+/// certificate).
+fn with_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let text = one_line(e);
+    let mut root: &dyn std::error::Error = e;
+    while let Some(s) = root.source() {
+        root = s;
+    }
+    let cause = one_line(root);
+    if cause.is_empty() || text.contains(&cause) {
+        text
+    } else {
+        format!("{text}: {cause}")
+    }
+}
+
 /// Whether every request of a store built from `b` is plain HTTP: the endpoint is `http://`
 /// and the credentials are given (no token service over HTTPS is asked for them). Then the
 /// system's root certificates (hundreds of files read and parsed, tens of milliseconds per
@@ -146,6 +163,32 @@ fn plain_http_only(b: &AmazonS3Builder) -> bool {
         .is_some()
         && b.get_config_value(&AmazonS3ConfigKey::SecretAccessKey)
             .is_some()
+}
+
+/// The certificates of `AWS_CA_BUNDLE`, when it is set: then they are the only ones trusted,
+/// as the AWS CLI and SDKs trust that bundle instead of the system's (a private CA for MinIO
+/// or Ceph), and the system's store (hundreds of files read and parsed in every process,
+/// several milliseconds a `get` or `push`) is not loaded.
+///
+/// # Errors
+/// The file cannot be read or holds no PEM certificate: one line naming it.
+fn ca_bundle(loc: &S3Location) -> Result<Option<Vec<object_store::Certificate>>> {
+    let Some(path) = std::env::var_os("AWS_CA_BUNDLE").filter(|p| !p.is_empty()) else {
+        return Ok(None);
+    };
+    let path = std::path::PathBuf::from(path);
+    let refuse = |why: String| {
+        Error::failed(format!("cannot use repository {loc}"))
+            .because(format!("AWS_CA_BUNDLE={}: {why}", path.display()))
+            .hint("point AWS_CA_BUNDLE at a PEM file of CA certificates, or unset it to trust the system's")
+    };
+    let pem = std::fs::read(&path)
+        .map_err(|e| refuse(pgdr_core::error::clean_io_message(&e.to_string())))?;
+    match object_store::Certificate::from_pem_bundle(&pem) {
+        Ok(certs) if !certs.is_empty() => Ok(Some(certs)),
+        Ok(_) => Err(refuse("no PEM certificate in it".into())),
+        Err(e) => Err(refuse(one_line(&e))),
+    }
 }
 
 /// Refuses an endpoint that is not an absolute URI. object_store accepts it when the store is
@@ -212,11 +255,19 @@ impl S3Store {
         let builder = AmazonS3Builder::from_env();
         let allow_http = std::env::var("AWS_ALLOW_HTTP").is_ok_and(|v| v == "true" || v == "1");
         check_endpoint(&builder, &loc, allow_http)?;
-        let client = ClientOptions::new()
+        let mut client = ClientOptions::new()
             .with_connect_timeout(Duration::from_secs(10))
             .with_timeout(Duration::from_secs(300))
-            .with_allow_http(allow_http)
-            .with_no_system_certificates(plain_http_only(&builder));
+            .with_allow_http(allow_http);
+        match ca_bundle(&loc)? {
+            Some(certs) => {
+                client = client.with_no_system_certificates(true);
+                for c in certs {
+                    client = client.with_root_certificate(c);
+                }
+            }
+            None => client = client.with_no_system_certificates(plain_http_only(&builder)),
+        }
         let s3 = builder
             .with_bucket_name(&loc.bucket)
             .with_config(AmazonS3ConfigKey::CopyIfNotExists, "multipart")
@@ -257,7 +308,7 @@ impl S3Store {
 
     /// The error for a failed request on `what`, worded for the user.
     fn fail(&self, what: String, e: object_store::Error) -> Error {
-        let text = one_line(&e);
+        let text = with_cause(&e);
         let err = Error::failed(what);
         match e {
             object_store::Error::Unauthenticated { .. } => err
@@ -282,6 +333,9 @@ impl S3Store {
                     "check the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN)",
                 )
             }
+            _ if text.contains("certificate") => err
+                .because(format!("the store's TLS certificate is not trusted ({text})"))
+                .hint("set AWS_CA_BUNDLE to the PEM file of the CA that signed it, or add that CA to the system's store"),
             _ => err.because(text).hint(
                 "check AWS_ENDPOINT_URL and that the store is reachable; requests were retried",
             ),
