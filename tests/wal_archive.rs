@@ -6,7 +6,7 @@
 
 mod wal_support;
 
-use pgdr_testkit::{chown_to_pg_user, short_tempdir, Cluster};
+use pgdr_testkit::{chown_to_pg_user, short_tempdir, tool, Cluster};
 use pgdr_wal::doc::{GetReport, ListReport, PruneReport, PushReport, VerifyReport};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -275,6 +275,30 @@ fn faults_duplicates_damage_and_foreign_wal() {
         .run()
         .expect_error(1, T);
     assert!(!dest.exists());
+    // A wrong restore_command stops recovery (126): exit 2 would read as "not archived" and
+    // end it early. An empty PGDR_IDENTITY or WAL_ARCHIVE_REPO, an unknown option, a name
+    // that is no WAL file name; other commands keep exit 2.
+    for (env, args) in [
+        (Some(("PGDR_IDENTITY", "")), vec![names[0].as_str()]),
+        (Some(("WAL_ARCHIVE_REPO", "")), vec![names[0].as_str()]),
+        (None, vec!["--prefetc", "2", names[0].as_str()]),
+        (None, vec!["%f"]),
+    ] {
+        let mut c = tool(T).arg("get").args(&args).arg(&dest);
+        if env.is_some_and(|(k, _)| k == "PGDR_IDENTITY") || env.is_none() {
+            c = c.arg("--repo").arg(&repo);
+        }
+        if let Some((k, v)) = env {
+            c = c.env(k, v);
+        }
+        c.run().expect_error(126, T);
+        assert!(!dest.exists());
+    }
+    tool(T)
+        .args(["list", "--prefetc", "2", "--repo"])
+        .arg(&repo)
+        .run()
+        .expect_error(2, T);
     let mut bad = stored_bytes.clone();
     let mid = bad.len() / 2;
     bad[mid] ^= 0x55;

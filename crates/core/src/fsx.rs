@@ -88,6 +88,25 @@ pub fn fsync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Reserves `len` bytes of blocks for a file about to be written whole (fallocate(2) with
+/// FALLOC_FL_KEEP_SIZE: its length still grows only as bytes are written, so a reader
+/// watching it grow, as get watches the prefetch spool, sees what it saw before), on ext4
+/// and XFS only. There, filling a reserved 16 MiB segment cost ~2.2 ms against ~3.4 block by
+/// block; on btrfs it cost ~1 ms more (18.9 against 17.9 ms), and zfs-fuse cannot. Best
+/// effort: a filesystem that refuses changes nothing; glibc's fallback of writing zeros is
+/// never used.
+pub fn reserve(f: &File, len: u64) {
+    const EXT4: u64 = 0xEF53;
+    const XFS: u64 = 0x5846_5342;
+    let reserves = rustix::fs::fstatfs(f).is_ok_and(|s| {
+        let kind = s.f_type as u64;
+        kind == EXT4 || kind == XFS
+    });
+    if reserves {
+        let _ = rustix::fs::fallocate(f, rustix::fs::FallocateFlags::KEEP_SIZE, 0, len);
+    }
+}
+
 /// A file being written for `target`, not yet under any name where the filesystem allows
 /// (Linux's `O_TMPFILE`): a process killed by SIGKILL before it is published leaves nothing
 /// behind, where a named temporary file would stay. Elsewhere (FUSE such as zfs-fuse, NFS, no
@@ -323,6 +342,24 @@ pub fn rename_noreplace(tmp: &Path, target: &Path) -> std::io::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A reserved file keeps the length of what was written (the prefetch spool's watcher
+    /// reads it) and, on ext4 or XFS, has the blocks already.
+    #[test]
+    fn reserve_keeps_the_length_and_takes_the_blocks() {
+        use std::os::unix::fs::MetadataExt;
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("seg");
+        let mut f = File::create(&p).unwrap();
+        reserve(&f, 4 << 20);
+        std::io::Write::write_all(&mut f, b"abc").unwrap();
+        let m = fs::metadata(&p).unwrap();
+        assert_eq!(m.len(), 3);
+        let kind = rustix::fs::fstatfs(&f).unwrap().f_type as u64;
+        if kind == 0xEF53 || kind == 0x5846_5342 {
+            assert!(m.blocks() * 512 >= 4 << 20, "{} blocks", m.blocks());
+        }
+    }
 
     #[test]
     fn replace_keeps_mode_and_content() {

@@ -277,8 +277,10 @@ pub fn tool_command(cmd: clap::Command, examples: &[(&str, &str)]) -> clap::Comm
 pub struct Settings {
     /// The exit code of a usage error (2; repl-lag: 3, UNKNOWN, as monitoring plugins do).
     pub usage_code: u8,
-    /// The exit code of an unusable configuration file, given the subcommands of the run
-    /// (wal-archive get: above 125, so that recovery stops instead of ending early).
+    /// The exit code of an unusable configuration file or a usage error, given the
+    /// subcommands of the run, when it is not `usage_code` (wal-archive get: above 125, so
+    /// that recovery stops instead of ending early: PostgreSQL reads any lower status of a
+    /// restore_command as "not archived").
     pub config_failure_code: fn(&[String]) -> Option<u8>,
 }
 
@@ -387,12 +389,14 @@ fn parse_args<A: ToolArgs>(
             }
         };
     }
+    let usage_code = (settings.config_failure_code)(&crate::config::subcommand_path(&cmd, argv))
+        .unwrap_or(settings.usage_code);
     let matches = match applied.parse(argv, false) {
         Ok((m, _)) => m,
-        Err(e) => return Err(clap_exit(tool, e, settings.usage_code)),
+        Err(e) => return Err(clap_exit(tool, e, usage_code)),
     };
     <A as clap::FromArgMatches>::from_arg_matches(&matches)
-        .map_err(|e| clap_exit(tool, e, settings.usage_code))
+        .map_err(|e| clap_exit(tool, e, usage_code))
 }
 
 /// Writes the document in one go; a closed pipe ends the run quietly (the work is done by now).

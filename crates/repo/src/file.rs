@@ -513,16 +513,31 @@ pub fn restore(
     name: &WalName,
     out: &mut dyn Write,
 ) -> std::result::Result<Header, RestoreError> {
+    restore_sized(repo, name, out, &mut |_| {})
+}
+
+/// As [`restore`], telling `size` the file's size before any byte is written (a file
+/// reserves its blocks with it).
+///
+/// # Errors
+/// As [`restore`].
+pub fn restore_sized(
+    repo: &Repo,
+    name: &WalName,
+    out: &mut dyn Write,
+    size: &mut dyn FnMut(u64),
+) -> std::result::Result<Header, RestoreError> {
     let mut o = match repo.store().read(&key_of(name)) {
         Ok(Some(o)) => o,
         Ok(None) => return Err(RestoreError::Missing),
         Err(e) => return Err(RestoreError::Store(e)),
     };
     let mut first = Vec::new();
-    let h = stored::read_verified(&mut o.reader, out, &mut first).map_err(|e| match e {
-        Ok(w) => RestoreError::Write(w),
-        Err(Damage(why)) => RestoreError::Damaged(why),
-    })?;
+    let h =
+        stored::read_verified_sized(&mut o.reader, out, &mut first, size).map_err(|e| match e {
+            Ok(w) => RestoreError::Write(w),
+            Err(Damage(why)) => RestoreError::Damaged(why),
+        })?;
     let id = repo.identity();
     if let Some(id) = id.filter(|id| id.system_identifier != h.system_identifier) {
         return Err(RestoreError::Damaged(format!(

@@ -369,7 +369,22 @@ pub fn read_verified(
     out: &mut dyn Write,
     first: &mut Vec<u8>,
 ) -> Result<Header, Result<io::Error, Damage>> {
+    read_verified_sized(r, out, first, &mut |_| {})
+}
+
+/// As [`read_verified`], telling `size` the original's size as its header records it before
+/// any byte is written (so a file can reserve its blocks: [`pgdr_core::fsx::reserve`]).
+///
+/// # Errors
+/// As [`read_verified`].
+pub fn read_verified_sized(
+    r: &mut dyn Read,
+    out: &mut dyn Write,
+    first: &mut Vec<u8>,
+    size: &mut dyn FnMut(u64),
+) -> Result<Header, Result<io::Error, Damage>> {
     let h = read_header(r).map_err(Err)?;
+    size(h.size);
     let mut body: Box<dyn Read + '_> = match h.compression {
         Compression::None => Box::new(io::BufReader::with_capacity(CHUNK, r)),
         Compression::Zstd => Box::new(

@@ -87,7 +87,7 @@ naming both checksums, nothing overwritten."
     #[command(
         long_about = "Restore one archived file into DEST, atomically, after checking its SHA-256 \
 (and, for segments, its page header). Not archived: exit 1 with one line. Archived but \
-unreadable or damaged, or no usable repository: exit 126, nothing written. DEST is renamed into \
+unreadable or damaged, no usable repository, or a wrong command line: exit 126, nothing written. DEST is renamed into \
 place but not fsynced: PostgreSQL moves a restored file under its own name in pg_wal with \
 durable_rename, which fsyncs it (KeepFileRestoredFromArchive, xlogarchive.c), before it relies on \
 it, and a crash before that restarts recovery, which asks the archive again; a sync here would \
@@ -302,7 +302,8 @@ pub fn main() -> std::process::ExitCode {
         "wal-archive",
         run,
         pgdr_core::runner::Settings {
-            // restore_command: a broken configuration file must stop recovery, not end it.
+            // restore_command: a broken configuration file or command line must stop
+            // recovery, not end it (exit 2 would read as "not archived").
             config_failure_code: |path| {
                 (path.first().map(String::as_str) == Some("get")).then_some(GET_FATAL)
             },
@@ -426,9 +427,9 @@ pub static MAN: pgdr_core::man::ManExtra = pgdr_core::man::ManExtra {
     exit_status: &[
         (0, "Success. init: the repository exists with these settings. push: the file is archived and on disk (also when it was already archived with identical content). verify: no problem found. check: no problem found."),
         (1, "The operation failed or was refused, nothing changed. Every command but init and get: --repo is not an initialised repository (a missing or empty directory, e.g. an unmounted mount point, or an empty or foreign S3 prefix; nothing is created); an S3 store that cannot be reached, refuses the credentials, has no such bucket, or keeps failing (a request is retried up to 8 times with jittered exponential backoff, for at most 30 seconds); an identity file group or others can read. copy: SRC or DST cannot be decrypted, DST belongs to another cluster, or some objects could not be copied (the report lists them). push: a different file is archived under the name (both checksums named), a foreign cluster's segment, a bad page header, an I/O error such as a full disk. get: the name is not archived (one line; PostgreSQL reads it as the end of the archive). verify: problems found (the report is printed). check: problems found (the report is printed), the server cannot be reached, or it is a standby (one line: check its primary)."),
-        (2, "Usage error or malformed input (bad arguments, not a WAL file name, a document on stdin that is not snap-prune's)."),
+        (2, "Usage error or malformed input (bad arguments, a document on stdin that is not snap-prune's); for get, 126 instead."),
         (75, "prune: another prune holds the repository's lock (see --wait-lock)."),
-        (GET_FATAL, "get only: the file is archived but cannot be read back intact (checksum mismatch, damaged, truncated or unreadable file; an encrypted repository without an identity, with a wrong one, or with one group or others can read), or there is no usable repository (missing, not initialised, unreadable, unreachable), or DEST cannot be written. Nothing is written to DEST. PostgreSQL treats a restore_command status above 125 as fatal and stops recovery instead of ending it early at the wrong point. No other command exits above 125."),
+        (GET_FATAL, "get only: the file is archived but cannot be read back intact (checksum mismatch, damaged, truncated or unreadable file; an encrypted repository without an identity, with a wrong one, or with one group or others can read), or there is no usable repository (missing, not initialised, unreadable, unreachable), or DEST cannot be written, or the command line is wrong (an unknown or empty option, such as PGDR_IDENTITY= or WAL_ARCHIVE_REPO= set empty, or a name that is no WAL file name: PostgreSQL would read exit 2 as 'not archived' and end recovery there). Nothing is written to DEST. PostgreSQL treats a restore_command status above 125 as fatal and stops recovery instead of ending it early at the wrong point. No other command exits above 125."),
     ],
     documents: &[
         DocSection::of::<doc::InitReport>("init"),

@@ -8,7 +8,7 @@ use crate::doc::GetReport;
 use pgdr_core::fsx::Pending;
 use pgdr_core::{Context, Error, ErrorKind, Result};
 use pgdr_pgformat::wal_name::{Kind, WalName};
-use pgdr_repo::file::{dir_of, restore, RestoreError};
+use pgdr_repo::file::{dir_of, restore_sized, RestoreError};
 use pgdr_repo::repo::{key_of, OpenOptions, Repo};
 use pgdr_repo::stored::{hex, Header};
 use std::fs;
@@ -41,12 +41,16 @@ pub fn fatal(e: Error) -> Error {
 /// Restores `o.name` into `o.dest`.
 ///
 /// # Errors
-/// Exit 2 for a name PostgreSQL never asks for; exit 1 with one line for a name not
-/// archived; exit [`GET_FATAL`] for everything else.
+/// Exit 1 with one line for a name not archived; exit [`GET_FATAL`] for everything else,
+/// a name PostgreSQL never asks for included (a restore_command that exits 2 would end
+/// recovery as if the archive ended there).
 pub fn get(location: &Path, o: &GetOptions) -> Result<GetReport> {
     let name = WalName::parse(&o.name).ok_or_else(|| {
-        Error::usage(format!("cannot get {:?}", o.name))
-            .because("not a WAL segment, .partial, .backup or .history file name")
+        fatal(
+            Error::usage(format!("cannot get {:?}", o.name))
+                .because("not a WAL segment, .partial, .backup or .history file name")
+                .hint("restore_command passes the name as %f"),
+        )
     })?;
     // The file's read starts with the settings' (on S3, one round trip for both); its answer,
     // "not archived" included, is looked at only once the repository opened.
@@ -89,8 +93,14 @@ pub fn get(location: &Path, o: &GetOptions) -> Result<GetReport> {
 fn restore_to(repo: &Repo, name: &WalName, dest: &Path) -> Result<Header> {
     let cannot_write = || format!("cannot write {}", dest.display());
     let (pending, f) = Pending::beside(dest).context(cannot_write).map_err(fatal)?;
+    let reserved = f.try_clone().ok();
     let mut w = io::BufWriter::with_capacity(1 << 20, f);
-    let h = restore(repo, name, &mut w).map_err(|e| match e {
+    let mut size = |len| {
+        if let Some(f) = &reserved {
+            pgdr_core::fsx::reserve(f, len);
+        }
+    };
+    let h = restore_sized(repo, name, &mut w, &mut size).map_err(|e| match e {
         // "Not found" is how recovery learns it reached the end of the archive: exit 1, one
         // quiet line.
         RestoreError::Missing => Error::failed(format!("{name} is not in the archive")),

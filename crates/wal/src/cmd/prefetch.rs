@@ -354,8 +354,12 @@ fn spool_one(repo: &Repo, o: &WorkerOptions, w: &WalName) -> Option<bool> {
         return Some(false);
     }
     let (pending, f) = Pending::named_beside(&target).ok()?;
+    let reserved = f.try_clone().ok()?;
     let mut bw = io::BufWriter::with_capacity(1 << 20, f);
-    let h = file::restore(repo, w, &mut bw).ok()?;
+    let h = file::restore_sized(repo, w, &mut bw, &mut |len| {
+        pgdr_core::fsx::reserve(&reserved, len)
+    })
+    .ok()?;
     let f = bw.into_inner().ok()?;
     // Not synced: a spooled copy lost in a crash is fetched again.
     fs::write(checksum_file(&o.spool, &name), hex(&h.sha256)).ok()?;
