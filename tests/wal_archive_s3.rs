@@ -1268,3 +1268,76 @@ fn s3_tls_trusts_aws_ca_bundle_and_only_it() {
         );
     }
 }
+
+/// A store that accepts connections and then answers nothing (moto stopped with SIGSTOP)
+/// fails `get` (126: recovery stops, nothing written) and `push` (1: PostgreSQL retries the
+/// segment later) with one line, instead of holding restore_command and archive_command for
+/// as long as a request may take; once the store answers again both work.
+#[test]
+fn s3_a_store_that_stops_answering_fails_instead_of_hanging() {
+    let s = pgdr_testkit::skip_unless!(S3Server::start());
+    s.create_bucket("hung");
+    let (segs, names) = make_segments(2);
+    let wal = segs.path().join("pg_wal");
+    let dir = short_tempdir("pgdr-s3hung");
+    let dest = dir.path().join("RECOVERYXLOG");
+    let repo = "s3://hung/r";
+    was(&s, repo).arg("init").run().ok();
+    was(&s, repo)
+        .arg("push")
+        .arg(wal.join(&names[0]))
+        .run()
+        .ok();
+
+    s.pause();
+    let start = |args: &[&std::ffi::OsStr]| {
+        was_cmd(&s, repo)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let get = start(&["get".as_ref(), names[0].as_ref(), dest.as_os_str()]);
+    let push = start(&["push".as_ref(), wal.join(&names[1]).as_os_str()]);
+    // Generous: a liveness bound, not a speed goal (the requests time out after 30 s of
+    // silence, and are retried within 30 s). Before the read timeout they waited 300 s.
+    let deadline = std::time::Instant::now() + Duration::from_secs(200);
+    let mut outs = Vec::new();
+    for mut child in [get, push] {
+        loop {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                s.resume();
+                panic!("wal-archive still waits on a store that stopped answering");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        outs.push(child.wait_with_output().unwrap());
+    }
+    s.resume();
+    let (g, p) = (&outs[0], &outs[1]);
+    let (g_err, p_err) = (
+        String::from_utf8_lossy(&g.stderr),
+        String::from_utf8_lossy(&p.stderr),
+    );
+    assert_eq!(g.status.code(), Some(126), "{g_err}");
+    assert_eq!(p.status.code(), Some(1), "{p_err}");
+    for e in [&g_err, &p_err] {
+        assert_eq!(e.lines().count(), 1, "{e}");
+        assert!(e.contains("s3://hung/r"), "{e}");
+    }
+    assert!(g.stdout.is_empty() && p.stdout.is_empty());
+    assert!(!dest.exists());
+
+    // The store answers again: the segment not archived then is archived now, and read back.
+    was(&s, repo)
+        .arg("push")
+        .arg(wal.join(&names[1]))
+        .run()
+        .ok();
+    gets_back(&s, repo, &wal.join(&names[1]), &dest);
+}

@@ -181,6 +181,25 @@ impl S3Server {
         assert_eq!(code, 200, "create bucket {name}: {body}");
     }
 
+    /// Stops the server process (SIGSTOP): it keeps accepting connections in the kernel's
+    /// backlog and answers nothing, as a hung store does; [`S3Server::resume`] goes on.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a paused server go on (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let st = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(st.success(), "kill {sig} moto");
+    }
+
     /// The next `n` requests are answered 503 SlowDown.
     pub fn fail_next(&self, n: u32) {
         std::fs::write(self.dir.path().join("faults"), n.to_string()).expect("faults file");
@@ -271,6 +290,9 @@ impl S3Server {
 
 impl Drop for S3Server {
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.child.id().to_string()])
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -14,7 +14,8 @@
 //! unconditionally, so it is never used for a final name. The temporary key is then deleted.
 //!
 //! Requests are retried with exponential backoff (network errors, 5xx, throttling) for up to
-//! [`RETRY_SECONDS`]; then the error is one line naming the location.
+//! [`RETRY_SECONDS`]; a store silent for [`SILENCE_SECONDS`] fails the request as timed out.
+//! Then the error is one line naming the location.
 
 use super::{not_initialised, Created, Key, Listing, Lock, Object, ObjectInfo, Staged, Store};
 use futures::stream::{BoxStream, StreamExt};
@@ -42,6 +43,13 @@ pub const STALE: Duration = Duration::from_secs(600);
 pub const PART_SIZE: usize = 8 << 20;
 /// How long one request is retried (network errors, 5xx, throttling) before it fails.
 pub const RETRY_SECONDS: u64 = 30;
+/// How long a request waits for the store's next bytes (its answer, or more of a body) before
+/// it fails as timed out (and is retried within [`RETRY_SECONDS`]). Without it a store that
+/// accepts connections but stops answering held `get` and `push` for the whole request
+/// timeout, 300 s, under restore_command and archive_command alike, with nothing in
+/// pg_stat_archiver. S3 answers in milliseconds and keeps a long CompleteMultipartUpload or
+/// copy alive with whitespace, so silence this long is a store that stopped.
+pub const SILENCE_SECONDS: u64 = 30;
 /// A lock object of an older pgdr (no heartbeat) not rewritten for this long was left by a
 /// run that died: it is taken over.
 const STALE_UNREFRESHED: Duration = Duration::from_secs(3600);
@@ -258,6 +266,7 @@ impl S3Store {
         let mut client = ClientOptions::new()
             .with_connect_timeout(Duration::from_secs(10))
             .with_timeout(Duration::from_secs(300))
+            .with_read_timeout(Duration::from_secs(SILENCE_SECONDS))
             .with_allow_http(allow_http);
         match ca_bundle(&loc)? {
             Some(certs) => {
