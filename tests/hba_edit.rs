@@ -7,6 +7,7 @@
 
 use pgdr_hba::doc::{
     AddAction, AddReport, ApplyReport, CheckReport, HbaList, MatchReport, RemoveReport, RuleDoc,
+    WarningKind,
 };
 use pgdr_testkit::{tool, Cluster};
 use std::collections::BTreeMap;
@@ -880,5 +881,59 @@ fn kill_9_leaves_the_old_or_the_new_file_and_nothing_half_written() {
             assert!(bytes == new, "kill {i}: {left} is not the whole new file");
             std::fs::remove_file(dir.join(&left)).unwrap();
         }
+    }
+}
+
+/// A database or user written as a regular expression means one from PostgreSQL 16 on; a
+/// server of 13 to 15 reads it as a literal name (hba.c). `check` and `add` say so for such a
+/// file, and say nothing for a 16 one; a member check (`+/grp`) is no regex.
+#[test]
+fn a_regex_before_16_is_flagged_as_a_literal_name() {
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("pg_hba.conf");
+    let pgv = d.path().join("PG_VERSION");
+    std::fs::write(
+        &f,
+        "local all all peer\nhost \"app\" +/grp 10.0.0.0/8 scram-sha-256\nhost all /^rep_ 10.1.0.0/16 scram-sha-256\n",
+    )
+    .unwrap();
+    let f_s = f.to_str().unwrap();
+    for (version, flagged) in [("13", true), ("15", true), ("16", false), ("18", false)] {
+        std::fs::write(&pgv, format!("{version}\n")).unwrap();
+        let c: CheckReport = hba(&["-f", f_s, "check"]).ok().document();
+        let lines: Vec<usize> = c
+            .warnings
+            .iter()
+            .filter(|w| w.kind == WarningKind::RegexBefore16)
+            .map(|w| w.line)
+            .collect();
+        assert_eq!(
+            lines,
+            if flagged { vec![3] } else { vec![] },
+            "{version}: {c:?}"
+        );
+        let a: AddReport = hba(&[
+            "-f",
+            f_s,
+            "add",
+            "--type",
+            "host",
+            "--database",
+            "/^app[0-9]+$",
+            "--user",
+            "all",
+            "--address",
+            "10.2.0.0/16",
+            "--method",
+            "scram-sha-256",
+            "--dry-run",
+        ])
+        .ok()
+        .document();
+        let said = a
+            .warnings
+            .iter()
+            .any(|w| w.contains("literal name of a database"));
+        assert_eq!(said, flagged, "{version}: {a:?}");
     }
 }

@@ -426,6 +426,10 @@ pub enum WarningKind {
     HostBits,
     /// Something the server logs but still loads.
     ServerWarning,
+    /// A database or user written as a regular expression (`/…`) for a server before 16,
+    /// which reads it as a literal name.
+    #[serde(rename = "regex_before_16")]
+    RegexBefore16,
 }
 
 /// What add, remove and apply did with --reload: the server loaded the new file.

@@ -50,6 +50,28 @@ fn is_everyone(a: &Option<Address>) -> bool {
     }
 }
 
+/// For a server before 16, the rule's first database or user written as a regular expression
+/// (`/^app[0-9]+$`): PostgreSQL 13 to 15 read it as a literal name, which matches only a
+/// database or role of exactly that name (hba.c took regular expressions there from 16 on).
+pub fn regex_before_16(r: &Rule, version: u32) -> Option<String> {
+    use crate::parse_line::{meaning_ref, Field, MeaningRef};
+    if version >= 16 {
+        return None;
+    }
+    let (field, t) = [(Field::Database, &r.databases), (Field::User, &r.users)]
+        .into_iter()
+        .flat_map(|(f, ts)| ts.iter().map(move |t| (f, t)))
+        .find(|(f, t)| matches!(meaning_ref(t, *f, 16), MeaningRef::Regex(_)))?;
+    let what = match field {
+        Field::Database => "database",
+        Field::User => "role",
+    };
+    Some(format!(
+        "{} is a regular expression from PostgreSQL 16 on; this server ({version}) reads it as the literal name of a {what}, which matches only a {what} named exactly that",
+        t.s
+    ))
+}
+
 /// The warnings of `check`, in file order.
 pub fn warnings<'a>(rules: &'a [Rule], version: u32) -> Vec<Warning<'a>> {
     // About one a rule in a large generated file: reserved once (the untouched tail costs
@@ -124,6 +146,9 @@ pub fn warnings<'a>(rules: &'a [Rule], version: u32) -> Vec<Warning<'a>> {
                     .into(),
                 );
             }
+        }
+        if let Some(w) = regex_before_16(r, version) {
+            warn(WarningKind::RegexBefore16, w.into());
         }
         if let Some(w) = r.warning() {
             warn(WarningKind::ServerWarning, Cow::Borrowed(w));

@@ -187,6 +187,9 @@ pub fn add(t: &Target, spec: &AddSpec, opts: &ChangeOptions) -> Result<AddReport
                 crate::warnings::shadow_message(before, &s, "it")
             ));
         }
+        if let Some(w) = crate::warnings::regex_before_16(new, version) {
+            warnings.push(format!("the new rule's {w}"));
+        }
     }
     let new_rule = idx.map(|i| rule_doc(&newfile.rules[i], show));
     let w = commit(&file, &new_text, opts)?;
