@@ -937,3 +937,41 @@ fn a_regex_before_16_is_flagged_as_a_literal_name() {
         assert_eq!(said, flagged, "{version}: {a:?}");
     }
 }
+
+/// A host rule added beside initdb's `local replication` line (which has no address column)
+/// is aligned like initdb's host lines: address at column 40, method at 64.
+#[test]
+fn a_host_rule_beside_a_local_line_is_aligned_like_its_neighbours() {
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("pg_hba.conf");
+    std::fs::write(
+        &f,
+        "local   all             all                                     scram-sha-256\n\
+         host    all             all             127.0.0.1/32            scram-sha-256\n\
+         local   replication     all                                     scram-sha-256\n\
+         host    replication     all             127.0.0.1/32            scram-sha-256\n",
+    )
+    .unwrap();
+    let f_s = f.to_str().unwrap();
+    let a: AddReport = hba(&[
+        "-f",
+        f_s,
+        "add",
+        "--type",
+        "host",
+        "--database",
+        "replication",
+        "--user",
+        "replicator",
+        "--address",
+        "127.0.0.1/32",
+        "--method",
+        "scram-sha-256",
+    ])
+    .ok()
+    .document();
+    let text = std::fs::read_to_string(&f).unwrap();
+    let line = text.lines().nth(a.line - 1).unwrap();
+    assert_eq!(line.find("127.0.0.1/32"), Some(40), "{line:?}");
+    assert_eq!(line.find("scram-sha-256"), Some(64), "{line:?}");
+}

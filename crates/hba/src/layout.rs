@@ -61,6 +61,15 @@ impl Layout {
             }
         };
         cols[4] = v.get(method_field).copied();
+        // A local line has no address column: a new host line beside it puts its address one
+        // user-column width after the user (initdb's file: users at 24, addresses at 40),
+        // when that leaves room before the method.
+        if let (None, Some(db), Some(user), Some(method)) = (cols[3], cols[1], cols[2], cols[4]) {
+            let at = user + user.saturating_sub(db);
+            if at > user && at < method {
+                cols[3] = Some(at);
+            }
+        }
         let tabs = raw.contains('\t');
         Layout { cols, tabs }
     }
