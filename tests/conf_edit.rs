@@ -386,6 +386,16 @@ fn bad_inputs_change_nothing() {
     run(&["set", "work_mem=8MB"]).expect_error(1, TOOL);
     let doc: ShowReport = run(&["show"]).ok().document();
     assert_eq!(doc.errors[0].line, Some(2));
+    // get still answers with the file's last word, and says on stderr that the server uses
+    // none of it while the error stays.
+    let out = run(&["get", "work_mem"]).ok();
+    let doc: GetReport = out.document();
+    assert_eq!(doc.settings["work_mem"].as_ref().unwrap().value, "4MB");
+    assert!(
+        out.stderr.contains(":2: syntax error") && out.stderr.contains("applies no change"),
+        "{}",
+        out.stderr
+    );
     // --dry-run and --backup.
     std::fs::write(&conf, "work_mem = 4MB # c\n").unwrap();
     let doc: ChangeReport = run(&["set", "work_mem=8MB", "--dry-run"]).ok().document();

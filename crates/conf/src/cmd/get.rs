@@ -16,6 +16,21 @@ pub fn get(files: &Files, names: &[String], masker: Masker) -> Result<GetReport>
         check_name(n)?;
     }
     let l = files.load(None)?;
+    // The values are still the files' last word, but a file with a syntax error makes the
+    // server apply none of them on reload (and refuse to start): said on stderr, once each,
+    // without changing the document scripts read.
+    for e in l.errors() {
+        let error = e.error.as_deref().unwrap_or("error");
+        let what = if error.contains("syntax error") {
+            "the server applies no change from the configuration files while one has a syntax error (and does not start)"
+        } else {
+            "the server does not use this line"
+        };
+        pgdr_core::runner::note(format!(
+            "{}:{}: {error}: {what}; conf-edit show lists every error",
+            e.file, e.line
+        ));
+    }
     let settings = names
         .iter()
         .map(|n| {
