@@ -71,7 +71,11 @@ pub struct Entry {
     pub file: String,
     /// The line.
     pub line: u32,
-    /// Whether the server would apply this row (not overridden later, no error anywhere).
+    /// Whether the server would apply this row when it starts with these files (not
+    /// overridden later, no error anywhere). Read from the files alone: a running server that
+    /// reloaded a changed restart-only parameter (max_connections, shared_buffers …) keeps its
+    /// old value, and its pg_file_settings says f with "setting could not be applied" until
+    /// it restarts (`conf-edit check -d` lists such settings).
     pub applied: bool,
     /// The server's error for the row, if any.
     #[serde(deserialize_with = "pgdr_core::doc::required")]
