@@ -300,9 +300,18 @@ fn a_stopped_primary_is_a_cut_stream_not_a_frozen_zero() {
     assert_eq!(doc.status, Status::Critical);
     let m = messages(&doc.problems);
     assert!(m.contains("WAL receiver") && m.contains("cut"), "{m}");
-    // Both positions froze together: the byte figure alone would have said "no lag".
+    // Both positions froze together: the byte figure (received, not replayed) alone would
+    // have said "no lag"; how far behind the primary replay is cannot be told, so the delay
+    // is unknown, not a frozen 0, and left out of the perfdata.
     assert_eq!(doc.replay_lag_bytes, Some(0));
-    assert_eq!(doc.replay_delay_seconds, Some(0.0));
+    assert_eq!(doc.replay_delay_seconds, None);
+    let out = lag(["-d", &s.conninfo(), "--format", "nagios"]);
+    assert_eq!(out.code, Some(2), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("replay_lag=0B") && !out.stdout.contains("replay_delay="),
+        "{}",
+        out.stdout
+    );
     // And the multi-server view of the pair: the primary cannot be reached.
     let out = lag(["-d", &p.conninfo(), "-d", &s.conninfo()]);
     assert_eq!(

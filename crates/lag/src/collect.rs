@@ -346,6 +346,15 @@ fn read_standby(client: &mut postgres::Client, p: &Probe, who: Head) -> Result<S
             })
         }
     };
+    // "Caught up" means with what was received: with the stream cut, how far behind the
+    // primary replay is cannot be told, so it is unknown (left out of perfdata and metrics),
+    // never a frozen 0.
+    let streaming_configured = boolean(h, "streaming_configured");
+    let fed = wal_receiver
+        .as_ref()
+        .is_some_and(|r| !r.visible || r.status.as_deref() == Some("streaming"));
+    let replay_delay_seconds =
+        replay_delay_seconds.filter(|_| fed || streaming_configured == Some(false));
     let ms = |col: &str| -> Result<Option<f64>> { Ok(float(h, col)?.map(|v| v / 1000.0)) };
     let reference = match (last.receive, last.replay) {
         (Some(a), Some(b)) => a.max(b),
@@ -371,7 +380,7 @@ fn read_standby(client: &mut postgres::Client, p: &Probe, who: Head) -> Result<S
         replay_paused: pause_state.as_deref().is_some_and(|s| s != "not paused"),
         pause_state,
         min_apply_delay_seconds: ms("min_apply_delay_ms")?,
-        streaming_configured: boolean(h, "streaming_configured"),
+        streaming_configured,
         wal_receiver_timeout_seconds: ms("wal_receiver_timeout_ms")?,
         wal_receiver,
         standbys: senders(snd, reference)?,

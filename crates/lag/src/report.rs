@@ -175,7 +175,9 @@ pub struct StandbyReport {
     #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub last_replay_time: Option<DateTime<Utc>>,
     /// How far behind the primary what readers see is: 0 when everything received was
-    /// replayed (an idle primary is no delay), else the age of the last replayed commit.
+    /// replayed (an idle primary is no delay), else the age of the last replayed commit;
+    /// null when a WAL receiver should stream and does not (a cut stream: how far behind
+    /// cannot be told, and is never shown as 0).
     #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub replay_delay_seconds: Option<f64>,
     /// Everything received has been replayed (looked at again when the first look was
