@@ -38,6 +38,47 @@ fn parsers_agree(major: u32) {
     oracle::conf_corpus_agrees(&c);
 }
 
+/// conf-edit check reads primary_conninfo with the libpq this major's WAL receiver loads:
+/// sslnegotiation (libpq 17; pg_basebackup -R of 17 and later writes it) is refused where
+/// that libpq is older, and passes from 17 on. The servers of 13, 14 and 16 bring their own
+/// libpq; 15's packaged server loads the system's, whose release the test does not fix.
+fn conninfo_options_are_read_with_the_receivers_libpq(major: u32) {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("PG_VERSION"), format!("{major}\n")).unwrap();
+    std::fs::write(
+        d.path().join("postgresql.conf"),
+        "primary_conninfo = 'host=p user=r sslnegotiation=postgres'\n",
+    )
+    .unwrap();
+    pgdr_testkit::chown_to_pg_user(d.path());
+    let out = tool("conf-edit")
+        .arg("-D")
+        .arg(d.path())
+        .args(["check", "--pg-version", &major.to_string()])
+        .run();
+    let doc = out.json();
+    let flagged: Vec<&str> = doc["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["problem"].as_str())
+        .filter(|p| p.contains("sslnegotiation"))
+        .collect();
+    match major {
+        15 => assert!(flagged.iter().all(|p| p.contains("loads libpq 1")), "{doc}"),
+        m if m >= 17 => assert!(flagged.is_empty(), "PostgreSQL {major}: {doc}"),
+        _ => {
+            assert_eq!(flagged.len(), 1, "PostgreSQL {major}: {doc}");
+            assert!(
+                flagged[0].contains(&format!("loads libpq {major} ")),
+                "{}",
+                flagged[0]
+            );
+            assert_eq!(out.code, Some(1), "{doc}");
+        }
+    }
+}
+
 /// pgbench (of the server's major, else of 18) against `c`.
 fn pgbench(c: &Cluster, args: &[&str]) {
     run_ok(
@@ -249,6 +290,7 @@ fn primary_and_standby(major: u32) {
         assert_eq!(out.code, Some(0), "PostgreSQL {major}: {}", out.stdout);
         out.json()
     };
+    conninfo_options_are_read_with_the_receivers_libpq(major);
     let doc = report(&p);
     assert_eq!(doc["role"], "primary", "{doc}");
     assert_eq!(doc["standbys_streaming"], 1, "{doc}");

@@ -98,6 +98,41 @@ impl Binary {
         self.bindir.join("postgres")
     }
 
+    /// The libpq the server's WAL receiver loads (libpqwalreceiver.so resolved by the dynamic
+    /// linker, as ldd shows it: a packaged server may load the system's newer libpq), and its
+    /// major version (its file is libpq.so.5.N since PostgreSQL 10). None when either cannot
+    /// be found.
+    pub fn walreceiver_libpq(&self) -> Option<(u32, PathBuf)> {
+        let lib = self.bindir.parent()?.join("lib");
+        let receiver = [
+            lib.join("postgresql/libpqwalreceiver.so"),
+            lib.join("libpqwalreceiver.so"),
+        ]
+        .into_iter()
+        .find(|p| p.is_file())?;
+        let out = std::process::Command::new("ldd")
+            .arg(&receiver)
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let path = text.lines().find_map(|l| {
+            let (name, rest) = l.trim().split_once("=>")?;
+            name.trim()
+                .starts_with("libpq.so")
+                .then(|| rest.split_whitespace().next().map(PathBuf::from))?
+        })?;
+        let real = std::fs::canonicalize(path).ok()?;
+        let major = real
+            .file_name()?
+            .to_str()?
+            .strip_prefix("libpq.so.5.")?
+            .split('.')
+            .next()?
+            .parse()
+            .ok()?;
+        Some((major, real))
+    }
+
     /// Names, types, ranges and contexts from `postgres --describe-config` (which reads no
     /// file and may run as root).
     ///

@@ -134,6 +134,23 @@ impl ConnParams {
         self.params.remove(key);
     }
 
+    /// The keywords a connection string (conninfo or URI) names, unchecked: what a libpq of
+    /// another release would be asked to accept (primary_conninfo, read by the server's
+    /// WAL receiver).
+    ///
+    /// # Errors
+    /// Exit 2: a string libpq could not parse.
+    pub fn keywords_of(s: &str) -> Result<Vec<String>> {
+        let params = if s.starts_with("postgresql://") || s.starts_with("postgres://") {
+            parse_uri(s)?
+        } else if s.contains('=') {
+            parse_conninfo(s)?
+        } else {
+            BTreeMap::new()
+        };
+        Ok(params.into_keys().collect())
+    }
+
     /// Parses `-d`: a `postgres://`/`postgresql://` URI, a `key=value` conninfo string, or
     /// (like libpq) a bare database name.
     pub fn parse(s: &str) -> Result<ConnParams> {

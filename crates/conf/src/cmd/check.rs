@@ -174,6 +174,9 @@ fn offline(files: &Files, pg_version: Option<u32>, masker: Masker) -> Result<Che
         (Err(e), _) => (not_run(None, e.to_string()), "none", pg_version),
         (Ok(b), Err(why)) => (not_run(Some(b), why.clone()), "none", Some(b.major)),
     };
+    if let Ok(b) = &binary {
+        problems.extend(conninfo_problems(&entries, b, masker));
+    }
     if !server_check.ran {
         let why = server_check.reason.clone().unwrap_or_default();
         for e in &entries {
@@ -194,6 +197,66 @@ fn offline(files: &Files, pg_version: Option<u32>, masker: Masker) -> Result<Che
         needs_restart: vec![],
         server_check: Some(server_check),
     })
+}
+
+/// libpq connection keywords and the release that added them (fe-connect.c,
+/// PQconninfoOptions), from 12 on.
+const KEYWORD_SINCE: &[(&str, u32)] = &[
+    ("gssencmode", 12),
+    ("tcp_user_timeout", 12),
+    ("channel_binding", 13),
+    ("sslpassword", 13),
+    ("ssl_min_protocol_version", 13),
+    ("ssl_max_protocol_version", 13),
+    ("sslcrldir", 14),
+    ("sslsni", 14),
+    ("require_auth", 16),
+    ("sslcertmode", 16),
+    ("load_balance_hosts", 16),
+    ("gssdelegation", 16),
+    ("sslnegotiation", 17),
+    ("min_protocol_version", 18),
+    ("max_protocol_version", 18),
+    ("sslkeylogfile", 18),
+    ("oauth_issuer", 18),
+    ("oauth_client_id", 18),
+    ("oauth_client_secret", 18),
+    ("oauth_scope", 18),
+];
+
+/// primary_conninfo keywords the libpq the server's WAL receiver loads does not know: the
+/// receiver fails with "invalid connection option" and the standby never streams
+/// (pg_basebackup -R of a newer release writes sslnegotiation, for one).
+fn conninfo_problems(entries: &[&Entry], b: &Binary, masker: Masker) -> Vec<Problem> {
+    let Some((libpq, path)) = b.walreceiver_libpq() else {
+        return Vec::new();
+    };
+    let Some(e) = entries.iter().rev().find(|e| {
+        e.name
+            .as_deref()
+            .is_some_and(|n| n.eq_ignore_ascii_case("primary_conninfo"))
+    }) else {
+        return Vec::new();
+    };
+    let Ok(keys) = pgdr_core::conn::ConnParams::keywords_of(e.setting.as_deref().unwrap_or(""))
+    else {
+        return Vec::new();
+    };
+    keys.iter()
+        .filter_map(|k| {
+            let since = KEYWORD_SINCE.iter().find(|(n, _)| n == k)?.1;
+            (since > libpq).then(|| {
+                problem(
+                    e,
+                    masker,
+                    format!(
+                        "primary_conninfo option \"{k}\" came with libpq {since}; the WAL receiver of this server loads libpq {libpq} ({}), which refuses it (invalid connection option): remove it",
+                        path.display()
+                    ),
+                )
+            })
+        })
+        .collect()
 }
 
 fn not_run(b: Option<&Binary>, reason: String) -> ServerCheck {
