@@ -441,6 +441,17 @@ fn command_target(
         );
         return (None, named);
     }
+    let unnamed = pushes.iter().filter(|p| p.repo.is_none()).count();
+    if unnamed > 0 {
+        f.warning(
+            "repo_not_named",
+            format!(
+                "{unnamed} of the {} 'wal-archive push' in archive_command name no repository: the server's environment (WAL_ARCHIVE_REPO, PGDR_REPO) or configuration file decides where those go, and check reads only {}",
+                pushes.len(),
+                named.join(" and ")
+            ),
+        );
+    }
     let target = match named.iter().find(|n| same_location(n, location)) {
         Some(n) => n.clone(),
         None => {
@@ -595,6 +606,29 @@ mod tests {
         );
         let repos: Vec<_> = all.iter().map(|p| p.repo.as_deref()).collect();
         assert_eq!(repos, [Some("/a"), Some("s3://b/p")]);
+    }
+
+    /// A compound command whose pushes name some repositories and not others: where the
+    /// unnamed ones go is the server's environment's say, which check cannot read.
+    #[test]
+    fn a_push_naming_no_repository_beside_others_is_a_warning() {
+        let codes = |command: &str| {
+            let mut f = Findings {
+                problems: Vec::new(),
+                warnings: Vec::new(),
+            };
+            let (target, named) = command_target(command, Path::new("/a"), "/a", &mut f);
+            let w: Vec<String> = f.warnings.iter().map(|w| w.code.clone()).collect();
+            (target, named, w, f.problems.len())
+        };
+        let (target, named, w, p) = codes("wal-archive push %p --repo /a && wal-archive push %p");
+        assert_eq!(
+            (target.as_deref(), named, p),
+            (Some("/a"), vec!["/a".to_string()], 0)
+        );
+        assert_eq!(w, ["repo_not_named"]);
+        let (_, _, w, _) = codes("wal-archive push %p --repo /a && wal-archive push %p --repo /b");
+        assert!(w.is_empty(), "{w:?}");
     }
 
     /// A push whose failure the command's exit status may not carry (sh(1): a list's status
