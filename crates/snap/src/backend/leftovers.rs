@@ -30,7 +30,10 @@ enum Leftover {
         sidecar: Option<PathBuf>,
     },
     /// A zfs clone snap-take read a snapshot through, and its mountpoint.
-    ReadClone { dataset: String, mountpoint: PathBuf },
+    ReadClone {
+        dataset: String,
+        mountpoint: PathBuf,
+    },
     /// A zfs snapshot without metadata: its set, root last.
     Snapshot { root: String, set: Vec<String> },
 }

@@ -521,9 +521,8 @@ impl Zfs {
                 .iter()
                 .filter(|[n, _, t, _]| {
                     t == taker
-                        && n.split_once('@').is_some_and(|(ds, s)| {
-                            s == snap && ds.starts_with(&below)
-                        })
+                        && n.split_once('@')
+                            .is_some_and(|(ds, s)| s == snap && ds.starts_with(&below))
                 })
                 .map(|[n, ..]| n.to_string())
                 .collect();
