@@ -83,10 +83,10 @@ fn take_killed_after(program: &str, pgdata: &Path, keys: &[&str], at: impl Fn(&s
         if i + 1 == keys.len() {
             // SAFETY: signalling our own child.
             unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
-            assert_eq!(child.wait().unwrap().code(), None, "killed by a signal");
         }
         pause.go(key);
     }
+    assert_eq!(child.wait().unwrap().code(), None, "killed by a signal");
 }
 
 /// The entries of `store` named `.*.partial`, sorted.
