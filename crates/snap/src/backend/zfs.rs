@@ -529,6 +529,7 @@ impl Zfs {
             set.push(name.to_string());
             found.push((name.to_string(), set));
         }
+        found.sort();
         Ok(found)
     }
 
