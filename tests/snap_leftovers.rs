@@ -241,10 +241,11 @@ fn zfs_datasets(pool: &str) -> Vec<String> {
         .collect()
 }
 
+/// The names in `after` that are not in `before`, without child datasets' snapshots.
 fn new_ones(before: &[String], after: &[String]) -> Vec<String> {
     after
         .iter()
-        .filter(|n| !before.contains(n))
+        .filter(|n| !before.contains(n) && !n.contains("/extra@"))
         .cloned()
         .collect()
 }
@@ -263,6 +264,13 @@ fn a_killed_zfs_snap_take_is_removed_by_the_next_run() {
     let pool = skip_unless!(ZfsPool::create("512M"));
     let mnt = pool.create_dataset("pg");
     let ds = pool.dataset("pg");
+    // A child dataset makes every snapshot a set (`zfs snapshot -r`).
+    pool.create_dataset("pg/extra");
+    let child = pool.dataset("pg/extra");
+    let in_child = |root: &Path| {
+        let r = root.to_string_lossy();
+        PathBuf::from(r.replacen(&format!("{ds}@"), &format!("{child}@"), 1))
+    };
     let c = Cluster::builder().data_dir(mnt.join("data")).start();
     c.execute("create table t as select generate_series(1, 1000) x");
     let kept = tool("snap-take")
@@ -289,7 +297,8 @@ fn a_killed_zfs_snap_take_is_removed_by_the_next_run() {
     let kept_name = format!("{ds}@{}", kept.snapshot);
     let decoys_stay = || {
         let snaps = zfs_snapshots(&ds);
-        for d in [&users, &untagged, &live, &kept_name] {
+        let kept_child = format!("{child}@{}", kept.snapshot);
+        for d in [&users, &untagged, &live, &kept_name, &kept_child] {
             assert!(snaps.contains(d), "{d} was removed");
         }
         assert!(zfs_datasets(&pool.name).contains(&users_clone));
@@ -336,6 +345,10 @@ fn a_killed_zfs_snap_take_is_removed_by_the_next_run() {
         .map(PathBuf::from)
         .collect();
     assert_eq!(killed.len(), 1, "{killed:?}");
+    assert!(
+        present(&in_child(&killed[0])),
+        "the set has the child's snapshot"
+    );
     let props = zfs(&[
         "get",
         "-H",
@@ -346,6 +359,8 @@ fn a_killed_zfs_snap_take_is_removed_by_the_next_run() {
     ]);
     assert_eq!(props.lines().collect::<Vec<_>>(), ["snap-take", "-"]);
     dry_run_lists(&killed);
+    // In the next second: the new snapshot's name is not the removed one's.
+    std::thread::sleep(Duration::from_millis(1100));
     let out = tool("snap-take").arg("--pgdata").arg(&c.data).run().ok();
     let doc = out.document::<SnapshotMeta>();
     assert_eq!(doc.removed_leftovers, killed);
@@ -357,6 +372,10 @@ fn a_killed_zfs_snap_take_is_removed_by_the_next_run() {
         !present(&killed[0]),
         "{} is still there",
         killed[0].display()
+    );
+    assert!(
+        !present(&in_child(&killed[0])),
+        "the child's snapshot is still there"
     );
     decoys_stay();
 
@@ -409,6 +428,11 @@ fn a_killed_zfs_snap_take_is_removed_by_the_next_run() {
     assert_eq!(notes("snap-prune", &out.stderr), want);
     for e in &expected {
         assert!(!present(e), "{} is still there", e.display());
+        assert!(
+            !present(&in_child(e)),
+            "{} is still there",
+            in_child(e).display()
+        );
     }
     if let Some(mp) = clone_mountpoint {
         assert!(!mp.exists(), "{} is still there", mp.display());
