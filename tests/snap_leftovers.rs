@@ -340,7 +340,7 @@ fn a_killed_zfs_snap_take_is_removed_by_the_next_run() {
     // Killed right after `zfs snapshot`: removed by the next snap-take.
     let before = zfs_snapshots(&ds);
     take_killed_after("zfs", &c.data, &["snapshot"], |_| {});
-    let killed: Vec<PathBuf> = new_ones(&before, &zfs_snapshots(&ds))
+    let mut killed: Vec<PathBuf> = new_ones(&before, &zfs_snapshots(&ds))
         .into_iter()
         .map(PathBuf::from)
         .collect();
@@ -358,25 +358,37 @@ fn a_killed_zfs_snap_take_is_removed_by_the_next_run() {
         &killed[0].to_string_lossy(),
     ]);
     assert_eq!(props.lines().collect::<Vec<_>>(), ["snap-take", "-"]);
+    // Made by a run on this host before it rebooted (a power loss): a leftover too (made
+    // after the kill: the killed run would have removed it first).
+    let rebooted = format!("{ds}@pgdr-20200104T000000Z");
+    let mut before_boot = pgdr_core::holder::Holder::me();
+    before_boot.boot_id = Some("00000000-0000-0000-0000-000000000000".into());
+    let taker = format!("pgdr:taker={}", before_boot.to_line().trim_end());
+    zfs(&[
+        "snapshot",
+        "-o",
+        "pgdr:tool=snap-take",
+        "-o",
+        &taker,
+        &rebooted,
+    ]);
+    killed.insert(0, PathBuf::from(&rebooted));
     dry_run_lists(&killed);
     // In the next second: the new snapshot's name is not the removed one's.
     std::thread::sleep(Duration::from_millis(1100));
     let out = tool("snap-take").arg("--pgdata").arg(&c.data).run().ok();
     let doc = out.document::<SnapshotMeta>();
     assert_eq!(doc.removed_leftovers, killed);
-    assert_eq!(
-        notes("snap-take", &out.stderr),
-        vec![note("snap-take", &killed[0])]
-    );
-    assert!(
-        !present(&killed[0]),
-        "{} is still there",
-        killed[0].display()
-    );
-    assert!(
-        !present(&in_child(&killed[0])),
-        "the child's snapshot is still there"
-    );
+    let want: Vec<String> = killed.iter().map(|p| note("snap-take", p)).collect();
+    assert_eq!(notes("snap-take", &out.stderr), want);
+    for k in &killed {
+        assert!(!present(k), "{} is still there", k.display());
+        assert!(
+            !present(&in_child(k)),
+            "{} is still there",
+            in_child(k).display()
+        );
+    }
     decoys_stay();
 
     // zfs-fuse reads a snapshot through a clone when pg_control changed while it was taken

@@ -604,10 +604,18 @@ fn taker_prop() -> String {
     format!("{PROP_TAKER}={}", line.trim_end())
 }
 
-/// Whether a pgdr:taker value names a run that is provably gone (not one on another host,
-/// boot or PID namespace, nor an unreadable value).
+/// Whether a pgdr:taker value names a run that is provably gone: one of this boot and PID
+/// namespace whose process is gone, or one of this host before it rebooted (a power loss).
+/// Not one of another host (a pool imported elsewhere) or PID namespace, nor an unreadable
+/// value.
 fn gone(taker: &str, me: &pgdr_core::holder::Holder) -> bool {
-    serde_json::from_str::<pgdr_core::holder::Holder>(taker).is_ok_and(|h| h.gone(me))
+    serde_json::from_str::<pgdr_core::holder::Holder>(taker).is_ok_and(|h| {
+        let rebooted = h.host == me.host
+            && h.boot_id.is_some()
+            && me.boot_id.is_some()
+            && h.boot_id != me.boot_id;
+        rebooted || h.gone(me)
+    })
 }
 
 /// Whether `dir` is a mountpoint [`Zfs::read_via_clone`] made (`$TMPDIR/pgdr-read-*`).
