@@ -15,7 +15,10 @@
 //! zfs snapshot belongs to the dataset, which runs with another --snapshot-dir share, so
 //! there the pgdr:taker of a run that is still alive also keeps it.
 
-use super::{btrfs::Btrfs, copy, probe::Filesystem, zfs::Zfs, Backend};
+use super::run::run;
+use super::zfs::{Zfs, PROP_META, PROP_TAKER, PROP_TOOL, READ_PREFIX};
+use super::{btrfs::Btrfs, copy, probe::Filesystem, Backend};
+use pgdr_core::holder::Holder;
 use pgdr_core::{Context, Result};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -89,7 +92,7 @@ impl Leftover {
                 mountpoint,
             } => {
                 Zfs::destroy_leftover(dataset)?;
-                if super::zfs::is_read_mountpoint(mountpoint) {
+                if is_read_mountpoint(mountpoint) {
                     let _ = std::fs::remove_dir(mountpoint);
                 }
                 Ok(())
@@ -142,18 +145,138 @@ fn partials(store: &Path) -> Result<Vec<Leftover>> {
     Ok(out)
 }
 
+/// The snapshots of this dataset that a killed snap-take left without metadata, each with
+/// its set (the same-named snapshots of the descendants it made with it, root last):
+/// `DATASET@NAME` (NAME a snapshot name) carrying pgdr:tool=snap-take and a
+/// pgdr:taker whose run is provably gone, and no pgdr:meta. A user's own snapshot has no
+/// pgdr:tool; one a live run is finishing has a live pgdr:taker (also a run under
+/// another --snapshot-dir, whose lock is another file); one made by a pgdr before
+/// pgdr:taker has none and is left alone.
+///
+/// # Errors
+/// zfs cannot list the snapshots.
+fn zfs_unfinished(z: &Zfs) -> Result<Vec<(String, Vec<String>)>> {
+    let out = run(
+        "zfs",
+        &[
+            "list",
+            "-H",
+            "-o",
+            &format!("name,{PROP_TOOL},{PROP_TAKER},{PROP_META}"),
+            "-t",
+            "snapshot",
+            "-r",
+            &z.dataset,
+        ],
+    )?;
+    let rows: Vec<[&str; 4]> = out
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.splitn(4, '\t');
+            Some([f.next()?, f.next()?, f.next()?, f.next()?])
+        })
+        .filter(|[_, tool, _, _]| *tool == "snap-take")
+        .collect();
+    let me = Holder::me();
+    let below = format!("{}/", z.dataset);
+    let mut found = Vec::new();
+    for [name, _, taker, meta] in &rows {
+        let Some(snap) = name.strip_prefix(&format!("{}@", z.dataset)) else {
+            continue;
+        };
+        if *meta != "-" || crate::meta::parse_name(snap).is_none() || !gone(taker, &me) {
+            continue;
+        }
+        let mut set: Vec<String> = rows
+            .iter()
+            .filter(|[n, _, t, _]| {
+                t == taker
+                    && n.split_once('@')
+                        .is_some_and(|(ds, s)| s == snap && ds.starts_with(&below))
+            })
+            .map(|[n, ..]| n.to_string())
+            .collect();
+        set.push(name.to_string());
+        found.push((name.to_string(), set));
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// The clones (dataset, mountpoint) snap-take read a snapshot of this dataset through
+/// and a killed run left: `POOL/pgdr-read-*` carrying pgdr:tool=snap-take and a
+/// pgdr:taker whose run is provably gone, cloned from a snapshot of this dataset or a
+/// descendant. Such a clone keeps its snapshot from being destroyed.
+///
+/// # Errors
+/// zfs cannot list the datasets.
+fn zfs_read_clones(z: &Zfs) -> Result<Vec<(String, PathBuf)>> {
+    let out = run(
+        "zfs",
+        &[
+            "list",
+            "-H",
+            "-o",
+            &format!("name,origin,mountpoint,{PROP_TOOL},{PROP_TAKER}"),
+            "-t",
+            "filesystem",
+        ],
+    )?;
+    let prefix = format!("{}/{READ_PREFIX}", z.pool());
+    let me = Holder::me();
+    let ours = |origin: &str| {
+        origin
+            .split_once('@')
+            .is_some_and(|(ds, _)| ds == z.dataset || ds.starts_with(&format!("{}/", z.dataset)))
+    };
+    Ok(out
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.splitn(5, '\t').collect();
+            let [name, origin, mp, tool, taker] = f[..] else {
+                return None;
+            };
+            let rest = name.strip_prefix(&prefix)?;
+            (!rest.contains('/') && tool == "snap-take" && ours(origin) && gone(taker, &me))
+                .then(|| (name.to_string(), PathBuf::from(mp)))
+        })
+        .collect())
+}
+
+/// Whether a pgdr:taker value names a run that is provably gone: one of this boot and PID
+/// namespace whose process is gone, or one of this host before it rebooted (a power loss).
+/// Not one of another host (a pool imported elsewhere) or PID namespace, nor an unreadable
+/// value.
+fn gone(taker: &str, me: &Holder) -> bool {
+    serde_json::from_str::<Holder>(taker).is_ok_and(|h| {
+        let rebooted = h.host == me.host
+            && h.boot_id.is_some()
+            && me.boot_id.is_some()
+            && h.boot_id != me.boot_id;
+        rebooted || h.gone(me)
+    })
+}
+
+/// Whether `dir` is named as [`Zfs::read_via_clone`] names its mountpoints
+/// (`$TMPDIR/pgdr-read-*`; the run that made it may have had another TMPDIR). Only an empty
+/// one is removed.
+fn is_read_mountpoint(dir: &Path) -> bool {
+    dir.file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with(READ_PREFIX))
+}
+
 /// Everything of `backend` that killed runs left, in the order it can be removed (a read
 /// clone before its snapshot).
 fn find(backend: &Backend) -> Result<Vec<Leftover>> {
     let mut out = partials(backend.store())?;
     if let Backend::Zfs(z) = backend {
-        for (dataset, mountpoint) in z.stale_read_clones()? {
+        for (dataset, mountpoint) in zfs_read_clones(z)? {
             out.push(Leftover::ReadClone {
                 dataset,
                 mountpoint,
             });
         }
-        for (root, set) in z.unfinished()? {
+        for (root, set) in zfs_unfinished(z)? {
             out.push(Leftover::Snapshot { root, set });
         }
     }

@@ -22,7 +22,7 @@ pub const PROP_TOOL: &str = "pgdr:tool";
 /// by a killed run is told from one a live run is still finishing.
 pub const PROP_TAKER: &str = "pgdr:taker";
 /// Clones snap-take reads a snapshot through (zfs-fuse) are `POOL/pgdr-read-PID-NAME`.
-const READ_PREFIX: &str = "pgdr-read-";
+pub(crate) const READ_PREFIX: &str = "pgdr-read-";
 /// On clones: the snapshot they were made from.
 pub const PROP_CLONE: &str = "pgdr:clone";
 /// Read-only views of a snapshot set (an image is read from one) are `POOL/pgdr-view-PID-NAME`.
@@ -403,7 +403,8 @@ impl Zfs {
         Ok(())
     }
 
-    fn pool(&self) -> &str {
+    /// The pool (the first component of the dataset).
+    pub(crate) fn pool(&self) -> &str {
         self.dataset.split('/').next().unwrap_or(&self.dataset)
     }
 
@@ -475,104 +476,6 @@ impl Zfs {
             .collect())
     }
 
-    /// The snapshots of this dataset that a killed snap-take left without metadata, each with
-    /// its set (the same-named snapshots of the descendants it made with it, root last):
-    /// `DATASET@NAME` (NAME a snapshot name) carrying pgdr:tool=snap-take and a
-    /// pgdr:taker whose run is provably gone, and no pgdr:meta. A user's own snapshot has no
-    /// pgdr:tool; one a live run is finishing has a live pgdr:taker (also a run under
-    /// another --snapshot-dir, whose lock is another file); one made by a pgdr before
-    /// pgdr:taker has none and is left alone.
-    ///
-    /// # Errors
-    /// zfs cannot list the snapshots.
-    pub fn unfinished(&self) -> Result<Vec<(String, Vec<String>)>> {
-        let out = run(
-            "zfs",
-            &[
-                "list",
-                "-H",
-                "-o",
-                &format!("name,{PROP_TOOL},{PROP_TAKER},{PROP_META}"),
-                "-t",
-                "snapshot",
-                "-r",
-                &self.dataset,
-            ],
-        )?;
-        let rows: Vec<[&str; 4]> = out
-            .lines()
-            .filter_map(|l| {
-                let mut f = l.splitn(4, '\t');
-                Some([f.next()?, f.next()?, f.next()?, f.next()?])
-            })
-            .filter(|[_, tool, _, _]| *tool == "snap-take")
-            .collect();
-        let me = pgdr_core::holder::Holder::me();
-        let below = format!("{}/", self.dataset);
-        let mut found = Vec::new();
-        for [name, _, taker, meta] in &rows {
-            let Some(snap) = name.strip_prefix(&format!("{}@", self.dataset)) else {
-                continue;
-            };
-            if *meta != "-" || crate::meta::parse_name(snap).is_none() || !gone(taker, &me) {
-                continue;
-            }
-            let mut set: Vec<String> = rows
-                .iter()
-                .filter(|[n, _, t, _]| {
-                    t == taker
-                        && n.split_once('@')
-                            .is_some_and(|(ds, s)| s == snap && ds.starts_with(&below))
-                })
-                .map(|[n, ..]| n.to_string())
-                .collect();
-            set.push(name.to_string());
-            found.push((name.to_string(), set));
-        }
-        found.sort();
-        Ok(found)
-    }
-
-    /// The clones (dataset, mountpoint) snap-take read a snapshot of this dataset through
-    /// and a killed run left: `POOL/pgdr-read-*` carrying pgdr:tool=snap-take and a
-    /// pgdr:taker whose run is provably gone, cloned from a snapshot of this dataset or a
-    /// descendant. Such a clone keeps its snapshot from being destroyed.
-    ///
-    /// # Errors
-    /// zfs cannot list the datasets.
-    pub fn stale_read_clones(&self) -> Result<Vec<(String, PathBuf)>> {
-        let out = run(
-            "zfs",
-            &[
-                "list",
-                "-H",
-                "-o",
-                &format!("name,origin,mountpoint,{PROP_TOOL},{PROP_TAKER}"),
-                "-t",
-                "filesystem",
-            ],
-        )?;
-        let prefix = format!("{}/{READ_PREFIX}", self.pool());
-        let me = pgdr_core::holder::Holder::me();
-        let ours = |origin: &str| {
-            origin.split_once('@').is_some_and(|(ds, _)| {
-                ds == self.dataset || ds.starts_with(&format!("{}/", self.dataset))
-            })
-        };
-        Ok(out
-            .lines()
-            .filter_map(|l| {
-                let f: Vec<&str> = l.splitn(5, '\t').collect();
-                let [name, origin, mp, tool, taker] = f[..] else {
-                    return None;
-                };
-                let rest = name.strip_prefix(&prefix)?;
-                (!rest.contains('/') && tool == "snap-take" && ours(origin) && gone(taker, &me))
-                    .then(|| (name.to_string(), PathBuf::from(mp)))
-            })
-            .collect())
-    }
-
     /// Destroys one leftover: a read clone (with its children), or one snapshot.
     ///
     /// # Errors
@@ -602,28 +505,6 @@ impl Zfs {
 fn taker_prop() -> String {
     let line = pgdr_core::holder::Holder::me().to_line();
     format!("{PROP_TAKER}={}", line.trim_end())
-}
-
-/// Whether a pgdr:taker value names a run that is provably gone: one of this boot and PID
-/// namespace whose process is gone, or one of this host before it rebooted (a power loss).
-/// Not one of another host (a pool imported elsewhere) or PID namespace, nor an unreadable
-/// value.
-fn gone(taker: &str, me: &pgdr_core::holder::Holder) -> bool {
-    serde_json::from_str::<pgdr_core::holder::Holder>(taker).is_ok_and(|h| {
-        let rebooted = h.host == me.host
-            && h.boot_id.is_some()
-            && me.boot_id.is_some()
-            && h.boot_id != me.boot_id;
-        rebooted || h.gone(me)
-    })
-}
-
-/// Whether `dir` is a mountpoint [`Zfs::read_via_clone`] made (`$TMPDIR/pgdr-read-*`).
-pub fn is_read_mountpoint(dir: &Path) -> bool {
-    dir.parent() == Some(std::env::temp_dir().as_path())
-        && dir
-            .file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with(READ_PREFIX))
 }
 
 fn tempfile_dir() -> Result<PathBuf> {
