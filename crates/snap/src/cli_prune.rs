@@ -45,6 +45,10 @@ rule and listed under problems: windows and calendar periods are anchored on the
 snapshot that is not in the future, as restic's forget does, so one snapshot dated 2042 \
 never makes the real ones look old. oldest_kept is never such a snapshot unless nothing else \
 is left.\n\n\
+What snap-take runs that were killed left of unfinished snapshots (btrfs and copy: \
+.NAME.partial in the store; ZFS: snapshots with pgdr:tool but no pgdr:meta whose pgdr:taker \
+is gone, and their POOL/pgdr-read-* clones) is removed first, under the store's lock, and \
+listed in removed_leftovers; --dry-run lists it and removes nothing.\n\n\
 With --tz local, periods are local calendar periods. When summer time ends, the repeated \
 local hour (02:00 to 03:00 twice, say) is one hourly period: --keep-hourly keeps one \
 snapshot (the later) for those two real hours and so reaches one real hour further back, \

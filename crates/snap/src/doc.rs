@@ -48,10 +48,11 @@ pub struct PruneReport {
     /// What needs a human: snapshots dated in the future (a clock that jumped), kept and
     /// counted by no rule. Empty when all is well.
     pub problems: Vec<String>,
-    /// Partial copies (`STORE/.NAME.partial`) that runs killed before they could clean up
-    /// (SIGKILL, OOM, a timeout) had left in the snapshot store: removed (with --dry-run: that
-    /// would be, unless a run holding the store's lock is making it right now). Empty for a
-    /// repository.
+    /// What snap-take runs killed before they could clean up (SIGKILL, OOM, a timeout) had
+    /// left: unfinished btrfs snapshots and partial copies (`STORE/.NAME.partial`, paths), ZFS
+    /// snapshots without pgdr:meta (`DATASET@NAME`) and the clones snap-take reads them
+    /// through (`POOL/pgdr-read-*`). Removed (with --dry-run: that would be, unless a run
+    /// holding the store's lock is making it right now). Empty for a repository.
     #[serde(default)]
     pub removed_leftovers: Vec<PathBuf>,
 }

@@ -84,10 +84,12 @@ pub struct SnapshotMeta {
     /// When the snapshot (and, in backup mode, pg_backup_stop) had completed: no commit in
     /// its WAL is younger. snap-clone refuses time targets before it (RFC 3339, UTC).
     pub consistent_at: DateTime<Utc>,
-    /// Partial copies (`STORE/.NAME.partial`) that runs killed before they could clean up
-    /// (SIGKILL, OOM, a timeout) had left in the snapshot store, removed by this run before it
-    /// took the snapshot. Only in the document of the run that removed them (absent when
-    /// none were), never stored with the snapshot.
+    /// What runs killed before they could clean up (SIGKILL, OOM, a timeout) had left,
+    /// removed by this run before it took the snapshot: unfinished btrfs snapshots and
+    /// partial copies (`STORE/.NAME.partial`, paths), ZFS snapshots without pgdr:meta
+    /// (`DATASET@NAME`) and the clones snap-take reads them through (`POOL/pgdr-read-*`).
+    /// Only in the document of the run that removed them (absent when none were), never
+    /// stored with the snapshot.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub removed_leftovers: Vec<PathBuf>,
 }

@@ -7,7 +7,7 @@ use super::rel_to;
 use super::run::{have, run};
 use crate::datadir::Layout;
 use crate::meta::{SnapshotMeta, Tablespace};
-use pgdr_core::{Error, Result};
+use pgdr_core::{Context, Error, Result};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -98,8 +98,19 @@ impl Btrfs {
         self.store.join(name)
     }
 
+    /// Where the snapshot is made, until [`Btrfs::publish`] renames it into place.
+    pub fn partial_path(&self, name: &str) -> PathBuf {
+        super::partial_path(&self.store, name)
+    }
+
+    /// A read-only snapshot of the subvolume as `STORE/.NAME.partial`: a run killed before
+    /// its sidecar is written leaves a name only an unfinished snapshot has. Returns where
+    /// [`Btrfs::publish`] will put it.
+    ///
+    /// # Errors
+    /// btrfs refused.
     pub fn create(&self, name: &str) -> Result<String> {
-        let dst = self.snap_path(name);
+        let partial = self.partial_path(name);
         run(
             "btrfs",
             &[
@@ -107,14 +118,42 @@ impl Btrfs {
                 "snapshot",
                 "-r",
                 &self.subvolume.to_string_lossy(),
-                &dst.to_string_lossy(),
+                &partial.to_string_lossy(),
             ],
         )
         .map_err(|e| {
             Error::failed(format!("cannot snapshot {}", self.subvolume.display()))
                 .because(e.why.unwrap_or_default())
         })?;
+        Ok(self.snap_path(name).to_string_lossy().into_owned())
+    }
+
+    /// Renames `.NAME.partial` to NAME once its sidecar is written (a read-only subvolume can
+    /// be renamed: its entry is in the store's directory), so the name never appears
+    /// without its metadata. Returns its path.
+    ///
+    /// # Errors
+    /// The name is taken, or the rename failed.
+    pub fn publish(&self, name: &str) -> Result<String> {
+        let dst = self.snap_path(name);
+        let ok = pgdr_core::fsx::rename_noreplace(&self.partial_path(name), &dst)
+            .context(|| format!("cannot rename the snapshot to {}", dst.display()))?;
+        if !ok {
+            return Err(Error::failed(format!("snapshot {name} exists already")));
+        }
+        let _ = pgdr_core::fsx::fsync_dir(&self.store);
         Ok(dst.to_string_lossy().into_owned())
+    }
+
+    /// Deletes a subvolume (a snapshot, a view, a clone) if it is there.
+    ///
+    /// # Errors
+    /// btrfs refused.
+    pub fn delete(p: &Path) -> Result<()> {
+        if std::fs::symlink_metadata(p).is_err() {
+            return Ok(());
+        }
+        run("btrfs", &["subvolume", "delete", &p.to_string_lossy()]).map(drop)
     }
 
     /// A read-only snapshot of the snapshot, `STORE/.view-PID-NAME`: its files for as long

@@ -6,7 +6,7 @@
 use crate::datadir::Layout;
 use crate::meta::{SnapshotMeta, Tablespace};
 use pgdr_core::progress::Progress;
-use pgdr_core::{Context, Error, Result};
+use pgdr_core::{Error, Result};
 use std::fs::{self, File, OpenOptions};
 use std::io::ErrorKind;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -84,12 +84,14 @@ impl CopyStore {
         self.store.join(name)
     }
 
-    fn partial_path(&self, name: &str) -> PathBuf {
-        self.store.join(format!(".{name}.partial"))
+    /// Where the snapshot is made, until [`CopyStore::publish`] renames it into place.
+    pub fn partial_path(&self, name: &str) -> PathBuf {
+        super::partial_path(&self.store, name)
     }
 
-    /// Copies PGDATA to the snapshot. With `skip_wal`, pg_wal is left empty (its
-    /// archive_status kept) for [`CopyStore::finish_wal`], and the copy stays partial.
+    /// Copies PGDATA to the partial snapshot `.NAME.partial`; returns where
+    /// [`CopyStore::publish`] will put it. With `skip_wal`, pg_wal is left empty (its
+    /// archive_status kept) for [`CopyStore::finish_wal`].
     pub fn create(&self, name: &str, skip_wal: bool) -> Result<String> {
         let partial = self.partial_path(name);
         if partial.exists() {
@@ -100,15 +102,12 @@ impl CopyStore {
             let _ = self.remove_tree(&partial);
             return Err(e);
         }
-        if skip_wal {
-            return Ok(partial.to_string_lossy().into_owned());
-        }
-        self.publish(name)
+        Ok(self.snap_path(name).to_string_lossy().into_owned())
     }
 
-    /// Copies pg_wal into a partial copy made with `skip_wal`, checks that `wal_start` is
-    /// there, and publishes the snapshot.
-    pub fn finish_wal(&self, name: &str, wal_start: &str) -> Result<String> {
+    /// Copies pg_wal into a partial copy made with `skip_wal` and checks that `wal_start` is
+    /// there.
+    pub fn finish_wal(&self, name: &str, wal_start: &str) -> Result<()> {
         let partial = self.partial_path(name);
         let r = (|| {
             let src = self
@@ -134,11 +133,10 @@ impl CopyStore {
             }
             Ok(())
         })();
-        if let Err(e) = r {
+        if r.is_err() {
             let _ = self.remove_tree(&partial);
-            return Err(e);
         }
-        self.publish(name)
+        r
     }
 
     /// Drops a partial copy (after a failure elsewhere).
@@ -146,7 +144,12 @@ impl CopyStore {
         let _ = self.remove_tree(&self.partial_path(name));
     }
 
-    fn publish(&self, name: &str) -> Result<String> {
+    /// Renames the partial copy to its name, once its sidecar is written: a snapshot's name
+    /// never appears without its metadata. Returns its path.
+    ///
+    /// # Errors
+    /// The name is taken, or the rename failed (the partial copy is removed).
+    pub fn publish(&self, name: &str) -> Result<String> {
         let partial = self.partial_path(name);
         // Every copied byte on disk before the name appears (one syncfs, not one fsync a file).
         if let Ok(f) = File::open(&partial) {
@@ -188,7 +191,7 @@ impl CopyStore {
 
 /// Removes a directory tree (a missing one is no error). Symlinks inside are removed, never
 /// followed (`remove_dir_all` opens each directory with `O_NOFOLLOW`).
-fn remove_tree(p: &Path) -> Result<()> {
+pub(crate) fn remove_tree(p: &Path) -> Result<()> {
     match fs::remove_dir_all(p) {
         Err(e) if e.kind() != ErrorKind::NotFound => {
             Err(Error::failed(format!("cannot remove {}", p.display()))
@@ -196,63 +199,6 @@ fn remove_tree(p: &Path) -> Result<()> {
         }
         _ => Ok(()),
     }
-}
-
-/// The partial copies in `store` that no run is making: `.NAME.partial` directories (NAME a
-/// snapshot name) that are direct children of the store, not symlinks, sorted by path. A
-/// copy is made only under the store's lock, so while the caller holds it every one was
-/// left by a run that was killed (SIGKILL, OOM, power loss) before it could remove it.
-///
-/// # Errors
-/// The store cannot be listed.
-fn leftovers(store: &Path) -> Result<Vec<PathBuf>> {
-    let rd = match fs::read_dir(store) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).context(|| format!("cannot list {}", store.display())),
-    };
-    let mut out = Vec::new();
-    for e in rd {
-        let e = e.context(|| format!("cannot list {}", store.display()))?;
-        let fname = e.file_name();
-        let Some(name) = fname
-            .to_str()
-            .and_then(|n| n.strip_prefix('.'))
-            .and_then(|n| n.strip_suffix(".partial"))
-        else {
-            continue;
-        };
-        // file_type() is the entry's own type (lstat): a symlink is never taken for a copy.
-        let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
-        if is_dir && crate::meta::parse_name(name).is_some() {
-            out.push(e.path());
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
-/// Removes the [`leftovers`] of `store` (the caller holds its lock), or with `dry_run` only
-/// finds them, with one stderr note each; returns them.
-///
-/// # Errors
-/// The store cannot be listed, or one cannot be removed (those removed before it are gone).
-pub fn remove_leftovers(store: &Path, dry_run: bool) -> Result<Vec<PathBuf>> {
-    let found = leftovers(store)?;
-    let did = if dry_run { "would remove" } else { "removed" };
-    for p in &found {
-        if !dry_run {
-            remove_tree(p)?;
-        }
-        pgdr_core::runner::note(format!(
-            "{did} {}: a partial copy left by a run that was killed",
-            p.display()
-        ));
-    }
-    if !found.is_empty() && !dry_run {
-        let _ = pgdr_core::fsx::fsync_dir(store);
-    }
-    Ok(found)
 }
 
 fn io_err(p: &Path) -> impl Fn(std::io::Error) -> Error + '_ {

@@ -18,6 +18,7 @@
 pub mod btrfs;
 pub mod copy;
 pub mod discover;
+pub mod leftovers;
 pub mod probe;
 pub mod run;
 pub mod view;
@@ -240,7 +241,9 @@ impl Backend {
         }
     }
 
-    /// Takes the snapshot (for copy: the whole copy). Returns its location.
+    /// Takes the snapshot (for copy: the whole copy). Returns its location. btrfs and copy
+    /// make it as `STORE/.NAME.partial`, which [`Backend::publish`] renames to NAME once its
+    /// metadata is stored.
     ///
     /// # Errors
     /// The storage refused it; nothing is left behind.
@@ -264,6 +267,9 @@ impl Backend {
                 Some(d) => d,
                 None => return Ok(None),
             },
+            // A snapshot being taken is read before it is published.
+            Backend::Btrfs(b) if !b.snap_path(name).is_dir() => b.partial_path(name),
+            Backend::Copy(c) if !c.snap_path(name).is_dir() => c.partial_path(name),
             Backend::Btrfs(b) => b.snap_path(name),
             Backend::Copy(c) => c.snap_path(name),
         };
@@ -292,6 +298,19 @@ impl Backend {
         match self {
             Backend::Zfs(z) => z.set_meta(meta),
             Backend::Btrfs(_) | Backend::Copy(_) => self.write_sidecar(meta),
+        }
+    }
+
+    /// Gives a snapshot whose metadata is stored its name (btrfs, copy: renames
+    /// `.NAME.partial` to NAME; zfs: nothing, its metadata is on the snapshot itself).
+    ///
+    /// # Errors
+    /// The name is taken, or the rename failed.
+    pub fn publish(&self, name: &str) -> Result<()> {
+        match self {
+            Backend::Zfs(_) => Ok(()),
+            Backend::Btrfs(b) => b.publish(name).map(drop),
+            Backend::Copy(c) => c.publish(name).map(drop),
         }
     }
 
@@ -349,10 +368,8 @@ impl Backend {
         match self {
             Backend::Zfs(z) => z.destroy(name, recursive),
             Backend::Btrfs(b) => {
-                let p = b.snap_path(name);
-                if p.exists() {
-                    run::run("btrfs", &["subvolume", "delete", &p.to_string_lossy()])?;
-                }
+                btrfs::Btrfs::delete(&b.partial_path(name))?;
+                btrfs::Btrfs::delete(&b.snap_path(name))?;
                 self.remove_sidecar(name)
             }
             Backend::Copy(c) => {
@@ -560,6 +577,12 @@ pub fn default_store(dir: &Path) -> Result<PathBuf> {
     Ok(parent
         .join(".pgdr-snapshots")
         .join(flat_name(Path::new(dir.file_name().unwrap_or_default()))))
+}
+
+/// Where btrfs and copy make a snapshot until it is published: a name only an unfinished
+/// snapshot has, so one a killed run left is recognisable ([`leftovers`]).
+pub(crate) fn partial_path(store: &Path, name: &str) -> PathBuf {
+    store.join(format!(".{name}.partial"))
 }
 
 pub(crate) fn sidecar_path(store: &Path, name: &str) -> PathBuf {

@@ -17,6 +17,12 @@ use std::time::Duration;
 pub const PROP_META: &str = "pgdr:meta";
 /// Set at creation, so a snapshot interrupted before its metadata is still recognisable.
 pub const PROP_TOOL: &str = "pgdr:tool";
+/// Set at creation on snapshots and the clones snap-take reads them through: the run that
+/// made it (its lock holder line as compact JSON, [`pgdr_core::holder::Holder`]), so one left
+/// by a killed run is told from one a live run is still finishing.
+pub const PROP_TAKER: &str = "pgdr:taker";
+/// Clones snap-take reads a snapshot through (zfs-fuse) are `POOL/pgdr-read-PID-NAME`.
+pub(crate) const READ_PREFIX: &str = "pgdr-read-";
 /// On clones: the snapshot they were made from.
 pub const PROP_CLONE: &str = "pgdr:clone";
 /// Read-only views of a snapshot set (an image is read from one) are `POOL/pgdr-view-PID-NAME`.
@@ -184,7 +190,8 @@ impl Zfs {
     pub fn create(&self, name: &str) -> Result<String> {
         let s = self.snap(name);
         let tool = format!("{PROP_TOOL}=snap-take");
-        let mut args = vec!["snapshot", "-o", &tool];
+        let taker = taker_prop();
+        let mut args = vec!["snapshot", "-o", &tool, "-o", &taker];
         if self.members.len() > 1 {
             args.push("-r");
         }
@@ -204,10 +211,11 @@ impl Zfs {
 
     /// Reads a file of the snapshot through a short-lived clone.
     pub fn read_via_clone(&self, name: &str, rel: &str) -> Result<Vec<u8>> {
-        let pool = self.dataset.split('/').next().unwrap_or(&self.dataset);
-        let tmp_ds = format!("{pool}/pgdr-read-{}-{name}", std::process::id());
+        let tmp_ds = format!("{}/{READ_PREFIX}{}-{name}", self.pool(), std::process::id());
         let dir = tempfile_dir()?;
         let mp = format!("mountpoint={}", dir.display());
+        let tool = format!("{PROP_TOOL}=snap-take");
+        let taker = taker_prop();
         run(
             "zfs",
             &[
@@ -216,6 +224,10 @@ impl Zfs {
                 &mp,
                 "-o",
                 "readonly=on",
+                "-o",
+                &tool,
+                "-o",
+                &taker,
                 &self.snap(name),
                 &tmp_ds,
             ],
@@ -391,7 +403,8 @@ impl Zfs {
         Ok(())
     }
 
-    fn pool(&self) -> &str {
+    /// The pool (the first component of the dataset).
+    pub(crate) fn pool(&self) -> &str {
         self.dataset.split('/').next().unwrap_or(&self.dataset)
     }
 
@@ -463,6 +476,18 @@ impl Zfs {
             .collect())
     }
 
+    /// Destroys one leftover: a read clone (with its children), or one snapshot.
+    ///
+    /// # Errors
+    /// zfs refused.
+    pub fn destroy_leftover(name: &str) -> Result<()> {
+        if name.contains('@') {
+            retry_busy(&["destroy", name]).map(drop)
+        } else {
+            retry_busy(&["destroy", "-r", name]).map(drop)
+        }
+    }
+
     /// Whether any dataset (made by snap-clone or not) is a clone of this snapshot or of a
     /// member's snapshot of the same name.
     pub fn has_any_clone(&self, name: &str) -> Result<bool> {
@@ -476,9 +501,15 @@ impl Zfs {
     }
 }
 
+/// `pgdr:taker=` this run.
+fn taker_prop() -> String {
+    let line = pgdr_core::holder::Holder::me().to_line();
+    format!("{PROP_TAKER}={}", line.trim_end())
+}
+
 fn tempfile_dir() -> Result<PathBuf> {
     let d = std::env::temp_dir().join(format!(
-        "pgdr-read-{}-{}",
+        "{READ_PREFIX}{}-{}",
         std::process::id(),
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -165,9 +165,10 @@ pub fn run(req: &PruneRequest) -> Result<PruneReport> {
     } else {
         Some(backend.lock(req.wait_lock)?)
     };
-    // Under the lock no other run is copying, so every partial copy in the store is a killed
-    // run's. A dry run holds no lock: it lists them as what a real run would remove.
-    let removed_leftovers = crate::backend::copy::remove_leftovers(backend.store(), req.dry_run)?;
+    // Under the lock no other run of this store is taking a snapshot, so what an unfinished
+    // one leaves is a killed run's (see backend::leftovers). A dry run holds no lock: it
+    // lists them as what a real run would remove.
+    let removed_leftovers = crate::backend::leftovers::remove(&backend, req.dry_run)?;
     let all = backend.list()?;
     let judged = judge(
         &all,

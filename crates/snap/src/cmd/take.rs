@@ -37,9 +37,10 @@ pub fn run(req: &TakeRequest) -> Result<SnapshotMeta> {
     let pgdata = datadir::check_data_dir(&req.pgdata)?;
     let backend = Backend::detect(&pgdata, req.backend, req.snapshot_dir.as_deref())?;
     let _lock = backend.lock(req.wait_lock)?;
-    // Under the lock no other run is copying, so every partial copy left in the store is a
-    // killed run's: removed before this copy needs the space.
-    let removed = crate::backend::copy::remove_leftovers(backend.store(), false)?;
+    // Under the lock no other run of this store is taking a snapshot, so what an unfinished
+    // one leaves is a killed run's (see backend::leftovers): removed before this snapshot
+    // needs the space.
+    let removed = crate::backend::leftovers::remove(&backend, false)?;
     let mut meta = take(&backend, &req.options)?;
     meta.removed_leftovers = removed;
     Ok(meta)
@@ -198,10 +199,9 @@ pub fn take(backend: &Backend, opts: &TakeOptions) -> Result<SnapshotMeta> {
             }
             None => None,
         };
-        let location = match (backend, &backup) {
-            (Backend::Copy(c), Some((_, _, _, l))) => c.finish_wal(&name, &l.start_wal)?,
-            _ => location.clone(),
-        };
+        if let (Backend::Copy(c), Some((_, _, _, l))) = (backend, &backup) {
+            c.finish_wal(&name, &l.start_wal)?;
+        }
         let ctl_bytes = match backend.read_in_snapshot(&name, "global/pg_control")? {
             Some(b) => Some(b),
             None => {
@@ -241,7 +241,7 @@ pub fn take(backend: &Backend, opts: &TakeOptions) -> Result<SnapshotMeta> {
             label: opts.label.clone(),
             pgdata: pgdata.clone(),
             backend: backend.kind().name().to_string(),
-            location,
+            location: location.clone(),
             pgdata_rel: backend.pgdata_rel(),
             members,
             tablespaces,
@@ -261,6 +261,9 @@ pub fn take(backend: &Backend, opts: &TakeOptions) -> Result<SnapshotMeta> {
             removed_leftovers: Vec::new(),
         };
         backend.set_meta(&m)?;
+        // btrfs and copy: the name appears only now, with its sidecar; until here a kill
+        // leaves `.NAME.partial`, which the next run removes (backend::leftovers).
+        backend.publish(&name)?;
         Ok(m)
     };
     let r = finish();
