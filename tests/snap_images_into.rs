@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use image_support::{postgres_running_under, tamper_a_piece, Far, Region, ROWS};
 use logical_support::{catalog, rows};
 use pgdr_clone::tables::doc::RestoreReport;
-use pgdr_testkit::{short_tempdir, skip_unless, tool, S3Server};
+use pgdr_testkit::{short_tempdir, skip_unless, tool, BtrfsMount, Cluster, S3Server};
 use std::path::Path;
 
 /// A region whose standby's snapshot is stored as an image in the local repository, with
@@ -182,4 +182,63 @@ fn a_table_at_t_from_an_encrypted_s3_repository() {
     assert_eq!(rep.tables[0].restored_as, format!("public.{copy}"));
     assert_eq!(table(&r, &copy), rows_at(&r, &t));
     nothing_left(&r, place.path());
+}
+
+/// Another cluster of this host has a btrfs snapshot consistent before T (the new user's
+/// trial, F3): it is of another database system than the repository's, so it does not serve
+/// `--repo R --before T --into`, which restores the repository's image as on a host without
+/// snapshots (before, the foreign snapshot was taken for a local one: "no snapshot of … is
+/// consistent before", or "snapshots of several data directories"). Also a plain clone of
+/// --repo --before T does not choose among the foreign data directory's snapshots.
+#[test]
+fn another_clusters_local_snapshot_does_not_serve_the_repository() {
+    let fs = skip_unless!(BtrfsMount::create("1G"));
+    let sub = fs.subvolume("other");
+    let other = Cluster::builder().data_dir(sub.join("data")).start();
+    other.execute("create table t (batch int, n int)");
+    let foreign = tool("snap-take")
+        .arg("--pgdata")
+        .arg(&other.data)
+        .run()
+        .ok()
+        .document::<pgdr_snap::SnapshotMeta>();
+    let (mut r, image, dir) = region_with_an_image();
+    remove_the_source(&mut r, dir.path());
+    assert_ne!(foreign.system_identifier, r.manifest(&image).system_identifier);
+    let tmp = short_tempdir("pgdr-if-");
+    let t = r.at("t");
+    assert!(foreign.consistent_at < pgdr_clone::target::parse_time(&t).unwrap());
+    let rep = r
+        .sc()
+        .env("TMPDIR", tmp.path())
+        .args(["--repo", &r.repo, "--before", &t, "--recovery-target-time", &t])
+        .args(["--into", &r.primary.conninfo(), "--table", "t"])
+        .args(["--wait", "120"])
+        .run()
+        .ok()
+        .document::<RestoreReport>();
+    let (when, copy) = stamp(&t);
+    assert_eq!(
+        (rep.snapshot.as_str(), rep.source.as_str()),
+        (image.as_str(), r.repo.as_str())
+    );
+    assert_eq!(rep.as_of, when);
+    assert_eq!(table(&r, &copy), rows_at(&r, &t));
+    nothing_left(&r, tmp.path());
+
+    // A clone to keep, without --target: no local snapshot of the repository's system, and
+    // the foreign one is not offered as a choice.
+    let out = r
+        .sc()
+        .args(["--repo", &r.repo, "--before", &t, "--name", "k", "--start"])
+        .run()
+        .expect_error(1, "snap-clone");
+    assert!(
+        out.stderr.contains("no snapshot made by snap-take found")
+            && out.stderr.contains("of other database systems than --repo's"),
+        "{}",
+        out.stderr
+    );
+    assert!(r.clones().clones.is_empty());
+    drop(other);
 }

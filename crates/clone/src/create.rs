@@ -189,11 +189,40 @@ fn backend_for(req: &CreateRequest) -> Result<Backend> {
     Backend::detect(&pgdata, req.backend, req.snapshot_dir.as_deref())
 }
 
+/// The database system (pg_control's system identifier, as snapshots record it) whose WAL
+/// the repository `repo` holds; None while it is bound to none.
+///
+/// # Errors
+/// The repository cannot be opened.
+pub(crate) fn repo_system(repo: &Path) -> Result<Option<String>> {
+    let r = pgdr_repo::repo::Repo::open(repo)?;
+    Ok(r.identity().map(|id| id.system_identifier.to_string()))
+}
+
+/// Whether a snapshot found on this host can serve a clone for `source` recovering from
+/// the WAL of database system `system` (the repository's, when there is one): it is of that
+/// system (the WAL of another cannot recover it, and `check_wal_repo` would refuse it), and
+/// it has the name asked for, or is consistent by the --before time.
+pub(crate) fn serves(m: &SnapshotMeta, source: &Source, system: Option<&str>) -> bool {
+    let ours = system.is_none_or(|id| m.system_identifier == id);
+    ours && match source {
+        Source::Name(n) => m.snapshot == *n,
+        Source::Before(t) => m.consistent_at <= *t,
+        Source::Document(_) | Source::Latest => true,
+    }
+}
+
 /// Without --pgdata: the one data directory whose snapshots snap-take's stores hold (every
 /// imported ZFS pool, every mounted btrfs filesystem, or the --snapshot-dir store). With
-/// --snapshot only the snapshots of that name count.
+/// --snapshot only the snapshots of that name count; with --repo (the WAL the clone recovers
+/// from) only those of the repository's database system: another cluster's snapshots on the
+/// same host are not candidates, so they neither make the choice ambiguous nor are chosen.
 fn discovered(req: &CreateRequest) -> Result<Backend> {
     let d = discover::discover(req.snapshot_dir.as_deref())?;
+    let system = match &req.wal_repo {
+        Some(r) => repo_system(r)?,
+        None => None,
+    };
     let mut found: Vec<_> = d
         .found
         .into_iter()
@@ -202,6 +231,11 @@ fn discovered(req: &CreateRequest) -> Result<Backend> {
     if let Source::Name(n) = &req.source {
         found.retain(|f| f.meta.snapshot == *n);
     }
+    let all = found.len();
+    if let Some(id) = &system {
+        found.retain(|f| f.meta.system_identifier == *id);
+    }
+    let foreign = all - found.len();
     let mut dirs: Vec<(PathBuf, BackendKind, Option<PathBuf>)> = found
         .into_iter()
         .map(|f| (f.meta.pgdata, f.kind, f.store))
@@ -219,6 +253,11 @@ fn discovered(req: &CreateRequest) -> Result<Backend> {
                 Some(s) => format!("{} has none", s.display()),
                 None => "no imported ZFS pool or mounted btrfs filesystem has one".into(),
             };
+            if let (Some(id), true) = (&system, foreign > 0) {
+                searched.push_str(&format!(
+                    "; {foreign} of other database systems than --repo's ({id}) left out"
+                ));
+            }
             for n in &d.notes {
                 searched.push_str("; ");
                 searched.push_str(n);
