@@ -450,6 +450,7 @@ pub fn run(args: Args) -> Result<Outcome> {
         registry,
         image_repo,
         parallel: args.parallel.into(),
+        temporary: false,
     };
     if args.drill {
         return crate::drill::render(&crate::drill::run(req)?, args.format);

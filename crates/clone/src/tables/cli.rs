@@ -46,8 +46,10 @@ fn local_snapshots(args: &Args, source: &Source, repo: &std::path::Path) -> Resu
             .and_then(|b| b.list())
             .is_ok_and(|v| v.iter().any(wanted))
     });
-    Ok(of_pgdata
-        || discover::discover(None).is_ok_and(|d| d.found.iter().any(|f| wanted(&f.meta))))
+    Ok(
+        of_pgdata
+            || discover::discover(None).is_ok_and(|d| d.found.iter().any(|f| wanted(&f.meta))),
+    )
 }
 
 /// The repository whose image the temporary clone is restored from, or None for a local
@@ -118,6 +120,7 @@ fn physical(args: &Args) -> Result<CreateRequest> {
         registry: Registry::host(),
         image_repo,
         parallel: args.parallel.into(),
+        temporary: true,
     })
 }
 
