@@ -2,7 +2,8 @@
 //! wrote it is gone. SIGINT and SIGTERM roll a run back; SIGKILL (or a crash) cannot be
 //! caught, and would leave the clone's storage, its record and, once started, its server
 //! (with the raised shared_buffers of recovery) behind. Every run that makes a clone
-//! (`--start`, `--into`, `--drill`, a bare clone) removes them first, one note each.
+//! (`--start`, `--into` from a physical snapshot, `--drill`, a bare clone) removes them
+//! first, one note each.
 //!
 //! Why this never touches a live run's clone: snap-clone writes a record in state
 //! `creating` only while it holds that name's lock (`NAME.lock`, an flock(2) in the
