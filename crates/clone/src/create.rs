@@ -11,9 +11,10 @@ use crate::setup::{
 };
 use crate::target::{self, Target};
 use chrono::{DateTime, SecondsFormat, Utc};
+use pgdr_core::lock::LockGuard;
 use pgdr_core::{Error, Result};
 use pgdr_snap::backend::discover;
-use pgdr_snap::registry::Registry;
+use pgdr_snap::registry::{CloneRecord, Registry};
 use pgdr_snap::{Backend, BackendKind, SnapshotMeta};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -69,6 +70,10 @@ pub struct CreateRequest {
     pub image_repo: Option<PathBuf>,
     /// With `image_repo`: concurrent transfers of the restore.
     pub parallel: usize,
+    /// A clone that lives only for its run (`--into`'s): its record stays `creating` and
+    /// [`make`] hands back its name's lock, which the run holds until it destroys the clone
+    /// (or keeps it), so a killed run's clone is found and removed ([`crate::leftovers`]).
+    pub temporary: bool,
 }
 
 fn rfc3339(t: DateTime<Utc>) -> String {
@@ -189,11 +194,40 @@ fn backend_for(req: &CreateRequest) -> Result<Backend> {
     Backend::detect(&pgdata, req.backend, req.snapshot_dir.as_deref())
 }
 
+/// The database system (pg_control's system identifier, as snapshots record it) whose WAL
+/// the repository `repo` holds; None while it is bound to none.
+///
+/// # Errors
+/// The repository cannot be opened.
+pub(crate) fn repo_system(repo: &Path) -> Result<Option<String>> {
+    let r = pgdr_repo::repo::Repo::open(repo)?;
+    Ok(r.identity().map(|id| id.system_identifier.to_string()))
+}
+
+/// Whether a snapshot found on this host can serve a clone for `source` recovering from
+/// the WAL of database system `system` (the repository's, when there is one): it is of that
+/// system (the WAL of another cannot recover it, and `check_wal_repo` would refuse it), and
+/// it has the name asked for, or is consistent by the --before time.
+pub(crate) fn serves(m: &SnapshotMeta, source: &Source, system: Option<&str>) -> bool {
+    let ours = system.is_none_or(|id| m.system_identifier == id);
+    ours && match source {
+        Source::Name(n) => m.snapshot == *n,
+        Source::Before(t) => m.consistent_at <= *t,
+        Source::Document(_) | Source::Latest => true,
+    }
+}
+
 /// Without --pgdata: the one data directory whose snapshots snap-take's stores hold (every
 /// imported ZFS pool, every mounted btrfs filesystem, or the --snapshot-dir store). With
-/// --snapshot only the snapshots of that name count.
+/// --snapshot only the snapshots of that name count; with --repo (the WAL the clone recovers
+/// from) only those of the repository's database system: another cluster's snapshots on the
+/// same host are not candidates, so they neither make the choice ambiguous nor are chosen.
 fn discovered(req: &CreateRequest) -> Result<Backend> {
     let d = discover::discover(req.snapshot_dir.as_deref())?;
+    let system = match &req.wal_repo {
+        Some(r) => repo_system(r)?,
+        None => None,
+    };
     let mut found: Vec<_> = d
         .found
         .into_iter()
@@ -202,6 +236,11 @@ fn discovered(req: &CreateRequest) -> Result<Backend> {
     if let Source::Name(n) = &req.source {
         found.retain(|f| f.meta.snapshot == *n);
     }
+    let all = found.len();
+    if let Some(id) = &system {
+        found.retain(|f| f.meta.system_identifier == *id);
+    }
+    let foreign = all - found.len();
     let mut dirs: Vec<(PathBuf, BackendKind, Option<PathBuf>)> = found
         .into_iter()
         .map(|f| (f.meta.pgdata, f.kind, f.store))
@@ -219,6 +258,11 @@ fn discovered(req: &CreateRequest) -> Result<Backend> {
                 Some(s) => format!("{} has none", s.display()),
                 None => "no imported ZFS pool or mounted btrfs filesystem has one".into(),
             };
+            if let (Some(id), true) = (&system, foreign > 0) {
+                searched.push_str(&format!(
+                    "; {foreign} of other database systems than --repo's ({id}) left out"
+                ));
+            }
             for n in &d.notes {
                 searched.push_str("; ");
                 searched.push_str(n);
@@ -291,17 +335,27 @@ fn check_wal_repo(req: &CreateRequest, meta: &SnapshotMeta, uid: Option<u32>) ->
 /// No snapshot serves the request, the name or port is taken, a lock is held (exit 75), or a
 /// step failed (the clone was rolled back).
 pub fn run(req: &CreateRequest) -> Result<CloneReport> {
+    make(req).map(|(report, _name_lock)| report)
+}
+
+/// Makes the clone and hands back its name's lock, still held (for a `temporary` one, whose
+/// record says `creating` as long as the lock is held).
+///
+/// # Errors
+/// As [`run`].
+pub fn make(req: &CreateRequest) -> Result<(CloneReport, LockGuard)> {
+    crate::leftovers::remove_killed(&req.registry);
     if let Some(repo) = &req.image_repo {
         return crate::from_image::run(req, repo);
     }
     let started = Instant::now();
     let name = &req.name;
     let registry = &req.registry;
-    if registry.read(name)?.is_some() {
-        return Err(
-            Error::failed(format!("a clone named {name} exists already"))
-                .hint("pick another --name, or snap-clone --destroy it first"),
-        );
+    if let Some(rec) = registry.read(name)? {
+        return Err(exists_already(&rec));
+    }
+    if let Some(t) = &req.target_dir {
+        check_place(registry, t)?;
     }
     let backend = backend_for(req)?;
     // The registry is created for the data directory's owner before the name's lock, which
@@ -310,12 +364,9 @@ pub fn run(req: &CreateRequest) -> Result<CloneReport> {
     if let Some(owner) = owner {
         registry.ensure(owner)?;
     }
-    let _name_lock = registry.lock(name, req.wait_lock)?;
-    if registry.read(name)?.is_some() {
-        return Err(
-            Error::failed(format!("a clone named {name} exists already"))
-                .hint("pick another --name, or snap-clone --destroy it first"),
-        );
+    let name_lock = registry.lock(name, req.wait_lock)?;
+    if let Some(rec) = registry.read(name)? {
+        return Err(exists_already(&rec));
     }
     // Held while the snapshot is chosen and cloned, so snap-prune cannot destroy it in
     // between; afterwards the clone itself protects it.
@@ -360,9 +411,49 @@ pub fn run(req: &CreateRequest) -> Result<CloneReport> {
                 wait: req.wait,
                 registry,
                 backend_name: backend.kind().name(),
+                temporary: req.temporary,
             },
         )
     })();
     drop(data_lock);
-    conclude(result, undo, started)
+    conclude(result, undo, started).map(|r| (r, name_lock))
+}
+
+/// The refusal of a name the registry has: what to do is `snap-clone --destroy NAME` (a
+/// clone still `creating` is another run's, or one whose run was killed and the next run
+/// that makes a clone removes).
+pub(crate) fn exists_already(rec: &CloneRecord) -> Error {
+    let name = &rec.clone;
+    let e = Error::failed(format!("a clone named {name} exists already"));
+    let e = if rec.state == "creating" {
+        e.because("another run is making it")
+    } else {
+        e.because(format!("its data directory is {}", rec.path.display()))
+    };
+    e.hint(format!(
+        "pick another --name, or snap-clone --destroy {name} first"
+    ))
+}
+
+/// Refuses a --target that is a recorded clone's place, naming it (a plain "it exists" would
+/// leave the user to find out that `snap-clone --destroy NAME` removes it).
+///
+/// # Errors
+/// `target` is (or is inside) a clone of the registry.
+pub(crate) fn check_place(registry: &Registry, target: &Path) -> Result<()> {
+    if !(target.exists() || target.is_symlink()) {
+        return Ok(());
+    }
+    let records = registry.list().unwrap_or_default();
+    match records.iter().find(|r| target.starts_with(&r.root)) {
+        Some(r) => Err(
+            Error::failed(format!("cannot make a clone in {}", target.display()))
+                .because(format!("it is clone {}'s (state {})", r.clone, r.state))
+                .hint(format!(
+                    "snap-clone --destroy {} removes it, or give --target a directory that does not exist yet",
+                    r.clone
+                )),
+        ),
+        None => Ok(()),
+    }
 }

@@ -5,7 +5,7 @@ use crate::server::Server;
 use pgdr_core::{Context, Error, Result};
 use pgdr_snap::datadir::postmaster_pid;
 use pgdr_snap::meta::check_label_arg;
-use pgdr_snap::registry::Registry;
+use pgdr_snap::registry::{CloneRecord, Registry};
 use pgdr_snap::Backend;
 use std::time::Duration;
 
@@ -30,7 +30,23 @@ pub fn run(registry: &Registry, name: &str, wait_lock: Option<Duration>) -> Resu
     }
     let _lock = registry.lock(name, wait_lock)?;
     let rec = registry.read(name)?.ok_or_else(missing)?;
-    if !registry.trusted(&rec) {
+    remove(registry, &rec, true)
+}
+
+/// Stops the server of the clone `rec` (recorded in `registry`; a fast shutdown when
+/// `graceful`, else an immediate one) and destroys it and its record, with its name's lock
+/// held by the caller.
+///
+/// # Errors
+/// A record this run must not trust, the clone's storage is not the backend's clone, or the
+/// storage refused.
+pub(crate) fn remove(
+    registry: &Registry,
+    rec: &CloneRecord,
+    graceful: bool,
+) -> Result<DestroyReport> {
+    let name = &rec.clone;
+    if !registry.trusted(rec) {
         return Err(Error::failed(format!("cannot destroy clone {name}"))
             .because(format!(
                 "its record was written by neither root nor the owner of {}",
@@ -61,13 +77,13 @@ pub fn run(registry: &Registry, name: &str, wait_lock: Option<Duration>) -> Resu
                 &srv.log,
                 srv.pg_version,
             );
-            s.stop(true);
+            s.stop(graceful);
             stopped = true;
         }
     }
     let existed = rec.root.exists();
     match &backend {
-        Some(b) => b.remove_clone(&rec)?,
+        Some(b) => b.remove_clone(rec)?,
         None => match std::fs::remove_dir_all(&rec.root) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 return Err(e).context(|| format!("cannot remove {}", rec.root.display()))
@@ -83,9 +99,9 @@ pub fn run(registry: &Registry, name: &str, wait_lock: Option<Duration>) -> Resu
     registry.remove(name)?;
     Ok(DestroyReport {
         destroyed: name.to_string(),
-        snapshot: rec.snapshot,
-        path: rec.path,
-        location: rec.location,
+        snapshot: rec.snapshot.clone(),
+        path: rec.path.clone(),
+        location: rec.location.clone(),
         stopped,
         existed,
     })

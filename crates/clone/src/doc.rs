@@ -114,7 +114,8 @@ pub struct ListedClone {
     pub pid: Option<i32>,
     /// Whether its data directory exists.
     pub exists: bool,
-    /// creating (being set up, or its run was killed) or ready.
+    /// creating (being set up, or --into's temporary clone while its run lasts; a killed
+    /// run's is removed by the next run that makes a clone) or ready.
     pub state: String,
     /// When it was made (RFC 3339, UTC).
     pub created: DateTime<Utc>,

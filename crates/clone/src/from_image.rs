@@ -9,11 +9,12 @@
 //! The clone is recorded in the host's registry like any other (backend `copy`: a plain
 //! directory, removed as one; `repository` names where it came from).
 
-use crate::create::{choose, Among, CreateRequest};
+use crate::create::{check_place, choose, exists_already, Among, CreateRequest};
 use crate::doc::CloneReport;
 use crate::setup::{
     check_interrupt, choose_port, conclude, configure_and_start, Setup, Storage, Undo,
 };
+use pgdr_core::lock::LockGuard;
 use pgdr_core::owner::User;
 use pgdr_core::{Context, Error, Result};
 use pgdr_repo::image::manifest::{self, Manifest};
@@ -58,7 +59,8 @@ fn owner_for(m: &Manifest, target: &Path) -> Result<User> {
 /// # Errors
 /// No --target or one that exists, no image serves the request, the name is taken, a lock is
 /// held (exit 75), or a step failed (everything was rolled back).
-pub fn run(req: &CreateRequest, repo_loc: &Path) -> Result<CloneReport> {
+/// The name's lock is handed back, still held (see [`crate::create::make`]).
+pub fn run(req: &CreateRequest, repo_loc: &Path) -> Result<(CloneReport, LockGuard)> {
     let started = Instant::now();
     let name = &req.name;
     let registry = &req.registry;
@@ -66,6 +68,7 @@ pub fn run(req: &CreateRequest, repo_loc: &Path) -> Result<CloneReport> {
         Error::usage("no --target")
             .hint("give --target DIR: the new directory the image is restored into")
     })?;
+    check_place(registry, &root)?;
     if root.exists() || root.is_symlink() {
         return Err(
             Error::failed(format!("cannot restore into {}", root.display()))
@@ -80,11 +83,8 @@ pub fn run(req: &CreateRequest, repo_loc: &Path) -> Result<CloneReport> {
                 .because(format!("{} is not a directory", parent.display())),
         );
     }
-    if registry.read(name)?.is_some() {
-        return Err(
-            Error::failed(format!("a clone named {name} exists already"))
-                .hint("pick another --name, or snap-clone --destroy it first"),
-        );
+    if let Some(rec) = registry.read(name)? {
+        return Err(exists_already(&rec));
     }
     let repo = Repo::open(repo_loc)?;
     let manifests = manifest::all(&repo)?;
@@ -112,12 +112,9 @@ pub fn run(req: &CreateRequest, repo_loc: &Path) -> Result<CloneReport> {
         identity_readable_by(owner.uid, &owner.name)?;
     }
     registry.ensure((owner.uid, owner.gid))?;
-    let _name_lock = registry.lock(name, req.wait_lock)?;
-    if registry.read(name)?.is_some() {
-        return Err(
-            Error::failed(format!("a clone named {name} exists already"))
-                .hint("pick another --name, or snap-clone --destroy it first"),
-        );
+    let name_lock = registry.lock(name, req.wait_lock)?;
+    if let Some(rec) = registry.read(name)? {
+        return Err(exists_already(&rec));
     }
     let port = choose_port(req.port, &registry.list()?)?;
 
@@ -164,10 +161,11 @@ pub fn run(req: &CreateRequest, repo_loc: &Path) -> Result<CloneReport> {
                 wait: req.wait,
                 registry,
                 backend_name: "image",
+                temporary: req.temporary,
             },
         )
     })();
-    conclude(result, undo, started)
+    conclude(result, undo, started).map(|r| (r, name_lock))
 }
 
 /// The clone's server reads the identity file too (its restore_command decrypts the WAL),

@@ -6,6 +6,7 @@
 //!   clap; [`setup`] is what a clone of a snapshot and a restored image share.
 //! - [`tables`]: tables of a logical or physical snapshot restored into an existing
 //!   database (`--into`), in one transaction.
+//! - [`leftovers`]: clones a killed run left in state `creating`, removed by the next run.
 //! - [`drill`]: a restore drill (clone the newest, recover, amcheck, destroy) for cron.
 //! - [`target`]: recovery targets, time parsing, which snapshot can serve a target (pure).
 //! - [`prepare`]: turning a fresh clone of a snapshot into a data directory that recovers to
@@ -22,6 +23,7 @@ pub mod destroy;
 pub mod doc;
 pub mod drill;
 pub mod from_image;
+pub mod leftovers;
 pub mod list;
 pub mod prepare;
 pub mod replay;

@@ -205,6 +205,9 @@ pub(crate) struct Setup<'a> {
     pub registry: &'a Registry,
     /// The report's backend: zfs, btrfs, copy, or image.
     pub backend_name: &'a str,
+    /// The record stays `creating`: the clone lives only for its run
+    /// ([`crate::create::CreateRequest::temporary`]).
+    pub temporary: bool,
 }
 
 /// From a fresh clone, recorded as `rec` (and in `undo`), to a configured server, started
@@ -319,8 +322,10 @@ pub(crate) fn configure_and_start(
         }
         reached = Some(got);
     }
-    rec.state = "ready".into();
-    registry.write(&rec)?;
+    if !s.temporary {
+        rec.state = "ready".into();
+        registry.write(&rec)?;
+    }
     let reached_lsn = match reached.as_ref().and_then(|r| r.lsn.as_deref()) {
         Some(l) => Some(
             l.parse()

@@ -26,6 +26,68 @@ fn query_error(what: &str) -> impl Fn(postgres::Error) -> Error + '_ {
     move |e| Error::failed(format!("cannot {what}")).because(pgdr_core::conn::error_text(&e))
 }
 
+/// The copies `--on-conflict rename` would make of the tables `asked` (as --table gives
+/// them) under `stamp` that the target has already: `public.t_pgdr_STAMP` beside
+/// `public.t`. An unqualified name is the table the target's search_path finds, as pg_dump
+/// finds it in the temporary clone. Asked before a physical snapshot is cloned (its moment is
+/// known from the recovery target), so a restore from the same moment twice is refused
+/// before minutes of cloning, not after; the full plan still checks every name afterwards.
+///
+/// # Errors
+/// The catalog cannot be read.
+pub fn earlier_copies(client: &mut Target, asked: &[String], stamp: &str) -> Result<Vec<Name>> {
+    let fail = query_error("read the target's catalog");
+    let mut found = Vec::new();
+    for a in asked {
+        let (schema, table) = match super::sql::parse_qualified(a).as_deref() {
+            Some([s, t]) => (Some(s.clone()), t.clone()),
+            Some([t]) => (None, t.clone()),
+            // Refused with its reason once the snapshot's tables are known.
+            _ => continue,
+        };
+        let schema = match schema {
+            Some(s) => s,
+            None => {
+                // pg_dump matches an unqualified --table with the default search_path
+                // (expand_table_name_patterns RESETs it); this session's is kept empty.
+                let mut tx = client.client.transaction().map_err(&fail)?;
+                tx.batch_execute(
+                    "SELECT pg_catalog.set_config('search_path', reset_val, true) \
+                     FROM pg_catalog.pg_settings WHERE name = 'search_path'",
+                )
+                .map_err(&fail)?;
+                let row = tx
+                    .query_opt(
+                        "SELECT n.nspname::text FROM pg_catalog.pg_class c \
+                         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                         WHERE c.oid = pg_catalog.to_regclass(pg_catalog.quote_ident($1))",
+                        &[&table],
+                    )
+                    .map_err(&fail)?;
+                tx.rollback().map_err(&fail)?;
+                match row {
+                    Some(r) => r.get(0),
+                    None => continue,
+                }
+            }
+        };
+        let copy = (schema, super::plan::renamed(&table, stamp).0);
+        let exists: bool = client
+            .client
+            .query_one(
+                "SELECT pg_catalog.to_regclass(pg_catalog.format('%I.%I', $1::text, $2::text)) \
+                 IS NOT NULL",
+                &[&copy.0, &copy.1],
+            )
+            .map_err(&fail)?
+            .get(0);
+        if exists && !found.contains(&copy) {
+            found.push(copy);
+        }
+    }
+    Ok(found)
+}
+
 /// Connects to the target database.
 ///
 /// # Errors
@@ -165,7 +227,8 @@ pub fn existing(
                 s.tag.clone(),
             ),
             "SEQUENCE" => (
-                "SELECT to_regclass(format('%I.%I', $1::text, $2::text)) IS NOT NULL",
+                "SELECT pg_catalog.to_regclass(pg_catalog.format('%I.%I', $1::text, $2::text)) \
+                 IS NOT NULL",
                 s.schema.clone(),
                 s.tag.clone(),
             ),

@@ -32,34 +32,44 @@ fn logical_place(name: &str, args: &Args) -> Result<Option<Place>> {
     Ok(None)
 }
 
-/// Whether this host has a snapshot made by snap-take that `source` could name: of PGDATA
-/// (from the environment) or on an imported ZFS pool or mounted btrfs filesystem; with
-/// --snapshot NAME, one of that name. What cannot be read counts as none.
-fn local_snapshots(args: &Args, source: &Source) -> bool {
-    let wanted = |m: &SnapshotMeta| match source {
-        Source::Name(n) => m.snapshot == *n,
-        _ => true,
-    };
+/// Whether this host has a snapshot made by snap-take that would serve `source` with the WAL
+/// of --repo ([`crate::create::serves`]): of PGDATA (from the environment) or on an imported
+/// ZFS pool or mounted btrfs filesystem, of the repository's database system, with --snapshot
+/// NAME of that name, with --before T consistent by T. Another cluster's snapshots on this
+/// host never serve (the repository's WAL cannot recover them): the image does. What cannot be
+/// read counts as none.
+fn local_snapshots(args: &Args, source: &Source, repo: &std::path::Path) -> Result<bool> {
+    let system = crate::create::repo_system(repo)?;
+    let wanted = |m: &SnapshotMeta| crate::create::serves(m, source, system.as_deref());
     let of_pgdata = args.pgdata.as_deref().is_some_and(|p| {
         Backend::detect(p, None, None)
             .and_then(|b| b.list())
             .is_ok_and(|v| v.iter().any(wanted))
     });
-    of_pgdata || discover::discover(None).is_ok_and(|d| d.found.iter().any(|f| wanted(&f.meta)))
+    Ok(
+        of_pgdata
+            || discover::discover(None).is_ok_and(|d| d.found.iter().any(|f| wanted(&f.meta))),
+    )
 }
 
 /// The repository whose image the temporary clone is restored from, or None for a local
 /// snapshot. An image when --repo is given, nothing names a local snapshot's place
 /// (crate::cli::names_local_place), and either --target is given (as for a clone) or this
-/// host has no snapshot that would serve the request: on a host of another region, --repo
-/// alone is enough; where the snapshots are, a local clone is the quicker one and --repo is
-/// the WAL archive.
-fn image_repo(args: &Args, source: &Source) -> Option<PathBuf> {
-    let repo = args.repo.as_ref()?;
+/// host has no snapshot that would serve the request ([`local_snapshots`]): on a host of
+/// another region, --repo alone is enough; where the snapshots are, a local clone is the
+/// quicker one and --repo is the WAL archive.
+///
+/// # Errors
+/// The repository cannot be opened (to learn its database system).
+fn image_repo(args: &Args, source: &Source) -> Result<Option<PathBuf>> {
+    let Some(repo) = args.repo.as_ref() else {
+        return Ok(None);
+    };
     if crate::cli::names_local_place(args) {
-        return None;
+        return Ok(None);
     }
-    (args.target.is_some() || !local_snapshots(args, source)).then(|| repo.clone())
+    let image = args.target.is_some() || !local_snapshots(args, source, repo)?;
+    Ok(image.then(|| repo.clone()))
 }
 
 use pgdr_core::fsx::absolute;
@@ -79,7 +89,7 @@ fn physical(args: &Args) -> Result<CreateRequest> {
     };
     pgdr_snap::meta::check_label_arg("--name", &name)?;
     let source = crate::cli::source(args)?;
-    let image_repo = image_repo(args, &source);
+    let image_repo = image_repo(args, &source)?;
     let target_dir = match (&args.target, &image_repo) {
         (Some(t), _) => Some(absolute(t)?),
         (None, Some(_)) => Some(absolute(
@@ -110,6 +120,7 @@ fn physical(args: &Args) -> Result<CreateRequest> {
         registry: Registry::host(),
         image_repo,
         parallel: args.parallel.into(),
+        temporary: true,
     })
 }
 
@@ -167,7 +178,7 @@ mod tests {
                 .chain(argv),
         )
         .unwrap();
-        image_repo(&args, &crate::cli::source(&args).unwrap())
+        image_repo(&args, &crate::cli::source(&args).unwrap()).unwrap()
     }
 
     #[test]

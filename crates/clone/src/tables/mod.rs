@@ -256,6 +256,16 @@ fn restore(
     Ok(rep)
 }
 
+/// The moment a temporary clone of `create` is as of, when the request names it: the
+/// recovery target time, or the --before time recovered to.
+fn known_as_of(create: &CreateRequest) -> Option<DateTime<Utc>> {
+    match (create.target, &create.source) {
+        (Some(RecoveryTarget::Time(t)), _) => Some(t),
+        (None, crate::create::Source::Before(t)) => Some(*t),
+        _ => None,
+    }
+}
+
 /// The restore from a physical snapshot: a temporary clone, pg_dump of the tables from it,
 /// the restore, the clone destroyed (kept with --keep-clone when all went well).
 fn physical(
@@ -266,7 +276,31 @@ fn physical(
     database: Option<&str>,
     started: Instant,
 ) -> Result<RestoreReport> {
-    let made = crate::create::run(create)?;
+    if let (OnConflict::Rename, Some(t)) = (req.on_conflict, known_as_of(create)) {
+        let copies =
+            catalog::earlier_copies(target, &req.tables, &t.format("%Y%m%d%H%M%S").to_string())?;
+        if !copies.is_empty() {
+            return Err(Error::failed(
+                "nothing was restored: the restore would collide with the target",
+            )
+            .because(
+                copies
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "table {} exists already (restored from this moment before?)",
+                            display(c)
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+            .hint("drop the earlier copy, or restore under another moment"));
+        }
+    }
+    // The clone's record says `creating` while this run holds its name's lock: a run killed
+    // before it is destroyed leaves it to the next run ([`crate::leftovers`]).
+    let (made, name_lock) = crate::create::make(create)?;
     let registry = &create.registry;
     let result = (|| -> Result<RestoreReport> {
         if pgdr_core::signals::interrupted() {
@@ -325,11 +359,8 @@ fn physical(
         cmd.args(req.tables.iter().map(|t| format!("--table={t}")));
         cmd.arg(format!("--dbname={conninfo}"));
         pgdr_snap::logical::take::run_program(cmd, "pg_dump of the temporary clone")?;
-        let as_of = match (create.target, &create.source) {
-            (Some(RecoveryTarget::Time(t)), _) => t,
-            (None, crate::create::Source::Before(t)) => *t,
-            _ => made.recovery.reached_time.unwrap_or_else(Utc::now),
-        };
+        let as_of = known_as_of(create)
+            .unwrap_or_else(|| made.recovery.reached_time.unwrap_or_else(Utc::now));
         let s = Snapshot {
             name: made.snapshot.clone(),
             kind: "physical",
@@ -355,16 +386,27 @@ fn physical(
         Ok(rep)
     })();
     let destroy = |ok: bool| -> Option<String> {
+        let rec = match registry.read(&made.clone) {
+            Ok(Some(rec)) => rec,
+            Ok(None) => return None,
+            Err(e) => return Some(e.to_string()),
+        };
         if ok && keep_clone {
-            return None;
+            let kept = pgdr_snap::registry::CloneRecord {
+                state: "ready".into(),
+                ..rec
+            };
+            return registry.write(&kept).err().map(|e| e.to_string());
         }
-        crate::destroy::run(registry, &made.clone, create.wait_lock)
+        crate::destroy::remove(registry, &rec, true)
             .err()
             .map(|e| e.to_string())
     };
+    let destroyed = destroy(result.is_ok());
+    drop(name_lock);
     match result {
         Ok(mut rep) => {
-            if let Some(e) = destroy(true) {
+            if let Some(e) = destroyed {
                 return Err(Error::failed(format!(
                     "the tables were restored, but the temporary clone {} could not be destroyed",
                     made.clone
@@ -376,7 +418,7 @@ fn physical(
             Ok(rep)
         }
         Err(e) => {
-            let note = match destroy(false) {
+            let note = match destroyed {
                 None => format!("the temporary clone {} was destroyed", made.clone),
                 Some(d) => format!(
                     "the temporary clone {} could not be destroyed ({d}; snap-clone --destroy {})",
