@@ -164,6 +164,16 @@ pgdr_core::tool_args!(Args);
 fn snapshot_from_stdin() -> Result<SnapshotMeta> {
     let hint = "pipe in the output of snap-take";
     let (map, _) = pgdr_core::doc::read_stdin_any(&["snap-take"])?;
+    if map.get("kind").and_then(|k| k.as_str()) == Some(crate::logical::meta::KIND) {
+        let name = map.get("snapshot").and_then(|s| s.as_str()).unwrap_or("it");
+        return Err(
+            Error::usage("a logical snapshot cannot be stored as an image")
+                .because(format!(
+                    "{name} is a pg_dump of one database, not a snapshot of a data directory"
+                ))
+                .hint("take it into the repository with snap-take --logical -d CONNINFO --to REPO"),
+        );
+    }
     if map.contains_key("image") {
         let r: ImageReport = pgdr_core::doc::from_map(map, "snap-take's", hint)?;
         return Ok(r.snapshot);
