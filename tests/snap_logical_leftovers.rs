@@ -160,7 +160,7 @@ fn a_killed_dump_into_an_encrypted_repository_is_removed_by_the_next_run() {
         .ok();
     assert_eq!(
         dry.document::<LogicalPruneReport>().leftovers_removed,
-        [shown.clone()]
+        vec![shown.clone()]
     );
     assert!(
         dry.stderr.contains(&format!(
@@ -173,7 +173,7 @@ fn a_killed_dump_into_an_encrypted_repository_is_removed_by_the_next_run() {
 
     let out = take().run().ok();
     let snap = out.document::<LogicalSnapshot>();
-    assert_eq!(snap.removed_leftovers, [shown.clone()]);
+    assert_eq!(snap.removed_leftovers, vec![shown.clone()]);
     assert!(
         out.stderr.contains(&format!(
             "snap-take: note: removed {shown}: a partial dump left by a run that was killed"
@@ -247,7 +247,7 @@ fn a_killed_dump_into_a_snapshot_directory_is_removed_by_snap_prune() {
     let dry = prune(&["--dry-run"]);
     assert_eq!(
         dry.document::<LogicalPruneReport>().leftovers_removed,
-        [shown.clone()]
+        vec![shown.clone()]
     );
     assert!(
         dry.stderr.contains(&format!("would remove {shown}")),
@@ -258,7 +258,7 @@ fn a_killed_dump_into_a_snapshot_directory_is_removed_by_snap_prune() {
     let r = prune(&[]);
     assert_eq!(
         r.document::<LogicalPruneReport>().leftovers_removed,
-        [shown.clone()]
+        vec![shown.clone()]
     );
     assert!(
         r.stderr.contains(&format!(
