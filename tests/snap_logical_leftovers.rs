@@ -42,6 +42,10 @@ fn names(dir: &Path, keep: impl Fn(&str) -> bool) -> Vec<PathBuf> {
     v
 }
 
+fn shown_of(p: &Path) -> String {
+    p.display().to_string()
+}
+
 /// Whether a process whose command line mentions `path` runs (pg_dump's --file=…).
 fn writer_running(path: &Path) -> bool {
     let needle = path.display().to_string();
@@ -93,7 +97,8 @@ fn kill_in_the_middle(
 
 /// A run dumping into an encrypted repository on S3, killed: its scratch copy (plaintext) is
 /// in $TMPDIR, 0700, marked with its owner; snap-prune --dry-run lists it and leaves it; the
-/// next snap-take --logical removes it, reports it in removed_leftovers with one note, and
+/// next snap-take --logical removes it and dump files left without a manifest, reports them
+/// in removed_leftovers with one note each, and
 /// leaves a user's own pgdr-dump-* directory, one whose owner runs, and a symlink alone.
 #[test]
 fn a_killed_dump_into_an_encrypted_repository_is_removed_by_the_next_run() {
@@ -152,16 +157,23 @@ fn a_killed_dump_into_an_encrypted_repository_is_removed_by_the_next_run() {
     let link = tmp.join("pgdr-dump-link");
     std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
     let decoys = [&own, &live, &link, &elsewhere];
+    // Dump files without a manifest, as a run killed while storing leaves them (stored under
+    // the repository's dumps.lock), and an object under dumps/ that no run names so.
+    let orphan = "pg/dumps/pgdr-20200101T000000Z/files/toc.dat";
+    s3.put_object("dumps", orphan, b"a file of a dump never published");
+    let foreign = "pg/dumps/notes/readme";
+    s3.put_object("dumps", foreign, b"mine");
+    let gone = vec![
+        shown_of(&scratch),
+        "dumps/pgdr-20200101T000000Z".to_string(),
+    ];
 
-    let shown = scratch.display().to_string();
+    let shown = shown_of(&scratch);
     let dry = run("snap-prune")
         .args(["--logical", "--repo", repo, "--keep-last", "1", "--dry-run"])
         .run()
         .ok();
-    assert_eq!(
-        dry.document::<LogicalPruneReport>().leftovers_removed,
-        vec![shown.clone()]
-    );
+    assert_eq!(dry.document::<LogicalPruneReport>().leftovers_removed, gone);
     assert!(
         dry.stderr.contains(&format!(
             "snap-prune: note: would remove {shown}: a partial dump left by a run that was killed"
@@ -170,10 +182,11 @@ fn a_killed_dump_into_an_encrypted_repository_is_removed_by_the_next_run() {
         dry.stderr
     );
     assert!(scratch.exists(), "a dry run removed {shown}");
+    assert!(s3.object("dumps", orphan).is_some());
 
     let out = take().run().ok();
     let snap = out.document::<LogicalSnapshot>();
-    assert_eq!(snap.removed_leftovers, vec![shown.clone()]);
+    assert_eq!(snap.removed_leftovers, gone);
     assert!(
         out.stderr.contains(&format!(
             "snap-take: note: removed {shown}: a partial dump left by a run that was killed"
@@ -186,6 +199,8 @@ fn a_killed_dump_into_an_encrypted_repository_is_removed_by_the_next_run() {
         assert!(p.symlink_metadata().is_ok(), "{} was removed", p.display());
     }
     assert!(own.join("notes").exists() && live.join("pgdr-owner").exists());
+    assert!(s3.object("dumps", orphan).is_none());
+    assert!(s3.object("dumps", foreign).is_some());
     // The run's own scratch copy is gone too; the look-alikes are all that is left.
     assert_eq!(
         names(&tmp, |_| true),

@@ -168,7 +168,11 @@ pub fn remove(place: &Place, dry_run: bool) -> Result<Vec<String>> {
     if let Place::Repo(repo, _) = place {
         let mut orphans = dump::survey(repo)?.orphans;
         orphans.sort_by(|a, b| a.name.cmp(&b.name));
-        for o in orphans {
+        // Only names pgdr gives a snapshot: anything else under dumps/ is not a run's.
+        for o in orphans
+            .into_iter()
+            .filter(|o| crate::meta::parse_name(&o.name).is_some())
+        {
             if !dry_run {
                 repo.store().delete(&o.keys)?;
             }
