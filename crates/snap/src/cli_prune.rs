@@ -69,9 +69,11 @@ has decided to reference: the prune holds the repository's images.lock, as an up
 With --logical (or --database, or a document of snap-take --logical on stdin) the policy \
 applies to the logical snapshots in --snapshot-dir DIR or the repository --repo REPO instead \
 of its images: to each database and label on its own (--database NAME and --label L pick \
-one), with the same rules; the newest of each database and label is always kept. What killed snap-take runs \
-left more than a day ago (hidden staging directories, dump files without a manifest) is \
-removed too."
+one), with the same rules; the newest of each database and label is always kept. What snap-take --logical runs \
+killed before they could clean up (SIGKILL, the OOM killer) left is removed too, under the lock a \
+live run would hold, with one note each (leftovers_removed; --dry-run lists it): hidden staging \
+directories DIR/.NAME.pgdr-tmp.PID, a repository's dump files without a manifest, and \
+pg_dump's plaintext scratch copies $TMPDIR/pgdr-dump-XXXXXX whose run is provably gone."
 )]
 pub struct Args {
     /// '-' reads a snap-take (or snap-prune) document from stdin to learn the target; a

@@ -74,6 +74,14 @@ pub struct LogicalSnapshot {
     pub seconds: f64,
     /// The pgdr version that took it.
     pub tool_version: String,
+    /// What snap-take --logical runs killed before they could clean up (SIGKILL, OOM, a
+    /// timeout) had left, removed by this run before it dumped: staging directories
+    /// (`DIR/.NAME.pgdr-tmp.PID`), pg_dump's plaintext scratch copies
+    /// (`$TMPDIR/pgdr-dump-XXXXXX`), a repository's dump files without a manifest
+    /// (`dumps/NAME`). Only in the document of the run that removed them (absent when none
+    /// were), never stored with the snapshot.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed_leftovers: Vec<String>,
 }
 
 impl pgdr_core::Document for LogicalSnapshot {
@@ -155,6 +163,7 @@ mod tests {
             stored_bytes: 2,
             seconds: 0.5,
             tool_version: "0.1.0".into(),
+            removed_leftovers: Vec::new(),
         }
     }
 

@@ -5,6 +5,8 @@
 //!
 //! - [`take`]: snap-take --logical's operation; [`list`] and [`prune`]: --list and
 //!   snap-prune's.
+//! - [`leftovers`]: what a killed run left (staging, pg_dump's scratch), removed by the next
+//!   run under the lock a live run would hold.
 //! - [`place`]: where they are kept (a directory, or a repository's `dumps/` through its
 //!   object API), written all at once or not at all.
 //! - [`meta`]: [`meta::LogicalSnapshot`], the document and the stored manifest.
@@ -12,6 +14,7 @@
 //!   plans restores from it.
 //! - [`tools`]: finding pg_dump and pg_restore of a sufficient major.
 
+pub mod leftovers;
 pub mod list;
 pub mod meta;
 pub mod place;

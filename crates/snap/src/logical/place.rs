@@ -8,6 +8,7 @@
 //! DIR/NAME/pgdr-logical.json        the metadata and manifest (LogicalSnapshot)
 //! DIR/NAME/files/toc.dat, 3345.dat  pg_dump's files, stored objects
 //! DIR/.NAME.pgdr-tmp.PID/           a snapshot being made: renamed to NAME when complete
+//! $TMPDIR/pgdr-dump-XXXXXX/         pg_dump's scratch copy for a repository (leftovers.rs)
 //! REPO/dumps/NAME/files/FILE        (through the repository's object API only)
 //! REPO/dumps/NAME/manifest          published last
 //! ```
@@ -27,8 +28,6 @@ pub const META_FILE: &str = "pgdr-logical.json";
 /// The zstd level dump files are stored with (the repository's level when it sets one):
 /// pgbench-like data compresses to less than pg_dump's own gzip at about four times its speed.
 pub const LEVEL: i32 = 3;
-/// Leftovers of runs that were killed are removed by snap-prune once this old.
-pub const LEFTOVER_AGE: Duration = Duration::from_secs(24 * 3600);
 
 /// A place that holds logical snapshots.
 pub enum Place {
@@ -268,56 +267,6 @@ impl Place {
             Place::Repo(repo, _) => dump::delete(repo, name).map(|_| ()),
         }
     }
-
-    /// What killed runs left that is older than [`LEFTOVER_AGE`]: staging directories, or
-    /// a repository's dump files without a manifest. (name, whether removed).
-    ///
-    /// # Errors
-    /// The place cannot be listed, or (unless `dry_run`) a leftover cannot be removed.
-    pub fn sweep(&self, dry_run: bool) -> Result<Vec<String>> {
-        let cutoff = chrono::Utc::now().timestamp() - LEFTOVER_AGE.as_secs() as i64;
-        let mut swept = Vec::new();
-        match self {
-            Place::Dir(d) => {
-                for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
-                    let n = e.file_name().to_string_lossy().into_owned();
-                    let Some(inner) = n.strip_prefix('.') else {
-                        continue;
-                    };
-                    let Some((name, _)) = inner.split_once(".pgdr-tmp.") else {
-                        continue;
-                    };
-                    if crate::meta::parse_name(name).is_none() {
-                        continue;
-                    }
-                    let old = e
-                        .metadata()
-                        .ok()
-                        .and_then(|m| m.modified().ok())
-                        .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
-                        .is_some_and(|m| (m.as_secs() as i64) < cutoff);
-                    if old {
-                        if !dry_run {
-                            std::fs::remove_dir_all(e.path())
-                                .context(|| format!("cannot remove {}", e.path().display()))?;
-                        }
-                        swept.push(n);
-                    }
-                }
-            }
-            Place::Repo(repo, _) => {
-                for o in dump::survey(repo)?.orphans {
-                    if o.modified < cutoff {
-                        if !dry_run {
-                            repo.store().delete(&o.keys)?;
-                        }
-                        swept.push(format!("{}{}", dump::PREFIX, o.name));
-                    }
-                }
-            }
-        }
-        Ok(swept)
-    }
 }
 
 /// A logical snapshot being stored: files go in one by one (from several threads), then the
@@ -375,15 +324,12 @@ impl<'a> Upload<'a> {
     }
 
     /// A scratch directory pg_dump can write into: inside the staging directory (same file
-    /// system), or a new temporary directory for a repository.
+    /// system), or for a repository one in $TMPDIR ([`super::leftovers::scratch`]).
     ///
     /// # Errors
     /// It cannot be made.
     pub fn scratch(&self) -> Result<tempfile::TempDir> {
-        let b = tempfile::Builder::new()
-            .prefix("pgdr-dump-")
-            .tempdir_in(self.staging.clone().unwrap_or_else(std::env::temp_dir));
-        b.context(|| "cannot make a scratch directory for pg_dump".into())
+        super::leftovers::scratch(self.staging.as_deref())
     }
 
     /// Stores pg_dump's file `file`, read from `f` (`src` names it in messages).

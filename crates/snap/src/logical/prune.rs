@@ -51,8 +51,10 @@ pub struct LogicalPruneReport {
     pub kept: Vec<KeptLogical>,
     /// The snapshots removed (with --dry-run: that would be), oldest first.
     pub destroyed: Vec<LogicalRef>,
-    /// What killed runs left more than a day ago, removed (hidden staging directories, a
-    /// repository's dump files without a manifest).
+    /// What snap-take --logical runs killed before they could clean up had left, removed
+    /// (with --dry-run: that would be): staging directories (`DIR/.NAME.pgdr-tmp.PID`),
+    /// pg_dump's plaintext scratch copies (`$TMPDIR/pgdr-dump-XXXXXX`) whose run is gone, a
+    /// repository's dump files without a manifest (`dumps/NAME`).
     pub leftovers_removed: Vec<String>,
     /// What needs a human: snapshots dated in the future, kept and counted by no rule.
     pub problems: Vec<String>,
@@ -196,7 +198,8 @@ pub fn run(req: &LogicalPruneRequest) -> Result<LogicalPruneReport> {
             gone.push(&d.snapshot);
         }
     }
-    let leftovers_removed = req.place.sweep(req.dry_run)?;
+    // Under the lock (a dry run lists what a real run would remove).
+    let leftovers_removed = super::leftovers::remove(&req.place, req.dry_run)?;
     let (snapshot_dir, repository) = req.place.names();
     Ok(LogicalPruneReport {
         kind: super::meta::KIND.into(),

@@ -6,8 +6,9 @@
 //!
 //! A failed or interrupted run (SIGINT/SIGTERM, pg_dump failing, the server restarting in
 //! the middle) leaves nothing that looks like a snapshot: the staging directory or the
-//! uploaded files are removed, and in the worst case (SIGKILL) only a hidden staging
-//! directory or files without a manifest remain, which snap-prune removes.
+//! uploaded files are removed. A run killed with SIGKILL leaves a hidden staging directory,
+//! pg_dump's scratch copy or files without a manifest, which the next snap-take --logical or
+//! snap-prune --logical removes ([`super::leftovers`]).
 
 use super::meta::{LogicalSnapshot, KIND};
 use super::place::{read_all, Place, Upload};
@@ -179,7 +180,9 @@ fn pg_dump_args(req: &LogicalRequest, snapshot: &str, out: &Path, conninfo: &str
 }
 
 /// Runs a client program (in its own process group, so its parallel workers can be stopped
-/// together), polling for SIGINT/SIGTERM; its stderr's last lines on failure.
+/// together), polling for SIGINT/SIGTERM; its stderr's last lines on failure. It gets
+/// SIGTERM when this thread dies (killed with SIGKILL too), so a pg_dump does not go on
+/// writing a scratch copy nobody reads; and umask 077, so what it writes is its user's only.
 ///
 /// # Errors
 /// It cannot start, fails (its last error line), or the run was interrupted (it is killed).
@@ -189,6 +192,20 @@ pub fn run_program(mut cmd: Command, what: &str) -> Result<()> {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .process_group(0);
+    let parent = rustix::process::getpid();
+    // SAFETY: the closure runs between fork and exec and makes only async-signal-safe
+    // system calls (umask, prctl, getppid).
+    unsafe {
+        cmd.pre_exec(move || {
+            rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::TERM))?;
+            // The parent died before the signal was asked for: nobody would send it.
+            if rustix::process::getppid() != Some(parent) {
+                return Err(std::io::Error::other("the parent process exited"));
+            }
+            Ok(())
+        });
+    }
     let program = cmd.get_program().to_string_lossy().into_owned();
     let mut child: Child = cmd.spawn().context(|| format!("cannot run {program}"))?;
     let mut err = child.stderr.take().expect("piped");
@@ -358,6 +375,9 @@ pub fn run(req: &LogicalRequest) -> Result<LogicalSnapshot> {
     )?;
     let sysid = check_repo(&mut place, &server)?;
     let _lock = place.lock(req.wait_lock, true)?;
+    // Under the lock no other run is dumping here: what killed runs left goes before this
+    // dump needs the space.
+    let removed = super::leftovers::remove(&place, false)?;
     let (created, name) = free_name(&place, req.label.as_deref())?;
     pgdr_core::signals::set_cooperative(true);
     let r = (|| -> Result<LogicalSnapshot> {
@@ -410,12 +430,17 @@ pub fn run(req: &LogicalRequest) -> Result<LogicalSnapshot> {
             files,
             seconds: (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
             tool_version: pgdr_core::VERSION.into(),
+            removed_leftovers: Vec::new(),
         };
         if pgdr_core::signals::interrupted() {
             return Err(Error::failed("interrupted").because("SIGINT or SIGTERM arrived"));
         }
         upload.publish(&meta)?;
-        Ok(meta)
+        // Reported by this run only, not stored with the snapshot.
+        Ok(LogicalSnapshot {
+            removed_leftovers: removed,
+            ..meta
+        })
     })();
     pgdr_core::signals::set_cooperative(false);
     r.map_err(|e| {
