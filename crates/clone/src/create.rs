@@ -92,6 +92,8 @@ pub(crate) struct Among<'a> {
     pub none: &'a str,
     /// What to do when nothing is old enough for the target.
     pub older: &'a str,
+    /// The newest timeline of the WAL the clone recovers from, when newer than a snapshot's.
+    pub newest: Option<&'a crate::timeline::Newest>,
 }
 
 /// The snapshot (of `snaps`, oldest first) the source names and the recovery target (its
@@ -102,18 +104,46 @@ pub(crate) struct Among<'a> {
 /// Nothing is named so, nothing is consistent early enough, the target is before the
 /// snapshot's consistent point (naming the ones that would serve it), or an old major.
 pub(crate) fn choose(
-    snaps: &[SnapshotMeta],
+    all: &[SnapshotMeta],
     source: &Source,
     target: Option<Target>,
     among: &Among,
 ) -> Result<(SnapshotMeta, Target)> {
     let Among { noun, of, .. } = among;
+    // After a failover only the snapshots on the newest timeline's history are candidates
+    // (crate::timeline); one named outright that is not is refused with the reason.
+    let off = |m: &SnapshotMeta| {
+        among
+            .newest
+            .and_then(|n| crate::timeline::snapshot_fits(n, m).err())
+    };
+    let on: Vec<SnapshotMeta> = all.iter().filter(|m| off(m).is_none()).cloned().collect();
+    let snaps = &on[..];
+    let left_out = all.len() - on.len();
     let named = |n: &str| {
-        snaps
+        let m = all
             .iter()
             .find(|m| m.snapshot == n)
             .cloned()
-            .ok_or_else(|| Error::failed(format!("no {noun} {n} {of}")).because(among.missing))
+            .ok_or_else(|| Error::failed(format!("no {noun} {n} {of}")).because(among.missing))?;
+        match off(&m) {
+            None => Ok(m),
+            Some(why) => Err(Error::failed(format!("cannot clone {n}"))
+                .because(why)
+                .hint(format!(
+                    "clone a {noun} taken before the switch, or one taken since on the new timeline"
+                ))),
+        }
+    };
+    let newer_timeline = |e: Error| {
+        if left_out == 0 {
+            return e;
+        }
+        let n = among.newest.map_or(0, |n| n.timeline);
+        e.hint(format!(
+            "{left_out} {noun}(s) {of} are not on the history of timeline {n}, the newest in the \
+             repository (taken on a timeline abandoned at a failover): they are not candidates"
+        ))
     };
     let (meta, target) = match source {
         Source::Name(n) => (named(n)?, target.unwrap_or(Target::Immediate)),
@@ -123,7 +153,9 @@ pub(crate) fn choose(
                 .iter()
                 .max_by_key(|m| (m.consistent_at, m.created))
                 .cloned()
-                .ok_or_else(|| Error::failed(format!("no {noun} {of}")).because(among.none))?;
+                .ok_or_else(|| {
+                    newer_timeline(Error::failed(format!("no {noun} {of}")).because(among.none))
+                })?;
             (m, target.unwrap_or(Target::Immediate))
         }
         Source::Before(t) => {
@@ -136,11 +168,13 @@ pub(crate) fn choose(
                     ),
                     None => among.none.to_string(),
                 };
-                Error::failed(format!(
-                    "no {noun} {of} is consistent before {}",
-                    rfc3339(*t)
-                ))
-                .because(why)
+                newer_timeline(
+                    Error::failed(format!(
+                        "no {noun} {of} is consistent before {}",
+                        rfc3339(*t)
+                    ))
+                    .because(why),
+                )
             })?;
             (m, target.unwrap_or(Target::Time(*t)))
         }
@@ -170,6 +204,21 @@ pub(crate) fn choose(
         );
     }
     Ok((meta, target))
+}
+
+/// The newest timeline in `repo` newer than the oldest timeline of `snaps` (what the clone's
+/// recovery_target_timeline = latest will follow), with its history.
+///
+/// # Errors
+/// A history file in the repository cannot be read.
+pub(crate) fn newest_of(
+    repo: &pgdr_repo::repo::Repo,
+    snaps: &[SnapshotMeta],
+) -> Result<Option<crate::timeline::Newest>> {
+    match snaps.iter().map(|m| m.timeline).min() {
+        Some(from) => crate::timeline::newest(repo, from),
+        None => Ok(None),
+    }
 }
 
 /// The backend holding the snapshots: from snap-take's document, --pgdata, or found.
@@ -372,6 +421,10 @@ pub fn make(req: &CreateRequest) -> Result<(CloneReport, LockGuard)> {
     // between; afterwards the clone itself protects it.
     let data_lock = backend.lock(Some(req.wait_lock.unwrap_or(Duration::from_secs(30))))?;
     let snaps = backend.list()?;
+    let newest = match &req.wal_repo {
+        Some(r) => newest_of(&pgdr_repo::repo::Repo::open(r)?, &snaps)?,
+        None => None,
+    };
     let (meta, target) = choose(
         &snaps,
         &req.source,
@@ -382,6 +435,7 @@ pub fn make(req: &CreateRequest) -> Result<(CloneReport, LockGuard)> {
             missing: "it does not exist or was not made by snap-take",
             none: "it has no snapshots made by snap-take",
             older: "no snapshot of this data directory is that old; recover from a base backup",
+            newest: newest.as_ref(),
         },
     )?;
     let bindir = pgdr_core::pgbin::bindir(Some(meta.pg_version))?;
@@ -412,6 +466,7 @@ pub fn make(req: &CreateRequest) -> Result<(CloneReport, LockGuard)> {
                 registry,
                 backend_name: backend.kind().name(),
                 temporary: req.temporary,
+                newest: newest.as_ref(),
             },
         )
     })();

@@ -89,6 +89,11 @@ pub fn run(req: &CreateRequest, repo_loc: &Path) -> Result<(CloneReport, LockGua
     let repo = Repo::open(repo_loc)?;
     let manifests = manifest::all(&repo)?;
     let snaps: Vec<SnapshotMeta> = manifests.iter().map(meta_of).collect::<Result<_>>()?;
+    // The clone's restore_command reads this repository unless --restore-command replaced it.
+    let newest = match &req.wal_repo {
+        Some(_) => crate::create::newest_of(&repo, &snaps)?,
+        None => None,
+    };
     let (meta, target) = choose(
         &snaps,
         &req.source,
@@ -100,6 +105,7 @@ pub fn run(req: &CreateRequest, repo_loc: &Path) -> Result<(CloneReport, LockGua
                 "the repository has no image of that name (snap-take --list --repo lists them)",
             none: "it has no images (snap-take --to stores one)",
             older: "no image in this repository is that old",
+            newest: newest.as_ref(),
         },
     )?;
     let m = manifests
@@ -162,6 +168,7 @@ pub fn run(req: &CreateRequest, repo_loc: &Path) -> Result<(CloneReport, LockGua
                 registry,
                 backend_name: "image",
                 temporary: req.temporary,
+                newest: newest.as_ref(),
             },
         )
     })();

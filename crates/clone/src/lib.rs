@@ -9,6 +9,8 @@
 //! - [`leftovers`]: clones a killed run left in state `creating`, removed by the next run.
 //! - [`drill`]: a restore drill (clone the newest, recover, amcheck, destroy) for cron.
 //! - [`target`]: recovery targets, time parsing, which snapshot can serve a target (pure).
+//! - [`timeline`]: the newest timeline a clone recovers onto, and which snapshots lie on its
+//!   history.
 //! - [`prepare`]: turning a fresh clone of a snapshot into a data directory that recovers to
 //!   the target and can never touch production (pure helpers plus the file work).
 //! - [`server`]: starting it as the owner, watching recovery over its socket, stopping.
@@ -31,3 +33,4 @@ pub mod server;
 pub mod setup;
 pub mod tables;
 pub mod target;
+pub mod timeline;

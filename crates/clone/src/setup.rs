@@ -208,6 +208,65 @@ pub(crate) struct Setup<'a> {
     /// The record stays `creating`: the clone lives only for its run
     /// ([`crate::create::CreateRequest::temporary`]).
     pub temporary: bool,
+    /// The newest timeline of the WAL it recovers from, when newer than the snapshot's.
+    pub newest: Option<&'a crate::timeline::Newest>,
+}
+
+/// Where a crash image is consistent, read from the clone's own pg_wal when its metadata does
+/// not say (snapshots taken before snap-take recorded wal_end): the end of the WAL there
+/// ([`pgdr_snap::wal_end`]), for an atomic snapshot of a primary; else the metadata's point.
+fn consistent_in_clone(pgdata: &Path, meta: &SnapshotMeta) -> pgdr_pgformat::Lsn {
+    let known = meta.consistent_lsn();
+    if meta.wal_end.is_some() || meta.method != "atomic" || meta.min_recovery_point.is_some() {
+        return known;
+    }
+    let crashed = std::fs::read(pgdata.join("global/pg_control"))
+        .ok()
+        .and_then(|b| pgdr_pgformat::control::parse(&b).ok())
+        .is_some_and(|c| c.state != "shut down");
+    if !crashed {
+        return known;
+    }
+    pgdr_snap::wal_end::wal_end(
+        &pgdata.join("pg_wal"),
+        meta.redo_lsn,
+        meta.timeline,
+        meta.wal_segment_size,
+    )
+    .ok()
+    .flatten()
+    .map_or(known, |e| known.max(e))
+}
+
+/// The checks of [`crate::target::check`] and [`crate::timeline::snapshot_fits`] again, with
+/// the consistent point the clone's pg_wal gives: a refusal here, before the first start,
+/// is one line instead of PostgreSQL's FATAL (or, after a failover, a clone that silently
+/// kept the abandoned timeline's changes).
+fn check_consistent_point(pgdata: &Path, s: &Setup) -> Result<()> {
+    let meta = s.meta;
+    let at = consistent_in_clone(pgdata, meta);
+    if at == meta.consistent_lsn() {
+        return Ok(());
+    }
+    let why = match s.target {
+        Target::Lsn(l) if l < at => Some(format!(
+            "the recovery target {l} is before {}'s consistent point {at}, the end of the WAL in \
+             its pg_wal, which crash recovery replays first (requested recovery stop point is \
+             before consistent recovery point)",
+            meta.snapshot
+        )),
+        _ => None,
+    }
+    .or_else(|| {
+        s.newest
+            .and_then(|n| crate::timeline::fits(n, meta.timeline, at).err())
+    });
+    match why {
+        None => Ok(()),
+        Some(why) => Err(Error::failed(format!("cannot clone {}", meta.snapshot))
+            .because(why)
+            .hint("clone an older snapshot (--snapshot NAME, or --before an earlier time)")),
+    }
 }
 
 /// From a fresh clone, recorded as `rec` (and in `undo`), to a configured server, started
@@ -275,6 +334,7 @@ pub(crate) fn configure_and_start(
         shared_buffers: s.shared_buffers.clone(),
     };
     prepare::prepare(&rec.path, &rec.root, s.meta, &plan, &owner)?;
+    check_consistent_point(&rec.path, s)?;
     check_interrupt()?;
     let mut reached = None;
     let mut replay_settings = Vec::new();

@@ -205,6 +205,7 @@ mod tests {
             wal_segment_size: 16 << 20,
             method: "atomic".into(),
             min_recovery_point: Some("0/3500000".parse().unwrap()),
+            wal_end: None,
             backup: None,
             tool_version: "0".into(),
             consistent_at: done,

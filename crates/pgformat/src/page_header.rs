@@ -132,6 +132,28 @@ pub fn check_against_name(h: &LongHeader, name: &WalName) -> Result<(), String> 
     Ok(())
 }
 
+/// Bytes of a short page header (XLogPageHeaderData, MAXALIGNed): every page of a segment but
+/// the first starts with one.
+pub const SHORT_HEADER_LEN: usize = 24;
+
+/// Whether `bytes` (a page's first [`SHORT_HEADER_LEN`] bytes) are a header PostgreSQL wrote
+/// for the page at `pageaddr` of a segment whose first page carries `magic`, on a timeline
+/// no later than `timeline` (the segment's): the checks of xlogreader.c
+/// XLogReaderValidatePageHeader that need no record. A page past the end of the WAL fails
+/// them: zeros (a new segment), or a recycled segment's old page with another address.
+pub fn page_written(bytes: &[u8], pageaddr: u64, magic: u16, timeline: u32) -> bool {
+    if bytes.len() < SHORT_HEADER_LEN {
+        return false;
+    }
+    let info = u16::from_le_bytes([bytes[2], bytes[3]]);
+    let tli = u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes"));
+    let addr = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes"));
+    u16::from_le_bytes([bytes[0], bytes[1]]) == magic
+        && info & !XLP_ALL_FLAGS == 0
+        && addr == pageaddr
+        && (1..=timeline).contains(&tli)
+}
+
 #[cfg(test)]
 pub(crate) fn sample(magic: u16, tli: u32, pageaddr: u64, sysid: u64, seg_size: u32) -> Vec<u8> {
     let mut b = vec![0u8; 64];
@@ -192,6 +214,24 @@ mod tests {
         assert_eq!(parse(&b).unwrap().major(), Some(13));
         b[2..4].copy_from_slice(&0x0012u16.to_le_bytes());
         assert!(parse(&b).unwrap_err().contains("long header"));
+    }
+
+    #[test]
+    fn a_page_is_written_only_with_its_own_address_magic_and_timeline() {
+        let mut b = sample(0xD118, 2, 5 * SEG as u64 + 8192, 1, SEG);
+        b[2..4].copy_from_slice(&0u16.to_le_bytes());
+        let at = 5 * SEG as u64 + 8192;
+        assert!(page_written(&b, at, 0xD118, 2));
+        assert!(page_written(&b, at, 0xD118, 3));
+        // Another page's address (a recycled segment), another major, a later timeline.
+        assert!(!page_written(&b, at + 8192, 0xD118, 2));
+        assert!(!page_written(&b, at, 0xD116, 2));
+        assert!(!page_written(&b, at, 0xD118, 1));
+        // Zeros (a new segment past the end), unknown flags, too short.
+        assert!(!page_written(&[0u8; 24], 0, 0, 1));
+        b[2..4].copy_from_slice(&0x0010u16.to_le_bytes());
+        assert!(!page_written(&b, at, 0xD118, 2));
+        assert!(!page_written(&b[..20], at, 0xD118, 2));
     }
 
     #[test]

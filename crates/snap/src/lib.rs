@@ -28,6 +28,7 @@ pub mod logical;
 pub mod meta;
 pub mod registry;
 pub mod retention;
+pub mod wal_end;
 
 pub use backend::{Backend, BackendKind};
 pub use meta::SnapshotMeta;

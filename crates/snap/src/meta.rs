@@ -76,6 +76,13 @@ pub struct SnapshotMeta {
     /// absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_recovery_point: Option<Lsn>,
+    /// An atomic snapshot of a primary (pg_control in production, no minimum recovery point):
+    /// where the WAL in its pg_wal ends, read from the page headers of the live pg_wal right
+    /// after the snapshot (crate::wal_end; an upper bound, at most a page past the last record
+    /// then). Crash recovery replays to it before the copy is consistent. Absent for standbys,
+    /// backups and snapshots taken before pgdr recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wal_end: Option<Lsn>,
     /// With -d: what pg_backup_stop returned; absent for an atomic snapshot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<BackupInfo>,
@@ -156,9 +163,9 @@ impl SnapshotMeta {
 
     /// The lowest LSN a recovery from this snapshot can stop at: before it the copy is not
     /// consistent yet: the checkpoint, a standby's minimum recovery point, a backup's stop
-    /// LSN, whichever is last. (A crash image of a primary is consistent only at the end of
-    /// its pg_wal, which the metadata does not know; PostgreSQL's own check catches a target
-    /// in between.)
+    /// LSN, an atomic snapshot's end of WAL ([`SnapshotMeta::wal_end`]), whichever is last.
+    /// (Without wal_end, as in older metadata, a crash image of a primary is consistent only
+    /// later than this says; snap-clone reads the clone's pg_wal before it starts.)
     pub fn consistent_lsn(&self) -> Lsn {
         let mut l = self.checkpoint_lsn;
         if let Some(m) = self.min_recovery_point {
@@ -166,6 +173,9 @@ impl SnapshotMeta {
         }
         if let Some(b) = &self.backup {
             l = l.max(b.stop_lsn);
+        }
+        if let Some(e) = self.wal_end {
+            l = l.max(e);
         }
         l
     }

@@ -220,6 +220,24 @@ pub fn take(backend: &Backend, opts: &TakeOptions) -> Result<SnapshotMeta> {
             None => before.clone(),
         };
         let mut wal_start = ctl.redo_wal_file();
+        // An atomic snapshot of a primary is consistent only at the end of its pg_wal. Read
+        // from the live pg_wal now, which holds all of the snapshot's and a little more; best
+        // effort (a checkpoint may have recycled the redo segment meanwhile): without it
+        // snap-clone reads the clone's own pg_wal before starting it.
+        let crash_image =
+            backup.is_none() && ctl.min_recovery_point.0 == 0 && ctl.state != "shut down";
+        let wal_end = crash_image
+            .then(|| {
+                crate::wal_end::wal_end(
+                    &layout.pg_wal,
+                    ctl.redo_lsn,
+                    ctl.timeline,
+                    ctl.wal_segment_size as u64,
+                )
+                .ok()
+                .flatten()
+            })
+            .flatten();
         let backup = backup.map(|(stop_lsn, label_text, map, label)| {
             // The label's start is never after the snapshot's own redo point.
             wal_start = label.start_wal.clone();
@@ -255,6 +273,7 @@ pub fn take(backend: &Backend, opts: &TakeOptions) -> Result<SnapshotMeta> {
             wal_segment_size: ctl.wal_segment_size as u64,
             method: if backup.is_some() { "backup" } else { "atomic" }.into(),
             min_recovery_point: (ctl.min_recovery_point.0 != 0).then_some(ctl.min_recovery_point),
+            wal_end,
             backup,
             tool_version: pgdr_core::VERSION.into(),
             consistent_at: Utc::now(),
