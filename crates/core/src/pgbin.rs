@@ -21,7 +21,10 @@ pub fn bindir(major: Option<u32>) -> Result<PathBuf> {
         return Ok(PathBuf::from(d));
     }
     let has_pg_ctl = |d: &Path| d.join("pg_ctl").is_file();
-    let root = std::env::var_os("PGDR_PG_ROOT").map(PathBuf::from);
+    // Set but empty counts as unset (not the relative path N/bin).
+    let root = std::env::var_os("PGDR_PG_ROOT")
+        .filter(|r| !r.is_empty())
+        .map(PathBuf::from);
     match major {
         Some(m) => {
             for d in candidates(m, root.as_deref()) {
