@@ -225,6 +225,168 @@ fn a_killed_btrfs_snap_take_is_removed_by_the_next_run() {
     assert!(notes("snap-prune", &again.stderr).is_empty());
 }
 
+/// The entries of `store` named `.view-*`, sorted (none before the store is made).
+fn views(store: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(store)
+        .into_iter()
+        .flatten()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(".view-")
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// btrfs: snap-take --to reads the snapshot through the read-only subvolume
+/// `STORE/.view-PID-NAME`. While its run is alive (here: waiting for the repository's images
+/// lock the test holds, after the store's lock is let go) neither snap-prune nor its dry run
+/// touches or lists it. SIGKILLed there, the run leaves it: a dry run lists it, the next
+/// snap-prune (or plain snap-take) removes it with one note and reports it. (Before: only the
+/// next snap-take --to removed it, silently, and by the PID alone.)
+#[test]
+fn a_killed_btrfs_snap_take_to_leaves_a_view_the_next_run_removes() {
+    let fs = skip_unless!(BtrfsMount::create("1G"));
+    let sub = fs.subvolume("pg").canonicalize().unwrap();
+    let c = Cluster::builder().data_dir(sub.join("data")).start();
+    c.execute("create table t as select generate_series(1, 1000) x");
+    let store = sub.parent().unwrap().join(".pgdr-snapshots").join("pg");
+    let repo_dir = pgdr_testkit::short_tempdir("pgdr-vw");
+    let repo = repo_dir.path().join("repo");
+    tool("wal-archive")
+        .arg("init")
+        .arg("--repo")
+        .arg(&repo)
+        .arg("--pgdata")
+        .arg(&c.data)
+        .run()
+        .ok();
+    let images_lock =
+        pgdr_core::lock::acquire(&repo.join("images.lock"), "the test", None).unwrap();
+    let prune = |dry: bool| {
+        let mut t = tool("snap-prune").arg("--pgdata").arg(&c.data).args([
+            "--keep-last",
+            "5",
+            "--wait-lock",
+            "60",
+        ]);
+        if dry {
+            t = t.arg("--dry-run");
+        }
+        t.run().ok()
+    };
+    // A snap-take --to, alive and reading through its view; returns it and the view.
+    let reading = || {
+        let child = tool("snap-take")
+            .arg("--pgdata")
+            .arg(&c.data)
+            .arg("--to")
+            .arg(&repo)
+            .args(["--wait-lock", "300"])
+            .into_command()
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut child = child;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let view = loop {
+            if let [v] = views(&store).as_slice() {
+                break v.clone();
+            }
+            assert!(child.try_wait().unwrap().is_none(), "snap-take ended");
+            assert!(Instant::now() < deadline, "no view within 120s");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        (child, view)
+    };
+    let kill = |mut child: std::process::Child| {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+        assert_eq!(child.wait().unwrap().code(), None, "killed by a signal");
+    };
+
+    let (child, view) = reading();
+    assert_eq!(std::fs::metadata(&view).unwrap().ino(), 256, "a subvolume");
+    for dry in [true, false] {
+        let out = prune(dry);
+        assert!(out.document::<PruneReport>().removed_leftovers.is_empty());
+        assert!(
+            notes("snap-prune", &out.stderr).is_empty(),
+            "{}",
+            out.stderr
+        );
+        assert!(view.is_dir(), "a live run's view was removed");
+    }
+    kill(child);
+    assert!(view.is_dir());
+
+    let dry = prune(true);
+    assert_eq!(
+        dry.document::<PruneReport>().removed_leftovers,
+        vec![view.clone()]
+    );
+    assert_eq!(
+        notes("snap-prune", &dry.stderr),
+        [format!(
+            "snap-prune: note: would remove {}: a view for reading a snapshot left by a run that was killed",
+            view.display()
+        )]
+    );
+    assert!(view.is_dir(), "a dry run removed it");
+    let out = prune(false);
+    assert_eq!(
+        out.document::<PruneReport>().removed_leftovers,
+        vec![view.clone()]
+    );
+    assert_eq!(
+        notes("snap-prune", &out.stderr),
+        [format!(
+            "snap-prune: note: removed {}: a view for reading a snapshot left by a run that was killed",
+            view.display()
+        )]
+    );
+    assert!(!view.exists());
+    assert!(prune(false)
+        .document::<PruneReport>()
+        .removed_leftovers
+        .is_empty());
+
+    // A plain snap-take removes one too, and says so.
+    let (child, view) = reading();
+    kill(child);
+    let out = tool("snap-take").arg("--pgdata").arg(&c.data).run().ok();
+    assert_eq!(
+        out.document::<SnapshotMeta>().removed_leftovers,
+        vec![view.clone()]
+    );
+    assert_eq!(notes("snap-take", &out.stderr).len(), 1, "{}", out.stderr);
+    assert!(!view.exists() && views(&store).is_empty());
+
+    // And snap-take - --to, reporting it in its document.
+    let (child, view) = reading();
+    kill(child);
+    drop(images_lock);
+    let up = tool("snap-take")
+        .args(["-", "--to"])
+        .arg(&repo)
+        .stdin(out.stdout.clone())
+        .run()
+        .ok();
+    assert_eq!(
+        up.document::<pgdr_snap::doc::ImageReport>()
+            .snapshot
+            .removed_leftovers,
+        vec![view.clone()]
+    );
+    assert_eq!(notes("snap-take", &up.stderr).len(), 1, "{}", up.stderr);
+    assert!(views(&store).is_empty());
+}
+
 /// The snapshots of `dataset` (and below it), by name.
 fn zfs_snapshots(dataset: &str) -> Vec<String> {
     run(Command::new("zfs").args(["list", "-H", "-o", "name", "-t", "snapshot", "-r", dataset]))

@@ -275,17 +275,28 @@ fn faults_duplicates_damage_and_foreign_wal() {
         .run()
         .expect_error(1, T);
     assert!(!dest.exists());
+    // A variable set but empty counts as unset (the manual's rule): an unencrypted repository
+    // needs no identity, so get with PGDR_IDENTITY= succeeds.
+    let g: GetReport = wa(&repo)
+        .env("PGDR_IDENTITY", "")
+        .arg("get")
+        .arg(&names[0])
+        .arg(&dest)
+        .run()
+        .ok()
+        .document();
+    assert_eq!(g.sha256, sha(&seg));
+    fs::remove_file(&dest).unwrap();
     // A wrong restore_command stops recovery (126): exit 2 would read as "not archived" and
-    // end it early. An empty PGDR_IDENTITY or WAL_ARCHIVE_REPO, an unknown option, a name
-    // that is no WAL file name; other commands keep exit 2.
+    // end it early. No repository at all (WAL_ARCHIVE_REPO= is unset, and no --repo), an
+    // unknown option, a name that is no WAL file name; other commands keep exit 2.
     for (env, args) in [
-        (Some(("PGDR_IDENTITY", "")), vec![names[0].as_str()]),
         (Some(("WAL_ARCHIVE_REPO", "")), vec![names[0].as_str()]),
         (None, vec!["--prefetc", "2", names[0].as_str()]),
         (None, vec!["%f"]),
     ] {
         let mut c = tool(T).arg("get").args(&args).arg(&dest);
-        if env.is_some_and(|(k, _)| k == "PGDR_IDENTITY") || env.is_none() {
+        if env.is_none() {
             c = c.arg("--repo").arg(&repo);
         }
         if let Some((k, v)) = env {
@@ -294,6 +305,7 @@ fn faults_duplicates_damage_and_foreign_wal() {
         c.run().expect_error(126, T);
         assert!(!dest.exists());
     }
+    empty_variables_yield_to_flags(dir.path(), &seg);
     tool(T)
         .args(["list", "--prefetc", "2", "--repo"])
         .arg(&repo)
@@ -403,6 +415,75 @@ fn faults_duplicates_damage_and_foreign_wal() {
 
 /// Runs `c` and kills it with SIGKILL after 1 ms + `step` × 2.5 ms: step by step, a loop
 /// hits every phase of a run.
+/// An empty PGDR_IDENTITY or WAL_ARCHIVE_REPO neither overrides --identity or --repo (given
+/// before or after the subcommand) nor stands for a value; checked on an encrypted repository,
+/// where the identity matters.
+fn empty_variables_yield_to_flags(dir: &Path, seg: &Path) {
+    let repo = dir.join("enc");
+    let key = dir.join("enc.key");
+    let recipient = pgdr_testkit::age_keygen(&key);
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+    wa(&repo)
+        .args(["init", "--encrypt-to", &recipient])
+        .run()
+        .ok();
+    let name = seg.file_name().unwrap().to_str().unwrap();
+    let dest = dir.join("ENCXLOG");
+    let empty = || tool(T).env("PGDR_IDENTITY", "").env("WAL_ARCHIVE_REPO", "");
+    let flags =
+        |c: pgdr_testkit::ToolCommand| c.arg("--repo").arg(&repo).arg("--identity").arg(&key);
+    let r: PushReport = flags(empty()).arg("push").arg(seg).run().ok().document();
+    assert!(!r.file.already_archived, "{r:?}");
+    // A repeat needs the identity to compare the stored copy: it is "already archived".
+    let r: PushReport = empty()
+        .arg("push")
+        .arg(seg)
+        .arg("--identity")
+        .arg(&key)
+        .arg("--repo")
+        .arg(&repo)
+        .run()
+        .ok()
+        .document();
+    assert!(r.file.already_archived, "{r:?}");
+    let l: ListReport = flags(empty()).arg("list").run().ok().document();
+    assert_eq!(timeline(&l, 1).last.as_deref(), Some(name), "{l:?}");
+    let g: GetReport = flags(empty())
+        .arg("get")
+        .arg(name)
+        .arg(&dest)
+        .run()
+        .ok()
+        .document();
+    assert_eq!(g.sha256, sha(seg));
+    fs::remove_file(&dest).unwrap();
+    let g: GetReport = empty()
+        .arg("get")
+        .arg(name)
+        .arg(&dest)
+        .arg("--repo")
+        .arg(&repo)
+        .arg("--identity")
+        .arg(&key)
+        .run()
+        .ok()
+        .document();
+    assert_eq!(g.sha256, sha(seg));
+    fs::remove_file(&dest).unwrap();
+    // Without --identity the empty variable is no identity: as when unset, get cannot decrypt
+    // and stops recovery (126).
+    let out = empty()
+        .arg("--repo")
+        .arg(&repo)
+        .arg("get")
+        .arg(name)
+        .arg(&dest)
+        .run()
+        .expect_error(126, T);
+    assert!(out.stderr.contains("no identity"), "{}", out.stderr);
+    assert!(!dest.exists());
+}
+
 fn kill_9_after(c: &mut Command, step: u64) {
     pgdr_testkit::kill_9_when(c, |_| true, Duration::from_micros(1000 + step * 2500));
 }

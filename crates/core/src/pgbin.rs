@@ -21,14 +21,13 @@ pub fn bindir(major: Option<u32>) -> Result<PathBuf> {
         return Ok(PathBuf::from(d));
     }
     let has_pg_ctl = |d: &Path| d.join("pg_ctl").is_file();
+    // Set but empty counts as unset (not the relative path N/bin).
+    let root = std::env::var_os("PGDR_PG_ROOT")
+        .filter(|r| !r.is_empty())
+        .map(PathBuf::from);
     match major {
         Some(m) => {
-            let root =
-                std::env::var_os("PGDR_PG_ROOT").map(|r| Path::new(&r).join(format!("{m}/bin")));
-            for d in root.into_iter().chain([
-                PathBuf::from(format!("/usr/lib/postgresql/{m}/bin")),
-                PathBuf::from(format!("/usr/pgsql-{m}/bin")),
-            ]) {
+            for d in candidates(m, root.as_deref()) {
                 if has_pg_ctl(&d) {
                     return Ok(d);
                 }
@@ -59,16 +58,36 @@ pub fn bindir(major: Option<u32>) -> Result<PathBuf> {
             }
         }
     }
-    let which = major
-        .map(|m| format!("PostgreSQL {m} "))
-        .unwrap_or_default();
-    Err(
-        Error::failed(format!("cannot find the {which}server binaries"))
-            .because(
-                "no pg_ctl in PGDR_PG_ROOT/N/bin, /usr/lib/postgresql/N/bin, /usr/pgsql-N/bin or on PATH",
-            )
-            .hint("install that major's server package, or set PGDR_PG_BINDIR"),
-    )
+    Err(not_found(major, root.as_deref()))
+}
+
+/// Where [`bindir`] looks for `major`, in order, before PATH.
+fn candidates(major: u32, root: Option<&Path>) -> Vec<PathBuf> {
+    root.map(|r| r.join(format!("{major}/bin")))
+        .into_iter()
+        .chain([
+            PathBuf::from(format!("/usr/lib/postgresql/{major}/bin")),
+            PathBuf::from(format!("/usr/pgsql-{major}/bin")),
+        ])
+        .collect()
+}
+
+/// [`bindir`]'s error, naming only the places it looked (PGDR_PG_ROOT only when set).
+fn not_found(major: Option<u32>, root: Option<&Path>) -> Error {
+    let (which, places) = match major {
+        Some(m) => (
+            format!("PostgreSQL {m} "),
+            candidates(m, root)
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+        None => (String::new(), "/usr/lib/postgresql/*/bin".to_string()),
+    };
+    Error::failed(format!("cannot find the {which}server binaries"))
+        .because(format!("no pg_ctl in {places} or on PATH"))
+        .hint("install that major's server package, or set PGDR_PG_BINDIR")
 }
 
 /// The major version a PostgreSQL program reports (`pg_ctl (PostgreSQL) 15.18 (Debian …)` → 15,
@@ -90,6 +109,27 @@ fn version_major(line: &str) -> Option<u32> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
+    #[test]
+    fn the_error_names_only_where_it_looked() {
+        use super::not_found as e;
+        assert_eq!(
+            e(Some(17), None).to_string(),
+            "cannot find the PostgreSQL 17 server binaries: no pg_ctl in \
+             /usr/lib/postgresql/17/bin, /usr/pgsql-17/bin or on PATH (install that major's \
+             server package, or set PGDR_PG_BINDIR)"
+        );
+        assert!(e(Some(17), Some(Path::new("/opt/pg")))
+            .to_string()
+            .contains(
+            "no pg_ctl in /opt/pg/17/bin, /usr/lib/postgresql/17/bin, /usr/pgsql-17/bin or on PATH"
+        ));
+        assert!(e(None, None)
+            .to_string()
+            .contains("no pg_ctl in /usr/lib/postgresql/*/bin or on PATH"));
+    }
+
     #[test]
     fn version_lines() {
         use super::version_major as m;

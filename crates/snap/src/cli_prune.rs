@@ -47,7 +47,8 @@ never makes the real ones look old. oldest_kept is never such a snapshot unless 
 is left.\n\n\
 What snap-take runs that were killed left of unfinished snapshots (btrfs and copy: \
 .NAME.partial in the store; ZFS: snapshots with pgdr:tool but no pgdr:meta whose pgdr:taker \
-is gone, and their POOL/pgdr-read-* clones) is removed first, under the store's lock, and \
+is gone, and their POOL/pgdr-read-* clones) and of btrfs views (.view-PID-NAME in the store \
+that no live snap-take --to holds) is removed first, under the store's lock, and \
 listed in removed_leftovers; --dry-run lists it and removes nothing.\n\n\
 With --tz local, periods are local calendar periods. When summer time ends, the repeated \
 local hour (02:00 to 03:00 twice, say) is one hourly period: --keep-hourly keeps one \

@@ -262,9 +262,9 @@ pub fn run(args: Args) -> Result<Outcome> {
         return Outcome::document(&meta);
     };
     let name = meta.snapshot.clone();
-    // Leftovers this run removed go into its document; a piped-in document's were reported
-    // by the run that removed them.
-    let removed = match args.input {
+    // Leftovers this run removed go into its document (taking the snapshot, then opening its
+    // view); a piped-in document's were reported by the run that removed them.
+    let mut removed = match args.input {
         None => meta.removed_leftovers.clone(),
         Some(_) => Vec::new(),
     };
@@ -291,6 +291,7 @@ pub fn run(args: Args) -> Result<Outcome> {
         }
         Some(_) => e,
     })?;
+    removed.append(&mut report.snapshot.removed_leftovers);
     report.snapshot.removed_leftovers = removed;
     Outcome::document(&report)
 }
@@ -324,7 +325,7 @@ pub static MAN: pgdr_core::man::ManExtra = pgdr_core::man::ManExtra {
     ],
     extra_sections: &[(
         "FILES",
-        "The snapshot store, .pgdr-snapshots/NAME beside the data directory (btrfs: beside its subvolume; zfs: beside its dataset's mountpoint, so it is in no snapshot) or --snapshot-dir, holds btrfs and copy snapshots, their JSON sidecars, and .lock, the lock every snap-take, snap-prune and snap-clone run takes for these snapshots (removed when the run ends; created readable by all, so root's and the postgres user's runs share it). Created by root, the store and the sidecars belong to the data directory's owner. While --to reads a snapshot, the snapshot is seen through a view: on btrfs a read-only snapshot of it, .view-PID-NAME in the store; on ZFS a read-only clone of the set, POOL/pgdr-view-PID-NAME mounted at .view-PID-NAME in the store (so snap-prune skips the snapshot meanwhile: it has a clone); a copy is read in place under the store's lock. The view is removed when the upload ends; one left by a run that was killed is removed by the next --to on the same storage.\nA snapshot is made under a name or with properties that mark it unfinished until its metadata is stored: btrfs and copy make it as .NAME.partial in the store and rename it to NAME after writing NAME.json; on ZFS it carries pgdr:tool=snap-take and pgdr:taker (the run making it) until pgdr:meta is set, as does the clone POOL/pgdr-read-PID-NAME through which a zfs-fuse snapshot is read. What a run that was killed (SIGKILL, OOM, a timeout) left so is removed by the next snap-take or snap-prune of the store while it holds the store's lock (on ZFS only when pgdr:taker names a run that is gone), with one stderr note each, and listed in removed_leftovers. Nothing else is touched.",
+        "The snapshot store, .pgdr-snapshots/NAME beside the data directory (btrfs: beside its subvolume; zfs: beside its dataset's mountpoint, so it is in no snapshot) or --snapshot-dir, holds btrfs and copy snapshots, their JSON sidecars, and .lock, the lock every snap-take, snap-prune and snap-clone run takes for these snapshots (removed when the run ends; created readable by all, so root's and the postgres user's runs share it). Created by root, the store and the sidecars belong to the data directory's owner. While --to reads a snapshot, the snapshot is seen through a view: on btrfs a read-only snapshot of it, .view-PID-NAME in the store; on ZFS a read-only clone of the set, POOL/pgdr-view-PID-NAME mounted at .view-PID-NAME in the store (so snap-prune skips the snapshot meanwhile: it has a clone); a copy is read in place under the store's lock. The view is removed when the upload ends. A btrfs view is flocked by its run for as long as it exists: one no run holds (its run was killed) is removed like the leftovers below, by the next snap-take (also snap-take - --to) or snap-prune of the store; a ZFS view of a run whose process is gone is removed by the next --to on the same pool.\nA snapshot is made under a name or with properties that mark it unfinished until its metadata is stored: btrfs and copy make it as .NAME.partial in the store and rename it to NAME after writing NAME.json; on ZFS it carries pgdr:tool=snap-take and pgdr:taker (the run making it) until pgdr:meta is set, as does the clone POOL/pgdr-read-PID-NAME through which a zfs-fuse snapshot is read. What a run that was killed (SIGKILL, OOM, a timeout) left so is removed by the next snap-take or snap-prune of the store while it holds the store's lock (on ZFS only when pgdr:taker names a run that is gone), with one stderr note each, and listed in removed_leftovers. Nothing else is touched.",
     ), (
         "CONSISTENCY",
         "PGDATA's filesystem is asked of the kernel (statfs) first: a zfs or btrfs command is run only when PGDATA is on ZFS or btrfs, so a broken zfs (no zfs-fuse daemon) never fails a snapshot of a data directory elsewhere.\nzfs: one 'zfs snapshot -r' of the dataset holding PGDATA covers it and every child dataset in one instant, so pg_wal and tablespaces may live in child datasets. Anything on another dataset, pool or filesystem is refused.\nbtrfs: snapshots are not recursive; pg_wal and tablespaces must be in the PGDATA subvolume.\ncopy: a copy takes time, so it is refused while the server runs unless -d is given; then pg_wal is copied after pg_backup_stop, so the copy holds every WAL file from wal_start to the backup's end.\nThe metadata is read from the snapshot's own global/pg_control (CRC-32C checked); with zfs-fuse, which has no .zfs directory, it is read from the live file when the checkpoint did not change across the snapshot, else through a temporary clone.",

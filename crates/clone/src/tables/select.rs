@@ -183,9 +183,7 @@ pub fn resolve_tables(toc: &Toc, asked: &[String], snapshot: &str) -> Result<Vec
                     })
                     .map(|e| format!("; {} is a {}", a, e.desc.to_lowercase()))
                     .unwrap_or_default();
-                return Err(Error::failed(format!("no table {a} in {snapshot}"))
-                    .because(format!("it holds {}{kind}", name_list(&tables, 8)))
-                    .hint("see the snapshot's tables with snap-take --list"));
+                return Err(not_found(&p, &tables, snapshot, &kind));
             }
             many => {
                 return Err(
@@ -203,8 +201,61 @@ pub fn resolve_tables(toc: &Toc, asked: &[String], snapshot: &str) -> Result<Vec
     Ok(out)
 }
 
+/// No table `asked` (as parsed: unquoted parts already folded) in the snapshot. Names are
+/// written as --table reads them, so a folded `sales.orderitems` is not shown against a
+/// `Sales.OrderItems` that looks the same; a table that differs only in case is suggested.
+fn not_found(asked: &[String], tables: &[Name], snapshot: &str, kind: &str) -> Error {
+    let shown = asked
+        .iter()
+        .map(|p| sql_ident(p))
+        .collect::<Vec<_>>()
+        .join(".");
+    let lower = |s: &str| s.to_lowercase();
+    let near: Vec<&Name> = tables
+        .iter()
+        .filter(|n| match asked {
+            [s, t] => lower(&n.0) == lower(s) && lower(&n.1) == lower(t),
+            [t] => lower(&n.1) == lower(t),
+            _ => false,
+        })
+        .collect();
+    let hint = match near.as_slice() {
+        [] => "see the snapshot's tables with snap-take --list".to_string(),
+        many => format!(
+            "unquoted names fold to lower case, as in SQL: {}",
+            many.iter()
+                .map(|n| {
+                    let q = format!("{}.{}", sql::quote_ident(&n.0), sql::quote_ident(&n.1));
+                    format!("--table '{}'", q.replace('\'', "'\\''"))
+                })
+                .collect::<Vec<_>>()
+                .join(" or ")
+        ),
+    };
+    Error::failed(format!("no table {shown} in {snapshot}"))
+        .because(format!("it holds {}{kind}", name_list(tables, 8)))
+        .hint(hint)
+}
+
+/// `name` as --table reads it: bare when it reads back as itself, else double-quoted.
+fn sql_ident(name: &str) -> String {
+    let bare = name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$');
+    if bare {
+        name.to_string()
+    } else {
+        sql::quote_ident(name)
+    }
+}
+
 fn name_list(names: &[Name], max: usize) -> String {
-    let mut v: Vec<String> = names.iter().take(max).map(display).collect();
+    let mut v: Vec<String> = names
+        .iter()
+        .take(max)
+        .map(|n| format!("{}.{}", sql_ident(&n.0), sql_ident(&n.1)))
+        .collect();
     if names.len() > max {
         v.push(format!("and {} more", names.len() - max));
     }
@@ -602,5 +653,41 @@ pub(crate) mod tests {
         let e = resolve_tables(&t, &["public.ch*".into()], "s").unwrap_err();
         assert_eq!(e.exit_code(), 2);
         assert!(e.to_string().contains("not a pattern"), "{e}");
+    }
+
+    #[test]
+    fn a_name_that_folds_away_from_a_mixed_case_table_says_so() {
+        let mut t = toc();
+        let mut mixed = e(
+            230,
+            "TABLE",
+            "OrderItems",
+            "CREATE TABLE \"Sales\".\"OrderItems\" ();",
+            &[],
+        );
+        mixed.namespace = "Sales".into();
+        t.entries.push(mixed);
+        let e = resolve_tables(&t, &["Sales.OrderItems".into()], "snap1")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "no table sales.orderitems in snap1: it holds public.child, public.m, public.m_1, \
+             public.parent, \"Sales\".\"OrderItems\" (unquoted names fold to lower case, as in SQL: \
+             --table '\"Sales\".\"OrderItems\"')"
+        );
+        // Quoted as suggested, it is found; a name with no near match points to --list.
+        assert_eq!(
+            resolve_tables(&t, &["\"Sales\".\"OrderItems\"".into()], "snap1").unwrap(),
+            [("Sales".to_string(), "OrderItems".to_string())]
+        );
+        let e = resolve_tables(&t, &["nope".into()], "snap1")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("no table nope in snap1: it holds "), "{e}");
+        assert!(
+            e.ends_with("(see the snapshot's tables with snap-take --list)"),
+            "{e}"
+        );
     }
 }

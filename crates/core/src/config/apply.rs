@@ -34,8 +34,6 @@ pub struct Supplied {
     /// `[wal-archive.push]`.
     pub section: String,
     pub line: usize,
-    /// The argument's environment variable is set but empty: it must not hide the file.
-    reset_env: bool,
 }
 
 /// Whether the file can set `arg`: a long option (not help, version or --print-config).
@@ -141,6 +139,32 @@ fn at_level(cmd: Command, path: &[String], f: impl FnOnce(Command) -> Command) -
     }
 }
 
+/// `cmd` with every environment variable that is set but empty dropped, at every level: it
+/// counts as unset (then the file or the default applies). Left to clap, "" would be the
+/// value, and a global option's variable would even override the flag given at another level.
+fn without_empty_env(mut cmd: Command) -> Command {
+    let empty: Vec<String> = cmd
+        .get_arguments()
+        .filter(|a| {
+            a.get_env()
+                .and_then(std::env::var_os)
+                .is_some_and(|v| v.is_empty())
+        })
+        .map(|a| a.get_id().to_string())
+        .collect();
+    for id in empty {
+        cmd = cmd.mut_arg(id, |a| a.env(None));
+    }
+    let subs: Vec<String> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .collect();
+    for name in subs {
+        cmd = cmd.mut_subcommand(name, without_empty_env);
+    }
+    cmd
+}
+
 /// Checks the file against the tool (and, for `[global]` and section names, against every
 /// registered tool), and gives the command of the run `argv` the file's values.
 ///
@@ -187,17 +211,12 @@ pub fn apply(
             };
             let words =
                 words_for(arg, entry).map_err(|why| error_at(&file.path, entry.line, why))?;
-            let reset_env = arg
-                .get_env()
-                .and_then(std::env::var_os)
-                .is_some_and(|v| v.is_empty());
             supplied.push(Supplied {
                 level,
                 id: arg.get_id().to_string(),
                 words,
                 section: section.title(),
                 line: entry.line,
-                reset_env,
             });
         }
     }
@@ -222,28 +241,20 @@ impl Applied {
 
     /// The command with the file's values, but those in `skip`.
     fn command(&self, skip: &[usize]) -> Command {
-        let mut cmd = self.base.clone();
+        let mut cmd = without_empty_env(self.base.clone());
         for (k, s) in self.supplied.iter().enumerate() {
             if skip.contains(&k) {
                 continue;
             }
             let id = s.id.clone();
             let words = s.words.clone();
-            let reset_env = s.reset_env;
             cmd = at_level(cmd, &self.path[..s.level], |c| {
                 let groups: Vec<String> = c
                     .get_groups()
                     .filter(|g| g.is_required_set() && g.get_args().any(|a| a == id.as_str()))
                     .map(|g| g.get_id().to_string())
                     .collect();
-                let mut c = c.mut_arg(&id, |a| {
-                    let a = a.required(false).default_values(words);
-                    if reset_env {
-                        a.env(None)
-                    } else {
-                        a
-                    }
-                });
+                let mut c = c.mut_arg(&id, |a| a.required(false).default_values(words));
                 for g in groups {
                     c = c.mut_group(g, |g| g.required(false));
                 }
@@ -556,5 +567,48 @@ mod tests {
         )
         .unwrap();
         assert!(m.subcommand_matches("prune").unwrap().get_flag("dry-run"));
+    }
+
+    #[test]
+    fn an_empty_variable_counts_as_unset_and_the_flag_wins() {
+        // Only this test uses the variable, so setting it does not race the others.
+        std::env::set_var("PGDR_TEST_EMPTY_IDENTITY", "");
+        let c = || {
+            Command::new("wal-archive")
+                .arg(
+                    Arg::new("identity")
+                        .long("identity")
+                        .global(true)
+                        .env("PGDR_TEST_EMPTY_IDENTITY")
+                        .value_parser(clap::value_parser!(PathBuf)),
+                )
+                .subcommand(Command::new("list"))
+        };
+        let identity = |words: &[&str], file: Option<&str>| {
+            let a = match file {
+                None => Applied::none(c(), &argv(words)),
+                Some(t) => apply(
+                    &parse(Path::new("/p.toml"), t).unwrap(),
+                    c(),
+                    &argv(words),
+                    None,
+                )
+                .unwrap(),
+            };
+            let (m, _) = a.parse(&argv(words), false).map_err(|e| e.to_string())?;
+            Ok::<_, String>(
+                m.subcommand_matches("list")
+                    .unwrap()
+                    .get_one::<PathBuf>("identity")
+                    .cloned(),
+            )
+        };
+        let k = Some(PathBuf::from("/k"));
+        assert_eq!(identity(&["--identity", "/k", "list"], None), Ok(k.clone()));
+        assert_eq!(identity(&["list", "--identity", "/k"], None), Ok(k.clone()));
+        assert_eq!(identity(&["list"], None), Ok(None));
+        let file = Some("[global]\nidentity = \"/f\"\n");
+        assert_eq!(identity(&["list"], file), Ok(Some(PathBuf::from("/f"))));
+        assert_eq!(identity(&["--identity", "/k", "list"], file), Ok(k));
     }
 }

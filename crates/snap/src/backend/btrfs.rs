@@ -12,7 +12,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// Views of snapshots (an image is read from one) are `STORE/.view-PID-NAME`.
-const VIEW_PREFIX: &str = ".view-";
+pub(crate) const VIEW_PREFIX: &str = ".view-";
 
 /// The subvolume holding a data directory.
 #[derive(Debug, Clone)]
@@ -184,25 +184,6 @@ impl Btrfs {
     /// btrfs refused.
     pub fn close_view(view: &Path) -> Result<()> {
         run("btrfs", &["subvolume", "delete", &view.to_string_lossy()]).map(drop)
-    }
-
-    /// The views in the store left by runs whose process is gone.
-    pub fn stale_views(&self) -> Vec<PathBuf> {
-        std::fs::read_dir(&self.store)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| {
-                let n = e.file_name().to_string_lossy().into_owned();
-                let pid: i32 = n
-                    .strip_prefix(VIEW_PREFIX)?
-                    .split('-')
-                    .next()?
-                    .parse()
-                    .ok()?;
-                (!super::view::alive(pid)).then(|| e.path())
-            })
-            .collect()
     }
 
     /// A writable snapshot of the snapshot at `root`. Returns (location, root).

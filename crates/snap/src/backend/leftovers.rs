@@ -4,6 +4,8 @@
 //! - btrfs and copy: `STORE/.NAME.partial`, the snapshot (a read-only subvolume, or the
 //!   copy) made before its sidecar was written and it was renamed to NAME, with the sidecar
 //!   `NAME.json` when the kill came between the two.
+//! - btrfs: `STORE/.view-PID-NAME`, the read-only snapshot of snapshot NAME that a
+//!   snap-take --to read it through ([`super::view`]) while nothing holds an flock on it.
 //! - zfs: `DATASET@NAME` (and its set) carrying pgdr:tool=snap-take and the pgdr:taker of a
 //!   run that is gone, but no pgdr:meta; and the clone `POOL/pgdr-read-*` such a run read
 //!   the snapshot through (zfs-fuse), which would keep snap-prune from destroying it.
@@ -11,6 +13,10 @@
 //! Why it is safe: snapshots and partial copies are made only by snap-take, and only while it
 //! holds the store's lock (an flock on `STORE/.lock` the kernel drops when the holder dies),
 //! which every caller of [`remove`] holds too, except a dry run, which removes nothing. A
+//! view outlives that lock, so its maker also flocks it (before letting the store's lock go)
+//! for as long as it exists: the kernel drops that flock when the process dies, in whatever
+//! PID namespace it ran (the PID in the name proves nothing: another namespace's, or
+//! reused). A view whose flock this run gets is a dead run's. A
 //! btrfs or copy leftover lies in the store itself, so no run of another store makes it; a
 //! zfs snapshot belongs to the dataset, which runs with another --snapshot-dir share, so
 //! there the pgdr:taker of a run that is still alive also keeps it.
@@ -32,6 +38,11 @@ enum Leftover {
         subvolume: bool,
         sidecar: Option<PathBuf>,
     },
+    /// A btrfs view of a snapshot, with the flock on it this run got (its maker is gone).
+    View {
+        path: PathBuf,
+        _unused: std::fs::File,
+    },
     /// A zfs clone snap-take read a snapshot through, and its mountpoint.
     ReadClone {
         dataset: String,
@@ -45,7 +56,7 @@ impl Leftover {
     /// How it is reported (a path, or a zfs dataset or snapshot name).
     fn shown(&self) -> PathBuf {
         match self {
-            Leftover::Partial { path, .. } => path.clone(),
+            Leftover::Partial { path, .. } | Leftover::View { path, .. } => path.clone(),
             Leftover::ReadClone { dataset, .. } => PathBuf::from(dataset),
             Leftover::Snapshot { root, .. } => PathBuf::from(root),
         }
@@ -62,6 +73,7 @@ impl Leftover {
             Leftover::ReadClone { .. } => {
                 "a clone for reading a snapshot left by a run that was killed"
             }
+            Leftover::View { .. } => "a view for reading a snapshot left by a run that was killed",
         }
     }
 
@@ -87,6 +99,7 @@ impl Leftover {
                     copy::remove_tree(path)
                 }
             }
+            Leftover::View { path, .. } => Btrfs::close_view(path),
             Leftover::ReadClone {
                 dataset,
                 mountpoint,
@@ -140,6 +153,54 @@ fn partials(store: &Path) -> Result<Vec<Leftover>> {
             subvolume,
             sidecar,
         });
+    }
+    out.sort_by_key(Leftover::shown);
+    Ok(out)
+}
+
+/// The btrfs views `.view-PID-NAME` (NAME a snapshot name) directly in `store`, not
+/// symlinks, that no process holds an flock on, sorted by path; each comes with the flock.
+fn dead_views(store: &Path) -> Result<Vec<Leftover>> {
+    let rd = match std::fs::read_dir(store) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).context(|| format!("cannot list {}", store.display())),
+    };
+    let mut out = Vec::new();
+    for e in rd {
+        let e = e.context(|| format!("cannot list {}", store.display()))?;
+        let fname = e.file_name();
+        let ours = fname
+            .to_str()
+            .and_then(|n| n.strip_prefix(super::btrfs::VIEW_PREFIX))
+            .and_then(|n| n.split_once('-'))
+            .is_some_and(|(pid, name)| {
+                pid.parse::<u32>().is_ok() && crate::meta::parse_name(name).is_some()
+            });
+        if !ours || !e.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let path = e.path();
+        // Only a subvolume (root inode 256 on btrfs): that is all a view is.
+        let subvolume = Filesystem::of(&path) == Filesystem::Btrfs
+            && std::fs::symlink_metadata(&path).is_ok_and(|m| m.ino() == 256);
+        if !subvolume {
+            continue;
+        }
+        // Held: its run is alive. Gone meanwhile (its run deletes it before letting go):
+        // nothing to do, also when it went between the open and the lock.
+        let Ok(f) = std::fs::File::open(&path) else {
+            continue;
+        };
+        let same = |f: &std::fs::File| {
+            let (Ok(a), Ok(b)) = (f.metadata(), std::fs::symlink_metadata(&path)) else {
+                return false;
+            };
+            (a.dev(), a.ino()) == (b.dev(), b.ino())
+        };
+        if f.try_lock().is_ok() && same(&f) {
+            out.push(Leftover::View { path, _unused: f });
+        }
     }
     out.sort_by_key(Leftover::shown);
     Ok(out)
@@ -269,6 +330,9 @@ fn is_read_mountpoint(dir: &Path) -> bool {
 /// clone before its snapshot).
 fn find(backend: &Backend) -> Result<Vec<Leftover>> {
     let mut out = partials(backend.store())?;
+    if let Backend::Btrfs(_) = backend {
+        out.extend(dead_views(backend.store())?);
+    }
     if let Backend::Zfs(z) = backend {
         for (dataset, mountpoint) in zfs_read_clones(z)? {
             out.push(Leftover::ReadClone {

@@ -2,8 +2,10 @@
 //! snap-prune cannot take away meanwhile: on ZFS a read-only clone of the snapshot set (which
 //! also makes prune skip the snapshot: it has a clone), on btrfs a read-only snapshot of the
 //! snapshot; a copy snapshot is read in place under the lock of its data directory's
-//! snapshots, held until the view is dropped. Views of runs that died (kill -9) are removed by
-//! the next view of the same storage.
+//! snapshots, held until the view is dropped. A btrfs view is flocked by its maker for as
+//! long as it exists, so one left by a run that died (kill -9) is told from a live run's and
+//! removed as a leftover ([`super::leftovers`]) by the next snap-take or snap-prune; a ZFS
+//! view of a run whose process is gone is removed by the next view of the same pool.
 
 use super::btrfs::Btrfs;
 use super::zfs::Zfs;
@@ -32,6 +34,11 @@ pub struct View {
     pub root: PathBuf,
     made: Made,
     _lock: Option<LockGuard>,
+    /// The flock on a btrfs view that tells it is in use: released (after the view is
+    /// deleted, fields drop after `drop`) or by the kernel when the process dies.
+    _in_use: Option<std::fs::File>,
+    /// What killed runs left, removed while the view was made (see [`super::leftovers`]).
+    pub removed_leftovers: Vec<PathBuf>,
 }
 
 impl View {
@@ -88,22 +95,39 @@ fn make_dir(p: &Path) -> Result<()> {
 /// the storage refused the view.
 pub fn open(backend: &Backend, name: &str, wait: Option<Duration>) -> Result<(View, SnapshotMeta)> {
     let lock = backend.lock(wait)?;
+    // Under the lock, as snap-take and snap-prune do: this is a snap-take too.
+    let removed_leftovers = super::leftovers::remove(backend, false)?;
     let meta = backend.get(name)?;
     let view = match backend {
         Backend::Copy(c) => View {
             root: c.snap_path(name),
             made: Made::Nothing,
             _lock: Some(lock),
+            _in_use: None,
+            removed_leftovers,
         },
         Backend::Btrfs(b) => {
-            for stale in b.stale_views() {
-                let _ = Btrfs::close_view(&stale);
-            }
             let p = b.open_view(name)?;
+            // Locked before the store's lock is let go, so a run that finds it unlocked
+            // under that lock knows its maker is gone (whatever its PID namespace). Waits:
+            // only a dry run's look (no store lock) can hold it, and only for a moment.
+            let in_use = std::fs::File::open(&p).and_then(|f| {
+                f.lock()?;
+                Ok(f)
+            });
+            let in_use = match in_use {
+                Ok(f) => f,
+                Err(e) => {
+                    let _ = Btrfs::close_view(&p);
+                    return Err(e).context(|| format!("cannot lock {}", p.display()));
+                }
+            };
             View {
                 root: p.clone(),
                 made: Made::Btrfs(p),
                 _lock: None,
+                _in_use: Some(in_use),
+                removed_leftovers,
             }
         }
         Backend::Zfs(z) => {
@@ -122,6 +146,8 @@ pub fn open(backend: &Backend, name: &str, wait: Option<Duration>) -> Result<(Vi
                         mountpoint: mp,
                     },
                     _lock: None,
+                    _in_use: None,
+                    removed_leftovers,
                 },
                 Err(e) => {
                     let _ = std::fs::remove_dir(&mp);

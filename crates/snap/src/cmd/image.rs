@@ -89,7 +89,8 @@ pub fn run(req: &ImageRequest) -> Result<ImageReport> {
     // poll the signal and stop.
     pgdr_core::signals::set_cooperative(true);
     let r = (|| {
-        let (view, meta) = view::open(&backend, &want.snapshot, req.wait_lock)?;
+        let (mut view, mut meta) = view::open(&backend, &want.snapshot, req.wait_lock)?;
+        meta.removed_leftovers = std::mem::take(&mut view.removed_leftovers);
         if meta.created != want.created || meta.checkpoint_lsn != want.checkpoint_lsn {
             return Err(Error::failed(format!(
                 "cannot store {} of {}",

@@ -119,11 +119,8 @@ pub fn find(name: &str, at_least: u32, why: &str, pg_bin: Option<&Path>) -> Resu
                 "install PostgreSQL {at_least}'s client programs, or pass --pg-bin DIR"
             ))),
         None => {
-            let looked = match pg_bin {
-                Some(d) => d.display().to_string(),
-                None => "PATH, /usr/lib/postgresql/N/bin, /usr/pgsql-N/bin and PGDR_PG_ROOT/N/bin"
-                    .into(),
-            };
+            let root = std::env::var_os("PGDR_PG_ROOT").filter(|r| !r.is_empty());
+            let looked = looked_in(pg_bin, root.as_deref().map(Path::new));
             Err(Error::failed(format!("cannot find {name}"))
                 .because(format!("there is none in {looked}"))
                 .hint(format!(
@@ -133,9 +130,34 @@ pub fn find(name: &str, at_least: u32, why: &str, pg_bin: Option<&Path>) -> Resu
     }
 }
 
+/// Where [`find`] looked, as [`candidate_dirs`] does: PGDR_PG_ROOT only when it is set.
+fn looked_in(pg_bin: Option<&Path>, root: Option<&Path>) -> String {
+    match (pg_bin, root) {
+        (Some(d), _) => d.display().to_string(),
+        (None, Some(r)) => format!(
+            "PATH, /usr/lib/postgresql/N/bin, /usr/pgsql-N/bin and {}/N/bin",
+            r.display()
+        ),
+        (None, None) => "PATH, /usr/lib/postgresql/N/bin and /usr/pgsql-N/bin".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn not_found_names_only_where_it_looked() {
+        assert_eq!(
+            looked_in(None, None),
+            "PATH, /usr/lib/postgresql/N/bin and /usr/pgsql-N/bin"
+        );
+        assert_eq!(
+            looked_in(None, Some(Path::new("/opt/pg"))),
+            "PATH, /usr/lib/postgresql/N/bin, /usr/pgsql-N/bin and /opt/pg/N/bin"
+        );
+        assert_eq!(looked_in(Some(Path::new("/b")), None), "/b");
+    }
 
     #[test]
     fn versions_are_read() {
