@@ -94,7 +94,8 @@ pub struct SnapshotMeta {
     /// What runs killed before they could clean up (SIGKILL, OOM, a timeout) had left,
     /// removed by this run before it took the snapshot: unfinished btrfs snapshots and
     /// partial copies (`STORE/.NAME.partial`, paths), ZFS snapshots without pgdr:meta
-    /// (`DATASET@NAME`) and the clones snap-take reads them through (`POOL/pgdr-read-*`).
+    /// (`DATASET@NAME`) and the clones snap-take reads them through (`POOL/pgdr-read-*`), and
+    /// the btrfs views a killed `--to` read its snapshot through (`STORE/.view-PID-NAME`).
     /// Only in the document of the run that removed them (absent when none were), never
     /// stored with the snapshot.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
