@@ -146,6 +146,23 @@ fn a_crash_image_of_the_abandoned_timeline_is_not_cloned_onto_the_new_one() {
         .expect("an atomic snapshot of a primary records its end of WAL");
     assert!(end >= lost, "{end} < {lost}");
     assert_eq!(s2.consistent_lsn(), end);
+    // --list says so too; its own WAL (not yet archived) still reaches that point.
+    let list: pgdr_snap::doc::SnapshotList = tool("snap-take")
+        .args(["--list", "--pgdata"])
+        .arg(&p.data)
+        .arg("--repo")
+        .arg(&repo)
+        .run()
+        .ok()
+        .document();
+    let l2 = list
+        .snapshots
+        .iter()
+        .find(|l| l.snapshot == s2.snapshot)
+        .unwrap();
+    assert_eq!(l2.consistent_lsn, end);
+    let w = l2.window.as_ref().expect("a window from its own WAL");
+    assert!(w.from_lsn == end && w.to_lsn >= end, "{w:?}");
 
     // --latest to the end of the archive: s1, on timeline 2's history; the abandoned row is
     // not there, timeline 2's is.

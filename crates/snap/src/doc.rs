@@ -250,7 +250,8 @@ pub struct Window {
     pub from_lsn: Lsn,
     /// The last WAL file of the continuous run.
     pub to_wal: String,
-    /// Where that file ends: no LSN after it can be reached.
+    /// Where that file ends, or the snapshot's own WAL (wal_end) when it runs further: no LSN
+    /// after it can be reached.
     pub to_lsn: Lsn,
     /// When that file was archived (RFC 3339, UTC): no commit after it can be reached.
     pub to_archived: DateTime<Utc>,

@@ -123,7 +123,8 @@ pub fn window(m: &SnapshotMeta, s: &Survey) -> Option<Window> {
     let start = WalName::parse(&m.wal_start)?;
     let (tli, last) = run_end(s, start.timeline, start.segno(seg), 0)?;
     let to_wal = WalName::segment(tli, last, seg).to_string();
-    let to_lsn = Lsn((last + 1) * seg);
+    // A crash image's own pg_wal (in the snapshot, replayed first) may run past the archive.
+    let to_lsn = Lsn((last + 1) * seg).max(m.wal_end.unwrap_or_default());
     let from_lsn = m.consistent_lsn();
     if to_lsn < from_lsn {
         return None;
