@@ -69,13 +69,9 @@ fn a_crash_image_of_the_abandoned_timeline_is_not_cloned_onto_the_new_one() {
     p.start_server();
     let registry = tempfile::tempdir().unwrap();
     let sc = || tool("snap-clone").env("PGDR_CLONE_DIR", registry.path());
-    let take = || -> SnapshotMeta {
-        tool("snap-take")
-            .arg("--pgdata")
-            .arg(&p.data)
-            .run()
-            .ok()
-            .document()
+    let take = || -> (SnapshotMeta, String) {
+        let out = tool("snap-take").arg("--pgdata").arg(&p.data).run().ok();
+        (out.document(), out.stdout)
     };
     let switch_and_archive = |c: &Cluster| {
         let seg = c
@@ -90,7 +86,7 @@ fn a_crash_image_of_the_abandoned_timeline_is_not_cloned_onto_the_new_one() {
     p.execute("create table t (tag text)");
     p.execute("insert into t values ('before')");
     p.execute("checkpoint");
-    let s1 = take();
+    let (s1, s1_doc) = take();
     assert_eq!(s1.method, "atomic");
     p.execute("insert into t values ('shared')");
     switch_and_archive(&p);
@@ -116,15 +112,16 @@ fn a_crash_image_of_the_abandoned_timeline_is_not_cloned_onto_the_new_one() {
         .get(0);
     assert!(last.starts_with("00000002"), "{last}");
     let wal = c1.path.join("pg_wal");
-    let mut pushed = 0;
-    for e in std::fs::read_dir(&wal).unwrap().flatten() {
-        let n = e.file_name().to_string_lossy().into_owned();
-        if n == "00000002.history" || (n.len() == 24 && n.starts_with("00000002") && n <= last) {
-            wa_push(&e.path(), &repo);
-            pushed += 1;
-        }
-    }
-    assert!(pushed >= 2, "the history and a segment of timeline 2");
+    let tl2_segments: Vec<std::path::PathBuf> = std::fs::read_dir(&wal)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy().into_owned();
+            n.len() == 24 && n.starts_with("00000002") && n <= last
+        })
+        .collect();
+    assert!(!tl2_segments.is_empty());
     let history = std::fs::read_to_string(wal.join("00000002.history")).unwrap();
     let switchpoint: pgdr_pgformat::Lsn =
         history.split_whitespace().nth(1).unwrap().parse().unwrap();
@@ -138,7 +135,7 @@ fn a_crash_image_of_the_abandoned_timeline_is_not_cloned_onto_the_new_one() {
         .parse()
         .unwrap();
     assert!(lost > switchpoint);
-    let s2 = take();
+    let (s2, s2_doc) = take();
     assert_eq!(s2.checkpoint_lsn, s1.checkpoint_lsn);
     assert!(s2.checkpoint_lsn < switchpoint);
     let end = s2
@@ -163,6 +160,93 @@ fn a_crash_image_of_the_abandoned_timeline_is_not_cloned_onto_the_new_one() {
     assert_eq!(l2.consistent_lsn, end);
     let w = l2.window.as_ref().expect("a window from its own WAL");
     assert!(w.from_lsn == end && w.to_lsn >= end, "{w:?}");
+
+    // Timeline 2's WAL reaches the repository before its history: recovery could not follow
+    // it (PostgreSQL finds timelines by their history files), so nothing is chosen.
+    for f in &tl2_segments {
+        wa_push(f, &repo);
+    }
+    let out = sc()
+        .arg("--pgdata")
+        .arg(&p.data)
+        .arg("--repo")
+        .arg(&repo)
+        .args(["--latest", "--name", "nohistory"])
+        .args(["--recovery-target", "latest", "--start"])
+        .run()
+        .expect_error(1, "snap-clone");
+    assert!(out.stderr.contains("00000002.history"), "{}", out.stderr);
+    wa_push(&wal.join("00000002.history"), &repo);
+
+    // Now s2 serves nothing on the newest timeline: --list gives it no window; as images,
+    // retention does not count it, and info does not take it as the window's base.
+    let list: pgdr_snap::doc::SnapshotList = tool("snap-take")
+        .args(["--list", "--pgdata"])
+        .arg(&p.data)
+        .arg("--repo")
+        .arg(&repo)
+        .run()
+        .ok()
+        .document();
+    let window_of = |n: &str| {
+        list.snapshots
+            .iter()
+            .find(|l| l.snapshot == n)
+            .unwrap()
+            .window
+            .clone()
+    };
+    assert!(window_of(&s2.snapshot).is_none());
+    assert!(window_of(&s1.snapshot).is_some());
+    for doc in [&s1_doc, &s2_doc] {
+        tool("snap-take")
+            .args(["-", "--to"])
+            .arg(&repo)
+            .stdin(doc.clone())
+            .run()
+            .ok();
+    }
+    let pruned: serde_json::Value = tool("snap-prune")
+        .arg("--repo")
+        .arg(&repo)
+        .args(["--keep-last", "1", "--dry-run"])
+        .run()
+        .ok()
+        .json();
+    assert_eq!(pruned["destroyed"], serde_json::json!([]), "{pruned}");
+    let reasons = |n: &str| {
+        pruned["kept"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["snapshot"] == n)
+            .map(|k| k["reasons"].to_string())
+            .unwrap_or_default()
+    };
+    assert!(reasons(&s2.snapshot).contains("not counted"), "{pruned}");
+    assert!(reasons(&s1.snapshot).contains("last"), "{pruned}");
+    let info: serde_json::Value = tool("wal-archive")
+        .args(["info", "--repo"])
+        .arg(&repo)
+        .run()
+        .ok()
+        .json();
+    assert_eq!(
+        info["window"]["earliest_image"],
+        s1.snapshot.as_str(),
+        "{info}"
+    );
+    let image = |n: &str| {
+        info["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["image"] == n)
+            .cloned()
+            .unwrap()
+    };
+    assert!(image(&s2.snapshot)["latest_lsn"].is_null(), "{info}");
+    assert!(!image(&s1.snapshot)["latest_lsn"].is_null(), "{info}");
 
     // --latest to the end of the archive: s1, on timeline 2's history; the abandoned row is
     // not there, timeline 2's is.

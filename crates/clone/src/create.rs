@@ -131,7 +131,13 @@ pub(crate) fn choose(
             Some(why) => Err(Error::failed(format!("cannot clone {n}"))
                 .because(why)
                 .hint(format!(
-                    "clone a {noun} taken before the switch, or one taken since on the new timeline"
+                    "clone {} {noun} taken before the switch, or one taken since on the new \
+                     timeline",
+                    if noun.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                        "an"
+                    } else {
+                        "a"
+                    }
                 ))),
         }
     };
@@ -215,10 +221,28 @@ pub(crate) fn newest_of(
     repo: &pgdr_repo::repo::Repo,
     snaps: &[SnapshotMeta],
 ) -> Result<Option<crate::timeline::Newest>> {
-    match snaps.iter().map(|m| m.timeline).min() {
-        Some(from) => crate::timeline::newest(repo, from),
-        None => Ok(None),
+    let Some(from) = snaps.iter().map(|m| m.timeline).min() else {
+        return Ok(None);
+    };
+    let newest = crate::timeline::newest(repo, from)?;
+    let top = newest.as_ref().map_or(from, |n| n.timeline);
+    if let Some(next) = pgdr_repo::timeline::unfollowable(repo, top)? {
+        return Err(Error::failed(format!(
+            "cannot choose what to clone from {}",
+            repo.location()
+        ))
+        .because(format!(
+            "it holds WAL of timeline {next} but not {next:08X}.history, so recovery cannot \
+             follow it and would end on timeline {top} (PostgreSQL finds timelines by their \
+             history files)"
+        ))
+        .hint(format!(
+            "push the history of the server that began timeline {next}: wal-archive push \
+             PGDATA/pg_wal/{next:08X}.history --repo {}",
+            repo.location()
+        )));
     }
+    Ok(newest)
 }
 
 /// The backend holding the snapshots: from snap-take's document, --pgdata, or found.

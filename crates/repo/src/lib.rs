@@ -4,6 +4,7 @@
 //! Layers, each knowing only the ones below it:
 //! - [`file`] (store one WAL file, restore one WAL file, with PostgreSQL's checks) and
 //!   [`survey`] (the whole repository by timeline): the per-file and per-repository work.
+//! - [`timeline`]: the newest timeline a recovery follows, and which copies lie on its history.
 //! - [`image`]: snapshot images (pieces keyed by SHA-256, a manifest published last), stored,
 //!   restored and swept through [`object`] (any object by key, in the stored-object format).
 //! - [`dump`]: logical dumps (pg_dump's files, a manifest published last), stored and read
@@ -30,5 +31,6 @@ mod sha_pipe;
 pub mod store;
 pub mod stored;
 pub mod survey;
+pub mod timeline;
 
 pub use repo::Repo;

@@ -66,7 +66,11 @@ image of the repository's cluster, whichever data directory it was taken of; --l
 --dry-run removes nothing, and oldest_kept.wal_start feeds 'wal-archive prune - --repo'. An \
 image's manifest is removed first, then every piece (object) no remaining image references; \
 a piece a remaining image needs is never removed, and neither is one an upload in progress \
-has decided to reference: the prune holds the repository's images.lock, as an upload does.\n\n\
+has decided to reference: the prune holds the repository's images.lock, as an upload does. \
+After a failover the rules count only images a clone recovers onto the repository's newest \
+timeline (snap-clone follows it): an image of the abandoned timeline consistent after the \
+switch is kept outside the policy, with the reason 'not counted', so it never stands in for \
+the last N or the base of the PITR window.\n\n\
 With --logical (or --database, or a document of snap-take --logical on stdin) the policy \
 applies to the logical snapshots in --snapshot-dir DIR or the repository --repo REPO instead \
 of its images: to each database and label on its own (--database NAME and --label L pick \

@@ -363,7 +363,9 @@ pub struct InfoImage {
     /// The stored bytes of the pieces it references (shared with other images).
     pub stored_bytes: u64,
     /// The latest LSN a recovery from it reaches (as the window's latest_lsn, from this
-    /// image); null when its WAL is not archived.
+    /// image); null when its WAL is not archived, or when no clone recovers it onto the
+    /// newest timeline (an image of a timeline abandoned at a failover, consistent after the
+    /// switch: not the window's earliest_image either).
     #[serde(deserialize_with = "pgdr_core::doc::required")]
     pub latest_lsn: Option<Lsn>,
 }

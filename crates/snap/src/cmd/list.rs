@@ -120,6 +120,9 @@ pub fn window(m: &SnapshotMeta, s: &Survey) -> Option<Window> {
     if seg == 0 {
         return None;
     }
+    if !on_newest_history(m, s) {
+        return None;
+    }
     let start = WalName::parse(&m.wal_start)?;
     let (tli, last) = run_end(s, start.timeline, start.segno(seg), 0)?;
     let to_wal = WalName::segment(tli, last, seg).to_string();
@@ -137,6 +140,23 @@ pub fn window(m: &SnapshotMeta, s: &Survey) -> Option<Window> {
         to_lsn,
         to_archived: DateTime::from_timestamp(archived.info.modified, 0)?,
     })
+}
+
+/// Whether a clone of `m` recovers onto the repository's newest timeline (snap-clone follows
+/// it, and refuses a snapshot consistent only after that timeline branched off its own:
+/// pgdr_repo::timeline). True when the history is not known (not read without an identity).
+fn on_newest_history(m: &SnapshotMeta, s: &Survey) -> bool {
+    let Some((&tli, Ok(history))) = s.history.iter().next_back() else {
+        return true;
+    };
+    if tli <= m.timeline || history.is_empty() {
+        return true;
+    }
+    let newest = pgdr_repo::timeline::Newest {
+        timeline: tli,
+        history: history.clone(),
+    };
+    pgdr_repo::timeline::fits(&newest, m.timeline, m.consistent_lsn()).is_ok()
 }
 
 /// The last segment (timeline, number) of the continuous run from `segno` on `tli`; where a

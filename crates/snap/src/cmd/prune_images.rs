@@ -7,13 +7,14 @@
 //! reference is never removed.
 
 use super::prune::{brief, check_policy, judge, oldest_kept};
-use crate::doc::{PruneReport, SweptObjects};
+use crate::doc::{KeptSnapshot, PruneReport, SweptObjects};
 use crate::image::meta_of;
 use crate::meta::SnapshotMeta;
 use crate::retention::Policy;
 use chrono::{DateTime, Utc};
 use pgdr_core::{Error, Result};
 use pgdr_repo::image::{self, manifest, sweep};
+use pgdr_repo::timeline;
 use pgdr_repo::Repo;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -69,13 +70,43 @@ pub fn run(req: &ImagePruneRequest) -> Result<PruneReport> {
     if let Some(id) = &req.system_id {
         all.retain(|m| m.system_identifier == *id);
     }
-    let judged = judge(
-        &all,
+    // After a failover the policy counts only images a clone can recover onto the newest
+    // timeline (snap-clone chooses no other): an image of the abandoned timeline, consistent
+    // after the switch, must not stand in for the base of the window or the last N. It is
+    // kept, outside the policy, with the reason.
+    let newest = match all.iter().map(|m| m.timeline).min() {
+        Some(from) => timeline::newest(&repo, from)?,
+        None => None,
+    };
+    let off_reason = |m: &SnapshotMeta| {
+        let n = newest.as_ref()?;
+        let why = timeline::fits(n, m.timeline, m.consistent_lsn()).err()?;
+        Some(format!(
+            "not counted: no clone recovers it onto timeline {}, the newest ({why})",
+            n.timeline
+        ))
+    };
+    let (on, off): (Vec<SnapshotMeta>, Vec<SnapshotMeta>) =
+        all.iter().cloned().partition(|m| off_reason(m).is_none());
+    let mut judged = judge(
+        &on,
         req.label.as_deref(),
         &req.policy,
         req.local_time,
         req.now,
     );
+    for m in off
+        .iter()
+        .filter(|m| req.label.is_none() || m.label == req.label)
+    {
+        judged.kept.push(KeptSnapshot {
+            snapshot: m.snapshot.clone(),
+            created: m.created,
+            label: m.label.clone(),
+            reasons: off_reason(m).into_iter().collect(),
+        });
+    }
+    judged.kept.sort_by_key(|k| std::cmp::Reverse(k.created));
     let gone: Vec<String> = judged.doomed.iter().map(|m| m.snapshot.clone()).collect();
     let destroyed = judged.doomed.iter().map(|m| brief(m)).collect();
     let swept = sweep::sweep(&repo, &gone, req.dry_run, req.now.timestamp())?;

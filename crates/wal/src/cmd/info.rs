@@ -68,6 +68,9 @@ fn images(repo: &Repo, s: &Survey) -> Result<(Vec<InfoImage>, Option<Base>)> {
                 m.wal_start
             ))
         })?;
+        // An image of a timeline abandoned at a failover, consistent after the switch, is no
+        // base: snap-clone does not choose it (pgdr_repo::timeline).
+        let on_newest = on_newest_timeline(s, m.timeline, m.consistent_lsn());
         let base = Base {
             consistent: m.consistent_lsn(),
             wal_start: start.segno(m.wal_segment_size),
@@ -85,11 +88,43 @@ fn images(repo: &Repo, s: &Survey) -> Result<(Vec<InfoImage>, Option<Base>)> {
             consistent_at: m.consistent_at,
             bytes: man.bytes,
             stored_bytes: man.stored_bytes,
-            latest_lsn: window(s, Some(&base)).latest_lsn,
+            latest_lsn: on_newest
+                .then(|| window(s, Some(&base)).latest_lsn)
+                .flatten(),
         });
-        oldest.get_or_insert(base);
+        if on_newest {
+            oldest.get_or_insert(base);
+        }
     }
     Ok((out, oldest))
+}
+
+/// Whether a copy of timeline `tli` consistent at `consistent` recovers onto the newest
+/// timeline, as snap-clone does (recovery_target_timeline = latest): on it, or consistent no
+/// later than where the timeline after its own on the way there began. When the chain is not
+/// known (a history not read), it counts.
+fn on_newest_timeline(s: &Survey, tli: u32, consistent: Lsn) -> bool {
+    let Some(target) = newest_timeline(s) else {
+        return true;
+    };
+    let (spans, note) = chain(s, target);
+    if note.is_some() || tli == target {
+        return true;
+    }
+    spans
+        .iter()
+        .find(|sp| sp.timeline == tli)
+        .is_some_and(|sp| consistent.0 <= sp.end)
+}
+
+/// The timeline a recovery from the repository ends on: the newest with WAL or a history.
+fn newest_timeline(s: &Survey) -> Option<u32> {
+    s.timelines
+        .iter()
+        .filter(|(_, t)| !t.segments.is_empty())
+        .map(|(tli, _)| *tli)
+        .chain(s.history.keys().copied())
+        .max()
 }
 
 /// A stretch of WAL one timeline serves on the way to the newest timeline: segments
@@ -204,14 +239,7 @@ pub(crate) fn window(s: &Survey, base: Option<&Base>) -> RecoveryWindow {
         latest_segment_stored_at: None,
         latest_note: None,
     };
-    let newest = s
-        .timelines
-        .iter()
-        .filter(|(_, t)| !t.segments.is_empty())
-        .map(|(tli, _)| *tli)
-        .chain(s.history.keys().copied())
-        .max();
-    let Some(target) = newest else {
+    let Some(target) = newest_timeline(s) else {
         w.earliest_note = Some("the repository holds no WAL".into());
         w.latest_note = Some("the repository holds no WAL".into());
         return w;
