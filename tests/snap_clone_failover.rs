@@ -176,7 +176,28 @@ fn a_crash_image_of_the_abandoned_timeline_is_not_cloned_onto_the_new_one() {
         .run()
         .expect_error(1, "snap-clone");
     assert!(out.stderr.contains("00000002.history"), "{}", out.stderr);
+    // wal-archive check against the new primary says so too, until the history is there.
+    let check = |conninfo: &str| -> Vec<String> {
+        let doc = tool("wal-archive")
+            .args(["check", "--timeout", "5", "-d", conninfo, "--repo"])
+            .arg(&repo)
+            .run()
+            .json();
+        doc["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["code"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    let c1_conninfo = format!(
+        "host={} port={} user=postgres dbname=postgres",
+        c1.socket_dir.display(),
+        c1.port
+    );
+    assert!(check(&c1_conninfo).iter().any(|c| c == "history_missing"));
     wa_push(&wal.join("00000002.history"), &repo);
+    assert!(!check(&c1_conninfo).iter().any(|c| c == "history_missing"));
 
     // Now s2 serves nothing on the newest timeline: --list gives it no window; as images,
     // retention does not count it, and info does not take it as the window's base.

@@ -460,7 +460,9 @@ pub struct CheckReport {
     /// "settings_unreadable", "system_identifier_mismatch", "archiver_failing" (a failure
     /// since the last success in pg_stat_archiver), "switch_failed", "segment_elsewhere" (the
     /// server archived the switched segment but it is not in the repository),
-    /// "segment_not_arrived" (not archived within --timeout). For every other repository
+    /// "segment_not_arrived" (not archived within --timeout), "history_missing" (the server is
+    /// past timeline 1 and its timeline's history file is not in the repository, so recovery
+    /// from it cannot follow that timeline). For every other repository
     /// archive_command pushes into (command_repos): "command_repo_unreadable" (it cannot be
     /// opened as a repository), "command_repo_system_identifier_mismatch" (it holds another
     /// cluster's WAL), "command_repo_segment_missing" (the switched segment reached the

@@ -157,6 +157,9 @@ pub fn check(location: &Path, o: &CheckOptions) -> Result<CheckReport> {
         }
     }
     let waited = started.elapsed().as_secs_f64();
+    if let Ok(name) = &switched {
+        history_archived(&repo, name, &mut f);
+    }
     if let Some(a) = archiver.as_ref().filter(|a| a.failing) {
         f.problem(
             "archiver_failing",
@@ -227,6 +230,35 @@ pub fn check(location: &Path, o: &CheckOptions) -> Result<CheckReport> {
         arrived,
         waited_seconds: waited,
     })
+}
+
+/// A server past timeline 1 needs its timeline's history in the repository: PostgreSQL finds
+/// timelines by their history files, so without it a recovery from the repository ignores
+/// this server's WAL and ends on the old timeline (the history is archived only when
+/// archiving was on at the promotion). Unknown when it cannot be read (no identity).
+fn history_archived(repo: &Repo, segment: &str, f: &mut Findings) {
+    let Some(tli) = WalName::parse(segment)
+        .map(|w| w.timeline)
+        .filter(|t| *t > 1)
+    else {
+        return;
+    };
+    let name = WalName::parse(&format!("{tli:08X}.history")).expect("a history name");
+    let mut sink = Vec::new();
+    if let Err(pgdr_repo::file::RestoreError::Missing) =
+        pgdr_repo::file::restore(repo, &name, &mut sink)
+    {
+        f.problem(
+            "history_missing",
+            format!(
+                "the server is on timeline {tli} but {name} is not in {}: a recovery from it \
+                 cannot follow timeline {tli} and would end on an older one (push it: \
+                 wal-archive push PGDATA/pg_wal/{name} --repo {})",
+                repo.location(),
+                repo.location()
+            ),
+        );
+    }
 }
 
 /// Another repository archive_command pushes into (`named`), checked: it opens, holds the
