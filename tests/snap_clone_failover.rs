@@ -69,6 +69,24 @@ fn a_crash_image_of_the_abandoned_timeline_is_not_cloned_onto_the_new_one() {
     p.start_server();
     let registry = tempfile::tempdir().unwrap();
     let sc = || tool("snap-clone").env("PGDR_CLONE_DIR", registry.path());
+    // A clone of the primary's snapshots recovering from the repository.
+    let clone = |name: &str| {
+        sc().arg("--pgdata")
+            .arg(&p.data)
+            .arg("--repo")
+            .arg(&repo)
+            .args(["--name", name])
+    };
+    let list = || -> pgdr_snap::doc::SnapshotList {
+        tool("snap-take")
+            .args(["--list", "--pgdata"])
+            .arg(&p.data)
+            .arg("--repo")
+            .arg(&repo)
+            .run()
+            .ok()
+            .document()
+    };
     let take = || -> (SnapshotMeta, String) {
         let out = tool("snap-take").arg("--pgdata").arg(&p.data).run().ok();
         (out.document(), out.stdout)
@@ -93,12 +111,8 @@ fn a_crash_image_of_the_abandoned_timeline_is_not_cloned_onto_the_new_one() {
 
     // The failover: a copy of s1 recovered to the end of the archive and promoted (timeline
     // 2), whose history and WAL reach the repository as its archiver would send them.
-    let c1: CloneReport = sc()
-        .arg("--pgdata")
-        .arg(&p.data)
-        .arg("--repo")
-        .arg(&repo)
-        .args(["--snapshot", &s1.snapshot, "--name", "promoted"])
+    let c1: CloneReport = clone("promoted")
+        .args(["--snapshot", &s1.snapshot])
         .args(["--recovery-target", "latest"])
         .args(["--recovery-target-action", "promote", "--start"])
         .run()
@@ -144,15 +158,8 @@ fn a_crash_image_of_the_abandoned_timeline_is_not_cloned_onto_the_new_one() {
     assert!(end >= lost, "{end} < {lost}");
     assert_eq!(s2.consistent_lsn(), end);
     // --list says so too; its own WAL (not yet archived) still reaches that point.
-    let list: pgdr_snap::doc::SnapshotList = tool("snap-take")
-        .args(["--list", "--pgdata"])
-        .arg(&p.data)
-        .arg("--repo")
-        .arg(&repo)
-        .run()
-        .ok()
-        .document();
-    let l2 = list
+    let l2 = list();
+    let l2 = l2
         .snapshots
         .iter()
         .find(|l| l.snapshot == s2.snapshot)
@@ -166,12 +173,8 @@ fn a_crash_image_of_the_abandoned_timeline_is_not_cloned_onto_the_new_one() {
     for f in &tl2_segments {
         wa_push(f, &repo);
     }
-    let out = sc()
-        .arg("--pgdata")
-        .arg(&p.data)
-        .arg("--repo")
-        .arg(&repo)
-        .args(["--latest", "--name", "nohistory"])
+    let out = clone("nohistory")
+        .args(["--latest"])
         .args(["--recovery-target", "latest", "--start"])
         .run()
         .expect_error(1, "snap-clone");
@@ -201,16 +204,10 @@ fn a_crash_image_of_the_abandoned_timeline_is_not_cloned_onto_the_new_one() {
 
     // Now s2 serves nothing on the newest timeline: --list gives it no window; as images,
     // retention does not count it, and info does not take it as the window's base.
-    let list: pgdr_snap::doc::SnapshotList = tool("snap-take")
-        .args(["--list", "--pgdata"])
-        .arg(&p.data)
-        .arg("--repo")
-        .arg(&repo)
-        .run()
-        .ok()
-        .document();
+    let listed = list();
     let window_of = |n: &str| {
-        list.snapshots
+        listed
+            .snapshots
             .iter()
             .find(|l| l.snapshot == n)
             .unwrap()
@@ -271,12 +268,8 @@ fn a_crash_image_of_the_abandoned_timeline_is_not_cloned_onto_the_new_one() {
 
     // --latest to the end of the archive: s1, on timeline 2's history; the abandoned row is
     // not there, timeline 2's is.
-    let c2: CloneReport = sc()
-        .arg("--pgdata")
-        .arg(&p.data)
-        .arg("--repo")
-        .arg(&repo)
-        .args(["--latest", "--name", "after"])
+    let c2: CloneReport = clone("after")
+        .args(["--latest"])
         .args(["--recovery-target", "latest", "--start"])
         .run()
         .ok()
@@ -286,12 +279,8 @@ fn a_crash_image_of_the_abandoned_timeline_is_not_cloned_onto_the_new_one() {
     // --before a moment after both snapshots: s1 too, recovered along timeline 2.
     std::thread::sleep(Duration::from_millis(1100));
     let t = p.query_value("select clock_timestamp()::text").unwrap();
-    let c3: CloneReport = sc()
-        .arg("--pgdata")
-        .arg(&p.data)
-        .arg("--repo")
-        .arg(&repo)
-        .args(["--before", &t, "--name", "before-t"])
+    let c3: CloneReport = clone("before-t")
+        .args(["--before", &t])
         .args(["--recovery-target", "latest", "--start"])
         .run()
         .ok()
@@ -322,12 +311,8 @@ fn a_crash_image_of_the_abandoned_timeline_is_not_cloned_onto_the_new_one() {
     // Named outright, s2 is refused before anything is made; so it is when its metadata
     // predates wal_end, from the clone's own pg_wal, and the clone is rolled back.
     let refused = |name: &str| {
-        let out = sc()
-            .arg("--pgdata")
-            .arg(&p.data)
-            .arg("--repo")
-            .arg(&repo)
-            .args(["--snapshot", &s2.snapshot, "--name", name])
+        let out = clone(name)
+            .args(["--snapshot", &s2.snapshot])
             .args(["--recovery-target", "latest", "--start"])
             .run()
             .expect_error(1, "snap-clone");

@@ -115,17 +115,22 @@ impl Leftover {
     }
 }
 
-/// The `.NAME.partial` directories (NAME a snapshot name) directly in `store`, not
-/// symlinks, sorted by path; a btrfs subvolume among them is deleted as one.
-fn partials(store: &Path) -> Result<Vec<Leftover>> {
+/// The entries directly in `store`; none when it does not exist (yet).
+fn entries(store: &Path) -> Result<Vec<std::fs::DirEntry>> {
     let rd = match std::fs::read_dir(store) {
         Ok(rd) => rd,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e).context(|| format!("cannot list {}", store.display())),
     };
+    rd.map(|e| e.context(|| format!("cannot list {}", store.display())))
+        .collect()
+}
+
+/// The `.NAME.partial` directories (NAME a snapshot name) directly in `store`, not
+/// symlinks, sorted by path; a btrfs subvolume among them is deleted as one.
+fn partials(store: &Path) -> Result<Vec<Leftover>> {
     let mut out = Vec::new();
-    for e in rd {
-        let e = e.context(|| format!("cannot list {}", store.display()))?;
+    for e in entries(store)? {
         let fname = e.file_name();
         let Some(name) = fname
             .to_str()
@@ -161,14 +166,8 @@ fn partials(store: &Path) -> Result<Vec<Leftover>> {
 /// The btrfs views `.view-PID-NAME` (NAME a snapshot name) directly in `store`, not
 /// symlinks, that no process holds an flock on, sorted by path; each comes with the flock.
 fn dead_views(store: &Path) -> Result<Vec<Leftover>> {
-    let rd = match std::fs::read_dir(store) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).context(|| format!("cannot list {}", store.display())),
-    };
     let mut out = Vec::new();
-    for e in rd {
-        let e = e.context(|| format!("cannot list {}", store.display()))?;
+    for e in entries(store)? {
         let fname = e.file_name();
         let ours = fname
             .to_str()
