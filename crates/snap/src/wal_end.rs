@@ -13,8 +13,9 @@
 //! This reads page headers only, not records: the end of the last page written for its own
 //! address, which is at or after the end of the last record (at most one page later). Read
 //! from the live pg_wal right after a snapshot it is later still (WAL only grows on one
-//! timeline), so it is an upper bound of the snapshot's end: a target it refuses is at worst a
-//! few pages too early, and a snapshot it keeps off a timeline never belonged on it.
+//! timeline), so it is an upper bound of the snapshot's end, late by what the server wrote
+//! between the snapshot and the read (milliseconds of WAL) and a page: a target it refuses is
+//! at worst that much too early, and a snapshot it keeps off a timeline never belonged on it.
 
 use pgdr_pgformat::page_header::{self, SHORT_HEADER_LEN};
 use pgdr_pgformat::wal_name::{Kind, WalName};
