@@ -975,3 +975,105 @@ fn a_host_rule_beside_a_local_line_is_aligned_like_its_neighbours() {
     assert_eq!(line.find("127.0.0.1/32"), Some(40), "{line:?}");
     assert_eq!(line.find("scram-sha-256"), Some(64), "{line:?}");
 }
+
+/// A --user or --database value is one pg_hba.conf field as written in the file: a name the
+/// server would read as something else (an unquoted '#' starts a comment, an unmatched '"'
+/// runs to the end of the line, a blank starts the next column) is refused with the quoted
+/// spelling, and nothing is written; quoted, it is the role it names. (Before: `x#y` was
+/// written as the rule of role x, `bob all` as one for bob and all users.)
+#[test]
+fn a_name_the_server_would_read_otherwise_is_refused_not_rewritten() {
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("pg_hba.conf");
+    let text = "local all all trust\nhost all all 0.0.0.0/0 reject\n";
+    std::fs::write(&f, text).unwrap();
+    std::fs::write(d.path().join("PG_VERSION"), "18\n").unwrap();
+    let f_s = f.to_str().unwrap();
+    for user in ["x#y", "a\"b", "bob all"] {
+        let out = hba(&[
+            "-f",
+            f_s,
+            "add",
+            "--type",
+            "host",
+            "--database",
+            "app",
+            "--user",
+            user,
+            "--address",
+            "10.0.0.12",
+            "--method",
+            "md5",
+        ])
+        .expect_error(2, "hba-edit");
+        assert!(
+            out.stderr.contains("not one pg_hba.conf field"),
+            "{}",
+            out.stderr
+        );
+        assert_eq!(std::fs::read_to_string(&f).unwrap(), text);
+    }
+    let a: AddReport = hba(&[
+        "-f",
+        f_s,
+        "add",
+        "--type",
+        "host",
+        "--database",
+        "app",
+        "--user",
+        "\"x#y\"",
+        "--address",
+        "10.0.0.12",
+        "--method",
+        "md5",
+    ])
+    .ok()
+    .document();
+    assert_eq!(a.rule.unwrap().user, ["x#y"]);
+    let l: HbaList = hba(&["-f", f_s, "list"]).ok().document();
+    assert!(l.rules.iter().any(|r| r.user == ["x#y"]), "{l:?}");
+}
+
+/// A rule added after a line ending in a backslash (a comment's too, from 15) would be read
+/// as the rest of that line: an empty line ends it first, and the rule is its own line.
+#[test]
+fn a_rule_added_after_a_backslash_line_stands_alone() {
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("pg_hba.conf");
+    std::fs::write(
+        &f,
+        "local all all trust\nhost all all 127.0.0.9/32 md5 # note \\\n",
+    )
+    .unwrap();
+    std::fs::write(d.path().join("PG_VERSION"), "18\n").unwrap();
+    let f_s = f.to_str().unwrap();
+    let add = || -> AddReport {
+        hba(&[
+            "-f",
+            f_s,
+            "add",
+            "--type",
+            "host",
+            "--database",
+            "all",
+            "--user",
+            "all",
+            "--address",
+            "10.0.0.1/32",
+            "--method",
+            "scram-sha-256",
+        ])
+        .ok()
+        .document()
+    };
+    let a = add();
+    assert_eq!(a.line, 4, "{a:?}");
+    assert!(a.rule.is_some(), "{a:?}");
+    let l: HbaList = hba(&["-f", f_s, "list"]).ok().document();
+    let rules: Vec<_> = l.rules.iter().collect();
+    assert_eq!(rules.len(), 3, "{l:?}");
+    assert_eq!(rules[2].line, 4, "{l:?}");
+    // Again: the same rule is there, unchanged.
+    assert!(!add().changed);
+}

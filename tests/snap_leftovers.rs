@@ -629,3 +629,102 @@ fn a_killed_zfs_snap_take_is_removed_by_the_next_run() {
     assert!(out.document::<SnapshotMeta>().removed_leftovers.is_empty());
     assert!(notes("snap-take", &out.stderr).is_empty());
 }
+
+/// zfs: snap-take --to reads the snapshot through the clone `POOL/pgdr-view-PID-NAME`, marked
+/// with pgdr:taker as the read clones are. While its run is alive (waiting for the images lock
+/// the test holds) neither snap-prune nor its dry run touches or lists it; SIGKILLed there, a
+/// dry run lists it and the next snap-prune removes it with one note. (Before: only the next
+/// snap-take --to removed it, silently, judged by the PID in its name.)
+#[test]
+fn a_killed_zfs_snap_take_to_leaves_a_view_the_next_run_removes() {
+    let pool = skip_unless!(ZfsPool::create("512M"));
+    let mnt = pool.create_dataset("pg");
+    let c = Cluster::builder().data_dir(mnt.join("data")).start();
+    c.execute("create table t as select generate_series(1, 1000) x");
+    let repo_dir = pgdr_testkit::short_tempdir("pgdr-zv");
+    let repo = repo_dir.path().join("repo");
+    tool("wal-archive")
+        .arg("init")
+        .arg("--repo")
+        .arg(&repo)
+        .arg("--pgdata")
+        .arg(&c.data)
+        .run()
+        .ok();
+    let images_lock =
+        pgdr_core::lock::acquire(&repo.join("images.lock"), "the test", None).unwrap();
+    let views = || -> Vec<String> {
+        zfs_datasets(&pool.name)
+            .into_iter()
+            .filter(|d| {
+                d.starts_with(&format!("{}/pgdr-view-", pool.name)) && d.matches('/').count() == 1
+            })
+            .collect()
+    };
+    let prune = |dry: bool| {
+        let mut t = tool("snap-prune").arg("--pgdata").arg(&c.data).args([
+            "--keep-last",
+            "5",
+            "--wait-lock",
+            "60",
+        ]);
+        if dry {
+            t = t.arg("--dry-run");
+        }
+        t.run().ok()
+    };
+    let mut child = tool("snap-take")
+        .arg("--pgdata")
+        .arg(&c.data)
+        .arg("--to")
+        .arg(&repo)
+        .args(["--wait-lock", "300"])
+        .into_command()
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let view = loop {
+        if let [v] = views().as_slice() {
+            break v.clone();
+        }
+        assert!(child.try_wait().unwrap().is_none(), "snap-take ended");
+        assert!(Instant::now() < deadline, "no view within 120s");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    for dry in [true, false] {
+        let out = prune(dry);
+        assert!(out.document::<PruneReport>().removed_leftovers.is_empty());
+        assert!(
+            notes("snap-prune", &out.stderr).is_empty(),
+            "{}",
+            out.stderr
+        );
+        assert_eq!(views(), vec![view.clone()], "a live run's view was removed");
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    assert_eq!(child.wait().unwrap().code(), None, "killed by a signal");
+    assert_eq!(views(), vec![view.clone()]);
+
+    let dry = prune(true);
+    assert_eq!(
+        dry.document::<PruneReport>().removed_leftovers,
+        vec![PathBuf::from(&view)]
+    );
+    assert_eq!(notes("snap-prune", &dry.stderr).len(), 1, "{}", dry.stderr);
+    assert_eq!(views(), vec![view.clone()], "a dry run removed it");
+    let out = prune(false);
+    assert_eq!(
+        out.document::<PruneReport>().removed_leftovers,
+        vec![PathBuf::from(&view)]
+    );
+    assert_eq!(notes("snap-prune", &out.stderr).len(), 1, "{}", out.stderr);
+    assert!(views().is_empty());
+    assert!(prune(false)
+        .document::<PruneReport>()
+        .removed_leftovers
+        .is_empty());
+    drop(images_lock);
+}

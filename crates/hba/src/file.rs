@@ -193,18 +193,29 @@ impl HbaFile {
         Layout::default()
     }
 
-    /// Inserts `line` (no line break) at byte offset `at`.
-    pub fn insert(&self, text: &str, at: usize, line: &str) -> String {
+    /// Inserts `line` (no line break) at byte offset `at`; returns the new text and the offset
+    /// `line` starts at in it.
+    pub fn insert(&self, text: &str, at: usize, line: &str) -> (String, usize) {
         let eol = self.eol();
-        let mut out = String::with_capacity(text.len() + line.len() + 2);
-        out.push_str(&text[..at]);
-        if at > 0 && !text[..at].ends_with('\n') {
+        let before = &text[..at];
+        let mut out = String::with_capacity(text.len() + line.len() + 4);
+        out.push_str(before);
+        if at > 0 && !before.ends_with('\n') {
             out.push_str(eol);
         }
+        // A line ending in a backslash continues onto the next one (hba.c tokenize_auth_file;
+        // from 15 also a comment's): an empty line ends it, so the new line stands alone.
+        let last = before
+            .strip_suffix('\n')
+            .map_or(before, |b| b.strip_suffix('\r').unwrap_or(b));
+        if last.ends_with('\\') {
+            out.push_str(eol);
+        }
+        let start = out.len();
         out.push_str(line);
         out.push_str(eol);
         out.push_str(&text[at..]);
-        out
+        (out, start)
     }
 }
 

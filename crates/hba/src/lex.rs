@@ -722,10 +722,63 @@ pub fn tokens_of(text: &str) -> Vec<Token> {
     out
 }
 
+/// Tokenizes a command-line value that must be exactly one pg_hba.conf field (`--database`,
+/// `--user`): a comma list of names, keywords, `"quoted names"`, `+group`, `@file`,
+/// `/regex`. What the server would read otherwise is refused, with the reason, instead of
+/// written: an unquoted `#` (the rest is a comment), an unmatched `"` (the quote runs to the
+/// end of the line), a blank between names (it ends the field, so the next name becomes the
+/// next column). (hba.c next_token/next_field_expand.)
+///
+/// # Errors
+/// Why the value is not one field.
+pub fn field_tokens(text: &str) -> Result<Vec<Token>, String> {
+    let mut cur = Cursor::new(text);
+    let mut out = Vec::new();
+    let mut continues = true;
+    while let Some((t, comma, _)) = cur.next_token() {
+        if cur.comment.is_some() {
+            return Err("an unquoted '#' starts a comment there".into());
+        }
+        if !continues {
+            return Err("a blank ends the field (separate names with commas)".into());
+        }
+        continues = comma;
+        out.push(t);
+    }
+    if cur.comment.is_some() {
+        return Err("an unquoted '#' starts a comment there".into());
+    }
+    if text.bytes().filter(|b| *b == b'"').count() % 2 == 1 {
+        return Err("a '\"' is unmatched (inside quotes write it twice)".into());
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn a_command_line_field_is_one_field_or_refused() {
+        let names = |s: &str| -> Vec<String> {
+            field_tokens(s)
+                .unwrap()
+                .iter()
+                .map(|t| t.s.to_string())
+                .collect()
+        };
+        assert_eq!(names("app"), ["app"]);
+        assert_eq!(names("a,b"), ["a", "b"]);
+        assert_eq!(names("a, b"), ["a", "b"]);
+        assert_eq!(names("\"x#y\""), ["x#y"]);
+        assert_eq!(names("\"a\"\"b\""), ["a\"b"]);
+        assert_eq!(names("\"bob all\""), ["bob all"]);
+        assert_eq!(names("+grp,@file,/^rep_"), ["+grp", "@file", "/^rep_"]);
+        for bad in ["x#y", "a\"b", "bob all", "a,b c", "a #c"] {
+            assert!(field_tokens(bad).is_err(), "{bad}");
+        }
+    }
 
     pub struct Mem(pub HashMap<PathBuf, String>);
     impl Source for Mem {

@@ -168,16 +168,23 @@ pub fn add(t: &Target, spec: &AddSpec, opts: &ChangeOptions) -> Result<AddReport
         },
     };
     let line = nr.render(&file.layout_near(at));
-    let new_text = file.insert(&file.text, at, &line);
-    let at_line = line_number_at(
-        &new_text,
-        at + usize::from(at > 0 && !file.text[..at].ends_with('\n')),
-    );
+    let (new_text, start) = file.insert(&file.text, at, &line);
+    let at_line = line_number_at(&new_text, start);
     let newfile = file.reparse(&new_text);
     let idx = newfile
         .rules
         .iter()
         .position(|r| r.line == at_line && newfile.is_own(r));
+    // The server must read the new line as the rule given, on its own line: never write a
+    // file where it is swallowed by its neighbour (or read as something else).
+    if idx.is_none_or(|i| full_key(&newfile.rules[i], version) != full) {
+        return Err(Error::failed(format!(
+            "cannot add the rule at {}:{at_line}",
+            t.file.display()
+        ))
+        .because("PostgreSQL would not read it there as the rule given (a neighbouring line runs into it)")
+        .hint("add it elsewhere with --before LINE or --after LINE"));
+    }
     let mut warnings = Vec::new();
     if let Some(idx) = idx {
         let (before, new) = (&newfile.rules[..idx], &newfile.rules[idx]);

@@ -236,8 +236,25 @@ pub fn parse_type(s: &str) -> Result<ConnType> {
     })
 }
 
-fn tokens(values: &[String]) -> Vec<lex::Token> {
-    values.iter().flat_map(|v| lex::tokens_of(v)).collect()
+/// The tokens of `--FLAG` values, each one pg_hba.conf field as written in the file.
+///
+/// # Errors
+/// A value the server would read as something else (exit 2), with how to quote it.
+fn tokens(flag: &str, values: &[String]) -> Result<Vec<lex::Token>> {
+    let mut out = Vec::new();
+    for v in values {
+        let t = lex::field_tokens(v).map_err(|why| {
+            Error::usage(format!("--{flag} {v:?} is not one pg_hba.conf field"))
+                .because(why)
+                .hint(format!(
+                    "write a name with blanks, commas, '#' or '\"' in double quotes, a '\"' \
+                     inside as '\"\"': --{flag} '{}'",
+                    layout::quote(v)
+                ))
+        })?;
+        out.extend(t);
+    }
+    Ok(out)
 }
 
 /// The rule to write for a selector, method, options (NAME=VALUE) and comment.
@@ -271,8 +288,8 @@ pub fn new_rule(
     }
     Ok(NewRule {
         conn: conn.name().to_string(),
-        databases: tokens(&sel.database),
-        users: tokens(&sel.user),
+        databases: tokens("database", &sel.database)?,
+        users: tokens("user", &sel.user)?,
         address,
         method: method.to_string(),
         options: opts,

@@ -7,8 +7,9 @@
 //! - btrfs: `STORE/.view-PID-NAME`, the read-only snapshot of snapshot NAME that a
 //!   snap-take --to read it through ([`super::view`]) while nothing holds an flock on it.
 //! - zfs: `DATASET@NAME` (and its set) carrying pgdr:tool=snap-take and the pgdr:taker of a
-//!   run that is gone, but no pgdr:meta; and the clone `POOL/pgdr-read-*` such a run read
-//!   the snapshot through (zfs-fuse), which would keep snap-prune from destroying it.
+//!   run that is gone, but no pgdr:meta; and the clones `POOL/pgdr-read-*` (zfs-fuse) and
+//!   `POOL/pgdr-view-*` (--to) such a run read a snapshot through, which would keep
+//!   snap-prune from destroying it.
 //!
 //! Why it is safe: snapshots and partial copies are made only by snap-take, and only while it
 //! holds the store's lock (an flock on `STORE/.lock` the kernel drops when the holder dies),
@@ -22,7 +23,7 @@
 //! there the pgdr:taker of a run that is still alive also keeps it.
 
 use super::run::run;
-use super::zfs::{Zfs, PROP_META, PROP_TAKER, PROP_TOOL, READ_PREFIX};
+use super::zfs::{Zfs, PROP_META, PROP_TAKER, PROP_TOOL, READ_PREFIX, VIEW_PREFIX};
 use super::{btrfs::Btrfs, copy, probe::Filesystem, Backend};
 use pgdr_core::holder::Holder;
 use pgdr_core::{Context, Result};
@@ -264,7 +265,8 @@ fn zfs_unfinished(z: &Zfs) -> Result<Vec<(String, Vec<String>)>> {
 }
 
 /// The clones (dataset, mountpoint) snap-take read a snapshot of this dataset through
-/// and a killed run left: `POOL/pgdr-read-*` carrying pgdr:tool=snap-take and a
+/// and a killed run left: `POOL/pgdr-read-*` (and the views of --to, `POOL/pgdr-view-*`)
+/// carrying pgdr:tool=snap-take and a
 /// pgdr:taker whose run is provably gone, cloned from a snapshot of this dataset or a
 /// descendant. Such a clone keeps its snapshot from being destroyed.
 ///
@@ -282,7 +284,8 @@ fn zfs_read_clones(z: &Zfs) -> Result<Vec<(String, PathBuf)>> {
             "filesystem",
         ],
     )?;
-    let prefix = format!("{}/{READ_PREFIX}", z.pool());
+    // The read clones, and the views snap-take --to reads a whole snapshot through.
+    let prefixes = [READ_PREFIX, VIEW_PREFIX].map(|p| format!("{}/{p}", z.pool()));
     let me = Holder::me();
     let ours = |origin: &str| {
         origin
@@ -296,7 +299,9 @@ fn zfs_read_clones(z: &Zfs) -> Result<Vec<(String, PathBuf)>> {
             let [name, origin, mp, tool, taker] = f[..] else {
                 return None;
             };
-            let rest = name.strip_prefix(&prefix)?;
+            let rest = prefixes
+                .iter()
+                .find_map(|p| name.strip_prefix(p.as_str()))?;
             (!rest.contains('/') && tool == "snap-take" && ours(origin) && gone(taker, &me))
                 .then(|| (name.to_string(), PathBuf::from(mp)))
         })
@@ -318,11 +323,13 @@ fn gone(taker: &str, me: &Holder) -> bool {
 }
 
 /// Whether `dir` is named as [`Zfs::read_via_clone`] names its mountpoints
-/// (`$TMPDIR/pgdr-read-*`; the run that made it may have had another TMPDIR). Only an empty
-/// one is removed.
+/// (`$TMPDIR/pgdr-read-*`; the run that made it may have had another TMPDIR), or as a view's
+/// (`STORE/.view-*`). Only an empty one is removed.
 fn is_read_mountpoint(dir: &Path) -> bool {
-    dir.file_name()
-        .is_some_and(|n| n.to_string_lossy().starts_with(READ_PREFIX))
+    dir.file_name().is_some_and(|n| {
+        let n = n.to_string_lossy();
+        n.starts_with(READ_PREFIX) || n.starts_with(".view-")
+    })
 }
 
 /// Everything of `backend` that killed runs left, in the order it can be removed (a read

@@ -26,7 +26,7 @@ pub(crate) const READ_PREFIX: &str = "pgdr-read-";
 /// On clones: the snapshot they were made from.
 pub const PROP_CLONE: &str = "pgdr:clone";
 /// Read-only views of a snapshot set (an image is read from one) are `POOL/pgdr-view-PID-NAME`.
-const VIEW_PREFIX: &str = "pgdr-view-";
+pub(crate) const VIEW_PREFIX: &str = "pgdr-view-";
 
 /// The dataset holding a data directory.
 #[derive(Debug, Clone)]
@@ -421,14 +421,19 @@ impl Zfs {
             std::process::id(),
             meta.snapshot
         );
-        let clone = |snap: String, target: &str, mp: &Path| {
+        let clone = |snap: String, target: &str, mp: &Path, props: &[&str]| {
             let mpo = format!("mountpoint={}", mp.display());
-            run(
-                "zfs",
-                &["clone", "-o", "readonly=on", "-o", &mpo, &snap, target],
-            )
+            let mut args = vec!["clone", "-o", "readonly=on", "-o", &mpo];
+            for p in props {
+                args.extend(["-o", p]);
+            }
+            args.extend([snap.as_str(), target]);
+            run("zfs", &args)
         };
-        clone(self.snap(&meta.snapshot), &ds, mountpoint)?;
+        // Marked as the read clones are: a view whose taker is provably gone is a killed
+        // run's, removed by the next run under the store's lock (backend::leftovers).
+        let (tool, taker) = (format!("{PROP_TOOL}=snap-take"), taker_prop());
+        clone(self.snap(&meta.snapshot), &ds, mountpoint, &[&tool, &taker])?;
         let members = || -> Result<()> {
             for m in meta.members.iter().filter(|m| !m.rel.is_empty()) {
                 let suffix = m
@@ -439,6 +444,7 @@ impl Zfs {
                     format!("{}@{}", m.dataset, meta.snapshot),
                     &format!("{ds}/{suffix}"),
                     &mountpoint.join(&m.rel),
+                    &[],
                 )?;
             }
             Ok(())
@@ -460,18 +466,36 @@ impl Zfs {
         retry_busy(&["destroy", "-r", dataset]).map(drop)
     }
 
-    /// The views (dataset, mountpoint) of this pool left by runs whose process is gone.
+    /// The views (dataset, mountpoint) of this pool made by a pgdr before views carried
+    /// pgdr:taker (those are backend::leftovers' to judge) whose process is gone, judged by
+    /// the PID in the name as then.
     ///
     /// # Errors
     /// zfs cannot list the datasets.
     pub fn stale_views(&self) -> Result<Vec<(String, PathBuf)>> {
         let prefix = format!("{}/{VIEW_PREFIX}", self.pool());
-        Ok(datasets()?
-            .into_iter()
-            .filter_map(|(n, m)| {
+        let out = run(
+            "zfs",
+            &[
+                "list",
+                "-H",
+                "-o",
+                &format!("name,mountpoint,{PROP_TAKER}"),
+                "-t",
+                "filesystem",
+            ],
+        )?;
+        Ok(out
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.splitn(3, '\t').collect();
+                let [n, m, taker] = f[..] else {
+                    return None;
+                };
                 let rest = n.strip_prefix(&prefix)?;
                 let pid: i32 = rest.split('-').next()?.parse().ok()?;
-                (!rest.contains('/') && !super::view::alive(pid)).then(|| (n, PathBuf::from(m)))
+                (taker == "-" && !rest.contains('/') && !super::view::alive(pid))
+                    .then(|| (n.to_string(), PathBuf::from(m)))
             })
             .collect())
     }
