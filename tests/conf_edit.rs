@@ -658,6 +658,19 @@ fn values_are_checked_by_the_server_binary_without_a_server() {
     let names: Vec<String> = doc.problems.iter().filter_map(|p| p.name.clone()).collect();
     assert_eq!(names, ["nosuch_param", "fsync"], "{doc:?}");
     assert_eq!(doc.problems[1].line, Some(2));
+    // A value with an escaped newline is what PostgreSQL reads (a newline), and the range
+    // error after it is still found (before: the scratch file had a raw newline, a syntax
+    // error, and the real problem was missed).
+    std::fs::write(&f, "application_name = 'a\\nb'\nvacuum_cost_delay = -1\n").unwrap();
+    let doc: CheckReport = tool(TOOL)
+        .arg("-f")
+        .arg(&f)
+        .arg("check")
+        .run()
+        .expect_code(1)
+        .document();
+    let names: Vec<String> = doc.problems.iter().filter_map(|p| p.name.clone()).collect();
+    assert_eq!(names, ["vacuum_cost_delay"], "{doc:?}");
     // A good file is ok.
     std::fs::write(&f, "work_mem = 64MB\nwal_level = logical\n").unwrap();
     let doc: CheckReport = tool(TOOL)

@@ -212,7 +212,12 @@ impl Binary {
         for (n, v) in settings {
             text.push_str(n);
             text.push_str(" = ");
-            text.push_str(&crate::lex::quote_always(v));
+            // A newline or carriage return (written as \n, \r in the file being checked) cannot
+            // stand raw inside a quoted value (guc-file.l): escaped again, as PostgreSQL reads it.
+            let q = crate::lex::quote_always(v)
+                .replace('\n', "\\n")
+                .replace('\r', "\\r");
+            text.push_str(&q);
             text.push('\n');
         }
         std::fs::write(&conf, text).context(|| format!("cannot write {}", conf.display()))?;
