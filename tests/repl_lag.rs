@@ -167,6 +167,34 @@ fn healthy_pair_from_both_sides_together_and_as_metrics() {
         &[("server", &sserver)]
     )
     .is_some());
+
+    // Under a steady write load the reference position is never behind what the sender
+    // has sent (before, it was read first, and most samples under load had sent past it, so
+    // the byte lags were cut to 0).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (stop, conninfo) = (stop.clone(), p.conninfo());
+        std::thread::spawn(move || {
+            let mut c = postgres::Client::connect(&conninfo, postgres::NoTls).unwrap();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                c.batch_execute("insert into t select generate_series(1, 2000)")
+                    .unwrap();
+            }
+        })
+    };
+    for _ in 0..12 {
+        let (_, doc) = check_primary(&p.conninfo(), &[]);
+        for sb in &doc.standbys {
+            let sent = sb.sent_lsn.unwrap();
+            assert!(
+                sent <= doc.server_lsn,
+                "sent {sent} > server {}",
+                doc.server_lsn
+            );
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
 }
 
 #[test]

@@ -232,7 +232,7 @@ fn read_primary(client: &mut postgres::Client, p: &Probe, who: Head) -> Result<S
         &sql::primary_batch(p.version_num, p.ls_archive_status),
         "the replication statistics",
     )?;
-    let [head, snd, slt, arc] = b.as_slice() else {
+    let [snd, slt, head, arc] = b.as_slice() else {
         return Err(Error::failed("unexpected answer from the server")
             .because(format!("{} result sets instead of 4", b.len())));
     };

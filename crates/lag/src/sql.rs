@@ -199,12 +199,15 @@ pub fn wal_receiver(version: i64) -> String {
     )
 }
 
-/// The batch for a primary: header, senders, slots, archiver (one round trip).
+/// The batch for a primary: senders, slots, header, archiver (one round trip).
 pub fn primary_batch(version: i64, ls_archive_status: bool) -> String {
+    // The senders and slots before the reference position: WAL only grows, so every sent,
+    // flushed or replayed position read first is at or before it, and no lag is cut to 0
+    // because a sender moved past a position read earlier (under load it always had).
     [
-        primary_header(),
         senders(version),
         slots(version),
+        primary_header(),
         archiver(ls_archive_status),
     ]
     .join(";\n")
