@@ -348,6 +348,22 @@ fn a_stopped_primary_is_a_cut_stream_not_a_frozen_zero() {
         "CRITICAL outranks UNKNOWN: {}",
         out.stdout
     );
+    // As one plugin line: the standby's CRITICAL part before the primary's UNKNOWN one,
+    // although -d named the primary first (worst first).
+    let out = lag([
+        "-d",
+        &p.conninfo(),
+        "-d",
+        &s.conninfo(),
+        "--format",
+        "nagios",
+    ]);
+    assert_eq!(out.code, Some(2), "{}", out.stdout);
+    let (standby_at, primary_at) = (
+        out.stdout.find("WAL receiver").unwrap(),
+        out.stdout.find("cannot connect").unwrap(),
+    );
+    assert!(standby_at < primary_at, "{}", out.stdout);
 }
 
 #[test]

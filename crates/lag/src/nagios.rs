@@ -27,14 +27,21 @@ pub fn render(checked: &[Checked], th: &Thresholds) -> String {
             String::new()
         };
         let said = summarize(&c.report);
-        summary.push(if several {
-            format!("{}: {said}", c.instance)
-        } else {
-            said
-        });
+        summary.push((
+            c.report.status().rank(),
+            if several {
+                format!("{}: {said}", c.instance)
+            } else {
+                said
+            },
+        ));
         perf.prefix = prefix;
         perf.server(&c.report, th);
     }
+    // Worst first across the servers too (stable: -d order among equals); the perfdata
+    // keeps -d order.
+    summary.sort_by_key(|(rank, _)| std::cmp::Reverse(*rank));
+    let summary: Vec<String> = summary.into_iter().map(|(_, s)| s).collect();
     line(status, &summary.join("; "), &perf.items)
 }
 
