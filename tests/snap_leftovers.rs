@@ -242,6 +242,75 @@ fn views(store: &Path) -> Vec<PathBuf> {
     v
 }
 
+/// A repository for `c`'s images whose images lock the test holds, so a snap-take --to waits
+/// there with its view open (after the store's lock is let go).
+fn repo_with_images_locked(
+    c: &Cluster,
+) -> (tempfile::TempDir, PathBuf, pgdr_core::lock::LockGuard) {
+    let dir = pgdr_testkit::short_tempdir("pgdr-vw");
+    let repo = dir.path().join("repo");
+    tool("wal-archive")
+        .arg("init")
+        .arg("--repo")
+        .arg(&repo)
+        .arg("--pgdata")
+        .arg(&c.data)
+        .run()
+        .ok();
+    let lock = pgdr_core::lock::acquire(&repo.join("images.lock"), "the test", None).unwrap();
+    (dir, repo, lock)
+}
+
+/// snap-prune of `c`'s snapshots (keep 5), or its dry run.
+fn prune_of(c: &Cluster, dry: bool) -> pgdr_testkit::ToolOutput {
+    let mut t = tool("snap-prune").arg("--pgdata").arg(&c.data).args([
+        "--keep-last",
+        "5",
+        "--wait-lock",
+        "60",
+    ]);
+    if dry {
+        t = t.arg("--dry-run");
+    }
+    t.run().ok()
+}
+
+/// A snap-take --to of `c` into `repo`, alive and reading through its view once `view`
+/// finds exactly one; returns it and the view.
+fn reading_through<T: Clone>(
+    c: &Cluster,
+    repo: &Path,
+    view: impl Fn() -> Vec<T>,
+) -> (std::process::Child, T) {
+    let mut child = tool("snap-take")
+        .arg("--pgdata")
+        .arg(&c.data)
+        .arg("--to")
+        .arg(repo)
+        .args(["--wait-lock", "300"])
+        .into_command()
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let [v] = view().as_slice() {
+            return (child, v.clone());
+        }
+        assert!(child.try_wait().unwrap().is_none(), "snap-take ended");
+        assert!(Instant::now() < deadline, "no view within 120s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// SIGKILLs a child of the test and reaps it.
+fn kill(mut child: std::process::Child) {
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    assert_eq!(child.wait().unwrap().code(), None, "killed by a signal");
+}
+
 /// btrfs: snap-take --to reads the snapshot through the read-only subvolume
 /// `STORE/.view-PID-NAME`. While its run is alive (here: waiting for the repository's images
 /// lock the test holds, after the store's lock is let go) neither snap-prune nor its dry run
@@ -255,61 +324,9 @@ fn a_killed_btrfs_snap_take_to_leaves_a_view_the_next_run_removes() {
     let c = Cluster::builder().data_dir(sub.join("data")).start();
     c.execute("create table t as select generate_series(1, 1000) x");
     let store = sub.parent().unwrap().join(".pgdr-snapshots").join("pg");
-    let repo_dir = pgdr_testkit::short_tempdir("pgdr-vw");
-    let repo = repo_dir.path().join("repo");
-    tool("wal-archive")
-        .arg("init")
-        .arg("--repo")
-        .arg(&repo)
-        .arg("--pgdata")
-        .arg(&c.data)
-        .run()
-        .ok();
-    let images_lock =
-        pgdr_core::lock::acquire(&repo.join("images.lock"), "the test", None).unwrap();
-    let prune = |dry: bool| {
-        let mut t = tool("snap-prune").arg("--pgdata").arg(&c.data).args([
-            "--keep-last",
-            "5",
-            "--wait-lock",
-            "60",
-        ]);
-        if dry {
-            t = t.arg("--dry-run");
-        }
-        t.run().ok()
-    };
-    // A snap-take --to, alive and reading through its view; returns it and the view.
-    let reading = || {
-        let child = tool("snap-take")
-            .arg("--pgdata")
-            .arg(&c.data)
-            .arg("--to")
-            .arg(&repo)
-            .args(["--wait-lock", "300"])
-            .into_command()
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut child = child;
-        let deadline = Instant::now() + Duration::from_secs(120);
-        let view = loop {
-            if let [v] = views(&store).as_slice() {
-                break v.clone();
-            }
-            assert!(child.try_wait().unwrap().is_none(), "snap-take ended");
-            assert!(Instant::now() < deadline, "no view within 120s");
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        (child, view)
-    };
-    let kill = |mut child: std::process::Child| {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
-        assert_eq!(child.wait().unwrap().code(), None, "killed by a signal");
-    };
-
+    let (_repo_dir, repo, images_lock) = repo_with_images_locked(&c);
+    let prune = |dry: bool| prune_of(&c, dry);
+    let reading = || reading_through(&c, &repo, || views(&store));
     let (child, view) = reading();
     assert_eq!(std::fs::metadata(&view).unwrap().ino(), 256, "a subvolume");
     for dry in [true, false] {
@@ -641,18 +658,7 @@ fn a_killed_zfs_snap_take_to_leaves_a_view_the_next_run_removes() {
     let mnt = pool.create_dataset("pg");
     let c = Cluster::builder().data_dir(mnt.join("data")).start();
     c.execute("create table t as select generate_series(1, 1000) x");
-    let repo_dir = pgdr_testkit::short_tempdir("pgdr-zv");
-    let repo = repo_dir.path().join("repo");
-    tool("wal-archive")
-        .arg("init")
-        .arg("--repo")
-        .arg(&repo)
-        .arg("--pgdata")
-        .arg(&c.data)
-        .run()
-        .ok();
-    let images_lock =
-        pgdr_core::lock::acquire(&repo.join("images.lock"), "the test", None).unwrap();
+    let (_repo_dir, repo, images_lock) = repo_with_images_locked(&c);
     let views = || -> Vec<String> {
         zfs_datasets(&pool.name)
             .into_iter()
@@ -661,38 +667,8 @@ fn a_killed_zfs_snap_take_to_leaves_a_view_the_next_run_removes() {
             })
             .collect()
     };
-    let prune = |dry: bool| {
-        let mut t = tool("snap-prune").arg("--pgdata").arg(&c.data).args([
-            "--keep-last",
-            "5",
-            "--wait-lock",
-            "60",
-        ]);
-        if dry {
-            t = t.arg("--dry-run");
-        }
-        t.run().ok()
-    };
-    let mut child = tool("snap-take")
-        .arg("--pgdata")
-        .arg(&c.data)
-        .arg("--to")
-        .arg(&repo)
-        .args(["--wait-lock", "300"])
-        .into_command()
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let view = loop {
-        if let [v] = views().as_slice() {
-            break v.clone();
-        }
-        assert!(child.try_wait().unwrap().is_none(), "snap-take ended");
-        assert!(Instant::now() < deadline, "no view within 120s");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let prune = |dry: bool| prune_of(&c, dry);
+    let (child, view) = reading_through(&c, &repo, views);
     for dry in [true, false] {
         let out = prune(dry);
         assert!(out.document::<PruneReport>().removed_leftovers.is_empty());
@@ -703,9 +679,7 @@ fn a_killed_zfs_snap_take_to_leaves_a_view_the_next_run_removes() {
         );
         assert_eq!(views(), vec![view.clone()], "a live run's view was removed");
     }
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
-    assert_eq!(child.wait().unwrap().code(), None, "killed by a signal");
+    kill(child);
     assert_eq!(views(), vec![view.clone()]);
 
     let dry = prune(true);
