@@ -729,6 +729,75 @@ fn values_are_checked_by_the_server_binary_without_a_server() {
     assert!(doc.changed && doc.unchecked.is_empty(), "{doc:?}");
 }
 
+/// show marks a value the server refuses as pg_file_settings does: not applied, "setting
+/// could not be applied"; an earlier duplicate stays ignored and is not the effective setting.
+#[test]
+fn show_refuses_the_values_the_server_refuses() {
+    let c = Cluster::start();
+    let conf = c.data.join("postgresql.conf");
+    let original = std::fs::read(&conf).unwrap();
+    let mut text = original.clone();
+    text.extend_from_slice(
+        b"work_mem = 4MB\nwork_mem = 'abc'\nmaintenance_work_mem = 10\nlog_min_messages = bogus\nrandom_page_cost = 2\n",
+    );
+    std::fs::write(&conf, &text).unwrap();
+    let doc: ShowReport = tool(TOOL)
+        .arg("-D")
+        .arg(&c.data)
+        .arg("show")
+        .run()
+        .ok()
+        .document();
+    let mut client = c.client();
+    let server: Vec<(String, bool, Option<String>)> = client
+        .query(
+            "SELECT name, applied, error FROM pg_file_settings \
+             WHERE name IN ('work_mem', 'maintenance_work_mem', 'log_min_messages', 'random_page_cost') \
+             ORDER BY seqno",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    std::fs::write(&conf, &original).unwrap();
+    let names = [
+        "work_mem",
+        "maintenance_work_mem",
+        "log_min_messages",
+        "random_page_cost",
+    ];
+    let mine: Vec<(String, bool, Option<String>)> = doc
+        .entries
+        .iter()
+        .filter(|e| e.name.as_deref().is_some_and(|n| names.contains(&n)))
+        .map(|e| (e.name.clone().unwrap(), e.applied, e.error.clone()))
+        .collect();
+    assert_eq!(mine, server, "{doc:?}");
+    let refused = |n: &str| {
+        (
+            n.to_string(),
+            false,
+            Some("setting could not be applied".to_string()),
+        )
+    };
+    // The five rows appended (the cluster's own file may set some of these names too).
+    let tail = &mine[mine.len() - 5..];
+    assert_eq!(tail[0], ("work_mem".to_string(), false, None));
+    assert_eq!(tail[1], refused("work_mem"));
+    assert_eq!(tail[2], refused("maintenance_work_mem"));
+    assert_eq!(tail[3], refused("log_min_messages"));
+    assert_eq!(tail[4], ("random_page_cost".to_string(), true, None));
+    assert!(!doc.settings.contains_key("work_mem"), "{:?}", doc.settings);
+    assert!(
+        !doc.settings.contains_key("log_min_messages"),
+        "{:?}",
+        doc.settings
+    );
+    assert_eq!(doc.settings["random_page_cost"].value, "2");
+    assert_eq!(doc.errors.len(), 3, "{:?}", doc.errors);
+}
+
 /// Issue 18, item 5: an apply that would leave the file without any setting is refused
 /// without --allow-empty.
 #[test]

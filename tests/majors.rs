@@ -362,12 +362,7 @@ fn clone_to_a_point_in_time(major: u32) {
         .args(["--name", "drill", "--start", "--wait", "120"])
         .run();
     let doc = out.ok().document::<pgdr_clone::doc::CloneReport>();
-    let conn = format!(
-        "host={} port={} user=postgres dbname=postgres",
-        doc.socket_dir.display(),
-        doc.port
-    );
-    let mut c = postgres::Client::connect(&conn, postgres::NoTls).unwrap();
+    let mut c = pgdr_testkit::connect_at(&doc.socket_dir, doc.port);
     let batches: Vec<i32> = c
         .query("select distinct batch from t order by 1", &[])
         .unwrap()

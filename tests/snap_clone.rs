@@ -211,12 +211,7 @@ fn postgres_running_under(dir: &Path) -> bool {
 }
 
 fn client_of(doc: &CloneReport) -> postgres::Client {
-    let conn = format!(
-        "host={} port={} user=postgres dbname=postgres",
-        doc.socket_dir.display(),
-        doc.port
-    );
-    postgres::Client::connect(&conn, postgres::NoTls).unwrap()
+    pgdr_testkit::connect_at(&doc.socket_dir, doc.port)
 }
 
 fn rows(doc: &CloneReport) -> (Vec<i64>, i64) {

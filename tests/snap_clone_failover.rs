@@ -13,12 +13,7 @@ use std::path::Path;
 use std::time::Duration;
 
 fn client_of(doc: &CloneReport) -> postgres::Client {
-    let conn = format!(
-        "host={} port={} user=postgres dbname=postgres",
-        doc.socket_dir.display(),
-        doc.port
-    );
-    postgres::Client::connect(&conn, postgres::NoTls).unwrap()
+    pgdr_testkit::connect_at(&doc.socket_dir, doc.port)
 }
 
 fn tags(doc: &CloneReport) -> Vec<String> {

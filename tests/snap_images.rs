@@ -26,12 +26,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn rows(doc: &CloneReport) -> Vec<i64> {
-    let conn = format!(
-        "host={} port={} user=postgres dbname=postgres",
-        doc.socket_dir.display(),
-        doc.port
-    );
-    let mut c = postgres::Client::connect(&conn, postgres::NoTls).unwrap();
+    let mut c = pgdr_testkit::connect_at(&doc.socket_dir, doc.port);
     let n: i64 = c.query_one("select count(*) from t", &[]).unwrap().get(0);
     let b: Vec<i64> = c
         .query("select distinct batch::int8 from t order by 1", &[])

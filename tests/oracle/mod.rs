@@ -441,21 +441,28 @@ pub fn conf_corpus_agrees(c: &Cluster) {
                 )
             })
             .collect();
-        // A value the server cannot apply (a bad value, or a restart-only parameter that
-        // differs from the running one) is `check`'s business, not the parser's.
-        let value_errors = server
-            .iter()
-            .any(|r| r.4.as_deref() == Some("setting could not be applied"));
-        let server_cmp: Vec<Row> = server
-            .iter()
-            .map(|r| {
-                let mut r = r.clone();
-                if r.4.as_deref() == Some("setting could not be applied") {
-                    r.4 = None;
-                }
-                r
-            })
-            .collect();
+        // The server cannot apply a bad value, or a restart-only parameter that differs from
+        // the running one. show finds the first kind with the server binary and, reading the
+        // files alone, not the second: every row it refuses must be one the server refuses.
+        const NOT_APPLIED: &str = "setting could not be applied";
+        let value_errors = server.iter().any(|r| r.4.as_deref() == Some(NOT_APPLIED));
+        for (m, r) in mine.iter().zip(&server) {
+            if m.4.as_deref() == Some(NOT_APPLIED) && r.4.as_deref() != Some(NOT_APPLIED) {
+                failures.push(format!("{}: refused {m:?}, server {r:?}", f.display()));
+            }
+        }
+        let strip = |rows: &[Row]| -> Vec<Row> {
+            rows.iter()
+                .map(|r| {
+                    let mut r = r.clone();
+                    if r.4.as_deref() == Some(NOT_APPLIED) {
+                        r.4 = None;
+                    }
+                    r
+                })
+                .collect()
+        };
+        let (server_cmp, mine) = (strip(&server), strip(&mine));
         if mine != server_cmp {
             failures.push(format!(
                 "{}:\n  server: {server_cmp:?}\n  conf-edit: {mine:?}",

@@ -72,7 +72,9 @@ pub struct Entry {
     /// The line.
     pub line: u32,
     /// Whether the server would apply this row when it starts with these files (not
-    /// overridden later, no error anywhere). Read from the files alone: a running server that
+    /// overridden later, no error anywhere). A value the server binary refuses (checked with
+    /// `postgres -C` when it can be run) is f with "setting could not be applied", as in
+    /// pg_file_settings; the server would not start. Read from the files: a running server that
     /// reloaded a changed restart-only parameter (max_connections, shared_buffers …) keeps its
     /// old value, and its pg_file_settings says f with "setting could not be applied" until
     /// it restarts (`conf-edit check -d` lists such settings).

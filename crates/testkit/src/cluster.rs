@@ -374,3 +374,14 @@ impl Drop for Cluster {
             .output();
     }
 }
+
+/// A client of a server listening on `socket_dir` and `port` as `postgres` (a clone that
+/// snap-clone started: its document's socket_dir and port).
+pub fn connect_at(socket_dir: &std::path::Path, port: u16) -> postgres::Client {
+    let conn = format!(
+        "host={} port={port} user=postgres dbname=postgres",
+        socket_dir.display()
+    );
+    postgres::Client::connect(&conn, postgres::NoTls)
+        .unwrap_or_else(|e| panic!("connect to {conn}: {e}"))
+}

@@ -15,7 +15,7 @@ mod prometheus;
 mod run;
 pub mod s3;
 
-pub use cluster::{Cluster, ClusterBuilder};
+pub use cluster::{connect_at, Cluster, ClusterBuilder};
 pub use fs::{BtrfsMount, ZfsPool};
 pub use kill::{kill_9_when, opened_in};
 pub use majors::MAJORS;
