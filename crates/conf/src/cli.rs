@@ -67,7 +67,7 @@ pub enum Cmd {
         names: Vec<String>,
     },
     /// Print every effective setting with its source, every row as pg_file_settings has it,
-    /// and every error.
+    /// and every error (values checked by the server binary, postgres -C, when it can run).
     #[command()]
     Show,
     /// Set parameters: edit the effective line, else uncomment the sample line, else append.
